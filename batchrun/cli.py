@@ -1,0 +1,149 @@
+"""The command line: argparse in one place, one error handler, exit codes per DESIGN.md section 3.
+
+Each command lives in `batchrun/commands/<name>.py` as `main(args) -> int`; it may print its own
+results. Everything under it raises `BatchrunError`s, which `main` below turns into one message on
+stderr and an exit code. The library itself never prints and never exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from batchrun import __version__
+from batchrun.errors import (
+    ApiConnectionError,
+    ApiError,
+    AuthenticationError,
+    BatchrunError,
+    ManifestError,
+    SpecError,
+    StorageError,
+    UsageError,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_API = 3
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _add_base_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: the spec's base_url, else $REPLICATE_BASE_URL, "
+        "else https://api.replicate.com); a trailing /v1 is optional",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, in one place."""
+    parser = argparse.ArgumentParser(
+        prog="batchrun",
+        description="Run large batches of Replicate predictions from YAML specs.",
+    )
+    parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser("validate", help="check specs; print every error with its place")
+    validate.add_argument("specs", nargs="+", metavar="SPEC")
+
+    plan = commands.add_parser("plan", help="show what `run` would do; sends nothing to the API")
+    plan.add_argument("spec", metavar="SPEC")
+    plan.add_argument("--json", action="store_true", help="one JSON object per planned prediction")
+    plan.add_argument("--out", metavar="DIR", help="run folder to compare with (default: spec's)")
+    plan.add_argument("--shard", metavar="I/N", help="plan only shard I of N")
+
+    run = commands.add_parser("run", help="run what the plan says is left")
+    run.add_argument("spec", metavar="SPEC")
+    run.add_argument("--out", metavar="DIR", help="run folder (default: the spec's output)")
+    _add_base_url(run)
+    run.add_argument("--concurrency", type=_positive_int, metavar="N", help="predictions in flight")
+    run.add_argument("--rate", metavar="R", help="create requests per time, e.g. 600/min or 10/s")
+    run.add_argument("--limit", type=_positive_int, metavar="N", help="run only the first N planned")
+    run.add_argument("--retry-failed", action="store_true", help="run failed predictions again")
+    run.add_argument("--no-download", action="store_true", help="record output URLs, fetch nothing")
+    run.add_argument("--sandbox", action="store_true", help="run against the built-in emulator")
+    run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
+    status = commands.add_parser("status", help="what the manifest says")
+    status.add_argument("target", metavar="RUN_OR_SPEC")
+    status.add_argument("--json", action="store_true", help="machine-readable status")
+    status.add_argument("--csv", metavar="FILE", help="also export every record to a CSV file")
+
+    report = commands.add_parser("report", help="write RUN/report.html, an offline gallery")
+    report.add_argument("target", metavar="RUN_OR_SPEC")
+    report.add_argument("--rows", metavar="VAR", help="matrix variable for the grid's rows")
+    report.add_argument("--cols", metavar="VAR", help="matrix variable for the grid's columns")
+    report.add_argument("--output", metavar="FILE", help="where to write (default RUN/report.html)")
+
+    lock = commands.add_parser("lock", help="pin every model: owner/name to its version in SPEC.lock")
+    lock.add_argument("spec", metavar="SPEC")
+    _add_base_url(lock)
+    lock.add_argument("--sandbox", action="store_true", help="resolve against the built-in emulator")
+
+    sandbox = commands.add_parser("sandbox", help="serve the Replicate-compatible emulator")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sandbox.add_argument("--latency", type=float, metavar="S", help="seconds per prediction")
+    sandbox.add_argument("--failure-rate", type=float, metavar="P", help="share that fail")
+    sandbox.add_argument("--error-rate", type=float, metavar="P", help="share of 5xx answers")
+    sandbox.add_argument("--rate-limit", metavar="R", help="creates allowed, e.g. 600/min")
+    sandbox.add_argument("--no-wait", action="store_true", help="ignore Prefer: wait (pure polling)")
+    sandbox.add_argument("--file-ttl", type=float, metavar="S", help="seconds output URLs live")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `batchrun` console script and of `python -m batchrun`."""
+    args = build_parser().parse_args(argv)
+    command = importlib.import_module(f"batchrun.commands.{args.command}")
+    try:
+        code: int = command.main(args)
+    except KeyboardInterrupt:
+        print("batchrun: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BatchrunError as error:
+        print(_describe(error), file=sys.stderr)
+        return exit_code_for(error)
+    return code
+
+
+def exit_code_for(error: BatchrunError) -> int:
+    """The exit code DESIGN.md section 3 gives an error that stopped a command."""
+    if isinstance(error, SpecError | UsageError):
+        return EXIT_USAGE
+    if isinstance(error, AuthenticationError | ApiConnectionError):
+        return EXIT_API
+    if isinstance(error, ApiError):
+        return EXIT_API
+    if isinstance(error, ManifestError | StorageError):
+        return EXIT_FAILED
+    return EXIT_FAILED
+
+
+def _describe(error: BatchrunError) -> str:
+    if isinstance(error, SpecError):
+        count = len(error.issues)
+        noun = "error" if count == 1 else "errors"
+        return f"{error}\nbatchrun: {count} {noun} in the spec; nothing was sent"
+    return f"batchrun: {error}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
