@@ -330,7 +330,9 @@ class ManifestWriter:
                 os.fsync(out.fileno())
             os.replace(tmp, path)
             _fsync_dir(path.parent)
-            handle = path.open("ab")
+            # Unbuffered: each record is one write() of a whole line, with nothing left in a
+            # buffer to fail again (or to be lost) when the disk is full.
+            handle = path.open("ab", buffering=0)
         except OSError as error:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -340,8 +342,10 @@ class ManifestWriter:
     def append(self, record: Record) -> None:
         """Write one record and flush it to the OS."""
         try:
-            self._handle.write(_line(record.to_json()))
-            self._handle.flush()
+            data = memoryview(_line(record.to_json()))
+            while data:
+                written = self._handle.write(data)
+                data = data[written or 0 :]
         except OSError as error:
             raise _storage_error(self.path, error) from None
         self._dirty = True

@@ -138,7 +138,7 @@ def test_a_folder_that_cannot_be_made_is_a_storage_error(tmp_path: Path) -> None
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_is_a_storage_error_naming_the_manifest() -> None:
-    with Path("/dev/full").open("ab") as handle:
+    with Path("/dev/full").open("ab", buffering=0) as handle:
         writer = ManifestWriter(Path("/dev/full"), handle)
         with pytest.raises(StorageError) as caught:
             writer.append(record("a", "submitting"))
