@@ -1,0 +1,157 @@
+"""Models and versions: every `owner/name` exists; its versions are stable 64-hex ids.
+
+A model's version id is a hash of its name and a generation counter. `bump` starts a new
+generation ("the latest version changed"); older versions keep working when named explicitly.
+With `strict_versions` off, a 64-hex id the sandbox never derived is adopted as one more
+version of the named model (or, without a name, of a placeholder model), so specs written
+against real Replicate version ids run unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+LANGUAGE_HINTS = ("llama", "gpt", "mistral", "qwen", "gemma", "chat", "llm", "text")
+COG_VERSION = "0.13.7"
+
+
+def is_model_name(owner: str, name: str) -> bool:
+    """Whether `owner/name` is spelled like a Replicate model reference."""
+    return bool(_NAME.match(owner) and _NAME.match(name))
+
+
+def model_kind(model: str) -> str:
+    """`language` for names that look like text models (or owner `meta`), else `image`."""
+    owner, _, name = model.partition("/")
+    lowered = name.lower()
+    if owner == "meta" or any(hint in lowered for hint in LANGUAGE_HINTS):
+        return "language"
+    return "image"
+
+
+def derived_version_id(model: str, generation: int) -> str:
+    """The stable version id of generation `generation` of `model`."""
+    return hashlib.sha256(f"batchrun-sandbox:{model}:{generation}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a model."""
+
+    id: str
+    model: str
+    created_at: float
+    derived: bool
+
+    def to_json(self, iso: str) -> dict[str, Any]:
+        """The version as Replicate shows it (`iso` is `created_at` already formatted)."""
+        return {
+            "id": self.id,
+            "created_at": iso,
+            "cog_version": COG_VERSION,
+            "openapi_schema": openapi_schema(model_kind(self.model)),
+        }
+
+
+@dataclass
+class Model:
+    """A model the sandbox has been asked about, with its versions newest last."""
+
+    owner: str
+    name: str
+    versions: list[Version] = field(default_factory=list)
+    run_count: int = 0
+
+    @property
+    def full_name(self) -> str:
+        """`owner/name`."""
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def latest(self) -> Version:
+        """The newest derived version (adopted ones never become the latest)."""
+        return next(v for v in reversed(self.versions) if v.derived)
+
+
+class ModelRegistry:
+    """Models and versions by name and id. Not thread-safe: the state's lock guards it."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, Model] = {}
+        self._versions: dict[str, Version] = {}
+
+    def model(self, owner: str, name: str, now: float) -> Model:
+        """The model `owner/name`, created with its first version on first use."""
+        key = f"{owner}/{name}"
+        found = self._models.get(key)
+        if found is None:
+            found = Model(owner, name)
+            self._models[key] = found
+            self._add(found, derived_version_id(key, 0), now, derived=True)
+        return found
+
+    def bump(self, owner: str, name: str, now: float) -> Version:
+        """Give `owner/name` a new latest version."""
+        model = self.model(owner, name, now)
+        generation = sum(1 for v in model.versions if v.derived)
+        return self._add(model, derived_version_id(model.full_name, generation), now, derived=True)
+
+    def all(self) -> list[Model]:
+        """Every model asked about so far."""
+        return list(self._models.values())
+
+    def version(self, version_id: str) -> Version | None:
+        """The version with this id, if the sandbox knows it."""
+        return self._versions.get(version_id)
+
+    def adopt(self, owner: str, name: str, version_id: str, now: float) -> Version:
+        """Make a foreign version id a version of `owner/name` (lenient mode)."""
+        model = self.model(owner, name, now)
+        known = self._versions.get(version_id)
+        if known is not None and known.model == model.full_name:
+            return known
+        return self._add(model, version_id, now, derived=False)
+
+    def _add(self, model: Model, version_id: str, now: float, *, derived: bool) -> Version:
+        version = Version(version_id, model.full_name, now, derived)
+        model.versions.append(version)
+        self._versions.setdefault(version_id, version)
+        return version
+
+
+def openapi_schema(kind: str) -> dict[str, Any]:
+    """A Cog-style schema of the inputs the sandbox understands and the output it returns."""
+    inputs: dict[str, Any] = {
+        "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+        "seed": {"type": "integer", "title": "Seed", "x-order": 1},
+    }
+    if kind == "image":
+        inputs |= {
+            "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1},
+            "width": {"type": "integer", "minimum": 64, "maximum": 2048, "default": 256},
+            "height": {"type": "integer", "minimum": 64, "maximum": 2048, "default": 256},
+        }
+        output: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "uri"}}
+    else:
+        output = {
+            "type": "array",
+            "items": {"type": "string"},
+            "x-cog-array-type": "iterator",
+            "x-cog-array-display": "concatenate",
+        }
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": "0.1.0"},
+        "paths": {},
+        "components": {
+            "schemas": {
+                "Input": {"type": "object", "title": "Input", "properties": inputs},
+                "Output": {"title": "Output", **output},
+            }
+        },
+    }
