@@ -1,0 +1,113 @@
+"""A token-bucket rate limiter for anyio tasks, which slows down when the server says 429.
+
+Acquirers queue behind one fair lock, so tokens are handed out in the order they were asked for:
+a task that has waited longest is served first, however many tasks pile up. Only the task at the
+head of the queue sleeps, and it re-checks the bucket when it wakes, so a `pause()` that arrives
+while it sleeps still holds it back.
+
+Adaptation is AIMD, as in TCP: a 429 cuts the rate by `decrease` (once per pause, so a burst of
+429s from requests that were already in flight counts once), and every `recovery_interval` seconds
+without one adds `recovery_step` back, up to the configured rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+
+class RateLimiter:
+    """Token bucket on anyio: `await acquire()` before each request; `pause(s)` after a 429."""
+
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        burst: float | None = None,
+        adaptive: bool = True,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        decrease: float = 0.5,
+        min_rate: float | None = None,
+        recovery_step: float | None = None,
+        recovery_interval: float = 10.0,
+    ) -> None:
+        if per_second <= 0:
+            raise ValueError(f"a rate must be positive, got {per_second}")
+        if burst is not None and burst < 1:
+            raise ValueError(f"a burst must be at least 1, got {burst}")
+        if not 0 < decrease < 1:
+            raise ValueError(f"decrease must be between 0 and 1, got {decrease}")
+        self.configured_rate = float(per_second)
+        self.burst = float(burst) if burst is not None else max(1.0, self.configured_rate)
+        self.adaptive = adaptive
+        self._clock = clock
+        self._sleep = sleep
+        self._decrease = decrease
+        # The floor keeps a long 429 storm from stalling the run for hours once it has passed.
+        self._min_rate = min_rate if min_rate is not None else self.configured_rate / 64
+        self._step = recovery_step if recovery_step is not None else self.configured_rate / 10
+        self._interval = recovery_interval
+        self._rate = self.configured_rate
+        self._tokens = self.burst
+        self._updated: float | None = None  # clock reading the bucket was last refilled at
+        self._paused_until = float("-inf")
+        self._recovered_at = float("-inf")  # clock reading the last recovery step counts from
+        self._lock = anyio.Lock()
+        self.acquired = 0
+        self.pauses = 0
+        self.decreases = 0
+
+    @property
+    def current_rate(self) -> float:
+        """Tokens per second right now, after any decrease and the recovery since."""
+        self._refill(self._clock())
+        return self._rate
+
+    @property
+    def paused_until(self) -> float:
+        """Clock reading before which no token is handed out."""
+        return self._paused_until
+
+    async def acquire(self) -> None:
+        """Wait for a token, in the order callers arrived."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._refill(now)
+                wait = max(self._paused_until - now, (1.0 - self._tokens) / self._rate)
+                # A nanosecond is "now": float rounding must not leave a token forever 1e-16 away.
+                if wait <= 1e-9:
+                    self._tokens -= 1.0
+                    self.acquired += 1
+                    return
+                await self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Hand out no token for `seconds` from now, and (if adaptive) lower the rate."""
+        now = self._clock()
+        self._refill(now)
+        self.pauses += 1
+        already_paused = now < self._paused_until
+        until = now + max(0.0, seconds)
+        if until > self._paused_until:
+            self._paused_until = until
+        # Whatever was saved up before the 429 is not ours to spend right after it.
+        self._tokens = min(self._tokens, 0.0)
+        self._updated = max(now, self._paused_until)
+        if self.adaptive and not already_paused:
+            self._rate = max(self._min_rate, self._rate * self._decrease)
+            self.decreases += 1
+        self._recovered_at = self._paused_until
+
+    def _refill(self, now: float) -> None:
+        if self._updated is None:
+            self._updated = now
+        elif now > self._updated:
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+        if self._rate < self.configured_rate and now >= self._recovered_at + self._interval:
+            steps = int((now - self._recovered_at) // self._interval)
+            self._rate = min(self.configured_rate, self._rate + steps * self._step)
+            self._recovered_at += steps * self._interval
