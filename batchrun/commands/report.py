@@ -1,0 +1,34 @@
+"""`batchrun report RUN_OR_SPEC [--rows VAR] [--cols VAR] [--output FILE]`: the HTML gallery."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from pathlib import Path
+
+from batchrun.commands._runs import run_dir_of
+from batchrun.errors import StorageError
+from batchrun.report import REPORT_NAME, build_report
+
+
+def main(args: argparse.Namespace) -> int:
+    """Write the report (atomically) and print where it is."""
+    run_dir = run_dir_of(args.target)
+    dest = Path(args.output) if args.output else run_dir / REPORT_NAME
+    page = build_report(run_dir, dest=dest, rows=args.rows, cols=args.cols)
+    write_atomically(dest, page)
+    print(dest)
+    return 0
+
+
+def write_atomically(dest: Path, text: str) -> None:
+    """Write `text` to `dest` through a temporary file, so a reader never sees half a page."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, dest)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
