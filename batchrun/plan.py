@@ -1,0 +1,420 @@
+"""The plan: every prediction a spec asks for, with its key, streamed in a stable order.
+
+    for p in iter_plan(load_spec("specs/sweep.yaml")):
+        p.key, p.job, p.target, p.input, p.vars, p.repeat
+
+A key is the first 16 hex characters of the sha256 of the canonical JSON of
+`{"target": ..., "input": ..., "repeat": r}`, where a local file counts by its content
+(`{"file": {"sha256", "size"}}`), not its path. So the same spec gives the same keys on every
+machine, and settings that change how (not what) is predicted leave keys alone.
+
+Problems only a row can show (a variable some include rows lack, a templated file that is not
+there, two rows that would make the same prediction) are SpecErrors raised when found;
+`check_plan` walks the whole plan and collects them instead, for `batchrun validate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchrun.describe import join_names, show, show_row
+from batchrun.errors import SpecError, SpecIssue, UsageError
+from batchrun.jobs import Job
+from batchrun.spec import Spec
+from batchrun.target import Target
+from batchrun.template import KeyPath, MissingVariable, RenderError, compile_value
+from batchrun.yamlpos import format_path
+
+
+@dataclass(frozen=True, slots=True)
+class FileInput:
+    """A local file an input sends (`{file: path}` in the spec)."""
+
+    path: Path  # absolute
+    relpath: str  # as the spec named it, relative to the spec's folder
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        """How manifests and `plan --json` show it."""
+        return {"file": self.relpath, "sha256": self.sha256, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPrediction:
+    """One prediction of the plan. `input` and `vars` are shared with other rows: read-only."""
+
+    key: str
+    job: str
+    target: Target
+    input: dict[str, Any]
+    vars: dict[str, Any]
+    repeat: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `plan --json` prints for this prediction."""
+        return {
+            "key": self.key,
+            "job": self.job,
+            "target": self.target.to_json(),
+            "vars": self.vars,
+            "input": jsonable(self.input),
+            "repeat": self.repeat,
+        }
+
+
+def _fast_constructor() -> Callable[..., PlannedPrediction]:
+    """What PlannedPrediction(...) does, at half the cost of a frozen dataclass's __init__
+    (which goes through object.__setattr__ per field); the plan makes millions of them."""
+    new = object.__new__
+    fields = ("key", "job", "target", "input", "vars", "repeat")
+    assert PlannedPrediction.__slots__ == fields
+    set_key, set_job, set_target, set_input, set_vars, set_repeat = (
+        getattr(PlannedPrediction, name).__set__ for name in fields
+    )
+
+    def make(
+        key: str, job: str, target: Target, input: Any, vars: Any, repeat: int
+    ) -> PlannedPrediction:
+        made: PlannedPrediction = new(PlannedPrediction)
+        set_key(made, key)
+        set_job(made, job)
+        set_target(made, target)
+        set_input(made, input)
+        set_vars(made, vars)
+        set_repeat(made, repeat)
+        return made
+
+    return make
+
+
+_planned = _fast_constructor()
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with every FileInput replaced by its JSON form."""
+    if isinstance(value, FileInput):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, FileInput):
+        return value.to_json()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _as_key_json(value: Any) -> Any:
+    if isinstance(value, FileInput):
+        return {"file": {"sha256": value.sha256, "size": value.size}}
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_OPTIONS: dict[str, Any] = {
+    "sort_keys": True,
+    "separators": (",", ":"),
+    "ensure_ascii": False,
+    "allow_nan": False,
+}
+
+
+def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """json.dumps with _OPTIONS, minus the cost of building an encoder on every call."""
+    encoder = json.JSONEncoder(default=default, **_OPTIONS)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:
+        return encoder.encode
+    # The same C encoder json.dumps builds per call; no cycle check (markers=None): specs
+    # are trees, since the YAML loader refuses aliases that contain themselves.
+    iterencode = make(None, default, basestring, None, ":", ",", True, False, False)
+
+    def encode(value: Any) -> str:
+        kind = value.__class__
+        if kind is str:
+            return basestring(value)  # type: ignore[no-any-return]
+        if kind is int:
+            return int.__repr__(value)
+        if kind is dict or kind is list:
+            return "".join(iterencode(value, 0))
+        return encoder.encode(value)
+
+    return encode
+
+
+_canonical = _encoder(_as_json)
+_key_canonical = _encoder(_as_key_json)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 as is, no NaN; FileInputs as their `to_json()`."""
+    return _canonical(value)
+
+
+def prediction_key(target: Target, input: Mapping[str, Any], repeat: int) -> str:
+    """The key of a prediction: 16 hex characters naming what it computes."""
+    return _key(_key_canonical(dict(input)), repeat, _key_canonical(target.to_json()))
+
+
+def _key(input_json: str, repeat: int, target_json: str) -> str:
+    # Exactly canonical JSON of {"input", "repeat", "target"} (sorted keys), built without
+    # re-encoding the input for every repeat.
+    text = f'{{"input":{input_json},"repeat":{repeat},"target":{target_json}}}'
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` (1-based) of `count`: the keys with int(key, 16) % count == index - 1."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """`I/N` as `--shard` takes it; UsageError if it is not 1 <= I <= N."""
+    index_text, slash, count_text = text.partition("/")
+    try:
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        index = count = 0
+    if not slash or not 1 <= index <= count:
+        raise UsageError(f"--shard expects I/N with 1 <= I <= N, like 2/8; got {text!r}")
+    return Shard(index, count)
+
+
+def in_shard(key: str, shard: Shard | None) -> bool:
+    """Whether a key belongs to a shard (every key belongs to no shard at all)."""
+    return shard is None or int(key, 16) % shard.count == shard.index - 1
+
+
+Report = Callable[[SpecIssue, tuple[Any, ...]], None]
+
+
+def _raise(issue: SpecIssue, kind: tuple[Any, ...]) -> None:
+    raise SpecError([issue])
+
+
+def iter_plan(
+    spec: Spec, *, jobs: Collection[str] | None = None, shard: Shard | None = None
+) -> Iterator[PlannedPrediction]:
+    """Every planned prediction, jobs in spec order; SpecError at a row that cannot be planned."""
+    return _plan(spec, _chosen(spec, jobs), shard, _raise)
+
+
+def _chosen(spec: Spec, jobs: Collection[str] | None) -> list[Job]:
+    if jobs is None:
+        return list(spec.jobs)
+    known = [job.id for job in spec.jobs]
+    unknown = [name for name in jobs if name not in known]
+    if unknown:
+        raise UsageError(f"no job named '{unknown[0]}'; the jobs are {join_names(known)}")
+    return [job for job in spec.jobs if job.id in jobs]
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """What walking the whole plan found: predictions per job, and the rows that fail."""
+
+    counts: dict[str, int]
+    issues: tuple[SpecIssue, ...]
+
+    @property
+    def total(self) -> int:
+        """Predictions in the plan."""
+        return sum(self.counts.values())
+
+
+def check_plan(spec: Spec, *, per_kind: int = 1) -> PlanCheck:
+    """Walk the whole plan (streaming) and collect every row problem, `per_kind` of each sort."""
+    issues: list[SpecIssue] = []
+    seen: dict[tuple[Any, ...], int] = {}
+
+    def collect(issue: SpecIssue, kind: tuple[Any, ...]) -> None:
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= per_kind:
+            issues.append(issue)
+
+    counts = dict.fromkeys((job.id for job in spec.jobs), 0)
+    for planned in _plan(spec, list(spec.jobs), None, collect):
+        counts[planned.job] += 1
+    return PlanCheck(counts, tuple(sorted(set(issues))))
+
+
+class _Files:
+    """FileInputs for `{file: ...}`, each file hashed once however many rows name it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.known: dict[str, FileInput] = {}
+
+    def make(self, written: Any, where: KeyPath) -> FileInput:
+        if not isinstance(written, str) or not written:
+            raise RenderError(f"expected the path of a file, got {show(written)}", where)
+        found = self.known.get(written)
+        if found is not None:
+            return found
+        path = Path(os.path.normpath(self.folder / os.path.expanduser(written)))
+        try:
+            digest, size = _hash(path)
+        except IsADirectoryError:
+            raise RenderError(f"'{written}' is a folder, not a file", where) from None
+        except FileNotFoundError:
+            raise RenderError(f"file '{written}' does not exist", where) from None
+        except OSError as error:
+            raise RenderError(f"cannot read '{written}': {error.strerror}", where) from None
+        made = FileInput(path, Path(written).as_posix(), digest, size)
+        self.known[written] = made
+        return made
+
+
+def _hash(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _plan(
+    spec: Spec, jobs: list[Job], shard: Shard | None, report: Report
+) -> Iterator[PlannedPrediction]:
+    files = _Files(spec.folder)
+    seen: set[str] = set()
+    for job in jobs:
+        yield from _job_plan(spec, job, files, seen, shard, report)
+
+
+def _job_plan(
+    spec: Spec,
+    job: Job,
+    files: _Files,
+    seen: set[str],
+    shard: Shard | None,
+    report: Report,
+) -> Iterator[PlannedPrediction]:
+    try:
+        compiled = compile_value(dict(job.input), wraps={"file": files.make}, encode=_key_canonical)
+    except RenderError as error:  # a file named without a template: found once, here
+        report(spec.issue((*job.path, "input", *error.where), error.message), ("file", job.id))
+        return
+    render = compiled.render_encoded
+    assert render is not None
+    per_repeat = "repeat" in compiled.variables
+    with_job = "job" in compiled.variables
+    target, job_id = job.target, job.id
+    target_json = _key_canonical(target.to_json())
+    # The canonical JSON of {"input", "repeat", "target"} (sorted keys) is the input's JSON
+    # between a fixed head and one fixed tail per repeat: no need to encode it again.
+    tails = [f',"repeat":{r},"target":{target_json}}}' for r in range(job.repeat)]
+    count = failed = 0
+    for row, origin in job.matrix.rows():
+        context = {**row, "job": job_id} if with_job else row
+        for repeat, tail in enumerate(tails):
+            if per_repeat or repeat == 0:
+                try:
+                    input, text = render({**context, "repeat": repeat} if per_repeat else context)
+                except RenderError as error:
+                    failed += 1
+                    report(*_row_issue(spec, job, row, origin, error))
+                    break
+            key = hashlib.sha256(f'{{"input":{text}{tail}'.encode()).hexdigest()[:16]
+            before = len(seen)
+            seen.add(key)
+            if len(seen) == before:
+                failed += 1
+                report(*_duplicate(spec, job, row, origin, key))
+                continue
+            count += 1
+            if shard is None or int(key, 16) % shard.count == shard.index - 1:
+                yield _planned(key, job_id, target, input, row, repeat)
+    if count == 0 and not failed:
+        message = "the matrix expands to no predictions"
+        report(spec.issue(job.path, message), ("empty", job.id))
+
+
+def _row_place(job: Job, origin: int | None) -> KeyPath:
+    if origin is not None:
+        return (*job.path, "include", origin)
+    return (*job.path, "matrix") if job.matrix.axes else job.path
+
+
+def _row_issue(
+    spec: Spec, job: Job, row: Mapping[str, Any], origin: int | None, error: RenderError
+) -> tuple[SpecIssue, tuple[Any, ...]]:
+    template_path = (*job.path, "input", *error.where)
+    kind = (type(error).__name__, job.id, origin, error.where)
+    if isinstance(error, MissingVariable):
+        message = (
+            f"this row ({show_row(row)}) has no variable '{error.ref.name}',"
+            f" which {format_path(template_path)} uses"
+        )
+        return spec.issue(_row_place(job, origin), message), kind
+    return spec.issue(template_path, f"{error.message}, in the row {show_row(row)}"), kind
+
+
+def _duplicate(
+    spec: Spec, job: Job, row: Mapping[str, Any], origin: int | None, key: str
+) -> tuple[SpecIssue, tuple[Any, ...]]:
+    message = (
+        f"this row ({show_row(row)}) makes the same prediction as an earlier row (key {key});"
+        " rows must differ in what they send (repeat: runs one input several times)"
+    )
+    return spec.issue(_row_place(job, origin), message), ("duplicate", job.id, origin)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One job's part of a plan: its size and a few example predictions."""
+
+    id: str
+    target: Target
+    count: int
+    examples: tuple[PlannedPrediction, ...]
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What `plan` shows when there is no manifest to compare with yet."""
+
+    name: str
+    spec: Path
+    output: Path
+    shard: Shard | None
+    jobs: tuple[JobSummary, ...] = field(default=())
+
+    @property
+    def total(self) -> int:
+        """Predictions planned, all jobs together."""
+        return sum(job.count for job in self.jobs)
+
+
+def summarize(
+    spec: Spec, *, shard: Shard | None = None, output: Path | None = None, examples: int = 3
+) -> PlanSummary:
+    """Walk the plan once (streaming) and keep counts and the first `examples` of each job."""
+    counts = dict.fromkeys((job.id for job in spec.jobs), 0)
+    kept: dict[str, list[PlannedPrediction]] = {job.id: [] for job in spec.jobs}
+    for planned in iter_plan(spec, shard=shard):
+        counts[planned.job] += 1
+        if len(kept[planned.job]) < examples:
+            kept[planned.job].append(planned)
+    jobs = tuple(
+        JobSummary(job.id, job.target, counts[job.id], tuple(kept[job.id])) for job in spec.jobs
+    )
+    return PlanSummary(spec.name, spec.path, output or spec.output, shard, jobs)
