@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchrun.describe import join_names, show, show_row
 from batchrun.errors import SpecError, SpecIssue, UsageError
@@ -173,15 +173,17 @@ def _key(input_json: str, repeat: int, target_json: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
-class Shard:
-    """Shard `index` (1-based) of `count`: the keys with int(key, 16) % count == index - 1."""
+class Shard(NamedTuple):
+    """Shard `number` (1-based) of `total`: the keys with int(key, 16) % total == number - 1.
 
-    index: int
-    count: int
+    A plain (number, total) tuple works wherever a Shard is expected.
+    """
+
+    number: int
+    total: int
 
     def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
+        return f"{self.number}/{self.total}"
 
 
 def parse_shard(text: str) -> Shard:
@@ -196,9 +198,12 @@ def parse_shard(text: str) -> Shard:
     return Shard(index, count)
 
 
-def in_shard(key: str, shard: Shard | None) -> bool:
-    """Whether a key belongs to a shard (every key belongs to no shard at all)."""
-    return shard is None or int(key, 16) % shard.count == shard.index - 1
+def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
+    """Whether a key belongs to shard (index, count); with no shard, every key does."""
+    if shard is None:
+        return True
+    index, count = shard
+    return int(key, 16) % count == index - 1
 
 
 Report = Callable[[SpecIssue, tuple[Any, ...]], None]
@@ -209,10 +214,10 @@ def _raise(issue: SpecIssue, kind: tuple[Any, ...]) -> None:
 
 
 def iter_plan(
-    spec: Spec, *, jobs: Collection[str] | None = None, shard: Shard | None = None
+    spec: Spec, *, jobs: Collection[str] | None = None, shard: tuple[int, int] | None = None
 ) -> Iterator[PlannedPrediction]:
     """Every planned prediction, jobs in spec order; SpecError at a row that cannot be planned."""
-    return _plan(spec, _chosen(spec, jobs), shard, _raise)
+    return _plan(spec, _chosen(spec, jobs), Shard(*shard) if shard else None, _raise)
 
 
 def _chosen(spec: Spec, jobs: Collection[str] | None) -> list[Job]:
@@ -341,7 +346,7 @@ def _job_plan(
                 report(*_duplicate(spec, job, row, origin, key))
                 continue
             count += 1
-            if shard is None or int(key, 16) % shard.count == shard.index - 1:
+            if shard is None or int(key, 16) % shard.total == shard.number - 1:
                 yield _planned(key, job_id, target, input, row, repeat)
     if count == 0 and not failed:
         message = "the matrix expands to no predictions"
@@ -405,7 +410,11 @@ class PlanSummary:
 
 
 def summarize(
-    spec: Spec, *, shard: Shard | None = None, output: Path | None = None, examples: int = 3
+    spec: Spec,
+    *,
+    shard: tuple[int, int] | None = None,
+    output: Path | None = None,
+    examples: int = 3,
 ) -> PlanSummary:
     """Walk the plan once (streaming) and keep counts and the first `examples` of each job."""
     counts = dict.fromkeys((job.id for job in spec.jobs), 0)
@@ -417,4 +426,5 @@ def summarize(
     jobs = tuple(
         JobSummary(job.id, job.target, counts[job.id], tuple(kept[job.id])) for job in spec.jobs
     )
-    return PlanSummary(spec.name, spec.path, output or spec.output, shard, jobs)
+    chosen = Shard(*shard) if shard else None
+    return PlanSummary(spec.name, spec.path, output or spec.output, chosen, jobs)

@@ -1,0 +1,44 @@
+"""`batchrun validate SPEC...`: schema and meaning checks, every row expanded, nothing sent.
+
+Errors go to stderr, one per line as `file:line:col: path: message`; each good spec gets one
+`SPEC: ok (N predictions in M jobs)` line on stdout. Exit 0 when every spec is fine, else 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from batchrun.cli import EXIT_OK, EXIT_USAGE
+from batchrun.errors import SpecError, SpecIssue
+from batchrun.issues import shown_path
+from batchrun.plan import check_plan
+from batchrun.spec import load_spec
+
+
+def main(args: argparse.Namespace) -> int:
+    """Check each spec in turn; report all of their problems."""
+    failed = False
+    for path in args.specs:
+        shown = shown_path(path)
+        issues: tuple[SpecIssue, ...]
+        try:
+            spec = load_spec(path)
+            checked = check_plan(spec)
+        except SpecError as error:
+            issues = error.issues
+        else:
+            issues = checked.issues
+        if issues:
+            failed = True
+            for issue in issues:
+                print(issue, file=sys.stderr)
+            print(f"{shown}: {_count(len(issues), 'error')}", file=sys.stderr)
+        else:
+            jobs = _count(len(spec.jobs), "job")
+            print(f"{shown}: ok ({_count(checked.total, 'prediction')} in {jobs})")
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
