@@ -1,0 +1,93 @@
+"""Plan a 1,000,000-prediction spec; print predictions per second and peak memory.
+
+    python bench/plan_bench.py              # the full million, timed, peak RSS
+    python bench/plan_bench.py --rows 200   # 200 × 1,000 rows, faster
+    python bench/plan_bench.py --tracemalloc 100000   # also trace Python allocations on 100k
+
+Goal (issue #2): at least 100,000 predictions/s and under 300 MB peak. Kept out of the test
+suite on purpose: timings belong to a quiet machine, not to CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from batchrun.plan import iter_plan
+from batchrun.spec import load_spec
+
+SPEC = """\
+batchrun: 1
+name: bench
+jobs:
+  - model: acme/image-model
+    input:
+      prompt: "${{subject}}, variation ${{seed}}"
+      seed: ${{seed}}
+      width: 512
+      height: 512
+      negative_prompt: blurry, low quality
+    matrix:
+      subject: {{lines: subjects.txt}}
+      seed: {{range: [0, {seeds}]}}
+    exclude:
+      - {{subject: subject 0, seed: 0}}
+    include:
+      - {{subject: an extra subject, seed: 42}}
+"""
+
+
+def write_spec(folder: Path, subjects: int, seeds: int) -> Path:
+    """A spec of `subjects` × `seeds` rows, less one excluded, plus one included."""
+    lines = "".join(f"subject {i}\n" for i in range(subjects))
+    (folder / "subjects.txt").write_text(lines, encoding="utf-8")
+    spec = folder / "bench.yaml"
+    spec.write_text(SPEC.format(seeds=seeds), encoding="utf-8")
+    return spec
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (ru_maxrss is KB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def run(spec_path: Path) -> tuple[int, float, float]:
+    """Load the spec and walk its whole plan (keys included): count, wall and CPU seconds."""
+    started, cpu = time.perf_counter(), time.process_time()
+    spec = load_spec(spec_path)
+    count = 0
+    for _ in iter_plan(spec):
+        count += 1
+    return count, time.perf_counter() - started, time.process_time() - cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1000, help="subjects (default 1000)")
+    parser.add_argument("--seeds", type=int, default=1000, help="seeds (default 1000)")
+    parser.add_argument("--tracemalloc", type=int, metavar="N", help="trace a pass of ~N rows")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        spec = write_spec(Path(folder), args.rows, args.seeds)
+        count, seconds, cpu = run(spec)
+        print(f"planned {count:,} predictions in {seconds:.2f} s ({cpu:.2f} s of CPU)")
+        print(f"{count / seconds:,.0f} predictions/s ({count / cpu:,.0f} per CPU second)")
+        print(f"peak RSS {peak_rss_mb():.1f} MB")
+        if args.tracemalloc:
+            small = write_spec(Path(folder), max(1, args.tracemalloc // args.seeds), args.seeds)
+            tracemalloc.start()
+            traced, _, _ = run(small)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            print(f"tracemalloc peak {peak / 1e6:.1f} MB over {traced:,} predictions")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
