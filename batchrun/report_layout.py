@@ -43,7 +43,6 @@ class Value:
     """One value of a variable: `key` tells values apart, `label` is what the page shows."""
 
     key: str
-    label: str
     raw: Any = None
 
     @property
@@ -51,8 +50,13 @@ class Value:
         """True for records that do not set the variable at all."""
         return self.key == MISSING_KEY
 
+    @property
+    def label(self) -> str:
+        """What the page shows; computed when shown, since most values of a big run are not."""
+        return MISSING_LABEL if self.missing else label(self.raw)
 
-MISSING = Value(MISSING_KEY, MISSING_LABEL)
+
+MISSING = Value(MISSING_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +79,11 @@ class Layout:
 def value_of(record: Record, name: str) -> Value:
     """The value a record has for a variable (`job` included), or MISSING."""
     if name == JOB:
-        return Value(_canonical(record.job), record.job, record.job)
+        return Value(identity(record.job), record.job)
     if name not in record.vars:
         return MISSING
     raw = record.vars[name]
-    return Value(_canonical(raw), label(raw), raw)
+    return Value(identity(raw), raw)
 
 
 def label(raw: Any) -> str:
@@ -91,8 +95,19 @@ def label(raw: Any) -> str:
     return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _canonical(raw: Any) -> str:
-    return json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+def identity(raw: Any) -> str:
+    """A key for a value: cheap for scalars (it is computed for every record), typed."""
+    if isinstance(raw, str):
+        return "s" + raw
+    if isinstance(raw, bool):  # before int: True is an int too
+        return "b" + str(raw)
+    if isinstance(raw, int):
+        return "i" + str(raw)
+    if isinstance(raw, float):
+        return "f" + repr(raw)
+    return "j" + json.dumps(
+        raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+    )
 
 
 def variables(records: Sequence[Record], declared: Sequence[str] = ()) -> list[str]:
@@ -107,8 +122,26 @@ def variables(records: Sequence[Record], declared: Sequence[str] = ()) -> list[s
 
 
 def table(records: Sequence[Record], names: Iterable[str]) -> dict[str, list[Value]]:
-    """Each variable's value in each record, in record order (computed once: it is hashed)."""
-    return {name: [value_of(record, name) for record in records] for name in names}
+    """Each variable's value in each record, in record order; one Value per distinct value."""
+    result: dict[str, list[Value]] = {}
+    for name in names:
+        known: dict[str, Value] = {}
+        column = []
+        for record in records:
+            if name == JOB:
+                raw: Any = record.job
+            elif name in record.vars:
+                raw = record.vars[name]
+            else:
+                column.append(MISSING)
+                continue
+            key = identity(raw)
+            value = known.get(key)
+            if value is None:
+                value = known[key] = Value(key, raw)
+            column.append(value)
+        result[name] = column
+    return result
 
 
 def all_values(column: Sequence[Value]) -> tuple[Value, ...]:
