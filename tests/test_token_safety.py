@@ -1,0 +1,174 @@
+"""The API token stays in the Authorization header of requests to the API's own origin.
+
+`TOKEN` is distinctive so a leak cannot hide, and `errors_never_show_token` (used by every client
+test module) records every batchrun error built during a test and fails the test if the token is
+in the str(), repr() or any attribute of one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from batchrun.client import Client
+from batchrun.errors import (
+    ApiConnectionError,
+    AuthenticationError,
+    BatchrunError,
+    DownloadError,
+    InvalidRequestError,
+    OutcomeUnknownError,
+    ServerError,
+)
+from batchrun.httpretry import RetryPolicy
+from batchrun.ratelimit import RateLimiter
+
+TOKEN = "r8_Zq7LEAKCANARY0b5e4d3c2a19f8"
+FAST = RetryPolicy(attempts=3, backoff_base=0.001, backoff_cap=0.002, rate_limit_budget=0.05)
+
+
+@pytest.fixture
+def errors_never_show_token(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[BatchrunError]]:
+    """Every BatchrunError built during the test; none may show the token."""
+    made: list[BatchrunError] = []
+    original = BatchrunError.__init__
+
+    def recording(self: BatchrunError, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(BatchrunError, "__init__", recording)
+    yield made
+    for error in made:
+        shown = [str(error), repr(error), *(repr(v) for v in vars(error).values())]
+        leaks = [text for text in shown if TOKEN in text]
+        assert not leaks, f"the token leaked into a {type(error).__name__}: {leaks}"
+
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("errors_never_show_token")]
+
+
+def client_for(
+    handler: Callable[[httpx.Request], httpx.Response],
+    files: Callable[[httpx.Request], httpx.Response] | None = None,
+    **options: Any,
+) -> Client:
+    options.setdefault("retry", FAST)
+    return Client(
+        "https://api.test",
+        TOKEN,
+        transport=httpx.MockTransport(handler),
+        file_transport=httpx.MockTransport(files or handler),
+        create_limiter=RateLimiter(10_000),
+        request_limiter=RateLimiter(10_000),
+        **options,
+    )
+
+
+async def test_the_recorder_sees_errors_and_would_catch_a_leak(
+    errors_never_show_token: list[BatchrunError],
+) -> None:
+    # Proof that the guard works: it records what is built, and the check would find the token.
+    error = ServerError(f"boom {TOKEN}")
+    assert errors_never_show_token == [error]
+    errors_never_show_token.clear()
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 422, 500, 502])
+async def test_a_server_that_echoes_the_token_back_does_not_leak_it(status: int) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"title": "Nope", "detail": f"token {TOKEN} was seen", "status": status}
+        return httpx.Response(status, json=body)
+
+    async with client_for(handler) as client:
+        with pytest.raises(BatchrunError) as caught:
+            await client.get("abc")
+    assert "token *** was seen" in str(caught.value)
+
+
+async def test_an_html_page_that_echoes_the_token_does_not_leak_it() -> None:
+    page = f"<html><head><title>Bad Gateway for {TOKEN}</title></head></html>"
+
+    async with client_for(lambda request: httpx.Response(502, html=page)) as client:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await client.create(_Model(), {"prompt": "x"})
+    assert str(caught.value) == (
+        "POST https://api.test/v1/models/acme/flux/predictions: 502 Bad Gateway for ***;"
+        " the prediction may have been created anyway"
+    )
+
+
+async def test_httpx_exception_text_with_the_token_is_redacted() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot connect with Authorization: Bearer {TOKEN}")
+
+    async with client_for(handler) as client:
+        with pytest.raises(ApiConnectionError) as caught:
+            await client.get("abc")
+    assert str(caught.value) == (
+        "GET https://api.test/v1/predictions/abc: no answer"
+        " (cannot connect with Authorization: Bearer ***)"
+    )
+
+
+async def test_authentication_errors_name_the_variable_not_the_token() -> None:
+    body = {"title": "Unauthenticated", "detail": "You did not pass a valid token", "status": 401}
+
+    async with client_for(lambda r: httpx.Response(401, json=body), token_env="ACME_KEY") as c:
+        with pytest.raises(AuthenticationError) as caught:
+            await c.get("abc")
+    assert str(caught.value) == (
+        "GET https://api.test/v1/predictions/abc: 401 Unauthenticated: You did not pass a valid"
+        " token; check the API token in $ACME_KEY"
+    )
+
+
+async def test_a_token_that_cannot_be_a_header_is_refused_without_showing_it() -> None:
+    with pytest.raises(BatchrunError) as caught:
+        Client("https://api.test", TOKEN + "\n" + TOKEN)
+    assert str(caught.value) == (
+        "the API token in $REPLICATE_API_TOKEN has characters a header cannot carry"
+    )
+
+
+async def test_an_input_that_is_not_json_is_refused_before_sending() -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    async with client_for(handler) as client:
+        with pytest.raises(InvalidRequestError) as caught:
+            await client.create(_Model(), {"seed": float("nan")})
+    assert str(caught.value) == (
+        "POST https://api.test/v1/models/acme/flux/predictions: the input is not valid JSON:"
+        " it holds NaN or infinity"
+    )
+    assert sent == []
+    with pytest.raises(InvalidRequestError) as caught:
+        await client.create(_Model(), {"image": object()})
+    assert str(caught.value).endswith(
+        "not valid JSON: Object of type object is not JSON serializable"
+    )
+
+
+async def test_download_errors_never_carry_the_token(tmp_path: Path) -> None:
+    def files(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, text=f"upstream said {TOKEN}")
+
+    async with client_for(lambda r: httpx.Response(200), files) as client:
+        with pytest.raises(DownloadError) as caught:
+            await client.download("https://files.test/a.png", tmp_path / "a.png")
+    assert str(caught.value) == "cannot download https://files.test/a.png: 500 upstream said ***"
+
+
+class _Model:
+    kind = "model"
+    owner = "acme"
+    name = "flux"
+    version = ""
