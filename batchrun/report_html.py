@@ -18,7 +18,7 @@ from batchrun import __version__
 from batchrun.manifest import ALL_STATUSES, Record
 from batchrun.report_cells import ERROR_CHARS, Href, cut, render_item, status_class
 from batchrun.report_grid import Gallery, Section
-from batchrun.report_layout import JOB, Layout, Value
+from batchrun.report_layout import JOB, Layout, Value, label
 from batchrun.report_style import CHECK_SCRIPT, STYLE
 from batchrun.status import RunStatus
 
@@ -166,8 +166,8 @@ def _limits(gallery: Gallery) -> str:
     total = gallery.shown + gallery.hidden_predictions
     text = f"This page shows {gallery.shown:,} of {total:,} predictions"
     if gallery.hidden_sections:
-        noun = "section" if gallery.hidden_sections == 1 else "sections"
-        text += f"; {gallery.hidden_sections:,} more {noun} are left out"
+        noun = "section is" if gallery.hidden_sections == 1 else "sections are"
+        text += f"; {gallery.hidden_sections:,} more {noun} left out"
     return f'<p class="limit">{escape(text)}: {_TOO_MANY}.</p>\n'
 
 
@@ -181,9 +181,10 @@ def _failures(failures: Sequence[Record], shown: set[str]) -> str:
         )
         key = escape(record.key)
         name = f'<a href="#k-{key}">{key}</a>' if record.key in shown else key
+        where = f" ({escape(label(record.vars))})" if record.vars else ""
         items.append(
             f'<li><span class="badge {status_class(record.status)}">{escape(record.status)}</span> '
-            f"{name} {escape(record.job)}: {escape(cut(error, ERROR_CHARS // 5))}</li>"
+            f"{name} {escape(record.job)}{where}: {escape(cut(error, ERROR_CHARS // 5))}</li>"
         )
     more = len(failures) - FAILURES_LISTED
     if more > 0:
@@ -200,7 +201,8 @@ def _section(page: Page, section: Section) -> str:
     )
     out = ["<section>\n"]
     if heading:
-        out.append(f'<h2>{heading} <span class="count">{section.predictions:,}</span></h2>\n')
+        count = f"{section.predictions:,} prediction{'' if section.predictions == 1 else 's'}"
+        out.append(f'<h2>{heading} <span class="count">{count}</span></h2>\n')
     out.append('<div class="scroll"><table class="grid">\n')
     if layout.cols:
         corner = _corner(layout) if layout.rows else ""
@@ -230,7 +232,7 @@ def _corner(layout: Layout) -> str:
 
 def _cell(page: Page, stack: list[Record]) -> str:
     if not stack:
-        return '<td class="empty"></td>'
+        return '<td class="empty" title="no prediction for this combination"></td>'
     layout = page.gallery.layout
     repeats = len(stack) > 1 or any(record.repeat for record in stack)
     items = []

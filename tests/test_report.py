@@ -285,7 +285,7 @@ def test_grid_by_subject_and_style_in_one_section_per_seed(tmp_path: Path) -> No
     page = build_report(run, rows="subject", cols="style", now=NOW)
     assert grids(page) == [
         {
-            "title": "seed 1 6",
+            "title": "seed 1 6 predictions",
             "head": ["style → subject ↓", "watercolor", "pencil sketch", "pixel art"],
             "rows": [
                 {
@@ -307,7 +307,7 @@ def test_grid_by_subject_and_style_in_one_section_per_seed(tmp_path: Path) -> No
             ],
         },
         {
-            "title": "seed 2 6",
+            "title": "seed 2 6 predictions",
             "head": ["style → subject ↓", "watercolor", "pencil sketch", "pixel art"],
             "rows": [
                 {
@@ -394,7 +394,7 @@ def test_counts_files_and_timings_at_the_top(tmp_path: Path) -> None:
     ) in page
     assert "written 2024-05-06 07:08:09 UTC by batchrun" in page
     assert (
-        '<li><span class="badge failed">failed</span> <a href="#k-b">b</a> flux: boom</li>'
+        '<li><span class="badge failed">failed</span> <a href="#k-b">b</a> flux (n: 2): boom</li>'
     ) in page
     assert [row["cells"] for row in grids(page)[0]["rows"]] == [
         [["succeeded flux/a-0.png 1.25s"]],
@@ -502,12 +502,12 @@ def test_limits_cut_rows_columns_stacks_and_sections_and_say_so(tmp_path: Path) 
     limits = Limits(items=7, rows=3, cols=2, stack=1)
     page = build_report(run, rows="r", cols="c", limits=limits, now=NOW)
     sections = grids(page)
-    assert [s["title"] for s in sections] == ["s 1 24"]
+    assert [s["title"] for s in sections] == ["s 1 24 predictions"]
     assert sections[0]["head"] == ["c → r ↓", "0", "1"]
     assert [row["head"] for row in sections[0]["rows"]] == ["0", "1", "2"]
     assert '<p class="limit">Not shown: 1 more rows, 1 more columns, 6 more repeats;' in page
     assert (
-        '<p class="limit">This page shows 6 of 48 predictions; 1 more section are left out: '
+        '<p class="limit">This page shows 6 of 48 predictions; 1 more section is left out: '
         "change --rows/--cols, or report a smaller run.</p>"
     ) in page
 
@@ -530,7 +530,7 @@ def test_command_writes_the_report_and_prints_its_path(
     assert capsys.readouterr().out == f"{run / 'report.html'}\n"
     page = (run / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>")
-    assert [s["title"] for s in grids(page)] == ["seed 1 6", "seed 2 6"]
+    assert [s["title"] for s in grids(page)] == ["seed 1 6 predictions", "seed 2 6 predictions"]
     assert sorted(p.name for p in run.iterdir()) == ["flux", "manifest.jsonl", "report.html"]
 
 
@@ -545,9 +545,9 @@ def test_command_output_option_and_usage_error_exit_code(
     assert 'src="run/flux/pencil%20sketch/k03-0.png"' in page
     assert 'src="flux/' not in page
     assert [s["title"] for s in grids(page)] == [
-        "style watercolor 4",
-        "style pencil sketch 4",
-        "style pixel art 4",
+        "style watercolor 4 predictions",
+        "style pencil sketch 4 predictions",
+        "style pixel art 4 predictions",
     ]
     assert cli_main(["report", str(run), "--rows", "colour"]) == 2
     assert capsys.readouterr().err == (
