@@ -512,6 +512,39 @@ def test_limits_cut_rows_columns_stacks_and_sections_and_say_so(tmp_path: Path) 
     ) in page
 
 
+def test_shards_are_read_together(tmp_path: Path) -> None:
+    for index, key in ((1, "a"), (2, "b")):
+        header = new_header(
+            spec_path=tmp_path / "gone.yaml", spec_sha256="ab" * 32, name="sweep", shard=(index, 2)
+        )
+        path = tmp_path / f"manifest.shard-{index}-of-2.jsonl"
+        writer = ManifestWriter.open(path, header, load_index(tmp_path))
+        writer.append(rec(key, vars={"n": index}, output=f"from shard {index}"))
+        writer.close()
+    page = build_report(tmp_path, now=NOW)
+    assert [row["cells"] for row in grids(page)[0]["rows"]] == [
+        [["succeeded from shard 1"]],
+        [["succeeded from shard 2"]],
+    ]
+
+
+def test_job_can_be_chosen_as_an_axis(tmp_path: Path) -> None:
+    records = [
+        rec(f"{j}{n}", job=j, vars={"n": n}, output=f"{j}{n}") for j in ("x", "y") for n in (1, 2)
+    ]
+    page = build_report(write_run(tmp_path, records), rows="job", cols="n", now=NOW)
+    assert grids(page) == [
+        {
+            "title": "",
+            "head": ["n → job ↓", "1", "2"],
+            "rows": [
+                {"head": "x", "cells": [["succeeded x1"], ["succeeded x2"]]},
+                {"head": "y", "cells": [["succeeded y1"], ["succeeded y2"]]},
+            ],
+        }
+    ]
+
+
 def test_an_empty_run_says_so(tmp_path: Path) -> None:
     page = build_report(write_run(tmp_path, []), now=NOW)
     assert '<p class="note">No predictions in this run yet.</p>' in page
