@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_base_url(run)
     run.add_argument("--concurrency", type=_positive_int, metavar="N", help="predictions in flight")
     run.add_argument("--rate", metavar="R", help="create requests per time, e.g. 600/min or 10/s")
-    run.add_argument("--limit", type=_positive_int, metavar="N", help="run only the first N planned")
+    run.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="run only the first N planned"
+    )
     run.add_argument("--retry-failed", action="store_true", help="run failed predictions again")
     run.add_argument("--no-download", action="store_true", help="record output URLs, fetch nothing")
     run.add_argument("--sandbox", action="store_true", help="run against the built-in emulator")
@@ -92,10 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--cols", metavar="VAR", help="matrix variable for the grid's columns")
     report.add_argument("--output", metavar="FILE", help="where to write (default RUN/report.html)")
 
-    lock = commands.add_parser("lock", help="pin every model: owner/name to its version in SPEC.lock")
+    lock = commands.add_parser(
+        "lock", help="pin every model: owner/name to its version in SPEC.lock"
+    )
     lock.add_argument("spec", metavar="SPEC")
     _add_base_url(lock)
-    lock.add_argument("--sandbox", action="store_true", help="resolve against the built-in emulator")
+    lock.add_argument(
+        "--sandbox", action="store_true", help="resolve against the built-in emulator"
+    )
 
     sandbox = commands.add_parser("sandbox", help="serve the Replicate-compatible emulator")
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -104,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--failure-rate", type=float, metavar="P", help="share that fail")
     sandbox.add_argument("--error-rate", type=float, metavar="P", help="share of 5xx answers")
     sandbox.add_argument("--rate-limit", metavar="R", help="creates allowed, e.g. 600/min")
-    sandbox.add_argument("--no-wait", action="store_true", help="ignore Prefer: wait (pure polling)")
+    sandbox.add_argument(
+        "--no-wait", action="store_true", help="ignore Prefer: wait (pure polling)"
+    )
     sandbox.add_argument("--file-ttl", type=float, metavar="S", help="seconds output URLs live")
     return parser
 

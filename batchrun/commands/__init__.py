@@ -1,1 +1,4 @@
-"""One module per command, each with `main(args: argparse.Namespace) -> int`; see batchrun/cli.py."""
+"""One module per command, each with `main(args: argparse.Namespace) -> int`.
+
+See batchrun/cli.py, which parses the command line and maps errors to exit codes.
+"""

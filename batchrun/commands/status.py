@@ -1,0 +1,71 @@
+"""`batchrun status RUN_OR_SPEC [--json] [--csv FILE]`: what the manifest says."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from batchrun.commands._display import human_bytes, human_seconds, shown_path
+from batchrun.commands._runs import run_dir_of
+from batchrun.manifest import ALL_STATUSES, load_records
+from batchrun.status import RunStatus, export_csv, run_status
+
+FAILURES_SHOWN = 10
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the run's status; exit 0 when every record succeeded with its files, else 1."""
+    run_dir = run_dir_of(args.target)
+    status = run_status(run_dir)
+    if args.csv:
+        _, records = load_records(run_dir)
+        rows = export_csv(records.values(), Path(args.csv))
+        print(f"batchrun: wrote {rows} rows to {args.csv}", file=sys.stderr)
+    if args.json:
+        json.dump(status.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print("\n".join(render(status)))
+    everything_done = status.counts["succeeded"] == status.total and not status.missing_files
+    return 0 if everything_done else 1
+
+
+def render(status: RunStatus) -> list[str]:
+    """The human-readable status, one line per fact."""
+    manifests = len(status.manifests)
+    noun = "manifest" if manifests == 1 else "manifests"
+    lines = [f"{shown_path(status.run_dir)}: {status.total} predictions in {manifests} {noun}"]
+    shown = [s for s in ALL_STATUSES if status.counts[s]] or ["succeeded"]
+    width = max([len("total"), *(len(job) for job in status.jobs)])
+    lines.append("  " + "job".ljust(width) + "".join(f"{s:>12}" for s in shown) + f"{'total':>8}")
+    for job, counts in status.jobs.items():
+        cells = "".join(f"{counts[s]:>12}" for s in shown)
+        lines.append("  " + job.ljust(width) + cells + f"{sum(counts.values()):>8}")
+    if len(status.jobs) > 1:
+        cells = "".join(f"{status.counts[s]:>12}" for s in shown)
+        lines.append("  " + "total".ljust(width) + cells + f"{status.total:>8}")
+    files = f"files: {status.files} ({human_bytes(status.bytes)})"
+    if status.missing_files:
+        files += f", {status.missing_files} missing"
+    lines.append(files)
+    if status.first_created and status.last_completed:
+        span = (status.last_completed - status.first_created).total_seconds()
+        lines.append(
+            f"time: {status.first_created:%Y-%m-%d %H:%M:%S} to "
+            f"{status.last_completed:%Y-%m-%d %H:%M:%S} UTC ({human_seconds(max(span, 0))}); "
+            f"predict time {human_seconds(status.predict_time)}"
+        )
+    if status.possible_duplicates:
+        lines.append(f"possible duplicates: {status.possible_duplicates}")
+    if status.failures:
+        lines.append("failures:")
+        for record in status.failures[:FAILURES_SHOWN]:
+            error = record.error or (
+                f"{len(record.missing)} files missing" if record.missing else record.status
+            )
+            lines.append(f"  {record.key}  {record.job}  {record.status}: {error}")
+        if len(status.failures) > FAILURES_SHOWN:
+            lines.append(f"  … and {len(status.failures) - FAILURES_SHOWN} more (--json lists all)")
+    return lines

@@ -1,0 +1,153 @@
+"""The collector: the one task that writes the manifest and keeps the run's tally.
+
+Prediction tasks hand it records through a memory stream. A record that must be on disk before
+the task goes on (a `submitting` record, written before its create is sent) carries an Event that
+the collector sets once the line is flushed. Each key's last record of the run is marked `final`:
+that is when the tally counts it as finished.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from batchrun.manifest import ManifestWriter, Record
+
+_Entry = tuple[Record, bool, anyio.Event | None]  # record, final, flushed
+SYNC_EVERY = 1.0  # seconds between fsyncs of the journal while records arrive
+FAILURES_KEPT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A key that ended badly in this run, for the summary."""
+
+    key: str
+    job: str
+    status: str
+    error: str
+
+
+@dataclass
+class Tally:
+    """Counts of this run's keys, updated by the collector only."""
+
+    total: int = 0
+    skipped: int = 0
+    in_flight: int = 0
+    finished: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
+    failure_count: int = 0
+    files: int = 0
+    bytes: int = 0
+    missing_files: int = 0
+    predict_time: float = 0.0
+    possible_duplicates: int = 0
+
+    @property
+    def succeeded(self) -> int:
+        return self.finished["succeeded"]
+
+    @property
+    def failed(self) -> int:
+        return sum(count for status, count in self.finished.items() if status != "succeeded")
+
+    @property
+    def done(self) -> int:
+        return sum(self.finished.values())
+
+
+class Journal:
+    """The prediction tasks' handle on the collector."""
+
+    def __init__(self, send: MemoryObjectSendStream[_Entry]) -> None:
+        self._send = send
+
+    async def write(self, record: Record, *, durable: bool = False, final: bool = False) -> None:
+        """Hand a record to the collector; with `durable`, return once it is flushed.
+
+        `final` marks the key's last record of this run.
+        """
+        if not durable:
+            self._send.send_nowait((record, final, None))
+            return
+        written = anyio.Event()
+        self._send.send_nowait((record, final, written))
+        await written.wait()
+
+    def close(self) -> None:
+        self._send.close()
+
+
+def open_journal() -> tuple[Journal, MemoryObjectReceiveStream[_Entry]]:
+    """A Journal and the stream the collector reads from."""
+    send, receive = anyio.create_memory_object_stream[_Entry](max_buffer_size=math.inf)
+    return Journal(send), receive
+
+
+class Collector:
+    """Writes every record, counts what finished, and tells the progress display."""
+
+    def __init__(
+        self,
+        writer: ManifestWriter,
+        tally: Tally,
+        on_change: Callable[[Tally], None] = lambda tally: None,
+        *,
+        missing_is_failure: bool = True,
+    ) -> None:
+        self.writer = writer
+        self.tally = tally
+        self._on_change = on_change
+        self._missing_is_failure = missing_is_failure
+        self._open: set[str] = set()  # keys in flight in this run
+
+    async def run(self, receive: MemoryObjectReceiveStream[_Entry]) -> None:
+        """Consume records until every Journal handle is closed; sync the file as it goes."""
+        last_sync = anyio.current_time()
+        async with receive:
+            while True:
+                with anyio.move_on_after(SYNC_EVERY):
+                    try:
+                        record, final, written = await receive.receive()
+                    except anyio.EndOfStream:
+                        break
+                    self.writer.append(record)
+                    if written is not None:
+                        written.set()
+                    self._count(record, final)
+                    self._on_change(self.tally)
+                now = anyio.current_time()
+                if now - last_sync >= SYNC_EVERY:
+                    self.writer.sync()
+                    last_sync = now
+        self.writer.sync()
+
+    def _count(self, record: Record, final: bool) -> None:
+        tally = self.tally
+        if not final:
+            if record.key not in self._open:
+                tally.in_flight += 1
+                self._open.add(record.key)
+            return
+        if record.key in self._open:
+            tally.in_flight -= 1
+            self._open.discard(record.key)
+        tally.finished[record.status] += 1
+        tally.files += len(record.files)
+        tally.bytes += sum(f.bytes for f in record.files)
+        tally.missing_files += len(record.missing)
+        tally.possible_duplicates += record.possible_duplicate
+        predict_time = record.metrics.get("predict_time")
+        if isinstance(predict_time, int | float) and not isinstance(predict_time, bool):
+            tally.predict_time += float(predict_time)
+        if record.status != "succeeded" or (record.missing and self._missing_is_failure):
+            tally.failure_count += 1
+            if len(tally.failures) < FAILURES_KEPT:
+                error = record.error or record.status
+                tally.failures.append(Failure(record.key, record.job, record.status, error))

@@ -1,0 +1,367 @@
+"""One prediction, from its plan to its files: create, poll, download, and record every step.
+
+Every change of state goes to the journal; a prediction that fails, is canceled or aborted, or is
+refused by the API ends as a record, never as an exception. What escapes `Lifecycle.process` is
+fatal to the whole run (a bad token, an unreachable API, a full disk), and by then the manifest
+already holds everything needed to resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import anyio
+
+from batchrun.api import Prediction
+from batchrun.client import Client
+from batchrun.errors import (
+    ApiError,
+    DownloadError,
+    InvalidRequestError,
+    NotFoundError,
+    OutcomeUnknownError,
+    StorageError,
+)
+from batchrun.journal import Journal
+from batchrun.manifest import FileRecord, KeyState, Record, utcnow
+from batchrun.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
+from batchrun.plan import PlannedPrediction
+from batchrun.polling import PollSchedule, run_seconds
+from batchrun.reconcile import NoListEndpoint, Reconciler, request_sha256
+from batchrun.uploads import InputFiles
+
+KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
+CREATE_TRIES = 4  # creates whose answer was lost, per key per run, before the run gives up
+
+
+class Action(Enum):
+    """What a planned key needs, given what the manifest says of it."""
+
+    CREATE = "create"
+    POLL = "poll"
+    RECONCILE = "reconcile"
+    DOWNLOAD = "download"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Work:
+    """One key's work in this run; compared by identity (it borrows capacity limiter tokens)."""
+
+    planned: PlannedPrediction
+    action: Action
+    state: KeyState | None = None
+
+
+@dataclass
+class Settings:
+    run_dir: Path
+    wait: int | None
+    download: bool
+    max_file_bytes: int | None
+
+
+class PathClaims:
+    """Output paths handed out in this run: two keys may never write one file."""
+
+    def __init__(self) -> None:
+        self._owner: dict[str, str] = {}
+
+    def claim(self, path: str, key: str) -> None:
+        owner = self._owner.setdefault(path, key)
+        if owner != key:
+            raise DownloadError(
+                f"the files template maps keys {owner} and {key} to one file {path!r}; "
+                "add ${key} (or ${index} for several outputs) to `files`"
+            )
+
+
+class Lifecycle:
+    """What every prediction task of a run shares: client, journal, namer, schedules."""
+
+    def __init__(
+        self,
+        client: Client,
+        journal: Journal,
+        namer: FileNamer,
+        settings: Settings,
+        reconciler: Reconciler,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.namer = namer
+        self.settings = settings
+        self.reconciler = reconciler
+        self.schedule = PollSchedule()
+        self.files = InputFiles(client)
+        self.claims = PathClaims()
+
+    async def process(self, work: Work) -> None:
+        """Take one key from wherever the manifest left it to a terminal record."""
+        record = _record_for(work.planned, work.state)
+        if work.action is Action.DOWNLOAD:
+            # The output is kept in the manifest while files are missing; otherwise the
+            # recorded files name their URLs.
+            if record.output is not None:
+                urls = output_urls(record.output)
+            else:
+                urls = [f.url for f in record.files] + list(
+                    work.state.missing if work.state else ()
+                )
+            await self._finish(record, urls, downloaded=record.files)
+            return
+        prediction: Prediction | None = None
+        if work.action is Action.POLL:
+            assert record.prediction_id is not None
+            prediction = await self._poll(record, record.prediction_id, elapsed=float("inf"))
+        elif work.action is Action.RECONCILE:
+            prediction, record = await self._find_lost(record, work.planned)
+            if prediction is not None:
+                record = await self._note(record, prediction)
+        if prediction is None:
+            created = await self._create(work.planned, record)
+            if created is None:
+                return
+            record, prediction = created
+            if not prediction.terminal:
+                prediction = await self._poll(record, prediction.id, elapsed=0.0)
+        elif not prediction.terminal:
+            prediction = await self._poll(record, prediction.id, elapsed=float("inf"))
+        record = _apply(record, prediction)
+        seconds = run_seconds(prediction.created_at, prediction.completed_at)
+        if seconds is not None:
+            self.schedule.observe(record.job, seconds)
+        if prediction.status != "succeeded":
+            await self.journal.write(record, final=True)
+            return
+        await self._finish(record, output_urls(record.output), downloaded=())
+
+    async def _create(
+        self, planned: PlannedPrediction, record: Record
+    ) -> tuple[Record, Prediction] | None:
+        sent = await self.files.resolve(planned.input)
+        sha = request_sha256(sent)
+        for attempt in range(1, CREATE_TRIES + 1):
+            record = record.replace(
+                status="submitting",
+                prediction_id=None,
+                attempts=record.attempts + 1,
+                request_sha256=sha,
+                created_at=utcnow(),
+                error=None,
+            )
+            await self.journal.write(record, durable=True)
+            try:
+                prediction = await self.client.create(planned.target, sent, wait=self.settings.wait)
+            except (InvalidRequestError, NotFoundError) as error:
+                await self.journal.write(
+                    record.replace(status="error", error=str(error), completed_at=utcnow()),
+                    final=True,
+                )
+                return None
+            except OutcomeUnknownError:
+                found, record = await self._find_lost(record, planned)
+                if found is not None:
+                    return await self._note(record, found), found
+                if attempt == CREATE_TRIES:
+                    raise
+                await anyio.sleep(min(30.0, 2.0**attempt))
+                continue
+            return await self._note(record, prediction), prediction
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find_lost(
+        self, record: Record, planned: PlannedPrediction
+    ) -> tuple[Prediction | None, Record]:
+        """The prediction a lost create made, if any. Where the API cannot list predictions,
+        the key is flagged: creating it again may run it twice."""
+        try:
+            found = await self.reconciler.find(
+                planned.target, record.request_sha256 or "", record.created_at
+            )
+        except NoListEndpoint:
+            return None, record.replace(possible_duplicate=True)
+        return found, record
+
+    async def _note(self, record: Record, prediction: Prediction) -> Record:
+        self.reconciler.claim(prediction.id)
+        record = _apply(record, prediction)
+        if record.status == "succeeded":
+            # Until its files are in place, a succeeded record lists them as missing: a crash
+            # now leaves a key the next run downloads, not one it believes complete.
+            record = record.replace(missing=tuple(output_urls(record.output)))
+        await self.journal.write(record)
+        return record
+
+    async def _poll(self, record: Record, prediction_id: str, *, elapsed: float) -> Prediction:
+        last_status = record.status
+        for delay in self.schedule.delays(record.job, elapsed):
+            await anyio.sleep(delay)
+            try:
+                prediction = await self.client.get(prediction_id)
+            except NotFoundError as error:
+                return _vanished(prediction_id, error)
+            if prediction.terminal:
+                return prediction
+            if prediction.status != last_status:
+                last_status = prediction.status
+                record = _apply(record, prediction)
+                await self.journal.write(record)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _finish(
+        self, record: Record, urls: list[str], downloaded: tuple[FileRecord, ...]
+    ) -> None:
+        """Download every file of `urls` that is not already in place; record the end."""
+        if not self.settings.download:
+            have = {f.url for f in downloaded}
+            await self.journal.write(
+                record.replace(missing=tuple(url for url in urls if url not in have)),
+                final=True,
+            )
+            return
+        files: list[FileRecord] = []
+        missing: list[str] = []
+        errors: list[str] = []
+        have_by_url = {f.url: f for f in downloaded}
+        try:
+            for index, url in enumerate(urls):
+                present = have_by_url.get(url)
+                if present is not None and _intact(self.settings.run_dir, present):
+                    files.append(present)
+                    continue
+                try:
+                    files.append(await self._download(record, index, url))
+                except DownloadError as error:
+                    missing.append(url)
+                    errors.append(str(error))
+        except StorageError as error:
+            missing.extend(url for url in urls[len(files) + len(missing) :])
+            await self.journal.write(
+                record.replace(files=tuple(files), missing=tuple(missing), error=str(error)),
+                final=True,
+            )
+            raise
+        error_text = "; ".join(errors) if errors else record.error
+        await self.journal.write(
+            record.replace(files=tuple(files), missing=tuple(missing), error=error_text),
+            final=True,
+        )
+
+    async def _download(self, record: Record, index: int, url: str) -> FileRecord:
+        relative = self.namer.path_for(
+            job=record.job,
+            key=record.key,
+            index=index,
+            url=url,
+            repeat=record.repeat,
+            vars=record.vars,
+        )
+        self.claims.claim(relative, record.key)
+        dest = self.settings.run_dir / relative
+        if url[:5].lower() == "data:":
+            data = decode_data_uri(url)
+            digest = await anyio.to_thread.run_sync(_write_atomically, dest, data)
+            return FileRecord(url=url[:64], path=relative, sha256=digest, bytes=len(data))
+        got = await self.client.download(url, dest, max_bytes=self.settings.max_file_bytes)
+        return FileRecord(url=url, path=relative, sha256=got.sha256, bytes=got.bytes)
+
+
+def _record_for(planned: PlannedPrediction, state: KeyState | None) -> Record:
+    data = planned.to_json()
+    record = Record(
+        key=planned.key,
+        job=planned.job,
+        target=data["target"],
+        input=data["input"],
+        vars=data["vars"],
+        repeat=planned.repeat,
+        status="submitting",
+    )
+    if state is None:
+        return record
+    return record.replace(
+        status=state.status,
+        prediction_id=state.prediction_id,
+        version=state.version,
+        attempts=state.attempts,
+        created_at=state.created_at,
+        completed_at=state.completed_at,
+        files=state.files,
+        output=state.output,
+        error=state.error,
+        request_sha256=state.request_sha256,
+        possible_duplicate=state.possible_duplicate,
+    )
+
+
+def _apply(record: Record, prediction: Prediction) -> Record:
+    status = prediction.status if prediction.status in KNOWN_STATUSES else "processing"
+    return record.replace(
+        status=status,
+        prediction_id=prediction.id,
+        version=prediction.version or record.version,
+        output=normalize_output(prediction.output) if prediction.terminal else None,
+        error=prediction.error if status != "succeeded" else None,
+        metrics=prediction.metrics,
+        created_at=prediction.created_at or record.created_at,
+        started_at=prediction.started_at,
+        completed_at=prediction.completed_at or (utcnow() if prediction.terminal else None),
+    )
+
+
+def _vanished(prediction_id: str, error: ApiError) -> Prediction:
+    # The API forgot a prediction we created (some proxies expire them): a record, not a crash.
+    return Prediction(
+        id=prediction_id,
+        status="failed",
+        model="",
+        version="",
+        input={},
+        output=None,
+        error=f"the API no longer knows prediction {prediction_id}: {error}",
+        logs="",
+        metrics={},
+        created_at=None,
+        started_at=None,
+        completed_at=None,
+        urls={},
+        raw={},
+    )
+
+
+def _intact(run_dir: Path, file: FileRecord) -> bool:
+    path = run_dir / file.path
+    try:
+        if path.stat().st_size != file.bytes:
+            return False
+    except OSError:
+        return False
+    return sha256_file(path) == file.sha256
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(dest: Path, data: bytes) -> str:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with part.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, dest)
+    except OSError as error:
+        part.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    return hashlib.sha256(data).hexdigest()

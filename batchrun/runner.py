@@ -1,0 +1,355 @@
+"""`run`: turn a plan into finished predictions, downloaded files and a manifest.
+
+One anyio task group. Per job, a producer walks the plan and starts a task per key that needs
+work, once a place is free under the job's cap and the run's cap (capacity limiters, held for the
+prediction's whole life, downloads included, so links are fetched before new work starts). Every
+task hands its records to the one collector task, which writes the manifest and the tally.
+
+    producers (one per job) ─► prediction tasks (≤ concurrency) ─► journal ─► collector ─► manifest
+
+Creates go through a rate limiter (600/min by default); every other API request through a second
+budget (3000/min). Stopping: `Stopper.request()` (the first Ctrl-C) stops the producers and lets
+what is in flight finish; a second request cancels everything at once. Either way the manifest
+knows every prediction id, and the next run picks them up without creating them again.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.lowlevel
+import httpx
+
+from batchrun.client import Client, ClientStats
+from batchrun.errors import BatchrunError, UsageError
+from batchrun.jobs import Job
+from batchrun.journal import Collector, Tally, open_journal
+from batchrun.lifecycle import Action, Lifecycle, Settings, Work
+from batchrun.manifest import ManifestIndex, ManifestWriter, load_index, manifest_name, new_header
+from batchrun.outputs import FileNamer
+from batchrun.plan import iter_plan
+from batchrun.ratelimit import RateLimiter
+from batchrun.reconcile import Reconciler
+from batchrun.spec import Rate, Spec
+from batchrun.survey import Scope, Survey, classify, in_scope, survey
+
+DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a spec; None means the spec's setting (or batchrun's default)."""
+
+    base_url: str
+    token: str
+    out: Path | None = None
+    concurrency: int | None = None
+    rate: Rate | None = None
+    requests: Rate | None = None
+    limit: int | None = None
+    retry_failed: bool = False
+    download: bool = True
+    shard: tuple[int, int] | None = None
+    wait: int | None = None
+    max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
+    handle_signals: bool = False
+    transport: httpx.AsyncBaseTransport | None = None
+
+
+class Progress(Protocol):
+    """What the runner tells a progress display; the CLI draws it, the library never prints."""
+
+    def start(self, tally: Tally) -> None: ...
+
+    def update(self, tally: Tally) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _NoProgress:
+    def start(self, tally: Tally) -> None:
+        pass
+
+    def update(self, tally: Tally) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Stopper:
+    """Stops a run: the first request lets in-flight work finish, the second leaves at once."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._scope: anyio.CancelScope | None = None
+        self._progress: Progress = _NoProgress()
+
+    @property
+    def stopping(self) -> bool:
+        return self.requests > 0
+
+    def request(self) -> None:
+        """Ask the run to stop (what Ctrl-C does)."""
+        self.requests += 1
+        if self.requests == 1:
+            self._progress.message(
+                "stopping: no new predictions; waiting for those in flight "
+                "(press Ctrl-C again to leave now; the next run picks them up)"
+            )
+        elif self._scope is not None:
+            self._scope.cancel()
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    run_dir: Path
+    manifest: Path
+    survey: Survey
+    tally: Tally
+    wall_time: float
+    interrupted: bool
+    client: ClientStats
+    download: bool = True
+    left: int = field(default=0)  # keys that needed work but were not started (stopped)
+
+    @property
+    def ok(self) -> bool:
+        """True when every planned prediction in scope succeeded with its files."""
+        return (
+            not self.interrupted
+            and self.left == 0
+            and self.tally.failure_count == 0
+            and self.survey.failed_before == 0
+        )
+
+
+def resolve_token(spec: Spec, env: Mapping[str, str]) -> str:
+    """The API token from the environment variable the spec names; UsageError if unset."""
+    token = env.get(spec.token_env, "").strip()
+    if not token:
+        raise UsageError(
+            f"no API token: set {spec.token_env} in the environment "
+            "(or try the built-in emulator with --sandbox)"
+        )
+    return token
+
+
+def run(spec: Spec, options: RunOptions, *, progress: Progress | None = None) -> RunSummary:
+    """Run a spec to the end (blocking); see `run_async`."""
+    stopper = Stopper()
+
+    async def main() -> RunSummary:
+        return await run_async(spec, options, progress=progress, stopper=stopper)
+
+    return anyio.run(main)
+
+
+async def run_async(
+    spec: Spec,
+    options: RunOptions,
+    *,
+    progress: Progress | None = None,
+    stopper: Stopper | None = None,
+) -> RunSummary:
+    """Run what the plan says is left, and return what happened."""
+    runner = _Runner(spec, options, progress or _NoProgress(), stopper or Stopper())
+    return await runner.run()
+
+
+class _Runner:
+    def __init__(self, spec: Spec, options: RunOptions, progress: Progress, stopper: Stopper):
+        self.spec = spec
+        self.options = options
+        self.progress = progress
+        self.stopper = stopper
+        stopper._progress = progress
+        self.run_dir = (options.out or spec.output).resolve()
+        self.scope = Scope(
+            shard=options.shard,
+            limit=options.limit,
+            retry_failed=options.retry_failed,
+            download=options.download,
+        )
+        self.concurrency = options.concurrency or spec.concurrency
+        self.started = 0
+        self.survey = Survey()
+
+    async def run(self) -> RunSummary:
+        began = time.monotonic()
+        index = await anyio.to_thread.run_sync(load_index, self.run_dir)
+        self.survey = await anyio.to_thread.run_sync(
+            survey, self.spec, index.states, self.run_dir, self.scope
+        )
+        path = self.run_dir / manifest_name(self.options.shard)
+        header = new_header(
+            spec_path=self.spec.path,
+            spec_sha256=self.spec.sha256,
+            name=self.spec.name,
+            shard=self.options.shard,
+        )
+        writer = ManifestWriter.open(path, header, index)
+        tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
+        journal, receive = open_journal()
+        collector = Collector(
+            writer,
+            tally,
+            on_change=self.progress.update,
+            missing_is_failure=self.options.download,
+        )
+        client = self._client()
+        reconciler = Reconciler(client, lambda: _owned_ids(index))
+        settings = Settings(
+            run_dir=self.run_dir,
+            wait=self.options.wait if self.options.wait is not None else self.spec.wait,
+            download=self.options.download,
+            max_file_bytes=self.options.max_file_bytes,
+        )
+        lifecycle = Lifecycle(client, journal, FileNamer(self.spec.files), settings, reconciler)
+        fatal: BaseException | None = None
+        self.progress.start(tally)
+        try:
+            async with client, anyio.create_task_group() as group:
+                group.start_soon(collector.run, receive)
+                watcher = anyio.CancelScope()
+                if self.options.handle_signals:
+                    group.start_soon(self._watch_signals, watcher)
+                try:
+                    await self._work(lifecycle, index)
+                except Exception as error:
+                    fatal = error
+                finally:
+                    watcher.cancel()
+                    journal.close()
+        finally:
+            writer.close()
+            self.progress.close()
+        if fatal is not None:
+            raise _first_batchrun_error(fatal)
+        return RunSummary(
+            run_dir=self.run_dir,
+            manifest=path,
+            survey=self.survey,
+            tally=tally,
+            wall_time=time.monotonic() - began,
+            interrupted=self.stopper.stopping,
+            client=client.stats,
+            download=self.options.download,
+            left=self.survey.total_work - self.started,
+        )
+
+    def _client(self) -> Client:
+        rate = self.options.rate or self.spec.rate
+        requests = self.options.requests or self.spec.requests
+        return Client(
+            self.options.base_url,
+            self.options.token,
+            wait=self.spec.wait,
+            max_connections=self.concurrency + 16,
+            create_limiter=RateLimiter(rate.per_second),
+            request_limiter=RateLimiter(requests.per_second),
+            transport=self.options.transport,
+        )
+
+    async def _work(self, lifecycle: Lifecycle, index: ManifestIndex) -> None:
+        overall = anyio.CapacityLimiter(self.concurrency)
+        with anyio.CancelScope() as scope:
+            self.stopper._scope = scope
+            async with anyio.create_task_group() as tasks:
+                for job in self.spec.jobs:
+                    if self.survey.work[job.id]:
+                        tasks.start_soon(self._produce, job, lifecycle, index, overall, tasks)
+
+    async def _produce(
+        self,
+        job: Job,
+        lifecycle: Lifecycle,
+        index: ManifestIndex,
+        overall: anyio.CapacityLimiter,
+        tasks: anyio.abc.TaskGroup,
+    ) -> None:
+        own = anyio.CapacityLimiter(min(job.concurrency or self.concurrency, self.concurrency))
+        quota = self.survey.quota[job.id]
+        for count, planned in enumerate(iter_plan(self.spec, jobs=[job.id])):
+            if quota <= 0 or self.stopper.stopping:
+                return
+            if count % 512 == 511:
+                await (
+                    anyio.lowlevel.checkpoint()
+                )  # a long walk past done keys must not starve others
+            if not in_scope(planned, self.scope):
+                continue
+            quota -= 1
+            state = index.states.get(planned.key)
+            action = classify(state, self.scope, self.survey.broken, planned.key)
+            if action is None:
+                continue
+            work = Work(planned, action, state)
+            await own.acquire_on_behalf_of(work)
+            await overall.acquire_on_behalf_of(work)
+            if self.stopper.stopping:
+                overall.release_on_behalf_of(work)
+                own.release_on_behalf_of(work)
+                return
+            self.started += 1
+            tasks.start_soon(self._one, work, lifecycle, own, overall)
+
+    async def _one(
+        self,
+        work: Work,
+        lifecycle: Lifecycle,
+        own: anyio.CapacityLimiter,
+        overall: anyio.CapacityLimiter,
+    ) -> None:
+        try:
+            await lifecycle.process(work)
+        finally:
+            overall.release_on_behalf_of(work)
+            own.release_on_behalf_of(work)
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for received in signals:
+                if received == signal.SIGTERM:
+                    # A process manager wants us gone soon: leave at once, resumably.
+                    self.stopper.requests = 1
+                self.stopper.request()
+
+
+def _owned_ids(index: ManifestIndex) -> list[str]:
+    return [state.prediction_id for state in index.states.values() if state.prediction_id]
+
+
+def _first_batchrun_error(error: BaseException) -> BaseException:
+    """The error to report from what a task group raised: its first BatchrunError, if any."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _first_batchrun_error(inner)
+            if isinstance(found, BatchrunError):
+                return found
+    return error
+
+
+__all__ = [
+    "Action",
+    "Progress",
+    "RunOptions",
+    "RunSummary",
+    "Stopper",
+    "resolve_token",
+    "run",
+    "run_async",
+]

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import pytest
+
+from batchrun.errors import DownloadError
+from batchrun.outputs import (
+    FileNamer,
+    checked_relative_path,
+    decode_data_uri,
+    extension,
+    normalize_output,
+    output_urls,
+    safe_piece,
+)
+
+
+def test_urls_are_found_in_every_output_shape_in_order_once() -> None:
+    output = {
+        "images": ["https://a/1.png", "https://a/2.png"],
+        "caption": "a fox",
+        "score": 0.5,
+        "nested": {"again": "https://a/1.png", "data": "data:text/plain;base64,aGk="},
+        "other": "ftp://a/x",
+    }
+    assert output_urls(output) == [
+        "https://a/1.png",
+        "https://a/2.png",
+        "data:text/plain;base64,aGk=",
+    ]
+    assert output_urls("https://a/only.webp") == ["https://a/only.webp"]
+    assert output_urls(42) == []
+    assert output_urls(None) == []
+
+
+def test_token_lists_are_joined_and_url_lists_are_not() -> None:
+    assert normalize_output(["Once", " upon", " a", " time"]) == "Once upon a time"
+    assert normalize_output(["https://a/1.png", "https://a/2.png"]) == [
+        "https://a/1.png",
+        "https://a/2.png",
+    ]
+    assert normalize_output([1, 2]) == [1, 2]
+    assert normalize_output([]) == []
+    assert normalize_output("text") == "text"
+
+
+@pytest.mark.parametrize(
+    ("url", "ext"),
+    [
+        ("https://replicate.delivery/xezq/abc/out-0.PNG", ".png"),
+        ("https://h/a/b.tar.gz?sig=1", ".gz"),
+        ("https://h/no-extension", ""),
+        ("https://h/evil.p%2Fng", ""),
+        ("https://h/x.verylongextension", ""),
+        ("data:image/webp;base64,AAAA", ".webp"),
+        ("data:application/x-unknown;base64,AAAA", ""),
+    ],
+)
+def test_extensions_come_only_from_safe_suffixes(url: str, ext: str) -> None:
+    assert extension(url) == ext
+
+
+@pytest.mark.parametrize(
+    ("value", "piece"),
+    [
+        ("a red fox", "a_red_fox"),
+        ("../../etc/passwd", "etc_passwd"),
+        ("/abs/path", "abs_path"),
+        ("..", "_"),
+        ("", "_"),
+        ("tab\there\x00nul", "tabherenul"),
+        (7, "7"),
+        (True, "true"),
+        (None, "null"),
+        ("café", "café"),
+    ],
+)
+def test_pieces_are_made_safe(value: object, piece: str) -> None:
+    assert safe_piece(value) == piece
+
+
+def test_long_pieces_are_truncated_but_stay_distinct() -> None:
+    a, b = safe_piece("x" * 300 + "a"), safe_piece("x" * 300 + "b")
+    assert len(a) == 80
+    assert a != b
+
+
+def test_the_default_template_names_files_by_job_key_index_and_extension() -> None:
+    namer = FileNamer("${job}/${key}-${index}${ext}")
+    path = namer.path_for(
+        job="flux", key="0123abcd0123abcd", index=1, url="https://h/out-1.png", repeat=0, vars={}
+    )
+    assert path == "flux/0123abcd0123abcd-1.png"
+
+
+def test_matrix_values_in_names_cannot_escape_the_run_folder() -> None:
+    namer = FileNamer("${subject}/${row.name}/${key}${ext}")
+    path = namer.path_for(
+        job="j",
+        key="k",
+        index=0,
+        url="https://h/x.png",
+        repeat=0,
+        vars={"subject": "../../../etc", "row": {"name": "/root/.ssh"}},
+    )
+    assert path == "etc/root_.ssh/k.png"
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "a/../../b", "", "a\\..\\b"])
+def test_unsafe_paths_are_refused(bad: str) -> None:
+    with pytest.raises(DownloadError):
+        checked_relative_path(bad)
+
+
+def test_data_uris_decode() -> None:
+    assert decode_data_uri("data:text/plain;base64,aGVsbG8=") == b"hello"
+    assert decode_data_uri("data:,hello%20world") == b"hello world"
+    with pytest.raises(DownloadError, match="malformed"):
+        decode_data_uri("data:nocomma")
