@@ -16,7 +16,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -36,6 +36,7 @@ from batchrun.errors import (
 from batchrun.httperrors import bad_body_error, error_for_response, error_for_transport
 from batchrun.httpretry import Retryable, RetryPolicy, with_retries
 from batchrun.ratelimit import RateLimiter
+from batchrun.target import Target
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 _CANCEL_AFTER = re.compile(r"\d+|(?=\d)(\d+h)?(\d+m)?(\d+s)?")
@@ -43,19 +44,6 @@ _JSON = {"Content-Type": "application/json"}
 # A proxy without the list endpoint answers one of these; the runner then creates again.
 _NO_LIST = frozenset({404, 405, 501})
 T = TypeVar("T")
-
-
-class TargetLike(Protocol):
-    """What `create` needs of a `batchrun.target.Target`."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def owner(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def version(self) -> str: ...
 
 
 @dataclass(slots=True)
@@ -182,7 +170,7 @@ class Client:
 
     async def create(
         self,
-        target: TargetLike,
+        target: Target,
         input: Mapping[str, Any],
         *,
         wait: int | None = None,
@@ -378,7 +366,10 @@ class Client:
         if timeout is None:
             # The server holds the answer back for up to `wait` seconds before it speaks.
             timeout = httpx.Timeout(
-                self._read_timeout, connect=self._connect_timeout, read=wait + 30.0, pool=None
+                self._read_timeout,
+                connect=self._connect_timeout,
+                read=wait + self._read_timeout,
+                pool=None,
             )
             self._create_timeouts[wait] = timeout
         return timeout

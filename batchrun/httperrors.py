@@ -77,7 +77,10 @@ def _problem_text(body: dict[str, Any], fields: Sequence[tuple[str, str]]) -> st
         # Replicate writes validation details as a bulleted list, one problem per line.
         lines = [line.strip().removeprefix("- ").strip() for line in raw.splitlines()]
         detail = "; ".join(line for line in lines if line)
-    if title and detail and detail != title:
+    if title and detail:
+        # "Not found" / "Not found." says it once; so does a detail that repeats its title.
+        if detail.lower().startswith(title.rstrip(".").lower()):
+            return detail
         return f"{title}: {detail}"
     return title or detail
 

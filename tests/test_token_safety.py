@@ -26,8 +26,11 @@ from batchrun.errors import (
 )
 from batchrun.httpretry import RetryPolicy
 from batchrun.ratelimit import RateLimiter
+from batchrun.sandbox import Sandbox
+from batchrun.target import Target
 
 TOKEN = "r8_Zq7LEAKCANARY0b5e4d3c2a19f8"
+FLUX = Target("model", "acme", "flux")
 FAST = RetryPolicy(attempts=3, backoff_base=0.001, backoff_cap=0.002, rate_limit_budget=0.05)
 
 
@@ -95,7 +98,7 @@ async def test_an_html_page_that_echoes_the_token_does_not_leak_it() -> None:
 
     async with client_for(lambda request: httpx.Response(502, html=page)) as client:
         with pytest.raises(OutcomeUnknownError) as caught:
-            await client.create(_Model(), {"prompt": "x"})
+            await client.create(FLUX, {"prompt": "x"})
     assert str(caught.value) == (
         "POST https://api.test/v1/models/acme/flux/predictions: 502 Bad Gateway for ***;"
         " the prediction may have been created anyway"
@@ -143,18 +146,16 @@ async def test_an_input_that_is_not_json_is_refused_before_sending() -> None:
         return httpx.Response(500)
 
     async with client_for(handler) as client:
-        with pytest.raises(InvalidRequestError) as caught:
-            await client.create(_Model(), {"seed": float("nan")})
-    assert str(caught.value) == (
-        "POST https://api.test/v1/models/acme/flux/predictions: the input is not valid JSON:"
-        " it holds NaN or infinity"
+        with pytest.raises(InvalidRequestError) as nan:
+            await client.create(FLUX, {"seed": float("nan")})
+        with pytest.raises(InvalidRequestError) as thing:
+            await client.create(FLUX, {"image": object()})
+    url = "https://api.test/v1/models/acme/flux/predictions"
+    assert str(nan.value) == f"POST {url}: the input is not valid JSON: it holds NaN or infinity"
+    assert str(thing.value) == (
+        f"POST {url}: the input is not valid JSON: Object of type object is not JSON serializable"
     )
     assert sent == []
-    with pytest.raises(InvalidRequestError) as caught:
-        await client.create(_Model(), {"image": object()})
-    assert str(caught.value).endswith(
-        "not valid JSON: Object of type object is not JSON serializable"
-    )
 
 
 async def test_download_errors_never_carry_the_token(tmp_path: Path) -> None:
@@ -167,8 +168,79 @@ async def test_download_errors_never_carry_the_token(tmp_path: Path) -> None:
     assert str(caught.value) == "cannot download https://files.test/a.png: 500 upstream said ***"
 
 
-class _Model:
-    kind = "model"
-    owner = "acme"
-    name = "flux"
-    version = ""
+# Against the sandbox, over real sockets ---------------------------------------------------
+
+
+def sandbox_client(sandbox: Sandbox, **options: Any) -> Client:
+    return Client(
+        sandbox.base_url,
+        TOKEN,
+        create_limiter=RateLimiter(1000),
+        request_limiter=RateLimiter(1000),
+        retry=FAST,
+        **options,
+    )
+
+
+async def test_output_files_on_a_second_origin_never_get_the_token(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(second_origin=True, tokens=[TOKEN])
+    async with sandbox_client(sandbox) as client:
+        done = await client.create(FLUX, {"prompt": "a fox", "num_outputs": 2}, wait=10)
+        assert done.status == "succeeded"
+        for index, url in enumerate(done.output):
+            assert url.startswith(sandbox.files_base_url + "/delivery/")
+            await client.download(url, tmp_path / f"{index}.png")
+    stats = sandbox.state.snapshot()
+    assert stats["delivery_requests"] == stats["downloads"] == 2
+    assert stats["delivery_authorized"] == 0
+
+
+async def test_output_files_on_the_api_origin_get_the_token(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    # The rule is "the API's own origin", not "never for files": a proxy may serve both.
+    sandbox = make_sandbox(tokens=[TOKEN])
+    async with sandbox_client(sandbox) as client:
+        done = await client.create(FLUX, {"prompt": "a fox"}, wait=10)
+        assert done.output[0].startswith(sandbox.base_url + "/delivery/")
+        await client.download(done.output[0], tmp_path / "a.png")
+    stats = sandbox.state.snapshot()
+    assert (stats["delivery_requests"], stats["delivery_authorized"]) == (1, 1)
+
+
+class RedirectingTransport(httpx.AsyncBaseTransport):
+    """Real sockets, except `/redirect?to=URL` on the API origin answers 302 to URL.
+
+    (The sandbox has no redirecting route, so the API origin's redirect is played here; the
+    hop it points to is the sandbox's real second origin, which counts Authorization headers.)
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.redirects: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/redirect":
+            self.redirects.append(request)
+            return httpx.Response(302, headers={"Location": request.url.params["to"]})
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_a_redirect_from_the_api_origin_does_not_carry_the_token_over(
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(second_origin=True, tokens=[TOKEN])
+    files = RedirectingTransport()
+    async with sandbox_client(sandbox, file_transport=files) as client:
+        done = await client.create(FLUX, {"prompt": "a fox"}, wait=10)
+        hop = httpx.URL(sandbox.base_url + "/redirect", params={"to": done.output[0]})
+        got = await client.download(str(hop), tmp_path / "a.png")
+    assert got.bytes > 0
+    assert files.redirects[0].headers["authorization"] == f"Bearer {TOKEN}"
+    stats = sandbox.state.snapshot()
+    assert (stats["delivery_requests"], stats["delivery_authorized"]) == (1, 0)
