@@ -77,7 +77,11 @@ def _header(page: Page) -> str:
 
 
 def _meta(page: Page) -> str:
-    spec = f"spec {escape(page.spec)} · " if page.spec else ""
+    # The file name reads well on any machine; the whole path is one hover away.
+    spec = ""
+    if page.spec:
+        name = page.spec.replace("\\", "/").rsplit("/", 1)[-1]
+        spec = f'spec <span title="{escape(page.spec)}">{escape(name)}</span> · '
     when = f"{page.generated:%Y-%m-%d %H:%M:%S} UTC"
     return f'<p class="meta">{spec}written {when} by batchrun {escape(__version__)}</p>\n'
 
