@@ -7,19 +7,60 @@ Sandbox fixtures (real loopback sockets, stopped after the test):
 - `make_sandbox(**config)`: a factory for custom settings (`SandboxConfig` fields; latency
   defaults to 0.05 here too). Server options go as keywords as well: `second_origin=True`
   serves output files from another port, `files_tls=(cert, key)` serves them over https.
+- `api`: an `httpx.Client` on `sandbox` with a token, which checks every request it sends and
+  every answer it gets under /v1 against Replicate's OpenAPI schema (`openapi_checked`).
+- `http`: a plain `httpx.Client` (no base URL, no token) that checks /v1 exchanges the same way.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from openapi import validate_request, validate_response
 
 from batchrun.sandbox import Sandbox, SandboxConfig
 
 TEST_LATENCY = 0.05
+TOKEN = "r8_sandbox_test_token"
+
+
+def _json_or_none(headers: httpx.Headers, content: bytes) -> Any:
+    kind = headers.get("content-type", "")
+    return json.loads(content) if content and "json" in kind else None
+
+
+def openapi_checked(response: httpx.Response) -> None:
+    """Check a /v1 exchange against Replicate's OpenAPI schema.
+
+    The request's JSON body and headers must match the operation; the answer must match the
+    schema the operation declares for its status. Errors the schema does not declare (401, 404,
+    422, 429 on most operations) must still be problem+json `{title, detail, status}`, and a
+    5xx may be a proxy's HTML page.
+    """
+    request = response.request
+    if not request.url.path.startswith("/v1/"):
+        return
+    path = request.url.path.removeprefix("/v1")
+    response.read()
+    body = _json_or_none(request.headers, request.content)
+    validate_request(path, request.method, body, dict(request.headers))
+    answer = _json_or_none(response.headers, response.content)
+    try:
+        validate_response(path, request.method, response.status_code, answer)
+    except AssertionError as error:
+        if response.status_code < 400 or "declares no" not in str(error):
+            raise
+        if response.status_code >= 500 and response.headers["content-type"].startswith("text/html"):
+            return
+        assert response.headers["content-type"] == "application/problem+json", answer
+        assert answer["status"] == response.status_code, answer
+        assert isinstance(answer["title"], str), answer
+        assert isinstance(answer["detail"], str), answer
 
 
 @pytest.fixture
@@ -50,3 +91,20 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
 @pytest.fixture
 def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     return make_sandbox()
+
+
+@pytest.fixture
+def api(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=sandbox.base_url,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        event_hooks={"response": [openapi_checked]},
+        verify=False,  # plain http on loopback; skips loading CA certificates for each test
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(event_hooks={"response": [openapi_checked]}, verify=False) as client:
+        yield client

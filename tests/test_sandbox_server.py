@@ -24,12 +24,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.002)
 
 
-def test_start_listens_on_a_free_port_and_stop_closes_it() -> None:
+def test_start_listens_on_a_free_port_and_stop_closes_it(http: httpx.Client) -> None:
     sandbox = Sandbox(SandboxConfig(latency=0)).start()
     port = sandbox.port
     assert sandbox.base_url == f"http://127.0.0.1:{port}"
     assert sandbox.files_base_url == sandbox.base_url
-    answer = httpx.get(f"{sandbox.base_url}/v1/models/acme/painter", headers=AUTH)
+    answer = http.get(f"{sandbox.base_url}/v1/models/acme/painter", headers=AUTH)
     assert answer.status_code == 200
     sandbox.stop()
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 1):
@@ -78,7 +78,9 @@ def test_a_port_in_use_is_a_usage_error(sandbox: Sandbox) -> None:
         Sandbox(port=sandbox.port).start()
 
 
-def test_second_origin_serves_files_from_another_port(make_sandbox: Callable[..., Sandbox]) -> None:
+def test_second_origin_serves_files_from_another_port(
+    http: httpx.Client, make_sandbox: Callable[..., Sandbox]
+) -> None:
     sandbox = make_sandbox(second_origin=True)
     assert sandbox.files_base_url != sandbox.base_url
     with httpx.Client(base_url=sandbox.base_url, headers=AUTH) as client:
@@ -87,14 +89,14 @@ def test_second_origin_serves_files_from_another_port(make_sandbox: Callable[...
         ).json()
     [url] = done["output"]
     assert url.startswith(f"{sandbox.files_base_url}/delivery/{done['id']}/")
-    image = httpx.get(url)
+    image = http.get(url)
     assert image.status_code == 200
     assert image.headers["content-type"] == "image/png"
 
 
-def test_configure_changes_settings_at_runtime(sandbox: Sandbox) -> None:
+def test_configure_changes_settings_at_runtime(http: httpx.Client, sandbox: Sandbox) -> None:
     sandbox.configure(list_endpoint=False)
-    answer = httpx.get(f"{sandbox.base_url}/v1/predictions", headers=AUTH)
+    answer = http.get(f"{sandbox.base_url}/v1/predictions", headers=AUTH)
     assert answer.status_code == 404
     with pytest.raises(UsageError) as raised:
         sandbox.configure(latency=-1)
@@ -103,9 +105,9 @@ def test_configure_changes_settings_at_runtime(sandbox: Sandbox) -> None:
     )
 
 
-def test_bump_version_changes_the_latest_version(sandbox: Sandbox) -> None:
+def test_bump_version_changes_the_latest_version(http: httpx.Client, sandbox: Sandbox) -> None:
     url = f"{sandbox.base_url}/v1/models/acme/painter"
-    before = httpx.get(url, headers=AUTH).json()["latest_version"]["id"]
+    before = http.get(url, headers=AUTH).json()["latest_version"]["id"]
     bumped = sandbox.bump_version("acme", "painter")
-    after = httpx.get(url, headers=AUTH).json()["latest_version"]["id"]
+    after = http.get(url, headers=AUTH).json()["latest_version"]["id"]
     assert bumped == after != before

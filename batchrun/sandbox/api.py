@@ -12,7 +12,7 @@ import binascii
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,7 +29,7 @@ from batchrun.sandbox.inputs import (
     parse_prefer,
 )
 from batchrun.sandbox.models import is_model_name, model_kind
-from batchrun.sandbox.predictions import Origins, Prediction, iso, render
+from batchrun.sandbox.predictions import EPOCH, Origins, Prediction, iso, render
 from batchrun.sandbox.problems import Problem, bad_request, invalid_input, not_found
 from batchrun.sandbox.state import SandboxState, Target
 
@@ -325,7 +325,7 @@ def model_description(model: str) -> str:
     return "returns PNG images made from the input"
 
 
-def _timestamp(query: Any, name: str) -> float | None:
+def _timestamp(query: Any, name: str) -> int | None:
     value = query.get(name)
     if value is None:
         return None
@@ -335,7 +335,7 @@ def _timestamp(query: Any, name: str) -> float | None:
         raise bad_request(f"{name} must be an ISO 8601 date-time, got {value!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def _cursor(value: str | None) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batchrun.sandbox import outputs
@@ -26,9 +26,18 @@ def new_id() -> str:
     return base64.b32encode(os.urandom(17)).decode().lower()[:26]
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def microseconds(timestamp: float) -> int:
+    """A Unix time in whole microseconds: the precision of the timestamps the API shows."""
+    return round(timestamp * 1_000_000)
+
+
 def iso(timestamp: float) -> str:
     """An RFC 3339 UTC timestamp with microseconds, as Replicate writes them."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = EPOCH + timedelta(microseconds=microseconds(timestamp))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(slots=True, eq=False)

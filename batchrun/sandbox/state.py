@@ -21,7 +21,7 @@ from batchrun.sandbox.config import SandboxConfig
 from batchrun.sandbox.faults import Faults
 from batchrun.sandbox.images import ImageCache
 from batchrun.sandbox.models import VERSION_ID, Model, ModelRegistry, Version, model_kind
-from batchrun.sandbox.predictions import STARTING_SHARE, Prediction, new_id
+from batchrun.sandbox.predictions import STARTING_SHARE, Prediction, microseconds, new_id
 from batchrun.sandbox.problems import invalid_version
 
 UPLOAD_TTL = 24 * 3600.0
@@ -85,7 +85,7 @@ class SandboxState:
         self.files: dict[str, UploadedFile] = {}
         self.stats = Stats()
         self._ordered: list[Prediction] = []
-        self._created: list[float] = []
+        self._created: list[int] = []
 
     # Settings -----------------------------------------------------------------------------
 
@@ -233,7 +233,9 @@ class SandboxState:
         """Record a new prediction; its whole future is decided here."""
         with self._lock:
             config = self.config
-            now = max(self.clock(), self._created[-1] if self._created else 0.0)
+            # Creation times never go backwards, so the list can be bisected by time.
+            stamp = max(microseconds(self.clock()), self._created[-1] if self._created else 0)
+            now = stamp / 1_000_000
             latency = inputs.get("sandbox_latency")
             if not isinstance(latency, int | float) or isinstance(latency, bool):
                 latency = self.faults.latency(config)
@@ -258,7 +260,7 @@ class SandboxState:
             )
             self.predictions[prediction.id] = prediction
             self._ordered.append(prediction)
-            self._created.append(now)
+            self._created.append(stamp)
             owner, name = target.model.split("/", 1)
             self.models.model(owner, name, now).run_count += 1
             self.stats.events["creates"] += 1
@@ -295,9 +297,12 @@ class SandboxState:
         return prediction
 
     def page(
-        self, created_after: float | None, created_before: float | None, before_seq: int | None
+        self, created_after: int | None, created_before: int | None, before_seq: int | None
     ) -> tuple[list[Prediction], int | None]:
-        """One page of predictions, newest first, and the cursor of the next page (or None)."""
+        """One page of predictions, newest first, and the cursor of the next page (or None).
+
+        `created_after` (inclusive) and `created_before` are Unix times in microseconds.
+        """
         size = self.config.page_size
         with self._lock:
             low = 0 if created_after is None else bisect.bisect_left(self._created, created_after)
