@@ -27,10 +27,13 @@ from batchrun.spec import load_spec
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1200, 900)
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
+    ),
+]
 
 # Two subjects by three seeds, one of which fails on purpose with a hostile error text; the
 # second subject's name is hostile too.
