@@ -49,6 +49,12 @@ class Checker:
         if not self.is_blocked(path):
             self.issues.append(self.doc.issue(path, message, at_key=at_key))
 
+    def add_at_key(self, path: KeyPath, key: KeyPath, message: str) -> None:
+        """An issue about the value at `path`, placed at the key `key` (inside it)."""
+        if not self.is_blocked(path):
+            line, col = self.doc.key_where(key)
+            self.issues.append(SpecIssue(self.doc.file, line, col, format_path(path), message))
+
     def add_found(self, path: KeyPath, needle: str, message: str) -> None:
         """An issue placed where `needle` is written inside the value at `path`."""
         if not self.is_blocked(path):

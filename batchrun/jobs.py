@@ -30,8 +30,8 @@ from batchrun.sources import (
     ValueSource,
 )
 from batchrun.target import Target
-from batchrun.template import Compiled, TemplateError, compile_value
-from batchrun.yamlpos import KeyPath, Places
+from batchrun.template import Compiled, Template, TemplateError, compile_value
+from batchrun.yamlpos import KeyPath, Places, walk_strings
 
 TARGET_FIELDS = ("model", "version", "deployment")
 # Filled in by batchrun itself: in an input, only repeat and job are known.
@@ -133,11 +133,8 @@ def _target(check: Checker, job: dict[str, Any], path: KeyPath) -> Target | None
         return None
     if len(named) > 1:
         both = " and ".join(named)
-        check.add(
-            (*path, named[1]),
-            f"a job has one target, but this one names {both}; keep one",
-            at_key=True,
-        )
+        message = f"a job has one target, but this one names {both}; keep one"
+        check.add_at_key(path, (*path, named[1]), message)
         return None
     kind = named[0]
     try:
@@ -250,28 +247,22 @@ def _count(check: Checker, source: ValueSource, written: Any, path: KeyPath) -> 
 def _templates(
     check: Checker, input_value: dict[str, Any], path: KeyPath, known: set[str] | None
 ) -> Compiled | None:
-    """Compile the input's templates; report bad ones and, when known, unknown variables."""
-    try:
-        compiled = compile_value(input_value)
-    except TemplateError as error:
-        where = (*path, *error.where)
-        check.add_found(where, _written_from(check, where, error.offset), error.message)
-        return None
-    if known is None:
-        return None
-    for where, template in compiled.templates:
+    """Compile the input's templates; report every bad one and, when known, unknown variables."""
+    broken = False
+    for where, text in walk_strings(input_value, path):
+        try:
+            template = Template.compile(text)
+        except TemplateError as error:
+            broken = True
+            check.add_found(where, text[error.offset : error.offset + 12], error.message)
+            continue
         for ref in template.refs:
-            if ref.name not in known and ref.name not in INPUT_BUILTINS:
+            if known is not None and ref.name not in known and ref.name not in INPUT_BUILTINS:
+                broken = True
                 message = _unknown(ref.name, ref.text, ref.fields, known)
-                check.add_found((*path, *where), ref.text, message)
-    return compiled
-
-
-def _written_from(check: Checker, path: KeyPath, offset: int) -> str:
-    value: Any = check.doc.value
-    for part in path:
-        value = value[part]
-    return str(value)[offset : offset + 12]
+                check.add_found(where, ref.text, message)
+    # After a typo (${subjct}) the axis it meant looks unused: say only what is wrong.
+    return None if broken or known is None else compile_value(input_value)
 
 
 def _unknown(name: str, text: str, fields: tuple[str, ...], known: set[str]) -> str:

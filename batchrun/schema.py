@@ -140,7 +140,11 @@ def _sentence(error: ValidationError) -> str:
         return f"{schema['errorMessage']}, got {got}"
     if keyword == "type":
         names = [expected] if isinstance(expected, str) else list(expected)
-        return f"expected {' or '.join(_TYPE_NAMES.get(n, n) for n in names)}, got {got}"
+        sentence = f"expected {' or '.join(_TYPE_NAMES.get(n, n) for n in names)}, got {got}"
+        if names == ["string"] and isinstance(instance, bool | int | float):
+            # `version: 0123` or `name: yes` are numbers and booleans to YAML.
+            sentence += " (YAML reads it as a number or true/false; put it in quotes)"
+        return sentence
     if keyword == "const":
         return f"expected {json.dumps(expected)}, got {got}"
     if keyword == "enum":

@@ -193,7 +193,7 @@ class JsonlSource(FileSource):
             if isinstance(line, ValueFileError):
                 yield line
             elif line.strip():
-                value = _parse_json(line)
+                value = _parse_json(line.rstrip("\r\n"))
                 if not isinstance(value, _JsonProblem):
                     yield number, value
                     continue
@@ -271,8 +271,9 @@ class CsvSource(FileSource):
                     yield self.error(start, 1, problem)
                     return
             elif len(row) != len(header):
+                fields = f"{len(row)} field" + ("" if len(row) == 1 else "s")
                 yield self.error(
-                    start, 1, f"this row has {len(row)} fields, but the header has {len(header)}"
+                    start, 1, f"this row has {fields}, but the header has {len(header)}"
                 )
                 if not keep_going:
                     return

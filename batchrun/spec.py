@@ -123,10 +123,11 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
         raise SpecError([SpecIssue(shown, line, col, "", "not valid UTF-8 text")]) from None
     doc = parse_yaml(text, shown)
     check = Checker(doc, absolute.parent, os.path.dirname(os.fspath(path)))
-    for blocked, issue in check_structure(doc):
-        check.issues.append(issue)
-        check.block([blocked])
     _tokens(check)
+    for blocked, issue in check_structure(doc):
+        if not check.is_blocked(blocked):
+            check.issues.append(issue)
+        check.block([blocked])
     top = doc.value if isinstance(doc.value, dict) else {}
     places = doc.places()
     jobs_value = top.get("jobs")
@@ -175,7 +176,7 @@ def _tokens(check: Checker) -> None:
     doc: YamlDocument = check.doc
     for match in TOKEN_PATTERN.finditer(doc.text):
         line, col = doc.position(match.start())
-        where = doc.path_at(match.start())
+        where = doc.string_at(match.start())
         path = format_path(where) if where else ""
         check.issues.append(SpecIssue(doc.file, line, col, path, TOKEN_MESSAGE))
         if where is not None:

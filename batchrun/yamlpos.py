@@ -120,14 +120,19 @@ class YamlDocument:
         line = bisect.bisect_right(self._line_starts, index)
         return line, index - self._line_starts[line - 1] + 1
 
-    def path_at(self, index: int) -> KeyPath | None:
-        """The path of the innermost value whose text contains character `index`, if any."""
-        best: KeyPath | None = None
-        best_size = math.inf
+    def string_at(self, index: int) -> KeyPath | None:
+        """The path of the string value whose text contains character `index`, if any."""
         for path, span in self.values.items():
-            if span.start <= index < span.end and span.end - span.start <= best_size:
-                best, best_size = path, span.end - span.start
-        return best
+            if span.start <= index < span.end and isinstance(self.get(path), str):
+                return path
+        return None
+
+    def get(self, path: KeyPath) -> Any:
+        """The value at `path`; KeyError or IndexError if there is none."""
+        value = self.value
+        for part in path:
+            value = value[part]
+        return value
 
     def places(self) -> Places:
         """The positions of every value, without the text and the parser's state."""
@@ -180,6 +185,9 @@ def _syntax_issue(doc: YamlDocument, error: yaml.MarkedYAMLError) -> SpecIssue:
     message = f"not valid YAML: {problem}"
     if error.context and error.problem and error.context_mark is not None:
         message += f" ({error.context} at line {error.context_mark.line + 1})"
+        lines = doc.text.splitlines()
+        if "flow" in error.context and "${" in "".join(lines[error.context_mark.line : line]):
+            message += "; inside [...] or {...}, put values with ${...} in quotes"
     return SpecIssue(doc.file, line, col, "", message)
 
 
