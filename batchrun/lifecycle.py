@@ -62,6 +62,7 @@ class Settings:
     wait: int | None
     download: bool
     max_file_bytes: int | None
+    recreate_delay: float = 1.0  # before creating again after a lost answer; doubles each time
 
 
 class PathClaims:
@@ -168,7 +169,7 @@ class Lifecycle:
                     return await self._note(record, found), found
                 if attempt == CREATE_TRIES:
                     raise
-                await anyio.sleep(min(30.0, 2.0**attempt))
+                await anyio.sleep(min(30.0, self.settings.recreate_delay * 2.0 ** (attempt - 1)))
                 continue
             return await self._note(record, prediction), prediction
         raise AssertionError("unreachable")  # pragma: no cover

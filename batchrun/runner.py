@@ -59,6 +59,7 @@ class RunOptions:
     wait: int | None = None
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
     handle_signals: bool = False
+    recreate_delay: float = 1.0
     transport: httpx.AsyncBaseTransport | None = None
 
 
@@ -217,6 +218,7 @@ class _Runner:
             wait=self.options.wait if self.options.wait is not None else self.spec.wait,
             download=self.options.download,
             max_file_bytes=self.options.max_file_bytes,
+            recreate_delay=self.options.recreate_delay,
         )
         lifecycle = Lifecycle(client, journal, FileNamer(self.spec.files), settings, reconciler)
         fatal: BaseException | None = None

@@ -1,0 +1,324 @@
+"""End to end: the runner against the sandbox over real loopback sockets."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
+
+from batchrun.cli import main
+from batchrun.sandbox import Sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def status_spec(folder: Path) -> Path:
+    return write_spec(
+        folder,
+        """
+        batchrun: 1
+        jobs:
+          - id: img
+            model: acme/painter
+            input:
+              prompt: "a ${status} prediction"
+              sandbox_status: ${status}
+              sandbox_error: "CUDA out of memory"
+            matrix:
+              status: [succeeded, failed, canceled, aborted]
+        """,
+    )
+
+
+def test_failed_canceled_and_aborted_are_records_and_the_run_fails(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    summary = run_spec(status_spec(tmp_path), sandbox)
+
+    found = {r.vars["status"]: r for r in records(tmp_path / "run").values()}
+    assert {name: r.status for name, r in found.items()} == {
+        "succeeded": "succeeded",
+        "failed": "failed",
+        "canceled": "canceled",
+        "aborted": "aborted",
+    }
+    assert found["failed"].error == "CUDA out of memory"
+    assert all(r.prediction_id for r in found.values())
+    assert len(found["succeeded"].files) == 1
+    assert not summary.ok
+    assert summary.tally.finished == {"succeeded": 1, "failed": 1, "canceled": 1, "aborted": 1}
+
+
+def test_the_cli_exits_1_when_a_prediction_failed(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    spec = status_spec(tmp_path)
+    code = main(["run", str(spec), "--base-url", sandbox.base_url, "--quiet"])
+    assert code == 1
+
+
+def test_a_422_is_recorded_as_an_error_that_names_the_field(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "too many", num_outputs: "${n}"}
+            matrix: {n: [1, 10]}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+
+    by_n = {r.vars["n"]: r for r in records(tmp_path / "run").values()}
+    assert by_n[1].status == "succeeded"
+    assert by_n[10].status == "error"
+    assert by_n[10].prediction_id is None
+    assert by_n[10].error is not None
+    assert "input.num_outputs" in by_n[10].error
+    assert by_n[10].error.startswith(
+        f"POST {sandbox.base_url}/v1/models/acme/painter/predictions: 422"
+    )
+    assert summary.tally.finished == {"succeeded": 1, "error": 1}
+
+
+def test_every_output_shape_is_handled(tmp_path: Path, sandbox: Sandbox) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "shapes", sandbox_output: "${shape}"}
+            matrix: {shape: [text, tokens, dict, number, images, none]}
+          - id: chat
+            model: meta/llama-chat
+            input: {prompt: "tell me a story"}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+    assert summary.ok
+
+    found = {r.vars.get("shape", r.job): r for r in records(tmp_path / "run").values()}
+    assert isinstance(found["text"].output, str)
+    assert found["text"].files == ()
+    assert isinstance(found["tokens"].output, str)  # a token list, joined
+    assert isinstance(found["chat"].output, str)
+    assert found["chat"].output.strip() != ""
+    assert isinstance(found["dict"].output, dict)
+    assert len(found["dict"].files) == 1
+    assert isinstance(found["number"].output, int | float)
+    assert isinstance(found["images"].output, list)
+    assert len(found["images"].files) == len(found["images"].output) >= 1
+    assert found["none"].output is None
+    assert found["none"].status == "succeeded"
+    assert assert_files_intact(tmp_path / "run") == 2 + len(found["images"].output) - 1
+
+
+def test_a_second_run_creates_nothing_and_a_deleted_file_is_fetched_again(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "fox ${seed}", seed: "${seed}"}
+            matrix: {seed: {range: [0, 5]}}
+        """,
+    )
+    first = run_spec(spec, sandbox)
+    assert first.ok
+    creates = sandbox.state.snapshot()["creates"]
+    assert creates == 5
+
+    second = run_spec(spec, sandbox)
+    assert second.ok
+    assert second.survey.done == 5
+    assert second.tally.finished == {}
+
+    victim = next(iter(records(tmp_path / "run").values())).files[0]
+    (tmp_path / "run" / victim.path).unlink()
+    third = run_spec(spec, sandbox)
+    assert third.ok
+    assert third.tally.finished == {"succeeded": 1}
+    assert sandbox.state.snapshot()["creates"] == creates
+    assert assert_files_intact(tmp_path / "run") == 5
+
+
+def test_polling_when_the_server_ignores_prefer_wait(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(honor_wait=False, latency=0.3)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: {range: [0, 12]}}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+    assert summary.ok
+    assert summary.client.creates == 12
+    assert summary.client.gets >= 12  # every prediction needed at least one poll
+    # Learned timing keeps polling cheap: far fewer than a poll every 0.1 s would send.
+    assert summary.client.gets <= 12 * 4
+
+
+def test_lost_create_answers_are_found_in_the_list_not_created_twice(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(lose_create_response_rate=0.5, seed=7)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        concurrency: 1  # one request at a time: the seeded faults fall the same way every run
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: {range: [0, 16]}}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+    stats = sandbox.state.snapshot()
+    assert stats["lost_creates"] > 0
+    assert summary.ok
+    assert stats["creates"] == 16
+    found = records(tmp_path / "run")
+    assert len({r.prediction_id for r in found.values()}) == 16
+    assert not any(r.possible_duplicate for r in found.values())
+
+
+def test_without_a_list_endpoint_a_recreated_key_is_flagged(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(lose_create_response_rate=0.5, list_endpoint=False, seed=7)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        concurrency: 1  # one request at a time: the seeded faults fall the same way every run
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: {range: [0, 16]}}
+        """,
+    )
+    summary = run_spec(spec, sandbox, recreate_delay=0.01)
+    stats = sandbox.state.snapshot()
+    assert summary.ok
+    found = records(tmp_path / "run").values()
+    flagged = [r for r in found if r.possible_duplicate]
+    assert flagged == [r for r in found if r.attempts > 1]
+    assert sum(r.attempts - 1 for r in found) == stats["creates"] - 16 > 0
+    assert summary.tally.possible_duplicates == len(flagged)
+
+
+def test_the_token_never_reaches_the_file_host(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(second_origin=True)
+    assert sandbox.files_base_url != sandbox.base_url
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}", num_outputs: 2}
+            matrix: {i: [0, 1, 2]}
+        """,
+    )
+    assert run_spec(spec, sandbox).ok
+    stats = sandbox.state.snapshot()
+    assert stats["delivery_requests"] == 6
+    assert stats["delivery_authorized"] == 0
+    manifest = (tmp_path / "run" / "manifest.jsonl").read_text()
+    assert TOKEN not in manifest
+
+
+def test_limit_runs_the_first_planned_and_retry_failed_runs_failures_again(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}", sandbox_status: "${outcome}"}
+            matrix: {i: [0, 1, 2], outcome: [succeeded, failed]}
+        """,
+    )
+    limited = run_spec(spec, sandbox, limit=2)
+    assert limited.survey.planned == 2
+    assert sorted(r.vars["outcome"] for r in records(tmp_path / "run").values()) == [
+        "failed",
+        "succeeded",
+    ]
+
+    rest = run_spec(spec, sandbox)
+    assert rest.survey.done == 1
+    assert rest.survey.failed_before == 1
+    assert rest.tally.finished == {"succeeded": 2, "failed": 2}
+    creates = sandbox.state.snapshot()["creates"]
+
+    again = run_spec(spec, sandbox, retry_failed=True)
+    assert again.tally.finished == {"failed": 3}
+    assert sandbox.state.snapshot()["creates"] == creates + 3
+    attempts = sorted(r.attempts for r in records(tmp_path / "run").values())
+    assert attempts == [1, 1, 1, 2, 2, 2]
+
+
+def test_no_download_records_the_urls_and_a_later_run_fetches_them(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: [0, 1, 2]}
+        """,
+    )
+    summary = run_spec(spec, sandbox, download=False)
+    assert summary.ok
+    found = records(tmp_path / "run")
+    assert all(len(r.missing) == 1 and r.files == () for r in found.values())
+    assert list((tmp_path / "run").rglob("*.png")) == []
+
+    later = run_spec(spec, sandbox)
+    assert later.ok
+    assert later.tally.finished == {"succeeded": 3}
+    assert assert_files_intact(tmp_path / "run") == 3
+
+
+def test_example_specs_run_on_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "specs", tmp_path / "specs")
+    monkeypatch.chdir(tmp_path)
+    for name in ("quickstart", "sweep", "dataset"):
+        out = tmp_path / "out" / name
+        code = main(["run", f"specs/{name}.yaml", "--sandbox", "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        found = records(out)
+        assert found
+        assert {r.status for r in found.values()} == {"succeeded"}
+        assert assert_files_intact(out) == sum(len(r.files) for r in found.values()) > 0
+    err = capsys.readouterr().err
+    assert "batchrun: running against the built-in sandbox at http://127.0.0.1:" in err
+    assert "  manifest: out/dataset/manifest.jsonl" in err
