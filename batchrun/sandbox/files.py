@@ -151,8 +151,9 @@ async def _trickle(data: bytes, bytes_per_second: float) -> AsyncIterator[bytes]
 
 
 def _too_large(limit: int) -> Problem:
-    megabytes = limit / (1024 * 1024)
-    return Problem(413, "Content Too Large", f"Files must be less than {megabytes:g}MB in size")
+    megabytes, rest = divmod(limit, 1024 * 1024)
+    size = f"{megabytes}MB" if megabytes and not rest else f"{limit} bytes"
+    return Problem(413, "Content Too Large", f"Files must be less than {size} in size")
 
 
 def _text(parts: dict[str, multipart.Part], name: str) -> str | None:
