@@ -29,9 +29,10 @@ from batchrun.sources import (
     RangeSource,
     ValueSource,
 )
+from batchrun.structure import Compiled, compile_value
 from batchrun.target import Target
-from batchrun.template import Compiled, Template, TemplateError, compile_value
-from batchrun.yamlpos import KeyPath, Places, walk_strings
+from batchrun.template import Template, TemplateError
+from batchrun.yamlpos import KeyPath, walk_strings
 
 TARGET_FIELDS = ("model", "version", "deployment")
 # Filled in by batchrun itself: in an input, only repeat and job are known.
@@ -60,7 +61,6 @@ class Job:
     input: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     matrix: Matrix = field(default_factory=Matrix)
     index: int = 0
-    places: Places | None = None
 
     @property
     def path(self) -> KeyPath:
@@ -78,7 +78,7 @@ def derived_id(target: Target) -> str:
     return target.name if target.name else f"v-{target.version[:8]}"
 
 
-def build_job(check: Checker, value: Any, index: int, places: Places | None) -> Job | None:
+def build_job(check: Checker, value: Any, index: int) -> Job | None:
     """The Job for `jobs[index]`, adding every issue found to `check`; None if it has none."""
     path: KeyPath = ("jobs", index)
     if not isinstance(value, dict):
@@ -106,7 +106,6 @@ def build_job(check: Checker, value: Any, index: int, places: Places | None) -> 
         input=MappingProxyType(input_value),
         matrix=matrix,
         index=index,
-        places=places,
     )
 
 

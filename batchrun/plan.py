@@ -3,10 +3,8 @@
     for p in iter_plan(load_spec("specs/sweep.yaml")):
         p.key, p.job, p.target, p.input, p.vars, p.repeat
 
-A key is the first 16 hex characters of the sha256 of the canonical JSON of
-`{"target": ..., "input": ..., "repeat": r}`, where a local file counts by its content
-(`{"file": {"sha256", "size"}}`), not its path. So the same spec gives the same keys on every
-machine, and settings that change how (not what) is predicted leave keys alone.
+Keys are defined in `batchrun.keys`: the same spec gives the same keys on every machine, and
+settings that change how (not what) is predicted leave them alone.
 
 Problems only a row can show (a variable some include rows lack, a templated file that is not
 there, two rows that would make the same prediction) are SpecErrors raised when found;
@@ -16,34 +14,45 @@ there, two rows that would make the same prediction) are SpecErrors raised when 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from batchrun.describe import join_names, show, show_row
+from batchrun.describe import join_names, show_row
 from batchrun.errors import SpecError, SpecIssue, UsageError
 from batchrun.jobs import Job
+from batchrun.keys import (
+    KEY_HEAD,
+    FileHasher,
+    FileInput,
+    canonical_json,
+    jsonable,
+    key_json,
+    key_tail,
+    prediction_key,
+)
 from batchrun.spec import Spec
+from batchrun.structure import compile_value
 from batchrun.target import Target
-from batchrun.template import KeyPath, MissingVariable, RenderError, compile_value
+from batchrun.template import KeyPath, MissingVariable, RenderError
 from batchrun.yamlpos import format_path
 
-
-@dataclass(frozen=True, slots=True)
-class FileInput:
-    """A local file an input sends (`{file: path}` in the spec)."""
-
-    path: Path  # absolute
-    relpath: str  # as the spec named it, relative to the spec's folder
-    sha256: str
-    size: int
-
-    def to_json(self) -> dict[str, Any]:
-        """How manifests and `plan --json` show it."""
-        return {"file": self.relpath, "sha256": self.sha256, "size": self.size}
+__all__ = [
+    "FileInput",
+    "JobSummary",
+    "PlanCheck",
+    "PlanSummary",
+    "PlannedPrediction",
+    "Shard",
+    "canonical_json",
+    "check_plan",
+    "in_shard",
+    "iter_plan",
+    "parse_shard",
+    "prediction_key",
+    "summarize",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,82 +104,6 @@ def _fast_constructor() -> Callable[..., PlannedPrediction]:
 
 
 _planned = _fast_constructor()
-
-
-def jsonable(value: Any) -> Any:
-    """`value` with every FileInput replaced by its JSON form."""
-    if isinstance(value, FileInput):
-        return value.to_json()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def _as_json(value: Any) -> Any:
-    if isinstance(value, FileInput):
-        return value.to_json()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _as_key_json(value: Any) -> Any:
-    if isinstance(value, FileInput):
-        return {"file": {"sha256": value.sha256, "size": value.size}}
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-_OPTIONS: dict[str, Any] = {
-    "sort_keys": True,
-    "separators": (",", ":"),
-    "ensure_ascii": False,
-    "allow_nan": False,
-}
-
-
-def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """json.dumps with _OPTIONS, minus the cost of building an encoder on every call."""
-    encoder = json.JSONEncoder(default=default, **_OPTIONS)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or basestring is None:
-        return encoder.encode
-    # The same C encoder json.dumps builds per call; no cycle check (markers=None): specs
-    # are trees, since the YAML loader refuses aliases that contain themselves.
-    iterencode = make(None, default, basestring, None, ":", ",", True, False, False)
-
-    def encode(value: Any) -> str:
-        kind = value.__class__
-        if kind is str:
-            return basestring(value)  # type: ignore[no-any-return]
-        if kind is int:
-            return int.__repr__(value)
-        if kind is dict or kind is list:
-            return "".join(iterencode(value, 0))
-        return encoder.encode(value)
-
-    return encode
-
-
-_canonical = _encoder(_as_json)
-_key_canonical = _encoder(_as_key_json)
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, UTF-8 as is, no NaN; FileInputs as their `to_json()`."""
-    return _canonical(value)
-
-
-def prediction_key(target: Target, input: Mapping[str, Any], repeat: int) -> str:
-    """The key of a prediction: 16 hex characters naming what it computes."""
-    return _key(_key_canonical(dict(input)), repeat, _key_canonical(target.to_json()))
-
-
-def _key(input_json: str, repeat: int, target_json: str) -> str:
-    # Exactly canonical JSON of {"input", "repeat", "target"} (sorted keys), built without
-    # re-encoding the input for every repeat.
-    text = f'{{"input":{input_json},"repeat":{repeat},"target":{target_json}}}'
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Shard(NamedTuple):
@@ -259,47 +192,10 @@ def check_plan(spec: Spec, *, per_kind: int = 1) -> PlanCheck:
     return PlanCheck(counts, tuple(sorted(set(issues))))
 
 
-class _Files:
-    """FileInputs for `{file: ...}`, each file hashed once however many rows name it."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.known: dict[str, FileInput] = {}
-
-    def make(self, written: Any, where: KeyPath) -> FileInput:
-        if not isinstance(written, str) or not written:
-            raise RenderError(f"expected the path of a file, got {show(written)}", where)
-        found = self.known.get(written)
-        if found is not None:
-            return found
-        path = Path(os.path.normpath(self.folder / os.path.expanduser(written)))
-        try:
-            digest, size = _hash(path)
-        except IsADirectoryError:
-            raise RenderError(f"'{written}' is a folder, not a file", where) from None
-        except FileNotFoundError:
-            raise RenderError(f"file '{written}' does not exist", where) from None
-        except OSError as error:
-            raise RenderError(f"cannot read '{written}': {error.strerror}", where) from None
-        made = FileInput(path, Path(written).as_posix(), digest, size)
-        self.known[written] = made
-        return made
-
-
-def _hash(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _plan(
     spec: Spec, jobs: list[Job], shard: Shard | None, report: Report
 ) -> Iterator[PlannedPrediction]:
-    files = _Files(spec.folder)
+    files = FileHasher(spec.folder)
     seen: set[str] = set()
     for job in jobs:
         yield from _job_plan(spec, job, files, seen, shard, report)
@@ -308,13 +204,13 @@ def _plan(
 def _job_plan(
     spec: Spec,
     job: Job,
-    files: _Files,
+    files: FileHasher,
     seen: set[str],
     shard: Shard | None,
     report: Report,
 ) -> Iterator[PlannedPrediction]:
     try:
-        compiled = compile_value(dict(job.input), wraps={"file": files.make}, encode=_key_canonical)
+        compiled = compile_value(dict(job.input), wraps={"file": files.make}, encode=key_json)
     except RenderError as error:  # a file named without a template: found once, here
         report(spec.issue((*job.path, "input", *error.where), error.message), ("file", job.id))
         return
@@ -323,10 +219,8 @@ def _job_plan(
     per_repeat = "repeat" in compiled.variables
     with_job = "job" in compiled.variables
     target, job_id = job.target, job.id
-    target_json = _key_canonical(target.to_json())
-    # The canonical JSON of {"input", "repeat", "target"} (sorted keys) is the input's JSON
-    # between a fixed head and one fixed tail per repeat: no need to encode it again.
-    tails = [f',"repeat":{r},"target":{target_json}}}' for r in range(job.repeat)]
+    target_json = key_json(target.to_json())
+    tails = [key_tail(r, target_json) for r in range(job.repeat)]
     count = failed = 0
     for row, origin in job.matrix.rows():
         context = {**row, "job": job_id} if with_job else row
@@ -334,11 +228,12 @@ def _job_plan(
             if per_repeat or repeat == 0:
                 try:
                     input, text = render({**context, "repeat": repeat} if per_repeat else context)
+                    head = KEY_HEAD + text
                 except RenderError as error:
                     failed += 1
                     report(*_row_issue(spec, job, row, origin, error))
                     break
-            key = hashlib.sha256(f'{{"input":{text}{tail}'.encode()).hexdigest()[:16]
+            key = hashlib.sha256((head + tail).encode()).hexdigest()[:16]
             before = len(seen)
             seen.add(key)
             if len(seen) == before:

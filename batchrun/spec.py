@@ -132,7 +132,7 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
     places = doc.places()
     jobs_value = top.get("jobs")
     jobs_written: list[Any] = jobs_value if isinstance(jobs_value, list) else []
-    jobs = [build_job(check, job, i, places) for i, job in enumerate(jobs_written)]
+    jobs = [build_job(check, job, i) for i, job in enumerate(jobs_written)]
     built = tuple(job for job in jobs if job is not None)
     _job_ids(check, jobs, jobs_written)
     _files_template(check, top.get("files"), built)

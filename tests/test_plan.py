@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from batchrun import plan as plan_module
 from batchrun.errors import SpecError, UsageError
 from batchrun.plan import (
     FileInput,
     PlannedPrediction,
     Shard,
-    canonical_json,
     check_plan,
     in_shard,
     iter_plan,
@@ -162,34 +160,6 @@ def test_a_file_counts_by_its_content_not_its_path(folder: Path) -> None:
     (folder / "moved.png").write_text("other bytes", encoding="utf-8")
     (changed,) = planned("spec.yaml")
     assert changed.key != before.key
-
-
-def test_each_file_is_hashed_once(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec_at(
-        folder,
-        "batchrun: 1\njobs:\n  - model: a/b\n    input: {image: {file: '${img}'}, n: '${n}'}\n"
-        "    matrix: {n: {range: [0, 50]}, img: {glob: '*.png'}}\n",
-        {"a.png": "a", "b.png": "b"},
-    )
-    hashed: list[Path] = []
-    real = plan_module._hash
-
-    def counting(path: Path) -> tuple[str, int]:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(plan_module, "_hash", counting)
-    assert len(planned("spec.yaml")) == 100
-    assert sorted(p.name for p in hashed) == ["a.png", "b.png"]
-
-
-def test_canonical_json() -> None:
-    value = {"b": [1.5, None, "é"], "a": {"d": True, "c": FileInput(Path("/x"), "x.png", "ab", 2)}}
-    assert canonical_json(value) == (
-        '{"a":{"c":{"file":"x.png","sha256":"ab","size":2},"d":true},"b":[1.5,null,"é"]}'
-    )
-    with pytest.raises(ValueError, match="not JSON compliant"):
-        canonical_json({"x": float("nan")})
 
 
 def test_order_is_jobs_then_rows_then_repeats(folder: Path) -> None:
