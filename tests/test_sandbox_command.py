@@ -1,0 +1,90 @@
+"""`batchrun sandbox`: serves in the foreground, prints one banner line, exits 0 on Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from batchrun.cli import build_parser
+from batchrun.commands.sandbox import settings_from
+from batchrun.sandbox import Sandbox
+
+BANNER = re.compile(
+    r"^batchrun sandbox: a Replicate-compatible API at (http://127\.0\.0\.1:\d+); point batchrun "
+    r"at it with --base-url \1 and any token; Ctrl-C stops it$"
+)
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["sandbox", *argv])
+
+
+def test_settings_from_the_command_line() -> None:
+    args = parse(
+        "--latency", "0.2", "--failure-rate", "0.1", "--error-rate", "0.05",
+        "--rate-limit", "60/min", "--no-wait", "--file-ttl", "30",
+    )  # fmt: skip
+    assert settings_from(args) == {
+        "latency": 0.2,
+        "failure_rate": 0.1,
+        "error_rate": 0.05,
+        "rate_limit": "60/min",
+        "file_ttl": 30.0,
+        "honor_wait": False,
+    }
+    assert settings_from(parse()) == {}
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serves_until_interrupted_and_exits_0(stop: signal.Signals) -> None:
+    command = [sys.executable, "-m", "batchrun", "sandbox", "--port", "0", "--latency", "0.01"]
+    command += ["--rate-limit", "5/s"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        assert p.stdout is not None
+        match = BANNER.match(p.stdout.readline().rstrip("\n"))
+        assert match, "no banner"
+        base = match.group(1)
+        config = httpx.get(f"{base}/_sandbox/config").json()
+        assert (config["latency"], config["rate_limit"]) == (0.01, "5/s")
+        answer = httpx.post(
+            f"{base}/v1/models/acme/painter/predictions",
+            json={"input": {}},
+            headers={"Authorization": "Bearer anything", "Prefer": "wait"},
+        )
+        assert answer.json()["status"] == "succeeded"
+        p.send_signal(stop)
+        assert p.wait(timeout=10) == 0
+        assert p.stderr is not None
+        assert p.stderr.read() == ""
+
+
+def test_a_bad_setting_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "batchrun", "sandbox", "--port", "0", "--failure-rate", "3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "batchrun: invalid sandbox settings: failure_rate must be a number from 0 to 1, got 3.0\n"
+    )
+
+
+def test_a_port_in_use_is_a_usage_error(sandbox: Sandbox) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "batchrun", "sandbox", "--port", str(sandbox.port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"batchrun: cannot listen on 127.0.0.1:{sandbox.port}: Address already in use\n"
+    )
