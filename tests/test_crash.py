@@ -1,0 +1,216 @@
+"""Crash and interrupt tests: `batchrun run` in a child process, killed or interrupted mid-run.
+
+Each test then runs the spec again and checks that every key ended `succeeded` exactly once, with
+no prediction created twice and no torn file in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from runs import TOKEN, assert_files_intact, records, write_spec
+
+from batchrun.sandbox import Sandbox
+
+KEYS = 12
+PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
+
+
+def spec_for(folder: Path, concurrency: int = KEYS) -> Path:
+    return write_spec(
+        folder,
+        f"""
+        batchrun: 1
+        concurrency: {concurrency}
+        jobs:
+          - model: acme/painter
+            input: {{prompt: "crash ${{i}}", width: 512, height: 512}}
+            matrix: {{i: {{range: [0, {KEYS}]}}}}
+        """,
+    )
+
+
+def start(spec: Path, sandbox: Sandbox, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batchrun",
+            "run",
+            str(spec),
+            "--base-url",
+            sandbox.base_url,
+            "--out",
+            str(spec.parent / "run"),
+            "--quiet",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def manifest_lines(run_dir: Path) -> Iterator[dict[str, object]]:
+    path = run_dir / "manifest.jsonl"
+    if not path.exists():
+        return
+    for line in path.read_bytes().splitlines()[1:]:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue
+
+
+def ids_recorded(run_dir: Path) -> int:
+    return len(
+        {line["prediction_id"] for line in manifest_lines(run_dir) if line.get("prediction_id")}
+    )
+
+
+def finish_and_check(spec: Path, sandbox: Sandbox) -> None:
+    again = start(spec, sandbox)
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err.decode()
+    found = records(spec.parent / "run")
+    assert len(found) == KEYS
+    assert {r.status for r in found.values()} == {"succeeded"}
+    stats = sandbox.state.snapshot()
+    assert stats["creates"] == KEYS, "a prediction was created twice"
+    assert len({r.prediction_id for r in found.values()}) == KEYS
+    assert assert_files_intact(spec.parent / "run") == KEYS
+
+
+def test_killed_before_the_creates_return(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(latency=1.5)  # creates are held open by Prefer: wait
+    spec = spec_for(tmp_path)
+    child = start(spec, sandbox)
+    wait_for(lambda: sandbox.state.snapshot()["held"] == KEYS, "every create to be in flight")
+    child.kill()
+    child.wait()
+    lines = list(manifest_lines(tmp_path / "run"))
+    assert {line["status"] for line in lines} == {"submitting"}
+    finish_and_check(spec, sandbox)
+
+
+def test_killed_while_polling(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(latency=1.5, honor_wait=False)
+    spec = spec_for(tmp_path)
+    child = start(spec, sandbox)
+    wait_for(lambda: ids_recorded(tmp_path / "run") == KEYS, "every id to be recorded")
+    child.kill()
+    child.wait()
+    assert sandbox.state.snapshot()["creates"] == KEYS
+    finish_and_check(spec, sandbox)
+
+
+def test_killed_while_downloading(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(latency=0.05, download_bytes_per_second=20_000)
+    spec = spec_for(tmp_path)
+    child = start(spec, sandbox)
+    run_dir = tmp_path / "run"
+    wait_for(lambda: any(run_dir.rglob("*.part")), "a download to be under way")
+    child.kill()
+    child.wait()
+    in_place = list(run_dir.rglob("*.png"))
+    assert all(p.read_bytes().endswith(PNG_END) for p in in_place), "a torn file is in place"
+    for record in records(run_dir).values():
+        for file in record.files:
+            assert (run_dir / file.path).stat().st_size == file.bytes
+    sandbox.configure(download_bytes_per_second=None)
+    finish_and_check(spec, sandbox)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_killed_at_random_moments_again_and_again(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox], seed: int
+) -> None:
+    import random
+
+    rng = random.Random(seed)
+    sandbox = make_sandbox(latency=0.4, jitter=0.3, honor_wait=bool(seed % 2))
+    spec = spec_for(tmp_path, concurrency=4)
+    for _ in range(3):
+        child = start(spec, sandbox)
+        try:
+            child.wait(timeout=rng.uniform(0.3, 1.5))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    finish_and_check(spec, sandbox)
+
+
+def test_one_ctrl_c_lets_what_is_in_flight_finish(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(latency=1.0)
+    spec = spec_for(tmp_path, concurrency=3)
+    child = start(spec, sandbox)
+    wait_for(lambda: sandbox.state.snapshot()["held"] == 3, "three creates in flight")
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == 130, err.decode()
+    found = records(tmp_path / "run")
+    assert 3 <= len(found) < KEYS
+    assert {r.status for r in found.values()} == {"succeeded"}  # in flight ones finished
+    finish_and_check(spec, sandbox)
+
+
+def test_a_second_ctrl_c_leaves_at_once(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(latency=20.0)
+    spec = spec_for(tmp_path, concurrency=3)
+    env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "batchrun",
+            "run",
+            str(spec),
+            "--base-url",
+            sandbox.base_url,
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    said: list[bytes] = []
+    reader = threading.Thread(target=lambda: said.extend(iter(child.stderr.readline, b"")))  # type: ignore[union-attr]
+    reader.start()
+    wait_for(lambda: sandbox.state.snapshot()["held"] == 3, "three creates in flight")
+    began = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    wait_for(lambda: any(b"stopping: " in line for line in said), "the first Ctrl-C to be seen")
+    child.send_signal(signal.SIGINT)
+    child.wait(timeout=10)
+    reader.join()
+    assert child.returncode == 130
+    assert time.monotonic() - began < 10  # it did not wait out the 20 s predictions
+    found = records(tmp_path / "run")
+    assert len(found) == 3
+    assert {r.status for r in found.values()} == {"submitting"}
+    assert b"  3 still in flight; the next run picks them up by id\n" in said
