@@ -1,0 +1,52 @@
+"""The runner against the sandbox's create rate limit: polite when matched, patient when not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from runs import records, run_spec, write_spec
+
+from batchrun.sandbox import Sandbox
+from batchrun.spec import Rate
+
+
+def many(folder: Path, count: int, concurrency: int) -> Path:
+    return write_spec(
+        folder,
+        f"""
+        batchrun: 1
+        concurrency: {concurrency}
+        jobs:
+          - model: acme/painter
+            input: {{prompt: "p${{i}}", width: 64, height: 64}}
+            matrix: {{i: {{range: [0, {count}]}}}}
+        """,
+    )
+
+
+def test_with_the_servers_own_limit_few_requests_are_refused(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(rate_limit="3000/min")
+    summary = run_spec(many(tmp_path, 300, 100), sandbox, rate=Rate.parse("3000/min"))
+    stats = sandbox.state.snapshot()
+    assert summary.ok
+    assert stats["creates"] == 300
+    assert summary.client.rate_limited == stats["throttled"]
+    assert stats["throttled"] <= 15, f"{stats['throttled']} of 300 creates were refused"
+    # 300 creates at 50/s with a bucket of 50 cannot take less than (300 - 50) / 50 s.
+    assert summary.wall_time >= 4.9
+
+
+def test_a_much_lower_server_limit_slows_the_run_instead_of_failing_it(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(rate_limit="300/min")  # 5 creates/s, a bucket of 5
+    summary = run_spec(many(tmp_path, 30, 30), sandbox, rate=Rate.parse("3000/min"))
+    stats = sandbox.state.snapshot()
+    assert summary.ok
+    assert {r.status for r in records(tmp_path / "run").values()} == {"succeeded"}
+    assert stats["creates"] == 30
+    assert stats["throttled"] > 0
+    assert summary.wall_time >= (30 - 5) / 5 - 0.5
