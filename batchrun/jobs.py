@@ -131,8 +131,8 @@ def _target(check: Checker, job: dict[str, Any], path: KeyPath) -> Target | None
         check.add(path, "a job needs a target: model, version or deployment")
         return None
     if len(named) > 1:
-        both = " and ".join(named)
-        message = f"a job has one target, but this one names {both}; keep one"
+        names = ", ".join(named[:-1]) + f" and {named[-1]}"
+        message = f"a job has one target, but this one names {names}; keep one"
         check.add_at_key(path, (*path, named[1]), message)
         return None
     kind = named[0]

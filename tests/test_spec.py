@@ -149,11 +149,14 @@ def test_exactly_one_target(folder: Path) -> None:
     text = (
         "batchrun: 1\njobs:\n  - input: {}\n"
         f"  - model: a/b\n    version: '{VERSION}'\n    input: {{}}\n"
+        f"  - {{model: a/b, version: '{VERSION}', deployment: a/c, input: {{}}}}\n"
     )
     assert errors(folder, text) == [
         "spec.yaml:3:5: jobs[0]: a job needs a target: model, version or deployment",
         "spec.yaml:5:5: jobs[1]: a job has one target, but this one names model and version;"
         " keep one",
+        "spec.yaml:7:18: jobs[2]: a job has one target, but this one names model, version and"
+        " deployment; keep one",
     ]
 
 
