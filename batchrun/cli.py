@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from batchrun import __version__
-from batchrun.errors import (
-    ApiConnectionError,
-    ApiError,
-    AuthenticationError,
-    BatchrunError,
-    ManifestError,
-    SpecError,
-    StorageError,
-    UsageError,
-)
+from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -127,8 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("batchrun: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BatchrunError as error:
-        print(_describe(error), file=sys.stderr)
+        print(_redacted(_describe(error)), file=sys.stderr)
         return exit_code_for(error)
+    except Exception as error:  # a bug in batchrun: say so in one line, not a traceback
+        if os.environ.get("BATCHRUN_DEBUG"):
+            raise
+        print(
+            _redacted(f"batchrun: internal error: {type(error).__name__}: {error}")
+            + "\nbatchrun: this is a bug; run again with BATCHRUN_DEBUG=1 to see where it happened",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return code
 
 
@@ -136,13 +137,17 @@ def exit_code_for(error: BatchrunError) -> int:
     """The exit code DESIGN.md section 3 gives an error that stopped a command."""
     if isinstance(error, SpecError | UsageError):
         return EXIT_USAGE
-    if isinstance(error, AuthenticationError | ApiConnectionError):
-        return EXIT_API
     if isinstance(error, ApiError):
-        return EXIT_API
-    if isinstance(error, ManifestError | StorageError):
-        return EXIT_FAILED
-    return EXIT_FAILED
+        return EXIT_API  # authentication, an unreachable host, an API that keeps failing
+    return EXIT_FAILED  # a manifest, a disk or a download that failed: work is kept
+
+
+def _redacted(text: str) -> str:
+    # The library never puts the token in a message; this is the last line of defence.
+    tokens = [
+        value for name, value in os.environ.items() if name.endswith("_TOKEN") and len(value) >= 8
+    ]
+    return redact(text, sorted(tokens, key=len, reverse=True))
 
 
 def _describe(error: BatchrunError) -> str:
