@@ -338,7 +338,7 @@ def test_planned_predictions_are_frozen(folder: Path) -> None:
 
 
 def test_planning_streams_a_big_dataset(folder: Path) -> None:
-    rows = 60_000
+    rows = 30_000
     csv = "prompt,n\n" + "".join(f"a prompt about thing number {i},{i}\n" for i in range(rows))
     spec_at(
         folder,
@@ -352,5 +352,6 @@ def test_planning_streams_a_big_dataset(folder: Path) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert count == rows
-    # Holding the rows would take well over 20 MB; the plan holds only the keys it has seen.
-    assert peak < 12_000_000, peak
+    # Holding the rows would take about 10 MB more; the plan holds only the keys it has seen
+    # (about 3.5 MB here).
+    assert peak < 6_000_000, peak

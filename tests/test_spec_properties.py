@@ -193,7 +193,7 @@ def write(folder: Path, text: str, files: dict[str, str]) -> Path:
     return path
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=specs, files=file_texts)
 def test_random_specs_raise_only_placed_spec_errors(
     folder: Path, spec: dict[str, Any], files: dict[str, str]
@@ -201,7 +201,7 @@ def test_random_specs_raise_only_placed_spec_errors(
     load_and_plan(write(folder, yaml.safe_dump(spec, allow_unicode=True), files))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     spec=specs,
     files=file_texts,
@@ -216,7 +216,7 @@ def test_damaged_yaml_raises_only_placed_spec_errors(
     load_and_plan(write(folder, text[:cut] + noise + text[cut:], files))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=plausible_specs, files=plausible_files)
 def test_plausible_specs_plan_or_fail_with_placed_errors(
     folder: Path, spec: dict[str, Any], files: dict[str, str]
