@@ -27,7 +27,7 @@ from batchrun.sandbox.api import DROP_CONNECTION, Api
 from batchrun.sandbox.config import SandboxConfig
 from batchrun.sandbox.faults import Message, Receive, Send, drop_connection
 from batchrun.sandbox.files import Files
-from batchrun.sandbox.problems import Problem
+from batchrun.sandbox.problems import Problem, not_found
 from batchrun.sandbox.state import SandboxState
 
 _PROXY_PAGE = (
@@ -60,9 +60,10 @@ async def _on_problem(request: Request, error: Exception) -> Response:
 
 async def _on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
+    if error.status_code == 404:
+        return problem_response(not_found())
     phrase = http.HTTPStatus(error.status_code).phrase
-    detail = "Not found." if error.status_code == 404 else phrase
-    return problem_response(Problem(error.status_code, phrase, detail))
+    return problem_response(Problem(error.status_code, phrase, phrase))
 
 
 def authentication_problem(headers: Headers, config: SandboxConfig) -> Problem | None:

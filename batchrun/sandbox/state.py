@@ -107,7 +107,8 @@ class SandboxState:
             self.models = ModelRegistry()
             self.predictions = {}
             self.files = {}
-            self.stats = Stats()
+            # Requests held right now still finish after the reset; keep counting them.
+            self.stats = Stats(held=self.stats.held, max_held=self.stats.held)
             self._ordered = []
             self._created = []
             self.faults = Faults(self.config)
