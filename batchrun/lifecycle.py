@@ -27,6 +27,7 @@ from batchrun.errors import (
     StorageError,
 )
 from batchrun.journal import Journal
+from batchrun.lock import Lock
 from batchrun.manifest import FileRecord, KeyState, Record, utcnow
 from batchrun.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
 from batchrun.plan import PlannedPrediction
@@ -90,8 +91,10 @@ class Lifecycle:
         namer: FileNamer,
         settings: Settings,
         reconciler: Reconciler,
+        lock: Lock | None = None,
     ) -> None:
         self.client = client
+        self.lock = lock
         self.journal = journal
         self.namer = namer
         self.settings = settings
@@ -145,6 +148,7 @@ class Lifecycle:
     ) -> tuple[Record, Prediction] | None:
         sent = await self.files.resolve(planned.input)
         sha = request_sha256(sent)
+        target = self.lock.resolve(planned.target) if self.lock else planned.target
         for attempt in range(1, CREATE_TRIES + 1):
             record = record.replace(
                 status="submitting",
@@ -156,7 +160,7 @@ class Lifecycle:
             )
             await self.journal.write(record, durable=True)
             try:
-                prediction = await self.client.create(planned.target, sent, wait=self.settings.wait)
+                prediction = await self.client.create(target, sent, wait=self.settings.wait)
             except (InvalidRequestError, NotFoundError) as error:
                 await self.journal.write(
                     record.replace(status="error", error=str(error), completed_at=utcnow()),
@@ -179,9 +183,10 @@ class Lifecycle:
     ) -> tuple[Prediction | None, Record]:
         """The prediction a lost create made, if any. Where the API cannot list predictions,
         the key is flagged: creating it again may run it twice."""
+        target = self.lock.resolve(planned.target) if self.lock else planned.target
         try:
             found = await self.reconciler.find(
-                planned.target, record.request_sha256 or "", record.created_at
+                target, record.request_sha256 or "", record.created_at
             )
         except NoListEndpoint:
             return None, record.replace(possible_duplicate=True)

@@ -31,6 +31,7 @@ from batchrun.errors import BatchrunError, UsageError
 from batchrun.jobs import Job
 from batchrun.journal import Collector, Tally, open_journal
 from batchrun.lifecycle import Action, Lifecycle, Settings, Work
+from batchrun.lock import read_lock
 from batchrun.manifest import ManifestIndex, ManifestWriter, load_index, manifest_name, new_header
 from batchrun.outputs import FileNamer
 from batchrun.plan import iter_plan
@@ -220,7 +221,14 @@ class _Runner:
             max_file_bytes=self.options.max_file_bytes,
             recreate_delay=self.options.recreate_delay,
         )
-        lifecycle = Lifecycle(client, journal, FileNamer(self.spec.files), settings, reconciler)
+        lifecycle = Lifecycle(
+            client,
+            journal,
+            FileNamer(self.spec.files),
+            settings,
+            reconciler,
+            lock=read_lock(self.spec.path),
+        )
         fatal: BaseException | None = None
         self.progress.start(tally)
         try:

@@ -1,12 +1,21 @@
-"""Finding a run folder from what a person typed: the folder itself, or the spec that names it."""
+"""What commands share: the API to talk to (or the sandbox), and the run folder a person meant."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from batchrun.client import resolve_base_url
 from batchrun.errors import UsageError
 from batchrun.manifest import manifest_paths
-from batchrun.spec import load_spec
+from batchrun.runner import resolve_token
+from batchrun.spec import Spec, load_spec
+
+SANDBOX_TOKEN = "sandbox-token"  # the emulator takes any token; this one is not a secret
 
 
 def run_dir_of(text: str) -> Path:
@@ -21,3 +30,23 @@ def run_dir_of(text: str) -> Path:
     if not manifest_paths(folder):
         raise UsageError(f"{folder}: no manifest here; nothing has run yet")
     return folder
+
+
+@contextlib.contextmanager
+def api_endpoint(args: argparse.Namespace, spec: Spec) -> Iterator[tuple[str, str]]:
+    """The base URL and token to use: the in-process emulator's with --sandbox."""
+    if not args.sandbox:
+        base_url = resolve_base_url(args.base_url, spec.base_url, os.environ)
+        yield base_url, resolve_token(spec, os.environ)
+        return
+    if args.base_url:
+        raise UsageError("--sandbox and --base-url exclude each other")
+    from batchrun.sandbox import Sandbox
+
+    with Sandbox() as sandbox:
+        if not getattr(args, "quiet", False):
+            print(
+                f"batchrun: running against the built-in sandbox at {sandbox.base_url}",
+                file=sys.stderr,
+            )
+        yield sandbox.base_url, SANDBOX_TOKEN

@@ -1,0 +1,34 @@
+"""`batchrun lock SPEC`: pin each `model: owner/name` to its current version in SPEC.lock."""
+
+from __future__ import annotations
+
+import argparse
+
+import anyio
+
+from batchrun.client import Client
+from batchrun.commands._display import shown_path
+from batchrun.commands._runs import api_endpoint
+from batchrun.lock import Pin, resolve_pins, write_lock
+from batchrun.spec import Spec, load_spec
+
+
+def main(args: argparse.Namespace) -> int:
+    """Resolve and write the lock file; print one line per model."""
+    spec = load_spec(args.spec)
+    with api_endpoint(args, spec) as (base_url, token):
+        pins = anyio.run(_resolve, spec, base_url, token)
+    path = write_lock(spec, pins)
+    width = max((len(pin.model) for pin in pins), default=0)
+    for pin in pins:
+        said = f"pinned to {pin.version}" if pin.version else f"unpinned: {pin.reason}"
+        print(f"  {pin.model.ljust(width)}  {said}")
+    if not pins:
+        print("  (no job names a model without a version: nothing to pin)")
+    print(f"batchrun: wrote {shown_path(path)}")
+    return 0
+
+
+async def _resolve(spec: Spec, base_url: str, token: str) -> list[Pin]:
+    async with Client(base_url, token) as client:
+        return await resolve_pins(spec, client)
