@@ -34,6 +34,7 @@ from batchrun.errors import (
     UsageError,
 )
 from batchrun.httperrors import bad_body_error, error_for_response, error_for_transport
+from batchrun.httppool import async_client
 from batchrun.httpretry import Retryable, RetryPolicy, with_retries
 from batchrun.ratelimit import RateLimiter
 from batchrun.target import Target
@@ -125,28 +126,24 @@ class Client:
         # No pool timeout: waiting for a free connection is the limiters' job, not an error.
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=None)
         self._create_timeouts: dict[int, httpx.Timeout] = {}
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
         # Loading the CA bundle takes ~100 ms; both clients can verify with one context.
         verify = httpx.create_ssl_context() if transport is None or file_transport is None else True
         user_agent = {"User-Agent": f"batchrun/{__version__}"}
         auth = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.AsyncClient(
+        self._http = async_client(
             headers={**user_agent, **auth, "Accept": "application/json"},
             timeout=self._timeout,
-            limits=limits,
+            max_connections=max_connections,
             transport=transport,
             verify=verify,
-            follow_redirects=False,
         )
-        self._file_http = httpx.AsyncClient(
+        # Output files are fetched without credentials; FileFetcher adds them per hop, if ever.
+        self._file_http = async_client(
             headers=user_agent,
             timeout=self._timeout,
-            limits=limits,
+            max_connections=max_connections,
             transport=file_transport,
             verify=verify,
-            follow_redirects=False,
         )
         self._files = FileFetcher(
             self._file_http,

@@ -86,9 +86,10 @@ class FileFetcher:
                 self._policy,
                 on_retry=self._on_retry,
             )
-        finally:
+        except BaseException:
             # On success the .part was renamed away; on any failure (or cancellation) it must go.
             part.unlink(missing_ok=True)
+            raise
 
     async def _attempt(
         self, url: httpx.URL, shown: str, dest: Path, part: Path, max_bytes: int | None
