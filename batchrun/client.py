@@ -29,6 +29,7 @@ from batchrun.errors import (
     InvalidRequestError,
     NotFoundError,
     OutcomeUnknownError,
+    RateLimitedError,
     ServerError,
     StorageError,
     UsageError,
@@ -321,20 +322,20 @@ class Client:
             )
             if status in missing:
                 raise NotFoundError(
-                    f"{error}; this API has no such endpoint",
+                    f"{str(error).rstrip('.')}; this API has no such endpoint",
                     method=method,
                     url=error.url,
                     status=status,
                     detail=error.detail,
                 ) from None
-            if status == 429:
+            if isinstance(error, RateLimitedError):
                 stats.rate_limited += 1
-                retry_after = getattr(error, "retry_after", None)
-                raise Retryable(error, rate_limited=True, retry_after=retry_after)
+                raise Retryable(error, rate_limited=True, retry_after=error.retry_after)
             if status >= 500:
                 stats.server_errors += 1
-                if isinstance(error, ServerError):
-                    raise Retryable(error)
+            # A create's 5xx is an OutcomeUnknownError, which is not a ServerError.
+            if isinstance(error, ServerError) and status >= 500:
+                raise Retryable(error)
             raise error
 
         if "timeout" not in request:

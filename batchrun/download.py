@@ -34,9 +34,9 @@ def origin_of(url: httpx.URL) -> Origin:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
 
 
-def _checked_url(text: str, shown: str) -> httpx.URL:
+def _checked_url(text: str, shown: str, base: httpx.URL | None = None) -> httpx.URL:
     try:
-        url = httpx.URL(text)
+        url = base.join(text) if base is not None else httpx.URL(text)
     except (httpx.InvalidURL, TypeError, ValueError):
         url = None
     if url is None or url.scheme not in _DEFAULT_PORTS or not url.host:
@@ -104,7 +104,7 @@ class FileFetcher:
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
                     location = response.headers["location"]
-                    url = _checked_url(str(url.join(location)), redact(location, self._secrets))
+                    url = _checked_url(location, redact(location, self._secrets), base=url)
                     continue
                 if not response.is_success:
                     await response.aread()

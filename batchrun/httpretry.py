@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from batchrun.errors import BatchrunError
+from batchrun.errors import BatchrunError, RateLimitedError
 from batchrun.ratelimit import RateLimiter
 
 T = TypeVar("T")
@@ -99,7 +99,7 @@ async def with_retries(
                 delay = retry.retry_after or policy.backoff(throttles)
                 throttles += 1
                 if throttled_for + delay > policy.rate_limit_budget:
-                    raise retry.error from None
+                    raise _gave_up(retry.error, throttled_for) from None
                 throttled_for += delay
             else:
                 failures += 1
@@ -113,3 +113,16 @@ async def with_retries(
                 limiter.pause(delay)
             else:
                 await anyio.sleep(delay)
+
+
+def _gave_up(error: BatchrunError, waited: float) -> BatchrunError:
+    if not isinstance(error, RateLimitedError):
+        return error
+    return RateLimitedError(
+        f"{str(error).rstrip('.')}; gave up after waiting {waited:.0f} s in all for the rate limit",
+        retry_after=error.retry_after,
+        method=error.method,
+        url=error.url,
+        status=error.status,
+        detail=error.detail,
+    )

@@ -630,7 +630,7 @@ async def test_list_stops_when_next_repeats_itself() -> None:
 @pytest.mark.parametrize(
     ("answer", "said"),
     [
-        (httpx.Response(404, json={"detail": "Not found.", "status": 404}), "404 Not found."),
+        (httpx.Response(404, json={"detail": "Not found.", "status": 404}), "404 Not found"),
         (httpx.Response(405, text="Method Not Allowed"), "405 Method Not Allowed"),
         (httpx.Response(501, html="<title>501 Not Implemented</title>"), "501 Not Implemented"),
     ],

@@ -228,7 +228,7 @@ async def test_a_sandbox_without_the_list_endpoint_is_not_found(
         with pytest.raises(NotFoundError) as caught:
             [p async for p in client.list_predictions()]
     assert str(caught.value) == (
-        f"GET {sandbox.base_url}/v1/predictions: 404 Not found.; this API has no such endpoint"
+        f"GET {sandbox.base_url}/v1/predictions: 404 Not found; this API has no such endpoint"
     )
 
 

@@ -171,7 +171,8 @@ async def test_persistent_429s_give_up_after_the_total_wait_budget() -> None:
     assert error.retry_after == 60
     assert str(error) == (
         "POST https://api.test/v1/models/black-forest-labs/flux-schnell/predictions: 429 Request"
-        " was throttled. Expected available in 7 seconds."
+        " was throttled. Expected available in 7 seconds; gave up after waiting 600 s in all for"
+        " the rate limit"
     )
 
 
