@@ -13,6 +13,7 @@ import pytest
 
 from batchrun.cli import build_parser
 from batchrun.commands.sandbox import settings_from
+from batchrun.errors import UsageError
 from batchrun.sandbox import Sandbox
 
 BANNER = re.compile(
@@ -39,6 +40,25 @@ def test_settings_from_the_command_line() -> None:
         "honor_wait": False,
     }
     assert settings_from(parse()) == {}
+
+
+def test_options_the_parser_may_grow_reach_their_settings() -> None:
+    args = argparse.Namespace(
+        jitter=0.1,
+        seed=4,
+        reset_rate=0.2,
+        set=['error_methods=["GET", "POST"]', "urls_host=https://api.replicate.com"],
+    )
+    assert settings_from(args) == {
+        "jitter": 0.1,
+        "seed": 4,
+        "reset_rate": 0.2,
+        "error_methods": ["GET", "POST"],
+        "urls_host": "https://api.replicate.com",
+    }
+    with pytest.raises(UsageError) as raised:
+        settings_from(argparse.Namespace(set=["latency"]))
+    assert str(raised.value) == "--set takes NAME=VALUE, got 'latency'"
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])

@@ -4,28 +4,48 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import threading
 from typing import Any
 
+from batchrun.errors import UsageError
 from batchrun.sandbox import Sandbox, SandboxConfig
+
+# Command-line options that map one to one onto sandbox settings.
+_OPTIONS = (
+    "latency",
+    "jitter",
+    "failure_rate",
+    "error_rate",
+    "reset_rate",
+    "rate_limit",
+    "file_ttl",
+    "seed",
+)
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    """The sandbox settings the command line asked for (unset options keep their defaults)."""
+    """The sandbox settings the command line asked for (unset options keep their defaults).
+
+    `--set NAME=VALUE` (if the parser has it) reaches every other setting; VALUE is read as
+    JSON when it can be (`0.5`, `true`, `["GET"]`), else taken as text (`600/min`).
+    """
     settings: dict[str, Any] = {}
-    for option, setting in (
-        ("latency", "latency"),
-        ("failure_rate", "failure_rate"),
-        ("error_rate", "error_rate"),
-        ("rate_limit", "rate_limit"),
-        ("file_ttl", "file_ttl"),
-    ):
+    for option in _OPTIONS:
         value = getattr(args, option, None)
         if value is not None:
-            settings[setting] = value
+            settings[option] = value
     if getattr(args, "no_wait", False):
         settings["honor_wait"] = False
+    for item in getattr(args, "set", None) or ():
+        name, equals, text = item.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--set takes NAME=VALUE, got {item!r}")
+        try:
+            settings[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[name.strip()] = text
     return settings
 
 
@@ -34,9 +54,8 @@ def _raise_open_file_limit() -> None:
     with contextlib.suppress(ImportError, ValueError, OSError):
         import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,7 +63,13 @@ def main(args: argparse.Namespace) -> int:
     config = SandboxConfig().updated(**settings_from(args))
     _raise_open_file_limit()
     stop = threading.Event()
-    sandbox = Sandbox(config, host=args.host, port=args.port).start()
+    sandbox = Sandbox(
+        config,
+        host=args.host,
+        port=args.port,
+        second_origin=getattr(args, "second_origin", False),
+        access_log=getattr(args, "access_log", False),
+    ).start()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     try:
         print(
