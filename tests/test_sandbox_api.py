@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import openapi_checked
+from openapi import match_path
 
 from batchrun.sandbox import Sandbox
 from batchrun.sandbox.models import derived_version_id
@@ -573,3 +575,65 @@ def test_a_malformed_cancel_after_is_refused(api: httpx.Client) -> None:
     assert answer.json()["detail"] == (
         "Cancel-After must be a duration such as 30s, 5m, 1h30m or 90, got 'soon'"
     )
+
+
+# The whole contract -----------------------------------------------------------------------
+
+
+def test_every_endpoint_answers_what_the_schema_declares(sandbox: Sandbox) -> None:
+    checked: set[tuple[str, str, int]] = set()
+
+    def record(response: httpx.Response) -> None:
+        openapi_checked(response)
+        template = match_path(response.request.url.path.removeprefix("/v1"))
+        checked.add((response.request.method, template, response.status_code))
+
+    with httpx.Client(
+        base_url=sandbox.base_url,
+        headers={"Authorization": "Bearer t"},
+        event_hooks={"response": [record]},
+    ) as api:
+        done = create(api)
+        api.post("/v1/models/acme/painter/predictions", json={"input": {}})
+        version = done["version"]
+        api.post("/v1/predictions", json={"version": version, "input": {}}, headers=WAIT)
+        api.post("/v1/predictions", json={"version": version, "input": {}})
+        api.post("/v1/deployments/acme/prod/predictions", json={"input": {}}, headers=WAIT)
+        api.post("/v1/deployments/acme/prod/predictions", json={"input": {}})
+        api.get(f"/v1/predictions/{done['id']}")
+        api.post(f"/v1/predictions/{done['id']}/cancel")
+        api.get("/v1/predictions")
+        api.get("/v1/models/acme/painter")
+        api.get("/v1/models/acme/painter/versions")
+        api.get(f"/v1/models/acme/painter/versions/{version}")
+        uploaded = api.post("/v1/files", files={"content": ("a.txt", b"a", "text/plain")}).json()
+        api.get(f"/v1/files/{uploaded['id']}")
+        api.get("/v1/files")
+        api.get(f"/v1/files/{uploaded['id']}/download")
+        api.delete(f"/v1/files/{uploaded['id']}")
+        api.get(f"/v1/files/{uploaded['id']}")
+        api.get(f"/v1/files/{uploaded['id']}/download")
+        sandbox.configure(max_upload_bytes=1)
+        api.post("/v1/files", files={"content": ("a.txt", b"ab", "text/plain")})
+    assert checked == {
+        ("POST", "/models/{model_owner}/{model_name}/predictions", 201),
+        ("POST", "/models/{model_owner}/{model_name}/predictions", 202),
+        ("POST", "/predictions", 201),
+        ("POST", "/predictions", 202),
+        ("POST", "/deployments/{deployment_owner}/{deployment_name}/predictions", 201),
+        ("POST", "/deployments/{deployment_owner}/{deployment_name}/predictions", 202),
+        ("GET", "/predictions/{prediction_id}", 200),
+        ("POST", "/predictions/{prediction_id}/cancel", 200),
+        ("GET", "/predictions", 200),
+        ("GET", "/models/{model_owner}/{model_name}", 200),
+        ("GET", "/models/{model_owner}/{model_name}/versions", 200),
+        ("GET", "/models/{model_owner}/{model_name}/versions/{version_id}", 200),
+        ("POST", "/files", 201),
+        ("POST", "/files", 413),
+        ("GET", "/files/{file_id}", 200),
+        ("GET", "/files/{file_id}", 404),
+        ("GET", "/files", 200),
+        ("GET", "/files/{file_id}/download", 200),
+        ("GET", "/files/{file_id}/download", 404),
+        ("DELETE", "/files/{file_id}", 204),
+    }
