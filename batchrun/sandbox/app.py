@@ -105,47 +105,41 @@ class SandboxApp:
             await self._router(scope, receive, send)
             return
         route = self.route_name(scope)
-        answered: list[int] = []
-        dropped: list[bool] = []
+        state = self.state
+        if scope["path"].startswith("/v1/") and self._roll_reset(scope["method"]):
+            state.count("resets")
+            state.record(route, "dropped")
+            await drop_connection(send, receive)
+            return
+        answered: list[str] = []
 
         async def tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
-                if scope.get(DROP_CONNECTION):
-                    dropped.append(True)
-                    return
-                answered.append(message["status"])
-            if not dropped:
+                # A handler that asked for it gets a dropped connection instead of its answer.
+                answered.append("dropped" if scope.get(DROP_CONNECTION) else str(message["status"]))
+            if answered[0] != "dropped":
                 await send(message)
 
-        if scope["path"].startswith("/v1/"):
-            early = await self._before_api(scope, receive, send, route)
-            if early is not None:
-                await early(scope, receive, tracked)
-                self.state.record(route, str(answered[0]) if answered else "none")
-                return
-            if scope.get(DROP_CONNECTION):
-                return
-        await self._router(scope, receive, tracked)
-        if dropped:
-            self.state.record(route, "dropped")
+        early = await self._before_api(scope) if scope["path"].startswith("/v1/") else None
+        if early is not None:
+            await early(scope, receive, tracked)
+        else:
+            await self._router(scope, receive, tracked)
+        state.record(route, answered[0] if answered else "none")
+        if answered and answered[0] == "dropped":
             await drop_connection(send, receive)
-            return
-        self.state.record(route, str(answered[0]) if answered else "none")
 
-    async def _before_api(
-        self, scope: dict[str, Any], receive: Receive, send: Send, route: str
-    ) -> Response | None:
-        """Faults and authentication for a /v1 request: an early answer, or None to go on."""
+    def _roll_reset(self, method: str) -> bool:
+        config = self.state.config
+        return method in config.reset_methods and self.state.faults.roll("reset", config.reset_rate)
+
+    async def _before_api(self, scope: dict[str, Any]) -> Response | None:
+        """A proxy's error page or a 401 for a /v1 request, or None to let its handler answer."""
         state = self.state
         config = state.config
-        method = scope["method"]
-        if method in config.reset_methods and state.faults.roll("reset", config.reset_rate):
-            state.count("resets")
-            state.record(route, "dropped")
-            scope[DROP_CONNECTION] = True
-            await drop_connection(send, receive)
-            return None
-        if method in config.error_methods and state.faults.roll("error", config.error_rate):
+        if scope["method"] in config.error_methods and state.faults.roll(
+            "error", config.error_rate
+        ):
             code = config.error_status
             page = _PROXY_PAGE.format(code=code, phrase=http.HTTPStatus(code).phrase)
             return HTMLResponse(page, status_code=code)

@@ -55,7 +55,12 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 class Sandbox:
-    """The emulator on loopback, in a background thread with its own event loop."""
+    """The emulator on loopback, in a background thread with its own event loop.
+
+    Port 0 picks a free port. `second_origin` serves output files from another port (so a
+    client's token handling per origin can be checked); `files_tls=(cert, key)` serves them
+    over https. After `start`: `base_url` (no /v1), `files_base_url`, and `state`.
+    """
 
     def __init__(
         self,
@@ -68,8 +73,6 @@ class Sandbox:
         files_tls: tuple[str | Path, str | Path] | None = None,
         access_log: bool = False,
     ) -> None:
-        """`second_origin` serves output files on another port (`files_tls`: cert and key
-        files to serve them over https); port 0 picks a free port."""
         self.state = SandboxState(config)
         self.app = SandboxApp(self.state)
         self.host = host
