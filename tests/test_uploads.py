@@ -1,0 +1,50 @@
+"""`{file: path}` inputs: small files inline as data URIs, large ones uploaded once per run."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from runs import records, run_spec, write_spec
+
+from batchrun.sandbox import Sandbox
+
+
+def test_small_files_go_inline_and_large_ones_are_uploaded_once(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    small = b"\x89PNG small " * 100
+    large = bytes(range(256)) * 1200  # 300 KB: above Replicate's 256 KB for data URIs
+    (tmp_path / "small.png").write_bytes(small)
+    (tmp_path / "large.bin").write_bytes(large)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input:
+              prompt: "p${i}"
+              image: {file: small.png}
+              mask: {file: "${big}"}
+            matrix: {i: [0, 1, 2], big: [large.bin]}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+    assert summary.ok
+    assert summary.client.uploads == 1
+
+    sent = [p.input for p in sandbox.state.predictions.values()]
+    assert len(sent) == 3
+    inline = "data:image/png;base64," + base64.b64encode(small).decode()
+    assert {p["image"] for p in sent} == {inline}
+    urls = {p["mask"] for p in sent}
+    assert len(urls) == 1
+    assert next(iter(urls)).startswith(f"{sandbox.base_url}/v1/files/")
+    assert [f.data for f in sandbox.state.files.values()] == [large]
+
+    # The manifest keeps what the spec said, not the bytes: a path and the content's hash.
+    record = next(iter(records(tmp_path / "run").values()))
+    assert record.input["image"]["file"] == "small.png"
+    assert len(record.input["image"]["sha256"]) == 64
+    assert "base64" not in (tmp_path / "run" / "manifest.jsonl").read_text()
