@@ -30,7 +30,7 @@ from batchrun.report_grid import DEFAULT_LIMITS, Limits, build_gallery
 from batchrun.report_html import Page, render_page
 from batchrun.report_layout import choose_layout, variables
 from batchrun.spec import load_spec
-from batchrun.status import run_status
+from batchrun.status import summarize
 
 REPORT_NAME = "report.html"
 
@@ -54,7 +54,7 @@ def build_report(
         name=_first(headers, "name") or run_dir.name,
         run_dir=str(run_dir),
         spec=spec,
-        status=run_status(run_dir),
+        status=summarize(run_dir, headers, records),
         gallery=build_gallery(records, layout, limits),
         href=relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent),
         generated=now or datetime.now(UTC),

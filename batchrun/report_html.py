@@ -15,6 +15,7 @@ from datetime import datetime
 from html import escape
 
 from batchrun import __version__
+from batchrun.humanize import human_bytes, human_seconds
 from batchrun.manifest import ALL_STATUSES, Record
 from batchrun.report_cells import ERROR_CHARS, Href, cut, render_item, status_class
 from batchrun.report_grid import Gallery, Section
@@ -111,37 +112,17 @@ def _jobs(status: RunStatus) -> str:
     )
 
 
-# Like batchrun.commands._display's, which the library cannot import (commands sit above it).
-def _bytes(count: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TB"
-
-
-def _seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
-
-
 def _facts(status: RunStatus) -> str:
-    files = f"{status.files:,} ({_bytes(status.bytes)})"
+    files = f"{status.files:,} ({human_bytes(status.bytes)})"
     if status.missing_files:
         files += f", {status.missing_files:,} not downloaded"
     facts = [("files", files)]
     first, last = status.first_created, status.last_completed
     if first and last:
         span = max((last - first).total_seconds(), 0.0)
-        facts.append(
-            ("wall time", f"{_seconds(span)}, {first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S} UTC")
-        )
-    facts.append(("predict time", f"{_seconds(status.predict_time)} in all"))
+        when = f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S} UTC"
+        facts.append(("wall time", f"{human_seconds(span)}, {when}"))
+    facts.append(("predict time", f"{human_seconds(status.predict_time)} in all"))
     if status.possible_duplicates:
         facts.append(("may have run twice", f"{status.possible_duplicates:,}"))
     items = "".join(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in facts)

@@ -6,7 +6,7 @@ import csv
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -83,12 +83,19 @@ def _iso(moment: datetime | None) -> str | None:
 def run_status(run_dir: Path) -> RunStatus:
     """Read every manifest in `run_dir` and summarise it."""
     headers, records = load_records(run_dir)
+    return summarize(run_dir, headers, records.values())
+
+
+def summarize(
+    run_dir: Path, headers: Iterable[Mapping[str, Any]], records: Iterable[Record]
+) -> RunStatus:
+    """Summarise records already read from `run_dir` (see `load_records`)."""
     status = RunStatus(
         run_dir=run_dir,
         manifests=manifest_paths(run_dir),
         specs=sorted({str(header.get("spec")) for header in headers if header.get("spec")}),
     )
-    for record in records.values():
+    for record in records:
         _add(status, record)
     return status
 

@@ -8,30 +8,11 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from batchrun.humanize import human_bytes, human_seconds
 from batchrun.journal import Tally
 from batchrun.runner import RunSummary
 
 FAILURES_SHOWN = 5
-
-
-def human_bytes(count: float) -> str:
-    """1536 → '1.5 KB'."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if count < 1024 or unit == "TB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def human_seconds(seconds: float) -> str:
-    """75.2 → '1m 15s'."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def shown_path(path: os.PathLike[str] | str) -> str:

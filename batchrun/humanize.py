@@ -1,0 +1,23 @@
+"""Numbers as a person reads them: sizes and durations."""
+
+from __future__ import annotations
+
+
+def human_bytes(count: float) -> str:
+    """1536 → '1.5 KB'."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"
+
+
+def human_seconds(seconds: float) -> str:
+    """75.2 → '1m 15s'."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
