@@ -22,6 +22,17 @@ EXIT_USAGE = 2
 EXIT_API = 3
 EXIT_INTERRUPTED = 130
 
+SANDBOX_EPILOG = """\
+reserved inputs (put them in a job's input to steer one prediction):
+  sandbox_status    failed | canceled | aborted | succeeded: end with this status
+  sandbox_error     the error text of a failed (or aborted) prediction
+  sandbox_latency   seconds this prediction takes
+  sandbox_output    text | tokens | dict | number | images | none: the output's shape
+
+control endpoints (no token): GET /_sandbox/stats, GET|POST /_sandbox/config,
+  POST /_sandbox/models/OWNER/NAME/bump, POST /_sandbox/reset
+"""
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -95,17 +106,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox", action="store_true", help="resolve against the built-in emulator"
     )
 
-    sandbox = commands.add_parser("sandbox", help="serve the Replicate-compatible emulator")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve the Replicate-compatible emulator",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SANDBOX_EPILOG,
+    )
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
     sandbox.add_argument("--latency", type=float, metavar="S", help="seconds per prediction")
+    sandbox.add_argument("--jitter", type=float, metavar="S", help="± seconds of latency")
     sandbox.add_argument("--failure-rate", type=float, metavar="P", help="share that fail")
     sandbox.add_argument("--error-rate", type=float, metavar="P", help="share of 5xx answers")
+    sandbox.add_argument("--reset-rate", type=float, metavar="P", help="share of dropped requests")
     sandbox.add_argument("--rate-limit", metavar="R", help="creates allowed, e.g. 600/min")
-    sandbox.add_argument(
-        "--no-wait", action="store_true", help="ignore Prefer: wait (pure polling)"
-    )
+    sandbox.add_argument("--no-wait", action="store_true", help="ignore Prefer: wait (polling)")
     sandbox.add_argument("--file-ttl", type=float, metavar="S", help="seconds output URLs live")
+    sandbox.add_argument("--seed", type=int, help="seed of the fault dice")
+    sandbox.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="any other setting (repeatable), e.g. --set list_endpoint=false",
+    )
+    sandbox.add_argument(
+        "--second-origin", action="store_true", help="serve output files from another port"
+    )
+    sandbox.add_argument("--access-log", action="store_true", help="log every request")
     return parser
 
 
