@@ -118,12 +118,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             release()
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Releasing(response.stream, release),
-            extensions=response.extensions,
-        )
+        response.stream = _Releasing(response.stream, release)
+        return response
 
     async def aclose(self) -> None:
         for pool in self._pools:

@@ -548,7 +548,7 @@ async def test_upload_sends_multipart_content_and_returns_the_file_url() -> None
     async with make_client(script) as client:
         uploaded = await client.upload(b"\x89PNG", filename="cat.png", content_type="image/png")
     assert uploaded == UploadedFile(
-        "f1", "https://api.test/v1/files/f1", 4, "ab", "image/png", answer["expires_at"]
+        "f1", "https://api.test/v1/files/f1", 4, "ab", "image/png", "2025-01-02T00:00:00Z"
     )
     request = script.requests[0]
     assert (request.method, str(request.url)) == ("POST", "https://api.test/v1/files")

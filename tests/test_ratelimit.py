@@ -259,6 +259,6 @@ def test_an_injected_clock_and_sleep_drive_the_limiter() -> None:
         ({"per_second": 1, "decrease": 1.0}, "decrease must be between 0 and 1, got 1.0"),
     ],
 )
-def test_nonsense_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
+def test_nonsense_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match="^" + message.replace(".", r"\.") + "$"):
         RateLimiter(**kwargs)
