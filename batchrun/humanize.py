@@ -1,6 +1,8 @@
-"""Numbers as a person reads them: sizes and durations."""
+"""Numbers and paths as a person reads them: sizes, durations, paths from here."""
 
 from __future__ import annotations
+
+import os
 
 
 def human_bytes(count: float) -> str:
@@ -21,3 +23,13 @@ def human_seconds(seconds: float) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as messages show it: relative to the current folder when that is shorter."""
+    given = os.fspath(path)
+    try:
+        relative = os.path.relpath(os.path.abspath(given))
+    except ValueError:  # another drive on Windows
+        return given
+    return relative if len(relative) < len(given) else given

@@ -12,18 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from batchrun.errors import SpecIssue
+from batchrun.humanize import shown_path
 from batchrun.sources import ValueFileError
 from batchrun.yamlpos import KeyPath, YamlDocument, format_path
-
-
-def shown_path(path: str | os.PathLike[str]) -> str:
-    """A path as messages show it: relative to the current folder when that is shorter."""
-    given = os.fspath(path)
-    try:
-        relative = os.path.relpath(os.path.abspath(given))
-    except ValueError:  # another drive on Windows
-        return given
-    return relative if len(relative) < len(given) else given
 
 
 class Checker:

@@ -19,7 +19,8 @@ from typing import Any
 
 from batchrun.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names
 from batchrun.errors import SpecError, SpecIssue
-from batchrun.issues import Checker, shown_path
+from batchrun.humanize import shown_path
+from batchrun.issues import Checker
 from batchrun.jobs import RESERVED, Job, build_job
 from batchrun.schema import check_structure
 from batchrun.template import Template, TemplateError

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import IO, Any
 
 from tqdm import tqdm
 
-from batchrun.humanize import human_bytes, human_seconds
+from batchrun.humanize import human_bytes, human_seconds, shown_path
 from batchrun.journal import Tally
 from batchrun.runner import RunSummary
 
 FAILURES_SHOWN = 5
-
-
-def shown_path(path: os.PathLike[str] | str) -> str:
-    """A path relative to the current folder when that is shorter."""
-    text = os.fspath(path)
-    try:
-        relative = os.path.relpath(text)
-    except ValueError:
-        return text
-    return relative if len(relative) < len(text) else text
 
 
 class BarProgress:

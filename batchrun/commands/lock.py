@@ -7,8 +7,8 @@ import argparse
 import anyio
 
 from batchrun.client import Client
-from batchrun.commands._display import shown_path
 from batchrun.commands._runs import api_endpoint
+from batchrun.humanize import shown_path
 from batchrun.lock import Pin, resolve_pins, write_lock
 from batchrun.spec import Spec, load_spec
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.cli import EXIT_OK
-from batchrun.issues import shown_path
+from batchrun.humanize import shown_path
 from batchrun.plan import (
     FileInput,
     PlanSummary,

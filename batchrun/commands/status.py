@@ -7,9 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from batchrun.commands._display import shown_path
 from batchrun.commands._runs import run_dir_of
-from batchrun.humanize import human_bytes, human_seconds
+from batchrun.humanize import human_bytes, human_seconds, shown_path
 from batchrun.manifest import ALL_STATUSES, load_records
 from batchrun.status import RunStatus, export_csv, run_status
 

@@ -11,7 +11,7 @@ import sys
 
 from batchrun.cli import EXIT_OK, EXIT_USAGE
 from batchrun.errors import SpecError, SpecIssue
-from batchrun.issues import shown_path
+from batchrun.humanize import shown_path
 from batchrun.plan import check_plan
 from batchrun.spec import load_spec
 
