@@ -152,15 +152,14 @@ class FileFetcher:
         status = response.status_code
         if status in _GONE:
             return ExpiredURLError(f"output URL expired or gone: {status} from {shown}", url=shown)
-        said, _ = describe(response, None)
-        said = redact(said, self._secrets)
+        said, _ = describe(response, None, self._secrets)
         error = DownloadError(f"cannot download {shown}: {status} {said}".rstrip(), url=shown)
         if status == 429 or status >= 500:
             return Retryable(error)
         return error
 
     def _network_error(self, shown: str, exc: httpx.TransportError) -> DownloadError:
-        reason = redact(one_line(str(exc)) or type(exc).__name__, self._secrets)
+        reason = one_line(redact(str(exc), self._secrets)) or type(exc).__name__
         return DownloadError(f"cannot download {shown}: no answer ({reason})", url=shown)
 
     @staticmethod

@@ -98,15 +98,18 @@ def _text_summary(response: httpx.Response) -> str:
     return ""
 
 
-def describe(response: httpx.Response, body: Any) -> tuple[str, list[tuple[str, str]]]:
-    """What the server said about an error response, as one line, and the fields it named."""
+def describe(
+    response: httpx.Response, body: Any, secrets: Sequence[str]
+) -> tuple[str, list[tuple[str, str]]]:
+    """What the server said about an error response, as one redacted line, and its fields."""
     fields: list[tuple[str, str]] = []
     if isinstance(body, dict):
         fields = _invalid_fields(body)
         said = _problem_text(body, fields)
     else:
         said = _text_summary(response)
-    said = one_line(said)
+    # Redact before cutting, so a cut cannot leave the start of a secret behind.
+    said = one_line(redact(said, secrets))
     status = str(response.status_code)
     if said.startswith(status):
         said = said[len(status) :].strip(" :-")
@@ -128,8 +131,7 @@ def error_for_response(
     """
     status = response.status_code
     body = parse_body(response)
-    said, fields = describe(response, body)
-    said = redact(said, secrets)
+    said, fields = describe(response, body, secrets)
     url = redact(url, secrets)
     head = f"{method} {url}: {status}"
     message = f"{head} {said}" if said else head
@@ -161,7 +163,7 @@ def error_for_transport(
 ) -> ApiError:
     """The batchrun error a request that got no answer stands for."""
     url = redact(url, secrets)
-    reason = redact(one_line(str(exc)) or type(exc).__name__, secrets)
+    reason = one_line(redact(str(exc), secrets)) or type(exc).__name__
     common: dict[str, Any] = {"method": method, "url": url, "status": None, "detail": reason}
     if created and not isinstance(exc, NOT_SENT):
         return OutcomeUnknownError(
@@ -178,7 +180,7 @@ def bad_body_error(
 ) -> ServerError:
     """A 2xx whose body is not what the API promised."""
     url = redact(url, secrets)
-    problem = redact(one_line(problem), secrets)
+    problem = one_line(redact(problem, secrets))
     return ServerError(
         f"{method} {url}: {status} response is not what the API promised: {problem}",
         method=method,

@@ -93,6 +93,20 @@ async def test_a_server_that_echoes_the_token_back_does_not_leak_it(status: int)
     assert "token *** was seen" in str(caught.value)
 
 
+async def test_a_long_echo_cut_to_one_line_leaves_no_piece_of_the_token() -> None:
+    detail = "x" * 290 + TOKEN + "y" * 100
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, text=detail)
+
+    async with client_for(handler) as client:
+        with pytest.raises(ServerError) as caught:
+            await client.get("abc")
+    message = str(caught.value)
+    assert TOKEN[:6] not in message
+    assert message.endswith("x" * 290 + "***" + "y" * 6 + "…")
+
+
 async def test_an_html_page_that_echoes_the_token_does_not_leak_it() -> None:
     page = f"<html><head><title>Bad Gateway for {TOKEN}</title></head></html>"
 
