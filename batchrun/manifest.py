@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -158,6 +159,7 @@ class KeyState:
     """
 
     status: str
+    job: str
     prediction_id: str | None
     version: str | None
     attempts: int
@@ -264,6 +266,7 @@ def _state(data: Mapping[str, Any], source: int, offset: int, length: int) -> Ke
     missing = tuple(data.get("missing") or ())
     return KeyState(
         status=str(data["status"]),
+        job=sys.intern(str(data.get("job") or "")),  # a few job ids shared by many keys
         prediction_id=data.get("prediction_id"),
         version=data.get("version"),
         attempts=int(data.get("attempts") or 0),

@@ -1,8 +1,12 @@
 """`batchrun plan SPEC [--json] [--out DIR] [--shard I/N]`: what `run` would do; sends nothing.
 
 Without a manifest to compare with, every planned prediction is new: the summary shows the
-output folder and, per job, its target, its count and a few example inputs. `--json` streams
-one compact JSON object per planned prediction (JSON Lines), so `plan --json | head` is cheap.
+output folder and, per job, its target, its count and a few example inputs. With one, each job's
+predictions are counted as new, done, in flight, failed or to download, and the keys the manifest
+holds that the spec no longer plans are counted too (see batchrun/compare.py).
+
+`--json` streams one compact JSON object per planned prediction (JSON Lines), so
+`plan --json | head` is cheap; with a manifest, each object also says its `state`.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from batchrun.cli import EXIT_OK
+from batchrun.compare import STATES, PlanComparison, compare, iter_states
 from batchrun.humanize import shown_path
+from batchrun.manifest import manifest_paths
 from batchrun.plan import (
     FileInput,
     PlanSummary,
@@ -33,18 +41,30 @@ def main(args: argparse.Namespace) -> int:
     """Load the spec, then print its plan as a summary or as JSON Lines."""
     spec = load_spec(args.spec)
     shard = parse_shard(args.shard) if args.shard else None
-    if args.json:
-        return _print_json(spec, shard)
     output = Path(os.path.abspath(args.out)) if args.out else None
-    print(render_summary(summarize(spec, shard=shard, output=output), spec))
+    has_manifest = bool(manifest_paths(output or spec.output))
+    if args.json:
+        return _print_json(spec, shard, output, has_manifest)
+    if has_manifest:
+        print(render_comparison(compare(spec, shard=shard, output=output), spec))
+    else:
+        print(render_summary(summarize(spec, shard=shard, output=output), spec))
     return EXIT_OK
 
 
-def _print_json(spec: Spec, shard: Shard | None) -> int:
+def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manifest: bool) -> int:
     write = sys.stdout.write
+    lines: Iterator[dict[str, Any]]
+    if has_manifest:
+        lines = (
+            {**planned.to_json(), "state": state}
+            for planned, state in iter_states(spec, shard=shard, output=output)
+        )
+    else:
+        lines = (planned.to_json() for planned in iter_plan(spec, shard=shard))
     try:
-        for planned in iter_plan(spec, shard=shard):
-            write(json.dumps(planned.to_json(), ensure_ascii=False, separators=(",", ":")))
+        for line in lines:
+            write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
             write("\n")
         sys.stdout.flush()
     except BrokenPipeError:
@@ -74,6 +94,65 @@ def render_summary(summary: PlanSummary, spec: Spec) -> str:
         f"total: {_count(summary.total, 'prediction')} in {_count(len(summary.jobs), 'job')}"
     )
     return "\n".join(lines)
+
+
+def render_comparison(plan: PlanComparison, spec: Spec) -> str:
+    """The readable plan against the manifest: per job, what is new, done, in flight, failed."""
+    lines = [f"{plan.name}: {spec.display_path or shown_path(plan.spec)}"]
+    if plan.shard is not None:
+        lines.append(f"shard {plan.shard}: only the keys of this shard are counted")
+    manifests = _count(len(plan.manifests), "manifest")
+    lines.append(
+        f"output: {shown_path(plan.output)} ({_count(plan.recorded, 'prediction')} recorded "
+        f"in {manifests})"
+    )
+    if plan.lock is not None:
+        lines.append(f"lock: {shown_path(plan.lock.path)}")
+    for job in plan.jobs:
+        lines.append("")
+        pinned = f" (pinned to {job.pinned[:12]}… by the lock)" if job.pinned else ""
+        lines.append(f"job {job.id}: {job.target}{pinned}, {_count(job.total, 'prediction')}")
+        lines.append("  " + _states(job.counts))
+        for example in job.new_examples:
+            lines.append("  new: " + _clip(json.dumps(_display(example.input), ensure_ascii=False)))
+        gone = plan.not_in_spec.pop(job.id, 0)
+        if gone:
+            lines.append(f"  {_count(gone, 'recorded prediction')} no longer in the spec (kept)")
+    for job_id, gone in sorted(plan.not_in_spec.items()):
+        lines.append("")
+        lines.append(f"job {job_id}: no longer in the spec; {_count(gone, 'recorded prediction')}")
+    lines.append("")
+    counts = Counter({state: plan.count(state) for state in STATES})
+    lines.append(f"total: {_count(plan.total, 'prediction')}: {_states(counts)}")
+    lines.append("run would: " + _would(counts))
+    return "\n".join(lines)
+
+
+_SHOWN_STATES = {
+    "new": "new",
+    "done": "done",
+    "in_flight": "in flight",
+    "failed": "failed",
+    "download": "to download",
+}
+
+
+def _states(counts: Counter[str]) -> str:
+    return ", ".join(f"{counts[state]:,} {_SHOWN_STATES[state]}" for state in STATES)
+
+
+def _would(counts: Counter[str]) -> str:
+    parts = []
+    if counts["new"]:
+        parts.append(f"create {counts['new']:,}")
+    if counts["in_flight"]:
+        parts.append(f"pick up {counts['in_flight']:,} in flight")
+    if counts["download"]:
+        parts.append(f"download the missing files of {counts['download']:,}")
+    said = "; ".join(parts) if parts else "nothing: every planned prediction is done"
+    if counts["failed"]:
+        said += f"; {counts['failed']:,} failed stay failed unless --retry-failed"
+    return said
 
 
 def _display(value: Any) -> Any:
