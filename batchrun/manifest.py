@@ -344,8 +344,12 @@ class ManifestWriter:
 
     def append(self, record: Record) -> None:
         """Write one record and flush it to the OS."""
+        self.append_many([record])
+
+    def append_many(self, records: list[Record]) -> None:
+        """Write records, whole lines in one write call, and flush them to the OS."""
         try:
-            data = memoryview(_line(record.to_json()))
+            data = memoryview(b"".join(_line(record.to_json()) for record in records))
             while data:
                 written = self._handle.write(data)
                 data = data[written or 0 :]

@@ -272,6 +272,7 @@ class _Runner:
             create_limiter=RateLimiter(rate.per_second),
             request_limiter=RateLimiter(requests.per_second),
             transport=self.options.transport,
+            file_transport=self.options.transport,
         )
 
     async def _work(self, lifecycle: Lifecycle, index: ManifestIndex) -> None:
