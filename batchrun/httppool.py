@@ -1,28 +1,49 @@
-"""Connection pooling that stays cheap with hundreds of connections and thousands of requests.
+"""The httpx clients batchrun talks through: on the lean HTTP/1.1 transport, without cookies.
 
-httpcore's pool re-examines every connection it holds each time a request starts or ends: a
-keep-alive check and, for each idle connection, a socket readability probe through anyio's
-attribute table, tens of microseconds apiece; requests it has to queue are matched against every
-connection again on each pass. With a hundred connections and a queue, that bookkeeping costs
-milliseconds per request, more than everything else the client does. So:
-
-- the connections are split over several small pools, and each request goes to the pool with the
-  fewest requests in flight, which keeps every scan short;
-- a FIFO semaphore in front admits at most `max_connections` requests at once, so no request ever
-  waits inside httpcore's queue (and, like the pool it replaces, it never times out).
+`async_client` builds every AsyncClient the Client uses (one for the API, one for file hosts):
+no redirects followed (the Client follows them by hand, deciding per hop who gets the token), no
+cookie jar (the API sets none; httpx would parse every response for them), and the transport of
+batchrun/http11.py, whose per-request cost is a fraction of httpcore's. When the environment
+names a proxy, the client keeps httpx's own transport, the only one that honours proxies.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-import anyio
 import httpx
 
-POOL_SIZE = 8
+from batchrun.http11 import Http11Transport
+
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing: reading cookies out of every answer costs real time."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, value: Any) -> None:
+        pass  # httpx's constructor sets an empty jar; there is nothing to keep
+
+
+_NO_COOKIES = _NoCookies()
+
+
+def proxy_configured() -> bool:
+    """Whether the environment names an HTTP proxy."""
+    return any(os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES)
 
 
 def async_client(
@@ -33,16 +54,10 @@ def async_client(
     transport: httpx.AsyncBaseTransport | None = None,
     verify: ssl.SSLContext | bool = True,
 ) -> httpx.AsyncClient:
-    """An AsyncClient that follows no redirects, on a ShardedTransport unless told otherwise.
-
-    httpx honours proxy variables only on its own transport, so when the environment names a
-    proxy the client keeps httpx's (and its per-request cost).
-    """
-    if transport is None and not any(
-        os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES
-    ):
-        transport = ShardedTransport(max_connections, verify=verify)
-    return httpx.AsyncClient(
+    """An AsyncClient that follows no redirects and keeps no cookies, on Http11Transport."""
+    if transport is None and not proxy_configured():
+        transport = Http11Transport(max_connections, verify=verify)
+    return _CookielessClient(
         headers=headers,
         timeout=timeout,
         limits=httpx.Limits(
@@ -52,75 +67,3 @@ def async_client(
         verify=verify,
         follow_redirects=False,
     )
-
-
-class _Releasing(httpx.AsyncByteStream):
-    """A response body that gives its slot back when it is closed (once)."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            if self._release is not None:
-                release, self._release = self._release, None
-                release()
-
-
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """`max_connections` connections over pools of about `pool_size`, least busy pool first."""
-
-    def __init__(
-        self,
-        max_connections: int,
-        *,
-        pool_size: int = POOL_SIZE,
-        verify: ssl.SSLContext | bool = True,
-    ) -> None:
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
-        count = -(-max_connections // pool_size)
-        size = -(-max_connections // count)
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        # One context for all pools: loading the CA bundle takes tens of milliseconds each time.
-        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
-        self._pools = [
-            httpx.AsyncHTTPTransport(verify=context, limits=limits) for _ in range(count)
-        ]
-        self._busy = [0] * count
-        self._slots = anyio.Semaphore(max_connections)
-
-    @property
-    def busy(self) -> tuple[int, ...]:
-        """Requests in flight per pool (sent, and their bodies not yet closed)."""
-        return tuple(self._busy)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self._slots.acquire()
-        busy = self._busy
-        index = busy.index(min(busy))
-        busy[index] += 1
-
-        def release() -> None:
-            busy[index] -= 1
-            self._slots.release()
-
-        try:
-            response = await self._pools[index].handle_async_request(request)
-        except BaseException:
-            release()
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Releasing(response.stream, release)
-        return response
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -39,6 +40,10 @@ KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "ca
 CREATE_TRIES = 4  # creates whose answer was lost, per key per run, before the run gives up
 
 
+async def _nothing() -> None:
+    pass
+
+
 class Action(Enum):
     """What a planned key needs, given what the manifest says of it."""
 
@@ -64,6 +69,40 @@ class Settings:
     download: bool
     max_file_bytes: int | None
     recreate_delay: float = 1.0  # before creating again after a lost answer; doubles each time
+
+
+class CreatesFirst:
+    """Downloads give way while new predictions are waiting to be created.
+
+    Predictions of a batch finish together, and each one's next create matters more than its
+    files, whose links live an hour: a create sent late holds a place idle for the whole next
+    prediction. So a download first waits (briefly, never long) until no task is between "my
+    place came free" and "my create is on its way".
+    """
+
+    def __init__(self, patience: float = 0.25) -> None:
+        self._waiting: set[str] = set()
+        self._quiet = anyio.Event()
+        self._quiet.set()
+        self._patience = patience
+
+    def starting(self, key: str) -> None:
+        """The prediction of `key` will be created soon."""
+        if not self._waiting:
+            self._quiet = anyio.Event()
+        self._waiting.add(key)
+
+    def sent(self, key: str) -> None:
+        """The prediction of `key` is being created (or will not be): nothing to wait for."""
+        self._waiting.discard(key)
+        if not self._waiting:
+            self._quiet.set()
+
+    async def give_way(self) -> None:
+        """Wait until no create is pending, or for `patience` seconds at most."""
+        if self._waiting:
+            with anyio.move_on_after(self._patience):
+                await self._quiet.wait()
 
 
 class PathClaims:
@@ -102,9 +141,14 @@ class Lifecycle:
         self.schedule = PollSchedule()
         self.files = InputFiles(client)
         self.claims = PathClaims()
+        self.creates_first = CreatesFirst()
 
-    async def process(self, work: Work) -> None:
-        """Take one key from wherever the manifest left it to a terminal record."""
+    async def process(self, work: Work, settled: Callable[[], Awaitable[None]] = _nothing) -> None:
+        """Take one key from wherever the manifest left it to a terminal record.
+
+        `settled` is awaited once the prediction itself is over and only its downloads remain:
+        the runner frees its place among the predictions in flight then.
+        """
         record = _record_for(work.planned, work.state)
         if work.action is Action.DOWNLOAD:
             # The output is kept in the manifest while files are missing; otherwise the
@@ -115,6 +159,7 @@ class Lifecycle:
                 urls = [f.url for f in record.files] + list(
                     work.state.missing if work.state else ()
                 )
+            await settled()
             await self._finish(record, urls, downloaded=record.files)
             return
         prediction: Prediction | None = None
@@ -141,6 +186,7 @@ class Lifecycle:
         if prediction.status != "succeeded":
             await self.journal.write(record, final=True)
             return
+        await settled()
         await self._finish(record, output_urls(record.output), downloaded=())
 
     async def _create(
@@ -159,6 +205,7 @@ class Lifecycle:
                 error=None,
             )
             await self.journal.write(record, durable=True)
+            self.creates_first.sent(planned.key)
             try:
                 prediction = await self.client.create(target, sent, wait=self.settings.wait)
             except (InvalidRequestError, NotFoundError) as error:
@@ -229,6 +276,7 @@ class Lifecycle:
                 final=True,
             )
             return
+        await self.creates_first.give_way()
         files: list[FileRecord] = []
         missing: list[str] = []
         errors: list[str] = []

@@ -1,8 +1,9 @@
 """`run`: turn a plan into finished predictions, downloaded files and a manifest.
 
 One anyio task group. Per job, a producer walks the plan and starts a task per key that needs
-work, once a place is free under the job's cap and the run's cap (capacity limiters, held for the
-prediction's whole life, downloads included, so links are fetched before new work starts). Every
+work, once a place is free under the job's cap and the run's cap (capacity limiters held while
+the prediction runs). A prediction that is over hands its place on as soon as it holds one of
+as many download places, so downloads overlap the next creates without ever piling up. Every
 task hands its records to the one collector task, which writes the manifest and the tally.
 
     producers (one per job) ─► prediction tasks (≤ concurrency) ─► journal ─► collector ─► manifest
@@ -187,6 +188,8 @@ class _Runner:
             download=options.download,
         )
         self.concurrency = options.concurrency or spec.concurrency
+        # Predictions that are over and only downloading: as many as may be in flight.
+        self._downloads = anyio.CapacityLimiter(self.concurrency)
         self.started = 0
         self.survey = Survey()
 
@@ -316,6 +319,8 @@ class _Runner:
                 own.release_on_behalf_of(work)
                 return
             self.started += 1
+            if action in (Action.CREATE, Action.RECONCILE):
+                lifecycle.creates_first.starting(planned.key)
             tasks.start_soon(self._one, work, lifecycle, own, overall)
 
     async def _one(
@@ -325,11 +330,27 @@ class _Runner:
         own: anyio.CapacityLimiter,
         overall: anyio.CapacityLimiter,
     ) -> None:
-        try:
-            await lifecycle.process(work)
-        finally:
+        downloading = False
+
+        async def settled() -> None:
+            # The prediction is over; its files are not. Free its place in flight for the next
+            # create once a download place is free: downloads never hold up predictions, and a
+            # slow file host still slows creates down before links can pile up and expire.
+            nonlocal downloading
+            await self._downloads.acquire_on_behalf_of(work)
+            downloading = True
             overall.release_on_behalf_of(work)
             own.release_on_behalf_of(work)
+
+        try:
+            await lifecycle.process(work, settled)
+        finally:
+            lifecycle.creates_first.sent(work.planned.key)
+            if downloading:
+                self._downloads.release_on_behalf_of(work)
+            else:
+                overall.release_on_behalf_of(work)
+                own.release_on_behalf_of(work)
 
     async def _watch_signals(self, scope: anyio.CancelScope) -> None:
         with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "replicate-openapi.json"
@@ -115,3 +116,37 @@ def validate_response(url_path: str, method: str, status: int, body: Any) -> Non
         if media in content:
             _validator(content[media]["schema"]).validate(body)
             return
+
+
+def _json_of(message: httpx.Request | httpx.Response) -> Any:
+    if "json" not in message.headers.get("content-type", ""):
+        return None  # multipart uploads, images, proxy pages: nothing the schema describes
+    return json.loads(message.content) if message.content else None
+
+
+def openapi_checked(response: httpx.Response) -> None:
+    """Check a /v1 exchange against Replicate's OpenAPI schema.
+
+    The request's JSON body and headers must match the operation; the answer must match the
+    schema the operation declares for its status. Errors the schema does not declare (401, 404,
+    422, 429 on most operations) must still be problem+json `{title, detail, status}`, and a
+    5xx may be a proxy's HTML page.
+    """
+    request = response.request
+    if not request.url.path.startswith("/v1/"):
+        return
+    path = request.url.path.removeprefix("/v1")
+    response.read()
+    validate_request(path, request.method, _json_of(request), dict(request.headers))
+    answer = _json_of(response)
+    try:
+        validate_response(path, request.method, response.status_code, answer)
+    except AssertionError as error:
+        if response.status_code < 400 or "declares no" not in str(error):
+            raise
+        if response.status_code >= 500 and response.headers["content-type"].startswith("text/html"):
+            return
+        assert response.headers["content-type"] == "application/problem+json", answer
+        assert answer["status"] == response.status_code, answer
+        assert isinstance(answer["title"], str), answer
+        assert isinstance(answer["detail"], str), answer

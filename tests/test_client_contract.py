@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import openapi_checked
-from openapi import component, document, validate_request, validate_response
+from openapi import component, document, openapi_checked, validate_request, validate_response
 from test_client import prediction
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 

@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import openapi_checked
-from openapi import match_path
+from openapi import match_path, openapi_checked
 
 from batchrun.sandbox import Sandbox
 from batchrun.sandbox.models import derived_version_id

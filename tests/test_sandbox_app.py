@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import openapi_checked
+from openapi import openapi_checked
 
 from batchrun.sandbox import SandboxConfig, create_app
 
