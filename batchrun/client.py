@@ -26,6 +26,7 @@ from batchrun import __version__
 from batchrun.api import Downloaded, Model, Prediction, UploadedFile
 from batchrun.download import FileFetcher, origin_of
 from batchrun.errors import (
+    BatchrunError,
     InvalidRequestError,
     NotFoundError,
     OutcomeUnknownError,
@@ -108,6 +109,7 @@ class Client:
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         token_env: str = "REPLICATE_API_TOKEN",
+        on_retry: Callable[[BatchrunError, bool], None] | None = None,
     ) -> None:
         token = token.strip()
         if not token.isascii() or not token.isprintable():
@@ -119,6 +121,8 @@ class Client:
         self._secrets = (token,) if token else ()
         self._token_env = token_env
         self._retry = retry or RetryPolicy()
+        # Told of every failure about to be retried, and whether it was a 429 (progress display).
+        self._on_retry = on_retry
         self.create_limiter = create_limiter or RateLimiter(600 / 60)
         self.request_limiter = request_limiter or RateLimiter(3000 / 60)
         self.stats = ClientStats()
@@ -372,8 +376,10 @@ class Client:
             self._create_timeouts[wait] = timeout
         return timeout
 
-    def _count_retry(self, _: Retryable) -> None:
+    def _count_retry(self, retry: Retryable) -> None:
         self.stats.retries += 1
+        if self._on_retry is not None:
+            self._on_retry(retry.error, retry.rate_limited)
 
 
 def _checked_wait(wait: int | None) -> int:

@@ -29,7 +29,9 @@ transport.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
+import socket
 import ssl
 import time
 from collections import deque
@@ -177,7 +179,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.ConnectTimeout("") from None  # the client names the request
         except (OSError, anyio.BrokenResourceError, ssl.SSLError) as error:
-            raise httpx.ConnectError(str(error) or type(error).__name__) from None
+            # anyio says "All connection attempts failed"; the reason is in its cause.
+            cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {_reason(cause)}") from None
         self.connections_opened += 1
         raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         return _Connection(origin, stream, raw)
@@ -236,6 +240,16 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 await idle.pop().aclose()
         self._idle.clear()
         self._idle_count = 0
+
+
+def _reason(error: BaseException) -> str:
+    """Why a connection failed, in the system's words ("Connection refused")."""
+    if isinstance(error, socket.gaierror):
+        return str(error.strerror)
+    number = getattr(error, "errno", None)
+    if isinstance(number, int) and number > 0:
+        return os.strerror(number)
+    return str(error) or type(error).__name__
 
 
 async def _next_event(connection: _Connection, seconds: float | None) -> Any:

@@ -42,6 +42,7 @@ from batchrun.spec import Rate, Spec
 from batchrun.survey import Scope, Survey, classify, in_scope, survey
 
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
+RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class _Runner:
         self._downloads = anyio.CapacityLimiter(self.concurrency)
         self.started = 0
         self.survey = Survey()
+        self._last_retry_note = float("-inf")
 
     async def run(self) -> RunSummary:
         began = time.monotonic()
@@ -276,7 +278,19 @@ class _Runner:
             request_limiter=RateLimiter(requests.per_second),
             transport=self.options.transport,
             file_transport=self.options.transport,
+            on_retry=self._retrying,
         )
+
+    def _retrying(self, error: BatchrunError, rate_limited: bool) -> None:
+        # Say so when the API is failing or pushing back, but not once per request.
+        now = time.monotonic()
+        if now - self._last_retry_note < RETRY_NOTE_EVERY:
+            return
+        self._last_retry_note = now
+        if rate_limited:
+            self.progress.message("batchrun: the API says slow down (429); creating more slowly")
+        else:
+            self.progress.message(f"batchrun: {error}; retrying")
 
     async def _work(self, lifecycle: Lifecycle, index: ManifestIndex) -> None:
         overall = anyio.CapacityLimiter(self.concurrency)

@@ -322,3 +322,53 @@ def test_example_specs_run_on_the_sandbox(
     err = capsys.readouterr().err
     assert "batchrun: running against the built-in sandbox at http://127.0.0.1:" in err
     assert "  manifest: out/dataset/manifest.jsonl" in err
+
+
+def test_a_bad_token_stops_the_run_with_exit_3_and_keeps_the_manifest(
+    tmp_path: Path,
+    make_sandbox: Callable[..., Sandbox],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sandbox = make_sandbox(tokens=["r8_the_right_one"])
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_a_wrong_token_xyz")
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: [0, 1, 2]}
+        """,
+    )
+    code = main(["run", str(spec), "--base-url", sandbox.base_url, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.startswith(
+        f"batchrun: POST {sandbox.base_url}/v1/models/acme/painter/predictions: 401"
+    )
+    assert "r8_a_wrong_token_xyz" not in err
+    assert {r.status for r in records(tmp_path / "runs" / "spec").values()} == {"submitting"}
+    assert sandbox.state.snapshot()["creates"] == 0
+
+
+def test_no_token_is_a_usage_error_before_anything_is_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p"}
+        """,
+    )
+    assert main(["run", str(spec), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        "batchrun: no API token: set REPLICATE_API_TOKEN in the environment "
+        "(or try the built-in emulator with --sandbox)\n"
+    )
+    assert not (tmp_path / "runs").exists()
