@@ -1,0 +1,139 @@
+"""Helpers for the fault scenarios: specs, `batchrun run` in a child, and the closing check.
+
+Every scenario ends with `check_accounted`: each planned key in the manifest exactly once with
+a terminal status, no prediction created twice, every recorded file whole and in place, and no
+`.part` or `.tmp` file left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from runs import TOKEN, assert_files_intact, records, write_spec
+
+from batchrun.manifest import IN_FLIGHT, Record
+from batchrun.plan import iter_plan
+from batchrun.sandbox import Sandbox
+from batchrun.spec import load_spec
+
+PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
+
+
+def spec_for(folder: Path, keys: int, concurrency: int, *, side: int = 64, extra: str = "") -> Path:
+    """A spec of `keys` image predictions of `side` pixels; `extra` adds input fields."""
+    fields = f'prompt: "fault ${{i}}", width: {side}, height: {side}{extra}'
+    return write_spec(
+        folder,
+        f"""
+        batchrun: 1
+        concurrency: {concurrency}
+        rate: 100000/min
+        requests: 100000/min
+        jobs:
+          - model: acme/painter
+            input: {{{fields}}}
+            matrix: {{i: {{range: [0, {keys}]}}}}
+        """,
+    )
+
+
+def planned_keys(spec: Path) -> set[str]:
+    """Every key the spec plans."""
+    return {planned.key for planned in iter_plan(load_spec(spec))}
+
+
+def start(
+    spec: Path, sandbox: Sandbox, *extra: str, out: Path | None = None, quiet: bool = True
+) -> subprocess.Popen[str]:
+    """`batchrun run SPEC` against the sandbox in a child process (stderr captured)."""
+    env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
+    env.pop("BATCHRUN_DEBUG", None)
+    folder = out or spec.parent / "run"
+    command = [sys.executable, "-m", "batchrun", "run", str(spec), "--base-url", sandbox.base_url]
+    return subprocess.Popen(
+        [*command, "--out", str(folder), *(["--quiet"] if quiet else []), *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(child: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:
+    """Wait for a child run; its exit code and what it said on stderr."""
+    _, err = child.communicate(timeout=timeout)
+    return child.returncode, err
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def manifest_lines(run_dir: Path) -> list[dict[str, object]]:
+    """Every whole record line of the run's manifest (a torn last line is left out)."""
+    path = run_dir / "manifest.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines(keepends=True)[1:]:
+        if line.endswith(b"\n"):
+            out.append(json.loads(line))
+    return out
+
+
+def ids_recorded(run_dir: Path) -> int:
+    """How many distinct prediction ids the manifest knows so far."""
+    return len({line["prediction_id"] for line in manifest_lines(run_dir) if line["prediction_id"]})
+
+
+def hits(seed: int, kind: str, share: float, rolls: int) -> int:
+    """How many of the sandbox's first `rolls` dice of `kind` come up as a fault.
+
+    The sandbox rolls one die per request that a fault applies to, from `Random(f"{seed}:{kind}")`
+    (see batchrun/sandbox/faults.py); a run that sends at least `rolls` such requests meets at
+    least this many faults, whatever order its requests arrive in.
+    """
+    dice = random.Random(f"{seed}:{kind}")
+    return sum(dice.random() < share for _ in range(rolls))
+
+
+def check_accounted(
+    spec: Path,
+    sandbox: Sandbox,
+    *,
+    run_dir: Path | None = None,
+    statuses: Iterable[str] = ("succeeded",),
+    creates: int | None = None,
+) -> dict[str, Record]:
+    """The closing check of every scenario; returns the last record of each key."""
+    run_dir = run_dir or spec.parent / "run"
+    keys = planned_keys(spec)
+    found = records(run_dir)
+    assert set(found) == keys, "the manifest does not hold exactly the planned keys"
+    assert {line["key"] for line in manifest_lines(run_dir)} == keys
+    unfinished = {key: r.status for key, r in found.items() if r.status in IN_FLIGHT}
+    assert unfinished == {}, "keys left without a terminal status"
+    assert set(Counter(r.status for r in found.values())) <= set(statuses)
+    stats = sandbox.state.snapshot()
+    assert stats["creates"] == (len(keys) if creates is None else creates), "created twice"
+    ids = [r.prediction_id for r in found.values() if r.prediction_id]
+    assert len(ids) == len(set(ids)), "two keys share a prediction"
+    assert_files_intact(run_dir)
+    leftovers = sorted(p.name for p in run_dir.rglob("*") if p.suffix in (".part", ".tmp"))
+    assert leftovers == []
+    for path in run_dir.rglob("*.png"):
+        assert path.read_bytes().endswith(PNG_END), f"{path} is torn"
+    return found
