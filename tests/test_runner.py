@@ -372,3 +372,30 @@ def test_no_token_is_a_usage_error_before_anything_is_sent(
         "(or try the built-in emulator with --sandbox)\n"
     )
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_runner_runs_on_trio_too(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
+    import anyio
+
+    from batchrun.runner import RunOptions, run_async
+    from batchrun.spec import load_spec
+
+    sandbox = make_sandbox(honor_wait=False)  # polls too, not only creates
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: [0, 1, 2, 3]}
+        """,
+    )
+    options = RunOptions(base_url=sandbox.base_url, token=TOKEN, out=tmp_path / "run")
+
+    async def main() -> bool:
+        summary = await run_async(load_spec(spec), options)
+        return summary.ok and summary.client.gets > 0
+
+    assert anyio.run(main, backend="trio")
+    assert assert_files_intact(tmp_path / "run") == 4
