@@ -56,6 +56,10 @@ def interrupt_at_random(
         code, err = finish(child, timeout=LEAVE_WITHIN)
         assert "Traceback" not in err
         assert "internal error" not in err
+        if code == -signal.SIGTERM:
+            # Only once the run is over (its summary printed, its manifest closed) may SIGTERM
+            # meet Python's default handler on the way out.
+            assert "\n  manifest: " in err, err
         codes.append(code)
     return codes
 
@@ -74,7 +78,7 @@ def test_sigterm_at_random_moments_with_5xx_and_resets(
     )
     spec = spec_for(tmp_path, keys=16, concurrency=4)
     codes = interrupt_at_random(spec, sandbox, random.Random(seed), signal.SIGTERM)
-    assert set(codes) <= {0, 130}
+    assert set(codes) <= {0, 130, -signal.SIGTERM}
     assert 130 in codes
 
     code, err = finish(start(spec, sandbox))
