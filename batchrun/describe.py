@@ -48,7 +48,11 @@ def show_row(row: Mapping[str, Any]) -> str:
 
 def _flow(value: Any) -> str:
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{key}: {_flow(item)}" for key, item in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(f"{_flow(str(key))}: {_flow(item)}" for key, item in value.items())
+            + "}"
+        )
     if isinstance(value, list):
         return "[" + ", ".join(_flow(item) for item in value) + "]"
     if isinstance(value, str):
@@ -88,5 +92,5 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
 
 
 def join_names(names: Iterable[str]) -> str:
-    """`a, b, c` for a message listing names."""
-    return ", ".join(names)
+    """`a, b, c` for a message listing names (a name with a line break or tab is quoted)."""
+    return ", ".join(name if name.isprintable() else json.dumps(name) for name in names)

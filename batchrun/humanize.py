@@ -26,10 +26,12 @@ def human_seconds(seconds: float) -> str:
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:
-    """A path as messages show it: relative to the current folder when that is shorter."""
+    """A path as messages show it: relative to the current folder when it is inside it and
+    that is shorter; otherwise as given (never `../..`, which says little about where it is)."""
     given = os.fspath(path)
     try:
         relative = os.path.relpath(os.path.abspath(given))
     except ValueError:  # another drive on Windows
         return given
-    return relative if len(relative) < len(given) else given
+    outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
+    return relative if len(relative) < len(given) and not outside else given

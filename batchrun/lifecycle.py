@@ -37,7 +37,11 @@ from batchrun.reconcile import NoListEndpoint, Reconciler, request_sha256
 from batchrun.uploads import InputFiles
 
 KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
-CREATE_TRIES = 4  # creates whose answer was lost, per key per run, before the run gives up
+CREATE_TRIES = 4
+DATA_REMOVED = (
+    "the API removed this prediction's output before batchrun could download it "
+    "(Replicate keeps an API prediction's data for an hour); --retry-failed predicts it again"
+)  # creates whose answer was lost, per key per run, before the run gives up
 
 
 async def _nothing() -> None:
@@ -180,10 +184,12 @@ class Lifecycle:
         elif not prediction.terminal:
             prediction = await self._poll(record, prediction.id, elapsed=float("inf"))
         record = _apply(record, prediction)
+        if _data_removed(prediction):
+            record = record.replace(status="failed", error=DATA_REMOVED)
         seconds = run_seconds(prediction.created_at, prediction.completed_at)
         if seconds is not None:
             self.schedule.observe(record.job, seconds)
-        if prediction.status != "succeeded":
+        if record.status != "succeeded":
             await self.journal.write(record, final=True)
             return
         await settled()
@@ -364,6 +370,15 @@ def _apply(record: Record, prediction: Prediction) -> Record:
         created_at=prediction.created_at or record.created_at,
         started_at=prediction.started_at,
         completed_at=prediction.completed_at or (utcnow() if prediction.terminal else None),
+    )
+
+
+def _data_removed(prediction: Prediction) -> bool:
+    """A success whose output is gone (`data_removed`): nothing is left to download."""
+    return (
+        prediction.status == "succeeded"
+        and prediction.output is None
+        and prediction.raw.get("data_removed") is True
     )
 
 

@@ -28,7 +28,7 @@ import anyio.lowlevel
 import httpx
 
 from batchrun.client import Client, ClientStats
-from batchrun.errors import BatchrunError, UsageError
+from batchrun.errors import BatchrunError, StorageError, UsageError
 from batchrun.jobs import Job
 from batchrun.journal import Collector, Tally, open_journal
 from batchrun.lifecycle import Action, Lifecycle, Settings, Work
@@ -248,10 +248,17 @@ class _Runner:
                     fatal = error
                 finally:
                     watcher.cancel()
-                    journal.close()
+                    journal.close()  # the collector writes what is queued, then ends
+        except BaseExceptionGroup as errors:  # the collector failed: the disk, most likely
+            # Its error is the cause; the prediction tasks' errors (a closed journal) follow it.
+            fatal = errors if fatal is None else BaseExceptionGroup("run failed", [errors, fatal])
         finally:
-            writer.close()
             self.progress.close()
+            try:
+                writer.close()
+            except StorageError:
+                if fatal is None:
+                    raise  # else the first error is the one worth reporting
         if fatal is not None:
             raise _first_batchrun_error(fatal)
         return RunSummary(

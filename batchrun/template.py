@@ -53,7 +53,9 @@ class MissingField(RenderError):
     def __init__(self, ref: Ref, field: str, value: Any, where: KeyPath = ()) -> None:
         self.ref, self.field = ref, field
         if isinstance(value, dict):
-            fields = ", ".join(value) or "none"
+            # Field names come from value files: quote any that would break the message's line.
+            names = [str(n) if str(n).isprintable() else json.dumps(str(n)) for n in value]
+            fields = ", ".join(names) or "none"
             message = f"{ref.text}: no field '{field}' here (the fields are {fields})"
         else:
             message = f"{ref.text}: '{field}' needs a mapping, but the value is {_kind(value)}"

@@ -149,12 +149,6 @@ def test_value_files_of_any_shape_plan_or_are_refused_with_a_place(
         assert err.splitlines()[0] in why  # validate finds what plan found, at the same place
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: field names from a value file are shown raw in errors "
-    "(template.py MissingField, describe.py _flow), so a line break in one splits the error",
-)
 def test_a_field_name_with_a_line_break_still_gives_one_line_per_error(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC_WITH_FILES)

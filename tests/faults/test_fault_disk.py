@@ -114,12 +114,6 @@ def test_a_disk_that_fills_while_the_manifest_is_written_loses_nothing(
     check_accounted(spec, sandbox, run_dir=run_dir)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: a StorageError from the manifest writer (collector task) escapes "
-    "runner.run as an ExceptionGroup, so the CLI says 'internal error' instead of the path",
-)
 def test_a_disk_that_fills_while_the_manifest_is_written_says_so(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox], small_disk: Callable[[str], SmallDisk]
 ) -> None:

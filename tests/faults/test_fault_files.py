@@ -93,12 +93,6 @@ def test_links_that_expire_mid_run_are_recorded_missing_and_fetched_when_they_wo
     assert all(len(r.files) == 1 and not r.missing for r in found.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: lifecycle records a prediction polled after the API removed its data "
-    "(output null, data_removed true) as a plain success with no files",
-)
 def test_a_prediction_whose_output_the_api_removed_before_resume_is_not_a_success(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
