@@ -27,6 +27,10 @@ Columns:
     CPU ms/pred     the child's user + system CPU over the same span, per prediction
     peak RSS MB     the child's largest resident set
     ok              predictions that ended with every file on disk
+    load            the 1-minute load average just before that side ran
+
+With --repeat R every (mode, side) is measured R times, the rounds interleaved, and each figure
+is the median of its rounds (the JSON keeps every round and each figure's range).
 
 batchrun's create rate limiter and request budget are set out of the way (1,000,000/min): the
 sandbox has no rate limit here and the script has none at all. At batchrun's default of 600
@@ -41,6 +45,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -203,6 +208,27 @@ def measure(side: str, mode: str, n: int, latency: float, concurrency: int) -> d
     }
 
 
+MEDIAN_OF = (
+    "wall_s",
+    "ratio",
+    "requests_per_prediction",
+    "cpu_ms_per_prediction",
+    "peak_rss_mb",
+    "load_before",
+)
+
+
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for a (mode, side): the median of each figure over the rounds, and their range."""
+    row = {key: value for key, value in rounds[0].items() if key not in ("round", "stderr")}
+    for key in MEDIAN_OF:
+        values = sorted(r[key] for r in rounds)
+        row[key] = statistics.median(values)
+        row[f"{key}_range"] = [values[0], values[-1]]
+    row["ok"] = min(r["ok"] for r in rounds)
+    return row
+
+
 def _raise_open_files() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -259,6 +285,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--modes", default=",".join(MODES), help="wait, no-wait or both")
     parser.add_argument("--sides", default=",".join(SIDES), help=", ".join(SIDES))
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; each figure is the median of the rounds"
+    )
     parser.add_argument("--json", type=Path, help="where to write the figures")
     parser.add_argument("--child", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -273,14 +302,22 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown mode or side: {', '.join(unknown)}")
     _raise_open_files()
-    rows = []
-    for mode in modes:
-        for side in sides:
-            print(f"measuring {side} ({mode})...", file=sys.stderr, flush=True)
-            rows.append(measure(side, mode, args.n, args.latency, args.concurrency))
+    rounds: list[dict[str, Any]] = []
+    for number in range(1, args.repeat + 1):
+        for mode in modes:
+            for side in sides:
+                print(f"round {number}: {side} ({mode})...", file=sys.stderr, flush=True)
+                row = measure(side, mode, args.n, args.latency, args.concurrency)
+                rounds.append({"round": number, **row})
+    rows = [
+        medians([r for r in rounds if r["mode"] == m and r["side"] == s])
+        for m in modes
+        for s in sides
+    ]
     print(
         f"N={args.n}, latency {args.latency:g} s, concurrency {args.concurrency}, "
-        f"ideal {rows[0]['ideal_s']:g} s, {os.cpu_count()} CPUs"
+        f"ideal {rows[0]['ideal_s']:g} s, {os.cpu_count()} CPUs, "
+        f"median of {args.repeat} round{'s' if args.repeat > 1 else ''}"
     )
     print(table(rows))
     for line in verdicts(rows):
@@ -290,7 +327,9 @@ def main() -> int:
     document = {
         "parameters": {"n": args.n, "latency_s": args.latency, "concurrency": args.concurrency},
         "cpus": os.cpu_count(),
+        "repeat": args.repeat,
         "rows": rows,
+        "rounds": rounds,
         "verdicts": verdicts(rows),
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
