@@ -38,12 +38,13 @@ class BarProgress:
         bar = self._bar
         if bar is None:
             return
-        if tally.done != bar.n:
-            bar.update(tally.done - bar.n)
+        # The counts first: update() redraws the line, and should draw them current.
         bar.set_postfix_str(
             f"ok {tally.succeeded}, failed {tally.failed}, in flight {tally.in_flight}",
             refresh=False,
         )
+        if tally.done != bar.n:
+            bar.update(tally.done - bar.n)
 
     def message(self, text: str) -> None:
         if self._quiet:
