@@ -1,7 +1,7 @@
 """batchrun against what users write today: the official client under an asyncio.Semaphore.
 
     python bench/compare_replicate.py                  # N=2000, 2 s predictions, concurrency 200
-    python bench/compare_replicate.py --n 500 --latency 1 --concurrency 100 --modes no-wait
+    python bench/compare_replicate.py --n 500 --latency 1 --concurrency 100 --no-wait
     python bench/compare_replicate.py --json bench/results/compare.json
 
 One invocation measures every side in every mode on the same sandbox settings. Each (mode, side)
@@ -284,6 +284,11 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=2.0, help="seconds per prediction")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--modes", default=",".join(MODES), help="wait, no-wait or both")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--wait", dest="modes", action="store_const", const="wait", help="only wait")
+    only.add_argument(
+        "--no-wait", dest="modes", action="store_const", const="no-wait", help="only no-wait"
+    )
     parser.add_argument("--sides", default=",".join(SIDES), help=", ".join(SIDES))
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds; each figure is the median of the rounds"
