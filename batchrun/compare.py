@@ -31,7 +31,7 @@ def plan_state(state: KeyState | None, run_dir: Path) -> str:
         return "in_flight"
     if state.status in FAILED:
         return "failed"
-    if state.missing or not all((run_dir / f.path).exists() for f in state.files):
+    if state.missing or not all((run_dir / path).exists() for path, _, _ in state.files):
         return "download"
     return "done"
 

@@ -29,7 +29,7 @@ from batchrun.errors import (
 )
 from batchrun.journal import Journal
 from batchrun.lock import Lock
-from batchrun.manifest import FileRecord, KeyState, Record, utcnow
+from batchrun.manifest import FileRecord, Record, utcnow
 from batchrun.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
 from batchrun.plan import PlannedPrediction
 from batchrun.polling import PollSchedule, run_seconds
@@ -63,7 +63,7 @@ class Work:
 
     planned: PlannedPrediction
     action: Action
-    state: KeyState | None = None
+    previous: Record | None = None  # the key's last record in the manifest, if any
 
 
 @dataclass
@@ -153,16 +153,14 @@ class Lifecycle:
         `settled` is awaited once the prediction itself is over and only its downloads remain:
         the runner frees its place among the predictions in flight then.
         """
-        record = _record_for(work.planned, work.state)
+        record = _record_for(work.planned, work.previous)
         if work.action is Action.DOWNLOAD:
             # The output is kept in the manifest while files are missing; otherwise the
             # recorded files name their URLs.
             if record.output is not None:
                 urls = output_urls(record.output)
             else:
-                urls = [f.url for f in record.files] + list(
-                    work.state.missing if work.state else ()
-                )
+                urls = [f.url for f in record.files] + list(record.missing)
             await settled()
             await self._finish(record, urls, downloaded=record.files)
             return
@@ -202,13 +200,21 @@ class Lifecycle:
         sha = request_sha256(sent)
         target = self.lock.resolve(planned.target) if self.lock else planned.target
         for attempt in range(1, CREATE_TRIES + 1):
+            # A new prediction: nothing of an earlier attempt's outcome carries over.
             record = record.replace(
                 status="submitting",
                 prediction_id=None,
+                version=None,
+                output=None,
+                files=(),
+                missing=(),
+                error=None,
+                metrics={},
                 attempts=record.attempts + 1,
                 request_sha256=sha,
                 created_at=utcnow(),
-                error=None,
+                started_at=None,
+                completed_at=None,
             )
             await self.journal.write(record, durable=True)
             self.creates_first.sent(planned.key)
@@ -330,7 +336,8 @@ class Lifecycle:
         return FileRecord(url=url, path=relative, sha256=got.sha256, bytes=got.bytes)
 
 
-def _record_for(planned: PlannedPrediction, state: KeyState | None) -> Record:
+def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:
+    """The key's record as this run starts on it: the plan's view, the manifest's history."""
     data = planned.to_json()
     record = Record(
         key=planned.key,
@@ -341,20 +348,23 @@ def _record_for(planned: PlannedPrediction, state: KeyState | None) -> Record:
         repeat=planned.repeat,
         status="submitting",
     )
-    if state is None:
+    if previous is None:
         return record
     return record.replace(
-        status=state.status,
-        prediction_id=state.prediction_id,
-        version=state.version,
-        attempts=state.attempts,
-        created_at=state.created_at,
-        completed_at=state.completed_at,
-        files=state.files,
-        output=state.output,
-        error=state.error,
-        request_sha256=state.request_sha256,
-        possible_duplicate=state.possible_duplicate,
+        status=previous.status,
+        prediction_id=previous.prediction_id,
+        version=previous.version,
+        output=previous.output,
+        files=previous.files,
+        error=previous.error,
+        metrics=previous.metrics,
+        created_at=previous.created_at,
+        started_at=previous.started_at,
+        completed_at=previous.completed_at,
+        attempts=previous.attempts,
+        request_sha256=previous.request_sha256,
+        possible_duplicate=previous.possible_duplicate,
+        missing=previous.missing,
     )
 
 

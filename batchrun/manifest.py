@@ -150,28 +150,25 @@ class Record:
         )
 
 
+FileCheck = tuple[str, int, str]  # a recorded file's path, size and sha256
+
+
 @dataclass(slots=True)
 class KeyState:
-    """What resuming needs to know of a key, without holding its whole record in memory.
+    """What deciding a key's next step needs, and where its whole record is.
 
-    A run over a million keys cannot keep a million full records (inputs, outputs) in memory; the
-    plan already knows each key's job, target, input and vars, so the rest is all that is kept.
+    A run over a million keys cannot keep a million full records (inputs, outputs, URLs) in
+    memory: the index keeps what sorts keys into done, to poll, to download or to create, and
+    `ManifestIndex.record` reads the rest back from the journal for the few keys worked on.
     """
 
     status: str
     job: str
     prediction_id: str | None
-    version: str | None
-    attempts: int
-    created_at: str | None
     completed_at: str | None
-    files: tuple[FileRecord, ...]
-    missing: tuple[str, ...]
-    output: Any  # kept only while files are missing, to download them again
-    error: str | None
-    request_sha256: str | None
-    possible_duplicate: bool
-    # Where the key's last line starts in its journal, and its length, for compaction.
+    files: tuple[FileCheck, ...]
+    missing: bool  # some output files were never downloaded
+    # Where the key's last line is: which journal, its offset and length.
     source: int
     offset: int
     length: int
@@ -186,6 +183,18 @@ class ManifestIndex:
     states: dict[str, KeyState]
     lines: int = 0
     torn_lines: int = 0
+
+    def record(self, key: str) -> Record:
+        """The full last record of `key`, read back from its journal."""
+        state = self.states[key]
+        path = self.paths[state.source]
+        try:
+            with path.open("rb") as journal:
+                journal.seek(state.offset)
+                line = journal.read(state.length)
+            return Record.from_json(json.loads(line))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
 
 
 def manifest_name(shard: tuple[int, int] | None) -> str:
@@ -260,24 +269,15 @@ def load_index(run_dir: Path) -> ManifestIndex:
 
 def _state(data: Mapping[str, Any], source: int, offset: int, length: int) -> KeyState:
     files = tuple(
-        FileRecord(str(f["url"]), str(f["path"]), str(f["sha256"]), int(f["bytes"]))
-        for f in data.get("files") or ()
+        (str(f["path"]), int(f["bytes"]), str(f["sha256"])) for f in data.get("files") or ()
     )
-    missing = tuple(data.get("missing") or ())
     return KeyState(
-        status=str(data["status"]),
+        status=sys.intern(str(data["status"])),
         job=sys.intern(str(data.get("job") or "")),  # a few job ids shared by many keys
         prediction_id=data.get("prediction_id"),
-        version=data.get("version"),
-        attempts=int(data.get("attempts") or 0),
-        created_at=data.get("created_at"),
         completed_at=data.get("completed_at"),
         files=files,
-        missing=missing,
-        output=data.get("output") if missing else None,
-        error=data.get("error"),
-        request_sha256=data.get("request_sha256"),
-        possible_duplicate=bool(data.get("possible_duplicate")),
+        missing=bool(data.get("missing")),
         source=source,
         offset=offset,
         length=length,
@@ -328,10 +328,12 @@ class ManifestWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tmp.open("wb") as out:
                 out.write(_line(dict(header)))
-                _copy_last_lines(index, path, out)
+                moved = _copy_last_lines(index, path, out)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
+            for state, offset, length in moved:  # the index now points into the new file
+                state.offset, state.length = offset, length
             _fsync_dir(path.parent)
             # Unbuffered: each record is one write() of a whole line, with nothing left in a
             # buffer to fail again (or to be lost) when the disk is full.
@@ -390,18 +392,26 @@ def new_header(
     }
 
 
-def _copy_last_lines(index: ManifestIndex, path: Path, out: IO[bytes]) -> None:
+def _copy_last_lines(
+    index: ManifestIndex, path: Path, out: IO[bytes]
+) -> list[tuple[KeyState, int, int]]:
+    """Copy each key's last line of `path` to `out`; return where each one lands there."""
     if path not in index.paths:
-        return
+        return []
     source = index.paths.index(path)
-    spans = sorted(
-        (state.offset, state.length) for state in index.states.values() if state.source == source
+    states = sorted(
+        (state for state in index.states.values() if state.source == source),
+        key=lambda state: state.offset,
     )
+    moved: list[tuple[KeyState, int, int]] = []
     with path.open("rb") as journal:
-        for offset, length in spans:
-            journal.seek(offset)
-            line = journal.read(length)
-            out.write(line if line.endswith(b"\n") else line + b"\n")
+        for state in states:
+            journal.seek(state.offset)
+            line = journal.read(state.length)
+            line = line if line.endswith(b"\n") else line + b"\n"
+            moved.append((state, out.tell(), len(line)))
+            out.write(line)
+    return moved
 
 
 def _line(data: Mapping[str, Any]) -> bytes:

@@ -332,7 +332,8 @@ class _Runner:
             action = classify(state, self.scope, self.survey.broken, planned.key)
             if action is None:
                 continue
-            work = Work(planned, action, state)
+            previous = index.record(planned.key) if state is not None else None
+            work = Work(planned, action, previous)
             await own.acquire_on_behalf_of(work)
             await overall.acquire_on_behalf_of(work)
             if self.stopper.stopping:

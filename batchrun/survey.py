@@ -119,10 +119,10 @@ def survey(spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope)
 
 
 def _files_intact(run_dir: Path, state: KeyState) -> bool:
-    for file in state.files:
-        path = run_dir / file.path
+    for relative, size, sha256 in state.files:
+        path = run_dir / relative
         try:
-            if path.stat().st_size != file.bytes or sha256_file(path) != file.sha256:
+            if path.stat().st_size != size or sha256_file(path) != sha256:
                 return False
         except OSError:
             return False

@@ -63,7 +63,8 @@ def test_records_round_trip_and_last_line_wins(tmp_path: Path) -> None:
     index = load_index(tmp_path)
     assert index.lines == 4
     assert index.states["a"].status == "succeeded"
-    assert index.states["a"].files == done.files
+    assert index.states["a"].files == (("flux/a-0.png", 12, "00" * 32),)
+    assert index.record("a") == done  # the whole record, read back from the journal
     assert index.torn_lines == 0
 
 
@@ -143,3 +144,17 @@ def test_a_full_disk_is_a_storage_error_naming_the_manifest() -> None:
         with pytest.raises(StorageError) as caught:
             writer.append(record("a", "submitting"))
     assert str(caught.value) == "cannot write the manifest /dev/full: No space left on device"
+
+
+def test_after_compaction_the_index_still_finds_every_record(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.jsonl"
+    writer = ManifestWriter.open(path, header(), empty_index(tmp_path))
+    for status in ("submitting", "starting", "succeeded"):
+        writer.append(record("a", status, prediction_id="p1"))
+    writer.append(record("b", "failed", prediction_id="p2", error="boom"))
+    writer.close()
+
+    index = load_index(tmp_path)
+    ManifestWriter.open(path, header(), index).close()  # compacts: every line moves
+    assert index.record("a").status == "succeeded"
+    assert index.record("b").error == "boom"
