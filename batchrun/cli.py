@@ -15,23 +15,13 @@ from collections.abc import Sequence
 
 from batchrun import __version__
 from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
+from batchrun.sandbox_help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_API = 3
 EXIT_INTERRUPTED = 130
-
-SANDBOX_EPILOG = """\
-reserved inputs (put them in a job's input to steer one prediction):
-  sandbox_status    failed | canceled | aborted | succeeded: end with this status
-  sandbox_error     the error text of a failed (or aborted) prediction
-  sandbox_latency   seconds this prediction takes
-  sandbox_output    text | tokens | dict | number | images | none: the output's shape
-
-control endpoints (no token): GET /_sandbox/stats, GET|POST /_sandbox/config,
-  POST /_sandbox/models/OWNER/NAME/bump, POST /_sandbox/reset
-"""
 
 
 def _positive_int(text: str) -> int:

@@ -338,16 +338,7 @@ class Lifecycle:
 
 def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:
     """The key's record as this run starts on it: the plan's view, the manifest's history."""
-    data = planned.to_json()
-    record = Record(
-        key=planned.key,
-        job=planned.job,
-        target=data["target"],
-        input=data["input"],
-        vars=data["vars"],
-        repeat=planned.repeat,
-        status="submitting",
-    )
+    record = Record.planned(planned)
     if previous is None:
         return record
     return record.replace(

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from batchrun import __version__
 from batchrun.errors import ManifestError, StorageError
+from batchrun.plan import PlannedPrediction
 
 FORMAT = 1
 MANIFEST_NAME = "manifest.jsonl"
@@ -118,6 +119,20 @@ class Record:
         if self.missing:
             data["missing"] = list(self.missing)
         return data
+
+    @classmethod
+    def planned(cls, planned: PlannedPrediction, status: str = "submitting") -> Record:
+        """A fresh record of a planned prediction: the plan's view of it, nothing run yet."""
+        data = planned.to_json()
+        return cls(
+            key=planned.key,
+            job=planned.job,
+            target=data["target"],
+            input=data["input"],
+            vars=data["vars"],
+            repeat=planned.repeat,
+            status=status,
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:

@@ -225,15 +225,7 @@ def write_manifest(folder: Path, lines: int) -> float:
     with (folder / "run" / "manifest.jsonl").open("w") as out:
         out.write(json.dumps(header, separators=(",", ":")) + "\n")
         for number, planned in enumerate(iter_plan(spec)):
-            data = planned.to_json()
-            record = Record(
-                key=planned.key,
-                job=planned.job,
-                target=data["target"],
-                input=data["input"],
-                vars=data["vars"],
-                repeat=planned.repeat,
-                status="succeeded",
+            record = Record.planned(planned, "succeeded").replace(
                 prediction_id=f"{number:026x}",
                 version="hidden",
                 output=f"The answer to question {number} is a short paragraph of text.",

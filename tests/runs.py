@@ -1,9 +1,16 @@
-"""Helpers for end-to-end tests: write specs, run them against a sandbox, read what they left."""
+"""Helpers for end-to-end tests: write specs, run them against a sandbox (in this process or in a
+child `batchrun run`), wait for what a run does, and read what it left."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +20,7 @@ from batchrun.sandbox import Sandbox
 from batchrun.spec import load_spec
 
 TOKEN = "r8_e2e_test_token_0123456789abcdef"
+PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
 
 
 def write_spec(folder: Path, body: str, name: str = "spec.yaml") -> Path:
@@ -51,3 +59,52 @@ def assert_files_intact(run_dir: Path) -> int:
     leftovers = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*.part"))
     assert leftovers == []
     return count
+
+
+def start(
+    spec: Path, sandbox: Sandbox, *extra: str, out: Path | None = None, quiet: bool = True
+) -> subprocess.Popen[str]:
+    """`batchrun run SPEC` against the sandbox in a child process (stderr captured)."""
+    env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
+    env.pop("BATCHRUN_DEBUG", None)
+    folder = out or spec.parent / "run"
+    command = [sys.executable, "-m", "batchrun", "run", str(spec), "--base-url", sandbox.base_url]
+    return subprocess.Popen(
+        [*command, "--out", str(folder), *(["--quiet"] if quiet else []), *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(child: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:
+    """Wait for a child run; its exit code and what it said on stderr."""
+    _, err = child.communicate(timeout=timeout)
+    return child.returncode, err
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def manifest_lines(run_dir: Path) -> list[dict[str, object]]:
+    """Every whole record line of the run's manifest (a torn last line is left out)."""
+    path = run_dir / "manifest.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines(keepends=True)[1:]:
+        if line.endswith(b"\n"):
+            out.append(json.loads(line))
+    return out
+
+
+def ids_recorded(run_dir: Path) -> int:
+    """How many distinct prediction ids the manifest knows so far."""
+    return len({line["prediction_id"] for line in manifest_lines(run_dir) if line["prediction_id"]})

@@ -61,10 +61,3 @@ def test_python_dash_m_batchrun_is_the_cli() -> None:
         [sys.executable, "-m", "batchrun", "--version"], capture_output=True, text=True, check=True
     )
     assert done.stdout.startswith("batchrun ")
-
-
-def test_the_sandbox_help_matches_the_sandbox_package() -> None:
-    # cli.py keeps its own copy so that `batchrun --help` does not import starlette and uvicorn.
-    from batchrun.sandbox import RESERVED_INPUTS_HELP
-
-    assert cli.SANDBOX_EPILOG == RESERVED_INPUTS_HELP

@@ -6,23 +6,29 @@ no prediction created twice and no torn file in place.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, assert_files_intact, records, write_spec
+from runs import (
+    PNG_END,
+    assert_files_intact,
+    finish,
+    ids_recorded,
+    manifest_lines,
+    records,
+    start,
+    wait_for,
+    write_spec,
+)
 
 from batchrun.sandbox import Sandbox
 
 KEYS = 12
-PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
 
 
 def spec_for(folder: Path, concurrency: int = KEYS) -> Path:
@@ -39,57 +45,9 @@ def spec_for(folder: Path, concurrency: int = KEYS) -> Path:
     )
 
 
-def start(spec: Path, sandbox: Sandbox, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batchrun",
-            "run",
-            str(spec),
-            "--base-url",
-            sandbox.base_url,
-            "--out",
-            str(spec.parent / "run"),
-            "--quiet",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def manifest_lines(run_dir: Path) -> Iterator[dict[str, object]]:
-    path = run_dir / "manifest.jsonl"
-    if not path.exists():
-        return
-    for line in path.read_bytes().splitlines()[1:]:
-        try:
-            yield json.loads(line)
-        except ValueError:
-            continue
-
-
-def ids_recorded(run_dir: Path) -> int:
-    return len(
-        {line["prediction_id"] for line in manifest_lines(run_dir) if line.get("prediction_id")}
-    )
-
-
 def finish_and_check(spec: Path, sandbox: Sandbox) -> None:
-    again = start(spec, sandbox)
-    _, err = again.communicate(timeout=60)
-    assert again.returncode == 0, err.decode()
+    code, err = finish(start(spec, sandbox))
+    assert code == 0, err
     found = records(spec.parent / "run")
     assert len(found) == KEYS
     assert {r.status for r in found.values()} == {"succeeded"}
@@ -168,8 +126,8 @@ def test_one_ctrl_c_lets_what_is_in_flight_finish(
     child = start(spec, sandbox)
     wait_for(lambda: sandbox.state.snapshot()["held"] == 3, "three creates in flight")
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=30)
-    assert child.returncode == 130, err.decode()
+    code, err = finish(child, timeout=30)
+    assert code == 130, err
     found = records(tmp_path / "run")
     assert 3 <= len(found) < KEYS
     assert {r.status for r in found.values()} == {"succeeded"}  # in flight ones finished
@@ -181,30 +139,14 @@ def test_a_second_ctrl_c_leaves_at_once(
 ) -> None:
     sandbox = make_sandbox(latency=20.0)
     spec = spec_for(tmp_path, concurrency=3)
-    env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batchrun",
-            "run",
-            str(spec),
-            "--base-url",
-            sandbox.base_url,
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    said: list[bytes] = []
-    reader = threading.Thread(target=lambda: said.extend(iter(child.stderr.readline, b"")))  # type: ignore[union-attr]
+    child = start(spec, sandbox, quiet=False)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(iter(child.stderr.readline, "")))  # type: ignore[union-attr]
     reader.start()
     wait_for(lambda: sandbox.state.snapshot()["held"] == 3, "three creates in flight")
     began = time.monotonic()
     child.send_signal(signal.SIGINT)
-    wait_for(lambda: any(b"stopping: " in line for line in said), "the first Ctrl-C to be seen")
+    wait_for(lambda: any("stopping: " in line for line in said), "the first Ctrl-C to be seen")
     child.send_signal(signal.SIGINT)
     child.wait(timeout=10)
     reader.join()
@@ -213,4 +155,4 @@ def test_a_second_ctrl_c_leaves_at_once(
     found = records(tmp_path / "run")
     assert len(found) == 3
     assert {r.status for r in found.values()} == {"submitting"}
-    assert b"  3 still in flight; the next run picks them up by id\n" in said
+    assert "  3 still in flight; the next run picks them up by id\n" in said

@@ -21,17 +21,7 @@ from batchrun.sandbox.app import SandboxApp, create_app
 from batchrun.sandbox.config import SandboxConfig
 from batchrun.sandbox.server import Sandbox
 from batchrun.sandbox.state import SandboxState
-
-RESERVED_INPUTS_HELP = """\
-reserved inputs (put them in a job's input to steer one prediction):
-  sandbox_status    failed | canceled | aborted | succeeded: end with this status
-  sandbox_error     the error text of a failed (or aborted) prediction
-  sandbox_latency   seconds this prediction takes
-  sandbox_output    text | tokens | dict | number | images | none: the output's shape
-
-control endpoints (no token): GET /_sandbox/stats, GET|POST /_sandbox/config,
-  POST /_sandbox/models/OWNER/NAME/bump, POST /_sandbox/reset
-"""
+from batchrun.sandbox_help import RESERVED_INPUTS_HELP
 
 __all__ = [
     "RESERVED_INPUTS_HELP",

@@ -7,24 +7,28 @@ a terminal status, no prediction created twice, every recorded file whole and in
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
-from runs import TOKEN, assert_files_intact, records, write_spec
+from runs import (  # noqa: F401  (re-exported for the fault scenarios)
+    PNG_END,
+    TOKEN,
+    assert_files_intact,
+    finish,
+    ids_recorded,
+    manifest_lines,
+    records,
+    start,
+    wait_for,
+    write_spec,
+)
 
 from batchrun.manifest import IN_FLIGHT, Record
 from batchrun.plan import iter_plan
 from batchrun.sandbox import Sandbox
 from batchrun.spec import load_spec
-
-PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
 
 
 def spec_for(folder: Path, keys: int, concurrency: int, *, side: int = 64, extra: str = "") -> Path:
@@ -48,55 +52,6 @@ def spec_for(folder: Path, keys: int, concurrency: int, *, side: int = 64, extra
 def planned_keys(spec: Path) -> set[str]:
     """Every key the spec plans."""
     return {planned.key for planned in iter_plan(load_spec(spec))}
-
-
-def start(
-    spec: Path, sandbox: Sandbox, *extra: str, out: Path | None = None, quiet: bool = True
-) -> subprocess.Popen[str]:
-    """`batchrun run SPEC` against the sandbox in a child process (stderr captured)."""
-    env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
-    env.pop("BATCHRUN_DEBUG", None)
-    folder = out or spec.parent / "run"
-    command = [sys.executable, "-m", "batchrun", "run", str(spec), "--base-url", sandbox.base_url]
-    return subprocess.Popen(
-        [*command, "--out", str(folder), *(["--quiet"] if quiet else []), *extra],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(child: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:
-    """Wait for a child run; its exit code and what it said on stderr."""
-    _, err = child.communicate(timeout=timeout)
-    return child.returncode, err
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-
-
-def manifest_lines(run_dir: Path) -> list[dict[str, object]]:
-    """Every whole record line of the run's manifest (a torn last line is left out)."""
-    path = run_dir / "manifest.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().splitlines(keepends=True)[1:]:
-        if line.endswith(b"\n"):
-            out.append(json.loads(line))
-    return out
-
-
-def ids_recorded(run_dir: Path) -> int:
-    """How many distinct prediction ids the manifest knows so far."""
-    return len({line["prediction_id"] for line in manifest_lines(run_dir) if line["prediction_id"]})
 
 
 def hits(seed: int, kind: str, share: float, rolls: int) -> int:
