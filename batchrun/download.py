@@ -119,6 +119,11 @@ class FileFetcher:
                 return await self._save(response, shown, dest, part, max_bytes)
             except httpx.TransportError as exc:
                 raise Retryable(self._network_error(shown, exc)) from None
+            except httpx.DecodingError:  # a body its Content-Encoding does not describe
+                raise DownloadError(
+                    f"cannot download {shown}: the host sent a body that does not decode",
+                    url=shown,
+                ) from None
             finally:
                 await response.aclose()
         raise DownloadError(

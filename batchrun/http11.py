@@ -178,6 +178,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
                     stream = await anyio.connect_tcp(host, port)
         except TimeoutError:
             raise httpx.ConnectTimeout("") from None  # the client names the request
+        except anyio.EndOfStream:  # the peer hung up during the TLS handshake
+            raise httpx.ConnectError(
+                f"cannot connect to {host}:{port}: the server closed the connection"
+            ) from None
         except (OSError, anyio.BrokenResourceError, ssl.SSLError) as error:
             # anyio says "All connection attempts failed"; the reason is in its cause.
             cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
@@ -206,7 +210,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 await connection.stream.send(data)
         except TimeoutError:
             raise httpx.WriteTimeout("") from None
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as error:
+        except (
+            OSError,
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            anyio.EndOfStream,
+        ) as error:
             raise httpx.WriteError(str(error) or type(error).__name__) from None
 
     async def _release(self, connection: _Connection, *, reusable: bool) -> None:
@@ -244,6 +253,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
 def _reason(error: BaseException) -> str:
     """Why a connection failed, in the system's words ("Connection refused")."""
+    if isinstance(error, ssl.SSLError):  # its errno is the SSL library's, not the system's
+        return str(error.reason or error)
     if isinstance(error, socket.gaierror):
         return str(error.strerror)
     number = getattr(error, "errno", None)

@@ -19,7 +19,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from batchrun.manifest import ManifestWriter, Record
 
-_Entry = tuple[Record, bool, anyio.Event | None]  # record, final, flushed
+# What a record says of its key's progress in this run.
+PROGRESS, FINAL, WITHDRAWN = 0, 1, 2
+_Entry = tuple[Record, int, anyio.Event | None]  # record, one of the three, flushed
 SYNC_EVERY = 1.0  # seconds between fsyncs of the journal while records arrive
 FAILURES_KEPT = 20
 
@@ -69,16 +71,25 @@ class Journal:
     def __init__(self, send: MemoryObjectSendStream[_Entry]) -> None:
         self._send = send
 
-    async def write(self, record: Record, *, durable: bool = False, final: bool = False) -> None:
+    async def write(
+        self,
+        record: Record,
+        *,
+        durable: bool = False,
+        final: bool = False,
+        withdrawn: bool = False,
+    ) -> None:
         """Hand a record to the collector; with `durable`, return once it is flushed.
 
-        `final` marks the key's last record of this run.
+        `final` marks the key's last record of this run; `withdrawn`, a key handed back
+        untouched (its create was never sent), which the tally does not count as finished.
         """
+        kind = WITHDRAWN if withdrawn else FINAL if final else PROGRESS
         if not durable:
-            self._send.send_nowait((record, final, None))
+            self._send.send_nowait((record, kind, None))
             return
         written = anyio.Event()
-        self._send.send_nowait((record, final, written))
+        self._send.send_nowait((record, kind, written))
         await written.wait()
 
     def close(self) -> None:
@@ -108,55 +119,71 @@ class Collector:
         self._missing_is_failure = missing_is_failure
         self._open: set[str] = set()  # keys in flight in this run
         self._new_files = False  # files recorded since the last sync
+        self._unsynced = False  # lines written since the last sync
 
     async def run(self, receive: MemoryObjectReceiveStream[_Entry]) -> None:
-        """Consume records until every Journal handle is closed; sync to disk as it goes.
+        """Consume records until every Journal handle is closed.
 
         Whatever has queued up is written in one go (one write call for many lines), then the
         tasks that wait for their line are released.
         """
-        last_sync = anyio.current_time()
-        self._new_files = False
         async with receive:
             ended = False
             while not ended:
-                batch: list[_Entry] = []
-                with anyio.move_on_after(SYNC_EVERY):
-                    try:
-                        batch.append(await receive.receive())
-                        while True:
-                            batch.append(receive.receive_nowait())
-                    except anyio.WouldBlock:
-                        pass
-                    except anyio.EndOfStream:
-                        ended = True
-                if batch:
-                    self._write(batch)
-                now = anyio.current_time()
-                if now - last_sync >= SYNC_EVERY:
-                    await self._sync()
-                    last_sync = now
-        await self._sync()
+                try:
+                    batch = [await receive.receive()]
+                except anyio.EndOfStream:
+                    return
+                try:
+                    while True:
+                        batch.append(receive.receive_nowait())
+                except anyio.WouldBlock:
+                    pass
+                except anyio.EndOfStream:
+                    ended = True
+                self._write(batch)
 
     def _write(self, batch: list[_Entry]) -> None:
         self.writer.append_many([record for record, _, _ in batch])
-        for record, final, written in batch:
+        self._unsynced = True
+        for record, kind, written in batch:
             if written is not None:
                 written.set()
-            self._count(record, final)
+            self._count(record, kind)
         self._on_change(self.tally)
+
+    async def sync_periodically(self, scope: anyio.CancelScope) -> None:
+        """Make what was written durable about once a second, until `scope` is cancelled.
+
+        Its own task, and the disk's work in a worker thread: a sync can take seconds, and
+        neither the records still coming nor the creates waiting for theirs may wait for it.
+        """
+        with scope:
+            while True:
+                await anyio.sleep(SYNC_EVERY)
+                await self._sync()
+
+    async def final_sync(self) -> None:
+        """The last sync of the run, then close the journal."""
+        try:
+            await self._sync()
+        finally:
+            self.writer.close()
 
     async def _sync(self) -> None:
         # Downloaded files are not fsynced one by one (see download.py): one sync of the whole
         # system, then the journal, makes every file the manifest names durable with it.
+        if not self._unsynced:
+            return
+        self._unsynced = False
         if self._new_files:
             self._new_files = False
-            await anyio.to_thread.run_sync(os.sync)
-        self.writer.sync()
+            await anyio.to_thread.run_sync(os.sync, abandon_on_cancel=True)
+        await anyio.to_thread.run_sync(self.writer.sync, abandon_on_cancel=True)
 
-    def _count(self, record: Record, final: bool) -> None:
+    def _count(self, record: Record, kind: int) -> None:
         tally = self.tally
-        if not final:
+        if kind == PROGRESS:
             if record.key not in self._open:
                 tally.in_flight += 1
                 self._open.add(record.key)
@@ -164,6 +191,8 @@ class Collector:
         if record.key in self._open:
             tally.in_flight -= 1
             self._open.discard(record.key)
+        if kind == WITHDRAWN:
+            return
         tally.finished[record.status] += 1
         tally.files += len(record.files)
         self._new_files = self._new_files or bool(record.files)

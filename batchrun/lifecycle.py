@@ -34,10 +34,11 @@ from batchrun.outputs import FileNamer, decode_data_uri, normalize_output, outpu
 from batchrun.plan import PlannedPrediction
 from batchrun.polling import PollSchedule, run_seconds
 from batchrun.reconcile import NoListEndpoint, Reconciler, request_sha256
-from batchrun.uploads import InputFiles
+from batchrun.uploads import InputFileError, InputFiles
 
 KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
 CREATE_TRIES = 4
+VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
 DATA_REMOVED = (
     "the API removed this prediction's output before batchrun could download it "
     "(Replicate keeps an API prediction's data for an hour); --retry-failed predicts it again"
@@ -46,6 +47,10 @@ DATA_REMOVED = (
 
 async def _nothing() -> None:
     pass
+
+
+class CreateWithdrawn(Exception):
+    """A create given up before it was sent, because the run is stopping."""
 
 
 class Action(Enum):
@@ -110,17 +115,22 @@ class CreatesFirst:
 
 
 class PathClaims:
-    """Output paths handed out in this run: two keys may never write one file."""
+    """Output paths handed out in this run: no two outputs may write one file."""
 
     def __init__(self) -> None:
-        self._owner: dict[str, str] = {}
+        self._owner: dict[str, tuple[str, int]] = {}
 
-    def claim(self, path: str, key: str) -> None:
-        owner = self._owner.setdefault(path, key)
-        if owner != key:
+    def claim(self, path: str, key: str, index: int) -> None:
+        owner_key, owner_index = self._owner.setdefault(path, (key, index))
+        if owner_key != key:
             raise DownloadError(
-                f"the files template maps keys {owner} and {key} to one file {path!r}; "
-                "add ${key} (or ${index} for several outputs) to `files`"
+                f"the files template maps keys {owner_key} and {key} to one file {path!r}; "
+                "add ${key} to `files`"
+            )
+        if owner_index != index:
+            raise DownloadError(
+                f"the files template maps outputs {owner_index} and {index} of {key} to one "
+                f"file {path!r}; add ${{index}} to `files`"
             )
 
 
@@ -135,9 +145,11 @@ class Lifecycle:
         settings: Settings,
         reconciler: Reconciler,
         lock: Lock | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.client = client
         self.lock = lock
+        self.stopping = stopping
         self.journal = journal
         self.namer = namer
         self.settings = settings
@@ -171,6 +183,7 @@ class Lifecycle:
         elif work.action is Action.RECONCILE:
             prediction, record = await self._find_lost(record, work.planned)
             if prediction is not None:
+                self.creates_first.sent(work.planned.key)  # found: nothing will be created
                 record = await self._note(record, prediction)
         if prediction is None:
             created = await self._create(work.planned, record)
@@ -196,10 +209,22 @@ class Lifecycle:
     async def _create(
         self, planned: PlannedPrediction, record: Record
     ) -> tuple[Record, Prediction] | None:
-        sent = await self.files.resolve(planned.input)
+        try:
+            sent = await self.files.resolve(planned.input)
+        except (InvalidRequestError, NotFoundError, InputFileError) as error:
+            # This key's input cannot be sent (a file gone, an upload refused): its record
+            # says so, and the other keys go on.
+            await self.journal.write(
+                record.replace(status="error", error=str(error), completed_at=utcnow()),
+                final=True,
+            )
+            return None
         sha = request_sha256(sent)
         target = self.lock.resolve(planned.target) if self.lock else planned.target
         for attempt in range(1, CREATE_TRIES + 1):
+            if self.stopping():
+                raise CreateWithdrawn  # nothing written, nothing sent
+            before = record
             # A new prediction: nothing of an earlier attempt's outcome carries over.
             record = record.replace(
                 status="submitting",
@@ -220,6 +245,10 @@ class Lifecycle:
             self.creates_first.sent(planned.key)
             try:
                 prediction = await self.client.create(target, sent, wait=self.settings.wait)
+            except CreateWithdrawn:
+                # Stopped while waiting for its turn: the key goes back to what it was.
+                await self.journal.write(before, final=True, withdrawn=True)
+                raise
             except (InvalidRequestError, NotFoundError) as error:
                 await self.journal.write(
                     record.replace(status="error", error=str(error), completed_at=utcnow()),
@@ -263,12 +292,19 @@ class Lifecycle:
 
     async def _poll(self, record: Record, prediction_id: str, *, elapsed: float) -> Prediction:
         last_status = record.status
+        not_found = 0
         for delay in self.schedule.delays(record.job, elapsed):
             await anyio.sleep(delay)
             try:
                 prediction = await self.client.get(prediction_id)
             except NotFoundError as error:
-                return _vanished(prediction_id, error)
+                # A proxy may not know a prediction the instant it is created: only a few
+                # 404s in a row mean it is gone.
+                not_found += 1
+                if not_found >= VANISHED_AFTER:
+                    return _vanished(prediction_id, error)
+                continue
+            not_found = 0
             if prediction.terminal:
                 return prediction
             if prediction.status != last_status:
@@ -326,7 +362,7 @@ class Lifecycle:
             repeat=record.repeat,
             vars=record.vars,
         )
-        self.claims.claim(relative, record.key)
+        self.claims.claim(relative, record.key, index)
         dest = self.settings.run_dir / relative
         if url[:5].lower() == "data:":
             data = decode_data_uri(url)
@@ -423,9 +459,9 @@ def sha256_file(path: Path) -> str:
 
 
 def _write_atomically(dest: Path, data: bytes) -> str:
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         with part.open("wb") as handle:
             handle.write(data)
             handle.flush()

@@ -16,18 +16,25 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (Windows: no advisory locks; runs are not guarded)
+    fcntl = None  # type: ignore[assignment]
+
 from batchrun import __version__
-from batchrun.errors import ManifestError, StorageError
+from batchrun.errors import ManifestError, StorageError, UsageError
 from batchrun.plan import PlannedPrediction
 
 FORMAT = 1
 MANIFEST_NAME = "manifest.jsonl"
+WRITTEN = "written_ns"  # on every record line: when it was written (ns since the epoch)
 
 # States a record can be in. `submitting` is written before a create is sent; `error` means the
 # API refused the request (e.g. 422), so no prediction exists.
@@ -183,10 +190,11 @@ class KeyState:
     completed_at: str | None
     files: tuple[FileCheck, ...]
     missing: bool  # some output files were never downloaded
-    # Where the key's last line is: which journal, its offset and length.
+    # Where the key's last line is: which journal, its offset and length, and when it was written.
     source: int
     offset: int
     length: int
+    written: int = 0
 
 
 @dataclass
@@ -276,13 +284,26 @@ def load_index(run_dir: Path) -> ManifestIndex:
                 index.headers.append(data)
                 continue
             index.lines += 1
-            index.states[str(data["key"])] = _state(data, source, offset, length)
+            key = str(data["key"])
+            written = _written(data)
+            known = index.states.get(key)
+            if known is None or known.source == source or written >= known.written:
+                index.states[key] = _state(data, source, offset, length, written)
         if read_up_to < size:
             index.torn_lines += 1
     return index
 
 
-def _state(data: Mapping[str, Any], source: int, offset: int, length: int) -> KeyState:
+def _written(data: Mapping[str, Any]) -> int:
+    # Lines carry when they were written, so that across journals (shards, and unsharded runs
+    # over the same folder) the newest line of a key wins, not the file that sorts last.
+    value = data.get(WRITTEN)
+    return value if isinstance(value, int) else 0
+
+
+def _state(
+    data: Mapping[str, Any], source: int, offset: int, length: int, written: int
+) -> KeyState:
     files = tuple(
         (str(f["path"]), int(f["bytes"]), str(f["sha256"])) for f in data.get("files") or ()
     )
@@ -296,6 +317,7 @@ def _state(data: Mapping[str, Any], source: int, offset: int, length: int) -> Ke
         source=source,
         offset=offset,
         length=length,
+        written=written,
     )
 
 
@@ -303,15 +325,20 @@ def load_records(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Record]
     """Every journal's header, and the full last record of each key (for status and report)."""
     headers: list[dict[str, Any]] = []
     records: dict[str, Record] = {}
-    for path in manifest_paths(run_dir):
+    stamps: dict[str, tuple[int, int]] = {}  # key → (journal number, written)
+    for source, path in enumerate(manifest_paths(run_dir)):
         for _, _, data in iter_journal(path):
             if "batchrun_manifest" in data:
                 headers.append(data)
             else:
+                key, written = str(data.get("key")), _written(data)
+                known = stamps.get(key)
+                if known is not None and known[0] != source and written < known[1]:
+                    continue
+                stamps[key] = (source, written)
                 try:
-                    records[str(data["key"])] = Record.from_json(data)
+                    records[key] = Record.from_json(data)
                 except (KeyError, TypeError, ValueError):
-                    key = data.get("key")
                     raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
     return headers, records
 
@@ -328,6 +355,12 @@ class ManifestWriter:
         self.path = path
         self._handle = handle
         self._dirty = False
+        self._last_stamp = 0
+
+    def _stamp(self) -> int:
+        # Nanoseconds since the epoch, strictly increasing within this writer.
+        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+        return self._last_stamp
 
     @classmethod
     def open(cls, path: Path, header: Mapping[str, Any], index: ManifestIndex) -> ManifestWriter:
@@ -366,7 +399,9 @@ class ManifestWriter:
     def append_many(self, records: list[Record]) -> None:
         """Write records, whole lines in one write call, and flush them to the OS."""
         try:
-            data = memoryview(b"".join(_line(record.to_json()) for record in records))
+            data = memoryview(
+                b"".join(_line({**record.to_json(), WRITTEN: self._stamp()}) for record in records)
+            )
             while data:
                 written = self._handle.write(data)
                 data = data[written or 0 :]
@@ -427,6 +462,32 @@ def _copy_last_lines(
             moved.append((state, out.tell(), len(line)))
             out.write(line)
     return moved
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold `path`'s journal for this process alone while the block runs.
+
+    Two runs appending to one journal would each compact it (replacing the file under the
+    other) and create every prediction twice. Shards have journals of their own, so different
+    shards can still share a run folder.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a")
+    except OSError as error:
+        raise _storage_error(path, error) from None
+    with handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"another batchrun run is writing {path}; wait for it to finish, "
+                    "or give this one another --out (or another --shard)"
+                ) from None
+        yield
 
 
 def _line(data: Mapping[str, Any]) -> bytes:

@@ -59,27 +59,31 @@ class Reconciler:
     def __init__(self, client: Lister, owned_ids: Callable[[], Iterable[str]]) -> None:
         self._client = client
         self._owned_ids = owned_ids
-        self._claimed: set[str] | None = None
+        # Ids keys of this run folder own: those created in this run from the start, those of
+        # the manifest as loaded added on the first lookup (reading them costs a pass).
+        self._claimed: set[str] = set()
+        self._loaded_owned = False
         self._lock = anyio.Lock()
         self._listed: list[Prediction] = []
         self._listed_after: str | None = None
-        self._generation = 0
+        self._listed_at = float("-inf")  # when the list in hand began to be fetched
         self._has_list = True
 
     def claim(self, prediction_id: str) -> None:
         """Record that a key of this run owns `prediction_id`, so no other key takes it."""
-        if self._claimed is not None:
-            self._claimed.add(prediction_id)
+        self._claimed.add(prediction_id)
 
     async def find(self, target: Target, sha256: str, sent_at: str | None) -> Prediction | None:
         """The unclaimed listed prediction created for this request, or None."""
-        generation = self._generation
+        asked_at = anyio.current_time()
         async with self._lock:
             if not self._has_list:
                 raise NoListEndpoint
-            if self._claimed is None:
-                self._claimed = set(self._owned_ids())
-            if generation == self._generation or not self._covers(sent_at):
+            if not self._loaded_owned:
+                self._claimed.update(self._owned_ids())
+                self._loaded_owned = True
+            # A list fetched before this lookup began may predate the prediction sought.
+            if self._listed_at < asked_at or not self._covers(sent_at):
                 await self._refresh(sent_at)
             for prediction in self._listed:
                 if (
@@ -96,15 +100,20 @@ class Reconciler:
         return listed is not None and wanted is not None and listed <= wanted - LOOKBACK
 
     async def _refresh(self, sent_at: str | None) -> None:
+        started = anyio.current_time()
         after = parse_time(sent_at)
-        created_after = (after - LOOKBACK).isoformat() if after is not None else None
+        since = after - LOOKBACK if after is not None else None
+        created_after = since.isoformat() if since is not None else None
         listed: list[Prediction] = []
         try:
             async for prediction in self._client.list_predictions(created_after=created_after):
+                created = parse_time(prediction.created_at)
+                if since is not None and created is not None and created.tzinfo and created < since:
+                    break  # newest first: an API that ignores the filter need not be walked
                 listed.append(prediction)
         except NotFoundError:
             self._has_list = False
             raise NoListEndpoint from None
         self._listed = listed
         self._listed_after = created_after
-        self._generation += 1
+        self._listed_at = started

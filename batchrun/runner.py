@@ -16,9 +16,10 @@ knows every prediction id, and the next run picks them up without creating them 
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -28,12 +29,19 @@ import anyio.lowlevel
 import httpx
 
 from batchrun.client import Client, ClientStats
-from batchrun.errors import BatchrunError, StorageError, UsageError
+from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
 from batchrun.jobs import Job
 from batchrun.journal import Collector, Tally, open_journal
-from batchrun.lifecycle import Action, Lifecycle, Settings, Work
+from batchrun.lifecycle import Action, CreateWithdrawn, Lifecycle, Settings, Work
 from batchrun.lock import read_lock
-from batchrun.manifest import ManifestIndex, ManifestWriter, load_index, manifest_name, new_header
+from batchrun.manifest import (
+    ManifestIndex,
+    ManifestWriter,
+    exclusive,
+    load_index,
+    manifest_name,
+    new_header,
+)
 from batchrun.outputs import FileNamer
 from batchrun.plan import iter_plan
 from batchrun.ratelimit import RateLimiter
@@ -93,11 +101,17 @@ class _NoProgress:
 
 
 class Stopper:
-    """Stops a run: the first request lets in-flight work finish, the second leaves at once."""
+    """Stops a run: the first request lets in-flight work finish, the second leaves at once.
+
+    "In flight" means sent: the first request also withdraws every create still waiting for
+    its turn under the rate limit (see `waiting`), since nothing has been paid for them yet.
+    """
 
     def __init__(self) -> None:
         self.requests = 0
         self._scope: anyio.CancelScope | None = None
+        self._leave_on_first = False
+        self._waiting: set[anyio.CancelScope] = set()
         self._progress: Progress = _NoProgress()
 
     @property
@@ -107,13 +121,40 @@ class Stopper:
     def request(self) -> None:
         """Ask the run to stop (what Ctrl-C does)."""
         self.requests += 1
-        if self.requests == 1:
+        if self.requests == 1 and not self._leave_on_first:
             self._progress.message(
                 "stopping: no new predictions; waiting for those in flight "
                 "(press Ctrl-C again to leave now; the next run picks them up)"
             )
+            for scope in self._waiting:
+                scope.cancel()
         elif self._scope is not None:
             self._scope.cancel()
+
+    @contextlib.contextmanager
+    def phase(self, *, leave_on_first: bool) -> Iterator[anyio.CancelScope]:
+        """A stretch of the run that a stop request cancels (on the first request, or the
+        second); already cancelled if a stop came before it began."""
+        with anyio.CancelScope() as scope:
+            self._scope, self._leave_on_first = scope, leave_on_first
+            if self.requests > (0 if leave_on_first else 1):
+                scope.cancel()
+            try:
+                yield scope
+            finally:
+                self._scope, self._leave_on_first = None, False
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[anyio.CancelScope]:
+        """A wait that the first stop request ends (a create waiting for the rate limiter)."""
+        with anyio.CancelScope() as scope:
+            if self.stopping:
+                scope.cancel()
+            self._waiting.add(scope)
+            try:
+                yield scope
+            finally:
+                self._waiting.discard(scope)
 
 
 @dataclass
@@ -197,19 +238,43 @@ class _Runner:
 
     async def run(self) -> RunSummary:
         began = time.monotonic()
-        index = await anyio.to_thread.run_sync(load_index, self.run_dir)
-        self.survey = await anyio.to_thread.run_sync(
-            survey, self.spec, index.states, self.run_dir, self.scope
-        )
         path = self.run_dir / manifest_name(self.options.shard)
-        header = new_header(
+        with exclusive(path):
+            # Signals are watched from the first step to the last: a Ctrl-C while the manifest
+            # loads or files are checked stops the run there, and none falls through to
+            # Python's default handling while records are still being written.
+            failure: BatchrunError | None = None
+            async with anyio.create_task_group() as guard:
+                watcher = anyio.CancelScope()
+                if self.options.handle_signals:
+                    guard.start_soon(self._watch_signals, watcher)
+                try:
+                    summary = await self._run(began, path)
+                except BatchrunError as error:
+                    failure = error  # raised below, not wrapped in this group's ExceptionGroup
+                finally:
+                    watcher.cancel()
+        if failure is not None:
+            raise failure
+        return summary
+
+    async def _run(self, began: float, path: Path) -> RunSummary:
+        with self.stopper.phase(leave_on_first=True) as early:
+            index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
+            self.survey = await anyio.to_thread.run_sync(
+                survey, self.spec, index.states, self.run_dir, self.scope, abandon_on_cancel=True
+            )
+        tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
+        client = self._client()
+        if early.cancel_called:  # stopped before anything was sent
+            return self._summary(began, path, tally, client)
+        lock = read_lock(self.spec.path)
+        writer = ManifestWriter.open(path, new_header(
             spec_path=self.spec.path,
             spec_sha256=self.spec.sha256,
             name=self.spec.name,
             shard=self.options.shard,
-        )
-        writer = ManifestWriter.open(path, header, index)
-        tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
+        ), index)  # fmt: skip
         journal, receive = open_journal()
         collector = Collector(
             writer,
@@ -217,8 +282,6 @@ class _Runner:
             on_change=self.progress.update,
             missing_is_failure=self.options.download,
         )
-        client = self._client()
-        reconciler = Reconciler(client, lambda: _owned_ids(index))
         settings = Settings(
             run_dir=self.run_dir,
             wait=self.options.wait if self.options.wait is not None else self.spec.wait,
@@ -231,23 +294,22 @@ class _Runner:
             journal,
             FileNamer(self.spec.files),
             settings,
-            reconciler,
-            lock=read_lock(self.spec.path),
+            Reconciler(client, lambda: _owned_ids(index)),
+            lock=lock,
         )
         fatal: BaseException | None = None
         self.progress.start(tally)
         try:
             async with client, anyio.create_task_group() as group:
                 group.start_soon(collector.run, receive)
-                watcher = anyio.CancelScope()
-                if self.options.handle_signals:
-                    group.start_soon(self._watch_signals, watcher)
+                syncing = anyio.CancelScope()
+                group.start_soon(collector.sync_periodically, syncing)
                 try:
                     await self._work(lifecycle, index)
                 except Exception as error:
                     fatal = error
                 finally:
-                    watcher.cancel()
+                    syncing.cancel()
                     journal.close()  # the collector writes what is queued, then ends
         except BaseExceptionGroup as errors:  # the collector failed: the disk, most likely
             # Its error is the cause; the prediction tasks' errors (a closed journal) follow it.
@@ -255,12 +317,15 @@ class _Runner:
         finally:
             self.progress.close()
             try:
-                writer.close()
+                await collector.final_sync()
             except StorageError:
                 if fatal is None:
                     raise  # else the first error is the one worth reporting
         if fatal is not None:
             raise _first_batchrun_error(fatal)
+        return self._summary(began, path, tally, client)
+
+    def _summary(self, began: float, path: Path, tally: Tally, client: Client) -> RunSummary:
         return RunSummary(
             run_dir=self.run_dir,
             manifest=path,
@@ -281,7 +346,7 @@ class _Runner:
             self.options.token,
             wait=self.spec.wait,
             max_connections=self.concurrency + 16,
-            create_limiter=_polite(rate.per_second),
+            create_limiter=_polite(rate.per_second, self.stopper),
             request_limiter=_polite(requests.per_second),
             transport=self.options.transport,
             file_transport=self.options.transport,
@@ -301,14 +366,31 @@ class _Runner:
 
     async def _work(self, lifecycle: Lifecycle, index: ManifestIndex) -> None:
         overall = anyio.CapacityLimiter(self.concurrency)
-        with anyio.CancelScope() as scope:
-            self.stopper._scope = scope
+        with self.stopper.phase(leave_on_first=False):
             async with anyio.create_task_group() as tasks:
                 for job in self.spec.jobs:
                     if self.survey.work[job.id]:
                         tasks.start_soon(self._produce, job, lifecycle, index, overall, tasks)
 
     async def _produce(
+        self,
+        job: Job,
+        lifecycle: Lifecycle,
+        index: ManifestIndex,
+        overall: anyio.CapacityLimiter,
+        tasks: anyio.abc.TaskGroup,
+    ) -> None:
+        try:
+            await self._produce_job(job, lifecycle, index, overall, tasks)
+        except SpecError as error:
+            # The plan was checked whole before anything was sent; a value file or an input
+            # file that changes during the run can still break it here, after creates went out.
+            raise BatchrunError(
+                f"the spec's files changed while it ran: {error.issues[0]}; "
+                "everything done so far is in the manifest"
+            ) from None
+
+    async def _produce_job(
         self,
         job: Job,
         lifecycle: Lifecycle,
@@ -366,6 +448,8 @@ class _Runner:
 
         try:
             await lifecycle.process(work, settled)
+        except CreateWithdrawn:
+            self.started -= 1  # never sent: left for the next run, like those never started
         finally:
             lifecycle.creates_first.sent(work.planned.key)
             if downloading:
@@ -383,7 +467,28 @@ class _Runner:
                 self.stopper.request()
 
 
-def _polite(per_second: float) -> RateLimiter:
+class _Withdrawable(RateLimiter):
+    """The create limiter: a create still waiting for its turn when a stop is asked for is
+    withdrawn (CreateWithdrawn), since nothing has been sent or paid for yet."""
+
+    def __init__(self, stopper: Stopper, per_second: float, *, burst: float) -> None:
+        super().__init__(
+            per_second,
+            burst=burst,
+            decrease=0.8,
+            recovery_step=per_second / 20,
+            recovery_interval=2.0,
+        )
+        self._stopper = stopper
+
+    async def acquire(self) -> None:
+        with self._stopper.waiting() as scope:
+            await super().acquire()
+        if scope.cancelled_caught or self._stopper.stopping:
+            raise CreateWithdrawn
+
+
+def _polite(per_second: float, stopper: Stopper | None = None) -> RateLimiter:
     """A limiter that keeps under a server's limit of `per_second`, and takes a 429 calmly.
 
     A hair under the limit (2%) and a half-second burst, because a server's bucket and ours
@@ -393,13 +498,7 @@ def _polite(per_second: float) -> RateLimiter:
     down to it after a few.
     """
     rate = per_second * 0.98
-    return RateLimiter(
-        rate,
-        burst=max(1.0, rate / 2),
-        decrease=0.8,
-        recovery_step=rate / 20,
-        recovery_interval=2.0,
-    )
+    return _Withdrawable(stopper or Stopper(), rate, burst=max(1, rate / 2))
 
 
 def _owned_ids(index: ManifestIndex) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import anyio
 
 from batchrun.api import UploadedFile
-from batchrun.errors import SpecError, SpecIssue
+from batchrun.errors import BatchrunError
 from batchrun.plan import FileInput
 
 INLINE_LIMIT = 256 * 1024
@@ -76,10 +76,14 @@ class InputFiles:
         return self._urls[file.sha256]
 
 
+class InputFileError(BatchrunError):
+    """A local input file that was there when the spec loaded, and cannot be read now."""
+
+
 def _read(file: FileInput) -> bytes:
     try:
         return file.path.read_bytes()
     except OSError as error:
-        # The spec was valid when it was loaded; the file went away since.
-        issue = SpecIssue(file.relpath, 1, 1, "", f"cannot read: {error.strerror or error}")
-        raise SpecError([issue]) from None
+        raise InputFileError(
+            f"cannot read the input file {file.relpath}: {error.strerror or error}"
+        ) from None

@@ -158,3 +158,24 @@ def test_after_compaction_the_index_still_finds_every_record(tmp_path: Path) -> 
     ManifestWriter.open(path, header(), index).close()  # compacts: every line moves
     assert index.record("a").status == "succeeded"
     assert index.record("b").error == "boom"
+
+
+def test_across_journals_the_newest_line_of_a_key_wins(tmp_path: Path) -> None:
+    # A shard's run, then an unsharded run over the same folder: the unsharded file sorts first,
+    # but its line is newer, so it must win, and compacting the shard must drop the stale line.
+    shard = tmp_path / manifest_name((1, 1))
+    writer = ManifestWriter.open(shard, header(), empty_index(tmp_path))
+    writer.append(record("a", "failed", prediction_id="p1", error="boom"))
+    writer.close()
+    plain = tmp_path / "manifest.jsonl"
+    writer = ManifestWriter.open(plain, header(), load_index(tmp_path))
+    writer.append(record("a", "succeeded", prediction_id="p2"))
+    writer.close()
+
+    index = load_index(tmp_path)
+    assert index.states["a"].status == "succeeded"
+    assert load_records(tmp_path)[1]["a"].prediction_id == "p2"
+    ManifestWriter.open(shard, header(), index).close()  # the shard's next run compacts it
+    ManifestWriter.open(plain, header(), load_index(tmp_path)).close()
+    assert load_index(tmp_path).states["a"].status == "succeeded"
+    assert load_records(tmp_path)[1]["a"].prediction_id == "p2"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
@@ -399,3 +400,127 @@ def test_the_runner_runs_on_trio_too(tmp_path: Path, make_sandbox: Callable[...,
 
     assert anyio.run(main, backend="trio")
     assert assert_files_intact(tmp_path / "run") == 4
+
+
+def test_a_second_run_on_the_same_folder_at_once_is_refused(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from batchrun.manifest import exclusive
+
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p"}
+        """,
+    )
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    run_dir = tmp_path / "runs" / "spec"
+    with exclusive(run_dir / "manifest.jsonl"):  # another run holds the journal
+        code = main(["run", str(spec), "--base-url", sandbox.base_url, "--quiet"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"batchrun: another batchrun run is writing {run_dir / 'manifest.jsonl'}; wait for it "
+        "to finish, or give this one another --out (or another --shard)\n"
+    )
+    assert sandbox.state.snapshot()["creates"] == 0
+
+
+def test_the_first_stop_withdraws_creates_still_waiting_for_their_turn(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    import anyio
+
+    from batchrun.runner import RunOptions, Stopper, run_async
+    from batchrun.spec import Rate, load_spec
+
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        concurrency: 6
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: {range: [0, 6]}}
+        """,
+    )
+    options = RunOptions(
+        base_url=sandbox.base_url, token=TOKEN, out=tmp_path / "run", rate=Rate.parse("60/min")
+    )
+    stopper = Stopper()
+
+    async def main_() -> Any:
+        async with anyio.create_task_group() as tg:
+
+            async def stop_after_the_first_create() -> None:
+                # The sandbox lives in another thread; its count is what is watched.
+                while sandbox.state.snapshot()["creates"] < 1:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+                stopper.request()
+
+            tg.start_soon(stop_after_the_first_create)
+            return await run_async(load_spec(spec), options, stopper=stopper)
+
+    summary = anyio.run(main_)
+    created = sandbox.state.snapshot()["creates"]
+    assert summary.interrupted
+    assert created < 6  # at 1/s, with a burst of one, most were still waiting for their turn
+    assert summary.left == 6 - created
+    assert summary.tally.in_flight == 0
+    # The next run creates the rest, and nothing twice.
+    assert run_spec(spec, sandbox).ok
+    assert sandbox.state.snapshot()["creates"] == 6
+
+
+def test_two_outputs_of_one_key_mapped_to_one_file_are_not_silently_overwritten(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        files: "${job}/${key}${ext}"
+        jobs:
+          - model: acme/painter
+            input: {prompt: "two", num_outputs: 2}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+    assert not summary.ok
+    (record,) = records(tmp_path / "run").values()
+    assert len(record.files) == 1
+    assert len(record.missing) == 1
+    assert "maps outputs 0 and 1 of" in (record.error or "")
+    assert "add ${index} to `files`" in (record.error or "")
+
+
+def test_an_upload_the_api_refuses_fails_only_its_key(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(max_upload_bytes=300_000)
+    (tmp_path / "small.bin").write_bytes(b"s" * 1000)  # inline as a data URI
+    (tmp_path / "big.bin").write_bytes(b"b" * 400_000)  # uploaded, and refused (413)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p", mask: {file: "${f}"}}
+            matrix: {f: [small.bin, big.bin]}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+    by_file = {r.vars["f"]: r for r in records(tmp_path / "run").values()}
+    assert by_file["small.bin"].status == "succeeded"
+    assert by_file["big.bin"].status == "error"
+    assert by_file["big.bin"].error is not None
+    assert by_file["big.bin"].error.startswith(f"POST {sandbox.base_url}/v1/files: 413")
+    assert not summary.ok
+    assert summary.tally.finished == {"succeeded": 1, "error": 1}

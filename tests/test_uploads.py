@@ -48,3 +48,20 @@ def test_small_files_go_inline_and_large_ones_are_uploaded_once(
     assert record.input["image"]["file"] == "small.png"
     assert len(record.input["image"]["sha256"]) == 64
     assert "base64" not in (tmp_path / "run" / "manifest.jsonl").read_text()
+
+
+def test_an_input_file_gone_since_the_plan_is_an_error_for_its_key(tmp_path: Path) -> None:
+    import anyio
+    import pytest
+
+    from batchrun.plan import FileInput
+    from batchrun.uploads import InputFileError, InputFiles
+
+    gone = FileInput(path=tmp_path / "gone.png", relpath="gone.png", sha256="0" * 64, size=3)
+
+    async def resolve() -> object:
+        return await InputFiles(client=None).resolve({"image": gone})  # type: ignore[arg-type]
+
+    with pytest.raises(InputFileError) as caught:
+        anyio.run(resolve)
+    assert str(caught.value) == "cannot read the input file gone.png: No such file or directory"
