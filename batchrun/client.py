@@ -272,6 +272,10 @@ class Client:
             "POST",
             url,
             counter="uploads",
+            # A large file takes as long as it takes to send; only silence is a timeout.
+            timeout=httpx.Timeout(
+                self._read_timeout, connect=self._connect_timeout, write=None, pool=None
+            ),
             files={"content": (filename, content, content_type)},
             data={"filename": filename, "type": content_type},
         )

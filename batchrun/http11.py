@@ -225,6 +225,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 reusable
                 and conn.our_state is h11.DONE
                 and conn.their_state is h11.DONE
+                and not conn.trailing_data[0]  # bytes past the answer: the stream is confused
                 and self._idle_count < self._max
             ):
                 conn.start_next_cycle()
