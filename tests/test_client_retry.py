@@ -113,8 +113,9 @@ async def test_a_429_without_any_hint_backs_off() -> None:
     async with client_on(script) as client:
         await client.get("p1")
     first, second = script.times[1], script.times[2] - script.times[1]
+    # Backoff (half fixed, half jitter), then a token at the rate each 429 halved: 50 → 25 → 12.5.
     assert 0.25 <= first <= 0.5 + 1 / 25
-    assert 0.5 <= second <= 1.0 + 1 / 25
+    assert 0.5 <= second <= 1.0 + 1 / 12.5
 
 
 @virtual_time
