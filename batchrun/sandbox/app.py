@@ -117,6 +117,9 @@ class SandboxApp:
             if message["type"] == "http.response.start":
                 # A handler that asked for it gets a dropped connection instead of its answer.
                 answered.append("dropped" if scope.get(DROP_CONNECTION) else str(message["status"]))
+                # Counted before the answer leaves: a client that has its answer (a test in
+                # another thread) must find it in the statistics already.
+                state.record(route, answered[0])
             if answered[0] != "dropped":
                 await send(message)
 
@@ -125,7 +128,8 @@ class SandboxApp:
             await early(scope, receive, tracked)
         else:
             await self._router(scope, receive, tracked)
-        state.record(route, answered[0] if answered else "none")
+        if not answered:
+            state.record(route, "none")
         if answered and answered[0] == "dropped":
             await drop_connection(send, receive)
 
