@@ -317,9 +317,16 @@ class Client:
                 try:
                     return json.loads(response.content)
                 except ValueError:
-                    raise bad_body_error(
+                    error = bad_body_error(
                         method, url, status, _content_kind(response), self._secrets
-                    ) from None
+                    )
+                    if method != "GET":
+                        raise error from None
+                    # An answer cut short or swapped for a proxy's page: asking again is
+                    # harmless. (A create's garbled answer is not retried: it may have
+                    # created a prediction; the next run finds it.)
+                    stats.server_errors += 1
+                    raise Retryable(error) from None
             error = error_for_response(
                 method,
                 url,

@@ -27,12 +27,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 
+from batchrun import client as client_module
 from batchrun.cli import main
 from batchrun.errors import ServerError
+from batchrun.httpretry import RetryPolicy
 from batchrun.runner import RunOptions, run
 from batchrun.sandbox import Sandbox
 from batchrun.spec import load_spec
 
+QUICK_RETRIES = RetryPolicy(attempts=3, backoff_base=0.01, backoff_cap=0.02)
 PLACED = re.compile(r"^.+:\d+:\d+: \S")
 # The last line: `run` and `plan` say nothing was sent; `validate` counts per spec file.
 SUMMARY = re.compile(
@@ -274,6 +277,8 @@ class Hostile:
         self.predictions: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.broken: dict[str, bytes] = {}  # case -> the bytes answered instead of JSON
+        self.broken_polls: dict[str, int] = {}  # case -> how many polls get them (absent: all)
+        self.polls_answered_broken = 0
         self.poll_first: set[str] = set()  # cases created `starting`, to be polled
         self.stopping = threading.Event()
         self.base = ""
@@ -319,6 +324,16 @@ class Hostile:
             }
             self.predictions[ident] = prediction
             return dict(prediction)
+
+    def poll_is_broken(self, case: str) -> bool:
+        with self.lock:
+            left = self.broken_polls.get(case)
+            if left is not None:
+                if left == 0:
+                    return False
+                self.broken_polls[case] = left - 1
+            self.polls_answered_broken += 1
+            return True
 
     def get(self, ident: str) -> dict[str, Any] | None:
         with self.lock:
@@ -374,7 +389,7 @@ def handler_for(api: Hostile) -> type[BaseHTTPRequestHandler]:
                     self.answer(404, b'{"detail": "Not found."}')
                     return
                 case = str(prediction["input"].get("case"))
-                if case in api.broken:
+                if case in api.broken and api.poll_is_broken(case):
                     self.answer(200, api.broken[case], "text/html")
                     return
                 self.answer(200, json.dumps(prediction).encode())
@@ -586,11 +601,14 @@ def test_a_poll_answered_with_an_html_page_stops_clearly_and_resumes_by_id(
     hostile.poll_first.add("bad")
     hostile.broken["bad"] = BROKEN["html"]
     monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    monkeypatch.setattr(client_module, "RetryPolicy", lambda: QUICK_RETRIES)
     out = str(tmp_path / "run")
     code, _, err = cli("run", str(spec), "--base-url", hostile.base, "--out", out, "--quiet")
 
     url = f"{hostile.base}/v1/predictions/p4"
     assert code == 3
+    # Asked again as often as the policy allows, like a 5xx, before the run stops.
+    assert hostile.polls_answered_broken == QUICK_RETRIES.attempts
     assert err == (
         f"batchrun: GET {url}: 200 response is not what the API promised: "
         f"expected JSON, got {len(BROKEN['html'])} bytes of text/html\n"
@@ -604,6 +622,24 @@ def test_a_poll_answered_with_an_html_page_stops_clearly_and_resumes_by_id(
     assert code == 0, err
     assert len(hostile.predictions) == 4
     assert assert_files_intact(tmp_path / "run") == 8
+
+
+def test_a_poll_answer_cut_short_once_is_asked_again_and_the_run_goes_on(
+    tmp_path: Path, hostile: Hostile
+) -> None:
+    spec = hostile_spec(tmp_path, [{"case": "flaky", "name": "flaky"}])
+    hostile.poll_first.add("flaky")
+    hostile.broken["flaky"] = BROKEN["truncated"]
+    hostile.broken_polls["flaky"] = 1
+
+    summary = run_hostile(spec, hostile)
+
+    assert summary.ok
+    assert hostile.polls_answered_broken == 1
+    assert summary.client.server_errors == 1
+    assert summary.client.retries == 1
+    assert len(hostile.predictions) == 1
+    assert assert_files_intact(tmp_path / "run") == 2
 
 
 def test_hostile_fixture_self_check(hostile: Hostile) -> None:
