@@ -44,6 +44,7 @@ from batchrun.target import Target
 DEFAULT_BASE_URL = "https://api.replicate.com"
 _CANCEL_AFTER = re.compile(r"\d+|(?=\d)(\d+h)?(\d+m)?(\d+s)?")
 _JSON = {"Content-Type": "application/json"}
+FIRST_CONTACT_TRIES = 3  # connection attempts per request before the API has ever answered
 # A proxy without the list endpoint answers one of these; the runner then creates again.
 _NO_LIST = frozenset({404, 405, 501})
 T = TypeVar("T")
@@ -123,6 +124,9 @@ class Client:
         self._retry = retry or RetryPolicy()
         # Told of every failure about to be retried, and whether it was a 429 (progress display).
         self._on_retry = on_retry
+        # Until the API first answers, a refused connection is a wrong URL or a dead network
+        # far more often than a blip: say so in about a second, not after minutes of backoff.
+        self._answered = False
         self.create_limiter = create_limiter or RateLimiter(600 / 60)
         self.request_limiter = request_limiter or RateLimiter(3000 / 60)
         self.stats = ClientStats()
@@ -299,8 +303,10 @@ class Client:
     ) -> Any:
         """One API call through the retry loop; returns the decoded JSON of its 2xx answer."""
         stats = self.stats
+        refused = 0
 
         async def attempt() -> Any:
+            nonlocal refused
             setattr(stats, counter, getattr(stats, counter) + 1)
             try:
                 response = await self._http.request(method, url, **request)
@@ -311,7 +317,12 @@ class Client:
                 )
                 if isinstance(error, OutcomeUnknownError):
                     raise error from None
+                if isinstance(exc, httpx.ConnectError) and not self._answered:
+                    refused += 1
+                    if refused >= FIRST_CONTACT_TRIES:
+                        raise error from None
                 raise Retryable(error) from None
+            self._answered = True
             status = response.status_code
             if 200 <= status < 300:
                 try:

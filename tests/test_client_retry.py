@@ -18,7 +18,7 @@ from test_client import FLUX, Script, ok, page, prediction, problem
 from test_ratelimit import virtual_time
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
-from batchrun.client import Client
+from batchrun.client import FIRST_CONTACT_TRIES, Client
 from batchrun.errors import (
     ApiConnectionError,
     OutcomeUnknownError,
@@ -302,13 +302,32 @@ async def test_a_create_that_never_connected_is_retried(exc: Exception) -> None:
 
 
 @virtual_time
-async def test_a_create_that_can_never_connect_gives_up() -> None:
+async def test_a_create_that_can_never_connect_gives_up_within_seconds() -> None:
+    # Refused from the first request on: a wrong base URL or no network, said at once.
     script = Clocked(httpx.ConnectError("[Errno 111] Connection refused"))
     async with client_on(script) as client:
         with pytest.raises(ApiConnectionError) as caught:
             await client.create(FLUX, {})
-    assert len(script.requests) == 8
+    assert len(script.requests) == FIRST_CONTACT_TRIES == 3
+    assert script.times[-1] <= 0.5 + 1.0  # two backoffs, at most 0.5 s and 1 s
     assert str(caught.value) == (
         "POST https://api.test/v1/models/black-forest-labs/flux-schnell/predictions: no answer"
         " ([Errno 111] Connection refused)"
     )
+
+
+@virtual_time
+async def test_once_the_api_has_answered_a_refused_connection_gets_every_retry() -> None:
+    # A server restarting mid-run refuses for a while: that is worth the whole backoff.
+    script = Clocked(ok(), *[httpx.ConnectError("[Errno 111] Connection refused")] * 7, ok())
+    async with client_on(script) as client:
+        await client.get("p1")
+        await client.get("p1")
+    assert len(script.requests) == 9
+    assert client.stats.network_errors == 7
+
+    # A slow network is not a refusal: connect timeouts get every retry from the start.
+    script = Clocked(*[httpx.ConnectTimeout("")] * 5, ok())
+    async with client_on(script) as client:
+        await client.get("p1")
+    assert len(script.requests) == 6
