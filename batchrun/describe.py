@@ -16,6 +16,9 @@ from typing import Any
 TOKEN_PATTERN = re.compile(
     r"r8_[A-Za-z0-9]{20,}|hk-[A-Za-z0-9]{20,}|Bearer\s+[A-Za-z0-9._~+/=-]{20,}"
 )
+# Never printed back: wider than TOKEN_PATTERN, so a token with a stray character typed into
+# it, or cut short by a comment, is not echoed in part either.
+_TOKEN_LIKE = re.compile(r"(r8_|hk-)[A-Za-z0-9]{4,}|Bearer\s+\S{8,}")
 TOKEN_MESSAGE = (
     "looks like an API token; put it in the environment "
     "(REPLICATE_API_TOKEN or the variable named by token_env) instead"
@@ -33,7 +36,7 @@ def looks_like_token(text: str) -> bool:
 def show(value: Any) -> str:
     """A value as a message quotes it: 'text', 12, true, null, a mapping, a list."""
     if isinstance(value, str):
-        if looks_like_token(value):
+        if _TOKEN_LIKE.search(value):
             return "(a value that looks like an API token)"
         return repr(_clip(value))
     if isinstance(value, dict | list):
@@ -56,7 +59,7 @@ def _flow(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_flow(item) for item in value) + "]"
     if isinstance(value, str):
-        if looks_like_token(value):
+        if _TOKEN_LIKE.search(value):
             return "***"
         plain = _BARE.fullmatch(value) and value.lower() not in _RESERVED_WORDS
         return _clip(value) if plain and not _is_number(value) else json.dumps(_clip(value))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchrun.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names
+from batchrun.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names, show
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.humanize import shown_path
 from batchrun.issues import Checker
@@ -59,10 +59,10 @@ class Rate:
         """`N/s`, `N/min` or `N/h` (N may have decimals); ValueError showing the format."""
         match = _RATE.fullmatch(text) if isinstance(text, str) else None
         if match is None:
-            raise ValueError(f"expected N/s, N/min or N/h, like 600/min; got {text!r}")
+            raise ValueError(f"expected N/s, N/min or N/h, like 600/min; got {show(text)}")
         count = float(match.group(1))
         if count <= 0:
-            raise ValueError(f"a rate must be more than 0, like 600/min; got {text!r}")
+            raise ValueError(f"a rate must be more than 0, like 600/min; got {show(text)}")
         return cls(count, _PERIODS[match.group(2)], text)
 
     def __str__(self) -> str:

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from batchrun.describe import show
+
 TargetKind = Literal["model", "version", "deployment"]
 
 NAME_PART = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -50,7 +52,7 @@ class Target:
         if pattern is None:
             raise ValueError(f"unknown target kind {kind!r}; expected model, version or deployment")
         if not isinstance(text, str) or not pattern.match(text):
-            raise ValueError(f"{EXPECTED[kind]}; got {text!r}")
+            raise ValueError(f"{EXPECTED[kind]}; got {show(text)}")
         if kind == "version":
             return cls("version", version=text)
         reference, _, version = text.partition(":")

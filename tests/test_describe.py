@@ -19,6 +19,9 @@ from batchrun.describe import did_you_mean, looks_like_token, show, show_row
         ({"range": [1]}, "{range: [1]}"),
         ("x" * 100, "'" + "x" * 79 + "…'"),
         ("r8_" + "a" * 37, "(a value that looks like an API token)"),
+        ("r8_abcd:efgh", "(a value that looks like an API token)"),  # damaged: still not shown
+        ("hk-1234 # the rest", "(a value that looks like an API token)"),
+        ("r8 robots", "'r8 robots'"),
     ],
 )
 def test_show(value: object, shown: str) -> None:

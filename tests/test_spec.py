@@ -307,6 +307,20 @@ def test_a_token_is_refused_and_never_echoed(folder: Path) -> None:
     assert token not in "\n".join(found)
 
 
+def test_a_token_with_a_stray_character_in_it_is_not_echoed_either(folder: Path) -> None:
+    # Found by test_spec_properties: a ':' typed into a token hides it from the token check,
+    # and the rate's and target's own messages used to quote it whole.
+    broken = "r8_xxxx:" + "x" * 26
+    text = f"batchrun: 1\nrate: {broken}\njobs:\n  - model: {broken}\n    input: {{}}\n"
+    assert errors(folder, text) == [
+        "spec.yaml:2:7: rate: expected N/s, N/min or N/h, like 600/min;"
+        " got (a value that looks like an API token)",
+        "spec.yaml:4:12: jobs[0].model: expected owner/name or owner/name:VERSION (VERSION is"
+        " 64 lowercase hex characters), like black-forest-labs/flux-schnell;"
+        " got (a value that looks like an API token)",
+    ]
+
+
 def test_the_files_template_is_checked_at_load(folder: Path) -> None:
     text = (
         "batchrun: 1\nfiles: '/out/${job}/../${subject}/${nope}-${index}${ext}'\njobs:\n"
