@@ -30,6 +30,7 @@ import httpx
 
 from batchrun.client import Client, ClientStats
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
+from batchrun.humanize import human_bytes, shown_path
 from batchrun.jobs import Job
 from batchrun.journal import Collector, Tally, open_journal
 from batchrun.lifecycle import Action, CreateWithdrawn, Lifecycle, Settings, Work
@@ -40,6 +41,7 @@ from batchrun.manifest import (
     exclusive,
     load_index,
     manifest_name,
+    manifest_paths,
     new_header,
 )
 from batchrun.outputs import FileNamer
@@ -51,6 +53,8 @@ from batchrun.survey import Scope, Survey, classify, in_scope, survey
 
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
+# A manifest this large takes a second or more to read (about 28 MB/s here): say so first.
+LOAD_NOTE_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,7 @@ class _Runner:
 
     async def _run(self, began: float, path: Path) -> RunSummary:
         with self.stopper.phase(leave_on_first=True) as early:
+            self._note_a_long_load()
             index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
             self.survey = await anyio.to_thread.run_sync(
                 survey, self.spec, index.states, self.run_dir, self.scope, abandon_on_cancel=True
@@ -324,6 +329,16 @@ class _Runner:
         if fatal is not None:
             raise _first_batchrun_error(fatal)
         return self._summary(began, path, tally, client)
+
+    def _note_a_long_load(self) -> None:
+        # Resuming a run of a million keys reads half a gigabyte before the bar appears.
+        size = 0
+        for path in manifest_paths(self.run_dir):
+            with contextlib.suppress(OSError):  # load_index says what is wrong with it
+                size += path.stat().st_size
+        if size >= LOAD_NOTE_BYTES:
+            shown = f"{human_bytes(size)} of manifest in {shown_path(self.run_dir)}"
+            self.progress.message(f"batchrun: reading {shown}...")
 
     def _summary(self, began: float, path: Path, tally: Tally, client: Client) -> RunSummary:
         return RunSummary(

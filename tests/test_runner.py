@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 
+from batchrun import runner as runner_module
 from batchrun.cli import main
+from batchrun.runner import RunOptions, run
 from batchrun.sandbox import Sandbox
+from batchrun.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,6 +155,49 @@ def test_a_second_run_creates_nothing_and_a_deleted_file_is_fetched_again(
     assert third.tally.finished == {"succeeded": 1}
     assert sandbox.state.snapshot()["creates"] == creates
     assert assert_files_intact(tmp_path / "run") == 5
+
+
+class Messages:
+    """A progress display that keeps the runner's messages."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def start(self, tally: Any) -> None:
+        pass
+
+    def update(self, tally: Any) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        self.said.append(text)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_large_manifest_is_announced_before_it_is_read(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - {model: acme/painter, input: {prompt: "fox ${seed}"}, matrix: {seed: [1, 2]}}
+        """,
+    )
+    first = Messages()
+    run(load_spec(spec), RunOptions(sandbox.base_url, TOKEN, out=tmp_path / "run"), progress=first)
+    assert first.said == []  # a new run has nothing to read
+
+    size = (tmp_path / "run" / "manifest.jsonl").stat().st_size
+    monkeypatch.setattr(runner_module, "LOAD_NOTE_BYTES", size)
+    second = Messages()
+    run(load_spec(spec), RunOptions(sandbox.base_url, TOKEN, out=tmp_path / "run"), progress=second)
+    assert second.said == [
+        f"batchrun: reading {size / 1024:.1f} KB of manifest in {tmp_path / 'run'}..."
+    ]
 
 
 def test_polling_when_the_server_ignores_prefer_wait(
