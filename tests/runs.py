@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.manifest import Record, load_records
-from batchrun.runner import RunOptions, RunSummary, run
+from batchrun.runner import Progress, RunOptions, RunSummary, run
 from batchrun.sandbox import Sandbox
 from batchrun.spec import load_spec
 
@@ -30,11 +30,15 @@ def write_spec(folder: Path, body: str, name: str = "spec.yaml") -> Path:
     return path
 
 
-def run_spec(spec_path: Path, sandbox: Sandbox, **options: Any) -> RunSummary:
+def run_spec(
+    spec_path: Path, sandbox: Sandbox, progress: Progress | None = None, **options: Any
+) -> RunSummary:
     """Run a spec against `sandbox` through the library, into `<spec folder>/run`."""
     spec = load_spec(spec_path)
     options.setdefault("out", spec_path.parent / "run")
-    return run(spec, RunOptions(base_url=sandbox.base_url, token=TOKEN, **options))
+    return run(
+        spec, RunOptions(base_url=sandbox.base_url, token=TOKEN, **options), progress=progress
+    )
 
 
 def records(run_dir: Path) -> dict[str, Record]:

@@ -12,9 +12,7 @@ from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 
 from batchrun import runner as runner_module
 from batchrun.cli import main
-from batchrun.runner import RunOptions, run
 from batchrun.sandbox import Sandbox
-from batchrun.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,13 +186,13 @@ def test_a_large_manifest_is_announced_before_it_is_read(
         """,
     )
     first = Messages()
-    run(load_spec(spec), RunOptions(sandbox.base_url, TOKEN, out=tmp_path / "run"), progress=first)
+    run_spec(spec, sandbox, progress=first)
     assert first.said == []  # a new run has nothing to read
 
     size = (tmp_path / "run" / "manifest.jsonl").stat().st_size
     monkeypatch.setattr(runner_module, "LOAD_NOTE_BYTES", size)
     second = Messages()
-    run(load_spec(spec), RunOptions(sandbox.base_url, TOKEN, out=tmp_path / "run"), progress=second)
+    run_spec(spec, sandbox, progress=second)
     assert second.said == [
         f"batchrun: reading {size / 1024:.1f} KB of manifest in {tmp_path / 'run'}..."
     ]
