@@ -356,12 +356,12 @@ class Client:
                 ) from None
             if isinstance(error, RateLimitedError):
                 stats.rate_limited += 1
-                raise Retryable(error, rate_limited=True, retry_after=error.retry_after)
+                raise Retryable(error)
             if status >= 500:
                 stats.server_errors += 1
-            # A create's 5xx is an OutcomeUnknownError, which is not a ServerError.
-            if isinstance(error, ServerError) and status >= 500:
-                raise Retryable(error)
+                # A create's 5xx is an OutcomeUnknownError, which is not a ServerError.
+                if isinstance(error, ServerError):
+                    raise Retryable(error)
             raise error
 
         if "timeout" not in request:

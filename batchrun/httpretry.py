@@ -48,12 +48,11 @@ class RetryPolicy:
 class Retryable(Exception):
     """Raised by an attempt that may be repeated; `error` is raised if it is not."""
 
-    def __init__(
-        self, error: BatchrunError, *, rate_limited: bool = False, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, error: BatchrunError) -> None:
         self.error = error
-        self.rate_limited = rate_limited
-        self.retry_after = retry_after
+        # A 429 (the API's; a file host's is a DownloadError, retried like a 5xx).
+        self.rate_limited = isinstance(error, RateLimitedError)
+        self.retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
         super().__init__(str(error))
 
 
