@@ -23,7 +23,7 @@ import httpx
 
 from batchrun.api import Downloaded
 from batchrun.errors import DownloadError, ExpiredURLError, StorageError, redact
-from batchrun.httperrors import describe, one_line
+from batchrun.httperrors import describe, transport_reason
 from batchrun.httpretry import Retryable, RetryPolicy, with_retries
 
 Origin = tuple[str, str, int]
@@ -168,7 +168,7 @@ class FileFetcher:
         return error
 
     def _network_error(self, shown: str, exc: httpx.TransportError) -> DownloadError:
-        reason = one_line(redact(str(exc), self._secrets)) or type(exc).__name__
+        reason = transport_reason(exc, self._secrets)
         return DownloadError(f"cannot download {shown}: no answer ({reason})", url=shown)
 
     @staticmethod

@@ -158,12 +158,17 @@ def error_for_response(
     return InvalidRequestError(message, **common)
 
 
+def transport_reason(exc: httpx.HTTPError, secrets: Sequence[str]) -> str:
+    """Why a request got no answer, on one line and without secrets ("Connection refused")."""
+    return one_line(redact(str(exc), secrets)) or type(exc).__name__
+
+
 def error_for_transport(
     method: str, url: str, exc: httpx.HTTPError, *, secrets: Sequence[str], created: bool
 ) -> ApiError:
     """The batchrun error a request that got no answer stands for."""
     url = redact(url, secrets)
-    reason = one_line(redact(str(exc), secrets)) or type(exc).__name__
+    reason = transport_reason(exc, secrets)
     common: dict[str, Any] = {"method": method, "url": url, "status": None, "detail": reason}
     if created and not isinstance(exc, NOT_SENT):
         return OutcomeUnknownError(
