@@ -65,11 +65,6 @@ class RateLimiter:
         self._refill(self._clock())
         return self._rate
 
-    @property
-    def paused_until(self) -> float:
-        """Clock reading before which no token is handed out."""
-        return self._paused_until
-
     async def acquire(self) -> None:
         """Wait for a token, in the order callers arrived."""
         async with self._lock:
