@@ -54,6 +54,12 @@ class InputFiles:
         return value
 
     async def _resolve_file(self, file: FileInput) -> str:
+        url = self._urls.get(file.sha256)
+        if url is not None:
+            # Uploaded already: no need to read it again for each key that sends it, only to
+            # say so if it has gone since.
+            await anyio.to_thread.run_sync(_check_readable, file)
+            return url
         data = await anyio.to_thread.run_sync(_read, file)
         if len(data) <= self._inline_limit:
             encoded = base64.b64encode(data).decode("ascii")
@@ -84,6 +90,15 @@ def _read(file: FileInput) -> bytes:
     try:
         return file.path.read_bytes()
     except OSError as error:
-        raise InputFileError(
-            f"cannot read the input file {file.relpath}: {error.strerror or error}"
-        ) from None
+        raise _unreadable(file, error) from None
+
+
+def _check_readable(file: FileInput) -> None:
+    try:
+        file.path.open("rb").close()
+    except OSError as error:
+        raise _unreadable(file, error) from None
+
+
+def _unreadable(file: FileInput, error: OSError) -> InputFileError:
+    return InputFileError(f"cannot read the input file {file.relpath}: {error.strerror or error}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
+import pytest
 from runs import records, run_spec, write_spec
 
 from batchrun.sandbox import Sandbox
@@ -65,3 +67,42 @@ def test_an_input_file_gone_since_the_plan_is_an_error_for_its_key(tmp_path: Pat
     with pytest.raises(InputFileError) as caught:
         anyio.run(resolve)
     assert str(caught.value) == "cannot read the input file gone.png: No such file or directory"
+
+
+def test_a_file_uploaded_once_is_not_read_again_but_its_loss_is_still_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import anyio
+
+    from batchrun import uploads
+    from batchrun.api import UploadedFile
+    from batchrun.plan import FileInput
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (uploads.INLINE_LIMIT + 1))
+    file = FileInput(path=big, relpath="big.bin", sha256="1" * 64, size=big.stat().st_size)
+    reads: list[Path] = []
+    read = uploads._read
+
+    def counted(file: FileInput) -> bytes:
+        reads.append(file.path)
+        return read(file)
+
+    monkeypatch.setattr(uploads, "_read", counted)
+
+    class Files:
+        async def upload(self, content: bytes, *, filename: str, content_type: str) -> Any:
+            return UploadedFile.from_json({"id": "f1", "urls": {"get": "https://files/f1"}})
+
+    files = uploads.InputFiles(Files())
+
+    async def resolve_three_times() -> list[Any]:
+        return [await files.resolve({"mask": file}) for _ in range(3)]
+
+    assert anyio.run(resolve_three_times) == [{"mask": "https://files/f1"}] * 3
+    assert (files.uploads, reads) == (1, [big])
+
+    big.unlink()
+    with pytest.raises(uploads.InputFileError) as caught:
+        anyio.run(resolve_three_times)
+    assert str(caught.value) == "cannot read the input file big.bin: No such file or directory"
