@@ -24,9 +24,9 @@ from starlette.routing import Route
 from batchrun.sandbox.inputs import (
     InvalidField,
     check_input,
-    json_type,
     parse_duration,
     parse_prefer,
+    wrong_type,
 )
 from batchrun.sandbox.models import is_model_name, model_kind
 from batchrun.sandbox.predictions import EPOCH, Origins, Prediction, iso, render
@@ -65,15 +65,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise bad_request(f"The request body is not valid JSON: {error}") from None
     if not isinstance(body, dict):
-        raise invalid_input(
-            [
-                InvalidField(
-                    "(root)",
-                    "invalid_type",
-                    f"Invalid type. Expected: object, given: {json_type(body)}",
-                )
-            ]
-        )
+        raise invalid_input([wrong_type("(root)", "object", body)])
     return body
 
 
@@ -82,15 +74,7 @@ def _checked_input(body: dict[str, Any]) -> dict[str, Any]:
         raise invalid_input([InvalidField("input", "required", "input is required")])
     inputs = body["input"]
     if not isinstance(inputs, dict):
-        raise invalid_input(
-            [
-                InvalidField(
-                    "input",
-                    "invalid_type",
-                    f"Invalid type. Expected: object, given: {json_type(inputs)}",
-                )
-            ]
-        )
+        raise invalid_input([wrong_type("input", "object", inputs)])
     problems = check_input(inputs)
     if problems:
         raise invalid_input(problems)
@@ -149,8 +133,7 @@ class Api:
             if version is None:
                 raise invalid_input([InvalidField("version", "required", "version is required")])
             if not isinstance(version, str):
-                expected = f"Invalid type. Expected: string, given: {json_type(version)}"
-                raise invalid_input([InvalidField("version", "invalid_type", expected)])
+                raise invalid_input([wrong_type("version", "string", version)])
             return self.state.target_for_version(version)
 
         return await self._create(request, target)

@@ -48,7 +48,8 @@ def json_type(value: object) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
-def _wrong_type(field: str, expected: str, value: object) -> InvalidField:
+def wrong_type(field: str, expected: str, value: object) -> InvalidField:
+    """A 422's `invalid_type` entry, worded as Replicate's."""
     given = json_type(value)
     return InvalidField(
         field, "invalid_type", f"Invalid type. Expected: {expected}, given: {given}"
@@ -63,19 +64,19 @@ def check_input(inputs: Mapping[str, Any]) -> list[InvalidField]:
 def _check(inputs: Mapping[str, Any]) -> Iterable[InvalidField]:
     for name in ("prompt", "sandbox_error"):
         if name in inputs and not isinstance(inputs[name], str):
-            yield _wrong_type(f"input.{name}", "string", inputs[name])
+            yield wrong_type(f"input.{name}", "string", inputs[name])
     for name in ("seed", *_BOUNDS):
         if name not in inputs:
             continue
         value = inputs[name]
         if json_type(value) != "integer":
-            yield _wrong_type(f"input.{name}", "integer", value)
+            yield wrong_type(f"input.{name}", "integer", value)
         elif name in _BOUNDS:
             yield from _bounds(f"input.{name}", value, *_BOUNDS[name])
     if "sandbox_latency" in inputs:
         value = inputs["sandbox_latency"]
         if json_type(value) not in ("integer", "number"):
-            yield _wrong_type("input.sandbox_latency", "number", value)
+            yield wrong_type("input.sandbox_latency", "number", value)
         else:
             yield from _bounds("input.sandbox_latency", value, 0, 86400)
     for name, allowed in (("sandbox_status", FORCED_STATUSES), ("sandbox_output", OUTPUT_MODES)):
