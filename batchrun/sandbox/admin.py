@@ -14,9 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchrun.errors import UsageError
-from batchrun.sandbox.api import json_body
-from batchrun.sandbox.models import is_model_name
-from batchrun.sandbox.problems import bad_request, not_found
+from batchrun.sandbox.api import json_body, model_name
+from batchrun.sandbox.problems import bad_request
 from batchrun.sandbox.state import SandboxState
 
 
@@ -55,9 +54,7 @@ class Admin:
 
     async def bump(self, request: Request) -> Response:
         """Give a model a new latest version."""
-        owner, name = request.path_params["owner"], request.path_params["name"]
-        if not is_model_name(owner, name):
-            raise not_found(f"Model {owner}/{name} not found.")
+        owner, name = model_name(request)
         version = self.state.bump_version(owner, name)
         return JSONResponse({"model": f"{owner}/{name}", "version": version})
 

@@ -57,6 +57,14 @@ def throttled(wait: float) -> Problem:
     )
 
 
+def model_name(request: Request) -> tuple[str, str]:
+    """The path's owner and name; 404 unless the sandbox serves that model."""
+    owner, name = request.path_params["owner"], request.path_params["name"]
+    if not is_model_name(owner, name):
+        raise not_found(f"Model {owner}/{name} not found.")
+    return owner, name
+
+
 async def json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object, or 400/422 as Replicate answers a body it cannot use."""
     raw = await request.body()
@@ -115,12 +123,12 @@ class Api:
 
     async def create_by_model(self, request: Request) -> Response:
         """POST /v1/models/{owner}/{name}/predictions."""
-        owner, name = self._model_name(request)
+        owner, name = model_name(request)
         return await self._create(request, lambda body: self.state.target_for_model(owner, name))
 
     async def create_by_deployment(self, request: Request) -> Response:
         """POST /v1/deployments/{owner}/{name}/predictions."""
-        owner, name = self._model_name(request)
+        owner, name = model_name(request)
         return await self._create(
             request, lambda body: self.state.target_for_model(owner, name, deployment=True)
         )
@@ -256,15 +264,9 @@ class Api:
 
     # Models -------------------------------------------------------------------------------
 
-    def _model_name(self, request: Request) -> tuple[str, str]:
-        owner, name = request.path_params["owner"], request.path_params["name"]
-        if not is_model_name(owner, name):
-            raise not_found(f"Model {owner}/{name} not found.")
-        return owner, name
-
     async def get_model(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}, with `latest_version`."""
-        owner, name = self._model_name(request)
+        owner, name = model_name(request)
         model = self.state.model(owner, name)
         api = origins(request, self.state).api
         return JSONResponse(
@@ -287,14 +289,14 @@ class Api:
 
     async def list_versions(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}/versions, newest first."""
-        owner, name = self._model_name(request)
+        owner, name = model_name(request)
         model = self.state.model(owner, name)
         results = [v.to_json(iso(v.created_at)) for v in reversed(model.versions)]
         return JSONResponse({"next": None, "previous": None, "results": results})
 
     async def get_version(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}/versions/{id}."""
-        owner, name = self._model_name(request)
+        owner, name = model_name(request)
         version = self.state.version(owner, name, request.path_params["version_id"])
         if version is None:
             raise not_found(f"Version {request.path_params['version_id']} not found.")
