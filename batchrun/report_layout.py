@@ -76,16 +76,6 @@ class Layout:
         return [value for value in self.values[name] if value.key in keys]
 
 
-def value_of(record: Record, name: str) -> Value:
-    """The value a record has for a variable (`job` included), or MISSING."""
-    if name == JOB:
-        return Value(identity(record.job), record.job)
-    if name not in record.vars:
-        return MISSING
-    raw = record.vars[name]
-    return Value(identity(raw), raw)
-
-
 def label(raw: Any) -> str:
     """How a value reads: text as is, a mapping (a CSV row) as `column: value` pairs."""
     if isinstance(raw, str):

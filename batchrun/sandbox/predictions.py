@@ -45,7 +45,6 @@ class Prediction:
     """One prediction's record; everything else is derived from it and the time."""
 
     id: str
-    seq: int
     model: str
     version: str
     """The version as shown: a 64-hex id, `hidden` or `dp-...` for official models."""

@@ -244,7 +244,6 @@ class SandboxState:
             kind = model_kind(target.model)
             prediction = Prediction(
                 id=new_id(),
-                seq=len(self._ordered),
                 model=target.model,
                 version=target.shown_version,
                 version_id=target.version.id,
