@@ -28,7 +28,7 @@ from batchrun.manifest import load_records
 from batchrun.report_cells import Href
 from batchrun.report_grid import DEFAULT_LIMITS, Limits, build_gallery
 from batchrun.report_html import Page, render_page
-from batchrun.report_layout import choose_layout, variables
+from batchrun.report_layout import choose_layout
 from batchrun.spec import load_spec
 from batchrun.status import summarize
 
@@ -58,7 +58,6 @@ def build_report(
         gallery=build_gallery(records, layout, limits),
         href=relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent),
         generated=now or datetime.now(UTC),
-        variables=variables(records, declared),
     )
     return render_page(page)
 

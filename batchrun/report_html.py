@@ -19,7 +19,7 @@ from batchrun.humanize import human_bytes, human_seconds
 from batchrun.manifest import ALL_STATUSES, Record
 from batchrun.report_cells import ERROR_CHARS, Href, cut, render_item, status_class
 from batchrun.report_grid import Gallery, Section
-from batchrun.report_layout import JOB, Layout, Value, label
+from batchrun.report_layout import Layout, Value, label
 from batchrun.report_style import CHECK_SCRIPT, STYLE
 from batchrun.status import RunStatus
 
@@ -38,7 +38,6 @@ class Page:
     gallery: Gallery
     href: Href
     generated: datetime
-    variables: Sequence[str]
 
 
 def render_page(page: Page) -> str:
@@ -69,7 +68,7 @@ def _header(page: Page) -> str:
         _counts(status),
         _jobs(status),
         _facts(status),
-        _layout(page.gallery.layout, page.variables),
+        _layout(page.gallery.layout),
         _limits(page.gallery),
         _failures(status.failures, page.gallery.shown_keys),
         "</header>\n",
@@ -129,7 +128,7 @@ def _facts(status: RunStatus) -> str:
     return f'<dl class="facts">{items}</dl>\n'
 
 
-def _layout(layout: Layout, variables: Sequence[str]) -> str:
+def _layout(layout: Layout) -> str:
     parts = []
     for what, names in (
         ("rows", [layout.rows] if layout.rows else []),
@@ -140,7 +139,7 @@ def _layout(layout: Layout, variables: Sequence[str]) -> str:
         if names:
             shown = ", ".join(f"<b>{escape(name)}</b>" for name in names)
             parts.append(f"{what}: {shown}")
-    choices = ", ".join(escape(name) for name in [*variables, JOB])
+    choices = ", ".join(escape(name) for name in layout.values)  # the variables, then job
     grid = " · ".join(parts) or "one cell"
     return f'<p class="layout">{grid} <span class="hint">(--rows/--cols: {choices})</span></p>\n'
 

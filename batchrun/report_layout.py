@@ -67,7 +67,7 @@ class Layout:
     cols: str | None
     sections: tuple[str, ...]
     captions: tuple[str, ...]
-    values: dict[str, tuple[Value, ...]]  # every variable's values, in display order
+    values: dict[str, tuple[Value, ...]]  # each variable's values in display order; job last
     cells: dict[str, list[Value]]  # every variable's value in each record, in record order
 
     def ordered(self, name: str, present: Iterable[str]) -> list[Value]:
