@@ -16,7 +16,8 @@ from batchrun.sandbox.outputs import OUTPUT_MODES
 
 FORCED_STATUSES = ("succeeded", "failed", "canceled", "aborted")
 MAX_WAIT = 60
-_BOUNDS = {"num_outputs": (1, 4), "width": (64, 2048), "height": (64, 2048)}
+# The limits enforced here, and published in each model's schema (models.openapi_schema).
+BOUNDS = {"num_outputs": (1, 4), "width": (64, 2048), "height": (64, 2048)}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -65,14 +66,14 @@ def _check(inputs: Mapping[str, Any]) -> Iterable[InvalidField]:
     for name in ("prompt", "sandbox_error"):
         if name in inputs and not isinstance(inputs[name], str):
             yield wrong_type(f"input.{name}", "string", inputs[name])
-    for name in ("seed", *_BOUNDS):
+    for name in ("seed", *BOUNDS):
         if name not in inputs:
             continue
         value = inputs[name]
         if json_type(value) != "integer":
             yield wrong_type(f"input.{name}", "integer", value)
-        elif name in _BOUNDS:
-            yield from _bounds(f"input.{name}", value, *_BOUNDS[name])
+        elif name in BOUNDS:
+            yield from _bounds(f"input.{name}", value, *BOUNDS[name])
     if "sandbox_latency" in inputs:
         value = inputs["sandbox_latency"]
         if json_type(value) not in ("integer", "number"):

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchrun.sandbox.inputs import BOUNDS
+from batchrun.sandbox.outputs import DEFAULT_SIDE
+
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 LANGUAGE_HINTS = ("llama", "gpt", "mistral", "qwen", "gemma", "chat", "llm", "text")
@@ -131,10 +134,10 @@ def openapi_schema(kind: str) -> dict[str, Any]:
         "seed": {"type": "integer", "title": "Seed", "x-order": 1},
     }
     if kind == "image":
+        defaults = {"num_outputs": 1, "width": DEFAULT_SIDE, "height": DEFAULT_SIDE}
         inputs |= {
-            "num_outputs": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1},
-            "width": {"type": "integer", "minimum": 64, "maximum": 2048, "default": 256},
-            "height": {"type": "integer", "minimum": 64, "maximum": 2048, "default": 256},
+            name: {"type": "integer", "minimum": low, "maximum": high, "default": defaults[name]}
+            for name, (low, high) in BOUNDS.items()
         }
         output: dict[str, Any] = {"type": "array", "items": {"type": "string", "format": "uri"}}
     else:
