@@ -59,9 +59,13 @@ class Gallery:
     sections: list[Section] = field(default_factory=list)
     hidden_sections: int = 0
     hidden_predictions: int = 0  # in sections, rows and columns left out, and cut stacks
-    shown: int = 0
     shown_keys: set[str] = field(default_factory=set)
     index: dict[str, int] = field(default_factory=dict)  # key → position in `layout.cells`
+
+    @property
+    def shown(self) -> int:
+        """How many predictions the page shows (each key is one record)."""
+        return len(self.shown_keys)
 
 
 def build_gallery(
@@ -84,7 +88,6 @@ def build_gallery(
             continue
         shown = [r for stack in section.cells.values() for r in stack]
         gallery.sections.append(section)
-        gallery.shown += len(shown)
         gallery.shown_keys.update(r.key for r in shown)
         gallery.hidden_predictions += predictions - len(shown)
     return gallery
