@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sandbox_capacity import start_sandbox
+from sandbox_capacity import raise_open_files, start_sandbox
 
 BENCH = Path(__file__).resolve().parent
 MODEL = "acme/painter"
@@ -139,7 +139,7 @@ def batchrun_side(base_url: str, n: int, concurrency: int, folder: Path) -> int:
 
 def child(side: str, base_url: str, n: int, concurrency: int) -> dict[str, Any]:
     """Run one side here (this is the child process) and measure it."""
-    _raise_open_files()
+    raise_open_files()
     with tempfile.TemporaryDirectory(prefix=f"compare-{side}-") as name:
         folder = Path(name)
         (folder / "out").mkdir()
@@ -229,11 +229,6 @@ def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
-def _raise_open_files() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 COLUMNS = (
     ("mode", "mode", "{}"),
     ("side", "side", "{}"),
@@ -306,7 +301,7 @@ def main() -> int:
     unknown = sorted(set(modes) - set(MODES)) + sorted(set(sides) - set(SIDES))
     if unknown:
         parser.error(f"unknown mode or side: {', '.join(unknown)}")
-    _raise_open_files()
+    raise_open_files()
     rounds: list[dict[str, Any]] = []
     for number in range(1, args.repeat + 1):
         for mode in modes:

@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sandbox_capacity import start_sandbox
+from sandbox_capacity import raise_open_files, start_sandbox
 
 from batchrun.manifest import load_records
 from batchrun.runner import RunOptions, run
@@ -146,8 +145,7 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, help="where to write the figures")
     args = parser.parse_args()
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files()
     names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
-from sandbox_capacity import start_sandbox
+from sandbox_capacity import raise_open_files, start_sandbox
 
 from batchrun.runner import RunOptions, RunSummary, run
 from batchrun.spec import load_spec
@@ -97,8 +97,7 @@ def main() -> int:
     parser.add_argument("--no-wait", action="store_true", help="the server ignores Prefer: wait")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files()
     figures = measure(args.n, args.latency, args.concurrency, wait=not args.no_wait)
     width = max(len(name) for name in figures)
     for name, value in figures.items():

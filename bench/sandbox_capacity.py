@@ -27,6 +27,12 @@ CREATE = "/v1/models/acme/painter/predictions"
 BODY = b'{"input": {"prompt": "a red fox", "seed": 1}}'
 
 
+def raise_open_files() -> None:
+    """Lift the soft limit on open files to the hard one: a benchmark holds thousands."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def start_sandbox(latency: float) -> tuple[subprocess.Popen[str], str]:
     """`batchrun sandbox` on a free port; returns the process and its base URL."""
     process = subprocess.Popen(
@@ -128,8 +134,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=32, help="connections for the rate test")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the rate test")
     args = parser.parse_args()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files()
     process, base = start_sandbox(args.hold_latency)
     host, port = base.removeprefix("http://").split(":")
     try:

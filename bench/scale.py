@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sandbox_capacity import start_sandbox
+from sandbox_capacity import raise_open_files, start_sandbox
 
 BENCH = Path(__file__).resolve().parent
 LATENCY = 0.2
@@ -340,8 +340,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="where to write the figures")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_open_files()
     if args.child:
         kind, *rest = args.child
         if kind == "run":
