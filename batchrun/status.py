@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.errors import StorageError
-from batchrun.manifest import ALL_STATUSES, IN_FLIGHT, Record, load_records, manifest_paths
+from batchrun.manifest import ALL_STATUSES, IN_FLIGHT, Record, manifest_paths
 from batchrun.polling import parse_time
 
 
@@ -78,12 +78,6 @@ class RunStatus:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def run_status(run_dir: Path) -> RunStatus:
-    """Read every manifest in `run_dir` and summarise it."""
-    headers, records = load_records(run_dir)
-    return summarize(run_dir, headers, records.values())
 
 
 def summarize(

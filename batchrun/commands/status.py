@@ -10,7 +10,7 @@ from pathlib import Path
 from batchrun.commands._runs import run_dir_of
 from batchrun.humanize import human_bytes, human_seconds, shown_path
 from batchrun.manifest import ALL_STATUSES, load_records
-from batchrun.status import RunStatus, export_csv, run_status
+from batchrun.status import RunStatus, export_csv, summarize
 
 FAILURES_SHOWN = 10
 
@@ -18,9 +18,9 @@ FAILURES_SHOWN = 10
 def main(args: argparse.Namespace) -> int:
     """Print the run's status; exit 0 when every record succeeded with its files, else 1."""
     run_dir = run_dir_of(args.target)
-    status = run_status(run_dir)
+    headers, records = load_records(run_dir)  # once: a manifest may be hundreds of megabytes
+    status = summarize(run_dir, headers, records.values())
     if args.csv:
-        _, records = load_records(run_dir)
         rows = export_csv(records.values(), Path(args.csv))
         print(f"batchrun: wrote {rows} rows to {args.csv}", file=sys.stderr)
     if args.json:
