@@ -145,11 +145,9 @@ class Lifecycle:
         settings: Settings,
         reconciler: Reconciler,
         lock: Lock | None = None,
-        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.client = client
         self.lock = lock
-        self.stopping = stopping
         self.journal = journal
         self.namer = namer
         self.settings = settings
@@ -222,8 +220,6 @@ class Lifecycle:
         sha = request_sha256(sent)
         target = self.lock.resolve(planned.target) if self.lock else planned.target
         for attempt in range(1, CREATE_TRIES + 1):
-            if self.stopping():
-                raise CreateWithdrawn  # nothing written, nothing sent
             before = record
             # A new prediction: nothing of an earlier attempt's outcome carries over.
             record = record.replace(
