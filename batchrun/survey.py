@@ -41,7 +41,6 @@ class Survey:
     failed_before: int = 0  # failed in an earlier run and not retried now
     work: Counter[str] = field(default_factory=Counter)  # job → keys to act on
     quota: dict[str, int] = field(default_factory=dict)  # job → plan items within --limit
-    actions: Counter[Action] = field(default_factory=Counter)
     broken: set[str] = field(default_factory=set)  # succeeded keys whose files are not intact
 
     @property
@@ -86,15 +85,13 @@ def _expired(state: KeyState) -> bool:
 def survey(spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope) -> Survey:
     """Walk the plan once and count what the run will do (reads the files of done keys)."""
     found = Survey()
-    seen = 0
     for job in spec.jobs:
         found.quota[job.id] = 0
     for planned in iter_plan(spec):
         if not in_scope(planned, scope):
             continue
-        if scope.limit is not None and seen >= scope.limit:
+        if scope.limit is not None and found.planned >= scope.limit:
             break
-        seen += 1
         found.planned += 1
         found.quota[planned.job] += 1
         state = states.get(planned.key)
@@ -114,7 +111,6 @@ def survey(spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope)
                 found.done += 1
             continue
         found.work[planned.job] += 1
-        found.actions[action] += 1
     return found
 
 
