@@ -328,7 +328,9 @@ class Lifecycle:
         try:
             for index, url in enumerate(urls):
                 present = have_by_url.get(url)
-                if present is not None and _intact(self.settings.run_dir, present):
+                if present is not None and file_intact(
+                    self.settings.run_dir, present.path, present.bytes, present.sha256
+                ):
                     files.append(present)
                     continue
                 try:
@@ -435,14 +437,13 @@ def _vanished(prediction_id: str, error: ApiError) -> Prediction:
     )
 
 
-def _intact(run_dir: Path, file: FileRecord) -> bool:
-    path = run_dir / file.path
+def file_intact(run_dir: Path, relative: str, size: int, sha256: str) -> bool:
+    """Whether a recorded file is in the run folder with its bytes; unreadable is not intact."""
+    path = run_dir / relative
     try:
-        if path.stat().st_size != file.bytes:
-            return False
+        return path.stat().st_size == size and sha256_file(path) == sha256
     except OSError:
         return False
-    return sha256_file(path) == file.sha256
 
 
 def sha256_file(path: Path) -> str:

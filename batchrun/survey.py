@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from batchrun.lifecycle import Action, sha256_file
+from batchrun.lifecycle import Action, file_intact
 from batchrun.manifest import FAILED, KeyState
 from batchrun.plan import PlannedPrediction, in_shard, iter_plan
 from batchrun.polling import parse_time
@@ -115,11 +115,4 @@ def survey(spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope)
 
 
 def _files_intact(run_dir: Path, state: KeyState) -> bool:
-    for relative, size, sha256 in state.files:
-        path = run_dir / relative
-        try:
-            if path.stat().st_size != size or sha256_file(path) != sha256:
-                return False
-        except OSError:
-            return False
-    return True
+    return all(file_intact(run_dir, *file) for file in state.files)
