@@ -334,7 +334,7 @@ class _Runner:
         # Resuming a run of a million keys reads half a gigabyte before the bar appears.
         size = 0
         for path in manifest_paths(self.run_dir):
-            with contextlib.suppress(OSError):  # load_index says what is wrong with it
+            with contextlib.suppress(OSError):  # only a note: what cannot be read, load_index meets
                 size += path.stat().st_size
         if size >= LOAD_NOTE_BYTES:
             shown = f"{human_bytes(size)} of manifest in {shown_path(self.run_dir)}"
