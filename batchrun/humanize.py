@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 
 
+def counted(n: int, noun: str) -> str:
+    """1 → '1 job', 3 → '3 jobs', 1200 → '1,200 jobs'."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def human_bytes(count: float) -> str:
     """1536 → '1.5 KB'."""
     for unit in ("B", "KB", "MB", "GB"):

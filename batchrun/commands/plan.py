@@ -22,7 +22,7 @@ from typing import Any
 
 from batchrun.cli import EXIT_OK
 from batchrun.compare import STATES, PlanComparison, compare, iter_states
-from batchrun.humanize import shown_path
+from batchrun.humanize import counted, shown_path
 from batchrun.manifest import manifest_paths
 from batchrun.plan import (
     FileInput,
@@ -83,7 +83,7 @@ def render_summary(summary: PlanSummary, spec: Spec) -> str:
     lines.append(f"output: {shown_path(summary.output)} (no manifest yet: every prediction is new)")
     for job in summary.jobs:
         lines.append("")
-        lines.append(f"job {job.id}: {job.target}, {_count(job.count, 'prediction')}")
+        lines.append(f"job {job.id}: {job.target}, {counted(job.count, 'prediction')}")
         for example in job.examples:
             lines.append("  " + _clip(json.dumps(_display(example.input), ensure_ascii=False)))
         more = job.count - len(job.examples)
@@ -91,7 +91,7 @@ def render_summary(summary: PlanSummary, spec: Spec) -> str:
             lines.append(f"  … and {more:,} more")
     lines.append("")
     lines.append(
-        f"total: {_count(summary.total, 'prediction')} in {_count(len(summary.jobs), 'job')}"
+        f"total: {counted(summary.total, 'prediction')} in {counted(len(summary.jobs), 'job')}"
     )
     return "\n".join(lines)
 
@@ -101,9 +101,9 @@ def render_comparison(plan: PlanComparison, spec: Spec) -> str:
     lines = [f"{plan.name}: {spec.display_path or shown_path(plan.spec)}"]
     if plan.shard is not None:
         lines.append(f"shard {plan.shard}: only the keys of this shard are counted")
-    manifests = _count(len(plan.manifests), "manifest")
+    manifests = counted(len(plan.manifests), "manifest")
     lines.append(
-        f"output: {shown_path(plan.output)} ({_count(plan.recorded, 'prediction')} recorded "
+        f"output: {shown_path(plan.output)} ({counted(plan.recorded, 'prediction')} recorded "
         f"in {manifests})"
     )
     if plan.lock is not None:
@@ -111,19 +111,19 @@ def render_comparison(plan: PlanComparison, spec: Spec) -> str:
     for job in plan.jobs:
         lines.append("")
         pinned = f" (pinned to {job.pinned[:12]}… by the lock)" if job.pinned else ""
-        lines.append(f"job {job.id}: {job.target}{pinned}, {_count(job.total, 'prediction')}")
+        lines.append(f"job {job.id}: {job.target}{pinned}, {counted(job.total, 'prediction')}")
         lines.append("  " + _states(job.counts))
         for example in job.new_examples:
             lines.append("  new: " + _clip(json.dumps(_display(example.input), ensure_ascii=False)))
         gone = plan.not_in_spec.pop(job.id, 0)
         if gone:
-            lines.append(f"  {_count(gone, 'recorded prediction')} no longer in the spec (kept)")
+            lines.append(f"  {counted(gone, 'recorded prediction')} no longer in the spec (kept)")
     for job_id, gone in sorted(plan.not_in_spec.items()):
         lines.append("")
-        lines.append(f"job {job_id}: no longer in the spec; {_count(gone, 'recorded prediction')}")
+        lines.append(f"job {job_id}: no longer in the spec; {counted(gone, 'recorded prediction')}")
     lines.append("")
     counts = Counter({state: plan.count(state) for state in STATES})
-    lines.append(f"total: {_count(plan.total, 'prediction')}: {_states(counts)}")
+    lines.append(f"total: {counted(plan.total, 'prediction')}: {_states(counts)}")
     lines.append("run would: " + _would(counts))
     return "\n".join(lines)
 
@@ -167,7 +167,3 @@ def _display(value: Any) -> Any:
 
 def _clip(text: str) -> str:
     return text if len(text) <= EXAMPLE_WIDTH else text[: EXAMPLE_WIDTH - 1] + "…"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -11,7 +11,7 @@ import sys
 
 from batchrun.cli import EXIT_OK, EXIT_USAGE
 from batchrun.errors import SpecError, SpecIssue
-from batchrun.humanize import shown_path
+from batchrun.humanize import counted, shown_path
 from batchrun.plan import check_plan
 from batchrun.spec import load_spec
 
@@ -33,12 +33,8 @@ def main(args: argparse.Namespace) -> int:
             failed = True
             for issue in issues:
                 print(issue, file=sys.stderr)
-            print(f"{shown}: {_count(len(issues), 'error')}", file=sys.stderr)
+            print(f"{shown}: {counted(len(issues), 'error')}", file=sys.stderr)
         else:
-            jobs = _count(len(spec.jobs), "job")
-            print(f"{shown}: ok ({_count(checked.total, 'prediction')} in {jobs})")
+            jobs = counted(len(spec.jobs), "job")
+            print(f"{shown}: ok ({counted(checked.total, 'prediction')} in {jobs})")
     return EXIT_USAGE if failed else EXIT_OK
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
