@@ -233,9 +233,6 @@ class JsonSource(FileSource):
             # The file is one value, so items have no lines of their own; 1 places them.
             yield from ((1, item) for item in value)
 
-    def materialize(self) -> Sequence[Any]:
-        return list(self.values())
-
 
 class CsvSource(FileSource):
     """One mapping per row, keyed by the header row; every value is text."""
