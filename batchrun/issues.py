@@ -13,6 +13,7 @@ from pathlib import Path
 
 from batchrun.errors import SpecIssue
 from batchrun.humanize import shown_path
+from batchrun.keys import resolve_path
 from batchrun.sources import ValueFileError
 from batchrun.yamlpos import KeyPath, YamlDocument, format_path
 
@@ -62,7 +63,7 @@ class Checker:
 
     def resolve(self, written: str) -> Path:
         """A path the spec wrote, relative to the spec's folder."""
-        return Path(os.path.normpath(self.folder / os.path.expanduser(written)))
+        return resolve_path(self.folder, written)
 
     def shown_file(self, path: Path) -> str:
         """How messages name a file next to (or under) the spec."""

@@ -36,6 +36,12 @@ class FileInput:
         return {"file": self.relpath, "sha256": self.sha256, "size": self.size}
 
 
+def resolve_path(folder: Path, written: str) -> Path:
+    """A path a spec wrote (`~` allowed), relative to the spec's folder: what load checks and
+    the plan hashes must be one file."""
+    return Path(os.path.normpath(folder / os.path.expanduser(written)))
+
+
 def jsonable(value: Any) -> Any:
     """`value` with every FileInput replaced by its JSON form."""
     if isinstance(value, FileInput):
@@ -131,7 +137,7 @@ class FileHasher:
         found = self.known.get(written)
         if found is not None:
             return found
-        path = Path(os.path.normpath(self.folder / os.path.expanduser(written)))
+        path = resolve_path(self.folder, written)
         try:
             digest, size = _hash(path)
         except IsADirectoryError:
