@@ -18,8 +18,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from batchrun.plan import iter_plan
-from batchrun.spec import load_spec
+from batchrun.plan.expand import iter_plan
+from batchrun.spec.load import load_spec
 
 SPEC = """\
 batchrun: 1

@@ -40,9 +40,9 @@ from typing import Any
 import httpx
 from sandbox_capacity import raise_open_files, start_sandbox
 
-from batchrun.manifest import load_records
-from batchrun.runner import RunOptions, run
-from batchrun.spec import load_spec
+from batchrun.manifest.journal import load_records
+from batchrun.run.runner import RunOptions, run
+from batchrun.spec.load import load_spec
 
 BENCH = Path(__file__).resolve().parent
 LATENCY = 0.5

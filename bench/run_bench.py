@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 from sandbox_capacity import raise_open_files, start_sandbox
 
-from batchrun.runner import RunOptions, RunSummary, run
-from batchrun.spec import load_spec
+from batchrun.run.runner import RunOptions, RunSummary, run
+from batchrun.spec.load import load_spec
 
 SPEC = """\
 batchrun: 1

@@ -4,7 +4,7 @@
     python bench/scale.py --part run           # only the runs against the sandbox
     python bench/scale.py --part resume --lines 200000 --json bench/results/scale.json
 
-Part `run`: `batchrun.runner.run` against `batchrun sandbox` (its own process), each run in its
+Part `run`: `batchrun.run.runner.run` against `batchrun sandbox` (its own process), each run in its
 own child process so CPU and peak RSS are that run's alone. Two runs of the same shape, ten
 waves of predictions of 0.2 s, one ten times the other (1,000 at concurrency 100, 10,000 at
 1,000), show whether wall time and memory stay proportionate. Predictions of 0.2 s end faster
@@ -24,8 +24,8 @@ resume with real files to check.
 
 Part `resume`: a synthetic manifest of N lines (one succeeded key each, text outputs, so no files
 to check) for a spec that plans exactly those N keys, then, each in a child process:
-    load_index     the runner's resume load (`batchrun.manifest.load_index`)
-    survey         load_index + `batchrun.survey.survey` (what `run` does before its first create)
+    load_index     the runner's resume load (`batchrun.manifest.journal.load_index`)
+    survey         load_index + `batchrun.run.survey.survey` (what `run` does before creating)
     plan CLI       `batchrun plan SPEC --out RUN` end to end: the comparison a user sees
 """
 
@@ -86,8 +86,8 @@ def cpu_s() -> float:
 
 def child_run(base_url: str, folder: Path, n: int, concurrency: int) -> dict[str, Any]:
     """One run of N predictions into `folder` (kept for the resume that follows)."""
-    from batchrun.runner import RunOptions, run
-    from batchrun.spec import load_spec
+    from batchrun.run.runner import RunOptions, run
+    from batchrun.spec.load import load_spec
 
     spec_path = folder / "scale.yaml"
     spec_path.write_text(RUN_SPEC.format(n=n, concurrency=concurrency))
@@ -112,9 +112,9 @@ def child_run(base_url: str, folder: Path, n: int, concurrency: int) -> dict[str
 def child_resume(folder: Path, what: str) -> dict[str, Any]:
     """Time the resume load (and the survey, or `batchrun plan`) over `folder`/run."""
     from batchrun.cli import main as batchrun
-    from batchrun.manifest import load_index
-    from batchrun.spec import load_spec
-    from batchrun.survey import Scope, survey
+    from batchrun.manifest.journal import load_index
+    from batchrun.run.survey import Scope, survey
+    from batchrun.spec.load import load_spec
 
     if what == "plan":
         baseline = rss_mb()
@@ -211,9 +211,9 @@ def part_run(sizes: list[tuple[int, int, float]]) -> list[dict[str, Any]]:
 
 def write_manifest(folder: Path, lines: int) -> float:
     """A spec of `lines` text predictions and a manifest with each of them succeeded."""
-    from batchrun.manifest import Record, new_header
-    from batchrun.plan import iter_plan
-    from batchrun.spec import load_spec
+    from batchrun.manifest.journal import Record, new_header
+    from batchrun.plan.expand import iter_plan
+    from batchrun.spec.load import load_spec
 
     spec_path = folder / "spec.yaml"
     spec_path.write_text(TEXT_SPEC.format(n=lines))

@@ -17,10 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from batchrun.report import build_report
-from batchrun.runner import RunOptions, RunSummary, run
+from batchrun.report.build import build_report
+from batchrun.run.runner import RunOptions, RunSummary, run
 from batchrun.sandbox import Sandbox, SandboxConfig
-from batchrun.spec import load_spec
+from batchrun.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "sweep.yaml"

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchrun.manifest import Record, load_records
-from batchrun.runner import Progress, RunOptions, RunSummary, run
+from batchrun.manifest.journal import Record, load_records
+from batchrun.run.runner import Progress, RunOptions, RunSummary, run
 from batchrun.sandbox import Sandbox
-from batchrun.spec import load_spec
+from batchrun.spec.load import load_spec
 
 TOKEN = "r8_e2e_test_token_0123456789abcdef"
 PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG

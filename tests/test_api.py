@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openapi import validate_component
 
-from batchrun.api import TERMINAL_STATUSES, Model, Prediction, UploadedFile
+from batchrun.api.objects import TERMINAL_STATUSES, Model, Prediction, UploadedFile
 from batchrun.errors import ServerError
 
 # The proxy's answer from reference/replicate-proxy-access.md, verbatim apart from a shorter prompt.

@@ -27,13 +27,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 
-from batchrun import client as client_module
+from batchrun.api import client as client_module
+from batchrun.api.retry import RetryPolicy
 from batchrun.cli import main
 from batchrun.errors import ServerError
-from batchrun.httpretry import RetryPolicy
-from batchrun.runner import RunOptions, run
+from batchrun.run.runner import RunOptions, run
 from batchrun.sandbox import Sandbox
-from batchrun.spec import load_spec
+from batchrun.spec.load import load_spec
 
 QUICK_RETRIES = RetryPolicy(attempts=3, backoff_base=0.01, backoff_cap=0.02)
 PLACED = re.compile(r"^.+:\d+:\d+: \S")

@@ -15,8 +15,10 @@ import pytest
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
 from batchrun import __version__
-from batchrun.api import Model, Prediction, UploadedFile
-from batchrun.client import Client, normalize_base_url, resolve_base_url
+from batchrun.api.client import Client, normalize_base_url, resolve_base_url
+from batchrun.api.objects import Model, Prediction, UploadedFile
+from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.retry import RetryPolicy
 from batchrun.errors import (
     ApiConnectionError,
     ApiError,
@@ -28,9 +30,7 @@ from batchrun.errors import (
     StorageError,
     UsageError,
 )
-from batchrun.httpretry import RetryPolicy
-from batchrun.ratelimit import RateLimiter
-from batchrun.target import Target
+from batchrun.spec.target import Target
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("errors_never_show_token")]
 

@@ -14,11 +14,11 @@ from openapi import component, document, openapi_checked, validate_request, vali
 from test_client import prediction
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
-from batchrun.client import Client
+from batchrun.api.client import Client
+from batchrun.api.ratelimit import RateLimiter
 from batchrun.errors import InvalidRequestError
-from batchrun.ratelimit import RateLimiter
 from batchrun.sandbox import Sandbox
-from batchrun.target import Target
+from batchrun.spec.target import Target
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("errors_never_show_token")]
 

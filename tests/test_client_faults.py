@@ -13,7 +13,9 @@ import anyio
 import pytest
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
-from batchrun.client import Client
+from batchrun.api.client import Client
+from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.retry import RetryPolicy
 from batchrun.errors import (
     ApiConnectionError,
     ExpiredURLError,
@@ -22,10 +24,8 @@ from batchrun.errors import (
     OutcomeUnknownError,
     ServerError,
 )
-from batchrun.httpretry import RetryPolicy
-from batchrun.ratelimit import RateLimiter
 from batchrun.sandbox import Sandbox
-from batchrun.target import Target
+from batchrun.spec.target import Target
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("errors_never_show_token")]
 

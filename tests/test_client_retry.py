@@ -18,14 +18,14 @@ from test_client import FLUX, Script, ok, page, prediction, problem
 from test_ratelimit import virtual_time
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
-from batchrun.client import FIRST_CONTACT_TRIES, Client
+from batchrun.api.client import FIRST_CONTACT_TRIES, Client
+from batchrun.api.ratelimit import RateLimiter
 from batchrun.errors import (
     ApiConnectionError,
     OutcomeUnknownError,
     RateLimitedError,
     ServerError,
 )
-from batchrun.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.usefixtures("errors_never_show_token")
 

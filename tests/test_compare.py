@@ -9,9 +9,9 @@ import pytest
 from runs import run_spec, write_spec
 
 from batchrun.cli import main
-from batchrun.compare import compare
+from batchrun.manifest.compare import compare
 from batchrun.sandbox import Sandbox
-from batchrun.spec import load_spec
+from batchrun.spec.load import load_spec
 
 BEFORE = """
 batchrun: 1

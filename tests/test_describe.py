@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchrun.describe import did_you_mean, looks_like_token, show, show_row
+from batchrun.spec.describe import did_you_mean, looks_like_token, show, show_row
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ import pytest
 from test_client import Script
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
-import batchrun.download
-from batchrun.client import Client
+import batchrun.api.download
+from batchrun.api.client import Client
+from batchrun.api.retry import RetryPolicy
 from batchrun.errors import DownloadError, ExpiredURLError, StorageError
-from batchrun.httpretry import RetryPolicy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("errors_never_show_token")]
 
@@ -355,7 +355,7 @@ async def test_a_full_disk_is_a_storage_error_naming_the_path(
         Path(path).write_bytes(b"")  # the .part exists, as it would after a real open
         return _FullDisk(code)
 
-    monkeypatch.setattr(batchrun.download, "open", opener, raising=False)
+    monkeypatch.setattr(batchrun.api.download, "open", opener, raising=False)
     script = Script(png())
     async with files_client(script) as client:
         with pytest.raises(StorageError) as caught:

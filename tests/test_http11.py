@@ -12,14 +12,14 @@ import httpx
 import pytest
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
-from batchrun.client import Client
+from batchrun.api.client import Client
+from batchrun.api.http11 import Http11Transport
+from batchrun.api.pool import async_client
+from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.retry import RetryPolicy
 from batchrun.errors import ApiConnectionError
-from batchrun.http11 import Http11Transport
-from batchrun.httppool import async_client
-from batchrun.httpretry import RetryPolicy
-from batchrun.ratelimit import RateLimiter
 from batchrun.sandbox import Sandbox
-from batchrun.target import Target
+from batchrun.spec.target import Target
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("errors_never_show_token")]
 

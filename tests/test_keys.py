@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from batchrun import keys as keys_module
-from batchrun.keys import FileHasher, FileInput, canonical_json, key_json, prediction_key
-from batchrun.plan import iter_plan
-from batchrun.spec import load_spec
-from batchrun.target import Target
-from batchrun.template import RenderError
+from batchrun.plan import keys as keys_module
+from batchrun.plan.expand import iter_plan
+from batchrun.plan.keys import FileHasher, FileInput, canonical_json, key_json, prediction_key
+from batchrun.spec.load import load_spec
+from batchrun.spec.target import Target
+from batchrun.spec.template import RenderError
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import httpx
 import pytest
 from runs import TOKEN, records, run_spec, write_spec
 
-from batchrun.client import Client
+from batchrun.api.client import Client
 from batchrun.errors import SpecError
-from batchrun.lock import Pin, lock_path, read_lock, resolve_pins, write_lock
+from batchrun.plan.lock import Pin, lock_path, read_lock, resolve_pins, write_lock
 from batchrun.sandbox import Sandbox
-from batchrun.spec import load_spec
+from batchrun.spec.load import load_spec
 
 SPEC = """
 batchrun: 1

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import ManifestError, StorageError
-from batchrun.manifest import (
+from batchrun.manifest.journal import (
     FileRecord,
     ManifestIndex,
     ManifestWriter,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from batchrun.matrix import Matrix, same
-from batchrun.sources import ListSource, ValueSource
+from batchrun.spec.matrix import Matrix, same
+from batchrun.spec.sources import ListSource, ValueSource
 
 
 def axes(**values: Sequence[Any]) -> tuple[tuple[str, ValueSource], ...]:

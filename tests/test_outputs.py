@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from batchrun.errors import DownloadError
-from batchrun.outputs import (
+from batchrun.run.outputs import (
     FileNamer,
     checked_relative_path,
     decode_data_uri,

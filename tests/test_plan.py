@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import SpecError, UsageError
-from batchrun.plan import (
+from batchrun.plan.expand import (
     FileInput,
     PlannedPrediction,
     Shard,
@@ -22,8 +22,8 @@ from batchrun.plan import (
     prediction_key,
     summarize,
 )
-from batchrun.spec import load_spec
-from batchrun.target import Target
+from batchrun.spec.load import load_spec
+from batchrun.spec.target import Target
 
 GOLDEN = Path(__file__).resolve().parent / "specs" / "golden"
 CAT_SHA = "5635a0fa9168624d821171194d7a2478cb8022b1c6167d5f18fcff2df7e581ed"

@@ -5,7 +5,7 @@ from itertools import islice
 
 import pytest
 
-from batchrun.polling import PollSchedule, parse_time, run_seconds
+from batchrun.run.polling import PollSchedule, parse_time, run_seconds
 
 
 def test_api_timestamps_parse_with_nanoseconds_and_zones() -> None:

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from trio.testing import MockClock
 
-from batchrun.ratelimit import RateLimiter
+from batchrun.api.ratelimit import RateLimiter
 
 
 def virtual_time(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from batchrun.api import Prediction
+from batchrun.api.objects import Prediction
 from batchrun.errors import NotFoundError
-from batchrun.reconcile import NoListEndpoint, Reconciler, request_sha256
-from batchrun.target import Target
+from batchrun.run.reconcile import NoListEndpoint, Reconciler, request_sha256
+from batchrun.spec.target import Target
 
 pytestmark = pytest.mark.anyio
 

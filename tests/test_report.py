@@ -14,10 +14,10 @@ import pytest
 from batchrun.cli import main as cli_main
 from batchrun.commands import report as report_command
 from batchrun.errors import UsageError
-from batchrun.manifest import FileRecord, ManifestWriter, Record, load_index, new_header
-from batchrun.report import build_report, declared_axes, relative_href
-from batchrun.report_grid import Limits
-from batchrun.report_layout import JOB, choose_layout
+from batchrun.manifest.journal import FileRecord, ManifestWriter, Record, load_index, new_header
+from batchrun.report.build import build_report, declared_axes, relative_href
+from batchrun.report.grid import Limits
+from batchrun.report.layout import JOB, choose_layout
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 

@@ -3,7 +3,7 @@ Chromium, and what the page shows read back: images decoded, the grid's drawn sh
 cell's error, and a screenshot of the expected size.
 
 The page is opened as `report.html#check`, which makes its inline script load every image and
-then write its findings on <body> (see batchrun.report_html); `--dump-dom` prints the DOM after
+then write its findings on <body> (see batchrun.report.html); `--dump-dom` prints the DOM after
 the script ran.
 """
 
@@ -19,10 +19,10 @@ from urllib.parse import unquote
 import pytest
 from test_report import grids
 
-from batchrun.report import build_report
-from batchrun.runner import RunOptions, run
+from batchrun.report.build import build_report
+from batchrun.run.runner import RunOptions, run
 from batchrun.sandbox import Sandbox
-from batchrun.spec import load_spec
+from batchrun.spec.load import load_spec
 
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1200, 900)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 
-from batchrun import runner as runner_module
 from batchrun.cli import main
+from batchrun.run import runner as runner_module
 from batchrun.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -422,8 +422,8 @@ def test_no_token_is_a_usage_error_before_anything_is_sent(
 def test_the_runner_runs_on_trio_too(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
     import anyio
 
-    from batchrun.runner import RunOptions, run_async
-    from batchrun.spec import load_spec
+    from batchrun.run.runner import RunOptions, run_async
+    from batchrun.spec.load import load_spec
 
     sandbox = make_sandbox(honor_wait=False)  # polls too, not only creates
     spec = write_spec(
@@ -452,7 +452,7 @@ def test_a_second_run_on_the_same_folder_at_once_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from batchrun.manifest import exclusive
+    from batchrun.manifest.journal import exclusive
 
     spec = write_spec(
         tmp_path,
@@ -480,8 +480,8 @@ def test_the_first_stop_withdraws_creates_still_waiting_for_their_turn(
 ) -> None:
     import anyio
 
-    from batchrun.runner import RunOptions, Stopper, run_async
-    from batchrun.spec import Rate, load_spec
+    from batchrun.run.runner import RunOptions, Stopper, run_async
+    from batchrun.spec.load import Rate, load_spec
 
     spec = write_spec(
         tmp_path,

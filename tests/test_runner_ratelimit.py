@@ -8,7 +8,7 @@ from pathlib import Path
 from runs import records, run_spec, write_spec
 
 from batchrun.sandbox import Sandbox
-from batchrun.spec import Rate
+from batchrun.spec.load import Rate
 
 
 def many(folder: Path, count: int, concurrency: int) -> Path:

@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from batchrun import target
-from batchrun.schema import check_structure, load_schema
-from batchrun.yamlpos import parse_yaml
+from batchrun.spec import target
+from batchrun.spec.schema import check_structure, load_schema
+from batchrun.spec.yamlpos import parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 

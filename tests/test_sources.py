@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.sources import (
+from batchrun.spec.sources import (
     CsvSource,
     GlobSource,
     JsonlSource,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import SpecError
-from batchrun.spec import Rate, Spec, load_spec
-from batchrun.target import Target
+from batchrun.spec.load import Rate, Spec, load_spec
+from batchrun.spec.target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = "2a6b576af31790b470f0a8442e1e9791213fa13799cbb65a9fc1436e96389574"

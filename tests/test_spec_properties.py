@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchrun.errors import SpecError
-from batchrun.plan import check_plan, iter_plan
-from batchrun.spec import load_spec
+from batchrun.plan.expand import check_plan, iter_plan
+from batchrun.spec.load import load_spec
 
 WORDS = [
     "batchrun", "name", "jobs", "model", "version", "deployment", "input", "matrix", "exclude",

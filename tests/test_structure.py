@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchrun.structure import compile_value
-from batchrun.template import MissingVariable, RenderError, TemplateError
+from batchrun.spec.structure import compile_value
+from batchrun.spec.template import MissingVariable, RenderError, TemplateError
 
 
 def canonical(value: Any) -> str:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from batchrun.target import Target
+from batchrun.spec.target import Target
 
 VERSION = "2a6b576af31790b470f0a8442e1e9791213fa13799cbb65a9fc1436e96389574"
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from batchrun.template import (
+from batchrun.spec.template import (
     MissingField,
     MissingVariable,
     Template,

@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from batchrun.client import Client
+from batchrun.api.client import Client
+from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.retry import RetryPolicy
 from batchrun.errors import (
     ApiConnectionError,
     AuthenticationError,
@@ -24,10 +26,8 @@ from batchrun.errors import (
     OutcomeUnknownError,
     ServerError,
 )
-from batchrun.httpretry import RetryPolicy
-from batchrun.ratelimit import RateLimiter
 from batchrun.sandbox import Sandbox
-from batchrun.target import Target
+from batchrun.spec.target import Target
 
 TOKEN = "r8_Zq7LEAKCANARY0b5e4d3c2a19f8"
 FLUX = Target("model", "acme", "flux")

@@ -56,8 +56,8 @@ def test_an_input_file_gone_since_the_plan_is_an_error_for_its_key(tmp_path: Pat
     import anyio
     import pytest
 
-    from batchrun.plan import FileInput
-    from batchrun.uploads import InputFileError, InputFiles
+    from batchrun.plan.expand import FileInput
+    from batchrun.run.uploads import InputFileError, InputFiles
 
     gone = FileInput(path=tmp_path / "gone.png", relpath="gone.png", sha256="0" * 64, size=3)
 
@@ -74,9 +74,9 @@ def test_a_file_uploaded_once_is_not_read_again_but_its_loss_is_still_an_error(
 ) -> None:
     import anyio
 
-    from batchrun import uploads
-    from batchrun.api import UploadedFile
-    from batchrun.plan import FileInput
+    from batchrun.api.objects import UploadedFile
+    from batchrun.plan.expand import FileInput
+    from batchrun.run import uploads
 
     big = tmp_path / "big.bin"
     big.write_bytes(b"x" * (uploads.INLINE_LIMIT + 1))

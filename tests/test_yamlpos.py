@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchrun.errors import SpecError
-from batchrun.yamlpos import Places, format_path, parse_yaml, walk_strings
+from batchrun.spec.yamlpos import Places, format_path, parse_yaml, walk_strings
 
 TEXT = """\
 batchrun: 1

@@ -8,8 +8,8 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from batchrun.humanize import human_bytes, human_seconds, shown_path
-from batchrun.journal import Tally
-from batchrun.runner import RunSummary
+from batchrun.run.collector import Tally
+from batchrun.run.runner import RunSummary
 
 FAILURES_SHOWN = 5
 

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from batchrun.client import resolve_base_url
+from batchrun.api.client import resolve_base_url
 from batchrun.errors import UsageError
-from batchrun.manifest import manifest_paths
-from batchrun.runner import resolve_token
-from batchrun.spec import Spec, load_spec
+from batchrun.manifest.journal import manifest_paths
+from batchrun.run.runner import resolve_token
+from batchrun.spec.load import Spec, load_spec
 
 SANDBOX_TOKEN = "sandbox-token"  # the emulator takes any token; this one is not a secret
 

@@ -6,11 +6,11 @@ import argparse
 
 import anyio
 
-from batchrun.client import Client
+from batchrun.api.client import Client
 from batchrun.commands._runs import api_endpoint
 from batchrun.humanize import shown_path
-from batchrun.lock import Pin, resolve_pins, write_lock
-from batchrun.spec import Spec, load_spec
+from batchrun.plan.lock import Pin, resolve_pins, write_lock
+from batchrun.spec.load import Spec, load_spec
 
 
 def main(args: argparse.Namespace) -> int:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.cli import EXIT_OK
-from batchrun.compare import STATES, PlanComparison, compare, iter_states
 from batchrun.humanize import counted, shown_path
-from batchrun.manifest import manifest_paths
-from batchrun.plan import (
+from batchrun.manifest.compare import STATES, PlanComparison, compare, iter_states
+from batchrun.manifest.journal import manifest_paths
+from batchrun.plan.expand import (
     FileInput,
     PlanSummary,
     Shard,
@@ -32,7 +32,7 @@ from batchrun.plan import (
     parse_shard,
     summarize,
 )
-from batchrun.spec import Spec, load_spec
+from batchrun.spec.load import Spec, load_spec
 
 EXAMPLE_WIDTH = 110
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batchrun.commands._runs import run_dir_of
 from batchrun.errors import StorageError
-from batchrun.report import REPORT_NAME, build_report
+from batchrun.report.build import REPORT_NAME, build_report
 
 
 def main(args: argparse.Namespace) -> int:

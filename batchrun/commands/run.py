@@ -9,9 +9,9 @@ from pathlib import Path
 from batchrun.commands._display import BarProgress, summary_lines
 from batchrun.commands._runs import api_endpoint
 from batchrun.errors import UsageError
-from batchrun.plan import parse_shard
-from batchrun.runner import RunOptions, run
-from batchrun.spec import Rate, load_spec
+from batchrun.plan.expand import parse_shard
+from batchrun.run.runner import RunOptions, run
+from batchrun.spec.load import Rate, load_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 

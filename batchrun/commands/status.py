@@ -9,8 +9,8 @@ from pathlib import Path
 
 from batchrun.commands._runs import run_dir_of
 from batchrun.humanize import human_bytes, human_seconds, shown_path
-from batchrun.manifest import ALL_STATUSES, load_records
-from batchrun.status import RunStatus, export_csv, summarize
+from batchrun.manifest.journal import ALL_STATUSES, load_records
+from batchrun.report.status import RunStatus, export_csv, summarize
 
 FAILURES_SHOWN = 10
 

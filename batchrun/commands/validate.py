@@ -12,8 +12,8 @@ import sys
 from batchrun.cli import EXIT_OK, EXIT_USAGE
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.humanize import counted, shown_path
-from batchrun.plan import check_plan
-from batchrun.spec import load_spec
+from batchrun.plan.expand import check_plan
+from batchrun.spec.load import load_spec
 
 
 def main(args: argparse.Namespace) -> int:

@@ -25,10 +25,10 @@ from runs import (  # noqa: F401  (re-exported for the fault scenarios)
     write_spec,
 )
 
-from batchrun.manifest import IN_FLIGHT, Record
-from batchrun.plan import iter_plan
+from batchrun.manifest.journal import IN_FLIGHT, Record
+from batchrun.plan.expand import iter_plan
 from batchrun.sandbox import Sandbox
-from batchrun.spec import load_spec
+from batchrun.spec.load import load_spec
 
 
 def spec_for(folder: Path, keys: int, concurrency: int, *, side: int = 64, extra: str = "") -> Path:

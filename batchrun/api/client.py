@@ -1,0 +1,423 @@
+"""The only module that speaks HTTP to Replicate (or a Replicate-compatible proxy).
+
+Two `httpx.AsyncClient`s: one for the API, with the token, and one without credentials for output
+files (see `batchrun.api.download`). Every request goes through `batchrun.api.retry.with_retries`
+with the matching rate limiter (creates, or everything else), and every failure leaves here as a
+`batchrun.errors` exception built by `batchrun.api.failures`; no httpx exception escapes.
+
+Creates are the one non-idempotent call: a create that may have reached the server is never
+repeated here. It raises `OutcomeUnknownError` and the runner reconciles with the list endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+
+from batchrun import __version__
+from batchrun.api.download import FileFetcher, origin_of
+from batchrun.api.failures import bad_body_error, error_for_response, error_for_transport
+from batchrun.api.objects import Downloaded, Model, Prediction, UploadedFile
+from batchrun.api.pool import async_client
+from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.retry import Retryable, RetryPolicy, with_retries
+from batchrun.errors import (
+    BatchrunError,
+    InvalidRequestError,
+    NotFoundError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ServerError,
+    StorageError,
+    UsageError,
+)
+from batchrun.spec.target import Target
+
+DEFAULT_BASE_URL = "https://api.replicate.com"
+_CANCEL_AFTER = re.compile(r"\d+|(?=\d)(\d+h)?(\d+m)?(\d+s)?")
+_JSON = {"Content-Type": "application/json"}
+FIRST_CONTACT_TRIES = 3  # connection attempts per request before the API has ever answered
+# A proxy without the list endpoint answers one of these; the runner then creates again.
+_NO_LIST = frozenset({404, 405, 501})
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Requests sent per kind (every attempt counts), retries, and failures seen on the way."""
+
+    creates: int = 0
+    gets: int = 0
+    lists: int = 0
+    cancels: int = 0
+    models: int = 0
+    uploads: int = 0
+    downloads: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    network_errors: int = 0
+
+
+def normalize_base_url(url: str) -> str:
+    """`https://h/replicate/v1/` → `https://h/replicate`; anything but http(s) is a UsageError."""
+    text = url.strip()
+    try:
+        parsed = httpx.URL(text)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(
+            f"the base URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {text!r}"
+        )
+    if parsed.query or parsed.fragment:
+        raise UsageError(f"the base URL must not have a query or fragment, got {text!r}")
+    path = parsed.path.rstrip("/").removesuffix("/v1").rstrip("/")
+    return str(parsed.copy_with(path=path or "/")).rstrip("/")
+
+
+def resolve_base_url(cli: str | None, spec: str | None, env: Mapping[str, str]) -> str:
+    """The base URL: `--base-url`, else the spec's `base_url`, $REPLICATE_BASE_URL, Replicate's."""
+    for candidate in (cli, spec, env.get("REPLICATE_BASE_URL")):
+        if candidate and candidate.strip():
+            return normalize_base_url(candidate)
+    return DEFAULT_BASE_URL
+
+
+class Client:
+    """An async client for the prediction, model and file endpoints batchrun uses."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        wait: int | None = 60,
+        max_connections: int = 100,
+        create_limiter: RateLimiter | None = None,
+        request_limiter: RateLimiter | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        file_transport: httpx.AsyncBaseTransport | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        token_env: str = "REPLICATE_API_TOKEN",
+        on_retry: Callable[[BatchrunError, bool], None] | None = None,
+    ) -> None:
+        token = token.strip()
+        if not token.isascii() or not token.isprintable():
+            raise UsageError(f"the API token in ${token_env} has characters a header cannot carry")
+        self.base_url = normalize_base_url(base_url)
+        self._api = self.base_url + "/v1"
+        self._api_url = httpx.URL(self._api)
+        self._wait = _checked_wait(wait)
+        self._secrets = (token,) if token else ()
+        self._token_env = token_env
+        self._retry = retry or RetryPolicy()
+        # Told of every failure about to be retried, and whether it was a 429 (progress display).
+        self._on_retry = on_retry
+        # Until the API first answers, a refused connection is a wrong URL or a dead network
+        # far more often than a blip: say so in about a second, not after minutes of backoff.
+        self._answered = False
+        self.create_limiter = create_limiter or RateLimiter(600 / 60)
+        self.request_limiter = request_limiter or RateLimiter(3000 / 60)
+        self.stats = ClientStats()
+        self._read_timeout = read_timeout
+        self._connect_timeout = connect_timeout
+        # No pool timeout: waiting for a free connection is the limiters' job, not an error.
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=None)
+        self._create_timeouts: dict[int, httpx.Timeout] = {}
+        # Loading the CA bundle takes ~100 ms; both clients can verify with one context.
+        verify = httpx.create_ssl_context() if transport is None or file_transport is None else True
+        user_agent = {"User-Agent": f"batchrun/{__version__}"}
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = async_client(
+            headers={**user_agent, **auth, "Accept": "application/json"},
+            timeout=self._timeout,
+            max_connections=max_connections,
+            transport=transport,
+            verify=verify,
+        )
+        # Output files are fetched without credentials; FileFetcher adds them per hop, if ever.
+        self._file_http = async_client(
+            headers=user_agent,
+            timeout=self._timeout,
+            max_connections=max_connections,
+            transport=file_transport,
+            verify=verify,
+        )
+        self._files = FileFetcher(
+            self._file_http,
+            api_origin=origin_of(self._api_url),
+            auth_headers=auth,
+            secrets=self._secrets,
+            policy=self._retry,
+            on_retry=self._count_retry,
+        )
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close both connection pools."""
+        await self._http.aclose()
+        await self._file_http.aclose()
+
+    async def create(
+        self,
+        target: Target,
+        input: Mapping[str, Any],
+        *,
+        wait: int | None = None,
+        cancel_after: str | None = None,
+    ) -> Prediction:
+        """Create a prediction; OutcomeUnknownError if it was sent and its answer was lost."""
+        if target.kind == "version":
+            url = f"{self._api}/predictions"
+            body: dict[str, Any] = {"version": target.version, "input": input}
+        elif target.kind in ("model", "deployment"):
+            owner, name = _segment(target.owner), _segment(target.name)
+            url = f"{self._api}/{target.kind}s/{owner}/{name}/predictions"
+            body = {"input": input}
+        else:
+            raise UsageError(f"cannot create a prediction for a target of kind {target.kind!r}")
+        try:
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            # ValueError is NaN or infinity, whose wording differs between Python versions.
+            why = str(exc) if isinstance(exc, TypeError) else "it holds NaN or infinity"
+            raise InvalidRequestError(f"POST {url}: the input is not valid JSON: {why}") from None
+        seconds = self._wait if wait is None else _checked_wait(wait)
+        headers = dict(_JSON)
+        if seconds:
+            headers["Prefer"] = f"wait={seconds}"
+        if cancel_after is not None:
+            if not _CANCEL_AFTER.fullmatch(cancel_after):
+                raise UsageError(
+                    f"Cancel-After must look like 30s, 5m or 1h30m, got {cancel_after!r}"
+                )
+            headers["Cancel-After"] = cancel_after
+        data = await self._send(
+            "POST",
+            url,
+            counter="creates",
+            limiter=self.create_limiter,
+            created=True,
+            content=content.encode(),
+            headers=headers,
+            timeout=self._create_timeout(seconds),
+        )
+        return self._parse(Prediction.from_json, data, "POST", url)
+
+    async def get(self, prediction_id: str) -> Prediction:
+        """The prediction's current state, from {base}/v1/predictions/{id} (never `urls.get`)."""
+        url = f"{self._api}/predictions/{_segment(prediction_id)}"
+        data = await self._send("GET", url, counter="gets")
+        return self._parse(Prediction.from_json, data, "GET", url)
+
+    async def cancel(self, prediction_id: str) -> Prediction:
+        """Ask the API to cancel a prediction; returns its state after the request."""
+        url = f"{self._api}/predictions/{_segment(prediction_id)}/cancel"
+        data = await self._send("POST", url, counter="cancels")
+        return self._parse(Prediction.from_json, data, "POST", url)
+
+    async def list_predictions(
+        self, *, created_after: str | None = None
+    ) -> AsyncIterator[Prediction]:
+        """Every prediction the token can see (newest first), following the API's `next` links.
+
+        NotFoundError when the API has no list endpoint (a proxy may not offer one).
+        """
+        first = httpx.URL(f"{self._api}/predictions")
+        url = first.copy_merge_params({"created_after": created_after}) if created_after else first
+        seen: set[str] = set()
+        while str(url) not in seen:
+            seen.add(str(url))
+            data = await self._send("GET", str(url), counter="lists", missing=_NO_LIST)
+            results = data.get("results") if isinstance(data, dict) else None
+            if not isinstance(results, list):
+                raise bad_body_error("GET", str(url), 200, "no `results` list", self._secrets)
+            for item in results:
+                yield self._parse(Prediction.from_json, item, "GET", str(url))
+            following = data.get("next")
+            if not isinstance(following, str) or not following:
+                return
+            url = self._next_page(url.join(following), first)
+
+    async def get_model(self, owner: str, name: str) -> Model:
+        """A model and its latest version."""
+        url = f"{self._api}/models/{_segment(owner)}/{_segment(name)}"
+        data = await self._send("GET", url, counter="models")
+        return self._parse(Model.from_json, data, "GET", url)
+
+    async def upload(
+        self, content: bytes | Path, *, filename: str, content_type: str
+    ) -> UploadedFile:
+        """Store a file with the Files API (multipart field `content`); its URL goes in inputs."""
+        if isinstance(content, Path):
+            path = content
+            try:
+                content = await anyio.Path(path).read_bytes()
+            except OSError as exc:
+                raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        url = f"{self._api}/files"
+        data = await self._send(
+            "POST",
+            url,
+            counter="uploads",
+            # A large file takes as long as it takes to send; only silence is a timeout.
+            timeout=httpx.Timeout(
+                self._read_timeout, connect=self._connect_timeout, write=None, pool=None
+            ),
+            files={"content": (filename, content, content_type)},
+            data={"filename": filename, "type": content_type},
+        )
+        return self._parse(UploadedFile.from_json, data, "POST", url)
+
+    async def download(self, url: str, dest: Path, *, max_bytes: int | None = None) -> Downloaded:
+        """Stream an output file into `dest` atomically; the token goes only to the API origin."""
+        self.stats.downloads += 1
+        return await self._files.fetch(url, dest, max_bytes=max_bytes)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        counter: str,
+        limiter: RateLimiter | None = None,
+        created: bool = False,
+        missing: frozenset[int] = frozenset(),
+        **request: Any,
+    ) -> Any:
+        """One API call through the retry loop; returns the decoded JSON of its 2xx answer."""
+        stats = self.stats
+        refused = 0
+
+        async def attempt() -> Any:
+            nonlocal refused
+            setattr(stats, counter, getattr(stats, counter) + 1)
+            try:
+                response = await self._http.request(method, url, **request)
+            except httpx.HTTPError as exc:
+                stats.network_errors += 1
+                error = error_for_transport(
+                    method, url, exc, secrets=self._secrets, created=created
+                )
+                if isinstance(error, OutcomeUnknownError):
+                    raise error from None
+                if isinstance(exc, httpx.ConnectError) and not self._answered:
+                    refused += 1
+                    if refused >= FIRST_CONTACT_TRIES:
+                        raise error from None
+                raise Retryable(error) from None
+            self._answered = True
+            status = response.status_code
+            if 200 <= status < 300:
+                try:
+                    return json.loads(response.content)
+                except ValueError:
+                    error = bad_body_error(
+                        method, url, status, _content_kind(response), self._secrets
+                    )
+                    if method != "GET":
+                        raise error from None
+                    # An answer cut short or swapped for a proxy's page: asking again is
+                    # harmless. (A create's garbled answer is not retried: it may have
+                    # created a prediction; the next run finds it.)
+                    stats.server_errors += 1
+                    raise Retryable(error) from None
+            error = error_for_response(
+                method,
+                url,
+                response,
+                secrets=self._secrets,
+                token_env=self._token_env,
+                created=created,
+            )
+            if status in missing:
+                raise NotFoundError(
+                    f"{str(error).rstrip('.')}; this API has no such endpoint",
+                    method=method,
+                    url=error.url,
+                    status=status,
+                    detail=error.detail,
+                ) from None
+            if isinstance(error, RateLimitedError):
+                stats.rate_limited += 1
+                raise Retryable(error)
+            if status >= 500:
+                stats.server_errors += 1
+                # A create's 5xx is an OutcomeUnknownError, which is not a ServerError.
+                if isinstance(error, ServerError):
+                    raise Retryable(error)
+            raise error
+
+        if "timeout" not in request:
+            request["timeout"] = self._timeout
+        return await with_retries(
+            attempt,
+            self._retry,
+            limiter=limiter or self.request_limiter,
+            on_retry=self._count_retry,
+        )
+
+    def _parse(self, parse: Callable[[Any], T], data: Any, method: str, url: str) -> T:
+        try:
+            return parse(data)
+        except ServerError as exc:
+            raise bad_body_error(method, url, 200, str(exc), self._secrets) from None
+
+    def _next_page(self, link: httpx.URL, first: httpx.URL) -> httpx.URL:
+        # A proxy hands out api.replicate.com links; only the cursor in them is ours to use.
+        if origin_of(link) == origin_of(self._api_url) and link.path.startswith(first.path):
+            return link
+        return first.copy_with(query=link.query or None)
+
+    def _create_timeout(self, wait: int) -> httpx.Timeout:
+        timeout = self._create_timeouts.get(wait)
+        if timeout is None:
+            # The server holds the answer back for up to `wait` seconds before it speaks.
+            timeout = httpx.Timeout(
+                self._read_timeout,
+                connect=self._connect_timeout,
+                read=wait + self._read_timeout,
+                pool=None,
+            )
+            self._create_timeouts[wait] = timeout
+        return timeout
+
+    def _count_retry(self, retry: Retryable) -> None:
+        self.stats.retries += 1
+        if self._on_retry is not None:
+            self._on_retry(retry.error, retry.rate_limited)
+
+
+def _checked_wait(wait: int | None) -> int:
+    if wait is None or wait == 0:
+        return 0
+    if not 1 <= wait <= 60:
+        raise UsageError(f"Prefer: wait must be between 1 and 60 seconds, got {wait}")
+    return wait
+
+
+def _segment(value: str) -> str:
+    if not value:
+        raise UsageError("an empty name or id cannot be part of an API path")
+    return quote(value, safe="")
+
+
+def _content_kind(response: httpx.Response) -> str:
+    kind = response.headers.get("content-type", "no content type")
+    return f"expected JSON, got {len(response.content)} bytes of {kind}"

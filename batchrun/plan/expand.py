@@ -1,0 +1,328 @@
+"""The plan: every prediction a spec asks for, with its key, streamed in a stable order.
+
+    for p in iter_plan(load_spec("specs/sweep.yaml")):
+        p.key, p.job, p.target, p.input, p.vars, p.repeat
+
+Keys are defined in `batchrun.plan.keys`: the same spec gives the same keys on every machine, and
+settings that change how (not what) is predicted leave them alone.
+
+Problems only a row can show (a variable some include rows lack, a templated file that is not
+there, two rows that would make the same prediction) are SpecErrors raised when found;
+`check_plan` walks the whole plan and collects them instead, for `batchrun validate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from batchrun.errors import SpecError, SpecIssue, UsageError
+from batchrun.plan.keys import (
+    KEY_HEAD,
+    FileHasher,
+    FileInput,
+    canonical_json,
+    jsonable,
+    key_json,
+    key_tail,
+    prediction_key,
+)
+from batchrun.spec.describe import join_names, show_row
+from batchrun.spec.jobs import Job
+from batchrun.spec.load import Spec
+from batchrun.spec.structure import compile_value
+from batchrun.spec.target import Target
+from batchrun.spec.template import KeyPath, MissingVariable, RenderError
+from batchrun.spec.yamlpos import format_path
+
+__all__ = [
+    "FileInput",
+    "JobSummary",
+    "PlanCheck",
+    "PlanSummary",
+    "PlannedPrediction",
+    "Shard",
+    "canonical_json",
+    "check_plan",
+    "in_shard",
+    "iter_plan",
+    "parse_shard",
+    "prediction_key",
+    "summarize",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPrediction:
+    """One prediction of the plan. `input` and `vars` are shared with other rows: read-only."""
+
+    key: str
+    job: str
+    target: Target
+    input: dict[str, Any]
+    vars: dict[str, Any]
+    repeat: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The object `plan --json` prints for this prediction."""
+        return {
+            "key": self.key,
+            "job": self.job,
+            "target": self.target.to_json(),
+            "vars": self.vars,
+            "input": jsonable(self.input),
+            "repeat": self.repeat,
+        }
+
+
+def _fast_constructor() -> Callable[..., PlannedPrediction]:
+    """What PlannedPrediction(...) does, at half the cost of a frozen dataclass's __init__
+    (which goes through object.__setattr__ per field); the plan makes millions of them."""
+    new = object.__new__
+    fields = ("key", "job", "target", "input", "vars", "repeat")
+    assert PlannedPrediction.__slots__ == fields
+    set_key, set_job, set_target, set_input, set_vars, set_repeat = (
+        getattr(PlannedPrediction, name).__set__ for name in fields
+    )
+
+    def make(
+        key: str, job: str, target: Target, input: Any, vars: Any, repeat: int
+    ) -> PlannedPrediction:
+        made: PlannedPrediction = new(PlannedPrediction)
+        set_key(made, key)
+        set_job(made, job)
+        set_target(made, target)
+        set_input(made, input)
+        set_vars(made, vars)
+        set_repeat(made, repeat)
+        return made
+
+    return make
+
+
+_planned = _fast_constructor()
+
+
+class Shard(NamedTuple):
+    """Shard `number` (1-based) of `total`: the keys with int(key, 16) % total == number - 1.
+
+    A plain (number, total) tuple works wherever a Shard is expected.
+    """
+
+    number: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.total}"
+
+
+def parse_shard(text: str) -> Shard:
+    """`I/N` as `--shard` takes it; UsageError if it is not 1 <= I <= N."""
+    index_text, slash, count_text = text.partition("/")
+    try:
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        index = count = 0
+    if not slash or not 1 <= index <= count:
+        raise UsageError(f"--shard expects I/N with 1 <= I <= N, like 2/8; got {text!r}")
+    return Shard(index, count)
+
+
+def in_shard(key: str, shard: tuple[int, int] | None) -> bool:
+    """Whether a key belongs to shard (index, count); with no shard, every key does."""
+    if shard is None:
+        return True
+    index, count = shard
+    return int(key, 16) % count == index - 1
+
+
+Report = Callable[[SpecIssue, tuple[Any, ...]], None]
+
+
+def _raise(issue: SpecIssue, kind: tuple[Any, ...]) -> None:
+    raise SpecError([issue])
+
+
+def iter_plan(
+    spec: Spec, *, jobs: Collection[str] | None = None, shard: tuple[int, int] | None = None
+) -> Iterator[PlannedPrediction]:
+    """Every planned prediction, jobs in spec order; SpecError at a row that cannot be planned."""
+    return _plan(spec, _chosen(spec, jobs), Shard(*shard) if shard else None, _raise)
+
+
+def _chosen(spec: Spec, jobs: Collection[str] | None) -> list[Job]:
+    if jobs is None:
+        return list(spec.jobs)
+    known = [job.id for job in spec.jobs]
+    unknown = [name for name in jobs if name not in known]
+    if unknown:
+        raise UsageError(f"no job named '{unknown[0]}'; the jobs are {join_names(known)}")
+    return [job for job in spec.jobs if job.id in jobs]
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """What walking the whole plan found: predictions per job, and the rows that fail."""
+
+    counts: dict[str, int]
+    issues: tuple[SpecIssue, ...]
+
+    @property
+    def total(self) -> int:
+        """Predictions in the plan."""
+        return sum(self.counts.values())
+
+
+def check_plan(spec: Spec, *, per_kind: int = 1) -> PlanCheck:
+    """Walk the whole plan (streaming) and collect every row problem, `per_kind` of each sort."""
+    issues: list[SpecIssue] = []
+    seen: dict[tuple[Any, ...], int] = {}
+
+    def collect(issue: SpecIssue, kind: tuple[Any, ...]) -> None:
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= per_kind:
+            issues.append(issue)
+
+    counts = dict.fromkeys((job.id for job in spec.jobs), 0)
+    for planned in _plan(spec, list(spec.jobs), None, collect):
+        counts[planned.job] += 1
+    return PlanCheck(counts, tuple(sorted(set(issues))))
+
+
+def _plan(
+    spec: Spec, jobs: list[Job], shard: Shard | None, report: Report
+) -> Iterator[PlannedPrediction]:
+    files = FileHasher(spec.folder)
+    # Keys seen so far, as the integers their 16 hex digits spell (36 bytes each instead of a
+    # 65-byte string: a million keys fit in about 70 MB).
+    seen: set[int] = set()
+    for job in jobs:
+        yield from _job_plan(spec, job, files, seen, shard, report)
+
+
+def _job_plan(
+    spec: Spec,
+    job: Job,
+    files: FileHasher,
+    seen: set[int],
+    shard: Shard | None,
+    report: Report,
+) -> Iterator[PlannedPrediction]:
+    try:
+        compiled = compile_value(dict(job.input), wraps={"file": files.make}, encode=key_json)
+    except RenderError as error:  # a file named without a template: found once, here
+        report(spec.issue((*job.path, "input", *error.where), error.message), ("file", job.id))
+        return
+    render = compiled.render_encoded
+    assert render is not None
+    per_repeat = "repeat" in compiled.variables
+    with_job = "job" in compiled.variables
+    target, job_id = job.target, job.id
+    target_json = key_json(target.to_json())
+    tails = [key_tail(r, target_json) for r in range(job.repeat)]
+    count = failed = 0
+    for row, origin in job.matrix.rows():
+        context = {**row, "job": job_id} if with_job else row
+        for repeat, tail in enumerate(tails):
+            if per_repeat or repeat == 0:
+                try:
+                    input, text = render({**context, "repeat": repeat} if per_repeat else context)
+                    head = KEY_HEAD + text
+                except RenderError as error:
+                    failed += 1
+                    report(*_row_issue(spec, job, row, origin, error))
+                    break
+            digest = hashlib.sha256((head + tail).encode()).digest()[:8]
+            key, number = digest.hex(), int.from_bytes(digest)
+            before = len(seen)
+            seen.add(number)
+            if len(seen) == before:
+                failed += 1
+                report(*_duplicate(spec, job, row, origin, key))
+                continue
+            count += 1
+            if shard is None or number % shard.total == shard.number - 1:
+                yield _planned(key, job_id, target, input, row, repeat)
+    if count == 0 and not failed:
+        message = "the matrix expands to no predictions"
+        report(spec.issue(job.path, message), ("empty", job.id))
+
+
+def _row_place(job: Job, origin: int | None) -> KeyPath:
+    if origin is not None:
+        return (*job.path, "include", origin)
+    return (*job.path, "matrix") if job.matrix.axes else job.path
+
+
+def _row_issue(
+    spec: Spec, job: Job, row: Mapping[str, Any], origin: int | None, error: RenderError
+) -> tuple[SpecIssue, tuple[Any, ...]]:
+    template_path = (*job.path, "input", *error.where)
+    kind = (type(error).__name__, job.id, origin, error.where)
+    if isinstance(error, MissingVariable):
+        message = (
+            f"this row ({show_row(row)}) has no variable '{error.ref.name}',"
+            f" which {format_path(template_path)} uses"
+        )
+        return spec.issue(_row_place(job, origin), message), kind
+    return spec.issue(template_path, f"{error.message}, in the row {show_row(row)}"), kind
+
+
+def _duplicate(
+    spec: Spec, job: Job, row: Mapping[str, Any], origin: int | None, key: str
+) -> tuple[SpecIssue, tuple[Any, ...]]:
+    message = (
+        f"this row ({show_row(row)}) makes the same prediction as an earlier row (key {key});"
+        " rows must differ in what they send (repeat: runs one input several times)"
+    )
+    return spec.issue(_row_place(job, origin), message), ("duplicate", job.id, origin)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One job's part of a plan: its size and a few example predictions."""
+
+    id: str
+    target: Target
+    count: int
+    examples: tuple[PlannedPrediction, ...]
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What `plan` shows when there is no manifest to compare with yet."""
+
+    name: str
+    spec: Path
+    output: Path
+    shard: Shard | None
+    jobs: tuple[JobSummary, ...] = field(default=())
+
+    @property
+    def total(self) -> int:
+        """Predictions planned, all jobs together."""
+        return sum(job.count for job in self.jobs)
+
+
+def summarize(
+    spec: Spec,
+    *,
+    shard: tuple[int, int] | None = None,
+    output: Path | None = None,
+    examples: int = 3,
+) -> PlanSummary:
+    """Walk the plan once (streaming) and keep counts and the first `examples` of each job."""
+    counts = dict.fromkeys((job.id for job in spec.jobs), 0)
+    kept: dict[str, list[PlannedPrediction]] = {job.id: [] for job in spec.jobs}
+    for planned in iter_plan(spec, shard=shard):
+        counts[planned.job] += 1
+        if len(kept[planned.job]) < examples:
+            kept[planned.job].append(planned)
+    jobs = tuple(
+        JobSummary(job.id, job.target, counts[job.id], tuple(kept[job.id])) for job in spec.jobs
+    )
+    chosen = Shard(*shard) if shard else None
+    return PlanSummary(spec.name, spec.path, output or spec.output, chosen, jobs)

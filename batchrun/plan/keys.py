@@ -1,0 +1,161 @@
+"""What identifies a prediction: its key, the canonical JSON it hashes, and local files.
+
+A key is the first 16 hex characters of the sha256 of the canonical JSON of
+`{"target": ..., "input": ..., "repeat": r}`: sorted keys, no spaces, UTF-8 as is, no NaN.
+A local file (`{file: path}` in an input) counts by its content, `{"file": {"sha256", "size"}}`,
+not by its path, so moving a file keeps its keys and changing its bytes changes them. Settings
+that change how a spec runs (concurrency, rate, output) are not in the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchrun.spec.describe import show
+from batchrun.spec.target import Target
+from batchrun.spec.template import KeyPath, RenderError
+
+
+@dataclass(frozen=True, slots=True)
+class FileInput:
+    """A local file an input sends (`{file: path}` in the spec)."""
+
+    path: Path  # absolute
+    relpath: str  # as the spec named it, relative to the spec's folder
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        """How manifests and `plan --json` show it."""
+        return {"file": self.relpath, "sha256": self.sha256, "size": self.size}
+
+
+def resolve_path(folder: Path, written: str) -> Path:
+    """A path a spec wrote (`~` allowed), relative to the spec's folder: what load checks and
+    the plan hashes must be one file."""
+    return Path(os.path.normpath(folder / os.path.expanduser(written)))
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with every FileInput replaced by its JSON form."""
+    if isinstance(value, FileInput):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, FileInput):
+        return value.to_json()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _as_key_json(value: Any) -> Any:
+    if isinstance(value, FileInput):
+        return {"file": {"sha256": value.sha256, "size": value.size}}
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_OPTIONS: dict[str, Any] = {
+    "sort_keys": True,
+    "separators": (",", ":"),
+    "ensure_ascii": False,
+    "allow_nan": False,
+}
+
+
+def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """json.dumps with _OPTIONS, minus the cost of building an encoder on every call."""
+    encoder = json.JSONEncoder(default=default, **_OPTIONS)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:
+        return encoder.encode
+    # The same C encoder json.dumps builds per call; no cycle check (markers=None): specs
+    # are trees, since the YAML loader refuses aliases that contain themselves.
+    iterencode = make(None, default, basestring, None, ":", ",", True, False, False)
+
+    def encode(value: Any) -> str:
+        kind = value.__class__
+        if kind is str:
+            return basestring(value)  # type: ignore[no-any-return]
+        if kind is int:
+            return int.__repr__(value)
+        if kind is dict or kind is list:
+            return "".join(iterencode(value, 0))
+        return encoder.encode(value)
+
+    return encode
+
+
+_canonical = _encoder(_as_json)
+# Canonical JSON as keys hash it: FileInputs by their content.
+key_json = _encoder(_as_key_json)
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 as is, no NaN; FileInputs as their `to_json()`."""
+    return _canonical(value)
+
+
+def prediction_key(target: Target, input: Mapping[str, Any], repeat: int) -> str:
+    """The key of a prediction: 16 hex characters naming what it computes."""
+    text = KEY_HEAD + key_json(dict(input)) + key_tail(repeat, key_json(target.to_json()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# The canonical JSON of {"input", "repeat", "target"} has sorted keys, so it is the input's
+# JSON between a fixed head and a tail per (repeat, target): a plan encodes each input once.
+KEY_HEAD = '{"input":'
+
+
+def key_tail(repeat: int, target_json: str) -> str:
+    """What follows the input's JSON in the text a key hashes."""
+    return f',"repeat":{repeat},"target":{target_json}}}'
+
+
+class FileHasher:
+    """Makes the FileInputs of `{file: ...}`: each file hashed once, however many rows name it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.known: dict[str, FileInput] = {}
+
+    def make(self, written: Any, where: KeyPath) -> FileInput:
+        """The FileInput for a path as the spec wrote it; RenderError if it is no file."""
+        if not isinstance(written, str) or not written:
+            raise RenderError(f"expected the path of a file, got {show(written)}", where)
+        found = self.known.get(written)
+        if found is not None:
+            return found
+        path = resolve_path(self.folder, written)
+        try:
+            digest, size = _hash(path)
+        except IsADirectoryError:
+            raise RenderError(f"'{written}' is a folder, not a file", where) from None
+        except FileNotFoundError:
+            raise RenderError(f"file '{written}' does not exist", where) from None
+        except OSError as error:
+            raise RenderError(f"cannot read '{written}': {error.strerror}", where) from None
+        made = FileInput(path, Path(written).as_posix(), digest, size)
+        self.known[written] = made
+        return made
+
+
+def _hash(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

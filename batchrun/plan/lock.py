@@ -1,0 +1,161 @@
+"""`SPEC.lock`: each `model: owner/name` of a spec pinned to the version it had when locked.
+
+A spec that says `model: acme/painter` runs whatever version is latest on the day it runs; the
+lock file, committed beside the spec, makes the next run (and anyone's run) use the same one.
+`plan` and `run` read it: a pinned model is created by version (POST /v1/predictions). Keys do
+not change when a spec is locked or re-locked: they come from the spec as written, and the
+manifest records the version the API reported for every prediction either way.
+
+Some models cannot be pinned: official models run their latest version, which the API does not
+name, and a proxy may have no models endpoint. They are listed as unpinned, with the reason.
+
+The file is YAML with sorted keys and no timestamps, so locking again with nothing changed
+leaves it byte for byte the same and a changed version is a one-line diff.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from batchrun.api.objects import Model
+from batchrun.errors import ApiError, NotFoundError, SpecError, SpecIssue, StorageError
+from batchrun.spec.load import Spec
+from batchrun.spec.target import Target
+
+FORMAT = 1
+VERSION_LENGTH = 64
+
+
+class ModelSource(Protocol):
+    async def get_model(self, owner: str, name: str) -> Model: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """One model's entry: its version, or why it has none."""
+
+    model: str
+    version: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The pins of one spec, by `owner/name`."""
+
+    path: Path
+    pins: dict[str, Pin]
+
+    def resolve(self, target: Target) -> Target:
+        """The target to create with: a pinned model becomes its version; anything else as is."""
+        if target.kind != "model":
+            return target
+        pin = self.pins.get(target.model)
+        if pin is None or pin.version is None:
+            return target
+        return Target("version", target.owner, target.name, pin.version)
+
+
+def lock_path(spec_path: Path) -> Path:
+    """Where a spec's lock file lives: beside it, named `<spec file>.lock`."""
+    return spec_path.with_name(spec_path.name + ".lock")
+
+
+def unpinned_models(spec: Spec) -> list[str]:
+    """Every `model: owner/name` of the spec without a version, each once, in order."""
+    seen: dict[str, None] = {}
+    for job in spec.jobs:
+        if job.target.kind == "model":
+            seen.setdefault(job.target.model, None)
+    return list(seen)
+
+
+async def resolve_pins(spec: Spec, client: ModelSource) -> list[Pin]:
+    """Ask the API for the latest version of each unpinned model of the spec."""
+    pins: list[Pin] = []
+    for model in unpinned_models(spec):
+        owner, _, name = model.partition("/")
+        try:
+            found = await client.get_model(owner, name)
+        except NotFoundError:
+            pins.append(Pin(model, None, "the API has no such model, or no models endpoint"))
+            continue
+        except ApiError as error:
+            if error.status is not None and 400 <= error.status < 500:
+                pins.append(Pin(model, None, f"the API refused to describe it ({error.status})"))
+                continue
+            raise
+        pins.append(_pin_for(model, found))
+    return pins
+
+
+def _pin_for(model: str, found: Model) -> Pin:
+    if found.is_official:
+        # Official models are run by name only; their versions are not Replicate's to pin.
+        return Pin(model, None, "an official model: it always runs its latest version")
+    version = found.latest_version
+    if version and len(version) == VERSION_LENGTH and version.isalnum():
+        return Pin(model, version)
+    if version:
+        return Pin(model, None, f"its version {version!r} cannot be pinned")
+    return Pin(model, None, "the API names no latest version for it")
+
+
+def write_lock(spec: Spec, pins: list[Pin]) -> Path:
+    """Write `SPEC.lock` atomically; return its path."""
+    path = lock_path(spec.path)
+    models: dict[str, Any] = {}
+    for pin in sorted(pins, key=lambda p: p.model):
+        models[pin.model] = (
+            {"version": pin.version} if pin.version else {"version": None, "unpinned": pin.reason}
+        )
+    body = yaml.safe_dump(
+        {"batchrun_lock": FORMAT, "models": models}, sort_keys=True, allow_unicode=True
+    )
+    text = (
+        f"# Written by `batchrun lock {spec.path.name}`: the version each model of the spec\n"
+        "# runs. Commit it beside the spec; lock again to move to newer versions.\n" + body
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {path}: {error.strerror or error}") from None
+    return path
+
+
+def read_lock(spec_path: Path) -> Lock | None:
+    """The spec's lock, or None when it has no lock file."""
+    path = lock_path(spec_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise _broken(path, f"cannot read it: {error.strerror or error}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise _broken(path, f"not valid YAML: {error}") from None
+    if not isinstance(data, dict) or data.get("batchrun_lock") != FORMAT:
+        raise _broken(path, f"not a batchrun lock file (no `batchrun_lock: {FORMAT}`)")
+    pins: dict[str, Pin] = {}
+    for model, entry in (data.get("models") or {}).items():
+        version = entry.get("version") if isinstance(entry, dict) else None
+        if version is not None and (not isinstance(version, str) or len(version) != 64):
+            raise _broken(path, f"models.{model}.version is not a 64-character version")
+        reason = entry.get("unpinned") if isinstance(entry, dict) else None
+        pins[str(model)] = Pin(str(model), version, reason)
+    return Lock(path, pins)
+
+
+def _broken(path: Path, message: str) -> SpecError:
+    # A broken lock file stops plan and run before anything is sent, like a broken spec.
+    return SpecError([SpecIssue(str(path), 1, 1, "", f"{message}; run `batchrun lock` again")])

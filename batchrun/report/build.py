@@ -1,0 +1,98 @@
+"""`batchrun report`: a run folder as one self-contained HTML page (DESIGN.md section 7).
+
+    html = build_report(Path("runs/sweep"), rows="subject", cols="seed")
+
+The page needs no network: CSS is inline and files are linked by paths relative to where the
+page is written (`dest`, by default `RUN/report.html`), so it works offline and when the run
+folder is moved or zipped whole. The data flow:
+
+    manifests → records → layout (report_layout) → sections and cells within limits
+    (report_grid) → HTML (report_html, report_cells)
+
+Only the spec's declared axis order is taken from the spec, and only while the spec still loads;
+everything else comes from the manifests, so a report of an old run works after its spec has
+changed or gone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from batchrun.errors import BatchrunError
+from batchrun.manifest.journal import load_records
+from batchrun.report.cells import Href
+from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
+from batchrun.report.html import Page, render_page
+from batchrun.report.layout import choose_layout
+from batchrun.report.status import summarize
+from batchrun.spec.load import load_spec
+
+REPORT_NAME = "report.html"
+
+
+def build_report(
+    run_dir: Path,
+    *,
+    dest: Path | None = None,
+    rows: str | None = None,
+    cols: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    now: datetime | None = None,
+) -> str:
+    """The report page of `run_dir`, to be written at `dest`; UsageError for an unknown variable."""
+    headers, by_key = load_records(run_dir)
+    records = list(by_key.values())
+    spec = _first(headers, "spec")
+    declared = declared_axes(Path(spec)) if spec else ()
+    layout = choose_layout(records, declared, rows, cols)
+    page = Page(
+        name=_first(headers, "name") or run_dir.name,
+        run_dir=str(run_dir),
+        spec=spec,
+        status=summarize(run_dir, headers, records),
+        gallery=build_gallery(records, layout, limits),
+        href=relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent),
+        generated=now or datetime.now(UTC),
+    )
+    return render_page(page)
+
+
+def _first(headers: Sequence[dict[str, Any]], field: str) -> str | None:
+    for header in headers:
+        value = header.get(field)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def relative_href(run_dir: Path, page_dir: Path) -> Href:
+    """Maps a file's path in the run folder to its URL-quoted address from the page's folder."""
+    prefix = os.path.relpath(os.path.abspath(run_dir), os.path.abspath(page_dir))
+    prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
+
+    def href(path: str) -> str:
+        # Quoting `:` too means no path can ever read as a scheme (`javascript:`).
+        return quote(prefix + path.replace(os.sep, "/"), safe="/")
+
+    return href
+
+
+def declared_axes(spec_path: Path) -> tuple[str, ...]:
+    """Every job's matrix axes in the order the spec declares them; () if it no longer loads.
+
+    The report must work from the manifest alone, so a spec that moved, changed or broke only
+    costs the declared order (the records' own order is used instead).
+    """
+    try:
+        spec = load_spec(spec_path)
+        names: dict[str, None] = {}
+        for job in spec.jobs:
+            names.update(dict.fromkeys(job.matrix.names))
+    except (BatchrunError, OSError, ValueError):
+        return ()
+    return tuple(names)

@@ -1,0 +1,246 @@
+"""The report page: a summary at the top, then one grid per section; inline CSS, no network.
+
+The page reads without JavaScript. Its one inline script does nothing unless the page is opened
+as `report.html#check`: then it loads every image at once (they are lazy otherwise) and, when
+all have settled, writes on <body> how many loaded (`data-images-loaded`), how many did not
+(`data-images-broken`), and each grid's shape as drawn, rows x columns of distinct cell
+positions (`data-grid`). The browser test reads them back from the DOM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+
+from batchrun import __version__
+from batchrun.humanize import human_bytes, human_seconds
+from batchrun.manifest.journal import ALL_STATUSES, Record
+from batchrun.report.cells import ERROR_CHARS, Href, cut, render_item, status_class
+from batchrun.report.grid import Gallery, Section
+from batchrun.report.layout import Layout, Value, label
+from batchrun.report.status import RunStatus
+from batchrun.report.style import CHECK_SCRIPT, STYLE
+
+FAILURES_LISTED = 20
+_TOO_MANY = "change --rows/--cols, or report a smaller run"
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything the page shows."""
+
+    name: str
+    run_dir: str  # as the title shows it
+    spec: str | None
+    status: RunStatus
+    gallery: Gallery
+    href: Href
+    generated: datetime
+
+
+def render_page(page: Page) -> str:
+    """The whole HTML document."""
+    title = f"{page.name} · {page.run_dir}"
+    return "".join(
+        (
+            '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+            f"<title>{escape(title)} · batchrun report</title>\n",
+            f"<style>\n{STYLE}</style>\n</head>\n<body>\n",
+            _header(page),
+            "<main>\n",
+            "".join(_section(page, section) for section in page.gallery.sections),
+            _nothing(page),
+            "</main>\n",
+            f"<script>\n{CHECK_SCRIPT}</script>\n</body>\n</html>\n",
+        )
+    )
+
+
+def _header(page: Page) -> str:
+    status = page.status
+    out = [
+        "<header>\n",
+        f'<h1>{escape(page.name)} <span class="path">{escape(page.run_dir)}</span></h1>\n',
+        _meta(page),
+        _counts(status),
+        _jobs(status),
+        _facts(status),
+        _layout(page.gallery.layout),
+        _limits(page.gallery),
+        _failures(status.failures, page.gallery.shown_keys),
+        "</header>\n",
+    ]
+    return "".join(out)
+
+
+def _meta(page: Page) -> str:
+    # The file name reads well on any machine; the whole path is one hover away.
+    spec = ""
+    if page.spec:
+        name = page.spec.replace("\\", "/").rsplit("/", 1)[-1]
+        spec = f'spec <span title="{escape(page.spec)}">{escape(name)}</span> · '
+    when = f"{page.generated:%Y-%m-%d %H:%M:%S} UTC"
+    return f'<p class="meta">{spec}written {when} by batchrun {escape(__version__)}</p>\n'
+
+
+def _chip(status: str, count: int) -> str:
+    return f'<li class="chip {status_class(status)}"><b>{count:,}</b> {escape(status)}</li>'
+
+
+def _counts(status: RunStatus) -> str:
+    chips = [_chip(name, status.counts[name]) for name in ALL_STATUSES if status.counts[name]]
+    chips.append(f'<li class="chip total"><b>{status.total:,}</b> predictions</li>')
+    return f'<ul class="chips">{"".join(chips)}</ul>\n'
+
+
+def _jobs(status: RunStatus) -> str:
+    if len(status.jobs) < 2:
+        return ""
+    shown = [name for name in ALL_STATUSES if status.counts[name]]
+    head = "".join(f"<th>{escape(name)}</th>" for name in shown)
+    rows = []
+    for job, counts in status.jobs.items():
+        cells = "".join(f"<td>{counts[name]:,}</td>" for name in shown)
+        rows.append(f"<tr><th>{escape(job)}</th>{cells}<td>{sum(counts.values()):,}</td></tr>")
+    return (
+        f'<table class="jobs"><thead><tr><th>job</th>{head}<th>total</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>\n"
+    )
+
+
+def _facts(status: RunStatus) -> str:
+    files = f"{status.files:,} ({human_bytes(status.bytes)})"
+    if status.missing_files:
+        files += f", {status.missing_files:,} not downloaded"
+    facts = [("files", files)]
+    first, last = status.first_created, status.last_completed
+    if first and last:
+        span = max((last - first).total_seconds(), 0.0)
+        when = f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S} UTC"
+        facts.append(("wall time", f"{human_seconds(span)}, {when}"))
+    facts.append(("predict time", f"{human_seconds(status.predict_time)} in all"))
+    if status.possible_duplicates:
+        facts.append(("may have run twice", f"{status.possible_duplicates:,}"))
+    items = "".join(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in facts)
+    return f'<dl class="facts">{items}</dl>\n'
+
+
+def _layout(layout: Layout) -> str:
+    parts = []
+    for what, names in (
+        ("rows", [layout.rows] if layout.rows else []),
+        ("columns", [layout.cols] if layout.cols else []),
+        ("sections", layout.sections),
+        ("captions", layout.captions),
+    ):
+        if names:
+            shown = ", ".join(f"<b>{escape(name)}</b>" for name in names)
+            parts.append(f"{what}: {shown}")
+    choices = ", ".join(escape(name) for name in layout.values)  # the variables, then job
+    grid = " · ".join(parts) or "one cell"
+    return f'<p class="layout">{grid} <span class="hint">(--rows/--cols: {choices})</span></p>\n'
+
+
+def _limits(gallery: Gallery) -> str:
+    if not gallery.hidden_predictions:
+        return ""
+    total = gallery.shown + gallery.hidden_predictions
+    text = f"This page shows {gallery.shown:,} of {total:,} predictions"
+    if gallery.hidden_sections:
+        noun = "section is" if gallery.hidden_sections == 1 else "sections are"
+        text += f"; {gallery.hidden_sections:,} more {noun} left out"
+    return f'<p class="limit">{escape(text)}: {_TOO_MANY}.</p>\n'
+
+
+def _failures(failures: Sequence[Record], shown: set[str]) -> str:
+    if not failures:
+        return ""
+    items = []
+    for record in failures[:FAILURES_LISTED]:
+        error = record.error or (
+            f"{len(record.missing)} files not downloaded" if record.missing else record.status
+        )
+        key = escape(record.key)
+        name = f'<a href="#k-{key}">{key}</a>' if record.key in shown else key
+        where = f" ({escape(label(record.vars))})" if record.vars else ""
+        items.append(
+            f'<li><span class="badge {status_class(record.status)}">{escape(record.status)}</span> '
+            f"{name} {escape(record.job)}{where}: {escape(cut(error, ERROR_CHARS // 5))}</li>"
+        )
+    more = len(failures) - FAILURES_LISTED
+    if more > 0:
+        items.append(f"<li>… and {more:,} more (batchrun status --json lists them all)</li>")
+    summary = f"<summary>problems ({len(failures):,})</summary>"
+    return f'<details class="failures" open>{summary}<ul>{"".join(items)}</ul></details>\n'
+
+
+def _section(page: Page, section: Section) -> str:
+    layout = page.gallery.layout
+    heading = " · ".join(
+        f'<span class="var">{escape(name)}</span> {escape(value.label)}'
+        for name, value in section.title
+    )
+    out = ["<section>\n"]
+    if heading:
+        count = f"{section.predictions:,} prediction{'' if section.predictions == 1 else 's'}"
+        out.append(f'<h2>{heading} <span class="count">{count}</span></h2>\n')
+    out.append('<div class="scroll"><table class="grid">\n')
+    if layout.cols:
+        corner = _corner(layout) if layout.rows else ""
+        heads = "".join(f'<th scope="col">{escape(col.label)}</th>' for col in section.cols)
+        out.append(f"<thead><tr>{corner}{heads}</tr></thead>\n")
+    out.append("<tbody>\n")
+    rows: list[Value | None] = [*section.rows] or [None]
+    for row in rows:
+        out.append("<tr>")
+        if row is not None:
+            out.append(f'<th scope="row">{escape(row.label)}</th>')
+        for _, stack in section.shown_cells(row):
+            out.append(_cell(page, stack))
+        out.append("</tr>\n")
+    out.append("</tbody></table></div>\n")
+    out.append(_section_limits(section))
+    out.append("</section>\n")
+    return "".join(out)
+
+
+def _corner(layout: Layout) -> str:
+    return (
+        f'<th class="corner"><span>{escape(layout.cols or "")} →</span> '
+        f"<span>{escape(layout.rows or '')} ↓</span></th>"
+    )
+
+
+def _cell(page: Page, stack: list[Record]) -> str:
+    if not stack:
+        return '<td class="empty" title="no prediction for this combination"></td>'
+    layout = page.gallery.layout
+    repeats = len(stack) > 1 or any(record.repeat for record in stack)
+    items = []
+    for record in stack:
+        index = page.gallery.index[record.key]
+        captions = [(name, layout.cells[name][index]) for name in layout.captions]
+        items.append(render_item(record, page.href, captions, repeats=repeats))
+    return f'<td><div class="stack">{"".join(items)}</div></td>'
+
+
+def _section_limits(section: Section) -> str:
+    notes = []
+    if section.hidden_rows:
+        notes.append(f"{section.hidden_rows:,} more rows")
+    if section.hidden_cols:
+        notes.append(f"{section.hidden_cols:,} more columns")
+    if section.hidden_items:
+        notes.append(f"{section.hidden_items:,} more repeats")
+    if not notes:
+        return ""
+    return f'<p class="limit">Not shown: {", ".join(notes)}; {_TOO_MANY}.</p>\n'
+
+
+def _nothing(page: Page) -> str:
+    if page.gallery.sections:
+        return ""
+    return '<p class="note">No predictions in this run yet.</p>\n'

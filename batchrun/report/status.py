@@ -1,0 +1,185 @@
+"""What a run folder's manifests say: counts by status and job, failures, time and files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from batchrun.errors import StorageError
+from batchrun.manifest.journal import ALL_STATUSES, IN_FLIGHT, Record, manifest_paths
+from batchrun.run.polling import parse_time
+
+
+@dataclass
+class RunStatus:
+    """A summary of every record in a run folder."""
+
+    run_dir: Path
+    manifests: list[Path]
+    specs: list[str]
+    counts: Counter[str] = field(default_factory=Counter)
+    jobs: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[Record] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    missing_files: int = 0
+    predict_time: float = 0.0
+    first_created: datetime | None = None
+    last_completed: datetime | None = None
+    possible_duplicates: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self.counts[status] for status in IN_FLIGHT)
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable form `status --json` prints."""
+        return {
+            "run_dir": str(self.run_dir),
+            "manifests": [str(path) for path in self.manifests],
+            "specs": self.specs,
+            "total": self.total,
+            "counts": {status: self.counts[status] for status in ALL_STATUSES},
+            "jobs": {
+                job: {status: counts[status] for status in ALL_STATUSES}
+                for job, counts in self.jobs.items()
+            },
+            "failures": [
+                {
+                    "key": record.key,
+                    "job": record.job,
+                    "status": record.status,
+                    "prediction_id": record.prediction_id,
+                    "error": record.error,
+                    "missing": list(record.missing),
+                }
+                for record in self.failures
+            ],
+            "files": self.files,
+            "bytes": self.bytes,
+            "missing_files": self.missing_files,
+            "predict_time": round(self.predict_time, 3),
+            "first_created_at": _iso(self.first_created),
+            "last_completed_at": _iso(self.last_completed),
+            "possible_duplicates": self.possible_duplicates,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def summarize(
+    run_dir: Path, headers: Iterable[Mapping[str, Any]], records: Iterable[Record]
+) -> RunStatus:
+    """Summarise records already read from `run_dir` (see `load_records`)."""
+    status = RunStatus(
+        run_dir=run_dir,
+        manifests=manifest_paths(run_dir),
+        specs=sorted({str(header.get("spec")) for header in headers if header.get("spec")}),
+    )
+    for record in records:
+        _add(status, record)
+    return status
+
+
+def _add(status: RunStatus, record: Record) -> None:
+    status.counts[record.status] += 1
+    status.jobs.setdefault(record.job, Counter())[record.status] += 1
+    status.files += len(record.files)
+    status.bytes += sum(f.bytes for f in record.files)
+    status.missing_files += len(record.missing)
+    status.possible_duplicates += record.possible_duplicate
+    if (record.status != "succeeded" and record.status not in IN_FLIGHT) or record.missing:
+        status.failures.append(record)
+    predict_time = record.metrics.get("predict_time")
+    if isinstance(predict_time, int | float) and not isinstance(predict_time, bool):
+        status.predict_time += float(predict_time)
+    created, completed = parse_time(record.created_at), parse_time(record.completed_at)
+    if (
+        created
+        and created.tzinfo
+        and (status.first_created is None or created < status.first_created)
+    ):
+        status.first_created = created
+    if (
+        completed
+        and completed.tzinfo
+        and (status.last_completed is None or completed > status.last_completed)
+    ):
+        status.last_completed = completed
+
+
+CSV_COLUMNS = (
+    "key",
+    "job",
+    "status",
+    "target",
+    "vars",
+    "input",
+    "prediction_id",
+    "version",
+    "output",
+    "files",
+    "error",
+    "predict_time",
+    "created_at",
+    "completed_at",
+    "attempts",
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def export_csv(records: Iterable[Record], dest: Path) -> int:
+    """Write one CSV row per record (nested values as JSON), atomically; return the row count."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    rows = 0
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(CSV_COLUMNS)
+            for record in records:
+                target = record.target
+                writer.writerow(
+                    [
+                        record.key,
+                        record.job,
+                        record.status,
+                        target.get("model") or target.get("deployment") or target.get("version"),
+                        _cell(record.vars),
+                        _cell(record.input),
+                        _cell(record.prediction_id),
+                        _cell(record.version),
+                        _cell(record.output),
+                        " ".join(f.path for f in record.files),
+                        _cell(record.error),
+                        _cell(record.metrics.get("predict_time")),
+                        _cell(record.created_at),
+                        _cell(record.completed_at),
+                        record.attempts,
+                    ]
+                )
+                rows += 1
+        os.replace(tmp, dest)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    return rows

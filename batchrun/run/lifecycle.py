@@ -1,0 +1,470 @@
+"""One prediction, from its plan to its files: create, poll, download, and record every step.
+
+Every change of state goes to the journal; a prediction that fails, is canceled or aborted, or is
+refused by the API ends as a record, never as an exception. What escapes `Lifecycle.process` is
+fatal to the whole run (a bad token, an unreachable API, a full disk), and by then the manifest
+already holds everything needed to resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import anyio
+
+from batchrun.api.client import Client
+from batchrun.api.objects import Prediction
+from batchrun.errors import (
+    ApiError,
+    DownloadError,
+    InvalidRequestError,
+    NotFoundError,
+    OutcomeUnknownError,
+    StorageError,
+)
+from batchrun.manifest.journal import FileRecord, Record, utcnow
+from batchrun.plan.expand import PlannedPrediction
+from batchrun.plan.lock import Lock
+from batchrun.run.collector import Journal
+from batchrun.run.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
+from batchrun.run.polling import PollSchedule, run_seconds
+from batchrun.run.reconcile import NoListEndpoint, Reconciler, request_sha256
+from batchrun.run.uploads import InputFileError, InputFiles
+
+KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
+CREATE_TRIES = 4
+VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
+DATA_REMOVED = (
+    "the API removed this prediction's output before batchrun could download it "
+    "(Replicate keeps an API prediction's data for an hour); --retry-failed predicts it again"
+)  # creates whose answer was lost, per key per run, before the run gives up
+
+
+async def _nothing() -> None:
+    pass
+
+
+class CreateWithdrawn(Exception):
+    """A create given up before it was sent, because the run is stopping."""
+
+
+class Action(Enum):
+    """What a planned key needs, given what the manifest says of it."""
+
+    CREATE = "create"
+    POLL = "poll"
+    RECONCILE = "reconcile"
+    DOWNLOAD = "download"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Work:
+    """One key's work in this run; compared by identity (it borrows capacity limiter tokens)."""
+
+    planned: PlannedPrediction
+    action: Action
+    previous: Record | None = None  # the key's last record in the manifest, if any
+
+
+@dataclass
+class Settings:
+    run_dir: Path
+    wait: int | None
+    download: bool
+    max_file_bytes: int | None
+    recreate_delay: float = 1.0  # before creating again after a lost answer; doubles each time
+
+
+class CreatesFirst:
+    """Downloads give way while new predictions are waiting to be created.
+
+    Predictions of a batch finish together, and each one's next create matters more than its
+    files, whose links live an hour: a create sent late holds a place idle for the whole next
+    prediction. So a download first waits (briefly, never long) until no task is between "my
+    place came free" and "my create is on its way".
+    """
+
+    def __init__(self, patience: float = 0.25) -> None:
+        self._waiting: set[str] = set()
+        self._quiet = anyio.Event()
+        self._quiet.set()
+        self._patience = patience
+
+    def starting(self, key: str) -> None:
+        """The prediction of `key` will be created soon."""
+        if not self._waiting:
+            self._quiet = anyio.Event()
+        self._waiting.add(key)
+
+    def sent(self, key: str) -> None:
+        """The prediction of `key` is being created (or will not be): nothing to wait for."""
+        self._waiting.discard(key)
+        if not self._waiting:
+            self._quiet.set()
+
+    async def give_way(self) -> None:
+        """Wait until no create is pending, or for `patience` seconds at most."""
+        if self._waiting:
+            with anyio.move_on_after(self._patience):
+                await self._quiet.wait()
+
+
+class PathClaims:
+    """Output paths handed out in this run: no two outputs may write one file."""
+
+    def __init__(self) -> None:
+        self._owner: dict[str, tuple[str, int]] = {}
+
+    def claim(self, path: str, key: str, index: int) -> None:
+        owner_key, owner_index = self._owner.setdefault(path, (key, index))
+        if owner_key != key:
+            raise DownloadError(
+                f"the files template maps keys {owner_key} and {key} to one file {path!r}; "
+                "add ${key} to `files`"
+            )
+        if owner_index != index:
+            raise DownloadError(
+                f"the files template maps outputs {owner_index} and {index} of {key} to one "
+                f"file {path!r}; add ${{index}} to `files`"
+            )
+
+
+class Lifecycle:
+    """What every prediction task of a run shares: client, journal, namer, schedules."""
+
+    def __init__(
+        self,
+        client: Client,
+        journal: Journal,
+        namer: FileNamer,
+        settings: Settings,
+        reconciler: Reconciler,
+        lock: Lock | None = None,
+    ) -> None:
+        self.client = client
+        self.lock = lock
+        self.journal = journal
+        self.namer = namer
+        self.settings = settings
+        self.reconciler = reconciler
+        self.schedule = PollSchedule()
+        self.files = InputFiles(client)
+        self.claims = PathClaims()
+        self.creates_first = CreatesFirst()
+
+    async def process(self, work: Work, settled: Callable[[], Awaitable[None]] = _nothing) -> None:
+        """Take one key from wherever the manifest left it to a terminal record.
+
+        `settled` is awaited once the prediction itself is over and only its downloads remain:
+        the runner frees its place among the predictions in flight then.
+        """
+        record = _record_for(work.planned, work.previous)
+        if work.action is Action.DOWNLOAD:
+            # The output is kept in the manifest while files are missing; otherwise the
+            # recorded files name their URLs.
+            if record.output is not None:
+                urls = output_urls(record.output)
+            else:
+                urls = [f.url for f in record.files] + list(record.missing)
+            await settled()
+            await self._finish(record, urls, downloaded=record.files)
+            return
+        prediction: Prediction | None = None
+        if work.action is Action.POLL:
+            assert record.prediction_id is not None
+            prediction = await self._poll(record, record.prediction_id, elapsed=float("inf"))
+        elif work.action is Action.RECONCILE:
+            prediction, record = await self._find_lost(record, work.planned)
+            if prediction is not None:
+                self.creates_first.sent(work.planned.key)  # found: nothing will be created
+                record = await self._note(record, prediction)
+        if prediction is None:
+            created = await self._create(work.planned, record)
+            if created is None:
+                return
+            record, prediction = created
+            if not prediction.terminal:
+                prediction = await self._poll(record, prediction.id, elapsed=0.0)
+        elif not prediction.terminal:
+            prediction = await self._poll(record, prediction.id, elapsed=float("inf"))
+        record = _apply(record, prediction)
+        if _data_removed(prediction):
+            record = record.replace(status="failed", error=DATA_REMOVED)
+        seconds = run_seconds(prediction.created_at, prediction.completed_at)
+        if seconds is not None:
+            self.schedule.observe(record.job, seconds)
+        if record.status != "succeeded":
+            await self.journal.write(record, final=True)
+            return
+        await settled()
+        await self._finish(record, output_urls(record.output), downloaded=())
+
+    async def _create(
+        self, planned: PlannedPrediction, record: Record
+    ) -> tuple[Record, Prediction] | None:
+        try:
+            sent = await self.files.resolve(planned.input)
+        except (InvalidRequestError, NotFoundError, InputFileError) as error:
+            # This key's input cannot be sent (a file gone, an upload refused): its record
+            # says so, and the other keys go on.
+            await self.journal.write(
+                record.replace(status="error", error=str(error), completed_at=utcnow()),
+                final=True,
+            )
+            return None
+        sha = request_sha256(sent)
+        target = self.lock.resolve(planned.target) if self.lock else planned.target
+        for attempt in range(1, CREATE_TRIES + 1):
+            before = record
+            # A new prediction: nothing of an earlier attempt's outcome carries over.
+            record = record.replace(
+                status="submitting",
+                prediction_id=None,
+                version=None,
+                output=None,
+                files=(),
+                missing=(),
+                error=None,
+                metrics={},
+                attempts=record.attempts + 1,
+                request_sha256=sha,
+                created_at=utcnow(),
+                started_at=None,
+                completed_at=None,
+            )
+            await self.journal.write(record, durable=True)
+            self.creates_first.sent(planned.key)
+            try:
+                prediction = await self.client.create(target, sent, wait=self.settings.wait)
+            except CreateWithdrawn:
+                # Stopped while waiting for its turn: the key goes back to what it was.
+                await self.journal.write(before, final=True, withdrawn=True)
+                raise
+            except (InvalidRequestError, NotFoundError) as error:
+                await self.journal.write(
+                    record.replace(status="error", error=str(error), completed_at=utcnow()),
+                    final=True,
+                )
+                return None
+            except OutcomeUnknownError:
+                found, record = await self._find_lost(record, planned)
+                if found is not None:
+                    return await self._note(record, found), found
+                if attempt == CREATE_TRIES:
+                    raise
+                await anyio.sleep(min(30.0, self.settings.recreate_delay * 2.0 ** (attempt - 1)))
+                continue
+            return await self._note(record, prediction), prediction
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find_lost(
+        self, record: Record, planned: PlannedPrediction
+    ) -> tuple[Prediction | None, Record]:
+        """The prediction a lost create made, if any. Where the API cannot list predictions,
+        the key is flagged: creating it again may run it twice."""
+        target = self.lock.resolve(planned.target) if self.lock else planned.target
+        try:
+            found = await self.reconciler.find(
+                target, record.request_sha256 or "", record.created_at
+            )
+        except NoListEndpoint:
+            return None, record.replace(possible_duplicate=True)
+        return found, record
+
+    async def _note(self, record: Record, prediction: Prediction) -> Record:
+        self.reconciler.claim(prediction.id)
+        record = _apply(record, prediction)
+        if record.status == "succeeded":
+            # Until its files are in place, a succeeded record lists them as missing: a crash
+            # now leaves a key the next run downloads, not one it believes complete.
+            record = record.replace(missing=tuple(output_urls(record.output)))
+        await self.journal.write(record)
+        return record
+
+    async def _poll(self, record: Record, prediction_id: str, *, elapsed: float) -> Prediction:
+        last_status = record.status
+        not_found = 0
+        for delay in self.schedule.delays(record.job, elapsed):
+            await anyio.sleep(delay)
+            try:
+                prediction = await self.client.get(prediction_id)
+            except NotFoundError as error:
+                # A proxy may not know a prediction the instant it is created: only a few
+                # 404s in a row mean it is gone.
+                not_found += 1
+                if not_found >= VANISHED_AFTER:
+                    return _vanished(prediction_id, error)
+                continue
+            not_found = 0
+            if prediction.terminal:
+                return prediction
+            if prediction.status != last_status:
+                last_status = prediction.status
+                record = _apply(record, prediction)
+                await self.journal.write(record)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _finish(
+        self, record: Record, urls: list[str], downloaded: tuple[FileRecord, ...]
+    ) -> None:
+        """Download every file of `urls` that is not already in place; record the end."""
+        if not self.settings.download:
+            have = {f.url for f in downloaded}
+            await self.journal.write(
+                record.replace(missing=tuple(url for url in urls if url not in have)),
+                final=True,
+            )
+            return
+        await self.creates_first.give_way()
+        files: list[FileRecord] = []
+        missing: list[str] = []
+        errors: list[str] = []
+        have_by_url = {f.url: f for f in downloaded}
+        try:
+            for index, url in enumerate(urls):
+                present = have_by_url.get(url)
+                if present is not None and file_intact(
+                    self.settings.run_dir, present.path, present.bytes, present.sha256
+                ):
+                    files.append(present)
+                    continue
+                try:
+                    files.append(await self._download(record, index, url))
+                except DownloadError as error:
+                    missing.append(url)
+                    errors.append(str(error))
+        except StorageError as error:
+            missing.extend(url for url in urls[len(files) + len(missing) :])
+            await self.journal.write(
+                record.replace(files=tuple(files), missing=tuple(missing), error=str(error)),
+                final=True,
+            )
+            raise
+        error_text = "; ".join(errors) if errors else record.error
+        await self.journal.write(
+            record.replace(files=tuple(files), missing=tuple(missing), error=error_text),
+            final=True,
+        )
+
+    async def _download(self, record: Record, index: int, url: str) -> FileRecord:
+        relative = self.namer.path_for(
+            job=record.job,
+            key=record.key,
+            index=index,
+            url=url,
+            repeat=record.repeat,
+            vars=record.vars,
+        )
+        self.claims.claim(relative, record.key, index)
+        dest = self.settings.run_dir / relative
+        if url[:5].lower() == "data:":
+            data = decode_data_uri(url)
+            digest = await anyio.to_thread.run_sync(_write_atomically, dest, data)
+            return FileRecord(url=url[:64], path=relative, sha256=digest, bytes=len(data))
+        got = await self.client.download(url, dest, max_bytes=self.settings.max_file_bytes)
+        return FileRecord(url=url, path=relative, sha256=got.sha256, bytes=got.bytes)
+
+
+def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:
+    """The key's record as this run starts on it: the plan's view, the manifest's history."""
+    record = Record.planned(planned)
+    if previous is None:
+        return record
+    return record.replace(
+        status=previous.status,
+        prediction_id=previous.prediction_id,
+        version=previous.version,
+        output=previous.output,
+        files=previous.files,
+        error=previous.error,
+        metrics=previous.metrics,
+        created_at=previous.created_at,
+        started_at=previous.started_at,
+        completed_at=previous.completed_at,
+        attempts=previous.attempts,
+        request_sha256=previous.request_sha256,
+        possible_duplicate=previous.possible_duplicate,
+        missing=previous.missing,
+    )
+
+
+def _apply(record: Record, prediction: Prediction) -> Record:
+    status = prediction.status if prediction.status in KNOWN_STATUSES else "processing"
+    return record.replace(
+        status=status,
+        prediction_id=prediction.id,
+        version=prediction.version or record.version,
+        output=normalize_output(prediction.output) if prediction.terminal else None,
+        error=prediction.error if status != "succeeded" else None,
+        metrics=prediction.metrics,
+        created_at=prediction.created_at or record.created_at,
+        started_at=prediction.started_at,
+        completed_at=prediction.completed_at or (utcnow() if prediction.terminal else None),
+    )
+
+
+def _data_removed(prediction: Prediction) -> bool:
+    """A success whose output is gone (`data_removed`): nothing is left to download."""
+    return (
+        prediction.status == "succeeded"
+        and prediction.output is None
+        and prediction.raw.get("data_removed") is True
+    )
+
+
+def _vanished(prediction_id: str, error: ApiError) -> Prediction:
+    # The API forgot a prediction we created (some proxies expire them): a record, not a crash.
+    return Prediction(
+        id=prediction_id,
+        status="failed",
+        model="",
+        version="",
+        input={},
+        output=None,
+        error=f"the API no longer knows prediction {prediction_id}: {error}",
+        logs="",
+        metrics={},
+        created_at=None,
+        started_at=None,
+        completed_at=None,
+        urls={},
+        raw={},
+    )
+
+
+def file_intact(run_dir: Path, relative: str, size: int, sha256: str) -> bool:
+    """Whether a recorded file is in the run folder with its bytes; unreadable is not intact."""
+    path = run_dir / relative
+    try:
+        return path.stat().st_size == size and sha256_file(path) == sha256
+    except OSError:
+        return False
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(dest: Path, data: bytes) -> str:
+    part = dest.with_name(dest.name + ".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with part.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, dest)
+    except OSError as error:
+        part.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,542 @@
+"""`run`: turn a plan into finished predictions, downloaded files and a manifest.
+
+One anyio task group. Per job, a producer walks the plan and starts a task per key that needs
+work, once a place is free under the job's cap and the run's cap (capacity limiters held while
+the prediction runs). A prediction that is over hands its place on as soon as it holds one of
+as many download places, so downloads overlap the next creates without ever piling up. Every
+task hands its records to the one collector task, which writes the manifest and the tally.
+
+    producers (one per job) ─► prediction tasks (≤ concurrency) ─► journal ─► collector ─► manifest
+
+Creates go through a rate limiter (600/min by default); every other API request through a second
+budget (3000/min). Stopping: `Stopper.request()` (the first Ctrl-C) stops the producers and lets
+what is in flight finish; a second request cancels everything at once. Either way the manifest
+knows every prediction id, and the next run picks them up without creating them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.lowlevel
+import httpx
+
+from batchrun.api.client import Client, ClientStats
+from batchrun.api.ratelimit import RateLimiter
+from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
+from batchrun.humanize import human_bytes, shown_path
+from batchrun.manifest.journal import (
+    ManifestIndex,
+    ManifestWriter,
+    exclusive,
+    load_index,
+    manifest_name,
+    manifest_paths,
+    new_header,
+)
+from batchrun.plan.expand import iter_plan
+from batchrun.plan.lock import read_lock
+from batchrun.run.collector import Collector, Tally, open_journal
+from batchrun.run.lifecycle import Action, CreateWithdrawn, Lifecycle, Settings, Work
+from batchrun.run.outputs import FileNamer
+from batchrun.run.reconcile import Reconciler
+from batchrun.run.survey import Scope, Survey, classify, in_scope, survey
+from batchrun.spec.jobs import Job
+from batchrun.spec.load import Rate, Spec
+
+DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
+RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
+# A manifest this large takes a second or more to read (about 28 MB/s here): say so first.
+LOAD_NOTE_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a spec; None means the spec's setting (or batchrun's default)."""
+
+    base_url: str
+    token: str
+    out: Path | None = None
+    concurrency: int | None = None
+    rate: Rate | None = None
+    requests: Rate | None = None
+    limit: int | None = None
+    retry_failed: bool = False
+    download: bool = True
+    shard: tuple[int, int] | None = None
+    wait: int | None = None
+    max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
+    handle_signals: bool = False
+    recreate_delay: float = 1.0
+    transport: httpx.AsyncBaseTransport | None = None
+
+
+class Progress(Protocol):
+    """What the runner tells a progress display; the CLI draws it, the library never prints."""
+
+    def start(self, tally: Tally) -> None: ...
+
+    def update(self, tally: Tally) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _NoProgress:
+    def start(self, tally: Tally) -> None:
+        pass
+
+    def update(self, tally: Tally) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Stopper:
+    """Stops a run: the first request lets in-flight work finish, the second leaves at once.
+
+    "In flight" means sent: the first request also withdraws every create still waiting for
+    its turn under the rate limit (see `waiting`), since nothing has been paid for them yet.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._scope: anyio.CancelScope | None = None
+        self._leave_on_first = False
+        self._waiting: set[anyio.CancelScope] = set()
+        self._progress: Progress = _NoProgress()
+
+    @property
+    def stopping(self) -> bool:
+        return self.requests > 0
+
+    def request(self) -> None:
+        """Ask the run to stop (what Ctrl-C does)."""
+        self.requests += 1
+        if self.requests == 1 and not self._leave_on_first:
+            self._progress.message(
+                "stopping: no new predictions; waiting for those in flight "
+                "(press Ctrl-C again to leave now; the next run picks them up)"
+            )
+            for scope in self._waiting:
+                scope.cancel()
+        elif self._scope is not None:
+            self._scope.cancel()
+
+    @contextlib.contextmanager
+    def phase(self, *, leave_on_first: bool) -> Iterator[anyio.CancelScope]:
+        """A stretch of the run that a stop request cancels (on the first request, or the
+        second); already cancelled if a stop came before it began."""
+        with anyio.CancelScope() as scope:
+            self._scope, self._leave_on_first = scope, leave_on_first
+            if self.requests > (0 if leave_on_first else 1):
+                scope.cancel()
+            try:
+                yield scope
+            finally:
+                self._scope, self._leave_on_first = None, False
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[anyio.CancelScope]:
+        """A wait that the first stop request ends (a create waiting for the rate limiter)."""
+        with anyio.CancelScope() as scope:
+            if self.stopping:
+                scope.cancel()
+            self._waiting.add(scope)
+            try:
+                yield scope
+            finally:
+                self._waiting.discard(scope)
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    run_dir: Path
+    manifest: Path
+    survey: Survey
+    tally: Tally
+    wall_time: float
+    interrupted: bool
+    client: ClientStats
+    download: bool = True
+    left: int = field(default=0)  # keys that needed work but were not started (stopped)
+
+    @property
+    def ok(self) -> bool:
+        """True when every planned prediction in scope succeeded with its files."""
+        return (
+            not self.interrupted
+            and self.left == 0
+            and self.tally.failure_count == 0
+            and self.survey.failed_before == 0
+        )
+
+
+def resolve_token(spec: Spec, env: Mapping[str, str]) -> str:
+    """The API token from the environment variable the spec names; UsageError if unset."""
+    token = env.get(spec.token_env, "").strip()
+    if not token:
+        raise UsageError(
+            f"no API token: set {spec.token_env} in the environment "
+            "(or try the built-in emulator with --sandbox)"
+        )
+    return token
+
+
+def run(spec: Spec, options: RunOptions, *, progress: Progress | None = None) -> RunSummary:
+    """Run a spec to the end (blocking); see `run_async`."""
+    stopper = Stopper()
+
+    async def main() -> RunSummary:
+        return await run_async(spec, options, progress=progress, stopper=stopper)
+
+    return anyio.run(main)
+
+
+async def run_async(
+    spec: Spec,
+    options: RunOptions,
+    *,
+    progress: Progress | None = None,
+    stopper: Stopper | None = None,
+) -> RunSummary:
+    """Run what the plan says is left, and return what happened."""
+    runner = _Runner(spec, options, progress or _NoProgress(), stopper or Stopper())
+    return await runner.run()
+
+
+class _Runner:
+    def __init__(self, spec: Spec, options: RunOptions, progress: Progress, stopper: Stopper):
+        self.spec = spec
+        self.options = options
+        self.progress = progress
+        self.stopper = stopper
+        stopper._progress = progress
+        self.run_dir = (options.out or spec.output).resolve()
+        self.scope = Scope(
+            shard=options.shard,
+            limit=options.limit,
+            retry_failed=options.retry_failed,
+            download=options.download,
+        )
+        self.concurrency = options.concurrency or spec.concurrency
+        # Predictions that are over and only downloading: as many as may be in flight.
+        self._downloads = anyio.CapacityLimiter(self.concurrency)
+        self.started = 0
+        self.survey = Survey()
+        self._last_retry_note = float("-inf")
+
+    async def run(self) -> RunSummary:
+        began = time.monotonic()
+        path = self.run_dir / manifest_name(self.options.shard)
+        with exclusive(path):
+            # Signals are watched from the first step to the last: a Ctrl-C while the manifest
+            # loads or files are checked stops the run there, and none falls through to
+            # Python's default handling while records are still being written.
+            failure: BatchrunError | None = None
+            async with anyio.create_task_group() as guard:
+                watcher = anyio.CancelScope()
+                if self.options.handle_signals:
+                    guard.start_soon(self._watch_signals, watcher)
+                try:
+                    summary = await self._run(began, path)
+                except BatchrunError as error:
+                    failure = error  # raised below, not wrapped in this group's ExceptionGroup
+                finally:
+                    watcher.cancel()
+        if failure is not None:
+            raise failure
+        return summary
+
+    async def _run(self, began: float, path: Path) -> RunSummary:
+        with self.stopper.phase(leave_on_first=True) as early:
+            self._note_a_long_load()
+            index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
+            self.survey = await anyio.to_thread.run_sync(
+                survey, self.spec, index.states, self.run_dir, self.scope, abandon_on_cancel=True
+            )
+        tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
+        client = self._client()
+        if early.cancel_called:  # stopped before anything was sent
+            return self._summary(began, path, tally, client)
+        lock = read_lock(self.spec.path)
+        writer = ManifestWriter.open(path, new_header(
+            spec_path=self.spec.path,
+            spec_sha256=self.spec.sha256,
+            name=self.spec.name,
+            shard=self.options.shard,
+        ), index)  # fmt: skip
+        journal, receive = open_journal()
+        collector = Collector(
+            writer,
+            tally,
+            on_change=self.progress.update,
+            missing_is_failure=self.options.download,
+        )
+        settings = Settings(
+            run_dir=self.run_dir,
+            wait=self.options.wait if self.options.wait is not None else self.spec.wait,
+            download=self.options.download,
+            max_file_bytes=self.options.max_file_bytes,
+            recreate_delay=self.options.recreate_delay,
+        )
+        lifecycle = Lifecycle(
+            client,
+            journal,
+            FileNamer(self.spec.files),
+            settings,
+            Reconciler(client, lambda: _owned_ids(index)),
+            lock=lock,
+        )
+        fatal: BaseException | None = None
+        self.progress.start(tally)
+        try:
+            async with client, anyio.create_task_group() as group:
+                group.start_soon(collector.run, receive)
+                syncing = anyio.CancelScope()
+                group.start_soon(collector.sync_periodically, syncing)
+                try:
+                    await self._work(lifecycle, index)
+                except Exception as error:
+                    fatal = error
+                finally:
+                    syncing.cancel()
+                    journal.close()  # the collector writes what is queued, then ends
+        except BaseExceptionGroup as errors:  # the collector failed: the disk, most likely
+            # Its error is the cause; the prediction tasks' errors (a closed journal) follow it.
+            fatal = errors if fatal is None else BaseExceptionGroup("run failed", [errors, fatal])
+        finally:
+            self.progress.close()
+            try:
+                await collector.final_sync()
+            except StorageError:
+                if fatal is None:
+                    raise  # else the first error is the one worth reporting
+        if fatal is not None:
+            raise _first_batchrun_error(fatal)
+        return self._summary(began, path, tally, client)
+
+    def _note_a_long_load(self) -> None:
+        # Resuming a run of a million keys reads half a gigabyte before the bar appears.
+        size = 0
+        for path in manifest_paths(self.run_dir):
+            with contextlib.suppress(OSError):  # only a note: what cannot be read, load_index meets
+                size += path.stat().st_size
+        if size >= LOAD_NOTE_BYTES:
+            shown = f"{human_bytes(size)} of manifest in {shown_path(self.run_dir)}"
+            self.progress.message(f"batchrun: reading {shown}...")
+
+    def _summary(self, began: float, path: Path, tally: Tally, client: Client) -> RunSummary:
+        return RunSummary(
+            run_dir=self.run_dir,
+            manifest=path,
+            survey=self.survey,
+            tally=tally,
+            wall_time=time.monotonic() - began,
+            interrupted=self.stopper.stopping,
+            client=client.stats,
+            download=self.options.download,
+            left=self.survey.total_work - self.started,
+        )
+
+    def _client(self) -> Client:
+        rate = self.options.rate or self.spec.rate
+        requests = self.options.requests or self.spec.requests
+        return Client(
+            self.options.base_url,
+            self.options.token,
+            wait=self.spec.wait,
+            max_connections=self.concurrency + 16,
+            create_limiter=_polite(rate.per_second, self.stopper),
+            request_limiter=_polite(requests.per_second),
+            transport=self.options.transport,
+            file_transport=self.options.transport,
+            on_retry=self._retrying,
+        )
+
+    def _retrying(self, error: BatchrunError, rate_limited: bool) -> None:
+        # Say so when the API is failing or pushing back, but not once per request.
+        now = time.monotonic()
+        if now - self._last_retry_note < RETRY_NOTE_EVERY:
+            return
+        self._last_retry_note = now
+        if rate_limited:
+            self.progress.message("batchrun: the API says slow down (429); creating more slowly")
+        else:
+            self.progress.message(f"batchrun: {error}; retrying")
+
+    async def _work(self, lifecycle: Lifecycle, index: ManifestIndex) -> None:
+        overall = anyio.CapacityLimiter(self.concurrency)
+        with self.stopper.phase(leave_on_first=False):
+            async with anyio.create_task_group() as tasks:
+                for job in self.spec.jobs:
+                    if self.survey.work[job.id]:
+                        tasks.start_soon(self._produce, job, lifecycle, index, overall, tasks)
+
+    async def _produce(
+        self,
+        job: Job,
+        lifecycle: Lifecycle,
+        index: ManifestIndex,
+        overall: anyio.CapacityLimiter,
+        tasks: anyio.abc.TaskGroup,
+    ) -> None:
+        try:
+            await self._produce_job(job, lifecycle, index, overall, tasks)
+        except SpecError as error:
+            # The plan was checked whole before anything was sent; a value file or an input
+            # file that changes during the run can still break it here, after creates went out.
+            raise BatchrunError(
+                f"the spec's files changed while it ran: {error.issues[0]}; "
+                "everything done so far is in the manifest"
+            ) from None
+
+    async def _produce_job(
+        self,
+        job: Job,
+        lifecycle: Lifecycle,
+        index: ManifestIndex,
+        overall: anyio.CapacityLimiter,
+        tasks: anyio.abc.TaskGroup,
+    ) -> None:
+        own = anyio.CapacityLimiter(min(job.concurrency or self.concurrency, self.concurrency))
+        quota = self.survey.quota[job.id]
+        for count, planned in enumerate(iter_plan(self.spec, jobs=[job.id])):
+            if quota <= 0 or self.stopper.stopping:
+                return
+            if count % 512 == 511:
+                await (
+                    anyio.lowlevel.checkpoint()
+                )  # a long walk past done keys must not starve others
+            if not in_scope(planned, self.scope):
+                continue
+            quota -= 1
+            state = index.states.get(planned.key)
+            action = classify(state, self.scope, self.survey.broken, planned.key)
+            if action is None:
+                continue
+            previous = index.record(planned.key) if state is not None else None
+            work = Work(planned, action, previous)
+            await own.acquire_on_behalf_of(work)
+            await overall.acquire_on_behalf_of(work)
+            if self.stopper.stopping:
+                overall.release_on_behalf_of(work)
+                own.release_on_behalf_of(work)
+                return
+            self.started += 1
+            if action in (Action.CREATE, Action.RECONCILE):
+                lifecycle.creates_first.starting(planned.key)
+            tasks.start_soon(self._one, work, lifecycle, own, overall)
+
+    async def _one(
+        self,
+        work: Work,
+        lifecycle: Lifecycle,
+        own: anyio.CapacityLimiter,
+        overall: anyio.CapacityLimiter,
+    ) -> None:
+        downloading = False
+
+        async def settled() -> None:
+            # The prediction is over; its files are not. Free its place in flight for the next
+            # create once a download place is free: downloads never hold up predictions, and a
+            # slow file host still slows creates down before links can pile up and expire.
+            nonlocal downloading
+            await self._downloads.acquire_on_behalf_of(work)
+            downloading = True
+            overall.release_on_behalf_of(work)
+            own.release_on_behalf_of(work)
+
+        try:
+            await lifecycle.process(work, settled)
+        except CreateWithdrawn:
+            self.started -= 1  # never sent: left for the next run, like those never started
+        finally:
+            lifecycle.creates_first.sent(work.planned.key)
+            if downloading:
+                self._downloads.release_on_behalf_of(work)
+            else:
+                overall.release_on_behalf_of(work)
+                own.release_on_behalf_of(work)
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for received in signals:
+                if received == signal.SIGTERM:
+                    # A process manager wants us gone soon: leave at once, resumably.
+                    self.stopper.requests = 1
+                self.stopper.request()
+
+
+class _Withdrawable(RateLimiter):
+    """The create limiter: a create still waiting for its turn when a stop is asked for is
+    withdrawn (CreateWithdrawn), since nothing has been sent or paid for yet."""
+
+    def __init__(self, stopper: Stopper, per_second: float, *, burst: float) -> None:
+        super().__init__(
+            per_second,
+            burst=burst,
+            decrease=0.8,
+            recovery_step=per_second / 20,
+            recovery_interval=2.0,
+        )
+        self._stopper = stopper
+
+    async def acquire(self) -> None:
+        with self._stopper.waiting() as scope:
+            await super().acquire()
+        if scope.cancelled_caught or self._stopper.stopping:
+            raise CreateWithdrawn
+
+
+def _polite(per_second: float, stopper: Stopper | None = None) -> RateLimiter:
+    """A limiter that keeps under a server's limit of `per_second`, and takes a 429 calmly.
+
+    A hair under the limit (2%) and a half-second burst, because a server's bucket and ours
+    never tick together: at exactly its rate, every jitter is a 429. A 429 then cuts the rate
+    by a fifth, not a half, and a twentieth of it comes back every 2 s: one stray 429 costs a
+    few seconds of pace, not a minute, while a server with a lower limit still pushes the rate
+    down to it after a few.
+    """
+    rate = per_second * 0.98
+    return _Withdrawable(stopper or Stopper(), rate, burst=max(1, rate / 2))
+
+
+def _owned_ids(index: ManifestIndex) -> list[str]:
+    return [state.prediction_id for state in index.states.values() if state.prediction_id]
+
+
+def _first_batchrun_error(error: BaseException) -> BaseException:
+    """The error to report from what a task group raised: its first BatchrunError, if any."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _first_batchrun_error(inner)
+            if isinstance(found, BatchrunError):
+                return found
+    return error
+
+
+__all__ = [
+    "Action",
+    "Progress",
+    "RunOptions",
+    "RunSummary",
+    "Stopper",
+    "resolve_token",
+    "run",
+    "run_async",
+]

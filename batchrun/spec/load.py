@@ -1,0 +1,239 @@
+"""Loading a spec: YAML → schema → meaning checks → frozen records.
+
+    spec = load_spec("specs/sweep.yaml")    # SpecError with every issue, sorted, if it is wrong
+
+Each stage reports everything it finds, and a value one stage refused is not complained about
+again by the next (see `batchrun.spec.checker`). What comes out is plain frozen records; nothing
+after this module sees the YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchrun.errors import SpecError, SpecIssue
+from batchrun.humanize import shown_path
+from batchrun.spec.checker import Checker
+from batchrun.spec.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names, show
+from batchrun.spec.jobs import RESERVED, Job, build_job
+from batchrun.spec.schema import check_structure
+from batchrun.spec.template import Template, TemplateError
+from batchrun.spec.yamlpos import KeyPath, Places, YamlDocument, format_path, parse_yaml
+
+__all__ = ["Job", "Rate", "Spec", "load_spec"]
+
+DEFAULT_CONCURRENCY = 32
+DEFAULT_RATE = "600/min"
+DEFAULT_REQUESTS = "3000/min"
+DEFAULT_WAIT = 60
+DEFAULT_FILES = "${job}/${key}-${index}${ext}"
+DEFAULT_TOKEN_ENV = "REPLICATE_API_TOKEN"
+# Filled in when a file is downloaded, so always known to the files template.
+FILES_BUILTINS = RESERVED
+
+_RATE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|min|h)\s*")
+_PERIODS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A number of requests per period, as the spec wrote it (e.g. 600/min)."""
+
+    count: float
+    seconds: float
+    text: str
+
+    @property
+    def per_second(self) -> float:
+        """Requests per second."""
+        return self.count / self.seconds
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """`N/s`, `N/min` or `N/h` (N may have decimals); ValueError showing the format."""
+        match = _RATE.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f"expected N/s, N/min or N/h, like 600/min; got {show(text)}")
+        count = float(match.group(1))
+        if count <= 0:
+            raise ValueError(f"a rate must be more than 0, like 600/min; got {show(text)}")
+        return cls(count, _PERIODS[match.group(2)], text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated spec file; `jobs` in the order the file lists them."""
+
+    path: Path
+    name: str
+    sha256: str
+    concurrency: int = DEFAULT_CONCURRENCY
+    rate: Rate = field(default_factory=lambda: Rate.parse(DEFAULT_RATE))
+    requests: Rate = field(default_factory=lambda: Rate.parse(DEFAULT_REQUESTS))
+    wait: int = DEFAULT_WAIT
+    output: Path = Path("runs")
+    files: str = DEFAULT_FILES
+    base_url: str | None = None
+    token_env: str = DEFAULT_TOKEN_ENV
+    jobs: tuple[Job, ...] = ()
+    display_path: str = ""  # the spec's path as messages show it
+    places: Places | None = None  # where its values sit, for errors found while planning
+
+    @property
+    def folder(self) -> Path:
+        """The spec's folder: what the paths it names are relative to."""
+        return self.path.parent
+
+    def job(self, job_id: str) -> Job:
+        """The job with this id; KeyError if there is none."""
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        raise KeyError(job_id)
+
+    def issue(self, path: KeyPath, message: str) -> SpecIssue:
+        """A SpecIssue placed at a value of this spec (for problems found after loading)."""
+        if self.places is None:
+            return SpecIssue(self.display_path or str(self.path), 1, 1, format_path(path), message)
+        return self.places.issue(path, message)
+
+
+def load_spec(path: str | os.PathLike[str]) -> Spec:
+    """Read, validate and freeze a spec; SpecError with every issue, sorted, if it is wrong."""
+    shown = shown_path(path)
+    absolute = Path(os.path.abspath(path))
+    try:
+        data = absolute.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SpecError([SpecIssue(shown, 1, 1, "", f"cannot read this file: {reason}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        col = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise SpecError([SpecIssue(shown, line, col, "", "not valid UTF-8 text")]) from None
+    doc = parse_yaml(text, shown)
+    check = Checker(doc, absolute.parent, os.path.dirname(os.fspath(path)))
+    _tokens(check)
+    for blocked, issue in check_structure(doc):
+        if not check.is_blocked(blocked):
+            check.issues.append(issue)
+        check.block([blocked])
+    top = doc.value if isinstance(doc.value, dict) else {}
+    places = doc.places()
+    jobs_value = top.get("jobs")
+    jobs_written: list[Any] = jobs_value if isinstance(jobs_value, list) else []
+    jobs = [build_job(check, job, i) for i, job in enumerate(jobs_written)]
+    built = tuple(job for job in jobs if job is not None)
+    _job_ids(check, jobs, jobs_written)
+    _files_template(check, top.get("files"), built)
+    rates = {name: _rate(check, top, name, default) for name, default in _RATES.items()}
+    if check.issues:
+        raise SpecError(check.issues)
+    name = top.get("name") or absolute.stem
+    output = top.get("output")
+    return Spec(
+        path=absolute,
+        name=name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        concurrency=top.get("concurrency", DEFAULT_CONCURRENCY),
+        rate=rates["rate"],
+        requests=rates["requests"],
+        wait=top.get("wait", DEFAULT_WAIT),
+        output=check.resolve(output) if output else absolute.parent / "runs" / name,
+        files=top.get("files", DEFAULT_FILES),
+        base_url=top.get("base_url"),
+        token_env=top.get("token_env", DEFAULT_TOKEN_ENV),
+        jobs=built,
+        display_path=shown,
+        places=places,
+    )
+
+
+_RATES = {"rate": DEFAULT_RATE, "requests": DEFAULT_REQUESTS}
+
+
+def _rate(check: Checker, top: Mapping[str, Any], name: str, default: str) -> Rate:
+    written = top.get(name, default)
+    try:
+        return Rate.parse(written)
+    except ValueError as error:
+        check.add((name,), str(error))
+        return Rate.parse(default)
+
+
+def _tokens(check: Checker) -> None:
+    """A token pasted anywhere (comments too) is refused, and never echoed."""
+    doc: YamlDocument = check.doc
+    for match in TOKEN_PATTERN.finditer(doc.text):
+        line, col = doc.position(match.start())
+        where = doc.string_at(match.start())
+        path = format_path(where) if where else ""
+        check.issues.append(SpecIssue(doc.file, line, col, path, TOKEN_MESSAGE))
+        if where is not None:
+            check.block([where])
+
+
+def _job_ids(check: Checker, jobs: list[Job | None], written: list[Any]) -> None:
+    first: dict[str, int] = {}
+    for job in jobs:
+        if job is None:
+            continue
+        if job.id not in first:
+            first[job.id] = job.index
+            continue
+        other = first[job.id]
+        explicit = isinstance(written[job.index], dict) and "id" in written[job.index]
+        if explicit:
+            message = f"duplicate job id '{job.id}' (jobs[{other}] has it too)"
+            check.add(("jobs", job.index, "id"), message)
+        else:
+            message = (
+                f"this job would be called '{job.id}', like jobs[{other}]; give one of them an id"
+            )
+            check.add(("jobs", job.index), message)
+
+
+def _files_template(check: Checker, written: Any, jobs: tuple[Job, ...]) -> None:
+    if not isinstance(written, str):
+        return
+    path = ("files",)
+    try:
+        template = Template.compile(written)
+    except TemplateError as error:
+        check.add_found(path, written[error.offset : error.offset + 12], error.message)
+        return
+    if written.startswith(("/", "\\", "~")) or re.match(r"[A-Za-z]:", written):
+        check.add(path, "the files template must be relative to the run folder")
+    if ".." in re.split(r"[/\\]", written):
+        check.add(path, "the files template may not leave the run folder with '..'")
+    every = set.intersection(*(set(job.variables) for job in jobs)) if jobs else set()
+    for ref in template.refs:
+        if ref.name in FILES_BUILTINS or ref.name in every:
+            continue
+        lacking = [job.id for job in jobs if ref.name not in job.variables]
+        if lacking and len(lacking) < len(jobs):
+            message = (
+                f"${{{ref.name}}} is not a variable of job '{lacking[0]}';"
+                " the files template names the files of every job"
+            )
+        else:
+            choices = sorted(every | set(FILES_BUILTINS))
+            guess = did_you_mean(ref.name, choices)
+            hint = (
+                f"did you mean ${{{guess}}}?"
+                if guess
+                else f"the variables are {join_names(choices)}"
+            )
+            message = f"unknown variable {ref.text}; {hint}"
+        check.add_found(path, ref.text, message)
