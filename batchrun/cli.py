@@ -15,13 +15,8 @@ from collections.abc import Sequence
 
 from batchrun import __version__
 from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
+from batchrun.exitcodes import ExitCode
 from batchrun.sandbox_help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_API = 3
-EXIT_INTERRUPTED = 130
 
 
 def _positive_int(text: str) -> int:
@@ -134,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = command.main(args)
     except KeyboardInterrupt:
         print("batchrun: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except BatchrunError as error:
         print(_redacted(_describe(error)), file=sys.stderr)
         return exit_code_for(error)
@@ -146,17 +141,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             + "\nbatchrun: this is a bug; run again with BATCHRUN_DEBUG=1 to see where it happened",
             file=sys.stderr,
         )
-        return EXIT_FAILED
+        return ExitCode.FAILED
     return code
 
 
 def exit_code_for(error: BatchrunError) -> int:
     """The exit code DESIGN.md section 3 gives an error that stopped a command."""
     if isinstance(error, SpecError | UsageError):
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if isinstance(error, ApiError):
-        return EXIT_API  # authentication, an unreachable host, an API that keeps failing
-    return EXIT_FAILED  # a manifest, a disk or a download that failed: work is kept
+        return ExitCode.API  # authentication, an unreachable host, an API that keeps failing
+    return ExitCode.FAILED  # a manifest, a disk or a download that failed: work is kept
 
 
 def _redacted(text: str) -> str:

@@ -9,7 +9,8 @@ from runs import TOKEN, records, run_spec, write_spec
 
 from batchrun.api.client import Client
 from batchrun.errors import SpecError
-from batchrun.plan.lock import Pin, lock_path, read_lock, resolve_pins, write_lock
+from batchrun.plan.lock import Pin, lock_path, read_lock, write_lock
+from batchrun.run.pins import resolve_pins
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

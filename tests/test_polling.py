@@ -5,7 +5,8 @@ from itertools import islice
 
 import pytest
 
-from batchrun.run.polling import PollSchedule, parse_time, run_seconds
+from batchrun.api.objects import parse_time
+from batchrun.run.polling import PollSchedule, run_seconds
 
 
 def test_api_timestamps_parse_with_nanoseconds_and_zones() -> None:

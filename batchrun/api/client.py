@@ -41,6 +41,9 @@ from batchrun.errors import (
 )
 from batchrun.spec.target import Target
 
+# What tests and the sandbox hand the client instead of a socket; callers need not import httpx.
+Transport = httpx.AsyncBaseTransport
+
 DEFAULT_BASE_URL = "https://api.replicate.com"
 _CANCEL_AFTER = re.compile(r"\d+|(?=\d)(\d+h)?(\d+m)?(\d+s)?")
 _JSON = {"Content-Type": "application/json"}
@@ -104,8 +107,8 @@ class Client:
         max_connections: int = 100,
         create_limiter: RateLimiter | None = None,
         request_limiter: RateLimiter | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        file_transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
+        file_transport: Transport | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,

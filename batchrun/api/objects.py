@@ -8,6 +8,7 @@ batchrun cannot work without: a prediction's `id` and `status`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,13 @@ class Downloaded:
     sha256: str
     bytes: int
     content_type: str | None
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """An API timestamp (ISO 8601, `Z` or an offset, up to nanoseconds) as a datetime, or None."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.strip())  # 3.11+: `Z`, and digits past 6 are dropped
+    except ValueError:
+        return None

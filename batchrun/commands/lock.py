@@ -9,7 +9,8 @@ import anyio
 from batchrun.api.client import Client
 from batchrun.commands._runs import api_endpoint
 from batchrun.humanize import shown_path
-from batchrun.plan.lock import Pin, resolve_pins, write_lock
+from batchrun.plan.lock import Pin, write_lock
+from batchrun.run.pins import resolve_pins
 from batchrun.spec.load import Spec, load_spec
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from batchrun.cli import EXIT_OK
+from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.compare import STATES, PlanComparison, compare, iter_states
 from batchrun.manifest.journal import manifest_paths
@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
         print(render_comparison(compare(spec, shard=shard, output=output), spec))
     else:
         print(render_summary(summarize(spec, shard=shard, output=output), spec))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manifest: bool) -> int:
@@ -72,7 +72,7 @@ def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manife
         # interpreter's final flush does not complain about the closed pipe.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def render_summary(summary: PlanSummary, spec: Spec) -> str:

@@ -9,11 +9,10 @@ from pathlib import Path
 from batchrun.commands._display import BarProgress, summary_lines
 from batchrun.commands._runs import api_endpoint
 from batchrun.errors import UsageError
+from batchrun.exitcodes import ExitCode
 from batchrun.plan.expand import parse_shard
 from batchrun.run.runner import RunOptions, run
 from batchrun.spec.load import Rate, load_spec
-
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,8 +38,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("\n".join(summary_lines(summary)), file=sys.stderr)
     if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if summary.ok else EXIT_FAILED
+        return ExitCode.INTERRUPTED
+    return ExitCode.OK if summary.ok else ExitCode.FAILED
 
 
 def _rate(text: str) -> Rate:

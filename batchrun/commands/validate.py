@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from batchrun.cli import EXIT_OK, EXIT_USAGE
 from batchrun.errors import SpecError, SpecIssue
+from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.plan.expand import check_plan
 from batchrun.spec.load import load_spec
@@ -37,4 +37,4 @@ def main(args: argparse.Namespace) -> int:
         else:
             jobs = counted(len(spec.jobs), "job")
             print(f"{shown}: ok ({counted(checked.total, 'prediction')} in {jobs})")
-    return EXIT_USAGE if failed else EXIT_OK
+    return ExitCode.USAGE if failed else ExitCode.OK

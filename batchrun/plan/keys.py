@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batchrun.spec.describe import show
+from batchrun.spec.paths import resolve_path
 from batchrun.spec.target import Target
 from batchrun.spec.template import KeyPath, RenderError
 
@@ -34,12 +34,6 @@ class FileInput:
     def to_json(self) -> dict[str, Any]:
         """How manifests and `plan --json` show it."""
         return {"file": self.relpath, "sha256": self.sha256, "size": self.size}
-
-
-def resolve_path(folder: Path, written: str) -> Path:
-    """A path a spec wrote (`~` allowed), relative to the spec's folder: what load checks and
-    the plan hashes must be one file."""
-    return Path(os.path.normpath(folder / os.path.expanduser(written)))
 
 
 def jsonable(value: Any) -> Any:

@@ -18,21 +18,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
-from batchrun.api.objects import Model
-from batchrun.errors import ApiError, NotFoundError, SpecError, SpecIssue, StorageError
+from batchrun.errors import SpecError, SpecIssue, StorageError
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
 
 FORMAT = 1
-VERSION_LENGTH = 64
-
-
-class ModelSource(Protocol):
-    async def get_model(self, owner: str, name: str) -> Model: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,37 +67,6 @@ def unpinned_models(spec: Spec) -> list[str]:
         if job.target.kind == "model":
             seen.setdefault(job.target.model, None)
     return list(seen)
-
-
-async def resolve_pins(spec: Spec, client: ModelSource) -> list[Pin]:
-    """Ask the API for the latest version of each unpinned model of the spec."""
-    pins: list[Pin] = []
-    for model in unpinned_models(spec):
-        owner, _, name = model.partition("/")
-        try:
-            found = await client.get_model(owner, name)
-        except NotFoundError:
-            pins.append(Pin(model, None, "the API has no such model, or no models endpoint"))
-            continue
-        except ApiError as error:
-            if error.status is not None and 400 <= error.status < 500:
-                pins.append(Pin(model, None, f"the API refused to describe it ({error.status})"))
-                continue
-            raise
-        pins.append(_pin_for(model, found))
-    return pins
-
-
-def _pin_for(model: str, found: Model) -> Pin:
-    if found.is_official:
-        # Official models are run by name only; their versions are not Replicate's to pin.
-        return Pin(model, None, "an official model: it always runs its latest version")
-    version = found.latest_version
-    if version and len(version) == VERSION_LENGTH and version.isalnum():
-        return Pin(model, version)
-    if version:
-        return Pin(model, None, f"its version {version!r} cannot be pinned")
-    return Pin(model, None, "the API names no latest version for it")
 
 
 def write_lock(spec: Spec, pins: list[Pin]) -> Path:

@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from batchrun.api.objects import parse_time
 from batchrun.errors import StorageError
 from batchrun.manifest.journal import ALL_STATUSES, IN_FLIGHT, Record, manifest_paths
-from batchrun.run.polling import parse_time
 
 
 @dataclass

@@ -10,23 +10,8 @@ starts fast and backs off geometrically.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 
-
-def parse_time(text: str | None) -> datetime | None:
-    """An API timestamp (ISO 8601, `Z` or offset, up to nanoseconds) as a datetime, or None."""
-    if not text:
-        return None
-    value = text.strip().replace("Z", "+00:00")
-    # Python's parser takes at most 6 fractional digits; Replicate sends up to 9.
-    if "." in value:
-        head, _, rest = value.partition(".")
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        value = head + "." + rest[: min(digits, 6)] + rest[digits:]
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+from batchrun.api.objects import parse_time
 
 
 def run_seconds(created_at: str | None, completed_at: str | None) -> float | None:

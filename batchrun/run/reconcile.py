@@ -19,10 +19,9 @@ from typing import Any, Protocol
 
 import anyio
 
-from batchrun.api.objects import Prediction
+from batchrun.api.objects import Prediction, parse_time
 from batchrun.errors import NotFoundError
 from batchrun.plan.expand import canonical_json
-from batchrun.run.polling import parse_time
 from batchrun.spec.target import Target
 
 # Clocks differ and creates queue: look a little earlier than the earliest send time.

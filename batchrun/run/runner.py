@@ -26,9 +26,8 @@ from typing import Protocol
 
 import anyio
 import anyio.lowlevel
-import httpx
 
-from batchrun.api.client import Client, ClientStats
+from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.ratelimit import RateLimiter
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
 from batchrun.humanize import human_bytes, shown_path
@@ -75,7 +74,7 @@ class RunOptions:
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
     handle_signals: bool = False
     recreate_delay: float = 1.0
-    transport: httpx.AsyncBaseTransport | None = None
+    transport: Transport | None = None
 
 
 class Progress(Protocol):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from batchrun.api.objects import parse_time
 from batchrun.manifest.journal import FAILED, KeyState
 from batchrun.plan.expand import PlannedPrediction, in_shard, iter_plan
 from batchrun.run.lifecycle import Action, file_intact
-from batchrun.run.polling import parse_time
 from batchrun.spec.load import Spec
 
 URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from batchrun.errors import SpecIssue
 from batchrun.humanize import shown_path
-from batchrun.plan.keys import resolve_path
+from batchrun.spec.paths import resolve_path
 from batchrun.spec.sources import ValueFileError
 from batchrun.spec.yamlpos import KeyPath, YamlDocument, format_path
 
