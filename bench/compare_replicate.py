@@ -9,7 +9,7 @@ gets a fresh `batchrun sandbox` process (so its request counts are that side's a
 in its own child process of this script (so CPU time and peak RSS are that side's alone).
 
 Sides:
-    batchrun        `batchrun.run.runner.run` on a spec of N predictions (downloads every file)
+    batchrun        `batchrun.engine.runner.run` on a spec of N predictions (downloads every file)
     replicate       the script below: `replicate.Client(base_url=...)`, `await
                     client.async_run(model, input=...)` under an asyncio.Semaphore, each output
                     file fetched with one shared httpx.AsyncClient and written to disk
@@ -122,7 +122,7 @@ async def replicate_script(
 
 def batchrun_side(base_url: str, n: int, concurrency: int, folder: Path) -> int:
     """A run of the same N predictions through the library; returns how many succeeded."""
-    from batchrun.run.runner import RunOptions, run
+    from batchrun.engine.runner import RunOptions, run
     from batchrun.spec.load import load_spec
 
     spec_path = folder / "bench.yaml"

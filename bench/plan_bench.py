@@ -18,7 +18,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from batchrun.plan.expand import iter_plan
+from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import load_spec
 
 SPEC = """\

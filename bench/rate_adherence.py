@@ -40,8 +40,8 @@ from typing import Any
 import httpx
 from sandbox_capacity import raise_open_files, start_sandbox
 
+from batchrun.engine.runner import RunOptions, run
 from batchrun.manifest.journal import load_records
-from batchrun.run.runner import RunOptions, run
 from batchrun.spec.load import load_spec
 
 BENCH = Path(__file__).resolve().parent

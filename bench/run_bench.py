@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 from sandbox_capacity import raise_open_files, start_sandbox
 
-from batchrun.run.runner import RunOptions, RunSummary, run
+from batchrun.engine.runner import RunOptions, RunSummary, run
 from batchrun.spec.load import load_spec
 
 SPEC = """\

@@ -4,8 +4,8 @@
     python bench/scale.py --part run           # only the runs against the sandbox
     python bench/scale.py --part resume --lines 200000 --json bench/results/scale.json
 
-Part `run`: `batchrun.run.runner.run` against `batchrun sandbox` (its own process), each run in its
-own child process so CPU and peak RSS are that run's alone. Two runs of the same shape, ten
+Part `run`: `batchrun.engine.runner.run` against `batchrun sandbox` (its own process), each run in
+its own child process so CPU and peak RSS are that run's alone. Two runs of the same shape, ten
 waves of predictions of 0.2 s, one ten times the other (1,000 at concurrency 100, 10,000 at
 1,000), show whether wall time and memory stay proportionate. Predictions of 0.2 s end faster
 than one process can start them, so a third run of 10,000 at 1,000 uses 2 s predictions to
@@ -25,7 +25,7 @@ resume with real files to check.
 Part `resume`: a synthetic manifest of N lines (one succeeded key each, text outputs, so no files
 to check) for a spec that plans exactly those N keys, then, each in a child process:
     load_index     the runner's resume load (`batchrun.manifest.journal.load_index`)
-    survey         load_index + `batchrun.run.survey.survey` (what `run` does before creating)
+    survey         load_index + `batchrun.engine.survey.survey` (what `run` does before creating)
     plan CLI       `batchrun plan SPEC --out RUN` end to end: the comparison a user sees
 """
 
@@ -86,7 +86,7 @@ def cpu_s() -> float:
 
 def child_run(base_url: str, folder: Path, n: int, concurrency: int) -> dict[str, Any]:
     """One run of N predictions into `folder` (kept for the resume that follows)."""
-    from batchrun.run.runner import RunOptions, run
+    from batchrun.engine.runner import RunOptions, run
     from batchrun.spec.load import load_spec
 
     spec_path = folder / "scale.yaml"
@@ -112,8 +112,8 @@ def child_run(base_url: str, folder: Path, n: int, concurrency: int) -> dict[str
 def child_resume(folder: Path, what: str) -> dict[str, Any]:
     """Time the resume load (and the survey, or `batchrun plan`) over `folder`/run."""
     from batchrun.cli import main as batchrun
+    from batchrun.engine.survey import Scope, survey
     from batchrun.manifest.journal import load_index
-    from batchrun.run.survey import Scope, survey
     from batchrun.spec.load import load_spec
 
     if what == "plan":
@@ -212,7 +212,7 @@ def part_run(sizes: list[tuple[int, int, float]]) -> list[dict[str, Any]]:
 def write_manifest(folder: Path, lines: int) -> float:
     """A spec of `lines` text predictions and a manifest with each of them succeeded."""
     from batchrun.manifest.journal import Record, new_header
-    from batchrun.plan.expand import iter_plan
+    from batchrun.planner.expand import iter_plan
     from batchrun.spec.load import load_spec
 
     spec_path = folder / "spec.yaml"

@@ -17,8 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from batchrun.engine.runner import RunOptions, RunSummary, run
 from batchrun.report.build import build_report
-from batchrun.run.runner import RunOptions, RunSummary, run
 from batchrun.sandbox import Sandbox, SandboxConfig
 from batchrun.spec.load import load_spec
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batchrun.engine.runner import Progress, RunOptions, RunSummary, run
 from batchrun.manifest.journal import Record, load_records
-from batchrun.run.runner import Progress, RunOptions, RunSummary, run
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

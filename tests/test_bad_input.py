@@ -30,8 +30,8 @@ from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 from batchrun.api import client as client_module
 from batchrun.api.retry import RetryPolicy
 from batchrun.cli import main
+from batchrun.engine.runner import RunOptions, run
 from batchrun.errors import ServerError
-from batchrun.run.runner import RunOptions, run
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.plan import keys as keys_module
-from batchrun.plan.expand import iter_plan
-from batchrun.plan.keys import FileHasher, FileInput, canonical_json, key_json, prediction_key
+from batchrun.planner import keys as keys_module
+from batchrun.planner.expand import iter_plan
+from batchrun.planner.keys import FileHasher, FileInput, canonical_json, key_json, prediction_key
 from batchrun.spec.load import load_spec
 from batchrun.spec.target import Target
 from batchrun.spec.template import RenderError

@@ -8,9 +8,9 @@ import pytest
 from runs import TOKEN, records, run_spec, write_spec
 
 from batchrun.api.client import Client
+from batchrun.engine.pins import resolve_pins
 from batchrun.errors import SpecError
-from batchrun.plan.lock import Pin, lock_path, read_lock, write_lock
-from batchrun.run.pins import resolve_pins
+from batchrun.planner.lock import Pin, lock_path, read_lock, write_lock
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

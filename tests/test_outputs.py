@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchrun.errors import DownloadError
-from batchrun.run.outputs import (
+from batchrun.engine.outputs import (
     FileNamer,
     checked_relative_path,
     decode_data_uri,
@@ -12,6 +11,7 @@ from batchrun.run.outputs import (
     output_urls,
     safe_piece,
 )
+from batchrun.errors import DownloadError
 
 
 def test_urls_are_found_in_every_output_shape_in_order_once() -> None:

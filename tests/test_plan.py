@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import SpecError, UsageError
-from batchrun.plan.expand import (
+from batchrun.planner.expand import (
     FileInput,
     PlannedPrediction,
     Shard,

@@ -6,7 +6,7 @@ from itertools import islice
 import pytest
 
 from batchrun.api.objects import parse_time
-from batchrun.run.polling import PollSchedule, run_seconds
+from batchrun.engine.polling import PollSchedule, run_seconds
 
 
 def test_api_timestamps_parse_with_nanoseconds_and_zones() -> None:

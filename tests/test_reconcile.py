@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from batchrun.api.objects import Prediction
+from batchrun.engine.reconcile import NoListEndpoint, Reconciler, request_sha256
 from batchrun.errors import NotFoundError
-from batchrun.run.reconcile import NoListEndpoint, Reconciler, request_sha256
 from batchrun.spec.target import Target
 
 pytestmark = pytest.mark.anyio

@@ -19,8 +19,8 @@ from urllib.parse import unquote
 import pytest
 from test_report import grids
 
+from batchrun.engine.runner import RunOptions, run
 from batchrun.report.build import build_report
-from batchrun.run.runner import RunOptions, run
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

@@ -11,7 +11,7 @@ import pytest
 from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 
 from batchrun.cli import main
-from batchrun.run import runner as runner_module
+from batchrun.engine import runner as runner_module
 from batchrun.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -422,7 +422,7 @@ def test_no_token_is_a_usage_error_before_anything_is_sent(
 def test_the_runner_runs_on_trio_too(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
     import anyio
 
-    from batchrun.run.runner import RunOptions, run_async
+    from batchrun.engine.runner import RunOptions, run_async
     from batchrun.spec.load import load_spec
 
     sandbox = make_sandbox(honor_wait=False)  # polls too, not only creates
@@ -480,7 +480,7 @@ def test_the_first_stop_withdraws_creates_still_waiting_for_their_turn(
 ) -> None:
     import anyio
 
-    from batchrun.run.runner import RunOptions, Stopper, run_async
+    from batchrun.engine.runner import RunOptions, Stopper, run_async
     from batchrun.spec.load import Rate, load_spec
 
     spec = write_spec(

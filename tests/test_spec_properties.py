@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchrun.errors import SpecError
-from batchrun.plan.expand import check_plan, iter_plan
+from batchrun.planner.expand import check_plan, iter_plan
 from batchrun.spec.load import load_spec
 
 WORDS = [

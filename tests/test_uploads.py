@@ -56,8 +56,8 @@ def test_an_input_file_gone_since_the_plan_is_an_error_for_its_key(tmp_path: Pat
     import anyio
     import pytest
 
-    from batchrun.plan.expand import FileInput
-    from batchrun.run.uploads import InputFileError, InputFiles
+    from batchrun.engine.uploads import InputFileError, InputFiles
+    from batchrun.planner.expand import FileInput
 
     gone = FileInput(path=tmp_path / "gone.png", relpath="gone.png", sha256="0" * 64, size=3)
 
@@ -75,8 +75,8 @@ def test_a_file_uploaded_once_is_not_read_again_but_its_loss_is_still_an_error(
     import anyio
 
     from batchrun.api.objects import UploadedFile
-    from batchrun.plan.expand import FileInput
-    from batchrun.run import uploads
+    from batchrun.engine import uploads
+    from batchrun.planner.expand import FileInput
 
     big = tmp_path / "big.bin"
     big.write_bytes(b"x" * (uploads.INLINE_LIMIT + 1))

@@ -7,9 +7,9 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from batchrun.engine.collector import Tally
+from batchrun.engine.runner import RunSummary
 from batchrun.humanize import human_bytes, human_seconds, shown_path
-from batchrun.run.collector import Tally
-from batchrun.run.runner import RunSummary
 
 FAILURES_SHOWN = 5
 

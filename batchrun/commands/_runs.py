@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from batchrun.api.client import resolve_base_url
+from batchrun.engine.runner import resolve_token
 from batchrun.errors import UsageError
 from batchrun.manifest.journal import manifest_paths
-from batchrun.run.runner import resolve_token
 from batchrun.spec.load import Spec, load_spec
 
 SANDBOX_TOKEN = "sandbox-token"  # the emulator takes any token; this one is not a secret

@@ -8,9 +8,9 @@ import anyio
 
 from batchrun.api.client import Client
 from batchrun.commands._runs import api_endpoint
+from batchrun.engine.pins import resolve_pins
 from batchrun.humanize import shown_path
-from batchrun.plan.lock import Pin, write_lock
-from batchrun.run.pins import resolve_pins
+from batchrun.planner.lock import Pin, write_lock
 from batchrun.spec.load import Spec, load_spec
 
 

@@ -24,7 +24,7 @@ from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.compare import STATES, PlanComparison, compare, iter_states
 from batchrun.manifest.journal import manifest_paths
-from batchrun.plan.expand import (
+from batchrun.planner.expand import (
     FileInput,
     PlanSummary,
     Shard,

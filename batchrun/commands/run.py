@@ -8,10 +8,10 @@ from pathlib import Path
 
 from batchrun.commands._display import BarProgress, summary_lines
 from batchrun.commands._runs import api_endpoint
+from batchrun.engine.runner import RunOptions, run
 from batchrun.errors import UsageError
 from batchrun.exitcodes import ExitCode
-from batchrun.plan.expand import parse_shard
-from batchrun.run.runner import RunOptions, run
+from batchrun.planner.expand import parse_shard
 from batchrun.spec.load import Rate, load_spec
 
 

@@ -12,7 +12,7 @@ import sys
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
-from batchrun.plan.expand import check_plan
+from batchrun.planner.expand import check_plan
 from batchrun.spec.load import load_spec
 
 

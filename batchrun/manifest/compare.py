@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchrun.manifest.journal import FAILED, IN_FLIGHT, KeyState, ManifestIndex, load_index
-from batchrun.plan.expand import PlannedPrediction, Shard, iter_plan
-from batchrun.plan.lock import Lock, read_lock
+from batchrun.planner.expand import PlannedPrediction, Shard, iter_plan
+from batchrun.planner.lock import Lock, read_lock
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
 

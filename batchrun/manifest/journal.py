@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover  (Windows: no advisory locks; runs are n
 
 from batchrun import __version__
 from batchrun.errors import ManifestError, StorageError, UsageError
-from batchrun.plan.expand import PlannedPrediction
+from batchrun.planner.expand import PlannedPrediction
 
 FORMAT = 1
 MANIFEST_NAME = "manifest.jsonl"

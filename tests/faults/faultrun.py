@@ -26,7 +26,7 @@ from runs import (  # noqa: F401  (re-exported for the fault scenarios)
 )
 
 from batchrun.manifest.journal import IN_FLIGHT, Record
-from batchrun.plan.expand import iter_plan
+from batchrun.planner.expand import iter_plan
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

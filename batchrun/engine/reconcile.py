@@ -21,7 +21,7 @@ import anyio
 
 from batchrun.api.objects import Prediction, parse_time
 from batchrun.errors import NotFoundError
-from batchrun.plan.expand import canonical_json
+from batchrun.planner.expand import canonical_json
 from batchrun.spec.target import Target
 
 # Clocks differ and creates queue: look a little earlier than the earliest send time.

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batchrun.api.objects import parse_time
+from batchrun.engine.lifecycle import Action, file_intact
 from batchrun.manifest.journal import FAILED, KeyState
-from batchrun.plan.expand import PlannedPrediction, in_shard, iter_plan
-from batchrun.run.lifecycle import Action, file_intact
+from batchrun.planner.expand import PlannedPrediction, in_shard, iter_plan
 from batchrun.spec.load import Spec
 
 URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live

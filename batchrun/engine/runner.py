@@ -29,6 +29,11 @@ import anyio.lowlevel
 
 from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.ratelimit import RateLimiter
+from batchrun.engine.collector import Collector, Tally, open_journal
+from batchrun.engine.lifecycle import Action, CreateWithdrawn, Lifecycle, Settings, Work
+from batchrun.engine.outputs import FileNamer
+from batchrun.engine.reconcile import Reconciler
+from batchrun.engine.survey import Scope, Survey, classify, in_scope, survey
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
 from batchrun.humanize import human_bytes, shown_path
 from batchrun.manifest.journal import (
@@ -40,13 +45,8 @@ from batchrun.manifest.journal import (
     manifest_paths,
     new_header,
 )
-from batchrun.plan.expand import iter_plan
-from batchrun.plan.lock import read_lock
-from batchrun.run.collector import Collector, Tally, open_journal
-from batchrun.run.lifecycle import Action, CreateWithdrawn, Lifecycle, Settings, Work
-from batchrun.run.outputs import FileNamer
-from batchrun.run.reconcile import Reconciler
-from batchrun.run.survey import Scope, Survey, classify, in_scope, survey
+from batchrun.planner.expand import iter_plan
+from batchrun.planner.lock import read_lock
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Rate, Spec
 

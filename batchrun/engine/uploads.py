@@ -16,7 +16,7 @@ import anyio
 
 from batchrun.api.objects import UploadedFile
 from batchrun.errors import BatchrunError
-from batchrun.plan.expand import FileInput
+from batchrun.planner.expand import FileInput
 
 INLINE_LIMIT = 256 * 1024
 

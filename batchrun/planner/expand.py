@@ -3,7 +3,7 @@
     for p in iter_plan(load_spec("specs/sweep.yaml")):
         p.key, p.job, p.target, p.input, p.vars, p.repeat
 
-Keys are defined in `batchrun.plan.keys`: the same spec gives the same keys on every machine, and
+Keys are defined in `batchrun.planner.keys`: the same spec gives the same keys on every machine, and
 settings that change how (not what) is predicted leave them alone.
 
 Problems only a row can show (a variable some include rows lack, a templated file that is not
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from batchrun.errors import SpecError, SpecIssue, UsageError
-from batchrun.plan.keys import (
+from batchrun.planner.keys import (
     KEY_HEAD,
     FileHasher,
     FileInput,

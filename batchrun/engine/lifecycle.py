@@ -19,6 +19,11 @@ import anyio
 
 from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
+from batchrun.engine.collector import Journal
+from batchrun.engine.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
+from batchrun.engine.polling import PollSchedule, run_seconds
+from batchrun.engine.reconcile import NoListEndpoint, Reconciler, request_sha256
+from batchrun.engine.uploads import InputFileError, InputFiles
 from batchrun.errors import (
     ApiError,
     DownloadError,
@@ -28,13 +33,8 @@ from batchrun.errors import (
     StorageError,
 )
 from batchrun.manifest.journal import FileRecord, Record, utcnow
-from batchrun.plan.expand import PlannedPrediction
-from batchrun.plan.lock import Lock
-from batchrun.run.collector import Journal
-from batchrun.run.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
-from batchrun.run.polling import PollSchedule, run_seconds
-from batchrun.run.reconcile import NoListEndpoint, Reconciler, request_sha256
-from batchrun.run.uploads import InputFileError, InputFiles
+from batchrun.planner.expand import PlannedPrediction
+from batchrun.planner.lock import Lock
 
 KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
 CREATE_TRIES = 4

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from batchrun.api.objects import Model
 from batchrun.errors import ApiError, NotFoundError
-from batchrun.plan.lock import Pin, unpinned_models
+from batchrun.planner.lock import Pin, unpinned_models
 from batchrun.spec.load import Spec
 
 VERSION_LENGTH = 64  # a Replicate version id: 64 hex characters; anything else cannot be pinned
