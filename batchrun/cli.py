@@ -1,4 +1,4 @@
-"""The command line: argparse in one place, one error handler, exit codes per DESIGN.md section 3.
+"""The command line: argparse in one place, one error handler, exit codes (docs/exit-codes.md).
 
 Each command lives in `batchrun/commands/<name>.py` as `main(args) -> int`; it may print its own
 results. Everything under it raises `BatchrunError`s, which `main` below turns into one message on
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def exit_code_for(error: BatchrunError) -> int:
-    """The exit code DESIGN.md section 3 gives an error that stopped a command."""
+    """The exit code (docs/exit-codes.md) of an error that stopped a command."""
     if isinstance(error, SpecError | UsageError):
         return ExitCode.USAGE
     if isinstance(error, ApiError):

@@ -83,8 +83,8 @@ class Record:
     started_at: str | None = None
     completed_at: str | None = None
     attempts: int = 0
-    # Beyond DESIGN.md's list: the sha256 of the input as sent (files resolved), used to find a
-    # prediction whose create answer was lost; and a flag for keys that may have run twice
+    # batchrun's own (docs/manifest.md): the sha256 of the input as sent (files resolved), used to
+    # find a prediction whose create answer was lost; and a flag for keys that may have run twice
     # because the API had no list endpoint to reconcile with.
     request_sha256: str | None = None
     possible_duplicate: bool = False

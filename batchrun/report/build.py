@@ -1,4 +1,4 @@
-"""`batchrun report`: a run folder as one self-contained HTML page (DESIGN.md section 7).
+"""`batchrun report`: a run folder as one self-contained HTML page.
 
     html = build_report(Path("runs/sweep"), rows="subject", cols="seed")
 
