@@ -1,8 +1,10 @@
 """The command line: argparse in one place, one error handler, exit codes (docs/exit-codes.md).
 
-Each command lives in `batchrun/commands/<name>.py` as `main(args) -> int`; it may print its own
-results. Everything under it raises `BatchrunError`s, which `main` below turns into one message on
-stderr and an exit code. The library itself never prints and never exits.
+Each command lives in `batchrun/commands/<name>.py` as `main(args) -> int`, where `args` is the
+command's frozen record from `batchrun/commands/options.py` (built here from argparse's namespace,
+so no command sees argparse); it may print its own results. Everything under it raises
+`BatchrunError`s, which `main` below turns into one message on stderr and an exit code. The
+library itself never prints and never exits.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 
 from batchrun import __version__
+from batchrun.commands.options import ARGS_OF, CommandArgs
 from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
 from batchrun.exitcodes import ExitCode
 from batchrun.sandbox_help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
@@ -123,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `batchrun` console script and of `python -m batchrun`."""
-    args = build_parser().parse_args(argv)
-    command = importlib.import_module(f"batchrun.commands.{args.command}")
+    parsed = build_parser().parse_args(argv)
+    args = options_from(parsed)
+    command = importlib.import_module(f"batchrun.commands.{parsed.command}")
     try:
         code: int = command.main(args)
     except KeyboardInterrupt:
@@ -143,6 +148,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return ExitCode.FAILED
     return code
+
+
+def options_from(parsed: argparse.Namespace) -> CommandArgs:
+    """The command's typed record, each field taken from the flag of the same `dest`."""
+    record = ARGS_OF[parsed.command]
+    values = {field.name: getattr(parsed, field.name) for field in fields(record)}
+    # argparse gives lists for nargs/append options; the records are frozen, so tuples.
+    values = {
+        name: tuple(value) if isinstance(value, list) else value for name, value in values.items()
+    }
+    # An `append` option never given is None; its field's default is the empty tuple.
+    values = {name: value for name, value in values.items() if value is not None}
+    return record(**values)
 
 
 def exit_code_for(error: BatchrunError) -> int:

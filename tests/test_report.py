@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import argparse
 import struct
 import zlib
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ import pytest
 
 from batchrun.cli import main as cli_main
 from batchrun.commands import report as report_command
+from batchrun.commands.options import ReportArgs
 from batchrun.errors import UsageError
 from batchrun.manifest.journal import FileRecord, ManifestWriter, Record, load_index, new_header
 from batchrun.report.build import build_report, declared_axes, relative_href
@@ -558,7 +558,7 @@ def test_command_writes_the_report_and_prints_its_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = write_run(tmp_path / "run", sweep_records(tmp_path / "run"))
-    args = argparse.Namespace(target=str(run), rows=None, cols=None, output=None)
+    args = ReportArgs(target=str(run))
     assert report_command.main(args) == 0
     assert capsys.readouterr().out == f"{run / 'report.html'}\n"
     page = (run / "report.html").read_text(encoding="utf-8")

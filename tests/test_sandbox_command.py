@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import signal
 import subprocess
@@ -11,7 +10,8 @@ import sys
 import httpx
 import pytest
 
-from batchrun.cli import build_parser
+from batchrun.cli import build_parser, options_from
+from batchrun.commands.options import SandboxArgs
 from batchrun.commands.sandbox import settings_from
 from batchrun.errors import UsageError
 from batchrun.sandbox import Sandbox
@@ -22,8 +22,10 @@ BANNER = re.compile(
 )
 
 
-def parse(*argv: str) -> argparse.Namespace:
-    return build_parser().parse_args(["sandbox", *argv])
+def parse(*argv: str) -> SandboxArgs:
+    args = options_from(build_parser().parse_args(["sandbox", *argv]))
+    assert isinstance(args, SandboxArgs)
+    return args
 
 
 def test_settings_from_the_command_line() -> None:
@@ -43,11 +45,11 @@ def test_settings_from_the_command_line() -> None:
 
 
 def test_options_the_parser_may_grow_reach_their_settings() -> None:
-    args = argparse.Namespace(
+    args = SandboxArgs(
         jitter=0.1,
         seed=4,
         reset_rate=0.2,
-        set=['error_methods=["GET", "POST"]', "urls_host=https://api.replicate.com"],
+        set=('error_methods=["GET", "POST"]', "urls_host=https://api.replicate.com"),
     )
     assert settings_from(args) == {
         "jitter": 0.1,
@@ -57,7 +59,7 @@ def test_options_the_parser_may_grow_reach_their_settings() -> None:
         "urls_host": "https://api.replicate.com",
     }
     with pytest.raises(UsageError) as raised:
-        settings_from(argparse.Namespace(set=["latency"]))
+        settings_from(SandboxArgs(set=("latency",)))
     assert str(raised.value) == "--set takes NAME=VALUE, got 'latency'"
 
 

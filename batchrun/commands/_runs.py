@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -10,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from batchrun.api.client import resolve_base_url
+from batchrun.commands.options import LockArgs, RunArgs
 from batchrun.engine.runner import resolve_token
 from batchrun.errors import UsageError
 from batchrun.manifest.journal import manifest_paths
@@ -33,7 +33,7 @@ def run_dir_of(text: str) -> Path:
 
 
 @contextlib.contextmanager
-def api_endpoint(args: argparse.Namespace, spec: Spec) -> Iterator[tuple[str, str]]:
+def api_endpoint(args: RunArgs | LockArgs, spec: Spec) -> Iterator[tuple[str, str]]:
     """The base URL and token to use: the in-process emulator's with --sandbox."""
     if not args.sandbox:
         base_url = resolve_base_url(args.base_url, spec.base_url, os.environ)
@@ -44,7 +44,7 @@ def api_endpoint(args: argparse.Namespace, spec: Spec) -> Iterator[tuple[str, st
     from batchrun.sandbox import Sandbox
 
     with Sandbox() as sandbox:
-        if not getattr(args, "quiet", False):
+        if not (isinstance(args, RunArgs) and args.quiet):
             print(
                 f"batchrun: running against the built-in sandbox at {sandbox.base_url}",
                 file=sys.stderr,

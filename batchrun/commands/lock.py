@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-
 import anyio
 
 from batchrun.api.client import Client
 from batchrun.commands._runs import api_endpoint
+from batchrun.commands.options import LockArgs
 from batchrun.engine.pins import resolve_pins
 from batchrun.humanize import shown_path
 from batchrun.planner.lock import Pin, write_lock
 from batchrun.spec.load import Spec, load_spec
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: LockArgs) -> int:
     """Resolve and write the lock file; print one line per model."""
     spec = load_spec(args.spec)
     with api_endpoint(args, spec) as (base_url, token):

@@ -11,7 +11,6 @@ holds that the spec no longer plans are counted too (see batchrun/compare.py).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from batchrun.commands.options import PlanArgs
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.compare import STATES, PlanComparison, compare, iter_states
@@ -37,7 +37,7 @@ from batchrun.spec.load import Spec, load_spec
 EXAMPLE_WIDTH = 110
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: PlanArgs) -> int:
     """Load the spec, then print its plan as a summary or as JSON Lines."""
     spec = load_spec(args.spec)
     shard = parse_shard(args.shard) if args.shard else None

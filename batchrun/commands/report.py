@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 from pathlib import Path
 
 from batchrun.commands._runs import run_dir_of
+from batchrun.commands.options import ReportArgs
 from batchrun.errors import StorageError
 from batchrun.report.build import REPORT_NAME, build_report
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: ReportArgs) -> int:
     """Write the report (atomically) and print where it is."""
     run_dir = run_dir_of(args.target)
     dest = Path(args.output) if args.output else run_dir / REPORT_NAME

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from batchrun.commands._display import BarProgress, summary_lines
 from batchrun.commands._runs import api_endpoint
+from batchrun.commands.options import RunArgs
 from batchrun.engine.runner import RunOptions, run
 from batchrun.errors import UsageError
 from batchrun.exitcodes import ExitCode
@@ -15,7 +15,7 @@ from batchrun.planner.expand import parse_shard
 from batchrun.spec.load import Rate, load_spec
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: RunArgs) -> int:
     """Run a spec; exit 0 when every planned prediction succeeded, 1 if not, 130 if stopped."""
     spec = load_spec(args.spec)
     rate = _rate(args.rate) if args.rate else None

@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import signal
 import threading
 from typing import Any
 
+from batchrun.commands.options import SandboxArgs
 from batchrun.errors import UsageError
 from batchrun.sandbox import Sandbox, SandboxConfig
 
-# Command-line options that map one to one onto sandbox settings.
-_OPTIONS = (
-    "latency",
-    "jitter",
-    "failure_rate",
-    "error_rate",
-    "reset_rate",
-    "rate_limit",
-    "file_ttl",
-    "seed",
-)
 
-
-def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+def settings_from(args: SandboxArgs) -> dict[str, Any]:
     """The sandbox settings the command line asked for (unset options keep their defaults).
 
-    `--set NAME=VALUE` (if the parser has it) reaches every other setting; VALUE is read as
-    JSON when it can be (`0.5`, `true`, `["GET"]`), else taken as text (`600/min`).
+    `--set NAME=VALUE` reaches every other setting; VALUE is read as JSON when it can be
+    (`0.5`, `true`, `["GET"]`), else taken as text (`600/min`).
     """
-    settings: dict[str, Any] = {}
-    for option in _OPTIONS:
-        value = getattr(args, option, None)
-        if value is not None:
-            settings[option] = value
-    if getattr(args, "no_wait", False):
+    # The options that map one to one onto sandbox settings.
+    direct: dict[str, Any] = {
+        "latency": args.latency,
+        "jitter": args.jitter,
+        "failure_rate": args.failure_rate,
+        "error_rate": args.error_rate,
+        "reset_rate": args.reset_rate,
+        "rate_limit": args.rate_limit,
+        "file_ttl": args.file_ttl,
+        "seed": args.seed,
+    }
+    settings = {name: value for name, value in direct.items() if value is not None}
+    if args.no_wait:
         settings["honor_wait"] = False
-    for item in getattr(args, "set", None) or ():
+    for item in args.set:
         name, equals, text = item.partition("=")
         if not equals or not name.strip():
             raise UsageError(f"--set takes NAME=VALUE, got {item!r}")
@@ -58,7 +53,7 @@ def _raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: SandboxArgs) -> int:
     """Serve until Ctrl-C (or SIGTERM); exit 0."""
     config = SandboxConfig().updated(**settings_from(args))
     _raise_open_file_limit()
@@ -67,8 +62,8 @@ def main(args: argparse.Namespace) -> int:
         config,
         host=args.host,
         port=args.port,
-        second_origin=getattr(args, "second_origin", False),
-        access_log=getattr(args, "access_log", False),
+        second_origin=args.second_origin,
+        access_log=args.access_log,
     ).start()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     try:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from batchrun.commands._runs import run_dir_of
+from batchrun.commands.options import StatusArgs
 from batchrun.humanize import human_bytes, human_seconds, shown_path
 from batchrun.manifest.journal import ALL_STATUSES, load_records
 from batchrun.report.status import RunStatus, export_csv, summarize
@@ -15,7 +15,7 @@ from batchrun.report.status import RunStatus, export_csv, summarize
 FAILURES_SHOWN = 10
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: StatusArgs) -> int:
     """Print the run's status; exit 0 when every record succeeded with its files, else 1."""
     run_dir = run_dir_of(args.target)
     headers, records = load_records(run_dir)  # once: a manifest may be hundreds of megabytes

@@ -6,9 +6,9 @@ Errors go to stderr, one per line as `file:line:col: path: message`; each good s
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from batchrun.commands.options import ValidateArgs
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
@@ -16,7 +16,7 @@ from batchrun.planner.expand import check_plan
 from batchrun.spec.load import load_spec
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: ValidateArgs) -> int:
     """Check each spec in turn; report all of their problems."""
     failed = False
     for path in args.specs:

@@ -1,0 +1,108 @@
+"""What each command was asked to do: one frozen record per command, built by `cli.py`.
+
+The commands take these records, never an `argparse.Namespace`, so mypy checks every option a
+command reads. A field's name is the argparse `dest` of its flag (`--no-download` is
+`no_download`); `cli.py` fills each record from the parsed namespace by field name, and
+tests/test_cli_options.py checks that every flag of the parser has its field and back. To add a
+flag: one `add_argument` line in `cli.py`, one field here (with its default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ValidateArgs:
+    """`batchrun validate SPEC...`"""
+
+    specs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlanArgs:
+    """`batchrun plan SPEC`"""
+
+    spec: str
+    json: bool = False
+    out: str | None = None
+    shard: str | None = None
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """`batchrun run SPEC`"""
+
+    spec: str
+    out: str | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+    rate: str | None = None
+    limit: int | None = None
+    retry_failed: bool = False
+    no_download: bool = False
+    sandbox: bool = False
+    shard: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class StatusArgs:
+    """`batchrun status RUN_OR_SPEC`"""
+
+    target: str
+    json: bool = False
+    csv: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportArgs:
+    """`batchrun report RUN_OR_SPEC`"""
+
+    target: str
+    rows: str | None = None
+    cols: str | None = None
+    output: str | None = None
+
+
+@dataclass(frozen=True)
+class LockArgs:
+    """`batchrun lock SPEC`"""
+
+    spec: str
+    base_url: str | None = None
+    sandbox: bool = False
+
+
+@dataclass(frozen=True)
+class SandboxArgs:
+    """`batchrun sandbox`; None leaves the emulator's own default."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    latency: float | None = None
+    jitter: float | None = None
+    failure_rate: float | None = None
+    error_rate: float | None = None
+    reset_rate: float | None = None
+    rate_limit: str | None = None
+    no_wait: bool = False
+    file_ttl: float | None = None
+    seed: int | None = None
+    set: tuple[str, ...] = ()
+    second_origin: bool = False
+    access_log: bool = False
+
+
+CommandArgs = ValidateArgs | PlanArgs | RunArgs | StatusArgs | ReportArgs | LockArgs | SandboxArgs
+
+# The record each command's `main` takes, by the command's name on the command line.
+ARGS_OF: dict[str, type[CommandArgs]] = {
+    "validate": ValidateArgs,
+    "plan": PlanArgs,
+    "run": RunArgs,
+    "status": StatusArgs,
+    "report": ReportArgs,
+    "lock": LockArgs,
+    "sandbox": SandboxArgs,
+}

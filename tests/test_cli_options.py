@@ -1,0 +1,49 @@
+"""The typed records the commands take: every flag of the parser has its field, and back."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+import pytest
+
+from batchrun.cli import build_parser, options_from
+from batchrun.commands.options import ARGS_OF, PlanArgs, RunArgs, SandboxArgs, ValidateArgs
+
+# argparse's own destinations, which no command reads.
+_ARGPARSE_ONLY = {"help"}
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("the parser has no commands")
+
+
+def test_every_command_has_a_record() -> None:
+    assert sorted(_subparsers()) == sorted(ARGS_OF)
+
+
+@pytest.mark.parametrize("command", sorted(ARGS_OF))
+def test_each_flag_is_a_field_of_the_commands_record(command: str) -> None:
+    sub = _subparsers()[command]
+    dests = {action.dest for action in sub._actions} - _ARGPARSE_ONLY
+    assert dests == {field.name for field in fields(ARGS_OF[command])}
+
+
+def test_the_namespace_becomes_the_typed_record() -> None:
+    parser = build_parser()
+    assert options_from(parser.parse_args(["validate", "a.yaml", "b.yaml"])) == ValidateArgs(
+        specs=("a.yaml", "b.yaml")
+    )
+    assert options_from(parser.parse_args(["plan", "s.yaml", "--shard", "1/2"])) == PlanArgs(
+        spec="s.yaml", shard="1/2"
+    )
+    assert options_from(
+        parser.parse_args(["run", "s.yaml", "--limit", "3", "--no-download", "--sandbox"])
+    ) == RunArgs(spec="s.yaml", limit=3, no_download=True, sandbox=True)
+    assert options_from(
+        parser.parse_args(["sandbox", "--set", "a=1", "--set", "b=2", "--port", "0"])
+    ) == SandboxArgs(port=0, set=("a=1", "b=2"))
