@@ -6,7 +6,8 @@ Sandbox fixtures (real loopback sockets, stopped after the test):
   (no /v1), `sandbox.state` the in-memory store, `sandbox.configure(...)` changes faults.
 - `make_sandbox(**config)`: a factory for custom settings (`SandboxConfig` fields; latency
   defaults to 0.05 here too). Server options go as keywords as well: `second_origin=True`
-  serves output files from another port, `files_tls=(cert, key)` serves them over https.
+  serves output files from another port, `files_tls=(cert, key)` serves them over https,
+  `clock=` replaces the sandbox's clock (predictions and the rate limit both follow it).
 - `api`: an `httpx.Client` on `sandbox` with a token, which checks every request it sends and
   every answer it gets under /v1 against Replicate's OpenAPI schema (`openapi_checked`).
 - `http`: a plain `httpx.Client` (no base URL, no token) that checks /v1 exchanges the same way.
@@ -14,6 +15,7 @@ Sandbox fixtures (real loopback sockets, stopped after the test):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,10 +43,11 @@ def make_sandbox() -> Iterator[Callable[..., Sandbox]]:
         *,
         second_origin: bool = False,
         files_tls: tuple[str | Path, str | Path] | None = None,
+        clock: Callable[[], float] = time.time,
         **settings: Any,
     ) -> Sandbox:
         config = SandboxConfig().updated(**{"latency": TEST_LATENCY, **settings})
-        sandbox = Sandbox(config, second_origin=second_origin, files_tls=files_tls)
+        sandbox = Sandbox(config, second_origin=second_origin, files_tls=files_tls, clock=clock)
         started.append(sandbox)
         return sandbox.start()
 

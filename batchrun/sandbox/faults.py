@@ -52,9 +52,9 @@ class TokenBucket:
 class Faults:
     """The dice and the bucket for one configuration; rebuilt when the seed or limit changes."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._rngs = {kind: random.Random(f"{config.seed}:{kind}") for kind in KINDS}
-        self.bucket = TokenBucket(config.rate) if config.rate else None
+        self.bucket = TokenBucket(config.rate, clock) if config.rate else None
 
     def reuse_dice(self, other: Faults) -> None:
         """Keep `other`'s dice mid-sequence (a new rate limit must not replay the faults)."""

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -72,8 +74,9 @@ class Sandbox:
         files_port: int = 0,
         files_tls: tuple[str | Path, str | Path] | None = None,
         access_log: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.state = SandboxState(config)
+        self.state = SandboxState(config, clock=clock)
         self.app = SandboxApp(self.state)
         self.host = host
         self.port = port

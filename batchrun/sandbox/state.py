@@ -75,8 +75,9 @@ class SandboxState:
     ) -> None:
         self._lock = threading.Lock()
         self.config = config or SandboxConfig()
-        self.faults = Faults(self.config)
         self.clock = clock
+        # The rate limit counts on the sandbox's clock too, so a test can hold it still.
+        self.faults = Faults(self.config, clock)
         self.images = ImageCache()
         self.closing = False
         self.waiting: set[Prediction] = set()
@@ -94,7 +95,7 @@ class SandboxState:
         with self._lock:
             new = self.config.updated(**changes)
             if "seed" in changes or "rate_limit" in changes or "rate_limit_burst" in changes:
-                fresh = Faults(new)
+                fresh = Faults(new, self.clock)
                 if "seed" not in changes:
                     fresh.reuse_dice(self.faults)
                 self.faults = fresh
@@ -111,7 +112,7 @@ class SandboxState:
             self.stats = Stats(held=self.stats.held, max_held=self.stats.held)
             self._ordered = []
             self._created = []
-            self.faults = Faults(self.config)
+            self.faults = Faults(self.config, self.clock)
 
     def count(self, event: str, amount: int = 1) -> None:
         """Add to one of the named counters in the statistics."""
