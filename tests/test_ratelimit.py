@@ -12,7 +12,7 @@ import anyio
 import pytest
 from trio.testing import MockClock
 
-from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.ratelimit import RateLimiter, Withdrawn, polite
 
 
 def virtual_time(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
@@ -231,6 +231,41 @@ async def test_without_adaptation_a_pause_keeps_the_rate() -> None:
     limiter.pause(1)
     assert limiter.current_rate == 10
     assert limiter.decreases == 0
+
+
+@virtual_time
+async def test_withdraw_all_ends_every_wait_and_every_later_one() -> None:
+    limiter = RateLimiter(1, burst=1)
+    start = anyio.current_time()
+    outcomes: list[tuple[float, str]] = []
+
+    async def take() -> None:
+        try:
+            await limiter.acquire()
+            outcomes.append((round(anyio.current_time() - start, 6), "got"))
+        except Withdrawn:
+            outcomes.append((round(anyio.current_time() - start, 6), "withdrawn"))
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(4):
+            tasks.start_soon(take)
+        await anyio.sleep(1.5)  # one has its token at once, one at 1.0, two still wait
+        limiter.withdraw_all()
+    assert outcomes == [(0.0, "got"), (1.0, "got"), (1.5, "withdrawn"), (1.5, "withdrawn")]
+    with pytest.raises(Withdrawn):
+        await limiter.acquire()
+    assert limiter.acquired == 2
+
+
+@virtual_time
+async def test_polite_stays_under_the_rate_with_half_a_second_of_burst() -> None:
+    limiter = polite(10)
+    assert limiter.configured_rate == pytest.approx(9.8)
+    assert limiter.burst == pytest.approx(4.9)
+    limiter.pause(0)
+    assert limiter.current_rate == pytest.approx(9.8 * 0.8)
+    await anyio.sleep(2)
+    assert limiter.current_rate == pytest.approx(9.8 * 0.8 + 9.8 / 20)
 
 
 def test_an_injected_clock_and_sleep_drive_the_limiter() -> None:

@@ -3,7 +3,8 @@
 Two `httpx.AsyncClient`s: one for the API, with the token, and one without credentials for output
 files (see `batchrun.api.download`). Every request goes through `batchrun.api.retry.with_retries`
 with the matching rate limiter (creates, or everything else), and every failure leaves here as a
-`batchrun.errors` exception built by `batchrun.api.failures`; no httpx exception escapes.
+`batchrun.errors` exception built by `batchrun.api.failures`; no httpx exception escapes. The one
+other exception is the limiters' own `Withdrawn`: a request whose turn was withdrawn was never sent.
 
 Creates are the one non-idempotent call: a create that may have reached the server is never
 repeated here. It raises `OutcomeUnknownError` and the runner reconciles with the list endpoint.
@@ -27,7 +28,7 @@ from batchrun.api.download import FileFetcher, origin_of
 from batchrun.api.failures import bad_body_error, error_for_response, error_for_transport
 from batchrun.api.objects import Downloaded, Model, Prediction, UploadedFile
 from batchrun.api.pool import async_client
-from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.ratelimit import RateLimiter, polite
 from batchrun.api.retry import Retryable, RetryPolicy, with_retries
 from batchrun.errors import (
     BatchrunError,
@@ -39,6 +40,7 @@ from batchrun.errors import (
     StorageError,
     UsageError,
 )
+from batchrun.spec.load import DEFAULT_RATE, DEFAULT_REQUESTS, Rate
 from batchrun.spec.target import Target
 
 # What tests and the sandbox hand the client instead of a socket; callers need not import httpx.
@@ -130,8 +132,9 @@ class Client:
         # Until the API first answers, a refused connection is a wrong URL or a dead network
         # far more often than a blip: say so in about a second, not after minutes of backoff.
         self._answered = False
-        self.create_limiter = create_limiter or RateLimiter(600 / 60)
-        self.request_limiter = request_limiter or RateLimiter(3000 / 60)
+        # Without limiters of its own (`lock`), the spec format's default rates apply.
+        self.create_limiter = create_limiter or polite(Rate.parse(DEFAULT_RATE).per_second)
+        self.request_limiter = request_limiter or polite(Rate.parse(DEFAULT_REQUESTS).per_second)
         self.stats = ClientStats()
         self._read_timeout = read_timeout
         self._connect_timeout = connect_timeout
@@ -185,7 +188,10 @@ class Client:
         wait: int | None = None,
         cancel_after: str | None = None,
     ) -> Prediction:
-        """Create a prediction; OutcomeUnknownError if it was sent and its answer was lost."""
+        """Create a prediction; OutcomeUnknownError if it was sent and its answer was lost.
+
+        `Withdrawn` if the create limiter withdrew its turn: then nothing was sent.
+        """
         if target.kind == "version":
             url = f"{self._api}/predictions"
             body: dict[str, Any] = {"version": target.version, "input": input}

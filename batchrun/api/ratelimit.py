@@ -8,6 +8,12 @@ while it sleeps still holds it back.
 Adaptation is AIMD, as in TCP: a 429 cuts the rate by `decrease` (once per pause, so a burst of
 429s from requests that were already in flight counts once), and every `recovery_interval` seconds
 without one adds `recovery_step` back, up to the configured rate.
+
+`withdraw_all()` ends every wait for a turn with `Withdrawn`, and every later one too: a run that
+is stopping sends nothing it has not sent yet, and a request still waiting here has not been sent.
+
+`polite()` is the one place where batchrun's limiters are tuned (the default rates themselves are
+the spec format's: `batchrun.spec.load.DEFAULT_RATE` and `DEFAULT_REQUESTS`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import anyio
+
+# Our bucket and a server's never tick together: at exactly its rate, every jitter is a 429.
+POLITE_SHARE = 0.98
+# Seconds of the rate that may go out at once after an idle spell; a server counts a burst of
+# up to a second of its rate, and half leaves room for the tick mismatch above.
+POLITE_BURST_SECONDS = 0.5
+# A 429 cuts the rate by a fifth (not a half), and a twentieth of it comes back every 2 s: one
+# stray 429 costs a few seconds of pace, not a minute, while a server with a lower limit still
+# pushes the rate down to it after a few.
+POLITE_DECREASE = 0.8
+POLITE_RECOVERY_SHARE = 1 / 20
+POLITE_RECOVERY_INTERVAL = 2.0
+
+
+class Withdrawn(Exception):
+    """An `acquire()` given up by `withdraw_all()`: the request it was for was never sent."""
 
 
 class RateLimiter:
@@ -55,6 +77,8 @@ class RateLimiter:
         self._paused_until = float("-inf")
         self._recovered_at = float("-inf")  # clock reading the last recovery step counts from
         self._lock = anyio.Lock()
+        self._waits: set[anyio.CancelScope] = set()
+        self.withdrawn = False
         self.acquired = 0
         self.pauses = 0
         self.decreases = 0
@@ -66,7 +90,25 @@ class RateLimiter:
         return self._rate
 
     async def acquire(self) -> None:
-        """Wait for a token, in the order callers arrived."""
+        """Wait for a token, in the order callers arrived; `Withdrawn` once `withdraw_all()`."""
+        with anyio.CancelScope() as wait:
+            self._waits.add(wait)
+            try:
+                if not self.withdrawn:
+                    await self._take()
+            finally:
+                self._waits.discard(wait)
+        # A token handed out in the same tick as the withdrawal is not used either.
+        if self.withdrawn:
+            raise Withdrawn
+
+    def withdraw_all(self) -> None:
+        """End every wait for a turn with `Withdrawn`, now and from now on."""
+        self.withdrawn = True
+        for wait in self._waits:
+            wait.cancel()
+
+    async def _take(self) -> None:
         async with self._lock:
             while True:
                 now = self._clock()
@@ -106,3 +148,15 @@ class RateLimiter:
             steps = int((now - self._recovered_at) // self._interval)
             self._rate = min(self.configured_rate, self._rate + steps * self._step)
             self._recovered_at += steps * self._interval
+
+
+def polite(per_second: float) -> RateLimiter:
+    """A limiter that keeps under a server's limit of `per_second`, and takes a 429 calmly."""
+    rate = per_second * POLITE_SHARE
+    return RateLimiter(
+        rate,
+        burst=max(1.0, rate * POLITE_BURST_SECONDS),
+        decrease=POLITE_DECREASE,
+        recovery_step=rate * POLITE_RECOVERY_SHARE,
+        recovery_interval=POLITE_RECOVERY_INTERVAL,
+    )

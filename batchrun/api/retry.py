@@ -10,6 +10,8 @@ to give up is decided here:
   a server with a much lower limit should slow a run down, not fail it.
 - anything else retryable (network errors, 5xx): capped exponential backoff with jitter, at most
   `attempts` tries in all.
+
+The limiter's `Withdrawn` is not a failure and is not caught: that request was never sent.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import anyio
 
 from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
+from batchrun.api.ratelimit import Withdrawn
 from batchrun.engine.collector import Journal
 from batchrun.engine.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
 from batchrun.engine.polling import PollSchedule, run_seconds
@@ -47,10 +48,6 @@ DATA_REMOVED = (
 
 async def _nothing() -> None:
     pass
-
-
-class CreateWithdrawn(Exception):
-    """A create given up before it was sent, because the run is stopping."""
 
 
 class Action(Enum):
@@ -241,7 +238,7 @@ class Lifecycle:
             self.creates_first.sent(planned.key)
             try:
                 prediction = await self.client.create(target, sent, wait=self.settings.wait)
-            except CreateWithdrawn:
+            except Withdrawn:
                 # Stopped while waiting for its turn: the key goes back to what it was.
                 await self.journal.write(before, final=True, withdrawn=True)
                 raise

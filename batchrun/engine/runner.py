@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -28,9 +28,9 @@ import anyio
 import anyio.lowlevel
 
 from batchrun.api.client import Client, ClientStats, Transport
-from batchrun.api.ratelimit import RateLimiter
+from batchrun.api.ratelimit import Withdrawn, polite
 from batchrun.engine.collector import Collector, Tally, open_journal
-from batchrun.engine.lifecycle import Action, CreateWithdrawn, Lifecycle, Settings, Work
+from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.outputs import FileNamer
 from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.survey import Scope, Survey, classify, in_scope, survey
@@ -106,16 +106,16 @@ class _NoProgress:
 class Stopper:
     """Stops a run: the first request lets in-flight work finish, the second leaves at once.
 
-    "In flight" means sent: the first request also withdraws every create still waiting for
-    its turn under the rate limit (see `waiting`), since nothing has been paid for them yet.
+    "In flight" means sent: at the first request the run also withdraws every create still
+    waiting for its turn under the rate limit (see `on_first_request`), since nothing has been
+    paid for them yet.
     """
 
     def __init__(self) -> None:
         self.requests = 0
         self._scope: anyio.CancelScope | None = None
         self._leave_on_first = False
-        self._waiting: set[anyio.CancelScope] = set()
-        self._progress: Progress = _NoProgress()
+        self._on_first: list[Callable[[], None]] = []
 
     @property
     def stopping(self) -> bool:
@@ -125,14 +125,26 @@ class Stopper:
         """Ask the run to stop (what Ctrl-C does)."""
         self.requests += 1
         if self.requests == 1 and not self._leave_on_first:
-            self._progress.message(
-                "stopping: no new predictions; waiting for those in flight "
-                "(press Ctrl-C again to leave now; the next run picks them up)"
-            )
-            for scope in self._waiting:
-                scope.cancel()
+            for callback in list(self._on_first):
+                callback()
         elif self._scope is not None:
             self._scope.cancel()
+
+    def leave(self) -> None:
+        """Ask the run to stop at once, as a second request does (what SIGTERM does)."""
+        self.requests = max(self.requests, 1)
+        self.request()
+
+    @contextlib.contextmanager
+    def on_first_request(self, callback: Callable[[], None]) -> Iterator[None]:
+        """Call `callback` at the first stop request while inside (at once if it came already)."""
+        self._on_first.append(callback)
+        try:
+            if self.requests == 1:
+                callback()
+            yield
+        finally:
+            self._on_first.remove(callback)
 
     @contextlib.contextmanager
     def phase(self, *, leave_on_first: bool) -> Iterator[anyio.CancelScope]:
@@ -146,18 +158,6 @@ class Stopper:
                 yield scope
             finally:
                 self._scope, self._leave_on_first = None, False
-
-    @contextlib.contextmanager
-    def waiting(self) -> Iterator[anyio.CancelScope]:
-        """A wait that the first stop request ends (a create waiting for the rate limiter)."""
-        with anyio.CancelScope() as scope:
-            if self.stopping:
-                scope.cancel()
-            self._waiting.add(scope)
-            try:
-                yield scope
-            finally:
-                self._waiting.discard(scope)
 
 
 @dataclass
@@ -224,7 +224,6 @@ class _Runner:
         self.options = options
         self.progress = progress
         self.stopper = stopper
-        stopper._progress = progress
         self.run_dir = (options.out or spec.output).resolve()
         self.scope = Scope(
             shard=options.shard,
@@ -309,7 +308,8 @@ class _Runner:
                 syncing = anyio.CancelScope()
                 group.start_soon(collector.sync_periodically, syncing)
                 try:
-                    await self._work(lifecycle, index)
+                    with self.stopper.on_first_request(lambda: self._stopping(client)):
+                        await self._work(lifecycle, index)
                 except Exception as error:
                     fatal = error
                 finally:
@@ -360,12 +360,20 @@ class _Runner:
             self.options.token,
             wait=self.spec.wait,
             max_connections=self.concurrency + 16,
-            create_limiter=_polite(rate.per_second, self.stopper),
-            request_limiter=_polite(requests.per_second),
+            create_limiter=polite(rate.per_second),
+            request_limiter=polite(requests.per_second),
             transport=self.options.transport,
             file_transport=self.options.transport,
             on_retry=self._retrying,
         )
+
+    def _stopping(self, client: Client) -> None:
+        self.progress.message(
+            "stopping: no new predictions; waiting for those in flight "
+            "(press Ctrl-C again to leave now; the next run picks them up)"
+        )
+        # Those still waiting for their turn were never sent: they are the next run's.
+        client.create_limiter.withdraw_all()
 
     def _retrying(self, error: BatchrunError, rate_limited: bool) -> None:
         # Say so when the API is failing or pushing back, but not once per request.
@@ -462,7 +470,7 @@ class _Runner:
 
         try:
             await lifecycle.process(work, settled)
-        except CreateWithdrawn:
+        except Withdrawn:
             self.started -= 1  # never sent: left for the next run, like those never started
         finally:
             lifecycle.creates_first.sent(work.planned.key)
@@ -477,42 +485,9 @@ class _Runner:
             async for received in signals:
                 if received == signal.SIGTERM:
                     # A process manager wants us gone soon: leave at once, resumably.
-                    self.stopper.requests = 1
-                self.stopper.request()
-
-
-class _Withdrawable(RateLimiter):
-    """The create limiter: a create still waiting for its turn when a stop is asked for is
-    withdrawn (CreateWithdrawn), since nothing has been sent or paid for yet."""
-
-    def __init__(self, stopper: Stopper, per_second: float, *, burst: float) -> None:
-        super().__init__(
-            per_second,
-            burst=burst,
-            decrease=0.8,
-            recovery_step=per_second / 20,
-            recovery_interval=2.0,
-        )
-        self._stopper = stopper
-
-    async def acquire(self) -> None:
-        with self._stopper.waiting() as scope:
-            await super().acquire()
-        if scope.cancelled_caught or self._stopper.stopping:
-            raise CreateWithdrawn
-
-
-def _polite(per_second: float, stopper: Stopper | None = None) -> RateLimiter:
-    """A limiter that keeps under a server's limit of `per_second`, and takes a 429 calmly.
-
-    A hair under the limit (2%) and a half-second burst, because a server's bucket and ours
-    never tick together: at exactly its rate, every jitter is a 429. A 429 then cuts the rate
-    by a fifth, not a half, and a twentieth of it comes back every 2 s: one stray 429 costs a
-    few seconds of pace, not a minute, while a server with a lower limit still pushes the rate
-    down to it after a few.
-    """
-    rate = per_second * 0.98
-    return _Withdrawable(stopper or Stopper(), rate, burst=max(1, rate / 2))
+                    self.stopper.leave()
+                else:
+                    self.stopper.request()
 
 
 def _owned_ids(index: ManifestIndex) -> list[str]:
