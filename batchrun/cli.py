@@ -42,14 +42,28 @@ def _add_base_url(parser: argparse.ArgumentParser) -> None:
     )
 
 
+ENVIRONMENT_HELP = """\
+environment:
+  REPLICATE_API_TOKEN  the API token (a spec's token_env names another variable); sent only to
+                       the API's own origin, never shown
+  REPLICATE_BASE_URL   the API base URL when neither --base-url nor the spec's base_url is set
+                       (default https://api.replicate.com)
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY
+                       an HTTP proxy to reach the API through
+  BATCHRUN_DEBUG=1     show the traceback of an internal error instead of one line"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, in one place."""
     parser = argparse.ArgumentParser(
         prog="batchrun",
         description="Run large batches of Replicate predictions from YAML specs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENVIRONMENT_HELP,
     )
     parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required: a bare `batchrun` prints this help (see main).
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check specs; print every error with its place")
     validate.add_argument("specs", nargs="+", metavar="SPEC")
@@ -60,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", metavar="DIR", help="run folder to compare with (default: spec's)")
     plan.add_argument("--shard", metavar="I/N", help="plan only shard I of N")
 
-    run = commands.add_parser("run", help="run what the plan says is left")
+    run = commands.add_parser(
+        "run",
+        help="run what the plan says is left",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENVIRONMENT_HELP,
+    )
     run.add_argument("spec", metavar="SPEC")
     run.add_argument("--out", metavar="DIR", help="run folder (default: the spec's output)")
     _add_base_url(run)
@@ -87,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", metavar="FILE", help="where to write (default RUN/report.html)")
 
     lock = commands.add_parser(
-        "lock", help="pin every model: owner/name to its version in SPEC.lock"
+        "lock",
+        help="pin every model: owner/name to its version in SPEC.lock",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENVIRONMENT_HELP,
     )
     lock.add_argument("spec", metavar="SPEC")
     _add_base_url(lock)
@@ -127,11 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `batchrun` console script and of `python -m batchrun`."""
-    parsed = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        parsed = parser.parse_args(argv)
+        if parsed.command is None:
+            parser.print_help()
+            sys.stdout.flush()
+            return ExitCode.OK
+    except BrokenPipeError:
+        _detach_stdout()
+        return ExitCode.OK
+    except SystemExit:  # argparse after --help, --version or a usage error
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _detach_stdout()
+        raise
     args = options_from(parsed)
     command = importlib.import_module(f"batchrun.commands.{parsed.command}")
     try:
         code: int = command.main(args)
+        # A reader that stopped early (`| head`) shows here, not in the interpreter's last flush.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader has all it wanted: end quietly, as `plan --json | head` always did (0,
+        # not 141: what was written was right, and a shell's pipefail should not fail on it).
+        _detach_stdout()
+        return ExitCode.OK
     except KeyboardInterrupt:
         print("batchrun: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -170,6 +214,18 @@ def exit_code_for(error: BatchrunError) -> int:
     if isinstance(error, ApiError):
         return ExitCode.API  # authentication, an unreachable host, an API that keeps failing
     return ExitCode.FAILED  # a manifest, a disk or a download that failed: work is kept
+
+
+def _detach_stdout() -> None:
+    # Point stdout at /dev/null, so the interpreter's final flush of what is still buffered
+    # does not raise the closed pipe again at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture)
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _redacted(text: str) -> str:

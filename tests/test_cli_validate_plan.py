@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
+def _in_a_copy_of_the_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The example specs write to specs/runs/ (the README's quick start leaves a run there);
+    # a copy without it keeps these tests from reading what another command left behind.
+    # In a folder of its own, so tmp_path stays outside it for the tests that use it too.
+    copy = tmp_path / "repo"
+    for folder in ("specs", "tests/specs"):
+        shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("runs"))
+    monkeypatch.chdir(copy)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -354,7 +354,7 @@ def test_no_download_records_the_urls_and_a_later_run_fetches_them(
 def test_example_specs_run_on_the_sandbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copytree(REPO / "specs", tmp_path / "specs")
+    shutil.copytree(REPO / "specs", tmp_path / "specs", ignore=shutil.ignore_patterns("runs"))
     monkeypatch.chdir(tmp_path)
     for name in ("quickstart", "sweep", "dataset"):
         out = tmp_path / "out" / name

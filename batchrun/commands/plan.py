@@ -62,16 +62,10 @@ def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manife
         )
     else:
         lines = (planned.to_json() for planned in iter_plan(spec, shard=shard))
-    try:
-        for line in lines:
-            write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-            write("\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader (head, less) has all it wanted. Point stdout at /dev/null so the
-        # interpreter's final flush does not complain about the closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    # A reader that stops early (`| head`) ends this with BrokenPipeError; cli.py ends quietly.
+    for line in lines:
+        write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
+        write("\n")
     return ExitCode.OK
 
 
