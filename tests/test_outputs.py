@@ -8,6 +8,7 @@ from batchrun.engine.outputs import (
     decode_data_uri,
     extension,
     normalize_output,
+    output_names,
     output_urls,
     safe_piece,
 )
@@ -116,3 +117,42 @@ def test_data_uris_decode() -> None:
     assert decode_data_uri("data:,hello%20world") == b"hello world"
     with pytest.raises(DownloadError, match="malformed"):
         decode_data_uri("data:nocomma")
+
+
+def test_path_fields_of_path_like_values() -> None:
+    namer = FileNamer("${img.stem}/${img.name}-${img.suffix}-${row.name}${ext}")
+    path = namer.path_for(
+        job="j",
+        key="k",
+        index=0,
+        url="https://h/x.webp",
+        repeat=0,
+        vars={"img": "inputs/cat 1.png", "row": {"name": "a.b"}},
+    )
+    assert path == "cat_1/cat_1.png-png-a.b.webp"
+
+
+def test_a_path_field_on_plain_text_is_refused_clearly() -> None:
+    namer = FileNamer("${subject.name}${ext}")
+    with pytest.raises(DownloadError) as caught:
+        namer.path_for(job="j", key="k", index=0, url="", repeat=0, vars={"subject": "a fox"})
+    assert str(caught.value) == (
+        "the files template cannot name this file: ${subject.name}: 'name' is a path field,"
+        " but 'a fox' is not a path (a value from {glob:}, or text with a '/' or an extension)"
+    )
+
+
+def test_mapping_outputs_keep_their_keys_in_file_names() -> None:
+    output = {"image": "https://h/1.png", "mask": "https://h/2.png", "more": ["https://h/3"]}
+    assert output_names(output) == {
+        "https://h/1.png": "image",
+        "https://h/2.png": "mask",
+        "https://h/3": "more-0",
+    }
+    assert output_names(["https://h/a", "https://h/b"]) == {"https://h/a": "0", "https://h/b": "1"}
+    assert output_names("https://h/a") == {"https://h/a": "0"}
+    namer = FileNamer("${key}-${output}${ext}")
+    path = namer.path_for(
+        job="j", key="k", index=1, url="https://h/2.png", repeat=0, vars={}, output="mask"
+    )
+    assert path == "k-mask.png"

@@ -247,9 +247,10 @@ def test_two_rows_that_would_make_the_same_prediction(folder: Path) -> None:
         {"rows.jsonl": '{"p": 1, "note": "x"}\n{"p": 1, "note": "y"}\n'},
     )
     key = prediction_key(Target("model", "a", "b"), {"p": 1}, 0)
+    # Placed in the value file, at the repeating row's line, naming the line it repeats.
     assert row_errors("spec.yaml") == [
-        "spec.yaml:6:7: jobs[0].matrix: this row ({row: {p: 1, note: y}}) makes the same"
-        f" prediction as an earlier row (key {key}); rows must differ in what they"
+        "rows.jsonl:2:1: jobs[0].matrix.row: this row ({row: {p: 1, note: y}}) makes the same"
+        f" prediction as the row at line 1 (key {key}); rows must differ in what they"
         " send (repeat: runs one input several times)"
     ]
     with pytest.raises(SpecError):
@@ -355,3 +356,96 @@ def test_planning_streams_a_big_dataset(folder: Path) -> None:
     # Holding the rows would take about 10 MB more; the plan holds only the keys it has seen
     # (about 3.5 MB here).
     assert peak < 6_000_000, peak
+
+
+def test_every_repeated_csv_row_is_reported_at_once_at_its_line(folder: Path) -> None:
+    rows = "prompt,note\n" + "".join(f"p{i % 3},n{i}\n" for i in range(6))
+    spec_at(
+        folder,
+        "batchrun: 1\njobs:\n  - model: a/b\n    input: {p: '${row.prompt}'}\n"
+        "    matrix:\n      row: {csv: rows.csv}\n",
+        {"rows.csv": rows},
+    )
+    errors = row_errors("spec.yaml")
+    assert [error.split(": this row")[0] for error in errors] == [
+        "rows.csv:5:1: jobs[0].matrix.row",
+        "rows.csv:6:1: jobs[0].matrix.row",
+        "rows.csv:7:1: jobs[0].matrix.row",
+    ]
+    assert (
+        "({row: {prompt: p0, note: n3}}) makes the same prediction as the row at line 2"
+        in (errors[0])
+    )
+
+
+def test_identical_lines_are_each_placed_at_their_own_line(folder: Path) -> None:
+    spec_at(
+        folder,
+        "batchrun: 1\njobs:\n  - model: a/b\n    input: {p: '${s}'}\n"
+        "    matrix:\n      s: {lines: s.txt}\n",
+        {"s.txt": "fox\nowl\nfox\nfox\n"},
+    )
+    assert [error.split(" (key")[0] for error in row_errors("spec.yaml")] == [
+        "s.txt:3:1: jobs[0].matrix.s: this row ({s: fox}) makes the same prediction as the"
+        " row at line 1",
+        "s.txt:4:1: jobs[0].matrix.s: this row ({s: fox}) makes the same prediction as the"
+        " row at line 1",
+    ]
+
+
+def test_a_field_the_files_template_cannot_fill_is_a_spec_error(folder: Path) -> None:
+    spec_at(
+        folder,
+        "batchrun: 1\nfiles: 'images/${subject.name}/${seed}${ext}'\njobs:\n"
+        "  - model: a/b\n    input: {p: '${subject}', seed: '${seed}'}\n"
+        "    matrix:\n      subject: {lines: s.txt}\n      seed: [1, 2]\n",
+        {"s.txt": "a red fox\nan owl\n"},
+    )
+    assert row_errors("spec.yaml") == [
+        "spec.yaml:2:8: files: ${subject.name}: 'name' is a path field, but 'a red fox' is not"
+        " a path (a value from {glob:}, or text with a '/' or an extension), in the row"
+        " {subject: a red fox, seed: 1} of job 'b'"
+    ]
+    with pytest.raises(SpecError, match="'name' is a path field"):
+        planned("spec.yaml")
+
+
+def test_path_fields_name_files_after_globbed_inputs(folder: Path) -> None:
+    spec_at(
+        folder,
+        "batchrun: 1\nfiles: '${img.stem}${ext}'\njobs:\n"
+        "  - model: a/b\n    input: {image: {file: '${img}'}}\n"
+        "    matrix:\n      img: {glob: 'in/*.png'}\n",
+        {"in/a.png": "x", "in/b.png": "y"},
+    )
+    assert row_errors("spec.yaml") == []
+
+
+def test_two_keys_named_alike_by_the_files_template_are_spec_errors(folder: Path) -> None:
+    spec_at(
+        folder,
+        "batchrun: 1\nfiles: 'images/${subject}${ext}'\njobs:\n"
+        "  - model: a/b\n    input: {p: '${subject}', seed: '${seed}'}\n"
+        "    matrix:\n      subject: [fox, owl]\n      seed: [1, 2]\n",
+    )
+    errors = row_errors("spec.yaml")
+    assert len(errors) == 2
+    assert errors[0].startswith(
+        "spec.yaml:2:8: files: this template names the files of the row {subject: fox, seed: 2}"
+        " and of the row {subject: fox, seed: 1} alike ('images/fox', keys "
+    )
+    assert errors[0].endswith("); add ${key} or a variable that tells them apart")
+
+
+def test_several_outputs_need_index_or_output_in_the_files_template(folder: Path) -> None:
+    text = (
+        "batchrun: 1\nfiles: '${key}${ext}'\njobs:\n"
+        "  - model: a/b\n    input: {p: x, num_outputs: 4}\n"
+    )
+    spec_at(folder, text)
+    assert row_errors("spec.yaml") == [
+        "spec.yaml:2:8: files: job 'b' asks for 4 outputs per prediction (num_outputs: 4),"
+        " but the files template has no ${index} or ${output} to tell them apart"
+    ]
+    spec_at(folder, text.replace("${key}${ext}", "${key}-${output}${ext}"))
+    assert row_errors("spec.yaml") == []

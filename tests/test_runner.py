@@ -12,6 +12,7 @@ from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
 
 from batchrun.cli import main
 from batchrun.engine import runner as runner_module
+from batchrun.errors import SpecError
 from batchrun.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -522,7 +523,7 @@ def test_the_first_stop_withdraws_creates_still_waiting_for_their_turn(
     assert sandbox.state.snapshot()["creates"] == 6
 
 
-def test_two_outputs_of_one_key_mapped_to_one_file_are_not_silently_overwritten(
+def test_two_outputs_of_one_key_mapped_to_one_file_are_refused_before_any_create(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
     spec = write_spec(
@@ -535,13 +536,13 @@ def test_two_outputs_of_one_key_mapped_to_one_file_are_not_silently_overwritten(
             input: {prompt: "two", num_outputs: 2}
         """,
     )
-    summary = run_spec(spec, sandbox)
-    assert not summary.ok
-    (record,) = records(tmp_path / "run").values()
-    assert len(record.files) == 1
-    assert len(record.missing) == 1
-    assert "maps outputs 0 and 1 of" in (record.error or "")
-    assert "add ${index} to `files`" in (record.error or "")
+    with pytest.raises(SpecError) as caught:
+        run_spec(spec, sandbox)
+    assert [issue.message for issue in caught.value.issues] == [
+        "job 'painter' asks for 2 outputs per prediction (num_outputs: 2), but the files"
+        " template has no ${index} or ${output} to tell them apart"
+    ]
+    assert sandbox.state.snapshot()["creates"] == 0
 
 
 def test_an_upload_the_api_refuses_fails_only_its_key(

@@ -124,7 +124,7 @@ def test_axis_names_are_identifiers_and_not_reserved() -> None:
         "    matrix:\n      repeat: [1]\n      2nd: [1]\n"
     )
     assert messages(text) == [
-        "spec.yaml:6:7: jobs[0].matrix.repeat: repeat, job, key, index and ext are reserved"
+        "spec.yaml:6:7: jobs[0].matrix.repeat: repeat, job, key, index, ext and output are reserved"
         " variable names; got 'repeat'",
         'spec.yaml:7:7: jobs[0].matrix["2nd"]: expected a variable name: letters, digits and'
         " '_', not starting with a digit; got '2nd'",

@@ -333,7 +333,7 @@ def test_the_files_template_is_checked_at_load(folder: Path) -> None:
         "spec.yaml:2:24: files: ${subject} is not a variable of job 'c';"
         " the files template names the files of every job",
         "spec.yaml:2:35: files: unknown variable ${nope}; the variables are ext, index, job,"
-        " key, repeat",
+        " key, output, repeat",
     ]
 
 

@@ -21,7 +21,14 @@ from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
 from batchrun.engine.collector import Journal
-from batchrun.engine.outputs import FileNamer, decode_data_uri, normalize_output, output_urls
+from batchrun.engine.outputs import (
+    FileNamer,
+    NamingError,
+    decode_data_uri,
+    normalize_output,
+    output_names,
+    output_urls,
+)
 from batchrun.engine.polling import PollSchedule, run_seconds
 from batchrun.engine.reconcile import NoListEndpoint, Reconciler, request_sha256
 from batchrun.engine.uploads import InputFileError, InputFiles
@@ -40,6 +47,10 @@ from batchrun.planner.lock import Lock
 KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
 CREATE_TRIES = 4
 VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
+# Said of a prediction whose files could not be named: its links are kept in the manifest.
+LATER = (
+    "; the links are kept: the next `run` fetches the files while they live (an hour on Replicate)"
+)
 DATA_REMOVED = (
     "the API removed this prediction's output before batchrun could download it "
     "(Replicate keeps an API prediction's data for an hour); --retry-failed predicts it again"
@@ -120,12 +131,12 @@ class PathClaims:
     def claim(self, path: str, key: str, index: int) -> None:
         owner_key, owner_index = self._owner.setdefault(path, (key, index))
         if owner_key != key:
-            raise DownloadError(
+            raise NamingError(
                 f"the files template maps keys {owner_key} and {key} to one file {path!r}; "
                 "add ${key} to `files`"
             )
         if owner_index != index:
-            raise DownloadError(
+            raise NamingError(
                 f"the files template maps outputs {owner_index} and {index} of {key} to one "
                 f"file {path!r}; add ${{index}} to `files`"
             )
@@ -322,6 +333,8 @@ class Lifecycle:
         missing: list[str] = []
         errors: list[str] = []
         have_by_url = {f.url: f for f in downloaded}
+        names = output_names(record.output) if record.output is not None else {}
+        kept = False  # whether a file could not be named: fixing `files` lets a run fetch it
         try:
             for index, url in enumerate(urls):
                 present = have_by_url.get(url)
@@ -331,10 +344,11 @@ class Lifecycle:
                     files.append(present)
                     continue
                 try:
-                    files.append(await self._download(record, index, url))
+                    files.append(await self._download(record, index, url, names.get(url)))
                 except DownloadError as error:
                     missing.append(url)
                     errors.append(str(error))
+                    kept = kept or isinstance(error, NamingError)
         except StorageError as error:
             missing.extend(url for url in urls[len(files) + len(missing) :])
             await self.journal.write(
@@ -342,13 +356,15 @@ class Lifecycle:
                 final=True,
             )
             raise
-        error_text = "; ".join(errors) if errors else record.error
+        error_text = "; ".join(errors) + (LATER if kept else "") if errors else record.error
         await self.journal.write(
             record.replace(files=tuple(files), missing=tuple(missing), error=error_text),
             final=True,
         )
 
-    async def _download(self, record: Record, index: int, url: str) -> FileRecord:
+    async def _download(
+        self, record: Record, index: int, url: str, name: str | None = None
+    ) -> FileRecord:
         relative = self.namer.path_for(
             job=record.job,
             key=record.key,
@@ -356,6 +372,7 @@ class Lifecycle:
             url=url,
             repeat=record.repeat,
             vars=record.vars,
+            output=name,
         )
         self.claims.claim(relative, record.key, index)
         dest = self.settings.run_dir / relative

@@ -7,8 +7,10 @@ Keys are defined in `batchrun.planner.keys`: the same spec gives the same keys o
 settings that change how (not what) is predicted leave them alone.
 
 Problems only a row can show (a variable some include rows lack, a templated file that is not
-there, two rows that would make the same prediction) are SpecErrors raised when found;
-`check_plan` walks the whole plan and collects them instead, for `batchrun validate`.
+there, two rows that would make the same prediction, a row the `files` template cannot name or
+names like another) are SpecErrors raised when found; `check_plan` walks the whole plan and
+collects them instead, for `batchrun validate`. A row that repeats an earlier one is placed at
+its line in the value file it came from, when it came from one.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from batchrun.errors import SpecError, SpecIssue, UsageError
+from batchrun.errors import BatchrunError, SpecError, SpecIssue, UsageError
+from batchrun.humanize import shown_path
 from batchrun.planner.keys import (
     KEY_HEAD,
     FileHasher,
@@ -30,9 +33,12 @@ from batchrun.planner.keys import (
     key_tail,
     prediction_key,
 )
-from batchrun.spec.describe import join_names, show_row
+from batchrun.planner.naming import NAMING_BUILTINS, FileNamer
+from batchrun.spec.describe import join_names, show, show_row
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Spec
+from batchrun.spec.matrix import same
+from batchrun.spec.sources import FileSource
 from batchrun.spec.structure import compile_value
 from batchrun.spec.target import Target
 from batchrun.spec.template import KeyPath, MissingVariable, RenderError
@@ -176,14 +182,23 @@ class PlanCheck:
         return sum(self.counts.values())
 
 
+# Kinds of problem each row has on its own (a repeated row, two rows naming one file): all of
+# them are worth fixing in one pass, up to a number a terminal can still show.
+MANY_KINDS = frozenset({"duplicate", "collision"})
+MANY_SHOWN = 200
+# Input fields by which a model is asked for several outputs per prediction.
+MULTI_OUTPUT_FIELDS = ("num_outputs", "num_images")
+
+
 def check_plan(spec: Spec, *, per_kind: int = 1) -> PlanCheck:
-    """Walk the whole plan (streaming) and collect every row problem, `per_kind` of each sort."""
+    """Walk the whole plan (streaming) and collect every row problem: `per_kind` of each sort,
+    and every repeated row and file name clash (up to MANY_SHOWN of each)."""
     issues: list[SpecIssue] = []
     seen: dict[tuple[Any, ...], int] = {}
 
     def collect(issue: SpecIssue, kind: tuple[Any, ...]) -> None:
         seen[kind] = seen.get(kind, 0) + 1
-        if seen[kind] <= per_kind:
+        if seen[kind] <= (MANY_SHOWN if kind[0] in MANY_KINDS else per_kind):
             issues.append(issue)
 
     counts = dict.fromkeys((job.id for job in spec.jobs), 0)
@@ -199,8 +214,14 @@ def _plan(
     # Keys seen so far, as the integers their 16 hex digits spell (36 bytes each instead of a
     # 65-byte string: a million keys fit in about 70 MB).
     seen: set[int] = set()
+    naming = _Naming(spec, report)
     for job in jobs:
-        yield from _job_plan(spec, job, files, seen, shard, report)
+        duplicates: list[tuple[dict[str, Any], int | None, str]] = []
+        yield from _job_plan(spec, job, files, seen, shard, report, naming, duplicates)
+        if duplicates:
+            # Placing a repeated row needs the row it repeats: one more walk, only on error.
+            for issue, kind in _duplicates(spec, job, duplicates):
+                report(issue, kind)
 
 
 def _job_plan(
@@ -210,6 +231,8 @@ def _job_plan(
     seen: set[int],
     shard: Shard | None,
     report: Report,
+    naming: _Naming | None = None,
+    duplicates: list[tuple[dict[str, Any], int | None, str]] | None = None,
 ) -> Iterator[PlannedPrediction]:
     try:
         compiled = compile_value(dict(job.input), wraps={"file": files.make}, encode=key_json)
@@ -223,6 +246,7 @@ def _job_plan(
     target, job_id = job.target, job.id
     target_json = key_json(target.to_json())
     tails = [key_tail(r, target_json) for r in range(job.repeat)]
+    name = naming.for_job(job) if naming is not None else None
     count = failed = 0
     for row, origin in job.matrix.rows():
         context = {**row, "job": job_id} if with_job else row
@@ -241,9 +265,13 @@ def _job_plan(
             seen.add(number)
             if len(seen) == before:
                 failed += 1
-                report(*_duplicate(spec, job, row, origin, key))
+                if duplicates is None:
+                    continue
+                duplicates.append((row, origin, key))
                 continue
             count += 1
+            if name is not None and not name(key, input, row, origin, repeat):
+                failed += 1
             if shard is None or number % shard.total == shard.number - 1:
                 yield _planned(key, job_id, target, input, row, repeat)
     if count == 0 and not failed:
@@ -271,14 +299,142 @@ def _row_issue(
     return spec.issue(template_path, f"{error.message}, in the row {show_row(row)}"), kind
 
 
-def _duplicate(
-    spec: Spec, job: Job, row: Mapping[str, Any], origin: int | None, key: str
-) -> tuple[SpecIssue, tuple[Any, ...]]:
-    message = (
-        f"this row ({show_row(row)}) makes the same prediction as an earlier row (key {key});"
-        " rows must differ in what they send (repeat: runs one input several times)"
-    )
-    return spec.issue(_row_place(job, origin), message), ("duplicate", job.id, origin)
+def _duplicates(
+    spec: Spec, job: Job, found: list[tuple[dict[str, Any], int | None, str]]
+) -> Iterator[tuple[SpecIssue, tuple[Any, ...]]]:
+    """Each repeated row, placed at its line in the value file it came from when it did."""
+    wanted = {key for _, _, key in found}
+    first: dict[str, dict[str, Any]] = {}
+    for planned in _job_plan(spec, job, FileHasher(spec.folder), set(), None, _ignore):
+        if planned.key in wanted and planned.key not in first:
+            first[planned.key] = planned.vars
+            if len(first) == len(wanted):
+                break
+    lines: dict[str, list[tuple[int, Any]]] = {}
+    used: dict[tuple[str, str], int] = {}
+    for row, origin, key in found:
+        earlier = first.get(key, {})
+        message = (
+            f"this row ({show_row(row)}) makes the same prediction as an earlier row"
+            f" ({show_row(earlier)}, key {key}); rows must differ in what they send"
+            " (repeat: runs one input several times)"
+        )
+        kind = ("duplicate", job.id, origin)
+        placed = None if origin is not None else _in_value_file(job, row, earlier, lines, used)
+        if placed is None:
+            yield spec.issue(_row_place(job, origin), message), kind
+            continue
+        file, line, axis, first_line = placed
+        where = f"the row at line {first_line}" if first_line else "an earlier row"
+        message = (
+            f"this row ({show_row(row)}) makes the same prediction as {where} (key {key});"
+            " rows must differ in what they send (repeat: runs one input several times)"
+        )
+        path = format_path((*job.path, "matrix", axis))
+        yield SpecIssue(file, line, 1, path, message), kind
+
+
+def _ignore(issue: SpecIssue, kind: tuple[Any, ...]) -> None:
+    pass
+
+
+def _in_value_file(
+    job: Job,
+    row: Mapping[str, Any],
+    earlier: Mapping[str, Any],
+    lines: dict[str, list[tuple[int, Any]]],
+    used: dict[tuple[str, str], int],
+) -> tuple[str, int, str, int | None] | None:
+    """(file, line, axis, line of the earlier row) for a repeated row from a value file."""
+    axes = [(name, source) for name, source in job.matrix.axes if isinstance(source, FileSource)]
+    differing = [
+        (name, source)
+        for name, source in axes
+        if name in earlier and name in row and not same(row[name], earlier[name])
+    ]
+    for name, source in differing or axes:
+        if name not in lines:
+            lines[name] = list(source.numbered())
+        value = row[name]
+        matches = [line for line, item in lines[name] if same(item, value)]
+        if not matches:
+            continue
+        if differing:
+            before = [line for line, item in lines[name] if same(item, earlier[name])]
+            return shown_path(source.path), matches[0], name, before[0] if before else None
+        # The same value twice in one file: the first is the row repeated, later ones repeat it.
+        seen_key = (name, canonical_json(value))
+        used[seen_key] = used.get(seen_key, 0) + 1
+        nth = min(used[seen_key], len(matches) - 1)
+        return shown_path(source.path), matches[nth], name, matches[0]
+    return None
+
+
+class _Naming:
+    """The `files` template filled for every planned prediction, before anything is sent.
+
+    Cheap when it can be: a template of batchrun's own variables that names the key (the
+    default) cannot fail or clash, and costs nothing per row.
+    """
+
+    def __init__(self, spec: Spec, report: Report) -> None:
+        self.spec = spec
+        self.report = report
+        self.namer = FileNamer(spec.files)
+        variables = self.namer.variables
+        self.render_rows = not variables <= NAMING_BUILTINS
+        self.unique = "key" in variables
+        self.several = bool(variables & {"index", "output"})
+        # Paths handed out so far, with the key and row that took each: only when clashes
+        # are possible (a template without ${key}).
+        self.paths: dict[str, tuple[str, Mapping[str, Any]]] = {}
+
+    def for_job(self, job: Job) -> Callable[..., bool] | None:
+        """A per-row check for this job; None when there is nothing to check."""
+        multi = [name for name in MULTI_OUTPUT_FIELDS if name in job.input]
+        if not (self.render_rows or not self.unique or (multi and not self.several)):
+            return None
+        several = () if self.several else tuple(multi)
+        job_id, spec, namer, report, paths = job.id, self.spec, self.namer, self.report, self.paths
+        files = ("files",)
+
+        def check(
+            key: str, input: Mapping[str, Any], row: Mapping[str, Any], origin: Any, repeat: int
+        ) -> bool:
+            for asking in several:
+                asked = input.get(asking)
+                if isinstance(asked, int) and not isinstance(asked, bool) and asked > 1:
+                    message = (
+                        f"job '{job_id}' asks for {asked} outputs per prediction"
+                        f" ({asking}: {asked}), but the files template has no ${{index}} or"
+                        " ${output} to tell them apart"
+                    )
+                    report(spec.issue(files, message), ("several", job_id))
+                    return False
+            try:
+                path = namer.render(job=job_id, key=key, index=0, url="", repeat=repeat, vars=row)
+            except RenderError as error:
+                message = f"{error.message}, in the row {show_row(row)} of job '{job_id}'"
+                kind = ("files", job_id, origin, getattr(error, "ref", error.message))
+                report(spec.issue(files, message), kind)
+                return False
+            except BatchrunError as error:
+                message = f"{error}, for the row {show_row(row)} of job '{job_id}'"
+                report(spec.issue(files, message), ("files", job_id, origin))
+                return False
+            if paths is not None and not self.unique:
+                owner = paths.setdefault(path, (key, row))
+                if owner[0] != key:
+                    message = (
+                        f"this template names the files of the row {show_row(row)} and of"
+                        f" the row {show_row(owner[1])} alike ({show(path)}, keys {owner[0]}"
+                        f" and {key}); add ${{key}} or a variable that tells them apart"
+                    )
+                    report(spec.issue(files, message), ("collision", job_id, path))
+                    return False
+            return True
+
+        return check
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from batchrun.spec.yamlpos import KeyPath, walk_strings
 
 TARGET_FIELDS = ("model", "version", "deployment")
 # Filled in by batchrun itself: in an input, only repeat and job are known.
-RESERVED = ("repeat", "job", "key", "index", "ext")
+RESERVED = ("repeat", "job", "key", "index", "ext", "output")
 INPUT_BUILTINS = ("repeat", "job")
 _FILE_SOURCES: dict[str, type[FileSource]] = {
     "lines": LinesSource,

@@ -147,6 +147,12 @@ class FileSource(ValueSource):
                 raise item
             yield item[1]
 
+    def numbered(self) -> Iterator[tuple[int, Any]]:
+        """(line, value) for every good value, in file order: to place a value found wrong later."""
+        for item in self._items(keep_going=True):
+            if not isinstance(item, ValueFileError):
+                yield item
+
     @abstractmethod
     def _items(self, keep_going: bool) -> Iterator[tuple[int, Any] | ValueFileError]:
         """(line, value) pairs and ValueFileErrors in file order; after an error, go on if asked."""
