@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="one JSON object per planned prediction")
     plan.add_argument("--out", metavar="DIR", help="run folder to compare with (default: spec's)")
     plan.add_argument("--shard", metavar="I/N", help="plan only shard I of N")
+    plan.add_argument(
+        "--diff", metavar="REV", help="compare with the spec as it is at git revision REV"
+    )
+    plan.add_argument(
+        "--markdown", action="store_true", help="with --diff: the diff as a pull-request comment"
+    )
 
     run = commands.add_parser(
         "run",

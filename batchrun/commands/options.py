@@ -27,6 +27,8 @@ class PlanArgs:
     json: bool = False
     out: str | None = None
     shard: str | None = None
+    diff: str | None = None
+    markdown: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ holds that the spec no longer plans are counted too (see batchrun/compare.py).
 
 `--json` streams one compact JSON object per planned prediction (JSON Lines), so
 `plan --json | head` is cheap; with a manifest, each object also says its `state`.
+
+`--diff REV` compares the spec with itself as it is at git revision REV instead (see
+batchrun/planner/diff.py): every prediction added and removed, with `--json` one line per change
+and `--markdown` a pull-request comment. It needs no manifest; with one, it says how much
+predict time the added predictions should take.
 """
 
 from __future__ import annotations
@@ -19,11 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from batchrun.commands._diff import diff_lines, render_diff, render_markdown
 from batchrun.commands.options import PlanArgs
+from batchrun.errors import UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.compare import STATES, PlanComparison, compare, iter_states
 from batchrun.manifest.journal import manifest_paths
+from batchrun.manifest.timing import job_timings
+from batchrun.planner.diff import diff_plans
 from batchrun.planner.expand import (
     FileInput,
     PlanSummary,
@@ -33,6 +42,7 @@ from batchrun.planner.expand import (
     summarize,
 )
 from batchrun.spec.load import Spec, load_spec
+from batchrun.spec.revision import spec_at_revision
 
 EXAMPLE_WIDTH = 110
 
@@ -42,6 +52,10 @@ def main(args: PlanArgs) -> int:
     spec = load_spec(args.spec)
     shard = parse_shard(args.shard) if args.shard else None
     output = Path(os.path.abspath(args.out)) if args.out else None
+    if args.diff:
+        return _print_diff(args, args.diff, spec, shard, output)
+    if args.markdown:
+        raise UsageError("--markdown shows a diff: use it with --diff REV")
     has_manifest = bool(manifest_paths(output or spec.output))
     if args.json:
         return _print_json(spec, shard, output, has_manifest)
@@ -52,8 +66,27 @@ def main(args: PlanArgs) -> int:
     return ExitCode.OK
 
 
+def _print_diff(
+    args: PlanArgs, revision: str, spec: Spec, shard: Shard | None, output: Path | None
+) -> int:
+    if shard is not None:
+        raise UsageError("--diff compares whole plans; it takes no --shard")
+    if args.json and args.markdown:
+        raise UsageError("--json and --markdown exclude each other")
+    shown = spec.display_path or shown_path(spec.path)
+    with spec_at_revision(spec.path, revision) as old:
+        diff = diff_plans(old.spec, spec)
+        timings = job_timings(output or spec.output)
+        if args.json:
+            return _write_lines(diff_lines(diff))
+        if args.markdown:
+            sys.stdout.write(render_markdown(diff, old, shown, timings))
+        else:
+            print(render_diff(diff, old, shown, timings))
+    return ExitCode.OK
+
+
 def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manifest: bool) -> int:
-    write = sys.stdout.write
     lines: Iterator[dict[str, Any]]
     if has_manifest:
         lines = (
@@ -62,6 +95,11 @@ def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manife
         )
     else:
         lines = (planned.to_json() for planned in iter_plan(spec, shard=shard))
+    return _write_lines(lines)
+
+
+def _write_lines(lines: Iterator[dict[str, Any]]) -> int:
+    write = sys.stdout.write
     # A reader that stops early (`| head`) ends this with BrokenPipeError; cli.py ends quietly.
     for line in lines:
         write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))

@@ -1,0 +1,119 @@
+"""A spec as it was at a git revision, for `plan --diff REV`.
+
+The spec and every file it names (value files, globbed and `{file: ...}` inputs) are read
+through git: the revision's tree is copied into a temporary folder that mirrors the repository,
+so every relative path in the old spec resolves exactly as it did at that revision, and keys
+(which hash input files by content) come out as they would have then. Nothing in the working
+copy or the repository is changed.
+
+    with spec_at_revision("specs/sweep.yaml", "origin/main") as old:
+        old.spec  # None when the file did not exist at that revision
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from batchrun.errors import SpecError, UsageError
+from batchrun.humanize import shown_path
+from batchrun.spec.load import Spec, load_spec
+
+# A git command that has not answered in this long is stuck (a credential prompt, a lock):
+# fail with a message rather than hang a CI job. Archiving a large tree takes seconds.
+GIT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class SpecAtRevision:
+    """The spec at `revision` (None if the file was not there) and the commit it names."""
+
+    revision: str
+    commit: str
+    spec: Spec | None
+
+
+@contextlib.contextmanager
+def spec_at_revision(path: str | os.PathLike[str], revision: str) -> Iterator[SpecAtRevision]:
+    """Load the spec at `path` as it is at git `revision`; its files live until the block ends."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        top = Path(_git(absolute.parent, "rev-parse", "--show-toplevel").strip())
+    except UsageError:
+        raise UsageError(f"--diff: {shown_path(path)} is not in a git repository") from None
+    commit = _commit(top, revision)
+    inside = absolute.resolve().relative_to(top.resolve()).as_posix()
+    with tempfile.TemporaryDirectory(prefix="batchrun-rev-") as temp:
+        root = Path(temp) / top.name
+        root.mkdir()
+        _extract(top, commit, root)
+        old = root / inside
+        spec = _load(old, f"{revision}:{inside}") if old.is_file() else None
+        if spec is not None:
+            # Messages name the file a person knows, with the revision it came from.
+            spec = dataclasses.replace(spec, display_path=f"{revision}:{inside}")
+        yield SpecAtRevision(revision, commit, spec)
+
+
+def _load(path: Path, shown: str) -> Spec:
+    try:
+        return load_spec(path)
+    except SpecError as error:
+        # Place each issue in the file as the revision names it, not in the temporary copy.
+        temp = shown_path(path)
+        raise SpecError(
+            dataclasses.replace(issue, file=shown) if issue.file == temp else issue
+            for issue in error.issues
+        ) from None
+
+
+def _commit(top: Path, revision: str) -> str:
+    try:
+        return _git(top, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").strip()
+    except UsageError:
+        raise UsageError(f"--diff {revision}: no such git revision in {top}") from None
+
+
+def _extract(top: Path, commit: str, root: Path) -> None:
+    # `git archive` writes the revision's tree as it was committed (no work-tree edits, no
+    # untracked files); the tar is read by Python with the "data" filter, which refuses links
+    # and paths that would leave the folder.
+    with tempfile.TemporaryFile() as tar:
+        _run(["git", "-C", str(top), "archive", "--format=tar", commit], stdout=tar)
+        tar.seek(0)
+        with tarfile.open(fileobj=tar, mode="r:") as archive:
+            archive.extractall(root, filter="data")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    result = _run(["git", "-C", str(cwd), *args], stdout=subprocess.PIPE)
+    return result.stdout.decode("utf-8", "replace")
+
+
+def _run(command: list[str], *, stdout: int | IO[bytes]) -> subprocess.CompletedProcess[bytes]:
+    try:
+        result: subprocess.CompletedProcess[bytes] = subprocess.run(
+            command,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise UsageError("--diff needs git, and git is not installed") from None
+    except subprocess.TimeoutExpired:
+        said = " ".join(command[3:])
+        raise UsageError(f"--diff: `git {said}` took over {GIT_TIMEOUT:.0f}s") from None
+    if result.returncode != 0:
+        errors = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = errors[-1] if errors else f"exit {result.returncode}"
+        raise UsageError(f"--diff: git {' '.join(command[3:4])} failed: {reason}")
+    return result

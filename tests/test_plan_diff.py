@@ -1,0 +1,242 @@
+"""`batchrun plan SPEC --diff REV`: a pull request's spec against the spec at a git revision."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from batchrun.cli import main
+from batchrun.planner.expand import iter_plan
+from batchrun.spec.load import load_spec
+from tests.runs import write_spec
+
+SPEC = """
+    batchrun: 1
+    name: review
+    jobs:
+      - id: img
+        model: acme/painter
+        input:
+          prompt: "${subject}, ${style}"
+          seed: ${seed}
+        matrix:
+          subject: [a fox, a boat]
+          style: {lines: ../shared/styles.txt}
+          seed: [1, 2]
+      - id: words
+        model: acme/writer
+        input: {prompt: "${row.q}"}
+        matrix:
+          row: {jsonl: questions.jsonl}
+    """
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repo with one commit: a spec in specs/ that names a value file outside its folder."""
+    repo = tmp_path / "repo"
+    (repo / "specs").mkdir(parents=True)
+    (repo / "shared").mkdir()
+    (repo / "shared" / "styles.txt").write_text("ink\noil\n")
+    (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n{"q": "how?"}\n')
+    write_spec(repo / "specs", SPEC)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "first")
+    return repo
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def edit(repo: Path) -> None:
+    """The pull request: a style replaced (in the value file), a seed added, a question gone."""
+    (repo / "shared" / "styles.txt").write_text("ink\nchalk\n")
+    spec = repo / "specs" / "spec.yaml"
+    spec.write_text(spec.read_text().replace("seed: [1, 2]", "seed: [1, 2, 3]"))
+    (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n')
+
+
+def test_json_lists_exactly_the_added_and_removed(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = repo / "specs" / "spec.yaml"
+    before = {p.key: p for p in iter_plan(load_spec(spec))}
+    edit(repo)
+    after = {p.key: p for p in iter_plan(load_spec(spec))}
+
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--json")
+
+    assert (code, err) == (0, "")
+    lines = [json.loads(line) for line in out.splitlines()]
+    added = {
+        (d["job"], d["vars"]["subject"], d["vars"]["style"], d["vars"]["seed"])
+        for d in lines
+        if d["change"] == "added" and d["job"] == "img"
+    }
+    removed = {
+        (d["job"], d["vars"]["subject"], d["vars"]["style"], d["vars"]["seed"])
+        for d in lines
+        if d["change"] == "removed" and d["job"] == "img"
+    }
+    # chalk is new (every seed), seed 3 is new (for ink too); oil is gone (seeds 1 and 2).
+    assert added == {
+        ("img", subject, style, seed)
+        for subject in ("a fox", "a boat")
+        for style, seeds in (("chalk", (1, 2, 3)), ("ink", (3,)))
+        for seed in seeds
+    }
+    assert removed == {
+        ("img", subject, "oil", seed) for subject in ("a fox", "a boat") for seed in (1, 2)
+    }
+    words = [(d["change"], d["vars"], d["input"]) for d in lines if d["job"] == "words"]
+    assert words == [("removed", {"row": {"q": "how?"}}, {"prompt": "how?"})]
+    # The keys are the plans' own: added = after - before, removed = before - after.
+    assert {d["key"] for d in lines if d["change"] == "added"} == set(after) - set(before)
+    assert {d["key"] for d in lines if d["change"] == "removed"} == set(before) - set(after)
+    assert set(lines[0]) == {"change", "key", "job", "target", "vars", "input", "repeat"}
+
+
+def words_key(spec: Path, question: str) -> str:
+    """The key the spec, as it is on disk now, gives the question."""
+    return next(
+        p.key
+        for p in iter_plan(load_spec(spec))
+        if p.job == "words" and p.vars["row"]["q"] == question
+    )
+
+
+def test_the_text_and_the_markdown(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = repo / "specs" / "spec.yaml"
+    commit = git(repo, "rev-parse", "HEAD").strip()[:12]
+    removed_key = words_key(spec, "how?")
+    (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n{"q": "what | when?"}\n')
+    key = words_key(spec, "what | when?")
+
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"{spec} against HEAD ({commit})\n"
+        "\n"
+        "job img: 0 added, 0 removed, 8 unchanged\n"
+        "\n"
+        "job words: 1 added, 1 removed, 1 unchanged\n"
+        f'  + {key}  {{row: {{q: "what | when?"}}}}\n'
+        f'  - {removed_key}  {{row: {{q: "how?"}}}}\n'
+        "\n"
+        "total: 1 added, 1 removed, 9 unchanged\n"
+    )
+
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--markdown")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"### batchrun plan: `{spec}` against `HEAD` ({commit})\n"
+        "\n"
+        "| job | added | removed | unchanged | predict time to expect |\n"
+        "|---|---:|---:|---:|---|\n"
+        "| `img` | 0 | 0 | 8 | — |\n"
+        "| `words` | 1 | 1 | 1 | no recorded runs |\n"
+        "| **total** | **1** | **1** | **9** | |\n"
+        "\n"
+        "<details><summary><code>words</code>: 1 prediction added</summary>\n"
+        "\n"
+        "| key | row.q |\n"
+        "|---|---|\n"
+        f"| `{key}` | what \\| when? |\n"
+        "\n"
+        "</details>\n"
+        "\n"
+        "<details><summary><code>words</code>: 1 prediction removed</summary>\n"
+        "\n"
+        "| key | row.q |\n"
+        "|---|---|\n"
+        f"| `{removed_key}` | how? |\n"
+        "\n"
+        "</details>\n"
+    )
+
+
+def test_predict_time_to_expect_from_the_manifest(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec_path = repo / "specs" / "spec.yaml"
+    spec = load_spec(spec_path)
+    spec.output.mkdir(parents=True)
+    # The manifest as its format (docs/manifest.md) has it: a header, then records.
+    lines = [{"batchrun_manifest": 1, "spec": str(spec_path), "name": spec.name}]
+    for planned in iter_plan(spec):
+        if planned.job == "img" and planned.vars["seed"] == 1:
+            seconds = 2.0 if planned.vars["style"] == "ink" else 4.0
+            record = {**planned.to_json(), "status": "succeeded"}
+            lines.append({**record, "metrics": {"predict_time": seconds}})
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    (spec.output / "manifest.jsonl").write_text(text)
+    edit(repo)
+
+    code, out, err = run(capsys, "plan", str(spec_path), "--diff", "HEAD")
+
+    assert (code, err) == (0, "")
+    # 8 added img predictions at the mean of 2, 2, 4, 4 seconds: 24 seconds.
+    assert (
+        "job img: 8 added, 4 removed, 4 unchanged; about 24.0s of predict time to add "
+        "(3.0s each, the mean of 4 recorded runs)\n"
+    ) in out
+
+
+def test_a_spec_new_in_the_pull_request(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(
+        repo / "specs", "batchrun: 1\njobs: [{model: a/b, input: {x: 1}}]\n", "new.yaml"
+    )
+
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--json")
+
+    assert (code, err) == (0, "")
+    assert [json.loads(line)["change"] for line in out.splitlines()] == ["added"]
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    assert "(the spec is not in HEAD: every prediction is added)\n" in out
+
+
+def test_errors(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = repo / "specs" / "spec.yaml"
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "nope")
+    assert (code, out) == (2, "")
+    assert err == f"batchrun: --diff nope: no such git revision in {repo}\n"
+
+    outside = write_spec(tmp_path, "batchrun: 1\njobs: [{model: a/b, input: {x: 1}}]\n")
+    code, out, err = run(capsys, "plan", str(outside), "--diff", "HEAD")
+    assert (code, out, err) == (2, "", f"batchrun: --diff: {outside} is not in a git repository\n")
+
+    code, out, err = run(capsys, "plan", str(spec), "--markdown")
+    assert (code, err) == (2, "batchrun: --markdown shows a diff: use it with --diff REV\n")
+
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--shard", "1/2")
+    assert (code, err) == (2, "batchrun: --diff compares whole plans; it takes no --shard\n")
+
+    # A spec that was broken at the revision names the file as the revision has it.
+    spec.write_text(spec.read_text().replace("batchrun: 1", "batchrun: 1\nbogus: 2"))
+    git(repo, "commit", "-q", "-am", "broken")
+    spec.write_text(spec.read_text().replace("bogus: 2\n", ""))
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    assert code == 2
+    assert err.startswith("HEAD:specs/spec.yaml:2:1: ")
