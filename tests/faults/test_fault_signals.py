@@ -45,6 +45,9 @@ def interrupt_at_random(
     """Start the run `rounds` times and send `how` at a random moment once it is under way."""
     codes = []
     for _ in range(rounds):
+        # A create the last child left held still counts when it ends: wait for it, or that
+        # count would pass for this child's first request while it is still starting up.
+        wait_for(lambda: sandbox.state.snapshot()["held"] == 0, "held creates to end")
         before = requests_seen(sandbox)
         child = start(spec, sandbox, quiet=False)
         # Under way: this run talks to the API (its signal handler is installed by then).
