@@ -98,7 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-download", action="store_true", help="record output URLs, fetch nothing")
     run.add_argument("--sandbox", action="store_true", help="run against the built-in emulator")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    run.add_argument(
+        "--json", action="store_true", help="print the summary as JSON on stdout (not stderr)"
+    )
+    run.add_argument(
+        "--progress",
+        choices=("auto", "bar", "lines", "none"),
+        default="auto",
+        help="a bar, a plain line every few seconds, or nothing (default auto: a bar on a "
+        "terminal, else lines)",
+    )
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress, notes or summary; errors only"
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="also each failure as it happens")
 
     status = commands.add_parser("status", help="what the manifest says")
     status.add_argument("target", metavar="RUN_OR_SPEC")

@@ -1,26 +1,174 @@
-"""What `run` shows a person: a progress bar on stderr while it works, a summary at the end."""
+"""What `run` shows a person: progress on stderr while it works, a summary at the end.
+
+Progress is a bar on a terminal; anywhere else (a CI log, `nohup`, a file) a plain line at a
+steady interval, so a long run never looks dead; or nothing. `-q` keeps only errors, `-v` adds
+each failure as it happens to the notes every run shows (retries, 429 pauses).
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any, NamedTuple
 
 from tqdm import tqdm
 
+from batchrun.commands.options import ProgressStyle
 from batchrun.engine.collector import Tally
-from batchrun.engine.runner import RunSummary
+from batchrun.engine.runner import Progress, RunSummary
 from batchrun.humanize import human_bytes, human_seconds, shown_path
 
 FAILURES_SHOWN = 5
+# Seconds between two progress lines off a terminal: often enough that a CI log shows the run is
+# alive (a 40-prediction run said nothing for 20 s before), rare enough that an hour-long run
+# writes a few hundred lines, not thousands.
+LINE_EVERY = 10.0
+
+
+def make_progress(
+    style: ProgressStyle,
+    *,
+    quiet: bool = False,
+    verbose: bool = False,
+    stream: IO[str] | None = None,
+) -> Progress:
+    """The display `--progress STYLE -q -v` asks for; `auto` is a bar on a terminal, else lines."""
+    stream = stream or sys.stderr
+    if style == "auto":
+        style = "bar" if stream.isatty() else "lines"
+    if quiet:
+        style = "none"
+    if style == "lines":
+        return LinesProgress(stream=stream, verbose=verbose)
+    return BarProgress(bar=style == "bar", quiet=quiet, verbose=verbose, stream=stream)
+
+
+class _FailureNotes:
+    """Under -v, one line per failure as the tally learns of it."""
+
+    def __init__(self) -> None:
+        self._listed = 0
+        self._counted = 0
+
+    def new_lines(self, tally: Tally) -> list[str]:
+        lines = [
+            f"batchrun: {failure.key}  {failure.job}  {failure.status}: {failure.error}"
+            for failure in tally.failures[self._listed :]
+        ]
+        self._listed = len(tally.failures)
+        # The tally keeps the first few failures only; count the rest as they come.
+        unlisted = tally.failure_count - self._listed - self._counted
+        if unlisted > 0:
+            self._counted += unlisted
+            lines.append(
+                f"batchrun: {unlisted} more failed ({tally.failure_count} in all; "
+                "`batchrun status` lists every one)"
+            )
+        return lines
+
+
+class Counts(NamedTuple):
+    """A copy of the tally's counts, taken on the run's thread for the ticker thread to show."""
+
+    done: int
+    total: int
+    succeeded: int
+    failed: int
+    in_flight: int
+
+    @classmethod
+    def of(cls, tally: Tally) -> Counts:
+        return cls(tally.done, tally.total, tally.succeeded, tally.failed, tally.in_flight)
+
+
+def progress_line(counts: Counts, elapsed: float) -> str:
+    """One line of progress: counts, the rate since the start, and the time left at that rate."""
+    done = counts.done
+    line = (
+        f"batchrun: {done:,}/{counts.total:,} done ({counts.succeeded:,} ok, "
+        f"{counts.failed:,} failed), {counts.in_flight:,} in flight"
+    )
+    if done and elapsed > 0:
+        rate = done / elapsed
+        left = (counts.total - done) / rate
+        line += f"; {rate:.1f}/s, about {human_seconds(left)} left"
+    return line
+
+
+class LinesProgress:
+    """Progress off a terminal: a plain line at the start and every `every` seconds after."""
+
+    def __init__(
+        self,
+        *,
+        stream: IO[str],
+        verbose: bool = False,
+        every: float = LINE_EVERY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._stream = stream
+        self._every = every
+        self._clock = clock
+        self._failures = _FailureNotes() if verbose else None
+        # Never the live tally: the collector changes it while the ticker thread reads.
+        self._counts: Counts | None = None
+        self._began = 0.0
+        self._lock = threading.Lock()  # the ticker thread and the run's thread both write
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def start(self, tally: Tally) -> None:
+        self._counts = Counts.of(tally)
+        self._began = self._clock()
+        if not tally.total:
+            return
+        self.tick()
+        # A thread, not the run's event loop: a line is due even when nothing changes for long.
+        self._ticker = threading.Thread(target=self._tick_until_closed, daemon=True)
+        self._ticker.start()
+
+    def tick(self) -> None:
+        """Write the progress line now."""
+        counts = self._counts
+        if counts is not None:
+            self._write(progress_line(counts, self._clock() - self._began))
+
+    def update(self, tally: Tally) -> None:
+        self._counts = Counts.of(tally)
+        if self._failures is not None:
+            for line in self._failures.new_lines(tally):
+                self._write(line)
+
+    def message(self, text: str) -> None:
+        self._write(text)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+
+    def _tick_until_closed(self) -> None:
+        while not self._stop.wait(self._every):
+            self.tick()
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            print(text, file=self._stream, flush=True)
 
 
 class BarProgress:
     """A tqdm bar: done / failed / in flight / total, rate and ETA; messages above it."""
 
-    def __init__(self, *, bar: bool, quiet: bool, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, *, bar: bool, quiet: bool, verbose: bool = False, stream: IO[str] | None = None
+    ) -> None:
         self._stream = stream or sys.stderr
         self._bar_enabled = bar and not quiet
         self._quiet = quiet
+        self._failures = _FailureNotes() if verbose and not quiet else None
         self._bar: Any = None
 
     def start(self, tally: Tally) -> None:
@@ -35,6 +183,9 @@ class BarProgress:
             )
 
     def update(self, tally: Tally) -> None:
+        if self._failures is not None:
+            for line in self._failures.new_lines(tally):
+                self.message(line)
         bar = self._bar
         if bar is None:
             return
@@ -102,3 +253,38 @@ def summary_lines(summary: RunSummary) -> list[str]:
             lines.append(f"    … and {more} more (batchrun status {shown_path(summary.run_dir)})")
     lines.append(f"  manifest: {shown_path(summary.manifest)}")
     return lines
+
+
+def summary_json(summary: RunSummary) -> dict[str, Any]:
+    """The end-of-run summary for `run --json`: the same facts as `summary_lines`, as data."""
+    tally = summary.tally
+    stats = summary.client
+    return {
+        "run_dir": str(summary.run_dir),
+        "manifest": str(summary.manifest),
+        "ok": summary.ok,
+        "interrupted": summary.interrupted,
+        "finished": dict(sorted(tally.finished.items())),
+        "already_done": summary.survey.done,
+        "failed_before": summary.survey.failed_before,
+        "not_started": summary.left,
+        "in_flight": tally.in_flight,
+        "files": tally.files,
+        "bytes": tally.bytes,
+        "missing_files": tally.missing_files,
+        "downloaded": summary.download,
+        "wall_time": round(summary.wall_time, 3),
+        "predict_time": round(tally.predict_time, 3),
+        "requests": {
+            "creates": stats.creates,
+            "polls": stats.gets,
+            "rate_limited": stats.rate_limited,
+            "retries": stats.retries,
+        },
+        "possible_duplicates": tally.possible_duplicates,
+        "failure_count": tally.failure_count,
+        "failures": [
+            {"key": f.key, "job": f.job, "status": f.status, "error": f.error}
+            for f in tally.failures
+        ],
+    }

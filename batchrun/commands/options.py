@@ -10,6 +10,9 @@ flag: one `add_argument` line in `cli.py`, one field here (with its default).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+ProgressStyle = Literal["auto", "bar", "lines", "none"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,10 @@ class RunArgs:
     no_download: bool = False
     sandbox: bool = False
     shard: str | None = None
+    json: bool = False
+    progress: ProgressStyle = "auto"
     quiet: bool = False
+    verbose: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from batchrun.commands._display import BarProgress, summary_lines
+from batchrun.commands._display import make_progress, summary_json, summary_lines
 from batchrun.commands._runs import api_endpoint
 from batchrun.commands.options import RunArgs
 from batchrun.engine.runner import RunOptions, run
@@ -20,7 +21,7 @@ def main(args: RunArgs) -> int:
     spec = load_spec(args.spec)
     rate = _rate(args.rate) if args.rate else None
     shard = parse_shard(args.shard) if args.shard else None
-    progress = BarProgress(bar=sys.stderr.isatty(), quiet=args.quiet)
+    progress = make_progress(args.progress, quiet=args.quiet, verbose=args.verbose)
     with api_endpoint(args, spec) as (base_url, token):
         options = RunOptions(
             base_url=base_url,
@@ -35,7 +36,10 @@ def main(args: RunArgs) -> int:
             handle_signals=True,
         )
         summary = run(spec, options, progress=progress)
-    if not args.quiet:
+    if args.json:
+        json.dump(summary_json(summary), sys.stdout, indent=2)
+        print()
+    elif not args.quiet:
         print("\n".join(summary_lines(summary)), file=sys.stderr)
     if summary.interrupted:
         return ExitCode.INTERRUPTED
