@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-v", "--verbose", action="store_true", help="also each failure as it happens")
 
+    export = commands.add_parser("export", help="the run as a dataset: JSON Lines, CSV or hf")
+    export.add_argument("target", metavar="RUN_OR_SPEC")
+    export.add_argument("--format", required=True, choices=("jsonl", "csv", "hf"))
+    export.add_argument(
+        "--to", required=True, metavar="PATH", help="a file, - for stdout, or a folder (hf)"
+    )
+    export.add_argument(
+        "--all", action="store_true", help="also the recorded predictions the spec no longer plans"
+    )
+
     status = commands.add_parser("status", help="what the manifest says")
     status.add_argument("target", metavar="RUN_OR_SPEC")
     status.add_argument("--json", action="store_true", help="machine-readable status")

@@ -32,6 +32,19 @@ def run_dir_of(text: str) -> Path:
     return folder
 
 
+def run_and_spec(text: str) -> tuple[Path, Spec | None]:
+    """The run folder `text` names, and the spec when `text` is a spec file."""
+    path = Path(text)
+    spec = load_spec(path) if path.is_file() else None
+    return run_dir_of(text) if spec is None else _with_manifest(spec.output), spec
+
+
+def _with_manifest(folder: Path) -> Path:
+    if not manifest_paths(folder):
+        raise UsageError(f"{folder}: no manifest here; nothing has run yet")
+    return folder
+
+
 @contextlib.contextmanager
 def api_endpoint(args: RunArgs | LockArgs, spec: Spec) -> Iterator[tuple[str, str]]:
     """The base URL and token to use: the in-process emulator's with --sandbox."""

@@ -74,6 +74,16 @@ class ReportArgs:
 
 
 @dataclass(frozen=True)
+class ExportArgs:
+    """`batchrun export RUN_OR_SPEC --format F --to PATH`"""
+
+    target: str
+    format: str
+    to: str
+    all: bool = False
+
+
+@dataclass(frozen=True)
 class LockArgs:
     """`batchrun lock SPEC`"""
 
@@ -102,7 +112,16 @@ class SandboxArgs:
     access_log: bool = False
 
 
-CommandArgs = ValidateArgs | PlanArgs | RunArgs | StatusArgs | ReportArgs | LockArgs | SandboxArgs
+CommandArgs = (
+    ValidateArgs
+    | PlanArgs
+    | RunArgs
+    | StatusArgs
+    | ReportArgs
+    | ExportArgs
+    | LockArgs
+    | SandboxArgs
+)
 
 # The record each command's `main` takes, by the command's name on the command line.
 ARGS_OF: dict[str, type[CommandArgs]] = {
@@ -110,6 +129,7 @@ ARGS_OF: dict[str, type[CommandArgs]] = {
     "plan": PlanArgs,
     "run": RunArgs,
     "status": StatusArgs,
+    "export": ExportArgs,
     "report": ReportArgs,
     "lock": LockArgs,
     "sandbox": SandboxArgs,

@@ -1,0 +1,59 @@
+"""Which recorded predictions belong to the spec as it is now.
+
+A run folder keeps every prediction ever recorded in it; after a spec edit and a run, it holds
+the old spec's predictions beside the new ones. `status`, `report` and `export` count those of
+the current spec (the keys its plan makes) and name the rest on a line of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchrun.errors import BatchrunError
+from batchrun.manifest.journal import Record
+from batchrun.planner.expand import iter_plan
+from batchrun.spec.load import Spec, load_spec
+
+
+@dataclass
+class Scope:
+    """The records of the current spec, and those it no longer plans (`gone`)."""
+
+    current: list[Record] = field(default_factory=list)
+    gone: list[Record] = field(default_factory=list)
+    spec: Spec | None = None
+    why_unscoped: str | None = None  # why every record counts as current, when it does
+
+
+def spec_of_run(headers: Iterable[Mapping[str, Any]]) -> Path | None:
+    """The spec file the run folder's first manifest names, if it says one."""
+    for header in headers:
+        if header.get("spec"):
+            return Path(str(header["spec"]))
+    return None
+
+
+def scope(records: Iterable[Record], spec: Spec | Path | None) -> Scope:
+    """Split `records` by whether `spec` (a Spec, or the path of one) plans their keys.
+
+    Without a spec, or one that no longer loads, every record is current: a report of an old
+    run must still work after its spec has gone.
+    """
+    if isinstance(spec, Path):
+        try:
+            spec = load_spec(spec)
+        except BatchrunError:
+            return Scope(current=list(records), why_unscoped=f"{spec} does not load")
+    if spec is None:
+        return Scope(current=list(records), why_unscoped="no spec is named")
+    try:
+        planned = {planned.key for planned in iter_plan(spec)}
+    except BatchrunError:
+        return Scope(current=list(records), why_unscoped=f"{spec.path} does not plan")
+    split = Scope(spec=spec)
+    for record in records:
+        (split.current if record.key in planned else split.gone).append(record)
+    return split
