@@ -127,12 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("target", metavar="RUN_OR_SPEC")
     status.add_argument("--json", action="store_true", help="machine-readable status")
     status.add_argument("--csv", metavar="FILE", help="also export every record to a CSV file")
+    status.add_argument(
+        "--all", action="store_true", help="also the recorded predictions the spec no longer plans"
+    )
 
     report = commands.add_parser("report", help="write RUN/report.html, an offline gallery")
     report.add_argument("target", metavar="RUN_OR_SPEC")
     report.add_argument("--rows", metavar="VAR", help="matrix variable for the grid's rows")
     report.add_argument("--cols", metavar="VAR", help="matrix variable for the grid's columns")
     report.add_argument("--output", metavar="FILE", help="where to write (default RUN/report.html)")
+    report.add_argument(
+        "--all", action="store_true", help="also the recorded predictions the spec no longer plans"
+    )
 
     lock = commands.add_parser(
         "lock",

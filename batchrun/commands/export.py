@@ -17,7 +17,7 @@ from batchrun.errors import UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.journal import load_records
-from batchrun.manifest.scope import Scope, scope, spec_of_run
+from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.report.export import Card, export_row, write_csv, write_hf, write_jsonl
 
 
@@ -26,7 +26,7 @@ def main(args: ExportArgs) -> int:
     run_dir, spec = run_and_spec(args.target)
     headers, by_key = load_records(run_dir)
     split = scope(by_key.values(), spec or spec_of_run(headers))
-    records = split.current + split.gone if args.all else split.current
+    records = split.chosen(args.all)
     stdout = args.to == "-"
     if args.format == "hf":
         if stdout:
@@ -47,19 +47,7 @@ def main(args: ExportArgs) -> int:
         said = counted(count, "row")
     where = "stdout" if stdout else shown_path(args.to)
     print(f"batchrun: wrote {said} to {where}", file=sys.stderr)
-    note = scope_note(split, args.all)
+    note = split.note(args.all)
     if note:
         print(f"batchrun: {note}", file=sys.stderr)
     return ExitCode.OK
-
-
-def scope_note(split: Scope, everything: bool) -> str | None:
-    """The line that counts the recorded predictions outside the current spec, if any."""
-    if split.why_unscoped:
-        return f"every recorded prediction counted: {split.why_unscoped}"
-    if not split.gone:
-        return None
-    gone = counted(len(split.gone), "recorded prediction")
-    if everything:
-        return f"{gone} the spec no longer plans included (--all)"
-    return f"{gone} the spec no longer plans left out (--all includes them)"

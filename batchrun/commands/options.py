@@ -61,6 +61,7 @@ class StatusArgs:
     target: str
     json: bool = False
     csv: str | None = None
+    all: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class ReportArgs:
     rows: str | None = None
     cols: str | None = None
     output: str | None = None
+    all: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from batchrun.commands._runs import run_dir_of
+from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import ReportArgs
 from batchrun.errors import StorageError
 from batchrun.report.build import REPORT_NAME, build_report
@@ -14,9 +14,11 @@ from batchrun.report.build import REPORT_NAME, build_report
 
 def main(args: ReportArgs) -> int:
     """Write the report (atomically) and print where it is."""
-    run_dir = run_dir_of(args.target)
+    run_dir, spec = run_and_spec(args.target)
     dest = Path(args.output) if args.output else run_dir / REPORT_NAME
-    page = build_report(run_dir, dest=dest, rows=args.rows, cols=args.cols)
+    page = build_report(
+        run_dir, dest=dest, rows=args.rows, cols=args.cols, current=spec, everything=args.all
+    )
     write_atomically(dest, page)
     print(dest)
     return 0

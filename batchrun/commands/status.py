@@ -1,4 +1,8 @@
-"""`batchrun status RUN_OR_SPEC [--json] [--csv FILE]`: what the manifest says."""
+"""`batchrun status RUN_OR_SPEC [--json] [--csv FILE] [--all]`: what the manifest says.
+
+It counts the predictions of the current spec; with `--all`, also the recorded ones the spec
+no longer plans (after an edit), which are otherwise only counted on a line of their own.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from batchrun.commands._runs import run_dir_of
+from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
 from batchrun.humanize import human_bytes, human_seconds, shown_path
 from batchrun.manifest.journal import ALL_STATUSES, load_records
+from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.report.status import RunStatus, export_csv, summarize
 
 FAILURES_SHOWN = 10
@@ -17,17 +22,24 @@ FAILURES_SHOWN = 10
 
 def main(args: StatusArgs) -> int:
     """Print the run's status; exit 0 when every record succeeded with its files, else 1."""
-    run_dir = run_dir_of(args.target)
-    headers, records = load_records(run_dir)  # once: a manifest may be hundreds of megabytes
-    status = summarize(run_dir, headers, records.values())
+    run_dir, spec = run_and_spec(args.target)
+    headers, by_key = load_records(run_dir)  # once: a manifest may be hundreds of megabytes
+    # The current spec's predictions; those it no longer plans are named on a line of their own.
+    split = scope(by_key.values(), spec or spec_of_run(headers))
+    records = split.chosen(args.all)
+    status = summarize(run_dir, headers, records)
     if args.csv:
-        rows = export_csv(records.values(), Path(args.csv))
+        rows = export_csv(records, Path(args.csv))
         print(f"batchrun: wrote {rows} rows to {args.csv}", file=sys.stderr)
+    note = split.note(args.all)
     if args.json:
-        json.dump(status.to_json(), sys.stdout, indent=2)
+        data = status.to_json()
+        data["not_in_spec"] = len(split.gone)
+        data["not_in_spec_counted"] = bool(args.all and split.gone)
+        json.dump(data, sys.stdout, indent=2)
         print()
     else:
-        print("\n".join(render(status)))
+        print("\n".join(render(status) + ([note] if note else [])))
     everything_done = status.counts["succeeded"] == status.total and not status.missing_files
     return 0 if everything_done else 1
 

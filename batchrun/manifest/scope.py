@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.errors import BatchrunError
+from batchrun.humanize import counted
 from batchrun.manifest.journal import Record
 from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import Spec, load_spec
@@ -26,6 +27,21 @@ class Scope:
     gone: list[Record] = field(default_factory=list)
     spec: Spec | None = None
     why_unscoped: str | None = None  # why every record counts as current, when it does
+
+    def chosen(self, everything: bool) -> list[Record]:
+        """The records a command counts: the current spec's, or with `--all` every one."""
+        return self.current + self.gone if everything else self.current
+
+    def note(self, everything: bool) -> str | None:
+        """The line that names the recorded predictions outside the current spec, if any."""
+        if self.why_unscoped:
+            return f"every recorded prediction is counted: {self.why_unscoped}"
+        if not self.gone:
+            return None
+        gone = counted(len(self.gone), "recorded prediction")
+        if everything:
+            return f"{gone} the spec no longer plans are included (--all)"
+        return f"{gone} the spec no longer plans are not counted (--all counts them)"
 
 
 def spec_of_run(headers: Iterable[Mapping[str, Any]]) -> Path | None:
@@ -46,13 +62,13 @@ def scope(records: Iterable[Record], spec: Spec | Path | None) -> Scope:
         try:
             spec = load_spec(spec)
         except BatchrunError:
-            return Scope(current=list(records), why_unscoped=f"{spec} does not load")
+            return Scope(current=list(records), why_unscoped=f"its spec {spec} does not load")
     if spec is None:
-        return Scope(current=list(records), why_unscoped="no spec is named")
+        return Scope(current=list(records), why_unscoped="no manifest names its spec")
     try:
         planned = {planned.key for planned in iter_plan(spec)}
     except BatchrunError:
-        return Scope(current=list(records), why_unscoped=f"{spec.path} does not plan")
+        return Scope(current=list(records), why_unscoped=f"its spec {spec.path} does not plan")
     split = Scope(spec=spec)
     for record in records:
         (split.current if record.key in planned else split.gone).append(record)

@@ -25,12 +25,13 @@ from urllib.parse import quote
 
 from batchrun.errors import BatchrunError
 from batchrun.manifest.journal import load_records
+from batchrun.manifest.scope import scope
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
 from batchrun.report.html import Page, render_page
 from batchrun.report.layout import choose_layout
 from batchrun.report.status import summarize
-from batchrun.spec.load import load_spec
+from batchrun.spec.load import Spec, load_spec
 
 REPORT_NAME = "report.html"
 
@@ -43,11 +44,18 @@ def build_report(
     cols: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     now: datetime | None = None,
+    current: Spec | None = None,
+    everything: bool = False,
 ) -> str:
-    """The report page of `run_dir`, to be written at `dest`; UsageError for an unknown variable."""
+    """The report page of `run_dir`, to be written at `dest`; UsageError for an unknown variable.
+
+    It shows the predictions of the current spec (`current`, else the one the manifest names);
+    with `everything`, also those that spec no longer plans.
+    """
     headers, by_key = load_records(run_dir)
-    records = list(by_key.values())
     spec = _first(headers, "spec")
+    split = scope(by_key.values(), current or (Path(spec) if spec else None))
+    records = split.chosen(everything)
     declared = declared_axes(Path(spec)) if spec else ()
     layout = choose_layout(records, declared, rows, cols)
     page = Page(
@@ -58,6 +66,7 @@ def build_report(
         gallery=build_gallery(records, layout, limits),
         href=relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent),
         generated=now or datetime.now(UTC),
+        scope_note=split.note(everything),
     )
     return render_page(page)
 

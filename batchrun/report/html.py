@@ -38,6 +38,7 @@ class Page:
     gallery: Gallery
     href: Href
     generated: datetime
+    scope_note: str | None = None  # recorded predictions the current spec no longer plans
 
 
 def render_page(page: Page) -> str:
@@ -83,7 +84,10 @@ def _meta(page: Page) -> str:
         name = page.spec.replace("\\", "/").rsplit("/", 1)[-1]
         spec = f'spec <span title="{escape(page.spec)}">{escape(name)}</span> · '
     when = f"{page.generated:%Y-%m-%d %H:%M:%S} UTC"
-    return f'<p class="meta">{spec}written {when} by batchrun {escape(__version__)}</p>\n'
+    meta = f'<p class="meta">{spec}written {when} by batchrun {escape(__version__)}</p>\n'
+    if page.scope_note:
+        meta += f'<p class="meta scope">{escape(page.scope_note)}</p>\n'
+    return meta
 
 
 def _chip(status: str, count: int) -> str:
