@@ -1,0 +1,79 @@
+"""docs/github-actions/batchrun-plan.yml: its validate and plan steps run as written, by bash,
+in a clone whose pull-request branch edits a spec of its origin's main."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = ROOT / "docs" / "github-actions" / "batchrun-plan.yml"
+SPEC = "batchrun: 1\njobs:\n  - id: pics\n    model: acme/painter\n    input: {prompt: '${s}'}\n"
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def step(name: str) -> dict[str, Any]:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps: list[dict[str, Any]] = workflow["jobs"]["plan"]["steps"]
+    return next(s for s in steps if s.get("name") == name)
+
+
+def test_the_workflow_validates_and_writes_the_plan_comment(tmp_path: Path) -> None:
+    origin = tmp_path / "origin"
+    (origin / "specs").mkdir(parents=True)
+    (origin / "specs" / "a.yaml").write_text(SPEC + "    matrix: {s: [fox, boat]}\n")
+    git(origin, "init", "-q", "-b", "main")
+    git(origin, "add", ".")
+    git(origin, "commit", "-q", "-m", "specs")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    git(clone, "checkout", "-q", "-b", "pr")
+    (clone / "specs" / "a.yaml").write_text(SPEC + "    matrix: {s: [fox, kite, bell]}\n")
+    git(clone, "commit", "-q", "-am", "edit")
+    summary = tmp_path / "summary.md"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+
+    validate = step("Validate the specs")
+    done = subprocess.run(
+        ["bash", "-c", validate["run"]], cwd=clone, env=env, capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout) == (0, "specs/a.yaml: ok (3 predictions in 1 job)\n")
+
+    plan = step("Plan against the base branch")
+    base = plan["env"]["BASE"].replace("${{ github.base_ref }}", "main")
+    done = subprocess.run(
+        ["bash", "-c", plan["run"]],
+        cwd=clone,
+        env={**env, "BASE": base},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    comment = (clone / "plan.md").read_text()
+    commit = git(clone, "rev-parse", "origin/main").strip()[:12]
+    assert comment.startswith(f"### batchrun plan: `specs/a.yaml` against `origin/main` ({commit})")
+    assert "| `pics` | 2 | 1 | 1 | no recorded runs |" in comment
+    assert summary.read_text() == comment
+    # The comment step posts that file.
+    assert "--body-file plan.md" in step("Comment on the pull request")["run"]
