@@ -18,6 +18,7 @@ from dataclasses import fields
 
 from batchrun import __version__
 from batchrun.commands.options import ARGS_OF, CommandArgs
+from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
 from batchrun.exitcodes import ExitCode
 from batchrun.sandbox_help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
@@ -203,9 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = options_from(parsed)
     command = importlib.import_module(f"batchrun.commands.{parsed.command}")
     try:
-        code: int = command.main(args)
-        # A reader that stopped early (`| head`) shows here, not in the interpreter's last flush.
-        sys.stdout.flush()
+        with sigterm_interrupts():  # SIGTERM ends a command as Ctrl-C does, at any moment
+            code: int = command.main(args)
+            # A reader that stopped early (`| head`) shows here, not in the interpreter's flush.
+            sys.stdout.flush()
     except BrokenPipeError:
         # The reader has all it wanted: end quietly, as `plan --json | head` always did (0,
         # not 141: what was written was right, and a shell's pipefail should not fail on it).

@@ -29,6 +29,7 @@ import anyio.lowlevel
 
 from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.ratelimit import Withdrawn, polite
+from batchrun.engine import signals
 from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.outputs import FileNamer
@@ -203,7 +204,13 @@ def run(spec: Spec, options: RunOptions, *, progress: Progress | None = None) ->
     async def main() -> RunSummary:
         return await run_async(spec, options, progress=progress, stopper=stopper)
 
-    return anyio.run(main)
+    if not options.handle_signals:
+        return anyio.run(main)
+    with signals.holding() as late:
+        summary = anyio.run(main)
+        if late:  # a SIGTERM after the run stopped watching, while its event loop closed
+            summary.interrupted = True
+        return summary
 
 
 async def run_async(
@@ -249,7 +256,7 @@ class _Runner:
             async with anyio.create_task_group() as guard:
                 watcher = anyio.CancelScope()
                 if self.options.handle_signals:
-                    guard.start_soon(self._watch_signals, watcher)
+                    await guard.start(self._watch_signals, watcher)
                 try:
                     summary = await self._run(began, path)
                 except BatchrunError as error:
@@ -258,6 +265,8 @@ class _Runner:
                     watcher.cancel()
         if failure is not None:
             raise failure
+        # A signal may have come after the summary was drawn up, while the run wound down.
+        summary.interrupted = self.stopper.stopping
         return summary
 
     async def _run(self, began: float, path: Path) -> RunSummary:
@@ -480,14 +489,25 @@ class _Runner:
                 overall.release_on_behalf_of(work)
                 own.release_on_behalf_of(work)
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for received in signals:
-                if received == signal.SIGTERM:
-                    # A process manager wants us gone soon: leave at once, resumably.
-                    self.stopper.leave()
-                else:
-                    self.stopper.request()
+    async def _watch_signals(
+        self,
+        scope: anyio.CancelScope,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with scope, signals.receiving() as (earlier, received):
+            task_status.started()
+            for sig in earlier:
+                self._on_signal(sig)
+            async for sig in received:
+                self._on_signal(sig)
+
+    def _on_signal(self, received: signal.Signals) -> None:
+        if received == signal.SIGTERM:
+            # A process manager wants us gone soon: leave at once, resumably.
+            self.stopper.leave()
+        else:
+            self.stopper.request()
 
 
 def _owned_ids(index: ManifestIndex) -> list[str]:

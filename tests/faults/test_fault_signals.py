@@ -60,8 +60,8 @@ def interrupt_at_random(
         assert "Traceback" not in err
         assert "internal error" not in err
         if code == -signal.SIGTERM:
-            # Only once the run is over (its summary printed, its manifest closed) may SIGTERM
-            # meet Python's default handler on the way out.
+            # Only once the command is over (its summary printed, its manifest closed) may
+            # SIGTERM meet Python's default handler on the way out of the interpreter.
             assert "\n  manifest: " in err, err
         codes.append(code)
     return codes

@@ -1,0 +1,101 @@
+"""SIGINT and SIGTERM from a command's first line to its last, with no window between.
+
+Three stretches, each with its own handling, and a signal in any of them ends the command with
+exit 130 and one line, never a traceback nor a silent death by the default action:
+
+- The command (`sigterm_interrupts`, installed by cli.py): SIGTERM raises KeyboardInterrupt, as
+  Ctrl-C does, which cli.py reports as "batchrun: interrupted". Before a run starts and after it
+  ends (while the summary prints) nothing is half-written that an exception could tear.
+- A run's event loop starting and ending (`holding`, around `anyio.run`): an exception raised
+  inside a running event loop would tear through the run's teardown, so SIGTERM is only noted
+  here. One noted before the run watches signals is handed to it (`receiving`); one noted after
+  marks the run interrupted.
+- The run itself (`receiving`, the runner's watcher): anyio delivers both signals to the runner,
+  which stops (SIGINT) or leaves at once (SIGTERM), resumably.
+
+asyncio sets a signal back to its default action when a receiver closes, whatever was there
+before; `receiving` puts back the handler it found. (Between the two lie a few bytecodes, in
+which the default action still applies: the one gap left, microseconds wide.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Noted:
+    """SIGTERMs that came while a run's event loop was starting or ending (process-wide, as
+    signal handlers are)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.signals: list[signal.Signals] = []
+
+
+_noted = _Noted()
+
+
+def _in_main_thread() -> bool:
+    # Only the main thread may set signal handlers; elsewhere (a test's worker) nothing changes.
+    return threading.current_thread() is threading.main_thread()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _noted.depth:
+        _noted.signals.append(signal.Signals(signum))
+        return
+    # One is enough: a second SIGTERM while the first unwinds must not interrupt the message.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """For a command's duration: SIGTERM ends it as Ctrl-C does (KeyboardInterrupt)."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def holding() -> Iterator[list[signal.Signals]]:
+    """Around `anyio.run`: note SIGTERM instead of raising; yields what was noted and not
+    handed to the run (it came after the run stopped watching)."""
+    if not _in_main_thread() or signal.getsignal(signal.SIGTERM) is not _interrupt:
+        yield []
+        return
+    _noted.depth += 1
+    try:
+        yield _noted.signals
+    finally:
+        _noted.depth -= 1
+
+
+@contextlib.contextmanager
+def receiving() -> Iterator[tuple[list[signal.Signals], AsyncIterator[signal.Signals]]]:
+    """The run's watcher: (signals noted before it began, the signals as they come)."""
+    if not _in_main_thread():
+        raise RuntimeError("a run can watch signals only in the main thread")
+    import anyio  # here: cli.py imports this module for every command, most of which never run
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as live:
+            earlier = list(_noted.signals)
+            _noted.signals.clear()
+            yield earlier, live
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
