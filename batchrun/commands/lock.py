@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import anyio
 
 from batchrun.api.client import Client
@@ -14,11 +17,16 @@ from batchrun.spec.load import Spec, load_spec
 
 
 def main(args: LockArgs) -> int:
-    """Resolve and write the lock file; print one line per model."""
+    """Resolve and write the lock file; print one line per model (or JSON with --json)."""
     spec = load_spec(args.spec)
     with api_endpoint(args, spec) as (base_url, token):
         pins = anyio.run(_resolve, spec, base_url, token)
     path = write_lock(spec, pins)
+    if args.json:
+        pinned = [{"model": p.model, "version": p.version, "reason": p.reason} for p in pins]
+        json.dump({"lock": str(path), "pins": pinned}, sys.stdout, indent=2)
+        print()
+        return 0
     width = max((len(pin.model) for pin in pins), default=0)
     for pin in pins:
         said = f"pinned to {pin.version}" if pin.version else f"unpinned: {pin.reason}"

@@ -20,6 +20,7 @@ class ValidateArgs:
     """`batchrun validate SPEC...`"""
 
     specs: tuple[str, ...]
+    json: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class LockArgs:
     spec: str
     base_url: str | None = None
     sandbox: bool = False
+    json: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,13 @@ class SandboxArgs:
     access_log: bool = False
 
 
+@dataclass(frozen=True)
+class CompletionArgs:
+    """`batchrun completion SHELL` (cli.py answers it: the script is the parser's own)."""
+
+    shell: str
+
+
 CommandArgs = (
     ValidateArgs
     | PlanArgs
@@ -123,6 +132,7 @@ CommandArgs = (
     | ExportArgs
     | LockArgs
     | SandboxArgs
+    | CompletionArgs
 )
 
 # The record each command's `main` takes, by the command's name on the command line.
@@ -135,4 +145,5 @@ ARGS_OF: dict[str, type[CommandArgs]] = {
     "report": ReportArgs,
     "lock": LockArgs,
     "sandbox": SandboxArgs,
+    "completion": CompletionArgs,
 }

@@ -1,4 +1,4 @@
-"""`batchrun report RUN_OR_SPEC [--rows VAR] [--cols VAR] [--output FILE]`: the HTML gallery."""
+"""`batchrun report RUN_OR_SPEC [--rows VAR] [--cols VAR] [--output FILE|-]`: the HTML gallery."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from batchrun.commands._output import direct_stream
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import ReportArgs
 from batchrun.errors import StorageError
@@ -13,14 +14,21 @@ from batchrun.report.build import REPORT_NAME, build_report
 
 
 def main(args: ReportArgs) -> int:
-    """Write the report (atomically) and print where it is."""
+    """Write the report (atomically to a file) and print where it is; `--output -`: stdout."""
     run_dir, spec = run_and_spec(args.target)
-    dest = Path(args.output) if args.output else run_dir / REPORT_NAME
-    page = build_report(
-        run_dir, dest=dest, rows=args.rows, cols=args.cols, current=spec, everything=args.all
-    )
-    write_atomically(dest, page)
-    print(dest)
+    output = args.output or str(run_dir / REPORT_NAME)
+    with direct_stream(output) as stream:
+        # Written to a stream, where the page lands is unknown (`> page.html`): its image links
+        # are made relative to the current folder, the likeliest place for it.
+        dest = Path(output) if stream is None else Path.cwd() / REPORT_NAME
+        page = build_report(
+            run_dir, dest=dest, rows=args.rows, cols=args.cols, current=spec, everything=args.all
+        )
+        if stream is None:
+            write_atomically(dest, page)
+            print(dest)
+        else:
+            stream.write(page)
     return 0
 
 

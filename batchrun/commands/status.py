@@ -1,4 +1,4 @@
-"""`batchrun status RUN_OR_SPEC [--json] [--csv FILE] [--all]`: what the manifest says.
+"""`batchrun status RUN_OR_SPEC [--json] [--csv FILE|-] [--all]`: what the manifest says.
 
 It counts the predictions of the current spec; with `--all`, also the recorded ones the spec
 no longer plans (after an edit), which are otherwise only counted on a line of their own.
@@ -10,12 +10,14 @@ import json
 import sys
 from pathlib import Path
 
+from batchrun.commands._output import STDOUT, direct_stream, shown_as
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
+from batchrun.errors import UsageError
 from batchrun.humanize import human_bytes, human_seconds, shown_path
 from batchrun.manifest.journal import ALL_STATUSES, load_records
 from batchrun.manifest.scope import scope, spec_of_run
-from batchrun.report.status import RunStatus, export_csv, summarize
+from batchrun.report.status import RunStatus, export_csv, summarize, write_csv
 
 FAILURES_SHOWN = 10
 
@@ -28,9 +30,16 @@ def main(args: StatusArgs) -> int:
     split = scope(by_key.values(), spec or spec_of_run(headers))
     records = split.chosen(args.all)
     status = summarize(run_dir, headers, records)
+    csv_on_stdout = args.csv == STDOUT
+    if csv_on_stdout and args.json:
+        raise UsageError("--csv - and --json both write to stdout; give --csv a file name")
     if args.csv:
-        rows = export_csv(records, Path(args.csv))
-        print(f"batchrun: wrote {rows} rows to {args.csv}", file=sys.stderr)
+        with direct_stream(args.csv) as stream:
+            if stream is None:
+                rows = export_csv(records, Path(args.csv))
+            else:
+                rows = write_csv(records, stream)
+        print(f"batchrun: wrote {rows} rows to {shown_as(args.csv)}", file=sys.stderr)
     note = split.note(args.all)
     if args.json:
         data = status.to_json()
@@ -39,7 +48,9 @@ def main(args: StatusArgs) -> int:
         json.dump(data, sys.stdout, indent=2)
         print()
     else:
-        print("\n".join(render(status) + ([note] if note else [])))
+        # With the CSV on stdout, the status goes to stderr: stdout stays one CSV document.
+        shown = "\n".join(render(status) + ([note] if note else []))
+        print(shown, file=sys.stderr if csv_on_stdout else sys.stdout)
     everything_done = status.counts["succeeded"] == status.total and not status.missing_files
     return 0 if everything_done else 1
 

@@ -2,11 +2,15 @@
 
 Errors go to stderr, one per line as `file:line:col: path: message`; each good spec gets one
 `SPEC: ok (N predictions in M jobs)` line on stdout. Exit 0 when every spec is fine, else 2.
+With `--json`, one JSON document on stdout says the same: each spec, its counts or its errors
+with their places.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any
 
 from batchrun.commands.options import ValidateArgs
 from batchrun.errors import SpecError, SpecIssue
@@ -19,6 +23,7 @@ from batchrun.spec.load import load_spec
 def main(args: ValidateArgs) -> int:
     """Check each spec in turn; report all of their problems."""
     failed = False
+    results: list[dict[str, Any]] = []
     for path in args.specs:
         shown = shown_path(path)
         issues: tuple[SpecIssue, ...]
@@ -31,10 +36,31 @@ def main(args: ValidateArgs) -> int:
             issues = checked.issues
         if issues:
             failed = True
+            results.append({"spec": shown, "ok": False, "errors": [_issue(i) for i in issues]})
+            if args.json:
+                continue
             for issue in issues:
                 print(issue, file=sys.stderr)
             print(f"{shown}: {counted(len(issues), 'error')}", file=sys.stderr)
         else:
+            results.append(
+                {"spec": shown, "ok": True, "predictions": checked.total, "jobs": len(spec.jobs)}
+            )
+            if args.json:
+                continue
             jobs = counted(len(spec.jobs), "job")
             print(f"{shown}: ok ({counted(checked.total, 'prediction')} in {jobs})")
+    if args.json:
+        json.dump({"ok": not failed, "specs": results}, sys.stdout, indent=2, ensure_ascii=False)
+        print()
     return ExitCode.USAGE if failed else ExitCode.OK
+
+
+def _issue(issue: SpecIssue) -> dict[str, Any]:
+    return {
+        "file": issue.file,
+        "line": issue.line,
+        "column": issue.col,
+        "path": issue.path,
+        "message": issue.message,
+    }

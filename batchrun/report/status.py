@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from batchrun.api.objects import parse_time
 from batchrun.errors import StorageError
@@ -151,35 +151,41 @@ def _cell(value: Any) -> str:
 def export_csv(records: Iterable[Record], dest: Path) -> int:
     """Write one CSV row per record (nested values as JSON), atomically; return the row count."""
     tmp = dest.with_name(dest.name + ".tmp")
-    rows = 0
     try:
         with tmp.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            for record in records:
-                target = record.target
-                writer.writerow(
-                    [
-                        record.key,
-                        record.job,
-                        record.status,
-                        target.get("model") or target.get("deployment") or target.get("version"),
-                        _cell(record.vars),
-                        _cell(record.input),
-                        _cell(record.prediction_id),
-                        _cell(record.version),
-                        _cell(record.output),
-                        " ".join(f.path for f in record.files),
-                        _cell(record.error),
-                        _cell(record.metrics.get("predict_time")),
-                        _cell(record.created_at),
-                        _cell(record.completed_at),
-                        record.attempts,
-                    ]
-                )
-                rows += 1
+            rows = write_csv(records, handle)
         os.replace(tmp, dest)
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    return rows
+
+
+def write_csv(records: Iterable[Record], handle: IO[str]) -> int:
+    """Write the CSV (header, then one row per record) to an open text stream; the row count."""
+    rows = 0
+    writer = csv.writer(handle)
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        target = record.target
+        writer.writerow(
+            [
+                record.key,
+                record.job,
+                record.status,
+                target.get("model") or target.get("deployment") or target.get("version"),
+                _cell(record.vars),
+                _cell(record.input),
+                _cell(record.prediction_id),
+                _cell(record.version),
+                _cell(record.output),
+                " ".join(f.path for f in record.files),
+                _cell(record.error),
+                _cell(record.metrics.get("predict_time")),
+                _cell(record.created_at),
+                _cell(record.completed_at),
+                record.attempts,
+            ]
+        )
+        rows += 1
     return rows

@@ -1,0 +1,54 @@
+"""Where a file-writing option's text goes: `-` is stdout, a special file is written in place.
+
+A regular file is written atomically (temp file + rename), so a reader never sees half of it.
+That rename must never happen to `/dev/stdout`, a FIFO or a device: run as root, it replaced the
+`/dev/stdout` link with a regular file. Those are opened and written directly, as `cat > FILE`
+would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from batchrun.errors import StorageError
+
+STDOUT = "-"
+
+
+def is_special(path: Path) -> bool:
+    """Whether `path` exists and is not a regular file (a FIFO, a device, /dev/stdout)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links: /dev/stdout → /proc/self/fd/1 → a pipe
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def shown_as(dest: str) -> str:
+    """How a message names the destination."""
+    return "stdout" if dest == STDOUT else dest
+
+
+@contextlib.contextmanager
+def direct_stream(dest: str) -> Iterator[IO[str] | None]:
+    """stdout for `-`, the opened file for a special file; None for a path to write atomically."""
+    if dest == STDOUT:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path = Path(dest)
+    if not is_special(path):
+        yield None
+        return
+    try:
+        handle = path.open("w", newline="", encoding="utf-8")
+    except OSError as error:
+        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    with handle:
+        yield handle
