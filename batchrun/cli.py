@@ -109,6 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox", action="store_true", help="run against the built-in emulator")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based)")
     run.add_argument(
+        "--shard-rate",
+        choices=("shared", "whole"),
+        default="shared",
+        help="shards on one account share the rate, each taking 1/N of it (default); 'whole' "
+        "gives each shard all of it (shards on different accounts)",
+    )
+    run.add_argument(
+        "--sample",
+        type=_positive_int,
+        metavar="N",
+        help="run only N predictions spread evenly over the plan (the same N every time)",
+    )
+    run.add_argument(
         "--json", action="store_true", help="print the summary as JSON on stdout (not stderr)"
     )
     run.add_argument(

@@ -239,6 +239,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"{human_seconds(tally.predict_time)} predict time; "
         f"requests: {stats.creates} creates, {stats.gets} polls, {stats.rate_limited} rate-limited"
     )
+    if summary.shard is not None:
+        lines.append(f"  rate: {_shard_rate(summary, summary.shard)}")
     if tally.possible_duplicates:
         lines.append(
             f"  {tally.possible_duplicates} may have run twice: a create's answer was lost "
@@ -253,6 +255,17 @@ def summary_lines(summary: RunSummary) -> list[str]:
             lines.append(f"    … and {more} more (batchrun status {shown_path(summary.run_dir)})")
     lines.append(f"  manifest: {shown_path(summary.manifest)}")
     return lines
+
+
+def _shard_rate(summary: RunSummary, shard: tuple[int, int]) -> str:
+    index, count = shard
+    mine = f"{summary.rate} of creates for shard {index}/{count}"
+    if summary.rate_shared_by > 1:
+        return (
+            f"{mine}, its share of the account's {summary.account_rate} "
+            "(--shard-rate whole gives each shard all of it)"
+        )
+    return f"{mine}, not shared (--shard-rate whole)"
 
 
 def summary_json(summary: RunSummary) -> dict[str, Any]:
@@ -280,6 +293,11 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
             "polls": stats.gets,
             "rate_limited": stats.rate_limited,
             "retries": stats.retries,
+        },
+        "rate": {
+            "creates": str(summary.rate) if summary.rate else None,
+            "account": str(summary.account_rate) if summary.account_rate else None,
+            "shared_by": summary.rate_shared_by,
         },
         "possible_duplicates": tally.possible_duplicates,
         "failure_count": tally.failure_count,

@@ -49,6 +49,8 @@ class RunArgs:
     no_download: bool = False
     sandbox: bool = False
     shard: str | None = None
+    shard_rate: Literal["shared", "whole"] = "shared"
+    sample: int | None = None
     json: bool = False
     progress: ProgressStyle = "auto"
     quiet: bool = False

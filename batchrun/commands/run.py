@@ -33,6 +33,8 @@ def main(args: RunArgs) -> int:
             retry_failed=args.retry_failed,
             download=not args.no_download,
             shard=shard,
+            shard_rate=args.shard_rate,
+            sample=args.sample,
             handle_signals=True,
         )
         summary = run(spec, options, progress=progress)

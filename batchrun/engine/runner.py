@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -51,6 +51,7 @@ from batchrun.planner.lock import read_lock
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Rate, Spec
 
+ShardRate = Literal["shared", "whole"]
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
 # A manifest this large takes a second or more to read (about 28 MB/s here): say so first.
@@ -68,9 +69,12 @@ class RunOptions:
     rate: Rate | None = None
     requests: Rate | None = None
     limit: int | None = None
+    sample: int | None = None  # this many predictions spread over the plan (planner/sample.py)
     retry_failed: bool = False
     download: bool = True
     shard: tuple[int, int] | None = None
+    # "shared": shards share the account's rate (each gets rate / N); "whole": each gets all of it
+    shard_rate: ShardRate = "shared"
     wait: int | None = None
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
     handle_signals: bool = False
@@ -174,6 +178,10 @@ class RunSummary:
     client: ClientStats
     download: bool = True
     left: int = field(default=0)  # keys that needed work but were not started (stopped)
+    rate: Rate | None = None  # the create rate this process kept to
+    account_rate: Rate | None = None  # the spec's (or --rate's), before shards divided it
+    rate_shared_by: int = 1  # shards that rate was divided among
+    shard: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -235,10 +243,17 @@ class _Runner:
         self.scope = Scope(
             shard=options.shard,
             limit=options.limit,
+            sample=options.sample,
             retry_failed=options.retry_failed,
             download=options.download,
         )
         self.concurrency = options.concurrency or spec.concurrency
+        # A rate is the account's: N shards on one account each take 1/N of it (unless "whole").
+        shards = options.shard[1] if options.shard else 1
+        self.rate_shared_by = shards if options.shard_rate == "shared" else 1
+        self.account_rate = options.rate or spec.rate
+        self.rate = self.account_rate.shared_by(self.rate_shared_by)
+        self.requests = (options.requests or spec.requests).shared_by(self.rate_shared_by)
         # Predictions that are over and only downloading: as many as may be in flight.
         self._downloads = anyio.CapacityLimiter(self.concurrency)
         self.started = 0
@@ -359,18 +374,20 @@ class _Runner:
             client=client.stats,
             download=self.options.download,
             left=self.survey.total_work - self.started,
+            rate=self.rate,
+            account_rate=self.account_rate,
+            rate_shared_by=self.rate_shared_by,
+            shard=self.options.shard,
         )
 
     def _client(self) -> Client:
-        rate = self.options.rate or self.spec.rate
-        requests = self.options.requests or self.spec.requests
         return Client(
             self.options.base_url,
             self.options.token,
             wait=self.spec.wait,
             max_connections=self.concurrency + 16,
-            create_limiter=polite(rate.per_second),
-            request_limiter=polite(requests.per_second),
+            create_limiter=polite(self.rate.per_second),
+            request_limiter=polite(self.requests.per_second),
             transport=self.options.transport,
             file_transport=self.options.transport,
             on_retry=self._retrying,
@@ -438,7 +455,7 @@ class _Runner:
                 await (
                     anyio.lowlevel.checkpoint()
                 )  # a long walk past done keys must not starve others
-            if not in_scope(planned, self.scope):
+            if not in_scope(planned, self.scope) or not self.survey.sampled(planned.key):
                 continue
             quota -= 1
             state = index.states.get(planned.key)
@@ -529,6 +546,7 @@ __all__ = [
     "Progress",
     "RunOptions",
     "RunSummary",
+    "ShardRate",
     "Stopper",
     "resolve_token",
     "run",

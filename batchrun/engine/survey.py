@@ -1,9 +1,10 @@
 """Before a run: what each planned key needs, given what the manifest says of it.
 
 The survey walks the plan once (in a worker thread, it reads files) to count the work per job, to
-honour `--limit` and `--shard`, and to check that the files of keys that already succeeded are
-still there with their recorded sha256. The producers then walk the plan again and classify each
-key with `classify`, which uses the survey's findings instead of reading any file again.
+honour `--sample`, `--limit` and `--shard`, and to check that the files of keys that already
+succeeded are still there with their recorded sha256. The producers then walk the plan again and
+classify each key with `classify`, which uses the survey's findings instead of reading any file
+again.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from batchrun.api.objects import parse_time
 from batchrun.engine.lifecycle import Action, file_intact
 from batchrun.manifest.journal import FAILED, KeyState
 from batchrun.planner.expand import PlannedPrediction, in_shard, iter_plan
+from batchrun.planner.sample import sample_keys
 from batchrun.spec.load import Spec
 
 URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live
@@ -28,6 +30,7 @@ class Scope:
 
     shard: tuple[int, int] | None = None
     limit: int | None = None
+    sample: int | None = None  # this many keys spread over the plan (of the shard)
     retry_failed: bool = False
     download: bool = True
 
@@ -42,10 +45,15 @@ class Survey:
     work: Counter[str] = field(default_factory=Counter)  # job → keys to act on
     quota: dict[str, int] = field(default_factory=dict)  # job → plan items within --limit
     broken: set[str] = field(default_factory=set)  # succeeded keys whose files are not intact
+    sample: frozenset[str] | None = None  # the keys --sample chose; None: every key
 
     @property
     def total_work(self) -> int:
         return sum(self.work.values())
+
+    def sampled(self, key: str) -> bool:
+        """Whether `--sample` (if given) chose this key."""
+        return self.sample is None or key in self.sample
 
 
 def in_scope(planned: PlannedPrediction, scope: Scope) -> bool:
@@ -87,8 +95,10 @@ def survey(spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope)
     found = Survey()
     for job in spec.jobs:
         found.quota[job.id] = 0
+    if scope.sample is not None:
+        found.sample = sample_keys(spec, scope.sample, shard=scope.shard)
     for planned in iter_plan(spec):
-        if not in_scope(planned, scope):
+        if not in_scope(planned, scope) or not found.sampled(planned.key):
             continue
         if scope.limit is not None and found.planned >= scope.limit:
             break

@@ -65,6 +65,14 @@ class Rate:
             raise ValueError(f"a rate must be more than 0, like 600/min; got {show(text)}")
         return cls(count, _PERIODS[match.group(2)], text)
 
+    def shared_by(self, ways: int) -> Rate:
+        """This rate split `ways` ways, in the same unit (600/min by 4 is 150/min)."""
+        if ways == 1:
+            return self
+        count = self.count / ways
+        unit = next(name for name, seconds in _PERIODS.items() if seconds == self.seconds)
+        return Rate(count, self.seconds, f"{count:.4g}/{unit}")
+
     def __str__(self) -> str:
         return self.text
 
