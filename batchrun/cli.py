@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", metavar="FILE", help="where to write (default RUN/report.html; -: stdout)"
     )
     report.add_argument(
+        "--embed-limit",
+        type=float,
+        default=25.0,
+        metavar="MB",
+        help="embed the files shown while they add up to at most MB (default 25; 0: link them)",
+    )
+    report.add_argument(
         "--all", action="store_true", help="also the recorded predictions the spec no longer plans"
     )
 

@@ -572,7 +572,9 @@ def test_command_output_option_and_usage_error_exit_code(
 ) -> None:
     run = write_run(tmp_path / "run", sweep_records(tmp_path / "run"))
     out = tmp_path / "elsewhere.html"
-    assert cli_main(["report", str(run), "--cols", "seed", "--output", str(out)]) == 0
+    # Linked, not embedded (--embed-limit 0): addresses relative to where the page is written.
+    argv = ["report", str(run), "--cols", "seed", "--output", str(out), "--embed-limit", "0"]
+    assert cli_main(argv) == 0
     assert capsys.readouterr().out == f"{out}\n"
     page = out.read_text(encoding="utf-8")
     assert 'src="run/flux/pencil%20sketch/k03-0.png"' in page

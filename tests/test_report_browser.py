@@ -127,3 +127,78 @@ def test_report_of_a_sandbox_run_in_headless_chromium(
     shot = tmp_path / "report.png"
     chromium(f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile")
     assert png_size(shot) == WINDOW
+
+
+WIDE_SPEC = """\
+batchrun: 1
+name: wide
+jobs:
+  - id: flux
+    model: black-forest-labs/flux-schnell
+    input:
+      prompt: "${subject}, seed ${seed}"
+      seed: ${seed}
+      width: 96
+      height: 64
+      sandbox_status: ${status}
+    matrix:
+      subject: [a red fox asleep in deep snow at dawn, an old lighthouse on a windswept cliff]
+      seed: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    include:
+      - {status: succeeded}
+      - {subject: an old lighthouse on a windswept cliff, seed: 4, status: failed}
+  - id: llama
+    model: meta/llama-chat
+    input: {prompt: "Describe ${subject} in a line"}
+    matrix:
+      subject: [a red fox asleep in deep snow at dawn]
+"""
+
+
+def test_a_shared_report_of_a_wide_grid(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report.html alone (moved away from its run) shows its images; ten columns leave row
+    labels readable; the filter narrows by status and by a variable's value; text is wide."""
+    from batchrun.cli import main as cli_main
+
+    sandbox = make_sandbox(latency=0.01)
+    spec_path = tmp_path / "wide.yaml"
+    spec_path.write_text(WIDE_SPEC, encoding="utf-8")
+    spec = load_spec(spec_path)
+    options = RunOptions(base_url=sandbox.base_url, token="sandbox-test", out=spec.output)
+    summary = run(spec, options)
+    assert (summary.tally.succeeded, summary.tally.failed) == (20, 1)
+    assert cli_main(["report", str(spec_path), "--cols", "seed"]) == 0
+    shared = tmp_path / "attachment" / "report.html"
+    shared.parent.mkdir()
+    shared.write_bytes(Path(capsys.readouterr().out.strip()).read_bytes())
+
+    def body(fragment: str) -> str:
+        dom = chromium("--dump-dom", shared.as_uri() + fragment, profile=tmp_path / "profile")
+        found = re.search(r"<body([^>]*)>", dom)
+        assert found is not None, dom[:500]
+        return found.group(1)
+
+    everything = body("#check")
+    assert 'data-images-loaded="19"' in everything  # every image, from the page alone
+    assert 'data-images-broken="0"' in everything
+    assert 'data-filter-shown="21"' in everything
+    width = int(re.search(r'data-label-width="(\d+)"', everything).group(1))  # type: ignore[union-attr]
+    lines = int(re.search(r'data-label-lines="(\d+)"', everything).group(1))  # type: ignore[union-attr]
+    assert width >= 60, width  # never a letter per line
+    assert lines <= 4, lines
+
+    assert 'data-filter-shown="1"' in body("#check&status=failed")
+    # v0 is the first variable, subject; 0 its first value, the fox.
+    assert 'data-filter-shown="11"' in body("#check&v0=0")  # 10 images and the text
+    assert 'data-filter-shown="9"' in body("#check&v0=1&status=succeeded")
+
+    page = shared.read_text(encoding="utf-8")
+    assert page.count('<p class="prompt">') == 21
+    assert "a red fox asleep in deep snow at dawn, seed 7" in page
+    assert '<td class="text"' in page
+
+    shot = tmp_path / "wide.png"
+    chromium(f"--screenshot={shot}", shared.as_uri(), profile=tmp_path / "profile")
+    assert png_size(shot) == WINDOW

@@ -76,6 +76,9 @@ class ReportArgs:
     cols: str | None = None
     output: str | None = None
     all: bool = False
+    # Files shown are embedded in report.html up to this many MB in all: a page of that size
+    # still opens at once in a browser and fits an e-mail or a CI artifact; 0: always linked.
+    embed_limit: float = 25.0
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,13 @@ def main(args: ReportArgs) -> int:
         # are made relative to the current folder, the likeliest place for it.
         dest = Path(output) if stream is None else Path.cwd() / REPORT_NAME
         page = build_report(
-            run_dir, dest=dest, rows=args.rows, cols=args.cols, current=spec, everything=args.all
+            run_dir,
+            dest=dest,
+            rows=args.rows,
+            cols=args.cols,
+            current=spec,
+            everything=args.all,
+            embed_limit=int(args.embed_limit * 1024 * 1024),
         )
         if stream is None:
             write_atomically(dest, page)

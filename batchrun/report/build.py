@@ -2,9 +2,10 @@
 
     html = build_report(Path("runs/sweep"), rows="subject", cols="seed")
 
-The page needs no network: CSS is inline and files are linked by paths relative to where the
-page is written (`dest`, by default `RUN/report.html`), so it works offline and when the run
-folder is moved or zipped whole. The data flow:
+The page needs no network: CSS is inline and files are embedded as data: URIs (`embed_limit`)
+or linked by paths relative to where the page is written (`dest`, by default
+`RUN/report.html`), so it works offline and when the run folder is moved or zipped whole.
+The data flow:
 
     manifests → records → layout (report_layout) → sections and cells within limits
     (report_grid) → HTML (report_html, report_cells)
@@ -16,6 +17,8 @@ changed or gone.
 
 from __future__ import annotations
 
+import base64
+import mimetypes
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -24,7 +27,8 @@ from typing import Any
 from urllib.parse import quote
 
 from batchrun.errors import BatchrunError
-from batchrun.manifest.journal import load_records
+from batchrun.humanize import human_bytes
+from batchrun.manifest.journal import Record, load_records
 from batchrun.manifest.scope import scope
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
@@ -46,11 +50,14 @@ def build_report(
     now: datetime | None = None,
     current: Spec | None = None,
     everything: bool = False,
+    embed_limit: int | None = None,
 ) -> str:
     """The report page of `run_dir`, to be written at `dest`; UsageError for an unknown variable.
 
     It shows the predictions of the current spec (`current`, else the one the manifest names);
-    with `everything`, also those that spec no longer plans.
+    with `everything`, also those that spec no longer plans. With `embed_limit` (bytes), the
+    files it shows are embedded in the page while they add up to no more than that, so the one
+    file works anywhere; otherwise, and above it, they are linked by relative path.
     """
     headers, by_key = load_records(run_dir)
     spec = _first(headers, "spec")
@@ -58,15 +65,22 @@ def build_report(
     records = split.chosen(everything)
     declared = declared_axes(Path(spec)) if spec else ()
     layout = choose_layout(records, declared, rows, cols)
+    gallery = build_gallery(records, layout, limits)
+    href = relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent)
+    embed_note = None
+    if embed_limit is not None:
+        href, embed_note = embedding(run_dir, records, gallery.shown_keys, href, embed_limit)
     page = Page(
         name=_first(headers, "name") or run_dir.name,
         run_dir=str(run_dir),
         spec=spec,
         status=summarize(run_dir, headers, records),
-        gallery=build_gallery(records, layout, limits),
-        href=relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent),
+        gallery=gallery,
+        href=href,
         generated=now or datetime.now(UTC),
         scope_note=split.note(everything),
+        embed_note=embed_note,
+        records=records,
     )
     return render_page(page)
 
@@ -89,6 +103,33 @@ def relative_href(run_dir: Path, page_dir: Path) -> Href:
         return quote(prefix + path.replace(os.sep, "/"), safe="/")
 
     return href
+
+
+def embedding(
+    run_dir: Path, records: Sequence[Record], shown: set[str], linked: Href, limit: int
+) -> tuple[Href, str | None]:
+    """An Href that embeds each shown file as a data: URI, if together they fit in `limit`
+    bytes; else `linked` and the note that says why the page needs its run folder."""
+    if limit <= 0:
+        return linked, None
+    total = sum(f.bytes for record in records if record.key in shown for f in record.files)
+    if total > limit:
+        note = (
+            f"files are linked, not embedded: the {human_bytes(total)} shown are over the "
+            f"{human_bytes(limit)} limit (--embed-limit); keep this page beside {run_dir.name}/"
+        )
+        return linked, note
+
+    def embedded(path: str) -> str:
+        # Base64 makes a file a third larger; the limit counts the files as they are.
+        try:
+            data = (run_dir / path).read_bytes()
+        except OSError:
+            return linked(path)  # a file gone since the run: the link shows what is missing
+        media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
+
+    return embedded, None
 
 
 def declared_axes(spec_path: Path) -> tuple[str, ...]:

@@ -53,14 +53,22 @@ def render_item(
     record: Record, href: Href, captions: Sequence[tuple[str, Value]], *, repeats: bool = False
 ) -> str:
     """One prediction: its files, text or error, and a caption (`repeats`: name its repeat)."""
-    parts = [f'<figure class="item {escape(status_class(record.status))}"']
-    parts.append(f' id="k-{escape(record.key)}" title="{escape(_title(record))}">')
+    # "text": a text output, which reads better wide than in a thumbnail's column.
+    wide = " text" if is_text(record) else ""
+    parts = [f'<figure class="item {escape(status_class(record.status))}{wide}"']
+    parts.append(f' id="k-{escape(record.key)}" data-status="{escape(record.status)}"')
+    parts.append(f' title="{escape(_title(record))}">')
     parts.append(_body(record, href))
     caption = _caption(record, captions, repeats)
     if caption:
         parts.append(f"<figcaption>{caption}</figcaption>")
     parts.append("</figure>")
     return "".join(parts)
+
+
+def is_text(record: Record) -> bool:
+    """Whether a prediction's result is text (a language model's), not files or an error."""
+    return not record.files and isinstance(record.output, str) and record.status not in FAILED
 
 
 def _body(record: Record, href: Href) -> str:

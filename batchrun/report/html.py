@@ -17,11 +17,12 @@ from html import escape
 from batchrun import __version__
 from batchrun.humanize import human_bytes, human_seconds
 from batchrun.manifest.journal import ALL_STATUSES, Record
-from batchrun.report.cells import ERROR_CHARS, Href, cut, render_item, status_class
+from batchrun.report.cells import ERROR_CHARS, Href, cut, is_text, render_item, status_class
+from batchrun.report.filters import cell_about, cell_attributes, filter_bar
 from batchrun.report.grid import Gallery, Section
 from batchrun.report.layout import Layout, Value, label
 from batchrun.report.status import RunStatus
-from batchrun.report.style import CHECK_SCRIPT, STYLE
+from batchrun.report.style import CHECK_SCRIPT, FILTER_SCRIPT, STYLE
 
 FAILURES_LISTED = 20
 _TOO_MANY = "change --rows/--cols, or report a smaller run"
@@ -39,6 +40,8 @@ class Page:
     href: Href
     generated: datetime
     scope_note: str | None = None  # recorded predictions the current spec no longer plans
+    embed_note: str | None = None  # why the files are linked, not embedded
+    records: Sequence[Record] = ()  # what the page counts (the filter's statuses)
 
 
 def render_page(page: Page) -> str:
@@ -55,7 +58,7 @@ def render_page(page: Page) -> str:
             "".join(_section(page, section) for section in page.gallery.sections),
             _nothing(page),
             "</main>\n",
-            f"<script>\n{CHECK_SCRIPT}</script>\n</body>\n</html>\n",
+            f"<script>\n{FILTER_SCRIPT}{CHECK_SCRIPT}</script>\n</body>\n</html>\n",
         )
     )
 
@@ -70,6 +73,7 @@ def _header(page: Page) -> str:
         _jobs(status),
         _facts(status),
         _layout(page.gallery.layout),
+        filter_bar(page.gallery.layout, page.records),
         _limits(page.gallery),
         _failures(status.failures, page.gallery.shown_keys),
         "</header>\n",
@@ -85,8 +89,9 @@ def _meta(page: Page) -> str:
         spec = f'spec <span title="{escape(page.spec)}">{escape(name)}</span> · '
     when = f"{page.generated:%Y-%m-%d %H:%M:%S} UTC"
     meta = f'<p class="meta">{spec}written {when} by batchrun {escape(__version__)}</p>\n'
-    if page.scope_note:
-        meta += f'<p class="meta scope">{escape(page.scope_note)}</p>\n'
+    for note in (page.scope_note, page.embed_note):
+        if note:
+            meta += f'<p class="meta note">{escape(note)}</p>\n'
     return meta
 
 
@@ -228,7 +233,12 @@ def _cell(page: Page, stack: list[Record]) -> str:
         index = page.gallery.index[record.key]
         captions = [(name, layout.cells[name][index]) for name in layout.captions]
         items.append(render_item(record, page.href, captions, repeats=repeats))
-    return f'<td><div class="stack">{"".join(items)}</div></td>'
+    # The stack's predictions differ only in their repeat: the first one speaks for the cell.
+    first, index = stack[0], page.gallery.index[stack[0].key]
+    wide = ' class="text"' if all(is_text(record) for record in stack) else ""
+    data = cell_attributes(layout, index)
+    about = cell_about(layout, first, index)
+    return f'<td{wide}{data}><div class="stack">{"".join(items)}</div>{about}</td>'
 
 
 def _section_limits(section: Section) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchrun.errors import UsageError
@@ -69,6 +69,11 @@ class Layout:
     captions: tuple[str, ...]
     values: dict[str, tuple[Value, ...]]  # each variable's values in display order; job last
     cells: dict[str, list[Value]]  # every variable's value in each record, in record order
+    positions: dict[str, dict[str, int]] = field(default_factory=dict)  # name → key → place
+
+    def position(self, name: str, value: Value) -> int:
+        """Where `value` stands among the values of `name` (the page's filter names it so)."""
+        return self.positions[name][value.key]
 
     def ordered(self, name: str, present: Iterable[str]) -> list[Value]:
         """The values of `name` whose keys are in `present`, in display order."""
@@ -209,7 +214,11 @@ def choose_layout(
     if several_jobs and JOB not in used:
         sections.insert(0, JOB)
     captions = [name for name in varying if name not in kept and name not in used]
-    return Layout(rows, cols, tuple(sections), tuple(captions), values, cells)
+    positions = {
+        name: {value.key: place for place, value in enumerate(shown)}
+        for name, shown in values.items()
+    }
+    return Layout(rows, cols, tuple(sections), tuple(captions), values, cells, positions)
 
 
 def _default_axes(
