@@ -91,7 +91,8 @@ def test_report_output_dash_is_the_page_on_stdout(
     run_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(run_dir.parent)
-    assert main(["report", str(run_dir), "--output", "-"]) == 0
+    # Linked, not embedded (--embed-limit 0), to check where the links point.
+    assert main(["report", str(run_dir), "--output", "-", "--embed-limit", "0"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("<!doctype html>")
     assert 'src="run/img/' in out  # image links relative to the current folder
