@@ -217,6 +217,21 @@ def test_a_spec_new_in_the_pull_request(repo: Path, capsys: pytest.CaptureFixtur
     assert "(the spec is not in HEAD: every prediction is added)\n" in out
 
 
+def test_files_marked_export_ignore_are_read_too(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `git archive` would leave this value file out; the revision's spec reads it all the same.
+    (repo / ".gitattributes").write_text("shared/** export-ignore\n")
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "attributes")
+    spec = repo / "specs" / "spec.yaml"
+
+    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+
+    assert (code, err) == (0, "")
+    assert out.endswith("total: 0 added, 0 removed, 10 unchanged\n")
+
+
 def test_errors(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = repo / "specs" / "spec.yaml"
     code, out, err = run(capsys, "plan", str(spec), "--diff", "nope")

@@ -1,7 +1,9 @@
 """A spec as it was at a git revision, for `plan --diff REV`.
 
 The spec and every file it names (value files, globbed and `{file: ...}` inputs) are read
-through git: the revision's tree is copied into a temporary folder that mirrors the repository,
+through git: the revision's tree is checked out into a temporary folder that mirrors the
+repository (through a temporary index, so the repository's own index and work tree are left
+alone),
 so every relative path in the old spec resolves exactly as it did at that revision, and keys
 (which hash input files by content) come out as they would have then. Nothing in the working
 copy or the repository is changed.
@@ -16,7 +18,6 @@ import contextlib
 import dataclasses
 import os
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,14 +84,16 @@ def _commit(top: Path, revision: str) -> str:
 
 
 def _extract(top: Path, commit: str, root: Path) -> None:
-    # `git archive` writes the revision's tree as it was committed (no work-tree edits, no
-    # untracked files); the tar is read by Python with the "data" filter, which refuses links
-    # and paths that would leave the folder.
-    with tempfile.TemporaryFile() as tar:
-        _run(["git", "-C", str(top), "archive", "--format=tar", commit], stdout=tar)
-        tar.seek(0)
-        with tarfile.open(fileobj=tar, mode="r:") as archive:
-            archive.extractall(root, filter="data")
+    # A throwaway index: read-tree fills it with the revision's tree (no work-tree edits, no
+    # untracked files) and checkout-index writes it under `root` through the repository's
+    # checkout filters (Git LFS, line endings), as a checkout would. `git archive` would drop
+    # export-ignore files and expand export-subst ones: not the files the spec read.
+    with tempfile.TemporaryDirectory(prefix="batchrun-index-") as folder:
+        env = {**os.environ, "GIT_INDEX_FILE": os.path.join(folder, "index")}
+        _run(["git", "-C", str(top), "read-tree", commit], stdout=subprocess.DEVNULL, env=env)
+        prefix = f"--prefix={root}{os.sep}"
+        checkout = ["git", "-C", str(top), "checkout-index", "--all", prefix]
+        _run(checkout, stdout=subprocess.DEVNULL, env=env)
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -98,7 +101,9 @@ def _git(cwd: Path, *args: str) -> str:
     return result.stdout.decode("utf-8", "replace")
 
 
-def _run(command: list[str], *, stdout: int | IO[bytes]) -> subprocess.CompletedProcess[bytes]:
+def _run(
+    command: list[str], *, stdout: int | IO[bytes], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     try:
         result: subprocess.CompletedProcess[bytes] = subprocess.run(
             command,
@@ -106,6 +111,7 @@ def _run(command: list[str], *, stdout: int | IO[bytes]) -> subprocess.Completed
             stderr=subprocess.PIPE,
             timeout=GIT_TIMEOUT,
             check=False,
+            env=env,
         )
     except FileNotFoundError:
         raise UsageError("--diff needs git, and git is not installed") from None
