@@ -113,6 +113,13 @@ def test_csv_escapes_formulas(run_folder: Path, capsys: pytest.CaptureFixture[st
     rows = list(csv.DictReader(io.StringIO(dest.read_text())))
     assert len(rows) == 8
     assert {r["row.mood"] for r in rows if r["job"] == "pics"} == {"calm", "'=SUM(A1)", "eerie"}
+    fox = next(r for r in rows if r["row.subject"] == "a fox" and r["style"] == "ink")
+    assert [Path(p).suffix for p in json.loads(fox["files"])] == [".png"]
+    assert json.loads(fox["input"]) == {
+        "prompt": "a fox, ink",
+        "seed": 1,
+        "sandbox_status": "succeeded",
+    }
 
 
 def test_hf_export_loads_with_datasets(

@@ -119,22 +119,21 @@ def write_jsonl(rows: Sequence[Mapping[str, Any]], dest: Path | None) -> int:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], dest: Path | None) -> int:
-    """A header and one line per row; nested values as JSON, lists of files space-separated."""
+    """A header and one line per row; nested values (and the list of files, whose paths may
+    hold spaces) as JSON."""
     columns = columns_of(rows)
     with _output(dest, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_cell(column, row.get(column)) for column in columns])
+            writer.writerow([_csv_cell(row.get(column)) for column in columns])
     return len(rows)
 
 
-def _csv_cell(column: str, value: Any) -> str:
+def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
-    if column == "files":
-        text = " ".join(value)
-    elif isinstance(value, str):
+    if isinstance(value, str):
         text = value
     else:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
