@@ -115,7 +115,17 @@ def test_json_lists_exactly_the_added_and_removed(
     # The keys are the plans' own: added = after - before, removed = before - after.
     assert {d["key"] for d in lines if d["change"] == "added"} == set(after) - set(before)
     assert {d["key"] for d in lines if d["change"] == "removed"} == set(before) - set(after)
-    assert set(lines[0]) == {"change", "key", "job", "target", "vars", "input", "repeat"}
+    assert set(lines[0]) == {
+        "change",
+        "key",
+        "job",
+        "target",
+        "vars",
+        "input",
+        "repeat",
+        "recorded",
+    }
+    assert not any(line["recorded"] for line in lines)  # no manifest here
 
 
 def words_key(spec: Path, question: str) -> str:
@@ -198,10 +208,16 @@ def test_predict_time_to_expect_from_the_manifest(
 
     assert (code, err) == (0, "")
     # 8 added img predictions at the mean of 2, 2, 4, 4 seconds: 24 seconds.
+    # Of the 4 removed (oil, seeds 1 and 2), the 2 of seed 1 ran: their results stay.
     assert (
-        "job img: 8 added, 4 removed, 4 unchanged; about 24.0s of predict time to add "
-        "(3.0s each, the mean of 4 recorded runs)\n"
+        "job img: 8 added, 4 removed (2 of them recorded: their results stay in the run folder), "
+        "4 unchanged; about 24.0s of predict time to add (3.0s each, the mean of 4 recorded runs)\n"
     ) in out
+    assert sum(line.endswith("  (recorded)") for line in out.splitlines()) == 2
+    code, out, err = run(capsys, "plan", str(spec_path), "--diff", "HEAD", "--json")
+    removed = [json.loads(line) for line in out.splitlines() if '"removed"' in line]
+    ran = sorted((d["vars"]["style"], d["vars"]["seed"]) for d in removed if d["recorded"])
+    assert ran == [("oil", 1), ("oil", 1)]
 
 
 def test_a_spec_new_in_the_pull_request(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from batchrun.humanize import counted, human_seconds
-from batchrun.manifest.timing import JobTiming
+from batchrun.manifest.timing import JobTiming, Recorded
 from batchrun.planner.columns import flat_vars
 from batchrun.planner.diff import ADDED, REMOVED, JobDiff, PlanDiff
 from batchrun.planner.expand import PlannedPrediction
@@ -27,25 +27,26 @@ MARKDOWN_CELL_WIDTH = 80
 _SIGN = {ADDED: "+", REMOVED: "-"}
 
 
-def diff_lines(diff: PlanDiff) -> Iterator[dict[str, Any]]:
-    """One JSON object per added or removed prediction, for `plan --diff REV --json`."""
+def diff_lines(diff: PlanDiff, recorded: Recorded) -> Iterator[dict[str, Any]]:
+    """One JSON object per added or removed prediction, for `plan --diff REV --json`;
+    `recorded`: whether the run folder's manifest holds it (a removed one's results stay)."""
     for change, planned in diff.changes():
-        yield {"change": change, **planned.to_json()}
+        yield {"change": change, **planned.to_json(), "recorded": planned.key in recorded.keys}
 
 
-def render_diff(
-    diff: PlanDiff, old: SpecAtRevision, shown: str, timings: Mapping[str, JobTiming]
-) -> str:
+def render_diff(diff: PlanDiff, old: SpecAtRevision, shown: str, recorded: Recorded) -> str:
     """The diff for a terminal: per job its counts, expected time, and what changed."""
     lines = [_title(old, shown)]
     if old.spec is None:
         lines.append(f"(the spec is not in {old.revision}: every prediction is added)")
     for job in diff.jobs:
         lines.append("")
-        lines.append(f"job {job.id}: {_counts(job)}{_expected(job, timings.get(job.id))}")
+        expected = _expected(job, recorded.timings.get(job.id))
+        lines.append(f"job {job.id}: {_counts(job, recorded)}{expected}")
         for change, planned_list in ((ADDED, job.added), (REMOVED, job.removed)):
             for planned in planned_list[:TEXT_LINES_PER_JOB]:
-                lines.append(f"  {_SIGN[change]} {planned.key}  {_vars_text(planned)}")
+                mark = "  (recorded)" if planned.key in recorded.keys else ""
+                lines.append(f"  {_SIGN[change]} {planned.key}  {_vars_text(planned)}{mark}")
             more = len(planned_list) - TEXT_LINES_PER_JOB
             if more > 0:
                 lines.append(f"  {_SIGN[change]} … and {more:,} more {change} (--json lists all)")
@@ -56,9 +57,7 @@ def render_diff(
     return "\n".join(lines)
 
 
-def render_markdown(
-    diff: PlanDiff, old: SpecAtRevision, shown: str, timings: Mapping[str, JobTiming]
-) -> str:
+def render_markdown(diff: PlanDiff, old: SpecAtRevision, shown: str, recorded: Recorded) -> str:
     """The diff as a pull-request comment: a table of counts, then each list folded away."""
     lines = [f"### batchrun plan: `{shown}` against `{old.revision}` ({old.commit[:12]})", ""]
     if old.spec is None:
@@ -68,7 +67,7 @@ def render_markdown(
         "|---|---:|---:|---:|---|",
     ]
     for job in diff.jobs:
-        timing = timings.get(job.id)
+        timing = recorded.timings.get(job.id)
         expect = _time_cell(job, timing)
         lines.append(
             f"| `{job.id}` | {len(job.added):,} | {len(job.removed):,} | {job.unchanged:,} "
@@ -80,7 +79,7 @@ def render_markdown(
     for job in diff.jobs:
         for change, planned_list in ((ADDED, job.added), (REMOVED, job.removed)):
             if planned_list:
-                lines += ["", *_folded(job.id, change, planned_list)]
+                lines += ["", *_folded(job.id, change, planned_list, recorded.keys)]
     return "\n".join(lines) + "\n"
 
 
@@ -88,8 +87,12 @@ def _title(old: SpecAtRevision, shown: str) -> str:
     return f"{shown} against {old.revision} ({old.commit[:12]})"
 
 
-def _counts(job: JobDiff) -> str:
-    return f"{len(job.added):,} added, {len(job.removed):,} removed, {job.unchanged:,} unchanged"
+def _counts(job: JobDiff, recorded: Recorded) -> str:
+    ran = sum(planned.key in recorded.keys for planned in job.removed)
+    kept = f" ({ran:,} of them recorded: their results stay in the run folder)" if ran else ""
+    return (
+        f"{len(job.added):,} added, {len(job.removed):,} removed{kept}, {job.unchanged:,} unchanged"
+    )
 
 
 def _expected(job: JobDiff, timing: JobTiming | None) -> str:
@@ -114,8 +117,11 @@ def _vars_text(planned: PlannedPrediction) -> str:
     return show_row(planned.vars) if planned.vars else "(no variables)"
 
 
-def _folded(job_id: str, change: str, planned_list: list[PlannedPrediction]) -> list[str]:
+def _folded(
+    job_id: str, change: str, planned_list: list[PlannedPrediction], keys: frozenset[str]
+) -> list[str]:
     shown = planned_list[:MARKDOWN_ROWS_PER_LIST]
+    ran = sum(planned.key in keys for planned in planned_list)
     columns: dict[str, None] = {}
     rows = []
     for planned in shown:
@@ -124,14 +130,17 @@ def _folded(job_id: str, change: str, planned_list: list[PlannedPrediction]) -> 
         rows.append((planned.key, flat))
     lines = [
         f"<details><summary><code>{job_id}</code>: {counted(len(planned_list), 'prediction')} "
-        f"{change}</summary>",
+        f"{change}{f' ({ran:,} recorded)' if ran else ''}</summary>",
         "",
         "| key | " + " | ".join(_cell(name) for name in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
     for key, flat in rows:
         cells = " | ".join(_cell(flat[name]) if name in flat else "" for name in columns)
-        lines.append(f"| `{key}` | {cells} |")
+        mark = " ✓" if key in keys else ""
+        lines.append(f"| `{key}`{mark} | {cells} |")
+    if ran:
+        lines += ["", "✓: recorded in the run folder; its results stay there."]
     more = len(planned_list) - len(shown)
     if more > 0:
         lines += ["", f"… and {more:,} more: `batchrun plan SPEC --diff REV --json` lists all."]

@@ -31,7 +31,7 @@ from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.compare import STATES, PlanComparison, compare, iter_states
 from batchrun.manifest.journal import manifest_paths
-from batchrun.manifest.timing import job_timings
+from batchrun.manifest.timing import recorded
 from batchrun.planner.diff import diff_plans
 from batchrun.planner.expand import (
     FileInput,
@@ -76,13 +76,13 @@ def _print_diff(
     shown = spec.display_path or shown_path(spec.path)
     with spec_at_revision(spec.path, revision) as old:
         diff = diff_plans(old.spec, spec)
-        timings = job_timings(output or spec.output)
+        known = recorded(output or spec.output)
         if args.json:
-            return _write_lines(diff_lines(diff))
+            return _write_lines(diff_lines(diff, known))
         if args.markdown:
-            sys.stdout.write(render_markdown(diff, old, shown, timings))
+            sys.stdout.write(render_markdown(diff, old, shown, known))
         else:
-            print(render_diff(diff, old, shown, timings))
+            print(render_diff(diff, old, shown, known))
     return ExitCode.OK
 
 

@@ -1,11 +1,13 @@
-"""What a run folder's manifest says about how long each job's predictions take to run."""
+"""What a run folder's manifest tells a plan: which keys have run, and how long each job's
+predictions take."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchrun.manifest.journal import load_records, manifest_paths
+from batchrun.manifest.journal import Record, load_records, manifest_paths
 
 
 @dataclass(frozen=True)
@@ -20,13 +22,25 @@ class JobTiming:
         return self.mean * count
 
 
-def job_timings(run_dir: Path) -> dict[str, JobTiming]:
-    """Per job, the mean predict time of its recorded successes; {} without a manifest."""
+@dataclass(frozen=True)
+class Recorded:
+    """The keys a run folder's manifests hold, and each job's mean predict time."""
+
+    keys: frozenset[str] = frozenset()
+    timings: dict[str, JobTiming] = field(default_factory=dict)
+
+
+def recorded(run_dir: Path) -> Recorded:
+    """What the run folder has recorded; empty without a manifest."""
     if not manifest_paths(run_dir):
-        return {}
+        return Recorded()
     _, records = load_records(run_dir)
+    return Recorded(frozenset(records), _timings(records.values()))
+
+
+def _timings(records: Iterable[Record]) -> dict[str, JobTiming]:
     totals: dict[str, tuple[float, int]] = {}
-    for record in records.values():
+    for record in records:
         seconds = record.metrics.get("predict_time")
         if record.status != "succeeded" or isinstance(seconds, bool):
             continue
