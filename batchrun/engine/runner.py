@@ -9,8 +9,10 @@ task hands its records to the one collector task, which writes the manifest and 
     producers (one per job) ─► prediction tasks (≤ concurrency) ─► journal ─► collector ─► manifest
 
 Creates go through a rate limiter (600/min by default); every other API request through a second
-budget (3000/min). Stopping: `Stopper.request()` (the first Ctrl-C) stops the producers and lets
-what is in flight finish; a second request cancels everything at once. Either way the manifest
+budget (3000/min); both are the account's, so a shard of N keeps to 1/N of them unless told
+`shard_rate="whole"`. Stopping: `Stopper.request()` (the first Ctrl-C) stops the producers and lets
+what is in flight finish (creates still waiting for their turn are withdrawn); a second request,
+or `Stopper.leave()` (SIGTERM), cancels everything at once. Either way the manifest
 knows every prediction id, and the next run picks them up without creating them again.
 """
 
