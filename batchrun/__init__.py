@@ -1,3 +1,68 @@
-"""batchrun: run large batches of Replicate predictions from reviewed YAML specs."""
+"""batchrun: run large batches of Replicate predictions from reviewed YAML specs.
 
-__version__ = "0.1.0"
+The Python API (see the README): `plan`, `run`, `arun` and `results` below. They import the rest
+of batchrun when first called, so `import batchrun` (and `batchrun --help`) stays quick; the
+code is in `batchrun/commands/python_api.py`, which `batchrun run` uses too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from batchrun.commands.python_api import PathLike
+    from batchrun.engine.runner import RunSummary
+
+from batchrun._version import __version__
+
+__all__ = ["RunKeywords", "__version__", "arun", "plan", "results", "run"]
+
+
+class RunKeywords(TypedDict, total=False):
+    """`batchrun run`'s options, as keyword arguments of `run` and `arun`."""
+
+    out: PathLike | None
+    base_url: str | None
+    token: str | None  # else $REPLICATE_API_TOKEN (or the spec's token_env)
+    concurrency: int | None
+    rate: str | None  # "600/min", "10/s"
+    limit: int | None
+    retry_failed: bool
+    download: bool  # False is --no-download
+    sandbox: bool
+    shard: str | None  # "2/8"
+    shard_rate: Literal["shared", "whole"]  # shared: each shard keeps to 1/N of the rate
+    sample: int | None  # N predictions spread over the plan, the same N every time
+    progress: bool  # False (the default): nothing is printed
+
+
+def plan(
+    spec: PathLike, *, out: PathLike | None = None, shard: str | None = None
+) -> list[dict[str, Any]]:
+    """Every planned prediction of `spec` as a dict; with a manifest, each with its `state`."""
+    from batchrun.commands import python_api
+
+    return python_api.plan(spec, out=out, shard=shard)
+
+
+def run(spec: PathLike, **options: Unpack[RunKeywords]) -> RunSummary:
+    """Run what the plan of `spec` says is left (blocking; fine inside a notebook's loop)."""
+    from batchrun.commands import python_api
+
+    return python_api.run(spec, **options)
+
+
+async def arun(spec: PathLike, **options: Unpack[RunKeywords]) -> RunSummary:
+    """`run`, awaited in the caller's event loop (asyncio or trio)."""
+    from batchrun.commands import python_api
+
+    return await python_api.arun(spec, **options)
+
+
+def results(run_or_spec: PathLike, *, all: bool = False) -> Iterator[dict[str, Any]]:
+    """One dict per recorded prediction of the current spec, with `paths` to its files."""
+    from batchrun.commands import python_api
+
+    return python_api.results(run_or_spec, all=all)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
 
-from batchrun import __version__
+from batchrun._version import __version__
 from batchrun.commands.options import ARGS_OF, CommandArgs, CompletionArgs
 from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact

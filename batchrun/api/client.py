@@ -23,7 +23,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from batchrun import __version__
+from batchrun._version import __version__
 from batchrun.api.download import FileFetcher, origin_of
 from batchrun.api.failures import bad_body_error, error_for_response, error_for_transport
 from batchrun.api.objects import Downloaded, Model, Prediction, UploadedFile

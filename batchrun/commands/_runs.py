@@ -46,11 +46,14 @@ def _with_manifest(folder: Path) -> Path:
 
 
 @contextlib.contextmanager
-def api_endpoint(args: RunArgs | LockArgs, spec: Spec) -> Iterator[tuple[str, str]]:
-    """The base URL and token to use: the in-process emulator's with --sandbox."""
+def api_endpoint(
+    args: RunArgs | LockArgs, spec: Spec, *, token: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """The base URL and token to use (`token`, else the environment's): the in-process
+    emulator's with --sandbox."""
     if not args.sandbox:
         base_url = resolve_base_url(args.base_url, spec.base_url, os.environ)
-        yield base_url, resolve_token(spec, os.environ)
+        yield base_url, token or resolve_token(spec, os.environ)
         return
     if args.base_url:
         raise UsageError("--sandbox and --base-url exclude each other")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from batchrun import __version__
+from batchrun._version import __version__
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import ExportArgs
 from batchrun.errors import UsageError

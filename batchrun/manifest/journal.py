@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover  (Windows: no advisory locks; runs are not guarded)
     fcntl = None  # type: ignore[assignment]
 
-from batchrun import __version__
+from batchrun._version import __version__
 from batchrun.errors import ManifestError, StorageError, UsageError
 from batchrun.planner.expand import PlannedPrediction
 

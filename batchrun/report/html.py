@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-from batchrun import __version__
+from batchrun._version import __version__
 from batchrun.humanize import human_bytes, human_seconds
 from batchrun.manifest.journal import ALL_STATUSES, Record
 from batchrun.report.cells import ERROR_CHARS, Href, cut, is_text, render_item, status_class
