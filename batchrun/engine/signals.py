@@ -80,6 +80,8 @@ def holding() -> Iterator[list[signal.Signals]]:
         yield _noted.signals
     finally:
         _noted.depth -= 1
+        if not _noted.depth:
+            _noted.signals.clear()  # this run's: the next command in this process starts afresh
 
 
 @contextlib.contextmanager
