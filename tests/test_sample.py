@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runs import records, run_spec, write_spec
+from runs import TOKEN, records, run_spec, write_spec
 
+from batchrun.cli import main
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.sample import sample_keys
 from batchrun.sandbox import Sandbox
@@ -69,3 +70,18 @@ def test_a_sampled_run_runs_the_sample_and_the_next_run_the_rest(
     rest = run_spec(path, sandbox)
     assert rest.tally.finished == {"succeeded": 14}
     assert sandbox.state.snapshot()["creates"] == 18
+
+
+def test_run_sample_on_the_command_line(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = write_spec(tmp_path, SPEC)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    out = tmp_path / "cli"
+    argv = ["run", str(path), "--base-url", sandbox.base_url, "--out", str(out)]
+    assert main([*argv, "--sample", "2"]) == 0
+    assert "  predictions: succeeded 2\n" in capsys.readouterr().err
+    assert set(records(out)) == sample_keys(load_spec(path), 2)
