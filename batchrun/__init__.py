@@ -30,6 +30,7 @@ class RunKeywords(TypedDict, total=False):
     rate: str | None  # "600/min", "10/s"
     limit: int | None
     retry_failed: bool
+    rerun_stale: bool  # run again what succeeded by a version the lock no longer pins
     download: bool  # False is --no-download
     sandbox: bool
     shard: str | None  # "2/8"

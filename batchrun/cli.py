@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, metavar="N", help="run only the first N planned"
     )
     run.add_argument("--retry-failed", action="store_true", help="run failed predictions again")
+    run.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="run again what succeeded by a version other than the one SPEC.lock now pins",
+    )
     run.add_argument("--no-download", action="store_true", help="record output URLs, fetch nothing")
     run.add_argument("--sandbox", action="store_true", help="run against the built-in emulator")
     run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based)")

@@ -41,7 +41,7 @@ import httpx
 from sandbox_capacity import raise_open_files, start_sandbox
 
 from batchrun.engine.runner import RunOptions, run
-from batchrun.manifest.journal import load_records
+from batchrun.manifest.reader import load_records
 from batchrun.spec.load import load_spec
 
 BENCH = Path(__file__).resolve().parent

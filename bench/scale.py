@@ -24,7 +24,7 @@ resume with real files to check.
 
 Part `resume`: a synthetic manifest of N lines (one succeeded key each, text outputs, so no files
 to check) for a spec that plans exactly those N keys, then, each in a child process:
-    load_index     the runner's resume load (`batchrun.manifest.journal.load_index`)
+    load_index     the runner's resume load (`batchrun.manifest.reader.load_index`)
     survey         load_index + `batchrun.engine.survey.survey` (what `run` does before creating)
     plan CLI       `batchrun plan SPEC --out RUN` end to end: the comparison a user sees
 """
@@ -113,7 +113,7 @@ def child_resume(folder: Path, what: str) -> dict[str, Any]:
     """Time the resume load (and the survey, or `batchrun plan`) over `folder`/run."""
     from batchrun.cli import main as batchrun
     from batchrun.engine.survey import Scope, survey
-    from batchrun.manifest.journal import load_index
+    from batchrun.manifest.reader import load_index
     from batchrun.spec.load import load_spec
 
     if what == "plan":
@@ -211,7 +211,8 @@ def part_run(sizes: list[tuple[int, int, float]]) -> list[dict[str, Any]]:
 
 def write_manifest(folder: Path, lines: int) -> float:
     """A spec of `lines` text predictions and a manifest with each of them succeeded."""
-    from batchrun.manifest.journal import Record, new_header
+    from batchrun.manifest.records import Record
+    from batchrun.manifest.writer import new_header
     from batchrun.planner.expand import iter_plan
     from batchrun.spec.load import load_spec
 

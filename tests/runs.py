@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run
-from batchrun.manifest.journal import Record, load_records
+from batchrun.manifest.reader import load_records
+from batchrun.manifest.records import Record
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

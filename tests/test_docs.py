@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from batchrun.exitcodes import ExitCode
-from batchrun.manifest import journal
+from batchrun.manifest import records, writer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -34,10 +34,8 @@ def test_every_exit_code_is_documented_with_its_number_and_name() -> None:
 def test_every_manifest_field_is_documented() -> None:
     text = (DOCS / "manifest.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"`([a-z_0-9]+)`", text))
-    record = {f.name for f in dataclasses.fields(journal.Record)} | {journal.WRITTEN}
-    header = set(
-        journal.new_header(spec_path=Path("s.yaml"), spec_sha256="0", name="s", shard=None)
-    )
+    record = {f.name for f in dataclasses.fields(records.Record)} | {records.WRITTEN}
+    header = set(writer.new_header(spec_path=Path("s.yaml"), spec_sha256="0", name="s", shard=None))
     assert record - documented == set()
     assert header - documented == set()
 
@@ -46,7 +44,7 @@ def test_every_status_is_documented() -> None:
     text = (DOCS / "manifest.md").read_text(encoding="utf-8")
     table = text.split("### Statuses", 1)[1]
     documented = set(re.findall(r"`([a-z]+)`", table.split("\n\n", 2)[1]))
-    assert set(journal.ALL_STATUSES) <= documented
+    assert set(records.ALL_STATUSES) <= documented
 
 
 def test_no_source_comment_points_at_a_document_outside_the_repository() -> None:

@@ -1,23 +1,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from batchrun.errors import ManifestError, StorageError
-from batchrun.manifest.journal import (
-    FileRecord,
+from batchrun.manifest.reader import (
     ManifestIndex,
-    ManifestWriter,
-    Record,
     iter_journal,
     load_index,
     load_records,
     manifest_name,
     manifest_paths,
-    new_header,
 )
+from batchrun.manifest.records import WRITTEN, FileRecord, Record
+from batchrun.manifest.writer import ManifestWriter, new_header
+from batchrun.manifest.writer import encode_line as writer_line
 
 
 def record(key: str, status: str, **changes: object) -> Record:
@@ -155,9 +155,14 @@ def test_after_compaction_the_index_still_finds_every_record(tmp_path: Path) -> 
     writer.close()
 
     index = load_index(tmp_path)
-    ManifestWriter.open(path, header(), index).close()  # compacts: every line moves
-    assert index.record("a").status == "succeeded"
-    assert index.record("b").error == "boom"
+    before = {key: (state.offset, state.length) for key, state in index.states.items()}
+    writer = ManifestWriter.open(path, header(), index)  # compacts: every line moves
+    writer.close()
+    assert writer.index.record("a").status == "succeeded"
+    assert writer.index.record("b").error == "boom"
+    # The index the writer was given is left as it was: it still describes the old file.
+    assert {key: (state.offset, state.length) for key, state in index.states.items()} == before
+    assert writer.index.states["a"].offset != before["a"][0]
 
 
 def test_across_journals_the_newest_line_of_a_key_wins(tmp_path: Path) -> None:
@@ -179,3 +184,55 @@ def test_across_journals_the_newest_line_of_a_key_wins(tmp_path: Path) -> None:
     ManifestWriter.open(plain, header(), load_index(tmp_path)).close()
     assert load_index(tmp_path).states["a"].status == "succeeded"
     assert load_records(tmp_path)[1]["a"].prediction_id == "p2"
+
+
+# Journals written by batchrun before manifest/ was split by role (commit 6be20e2, with its
+# manifest.py): a plain journal and a shard with a newer line for k2 and a torn last line.
+OLD_RUN = Path(__file__).parent / "data" / "manifest-v1"
+
+
+def test_a_manifest_written_before_the_split_loads_as_it_did(tmp_path: Path) -> None:
+    headers, records = load_records(OLD_RUN)
+    assert [h["shard"] for h in headers] == [None, "1/2"]
+    assert {key: record.status for key, record in records.items()} == {
+        "k1": "succeeded",
+        "k2": "succeeded",  # the shard's line is newer
+        "k3": "error",
+        "k4": "succeeded",
+        "k5": "processing",
+        "k6": "canceled",
+        "k7": "aborted",
+        "k8": "submitting",
+    }
+    assert records["k1"].files == (
+        FileRecord("https://f/x.png", "painter/k1-0.png", "00" * 32, 12),
+    )
+    assert records["k1"].version == "1" * 64
+    assert records["k4"].missing == ("https://f/y.png",)
+    assert records["k4"].possible_duplicate
+    index = load_index(OLD_RUN)
+    assert {key: state.status for key, state in index.states.items()} == {
+        key: record.status for key, record in records.items()
+    }
+    assert (index.lines, index.torn_lines) == (11, 1)
+    assert all(index.record(key) == record for key, record in records.items())
+
+
+def test_records_written_now_are_byte_for_byte_those_written_before_the_split() -> None:
+    for path in manifest_paths(OLD_RUN):
+        raw = path.read_bytes()
+        for offset, length, data in list(iter_journal(path))[1:]:
+            stamped = {**Record.from_json(data).to_json(), WRITTEN: data[WRITTEN]}
+            assert writer_line(stamped) == raw[offset : offset + length]
+
+
+def test_compacting_an_old_journal_copies_its_lines_unchanged(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(OLD_RUN, run)
+    old_lines = (OLD_RUN / "manifest.jsonl").read_bytes().splitlines(keepends=True)
+    ManifestWriter.open(run / "manifest.jsonl", header(), load_index(run)).close()
+    new_lines = (run / "manifest.jsonl").read_bytes().splitlines(keepends=True)
+    last_of_each = {json.loads(line)["key"]: line for line in old_lines[1:]}
+    del last_of_each["k2"]  # its newest line is the shard's: that journal keeps it
+    assert new_lines[1:] == sorted(last_of_each.values(), key=old_lines.index)
+    assert load_records(run)[1] == load_records(OLD_RUN)[1]

@@ -14,7 +14,9 @@ from batchrun.cli import main as cli_main
 from batchrun.commands import report as report_command
 from batchrun.commands.options import ReportArgs
 from batchrun.errors import UsageError
-from batchrun.manifest.journal import FileRecord, ManifestWriter, Record, load_index, new_header
+from batchrun.manifest.reader import load_index
+from batchrun.manifest.records import FileRecord, Record
+from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.report.build import build_report, declared_axes, relative_href
 from batchrun.report.grid import Limits
 from batchrun.report.layout import JOB, choose_layout

@@ -453,7 +453,7 @@ def test_a_second_run_on_the_same_folder_at_once_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from batchrun.manifest.journal import exclusive
+    from batchrun.manifest.writer import exclusive
 
     spec = write_spec(
         tmp_path,

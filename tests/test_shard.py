@@ -9,7 +9,7 @@ import pytest
 from runs import assert_files_intact, records, run_spec, write_spec
 
 from batchrun.cli import main
-from batchrun.manifest.journal import manifest_paths
+from batchrun.manifest.reader import manifest_paths
 from batchrun.sandbox import Sandbox
 
 SPEC = """

@@ -224,6 +224,11 @@ def summary_lines(summary: RunSummary) -> list[str]:
             f"  {summary.survey.failed_before} failed in an earlier run and were not retried "
             "(use --retry-failed)"
         )
+    if summary.survey.stale_kept:
+        lines.append(
+            f"  {summary.survey.stale_kept} succeeded with a version other than the lock's and "
+            "were not run again (use --rerun-stale)"
+        )
     if summary.left:
         lines.append(f"  {summary.left} not started (stopped); run again to continue")
     if tally.in_flight:
@@ -280,6 +285,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "finished": dict(sorted(tally.finished.items())),
         "already_done": summary.survey.done,
         "failed_before": summary.survey.failed_before,
+        "stale_kept": summary.survey.stale_kept,
         "not_started": summary.left,
         "in_flight": tally.in_flight,
         "files": tally.files,

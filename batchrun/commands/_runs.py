@@ -12,7 +12,7 @@ from batchrun.api.client import resolve_base_url
 from batchrun.commands.options import LockArgs, RunArgs
 from batchrun.engine.runner import resolve_token
 from batchrun.errors import UsageError
-from batchrun.manifest.journal import manifest_paths
+from batchrun.manifest.reader import manifest_paths
 from batchrun.spec.load import Spec, load_spec
 
 SANDBOX_TOKEN = "sandbox-token"  # the emulator takes any token; this one is not a secret

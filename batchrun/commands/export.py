@@ -16,7 +16,7 @@ from batchrun.commands.options import ExportArgs
 from batchrun.errors import UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
-from batchrun.manifest.journal import load_records
+from batchrun.manifest.reader import load_records
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.report.export import Card, export_row, write_csv, write_hf, write_jsonl
 

@@ -46,6 +46,7 @@ class RunArgs:
     rate: str | None = None
     limit: int | None = None
     retry_failed: bool = False
+    rerun_stale: bool = False
     no_download: bool = False
     sandbox: bool = False
     shard: str | None = None

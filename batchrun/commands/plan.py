@@ -2,8 +2,9 @@
 
 Without a manifest to compare with, every planned prediction is new: the summary shows the
 output folder and, per job, its target, its count and a few example inputs. With one, each job's
-predictions are counted as new, done, in flight, failed or to download, and the keys the manifest
-holds that the spec no longer plans are counted too (see batchrun/compare.py).
+predictions are counted as new, done, in flight, failed, to download or stale, and the keys the
+manifest holds that the spec no longer plans are counted too (see batchrun/manifest/compare.py;
+the rule that places a key is batchrun/manifest/state.py, which `run` follows too).
 
 `--json` streams one compact JSON object per planned prediction (JSON Lines), so
 `plan --json | head` is cheap; with a manifest, each object also says its `state`.
@@ -29,8 +30,9 @@ from batchrun.commands.options import PlanArgs
 from batchrun.errors import UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
-from batchrun.manifest.compare import STATES, PlanComparison, compare, iter_states
-from batchrun.manifest.journal import manifest_paths
+from batchrun.manifest.compare import PlanComparison, compare, iter_states
+from batchrun.manifest.reader import manifest_paths
+from batchrun.manifest.state import STATES, State
 from batchrun.manifest.timing import recorded
 from batchrun.planner.diff import diff_plans
 from batchrun.planner.expand import (
@@ -161,29 +163,39 @@ def render_comparison(plan: PlanComparison, spec: Spec) -> str:
 
 
 _SHOWN_STATES = {
-    "new": "new",
-    "done": "done",
-    "in_flight": "in flight",
-    "failed": "failed",
-    "download": "to download",
+    State.NEW: "new",
+    State.DONE: "done",
+    State.IN_FLIGHT: "in flight",
+    State.FAILED: "failed",
+    State.DOWNLOAD: "to download",
+    State.STALE: "stale",
 }
+# Shown even when none: every plan with a manifest has these to say. Stale keys exist only once
+# SPEC.lock moves on, so they are shown only when there are some.
+_ALWAYS_SHOWN = frozenset(STATES) - {State.STALE}
 
 
-def _states(counts: Counter[str]) -> str:
-    return ", ".join(f"{counts[state]:,} {_SHOWN_STATES[state]}" for state in STATES)
+def _states(counts: Counter[State]) -> str:
+    shown = [state for state in STATES if state in _ALWAYS_SHOWN or counts[state]]
+    return ", ".join(f"{counts[state]:,} {_SHOWN_STATES[state]}" for state in shown)
 
 
-def _would(counts: Counter[str]) -> str:
+def _would(counts: Counter[State]) -> str:
     parts = []
-    if counts["new"]:
-        parts.append(f"create {counts['new']:,}")
-    if counts["in_flight"]:
-        parts.append(f"pick up {counts['in_flight']:,} in flight")
-    if counts["download"]:
-        parts.append(f"download the missing files of {counts['download']:,}")
+    if counts[State.NEW]:
+        parts.append(f"create {counts[State.NEW]:,}")
+    if counts[State.IN_FLIGHT]:
+        parts.append(f"pick up {counts[State.IN_FLIGHT]:,} in flight")
+    if counts[State.DOWNLOAD]:
+        parts.append(f"download the missing files of {counts[State.DOWNLOAD]:,}")
     said = "; ".join(parts) if parts else "nothing: every planned prediction is done"
-    if counts["failed"]:
-        said += f"; {counts['failed']:,} failed stay failed unless --retry-failed"
+    if counts[State.FAILED]:
+        said += f"; {counts[State.FAILED]:,} failed stay failed unless --retry-failed"
+    if counts[State.STALE]:
+        said += (
+            f"; {counts[State.STALE]:,} stale (run by a version other than the lock's) stay "
+            "as they are unless --rerun-stale"
+        )
     return said
 
 

@@ -28,7 +28,7 @@ from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
 from batchrun.engine.runner import run as run_blocking
 from batchrun.errors import UsageError
 from batchrun.manifest.compare import iter_states
-from batchrun.manifest.journal import load_records, manifest_paths
+from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.planner.expand import iter_plan, parse_shard
 from batchrun.spec.load import Rate, Spec, load_spec
@@ -41,7 +41,7 @@ def plan(
 ) -> list[dict[str, Any]]:
     """Every planned prediction of `spec` as a dict (key, job, target, vars, input, repeat);
     with a manifest to compare with, each also has its `state` (new, done, in_flight, failed,
-    download). Sends nothing to the API."""
+    download, stale). Sends nothing to the API."""
     loaded = load_spec(spec)
     shard_ = parse_shard(shard) if shard else None
     output = Path(os.path.abspath(out)) if out is not None else None
@@ -61,6 +61,7 @@ def run(
     rate: str | None = None,
     limit: int | None = None,
     retry_failed: bool = False,
+    rerun_stale: bool = False,
     download: bool = True,
     sandbox: bool = False,
     shard: str | None = None,
@@ -81,6 +82,7 @@ def run(
         rate=rate,
         limit=limit,
         retry_failed=retry_failed,
+        rerun_stale=rerun_stale,
         no_download=not download,
         sandbox=sandbox,
         shard=shard,
@@ -112,6 +114,7 @@ async def arun(
     rate: str | None = None,
     limit: int | None = None,
     retry_failed: bool = False,
+    rerun_stale: bool = False,
     download: bool = True,
     sandbox: bool = False,
     shard: str | None = None,
@@ -128,6 +131,7 @@ async def arun(
         rate=rate,
         limit=limit,
         retry_failed=retry_failed,
+        rerun_stale=rerun_stale,
         no_download=not download,
         sandbox=sandbox,
         shard=shard,
@@ -175,6 +179,7 @@ def prepared_run(
                 rate=rate,
                 limit=args.limit,
                 retry_failed=args.retry_failed,
+                rerun_stale=args.rerun_stale,
                 download=not args.no_download,
                 shard=shard,
                 shard_rate=args.shard_rate,

@@ -15,15 +15,16 @@ from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
 from batchrun.errors import UsageError
 from batchrun.humanize import human_bytes, human_seconds, shown_path
-from batchrun.manifest.journal import ALL_STATUSES, load_records
+from batchrun.manifest.reader import load_records
+from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
-from batchrun.report.status import RunStatus, export_csv, summarize, write_csv
+from batchrun.report.status import RunStatus, export_csv, failure_reason, summarize, write_csv
 
 FAILURES_SHOWN = 10
 
 
 def main(args: StatusArgs) -> int:
-    """Print the run's status; exit 0 when every record succeeded with its files, else 1."""
+    """Print the run's status; exit 0 when every key is done (succeeded, files as recorded)."""
     run_dir, spec = run_and_spec(args.target)
     headers, by_key = load_records(run_dir)  # once: a manifest may be hundreds of megabytes
     # The current spec's predictions; those it no longer plans are named on a line of their own.
@@ -51,8 +52,7 @@ def main(args: StatusArgs) -> int:
         # With the CSV on stdout, the status goes to stderr: stdout stays one CSV document.
         shown = "\n".join(render(status) + ([note] if note else []))
         print(shown, file=sys.stderr if csv_on_stdout else sys.stdout)
-    everything_done = status.counts["succeeded"] == status.total and not status.missing_files
-    return 0 if everything_done else 1
+    return 0 if status.complete else 1
 
 
 def render(status: RunStatus) -> list[str]:
@@ -60,7 +60,7 @@ def render(status: RunStatus) -> list[str]:
     manifests = len(status.manifests)
     noun = "manifest" if manifests == 1 else "manifests"
     lines = [f"{shown_path(status.run_dir)}: {status.total} predictions in {manifests} {noun}"]
-    shown = [s for s in ALL_STATUSES if status.counts[s]] or ["succeeded"]
+    shown = [s for s in ALL_STATUSES if status.counts[s]] or [Status.SUCCEEDED]
     width = max([len("total"), *(len(job) for job in status.jobs)])
     lines.append("  " + "job".ljust(width) + "".join(f"{s:>12}" for s in shown) + f"{'total':>8}")
     for job, counts in status.jobs.items():
@@ -85,10 +85,8 @@ def render(status: RunStatus) -> list[str]:
     if status.failures:
         lines.append("failures:")
         for record in status.failures[:FAILURES_SHOWN]:
-            error = record.error or (
-                f"{len(record.missing)} files missing" if record.missing else record.status
-            )
-            lines.append(f"  {record.key}  {record.job}  {record.status}: {error}")
+            reason = failure_reason(record)
+            lines.append(f"  {record.key}  {record.job}  {record.status}: {reason}")
         if len(status.failures) > FAILURES_SHOWN:
             lines.append(f"  … and {len(status.failures) - FAILURES_SHOWN} more (--json lists all)")
     return lines

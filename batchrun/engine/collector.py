@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from batchrun.manifest.journal import ManifestWriter, Record
+from batchrun.manifest.records import Record, Status
+from batchrun.manifest.writer import ManifestWriter
 
 # What a record says of its key's progress in this run.
 PROGRESS, FINAL, WITHDRAWN = 0, 1, 2
@@ -32,7 +33,7 @@ class Failure:
 
     key: str
     job: str
-    status: str
+    status: Status
     error: str
 
 
@@ -43,7 +44,7 @@ class Tally:
     total: int = 0
     skipped: int = 0
     in_flight: int = 0
-    finished: Counter[str] = field(default_factory=Counter)
+    finished: Counter[Status] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
     failure_count: int = 0
     files: int = 0
@@ -54,11 +55,11 @@ class Tally:
 
     @property
     def succeeded(self) -> int:
-        return self.finished["succeeded"]
+        return self.finished[Status.SUCCEEDED]
 
     @property
     def failed(self) -> int:
-        return sum(count for status, count in self.finished.items() if status != "succeeded")
+        return sum(count for status, count in self.finished.items() if status != Status.SUCCEEDED)
 
     @property
     def done(self) -> int:
@@ -202,7 +203,7 @@ class Collector:
         predict_time = record.metrics.get("predict_time")
         if isinstance(predict_time, int | float) and not isinstance(predict_time, bool):
             tally.predict_time += float(predict_time)
-        if record.status != "succeeded" or (record.missing and self._missing_is_failure):
+        if record.status != Status.SUCCEEDED or (record.missing and self._missing_is_failure):
             tally.failure_count += 1
             if len(tally.failures) < FAILURES_KEPT:
                 error = record.error or record.status

@@ -40,11 +40,13 @@ from batchrun.errors import (
     OutcomeUnknownError,
     StorageError,
 )
-from batchrun.manifest.journal import FileRecord, Record, utcnow
+from batchrun.manifest.records import API_STATUSES, FileRecord, Record, Status, utcnow
+from batchrun.manifest.state import file_intact
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.planner.lock import Lock
 
-KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
+# The statuses of the API's predictions a record keeps as they are.
+_BY_VALUE = {status.value: status for status in API_STATUSES}
 CREATE_TRIES = 4
 VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
 # Said of a prediction whose files could not be named: its links are kept in the manifest.
@@ -202,11 +204,11 @@ class Lifecycle:
             prediction = await self._poll(record, prediction.id, elapsed=float("inf"))
         record = _apply(record, prediction)
         if _data_removed(prediction):
-            record = record.replace(status="failed", error=DATA_REMOVED)
+            record = record.replace(status=Status.FAILED, error=DATA_REMOVED)
         seconds = run_seconds(prediction.created_at, prediction.completed_at)
         if seconds is not None:
             self.schedule.observe(record.job, seconds)
-        if record.status != "succeeded":
+        if record.status != Status.SUCCEEDED:
             await self.journal.write(record, final=True)
             return
         await settled()
@@ -221,7 +223,7 @@ class Lifecycle:
             # This key's input cannot be sent (a file gone, an upload refused): its record
             # says so, and the other keys go on.
             await self.journal.write(
-                record.replace(status="error", error=str(error), completed_at=utcnow()),
+                record.replace(status=Status.ERROR, error=str(error), completed_at=utcnow()),
                 final=True,
             )
             return None
@@ -231,7 +233,7 @@ class Lifecycle:
             before = record
             # A new prediction: nothing of an earlier attempt's outcome carries over.
             record = record.replace(
-                status="submitting",
+                status=Status.SUBMITTING,
                 prediction_id=None,
                 version=None,
                 output=None,
@@ -255,7 +257,7 @@ class Lifecycle:
                 raise
             except (InvalidRequestError, NotFoundError) as error:
                 await self.journal.write(
-                    record.replace(status="error", error=str(error), completed_at=utcnow()),
+                    record.replace(status=Status.ERROR, error=str(error), completed_at=utcnow()),
                     final=True,
                 )
                 return None
@@ -287,7 +289,7 @@ class Lifecycle:
     async def _note(self, record: Record, prediction: Prediction) -> Record:
         self.reconciler.claim(prediction.id)
         record = _apply(record, prediction)
-        if record.status == "succeeded":
+        if record.status == Status.SUCCEEDED:
             # Until its files are in place, a succeeded record lists them as missing: a crash
             # now leaves a key the next run downloads, not one it believes complete.
             record = record.replace(missing=tuple(output_urls(record.output)))
@@ -295,7 +297,7 @@ class Lifecycle:
         return record
 
     async def _poll(self, record: Record, prediction_id: str, *, elapsed: float) -> Prediction:
-        last_status = record.status
+        last_status: str = record.status  # the API's word, which may be new to batchrun
         not_found = 0
         for delay in self.schedule.delays(record.job, elapsed):
             await anyio.sleep(delay)
@@ -408,13 +410,14 @@ def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:
 
 
 def _apply(record: Record, prediction: Prediction) -> Record:
-    status = prediction.status if prediction.status in KNOWN_STATUSES else "processing"
+    # A status the API may add one day reads as still running: polling goes on until it ends.
+    status = _BY_VALUE.get(prediction.status, Status.PROCESSING)
     return record.replace(
         status=status,
         prediction_id=prediction.id,
         version=prediction.version or record.version,
         output=normalize_output(prediction.output) if prediction.terminal else None,
-        error=prediction.error if status != "succeeded" else None,
+        error=prediction.error if status != Status.SUCCEEDED else None,
         metrics=prediction.metrics,
         created_at=prediction.created_at or record.created_at,
         started_at=prediction.started_at,
@@ -425,7 +428,7 @@ def _apply(record: Record, prediction: Prediction) -> Record:
 def _data_removed(prediction: Prediction) -> bool:
     """A success whose output is gone (`data_removed`): nothing is left to download."""
     return (
-        prediction.status == "succeeded"
+        prediction.status == Status.SUCCEEDED
         and prediction.output is None
         and prediction.raw.get("data_removed") is True
     )
@@ -435,7 +438,7 @@ def _vanished(prediction_id: str, error: ApiError) -> Prediction:
     # The API forgot a prediction we created (some proxies expire them): a record, not a crash.
     return Prediction(
         id=prediction_id,
-        status="failed",
+        status=Status.FAILED,
         model="",
         version="",
         input={},
@@ -449,24 +452,6 @@ def _vanished(prediction_id: str, error: ApiError) -> Prediction:
         urls={},
         raw={},
     )
-
-
-def file_intact(run_dir: Path, relative: str, size: int, sha256: str) -> bool:
-    """Whether a recorded file is in the run folder with its bytes; unreadable is not intact."""
-    path = run_dir / relative
-    try:
-        return path.stat().st_size == size and sha256_file(path) == sha256
-    except OSError:
-        return False
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_atomically(dest: Path, data: bytes) -> str:

@@ -36,18 +36,11 @@ from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.outputs import FileNamer
 from batchrun.engine.reconcile import Reconciler
-from batchrun.engine.survey import Scope, Survey, classify, in_scope, survey
+from batchrun.engine.survey import Scope, Survey, in_scope, survey
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
 from batchrun.humanize import human_bytes, shown_path
-from batchrun.manifest.journal import (
-    ManifestIndex,
-    ManifestWriter,
-    exclusive,
-    load_index,
-    manifest_name,
-    manifest_paths,
-    new_header,
-)
+from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
+from batchrun.manifest.writer import ManifestWriter, exclusive, new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import read_lock
 from batchrun.spec.jobs import Job
@@ -73,6 +66,7 @@ class RunOptions:
     limit: int | None = None
     sample: int | None = None  # this many predictions spread over the plan (planner/sample.py)
     retry_failed: bool = False
+    rerun_stale: bool = False
     download: bool = True
     shard: tuple[int, int] | None = None
     # "shared": shards share the account's rate (each gets rate / N); "whole": each gets all of it
@@ -248,6 +242,7 @@ class _Runner:
             sample=options.sample,
             retry_failed=options.retry_failed,
             download=options.download,
+            rerun_stale=options.rerun_stale,
         )
         self.concurrency = options.concurrency or spec.concurrency
         # A rate is the account's: N shards on one account each take 1/N of it (unless "whole").
@@ -290,20 +285,22 @@ class _Runner:
         with self.stopper.phase(leave_on_first=True) as early:
             self._note_a_long_load()
             index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
+            lock = read_lock(self.spec.path)
             self.survey = await anyio.to_thread.run_sync(
-                survey, self.spec, index.states, self.run_dir, self.scope, abandon_on_cancel=True
-            )
+                survey, self.spec, index.states, self.run_dir, self.scope, lock,
+                abandon_on_cancel=True,
+            )  # fmt: skip
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
         client = self._client()
         if early.cancel_called:  # stopped before anything was sent
             return self._summary(began, path, tally, client)
-        lock = read_lock(self.spec.path)
         writer = ManifestWriter.open(path, new_header(
             spec_path=self.spec.path,
             spec_sha256=self.spec.sha256,
             name=self.spec.name,
             shard=self.options.shard,
         ), index)  # fmt: skip
+        index = writer.index  # compaction moved the lines: read records back through this one
         journal, receive = open_journal()
         collector = Collector(
             writer,
@@ -461,7 +458,7 @@ class _Runner:
                 continue
             quota -= 1
             state = index.states.get(planned.key)
-            action = classify(state, self.scope, self.survey.broken, planned.key)
+            action = self.survey.action(planned, state, self.scope, self.run_dir)
             if action is None:
                 continue
             previous = index.record(planned.key) if state is not None else None

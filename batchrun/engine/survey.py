@@ -1,9 +1,10 @@
 """Before a run: what each planned key needs, given what the manifest says of it.
 
 The survey walks the plan once (in a worker thread, it reads files) to count the work per job, to
-honour `--sample`, `--limit` and `--shard`, and to check that the files of keys that already
-succeeded are still there with their recorded sha256. The producers then walk the plan again and
-classify each key with `classify`, which uses the survey's findings instead of reading any file
+honour `--sample`, `--limit` and `--shard`, and to place each key with
+`manifest.state.key_state`, the rule `plan` follows too (so the files of keys that succeeded are
+checked against their recorded size and sha256). The producers then walk the plan again and ask
+`Survey.action` what each key needs, which uses the survey's findings instead of reading any file
 again.
 """
 
@@ -15,9 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batchrun.api.objects import parse_time
-from batchrun.engine.lifecycle import Action, file_intact
-from batchrun.manifest.journal import FAILED, KeyState
+from batchrun.engine.lifecycle import Action
+from batchrun.manifest.reader import KeyState
+from batchrun.manifest.records import Status
+from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.planner.expand import PlannedPrediction, in_shard, iter_plan
+from batchrun.planner.lock import Lock
 from batchrun.planner.sample import sample_keys
 from batchrun.spec.load import Spec
 
@@ -26,13 +30,14 @@ URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live
 
 @dataclass(frozen=True)
 class Scope:
-    """Which part of the plan a run covers."""
+    """Which part of the plan a run covers, and which keys it acts on again."""
 
     shard: tuple[int, int] | None = None
     limit: int | None = None
     sample: int | None = None  # this many keys spread over the plan (of the shard)
     retry_failed: bool = False
     download: bool = True
+    rerun_stale: bool = False
 
 
 @dataclass
@@ -42,9 +47,11 @@ class Survey:
     planned: int = 0
     done: int = 0
     failed_before: int = 0  # failed in an earlier run and not retried now
+    stale_kept: int = 0  # succeeded by a version the lock no longer pins, not re-run now
     work: Counter[str] = field(default_factory=Counter)  # job → keys to act on
     quota: dict[str, int] = field(default_factory=dict)  # job → plan items within --limit
     broken: set[str] = field(default_factory=set)  # succeeded keys whose files are not intact
+    pinned: dict[str, str | None] = field(default_factory=dict)  # job → the lock's version
     sample: frozenset[str] | None = None  # the keys --sample chose; None: every key
 
     @property
@@ -55,26 +62,36 @@ class Survey:
         """Whether `--sample` (if given) chose this key."""
         return self.sample is None or key in self.sample
 
+    def state(self, planned: PlannedPrediction, state: KeyState | None, run_dir: Path) -> State:
+        """Where a key the survey walked stands (its files are not read again)."""
+        intact = planned.key not in self.broken
+        return key_state(state, run_dir, self.pinned.get(planned.job), intact=intact)
+
+    def action(
+        self, planned: PlannedPrediction, state: KeyState | None, scope: Scope, run_dir: Path
+    ) -> Action | None:
+        """What a key the survey walked needs now; None when it is left as it is."""
+        return classify(self.state(planned, state, run_dir), state, scope)
+
 
 def in_scope(planned: PlannedPrediction, scope: Scope) -> bool:
     """Whether a planned key belongs to this run's shard."""
     return scope.shard is None or in_shard(planned.key, scope.shard)
 
 
-def classify(
-    state: KeyState | None, scope: Scope, broken: set[str] | frozenset[str], key: str
-) -> Action | None:
-    """What a key needs now; None when it is done (or failed and not to be retried)."""
-    if state is None:
+def classify(where: State, state: KeyState | None, scope: Scope) -> Action | None:
+    """What a key in state `where` needs in this run; None when it is left as it is."""
+    if where is State.NEW or state is None:
         return Action.CREATE
-    if state.status == "submitting":
-        return Action.RECONCILE
-    if state.status in ("starting", "processing"):
-        return Action.POLL if state.prediction_id else Action.RECONCILE
-    if state.status in FAILED:
+    if where is State.IN_FLIGHT:
+        if state.status == Status.SUBMITTING or not state.prediction_id:
+            return Action.RECONCILE
+        return Action.POLL
+    if where is State.FAILED:
         return Action.CREATE if scope.retry_failed else None
-    # succeeded
-    if state.missing or key in broken:
+    if where is State.STALE:
+        return Action.CREATE if scope.rerun_stale else None
+    if where is State.DOWNLOAD:
         if not scope.download:
             return None
         if scope.retry_failed and _expired(state):
@@ -90,9 +107,11 @@ def _expired(state: KeyState) -> bool:
     return datetime.now(UTC) - completed > URL_LIFETIME
 
 
-def survey(spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope) -> Survey:
+def survey(
+    spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope, lock: Lock | None = None
+) -> Survey:
     """Walk the plan once and count what the run will do (reads the files of done keys)."""
-    found = Survey()
+    found = Survey(pinned=pinned_versions(spec, lock))
     for job in spec.jobs:
         found.quota[job.id] = 0
     if scope.sample is not None:
@@ -105,24 +124,19 @@ def survey(spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope)
         found.planned += 1
         found.quota[planned.job] += 1
         state = states.get(planned.key)
-        if (
-            state is not None
-            and state.status == "succeeded"
-            and not state.missing
-            and scope.download
-            and not _files_intact(run_dir, state)
-        ):
+        # Without downloads, what is on disk changes nothing: its files are not read.
+        intact = None if scope.download else True
+        where = key_state(state, run_dir, found.pinned[planned.job], intact=intact)
+        if where is State.DOWNLOAD and state is not None and not state.missing:
             found.broken.add(planned.key)
-        action = classify(state, scope, found.broken, planned.key)
+        action = classify(where, state, scope)
         if action is None:
-            if state is not None and state.status in FAILED:
+            if where is State.FAILED:
                 found.failed_before += 1
+            elif where is State.STALE:
+                found.stale_kept += 1
             else:
                 found.done += 1
             continue
         found.work[planned.job] += 1
     return found
-
-
-def _files_intact(run_dir: Path, state: KeyState) -> bool:
-    return all(file_intact(run_dir, *file) for file in state.files)

@@ -1,10 +1,12 @@
 """The plan against the manifest: what a run of the spec, as it is now, would do.
 
-For each job, the planned keys split into new (never run), done (succeeded, files in place), in
-flight (a run was stopped while they ran: the next run polls them), failed (skipped unless
-`--retry-failed`) and to download (succeeded, but files are missing). Keys the manifest holds that
-the spec no longer plans are counted too: after an edit, a reviewer sees both what will run and
-what the edit left behind. Nothing is sent to the API and no file is read, only looked up.
+For each job, the planned keys split by `state.key_state`, the rule `run` follows too: new (never
+run), done (succeeded, files in place with their recorded sha256), in flight (a run was stopped
+while they ran: the next run polls them), failed (skipped unless `--retry-failed`), to download
+(succeeded, but files are missing or changed) and stale (succeeded by a version other than the
+one SPEC.lock now pins: skipped unless `--rerun-stale`). Keys the manifest holds that the spec no
+longer plans are counted too: after an edit, a reviewer sees both what will run and what the edit
+left behind. Nothing is sent to the API; the files of succeeded keys are read to check them.
 """
 
 from __future__ import annotations
@@ -14,26 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchrun.manifest.journal import FAILED, IN_FLIGHT, KeyState, ManifestIndex, load_index
+from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
+from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.planner.expand import PlannedPrediction, Shard, iter_plan
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
-
-STATES = ("new", "done", "in_flight", "failed", "download")
-
-
-def plan_state(state: KeyState | None, run_dir: Path) -> str:
-    """Where one planned key stands: one of STATES."""
-    if state is None:
-        return "new"
-    if state.status in IN_FLIGHT:
-        return "in_flight"
-    if state.status in FAILED:
-        return "failed"
-    if state.missing or not all((run_dir / path).exists() for path, _, _ in state.files):
-        return "download"
-    return "done"
 
 
 @dataclass
@@ -43,7 +31,7 @@ class JobPlan:
     id: str
     target: Target
     pinned: str | None
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[State] = field(default_factory=Counter)
     new_examples: list[PlannedPrediction] = field(default_factory=list)
 
     @property
@@ -65,7 +53,7 @@ class PlanComparison:
     not_in_spec: Counter[str]  # job → keys recorded that the spec no longer plans
     lock: Lock | None
 
-    def count(self, state: str) -> int:
+    def count(self, state: State) -> int:
         """Planned keys in `state`, all jobs together."""
         return sum(job.counts[state] for job in self.jobs)
 
@@ -85,14 +73,15 @@ def compare(
     run_dir = output or spec.output
     index = load_index(run_dir)
     lock = read_lock(spec.path)
-    jobs = {job.id: _job_plan(job.id, job.target, lock) for job in spec.jobs}
+    pinned = pinned_versions(spec, lock)
+    jobs = {job.id: JobPlan(job.id, job.target, pinned[job.id]) for job in spec.jobs}
     unplanned = set(index.states)
     for planned, state in _placed(spec, index, shard):
         unplanned.discard(planned.key)
-        where = plan_state(state, run_dir)
+        where = key_state(state, run_dir, pinned[planned.job])
         job = jobs[planned.job]
         job.counts[where] += 1
-        if where == "new" and len(job.new_examples) < examples:
+        if where is State.NEW and len(job.new_examples) < examples:
             job.new_examples.append(planned)
     not_in_spec: Counter[str] = Counter()
     for key in unplanned:
@@ -112,12 +101,13 @@ def compare(
 
 def iter_states(
     spec: Spec, *, shard: Shard | None = None, output: Path | None = None
-) -> Iterator[tuple[PlannedPrediction, str]]:
+) -> Iterator[tuple[PlannedPrediction, State]]:
     """Every planned prediction with its state (for `plan --json`), streaming."""
     run_dir = output or spec.output
     index = load_index(run_dir)
+    pinned = pinned_versions(spec, read_lock(spec.path))
     for planned, state in _placed(spec, index, shard):
-        yield planned, plan_state(state, run_dir)
+        yield planned, key_state(state, run_dir, pinned[planned.job])
 
 
 def _placed(
@@ -125,11 +115,3 @@ def _placed(
 ) -> Iterator[tuple[PlannedPrediction, KeyState | None]]:
     for planned in iter_plan(spec, shard=shard):
         yield planned, index.states.get(planned.key)
-
-
-def _job_plan(job_id: str, target: Target, lock: Lock | None) -> JobPlan:
-    pinned = None
-    if lock is not None and target.kind == "model":
-        resolved = lock.resolve(target)
-        pinned = resolved.version if resolved.kind == "version" else None
-    return JobPlan(job_id, target, pinned)

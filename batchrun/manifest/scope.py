@@ -14,7 +14,7 @@ from typing import Any
 
 from batchrun.errors import BatchrunError
 from batchrun.humanize import counted
-from batchrun.manifest.journal import Record
+from batchrun.manifest.records import Record
 from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import Spec, load_spec
 

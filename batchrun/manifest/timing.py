@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchrun.manifest.journal import Record, load_records, manifest_paths
+from batchrun.manifest.reader import load_records, manifest_paths
+from batchrun.manifest.records import Record, Status
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def _timings(records: Iterable[Record]) -> dict[str, JobTiming]:
     totals: dict[str, tuple[float, int]] = {}
     for record in records:
         seconds = record.metrics.get("predict_time")
-        if record.status != "succeeded" or isinstance(seconds, bool):
+        if record.status != Status.SUCCEEDED or isinstance(seconds, bool):
             continue
         if isinstance(seconds, int | float):
             total, count = totals.get(record.job, (0.0, 0))

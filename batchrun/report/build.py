@@ -28,7 +28,8 @@ from urllib.parse import quote
 
 from batchrun.errors import BatchrunError
 from batchrun.humanize import human_bytes
-from batchrun.manifest.journal import Record, load_records
+from batchrun.manifest.reader import load_records
+from batchrun.manifest.records import Record
 from batchrun.manifest.scope import scope
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
-from batchrun.manifest.journal import FAILED, IN_FLIGHT, FileRecord, Record
+from batchrun.manifest.records import FAILED, IN_FLIGHT, FileRecord, Record
 from batchrun.report.layout import Value
 
 TEXT_CHARS = 2000

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from batchrun.errors import StorageError, UsageError
-from batchrun.manifest.journal import Record
+from batchrun.manifest.records import Record
 from batchrun.planner.columns import flat_vars
 
 FORMATS = ("jsonl", "csv", "hf")

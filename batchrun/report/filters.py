@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from batchrun.manifest.journal import ALL_STATUSES, Record
+from batchrun.manifest.records import ALL_STATUSES, Record
 from batchrun.report.cells import cut
 from batchrun.report.layout import Layout
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from batchrun.manifest.journal import Record
+from batchrun.manifest.records import Record
 from batchrun.report.layout import Layout, Value
 
 Position = tuple[str, str]  # (row value key, column value key); "" when there is no such axis

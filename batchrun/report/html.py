@@ -16,7 +16,7 @@ from html import escape
 
 from batchrun._version import __version__
 from batchrun.humanize import human_bytes, human_seconds
-from batchrun.manifest.journal import ALL_STATUSES, Record
+from batchrun.manifest.records import ALL_STATUSES, Record
 from batchrun.report.cells import ERROR_CHARS, Href, cut, is_text, render_item, status_class
 from batchrun.report.filters import cell_about, cell_attributes, filter_bar
 from batchrun.report.grid import Gallery, Section

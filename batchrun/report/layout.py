@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchrun.errors import UsageError
-from batchrun.manifest.journal import Record
+from batchrun.manifest.records import Record
 
 JOB = "job"
 MISSING_KEY = "\x00missing"

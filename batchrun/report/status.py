@@ -1,4 +1,9 @@
-"""What a run folder's manifests say: counts by status and job, failures, time and files."""
+"""What a run folder's manifests say: counts by status and job, failures, time and files.
+
+Each key is also placed by `manifest.state.key_state`, the rule `plan` and `run` follow: a key
+whose files were deleted or changed since it succeeded counts as to download here too, and the
+status is complete only when every key is done.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ from typing import IO, Any
 
 from batchrun.api.objects import parse_time
 from batchrun.errors import StorageError
-from batchrun.manifest.journal import ALL_STATUSES, IN_FLIGHT, Record, manifest_paths
+from batchrun.manifest.reader import manifest_paths
+from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, Record, Status
+from batchrun.manifest.state import STATES, State, key_state
 
 
 @dataclass
@@ -24,8 +31,9 @@ class RunStatus:
     run_dir: Path
     manifests: list[Path]
     specs: list[str]
-    counts: Counter[str] = field(default_factory=Counter)
-    jobs: dict[str, Counter[str]] = field(default_factory=dict)
+    counts: Counter[Status] = field(default_factory=Counter)
+    jobs: dict[str, Counter[Status]] = field(default_factory=dict)
+    states: Counter[State] = field(default_factory=Counter)  # keys by `key_state`
     failures: list[Record] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
@@ -40,6 +48,11 @@ class RunStatus:
         return sum(self.counts.values())
 
     @property
+    def complete(self) -> bool:
+        """Whether every key is done: succeeded, with every file in place as recorded."""
+        return self.states[State.DONE] == self.total
+
+    @property
     def in_flight(self) -> int:
         return sum(self.counts[status] for status in IN_FLIGHT)
 
@@ -51,6 +64,7 @@ class RunStatus:
             "specs": self.specs,
             "total": self.total,
             "counts": {status: self.counts[status] for status in ALL_STATUSES},
+            "states": {state: self.states[state] for state in STATES},
             "jobs": {
                 job: {status: counts[status] for status in ALL_STATUSES}
                 for job, counts in self.jobs.items()
@@ -94,14 +108,27 @@ def summarize(
     return status
 
 
+def failure_reason(record: Record) -> str:
+    """Why a key counts among the failures, in a few words."""
+    if record.error:
+        return record.error
+    if record.missing:
+        return f"{len(record.missing)} files missing"
+    if record.status == Status.SUCCEEDED:
+        return "its files were deleted or changed since it succeeded"
+    return record.status
+
+
 def _add(status: RunStatus, record: Record) -> None:
+    state = key_state(record, status.run_dir)
+    status.states[state] += 1
     status.counts[record.status] += 1
     status.jobs.setdefault(record.job, Counter())[record.status] += 1
     status.files += len(record.files)
     status.bytes += sum(f.bytes for f in record.files)
     status.missing_files += len(record.missing)
     status.possible_duplicates += record.possible_duplicate
-    if (record.status != "succeeded" and record.status not in IN_FLIGHT) or record.missing:
+    if state in (State.FAILED, State.DOWNLOAD):
         status.failures.append(record)
     predict_time = record.metrics.get("predict_time")
     if isinstance(predict_time, int | float) and not isinstance(predict_time, bool):

@@ -25,7 +25,7 @@ from runs import (  # noqa: F401  (re-exported for the fault scenarios)
     write_spec,
 )
 
-from batchrun.manifest.journal import IN_FLIGHT, Record
+from batchrun.manifest.records import IN_FLIGHT, Record
 from batchrun.planner.expand import iter_plan
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec

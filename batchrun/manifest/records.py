@@ -1,0 +1,179 @@
+"""The manifest's record schema: a key's `Record`, its `FileRecord`s, and the statuses a record
+can be in (`Status`). One record is one line of the journal (see reader.py and writer.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from batchrun.planner.expand import PlannedPrediction
+
+FORMAT = 1
+WRITTEN = "written_ns"  # on every record line: when it was written (ns since the epoch)
+
+
+class Status(StrEnum):
+    """Where one prediction stands, as its record says.
+
+    The API's statuses, plus two of batchrun's own: `submitting` is written (and flushed) before
+    a create is sent; `error` means the API refused the request (a 422, say), so no prediction
+    exists. A StrEnum: it is written to the manifest, compared and printed as its plain value.
+    """
+
+    SUBMITTING = "submitting"
+    STARTING = "starting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    ABORTED = "aborted"
+    ERROR = "error"
+
+
+IN_FLIGHT = frozenset({Status.SUBMITTING, Status.STARTING, Status.PROCESSING})
+FAILED = frozenset({Status.FAILED, Status.CANCELED, Status.ABORTED, Status.ERROR})
+ALL_STATUSES = tuple(Status)  # in the order people read them: submitted → running → ended
+# The statuses a prediction object from the API can have that a record keeps as they are.
+API_STATUSES = frozenset(Status) - {Status.SUBMITTING, Status.ERROR}
+_BY_VALUE = {status.value: status for status in Status}
+
+
+def parse_status(value: object) -> Status:
+    """A record's status from its JSON; ValueError when it is not one of `Status`."""
+    # A dict lookup, not Status(value): load_index calls this for every line of the journal.
+    status = _BY_VALUE.get(value) if isinstance(value, str) else None
+    if status is None:
+        raise ValueError(f"unknown status {value!r}")
+    return status
+
+
+def utcnow() -> str:
+    """The current time as an ISO 8601 string in UTC, as the API writes them."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One downloaded output file; `path` is relative to the run folder."""
+
+    url: str
+    path: str
+    sha256: str
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "path": self.path, "sha256": self.sha256, "bytes": self.bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The state of one planned prediction, as one manifest line holds it."""
+
+    key: str
+    job: str
+    target: dict[str, str]
+    input: dict[str, Any]
+    vars: dict[str, Any]
+    repeat: int
+    status: Status
+    prediction_id: str | None = None
+    version: str | None = None
+    output: Any = None
+    files: tuple[FileRecord, ...] = ()
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created_at: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    attempts: int = 0
+    # batchrun's own (docs/manifest.md): the sha256 of the input as sent (files resolved), used to
+    # find a prediction whose create answer was lost; and a flag for keys that may have run twice
+    # because the API had no list endpoint to reconcile with.
+    request_sha256: str | None = None
+    possible_duplicate: bool = False
+    # URLs the output held that could not be downloaded yet (expired links, a full disk...).
+    missing: tuple[str, ...] = ()
+
+    def replace(self, **changes: Any) -> Record:
+        """A copy with `changes` applied."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status not in IN_FLIGHT
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "key": self.key,
+            "job": self.job,
+            "target": self.target,
+            "input": self.input,
+            "vars": self.vars,
+            "repeat": self.repeat,
+            "status": self.status,
+            "prediction_id": self.prediction_id,
+            "version": self.version,
+            "output": self.output,
+            "files": [f.to_json() for f in self.files],
+            "error": self.error,
+            "metrics": self.metrics,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "attempts": self.attempts,
+        }
+        if self.request_sha256:
+            data["request_sha256"] = self.request_sha256
+        if self.possible_duplicate:
+            data["possible_duplicate"] = True
+        if self.missing:
+            data["missing"] = list(self.missing)
+        return data
+
+    @classmethod
+    def planned(cls, planned: PlannedPrediction, status: Status = Status.SUBMITTING) -> Record:
+        """A fresh record of a planned prediction: the plan's view of it, nothing run yet."""
+        data = planned.to_json()
+        return cls(
+            key=planned.key,
+            job=planned.job,
+            target=data["target"],
+            input=data["input"],
+            vars=data["vars"],
+            repeat=planned.repeat,
+            status=status,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
+        """Read a record line; raises KeyError/TypeError/ValueError on a malformed one."""
+        files = tuple(
+            FileRecord(str(f["url"]), str(f["path"]), str(f["sha256"]), int(f["bytes"]))
+            for f in data.get("files") or ()
+        )
+        return cls(
+            key=str(data["key"]),
+            job=str(data["job"]),
+            target=dict(data.get("target") or {}),
+            input=dict(data.get("input") or {}),
+            vars=dict(data.get("vars") or {}),
+            repeat=int(data.get("repeat") or 0),
+            status=parse_status(data["status"]),
+            prediction_id=data.get("prediction_id"),
+            version=data.get("version"),
+            output=data.get("output"),
+            files=files,
+            error=data.get("error"),
+            metrics=dict(data.get("metrics") or {}),
+            created_at=data.get("created_at"),
+            started_at=data.get("started_at"),
+            completed_at=data.get("completed_at"),
+            attempts=int(data.get("attempts") or 0),
+            request_sha256=data.get("request_sha256"),
+            possible_duplicate=bool(data.get("possible_duplicate")),
+            missing=tuple(data.get("missing") or ()),
+        )

@@ -1,0 +1,208 @@
+"""Writing the journal: one writer per journal file, appending whole lines, flushed one by one.
+
+Durability: every line is written and flushed at once (it survives `kill -9`); `sync()` forces it
+to the disk (it survives a power cut) and is called by the runner about once a second and at exit.
+A run starts its journal by compacting it (see `ManifestWriter.open`), and holds it exclusively
+for as long as it writes (`exclusive`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (Windows: no advisory locks; runs are not guarded)
+    fcntl = None  # type: ignore[assignment]
+
+from batchrun._version import __version__
+from batchrun.errors import StorageError, UsageError
+from batchrun.manifest.reader import KeyState, ManifestIndex
+from batchrun.manifest.records import FORMAT, WRITTEN, Record, utcnow
+
+
+def _storage_error(path: Path, error: OSError) -> StorageError:
+    reason = error.strerror or str(error)
+    return StorageError(f"cannot write the manifest {path}: {reason}")
+
+
+class ManifestWriter:
+    """The journal's only writer: appends records, flushed line by line.
+
+    `index` is the run folder's index as it stands once the journal is open: after compaction,
+    its keys point into the new file. Reading records back goes through it, never through the
+    index the writer was opened with, which still points into the file that was replaced.
+    """
+
+    def __init__(self, path: Path, handle: IO[bytes], index: ManifestIndex | None = None) -> None:
+        self.path = path
+        self.index = index if index is not None else ManifestIndex(paths=[path])
+        self._handle = handle
+        self._dirty = False
+        self._last_stamp = 0
+
+    def _stamp(self) -> int:
+        # Nanoseconds since the epoch, strictly increasing within this writer.
+        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+        return self._last_stamp
+
+    @classmethod
+    def open(cls, path: Path, header: Mapping[str, Any], index: ManifestIndex) -> ManifestWriter:
+        """Start this run's journal at `path`, atomically: a new header, then the last line of
+        every key that `index` read from `path` (compaction), then room for this run's lines.
+
+        Compaction keeps resume fast: a journal grows by several lines per key, and rewriting it
+        as one line per key on each run bounds it by the number of keys. Keys no longer in the
+        spec are kept: nothing that was paid for is ever dropped. `index` is left as it was; the
+        writer's `index` is the one that points into the new file.
+        """
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as out:
+                out.write(encode_line(dict(header)))
+                moved = _copy_last_lines(index, path, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+            # Unbuffered: each record is one write() of a whole line, with nothing left in a
+            # buffer to fail again (or to be lost) when the disk is full.
+            handle = path.open("ab", buffering=0)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _storage_error(path, error) from None
+        return cls(path, handle, _relocated(index, moved))
+
+    def append(self, record: Record) -> None:
+        """Write one record and flush it to the OS."""
+        self.append_many([record])
+
+    def append_many(self, records: list[Record]) -> None:
+        """Write records, whole lines in one write call, and flush them to the OS."""
+        try:
+            data = memoryview(
+                b"".join(
+                    encode_line({**record.to_json(), WRITTEN: self._stamp()}) for record in records
+                )
+            )
+            while data:
+                written = self._handle.write(data)
+                data = data[written or 0 :]
+        except OSError as error:
+            raise _storage_error(self.path, error) from None
+        self._dirty = True
+
+    def sync(self) -> None:
+        """Force what was written to the disk."""
+        if self._dirty:
+            try:
+                os.fsync(self._handle.fileno())
+            except OSError as error:
+                raise _storage_error(self.path, error) from None
+            self._dirty = False
+
+    def close(self) -> None:
+        """Sync and close; safe to call twice."""
+        if not self._handle.closed:
+            try:
+                self.sync()
+            finally:
+                self._handle.close()
+
+
+def new_header(
+    *, spec_path: Path, spec_sha256: str, name: str, shard: tuple[int, int] | None
+) -> dict[str, Any]:
+    """The first line of a journal."""
+    return {
+        "batchrun_manifest": FORMAT,
+        "spec": str(spec_path),
+        "spec_sha256": spec_sha256,
+        "name": name,
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "written_at": utcnow(),
+        "batchrun_version": __version__,
+    }
+
+
+def _copy_last_lines(index: ManifestIndex, path: Path, out: IO[bytes]) -> dict[str, KeyState]:
+    """Copy each key's last line of `path` to `out`; return each such key's state as it is
+    there (new objects: the index given is not changed)."""
+    if path not in index.paths:
+        return {}
+    source = index.paths.index(path)
+    keys = sorted(
+        (key for key, state in index.states.items() if state.source == source),
+        key=lambda key: index.states[key].offset,
+    )
+    moved: dict[str, KeyState] = {}
+    with path.open("rb") as journal:
+        for key in keys:
+            state = index.states[key]
+            journal.seek(state.offset)
+            line = journal.read(state.length)
+            line = line if line.endswith(b"\n") else line + b"\n"
+            moved[key] = dataclasses.replace(state, offset=out.tell(), length=len(line))
+            out.write(line)
+    return moved
+
+
+def _relocated(index: ManifestIndex, moved: dict[str, KeyState]) -> ManifestIndex:
+    """A copy of `index` whose moved keys point to where compaction put their lines."""
+    return dataclasses.replace(index, paths=list(index.paths), states={**index.states, **moved})
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold `path`'s journal for this process alone while the block runs.
+
+    Two runs appending to one journal would each compact it (replacing the file under the
+    other) and create every prediction twice. Shards have journals of their own, so different
+    shards can still share a run folder.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a")
+    except OSError as error:
+        raise _storage_error(path, error) from None
+    with handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"another batchrun run is writing {path}; wait for it to finish, "
+                    "or give this one another --out (or another --shard)"
+                ) from None
+        yield
+
+
+def encode_line(data: Mapping[str, Any]) -> bytes:
+    """One line of the journal: compact JSON, UTF-8, newline-terminated (the format of every
+    line ever written: readers and old journals depend on it byte for byte)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode() + b"\n"
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable only once the folder's entry is on disk; not every OS allows it.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
