@@ -30,6 +30,18 @@ def is_special(path: Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def is_stdout(dest: str) -> bool:
+    """Whether `dest` is this process's stdout: `-`, or a name for it such as /dev/stdout."""
+    if dest == STDOUT:
+        return True
+    try:
+        return is_special(Path(dest)) and os.path.samestat(
+            os.stat(dest), os.fstat(sys.stdout.fileno())
+        )
+    except (OSError, ValueError):  # stdout without a descriptor (a test's capture)
+        return False
+
+
 def shown_as(dest: str) -> str:
     """How a message names the destination."""
     return "stdout" if dest == STDOUT else dest

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from batchrun.commands._output import STDOUT, direct_stream, shown_as
+from batchrun.commands._output import direct_stream, is_stdout, shown_as
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
 from batchrun.errors import UsageError
@@ -31,9 +31,11 @@ def main(args: StatusArgs) -> int:
     split = scope(by_key.values(), spec or spec_of_run(headers))
     records = split.chosen(args.all)
     status = summarize(run_dir, headers, records)
-    csv_on_stdout = args.csv == STDOUT
+    csv_on_stdout = args.csv is not None and is_stdout(args.csv)
     if csv_on_stdout and args.json:
-        raise UsageError("--csv - and --json both write to stdout; give --csv a file name")
+        raise UsageError(
+            f"--csv {args.csv} and --json both write to stdout; give --csv a file name"
+        )
     if args.csv:
         with direct_stream(args.csv) as stream:
             if stream is None:
