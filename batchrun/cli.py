@@ -43,6 +43,16 @@ def _add_base_url(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_online(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask the API that each model exists and check the inputs against its schema"
+        " (what run does before its first create; otherwise nothing is sent)",
+    )
+    _add_base_url(parser)
+
+
 ENVIRONMENT_HELP = """\
 environment:
   REPLICATE_API_TOKEN  the API token (a spec's token_env names another variable); sent only to
@@ -77,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--json", action="store_true", help="one JSON document: each spec's counts or errors"
     )
+    _add_online(validate)
 
     plan = commands.add_parser("plan", help="show what `run` would do; sends nothing to the API")
     plan.add_argument("spec", metavar="SPEC")
@@ -89,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--markdown", action="store_true", help="with --diff: the diff as a pull-request comment"
     )
+    _add_online(plan)
 
     run = commands.add_parser(
         "run",

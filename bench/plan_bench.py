@@ -3,6 +3,7 @@
     python bench/plan_bench.py              # the full million, timed, peak RSS
     python bench/plan_bench.py --rows 200   # 200 × 1,000 rows, faster
     python bench/plan_bench.py --tracemalloc 100000   # also trace Python allocations on 100k
+    python bench/plan_bench.py --files '${subject}/${seed}${ext}'   # `files` filled per row
 
 Goal (issue #2): at least 100,000 predictions/s and under 300 MB peak. Kept out of the test
 suite on purpose: timings belong to a quiet machine, not to CI.
@@ -11,6 +12,7 @@ suite on purpose: timings belong to a quiet machine, not to CI.
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import tempfile
@@ -42,12 +44,16 @@ jobs:
 """
 
 
-def write_spec(folder: Path, subjects: int, seeds: int) -> Path:
-    """A spec of `subjects` × `seeds` rows, less one excluded, plus one included."""
+def write_spec(folder: Path, subjects: int, seeds: int, files: str | None = None) -> Path:
+    """A spec of `subjects` × `seeds` rows, less one excluded, plus one included; with
+    `files`, a files template the planner fills (and checks for clashes) for every row."""
     lines = "".join(f"subject {i}\n" for i in range(subjects))
     (folder / "subjects.txt").write_text(lines, encoding="utf-8")
     spec = folder / "bench.yaml"
-    spec.write_text(SPEC.format(seeds=seeds), encoding="utf-8")
+    text = SPEC.format(seeds=seeds)
+    if files is not None:
+        text = text.replace("name: bench\n", f"name: bench\nfiles: {json.dumps(files)}\n")
+    spec.write_text(text, encoding="utf-8")
     return spec
 
 
@@ -72,9 +78,10 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1000, help="subjects (default 1000)")
     parser.add_argument("--seeds", type=int, default=1000, help="seeds (default 1000)")
     parser.add_argument("--tracemalloc", type=int, metavar="N", help="trace a pass of ~N rows")
+    parser.add_argument("--files", metavar="TEMPLATE", help="a files template (default: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        spec = write_spec(Path(folder), args.rows, args.seeds)
+        spec = write_spec(Path(folder), args.rows, args.seeds, args.files)
         count, seconds, cpu = run(spec)
         print(f"planned {count:,} predictions in {seconds:.2f} s ({cpu:.2f} s of CPU)")
         print(f"{count / seconds:,.0f} predictions/s ({count / cpu:,.0f} per CPU second)")

@@ -6,10 +6,11 @@ the sandbox; it counts the creates the sandbox received (0, or 1 where a create 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, write_spec
+from runs import TOKEN, wait_for, write_spec
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
@@ -145,3 +146,197 @@ def test_every_duplicate_csv_row_is_reported_in_one_pass_at_its_line(
         + lines[0].split("(key ")[1].split(")")[0]
         + "); rows must differ in what they send (repeat: runs one input several times)"
     )
+
+
+def creates_received(sandbox: Sandbox, expected: int) -> int:
+    """The create requests the sandbox received, once it has counted `expected` of them (it
+    counts a request after answering it: a moment after the client has the answer)."""
+    wait_for(lambda: create_requests(sandbox) >= expected, f"{expected} create requests")
+    return create_requests(sandbox)
+
+
+def create_requests(sandbox: Sandbox) -> int:
+    """Create requests the sandbox received, refused or not (a POST to no route included:
+    these tests send no other POST)."""
+    requests = sandbox.state.snapshot()["requests"]
+    return sum(n for route, n in requests.items() if route.startswith("POST"))
+
+
+NOTHING_SENT = "batchrun: 1 error in the spec; nothing was sent"
+SWEEP = """
+batchrun: 1
+jobs:
+  - model: {model}
+    input: {{prompt: "p${{i}}"{extra}}}
+    matrix: {{i: {{range: [0, 20]}}}}
+"""
+
+
+def test_a_misspelled_model_is_found_before_any_create(
+    tmp_path: Path,
+    make_sandbox: Callable[..., Sandbox],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = make_sandbox(only_models=["black-forest-labs/flux-schnell"])
+    spec = write_spec(tmp_path, SWEEP.format(model="black-forest-labs/flux-schnel", extra=""))
+    message = (
+        f"{spec}:3:12: jobs[0].model: the API at {sandbox.base_url} has no model"
+        " black-forest-labs/flux-schnel; check its spelling (and SPEC.lock, if it pins one),"
+        " and the base URL: a proxy serves the API under a path, like https://host/replicate"
+    )
+    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    assert (code, err.splitlines()) == (2, [message, NOTHING_SENT])
+    code, _, err = cli(
+        capsys, monkeypatch, "validate", "--online", "--base-url", sandbox.base_url, str(spec)
+    )
+    assert (code, err.splitlines()) == (2, [message, f"{spec}: 1 error"])
+    code, _, err = cli(capsys, monkeypatch, "lock", str(spec), "--base-url", sandbox.base_url)
+    lock_message = message.replace(" (and SPEC.lock, if it pins one)", "")
+    assert (code, err.splitlines()) == (2, [lock_message, NOTHING_SENT])
+    assert create_requests(sandbox) == 0
+
+
+def test_without_a_models_endpoint_one_create_probes_the_target(
+    tmp_path: Path,
+    make_sandbox: Callable[..., Sandbox],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy: no models endpoint, no list of predictions, and this model is not served.
+    sandbox = make_sandbox(
+        only_models=["black-forest-labs/flux-schnell"], models_endpoint=False, list_endpoint=False
+    )
+    spec = write_spec(tmp_path, SWEEP.format(model="black-forest-labs/flux-schnel", extra=""))
+    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0] == (
+        "batchrun: cannot check that the model black-forest-labs/flux-schnel exists: the API has"
+        " no endpoint for it; the run goes on"
+    )
+    stopped = (
+        f"POST {sandbox.base_url}/v1/models/black-forest-labs/flux-schnel/predictions: 404"
+        " Not found: Model black-forest-labs/flux-schnel not found; the API at"
+        f" {sandbox.base_url} has no model black-forest-labs/flux-schnel; check the name in the"
+        " spec, and the base URL (a proxy serves the API under a path, like"
+        " https://host/replicate)"
+    )
+    assert f"  stopped job 'flux-schnel': {stopped}" in lines
+    assert "  19 not started (stopped); run again to continue" in lines
+    assert creates_received(sandbox, 1) == 1
+    # `lock` on such a proxy: nothing to pin, and no failure.
+    code, out, _ = cli(capsys, monkeypatch, "lock", str(spec), "--base-url", sandbox.base_url)
+    assert code == 0
+    assert "unpinned: the API has no models endpoint" in out
+
+
+def test_a_base_url_without_the_proxy_prefix_costs_one_create(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = write_spec(tmp_path, SWEEP.format(model="acme/painter", extra=""))
+    wrong = sandbox.base_url + "/replicate"
+    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", wrong)
+    assert code == 1
+    assert "  19 not started (stopped); run again to continue" in err.splitlines()
+    assert f"the API at {wrong} has no model acme/painter" in err
+    assert creates_received(sandbox, 1) == 1
+
+
+def test_a_wrong_token_costs_nothing_and_names_its_variable(
+    tmp_path: Path,
+    make_sandbox: Callable[..., Sandbox],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = make_sandbox(tokens=["hk-right"], models_endpoint=False, list_endpoint=False)
+    spec = write_spec(
+        tmp_path,
+        SWEEP.format(model="acme/painter", extra="").replace(
+            "batchrun: 1\n", "batchrun: 1\ntoken_env: PROXY_TOKEN\n"
+        ),
+    )
+    monkeypatch.setenv("PROXY_TOKEN", "hk-wrong")
+    argv = ["run", str(spec), "--base-url", sandbox.base_url]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.rstrip().endswith("; check the API token in $PROXY_TOKEN")
+    assert "hk-wrong" not in err
+    # Even without a models endpoint, the proxy checks the token first: the pre-flight's
+    # question meets the 401, and no create is sent.
+    assert create_requests(sandbox) == 0
+    monkeypatch.setenv("PROXY_TOKEN", "hk-right")
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "may have run twice" not in err
+    assert int(sandbox.state.snapshot()["creates"]) == 20
+    assert main(["status", str(spec)]) == 0
+    assert "possible duplicates" not in capsys.readouterr().out
+
+
+def test_a_misspelled_input_is_found_with_a_did_you_mean(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extra = ', aspect_ration: "1:1", num_inference_steps: "${i}", output_format: gif'
+    spec = write_spec(tmp_path, SWEEP.format(model="acme/strict-painter", extra=extra))
+    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    assert code == 2
+    assert err.splitlines() == [
+        f"{spec}:4:45: jobs[0].input.aspect_ration: the model acme/strict-painter has no input"
+        " 'aspect_ration'; did you mean 'aspect_ratio'? (Replicate ignores inputs a model does"
+        " not declare, so this one would be paid for and have no effect)",
+        f"{spec}:4:73: jobs[0].input.num_inference_steps: the model acme/strict-painter refuses"
+        " this value: 0 is less than the minimum 1; in the row {i: 0}",
+        f"{spec}:4:73: jobs[0].input.num_inference_steps: the model acme/strict-painter refuses"
+        " this value: 5 is more than the maximum 4; in the row {i: 5} and 14 more",
+        f"{spec}:4:96: jobs[0].input.output_format: the model acme/strict-painter refuses"
+        " this value: 'gif' is not one of 'webp', 'jpg', 'png'",
+        "batchrun: 4 errors in the spec; nothing was sent",
+    ]
+    assert create_requests(sandbox) == 0
+    code, _, err = cli(
+        capsys, monkeypatch, "plan", "--online", "--base-url", sandbox.base_url, str(spec)
+    )
+    assert code == 2
+    assert "did you mean 'aspect_ratio'?" in err
+    code, _, _ = cli(capsys, monkeypatch, "plan", str(spec))
+    assert code == 0  # without --online, plan sends nothing
+    assert create_requests(sandbox) == 0
+
+
+def test_the_same_field_refused_three_times_stops_the_job(
+    tmp_path: Path,
+    make_sandbox: Callable[..., Sandbox],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox = make_sandbox(models_endpoint=False)  # no schema to check against
+    spec = write_spec(tmp_path, SWEEP.format(model="acme/painter", extra=", num_outputs: 9"))
+    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    assert code == 1
+    assert creates_received(sandbox, 3) == 3
+    assert "  17 not started (stopped); run again to continue" in err.splitlines()
+    assert "  stopped job 'painter': POST " in err
+
+
+def test_a_resume_does_not_ask_the_api_again(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = write_spec(tmp_path, SWEEP.format(model="acme/painter", extra=""))
+    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--limit", "5"]
+    assert cli(capsys, monkeypatch, *argv)[0] == 0
+    asked = sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"]
+    assert asked == 1
+    assert cli(capsys, monkeypatch, *argv[:-2])[0] == 0
+    assert sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"] == asked
+    assert int(sandbox.state.snapshot()["creates"]) == 20

@@ -26,7 +26,14 @@ import httpx
 from batchrun._version import __version__
 from batchrun.api.download import FileFetcher, origin_of
 from batchrun.api.failures import bad_body_error, error_for_response, error_for_transport
-from batchrun.api.objects import Downloaded, Model, Prediction, UploadedFile
+from batchrun.api.objects import (
+    Deployment,
+    Downloaded,
+    Model,
+    ModelVersion,
+    Prediction,
+    UploadedFile,
+)
 from batchrun.api.pool import async_client
 from batchrun.api.ratelimit import RateLimiter, polite
 from batchrun.api.retry import Retryable, RetryPolicy, with_retries
@@ -269,6 +276,29 @@ class Client:
         url = f"{self._api}/models/{_segment(owner)}/{_segment(name)}"
         data = await self._send("GET", url, counter="models")
         return self._parse(Model.from_json, data, "GET", url)
+
+    async def get_version(self, owner: str, name: str, version_id: str) -> ModelVersion:
+        """One version of a model, with its Cog schema."""
+        owner, name = _segment(owner), _segment(name)
+        url = f"{self._api}/models/{owner}/{name}/versions/{_segment(version_id)}"
+        data = await self._send("GET", url, counter="models")
+        return self._parse(ModelVersion.from_json, data, "GET", url)
+
+    async def get_deployment(self, owner: str, name: str) -> Deployment:
+        """A deployment and what its current release runs."""
+        url = f"{self._api}/deployments/{_segment(owner)}/{_segment(name)}"
+        data = await self._send("GET", url, counter="models")
+        return self._parse(Deployment.from_json, data, "GET", url)
+
+    async def has_endpoint(self, collection: str) -> bool:
+        """Whether the API lists `collection` (`models`, `deployments`) at all: a 404 for one
+        model means "no such model" only from an API that has the endpoint."""
+        url = f"{self._api}/{_segment(collection)}"
+        try:
+            await self._send("GET", url, counter="models", missing=_NO_LIST)
+        except NotFoundError:
+            return False
+        return True
 
     async def upload(
         self, content: bytes | Path, *, filename: str, content_type: str

@@ -7,7 +7,7 @@ batchrun cannot work without: a prediction's `id` and `status`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,9 @@ class Model:
     latest_version: str | None
     is_official: bool
     visibility: str | None
+    # The latest version's Cog schema (its `components.schemas.Input` is the model's inputs);
+    # empty when the API publishes none.
+    openapi_schema: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Any) -> Model:
@@ -123,7 +126,56 @@ class Model:
             latest_version=_optional_text(latest.get("id")) if isinstance(latest, dict) else None,
             is_official=obj.get("is_official") is True,
             visibility=_optional_text(obj.get("visibility")),
+            openapi_schema=_schema_of(latest),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One version of a model, with its Cog schema (empty when the API publishes none)."""
+
+    id: str
+    openapi_schema: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: Any) -> ModelVersion:
+        """Parse a version object; raise ServerError when it has no id."""
+        obj = _require_object(data, "version")
+        ident = obj.get("id")
+        if not isinstance(ident, str) or not ident:
+            raise ServerError("the version in the response has no id")
+        return cls(id=ident, openapi_schema=_schema_of(obj))
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployment and the model and version its current release runs (None if unsaid)."""
+
+    owner: str
+    name: str
+    model: str | None
+    version: str | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Deployment:
+        """Parse a deployment object; raise ServerError when it names no owner and name."""
+        obj = _require_object(data, "deployment")
+        owner, name = obj.get("owner"), obj.get("name")
+        if not isinstance(owner, str) or not owner or not isinstance(name, str) or not name:
+            raise ServerError("the deployment in the response has no owner or name")
+        release = obj.get("current_release")
+        release = release if isinstance(release, dict) else {}
+        return cls(
+            owner=owner,
+            name=name,
+            model=_optional_text(release.get("model")),
+            version=_optional_text(release.get("version")),
+        )
+
+
+def _schema_of(version: Any) -> dict[str, Any]:
+    schema = version.get("openapi_schema") if isinstance(version, dict) else None
+    return schema if isinstance(schema, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)

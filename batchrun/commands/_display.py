@@ -229,6 +229,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
             f"  {summary.survey.stale_kept} succeeded with a version other than the lock's and "
             "were not run again (use --rerun-stale)"
         )
+    for job, reason in summary.stopped_jobs.items():
+        lines.append(f"  stopped job '{job}': {reason}")
     if summary.left:
         lines.append(f"  {summary.left} not started (stopped); run again to continue")
     if tally.in_flight:

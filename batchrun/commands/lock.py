@@ -38,5 +38,5 @@ def main(args: LockArgs) -> int:
 
 
 async def _resolve(spec: Spec, base_url: str, token: str) -> list[Pin]:
-    async with Client(base_url, token) as client:
+    async with Client(base_url, token, token_env=spec.token_env) as client:
         return await resolve_pins(spec, client)

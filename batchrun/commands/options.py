@@ -21,6 +21,8 @@ class ValidateArgs:
 
     specs: tuple[str, ...]
     json: bool = False
+    online: bool = False
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class PlanArgs:
     shard: str | None = None
     diff: str | None = None
     markdown: bool = False
+    online: bool = False
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)

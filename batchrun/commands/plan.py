@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.commands._diff import diff_lines, render_diff, render_markdown
+from batchrun.commands._online import online_check
 from batchrun.commands.options import PlanArgs
-from batchrun.errors import UsageError
+from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.compare import PlanComparison, compare, iter_states
@@ -58,6 +59,10 @@ def main(args: PlanArgs) -> int:
         return _print_diff(args, args.diff, spec, shard, output)
     if args.markdown:
         raise UsageError("--markdown shows a diff: use it with --diff REV")
+    if args.online:
+        found = online_check(spec, args.base_url)
+        if found.issues:
+            raise SpecError(found.issues)
     has_manifest = bool(manifest_paths(output or spec.output))
     if args.json:
         return _print_json(spec, shard, output, has_manifest)

@@ -4,6 +4,8 @@ Errors go to stderr, one per line as `file:line:col: path: message`; each good s
 `SPEC: ok (N predictions in M jobs)` line on stdout. Exit 0 when every spec is fine, else 2.
 With `--json`, one JSON document on stdout says the same: each spec, its counts or its errors
 with their places.
+With `--online`, a spec that passes is also checked against the API, as `run` does before its
+first create: its targets exist, and its inputs fit each model's published schema.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import sys
 from typing import Any
 
+from batchrun.commands._online import online_check
 from batchrun.commands.options import ValidateArgs
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.exitcodes import ExitCode
@@ -34,6 +37,8 @@ def main(args: ValidateArgs) -> int:
             issues = error.issues
         else:
             issues = checked.issues
+            if args.online and not issues:
+                issues = tuple(sorted(online_check(spec, args.base_url).issues))
         if issues:
             failed = True
             results.append({"spec": shown, "ok": False, "errors": [_issue(i) for i in issues]})

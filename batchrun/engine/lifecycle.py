@@ -21,6 +21,7 @@ from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
 from batchrun.engine.collector import Journal
+from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate
 from batchrun.engine.outputs import (
     FileNamer,
     NamingError,
@@ -30,10 +31,12 @@ from batchrun.engine.outputs import (
     output_urls,
 )
 from batchrun.engine.polling import PollSchedule, run_seconds
+from batchrun.engine.preflight import describe_target
 from batchrun.engine.reconcile import NoListEndpoint, Reconciler, request_sha256
 from batchrun.engine.uploads import InputFileError, InputFiles
 from batchrun.errors import (
     ApiError,
+    AuthenticationError,
     DownloadError,
     InvalidRequestError,
     NotFoundError,
@@ -44,6 +47,7 @@ from batchrun.manifest.records import API_STATUSES, FileRecord, Record, Status, 
 from batchrun.manifest.state import file_intact
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.planner.lock import Lock
+from batchrun.spec.target import Target
 
 # The statuses of the API's predictions a record keeps as they are.
 _BY_VALUE = {status.value: status for status in API_STATUSES}
@@ -155,8 +159,13 @@ class Lifecycle:
         settings: Settings,
         reconciler: Reconciler,
         lock: Lock | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        self.notify = notify or (lambda text: None)
+        self.gates: dict[str, JobGate] = {}
+        # Jobs whose target the pre-flight found: their creates need no probe.
+        self.confirmed: set[str] = set()
         self.lock = lock
         self.journal = journal
         self.namer = namer
@@ -194,7 +203,8 @@ class Lifecycle:
                 self.creates_first.sent(work.planned.key)  # found: nothing will be created
                 record = await self._note(record, prediction)
         if prediction is None:
-            created = await self._create(work.planned, record)
+            flagged_before = work.previous is not None and work.previous.possible_duplicate
+            created = await self._create(work.planned, record, flagged_before)
             if created is None:
                 return
             record, prediction = created
@@ -215,7 +225,7 @@ class Lifecycle:
         await self._finish(record, output_urls(record.output), downloaded=())
 
     async def _create(
-        self, planned: PlannedPrediction, record: Record
+        self, planned: PlannedPrediction, record: Record, flagged_before: bool = False
     ) -> tuple[Record, Prediction] | None:
         try:
             sent = await self.files.resolve(planned.input)
@@ -229,48 +239,101 @@ class Lifecycle:
             return None
         sha = request_sha256(sent)
         target = self.lock.resolve(planned.target) if self.lock else planned.target
+        gate = self.gate(planned.job)
         for attempt in range(1, CREATE_TRIES + 1):
             before = record
-            # A new prediction: nothing of an earlier attempt's outcome carries over.
-            record = record.replace(
-                status=Status.SUBMITTING,
-                prediction_id=None,
-                version=None,
-                output=None,
-                files=(),
-                missing=(),
-                error=None,
-                metrics={},
-                attempts=record.attempts + 1,
-                request_sha256=sha,
-                created_at=utcnow(),
-                started_at=None,
-                completed_at=None,
-            )
-            await self.journal.write(record, durable=True)
-            self.creates_first.sent(planned.key)
-            try:
-                prediction = await self.client.create(target, sent, wait=self.settings.wait)
-            except Withdrawn:
-                # Stopped while waiting for its turn: the key goes back to what it was.
-                await self.journal.write(before, final=True, withdrawn=True)
-                raise
-            except (InvalidRequestError, NotFoundError) as error:
-                await self.journal.write(
-                    record.replace(status=Status.ERROR, error=str(error), completed_at=utcnow()),
-                    final=True,
+            async with gate.turn() as probe:
+                # A new prediction: nothing of an earlier attempt's outcome carries over.
+                record = record.replace(
+                    status=Status.SUBMITTING,
+                    prediction_id=None,
+                    version=None,
+                    output=None,
+                    files=(),
+                    missing=(),
+                    error=None,
+                    metrics={},
+                    attempts=record.attempts + 1,
+                    request_sha256=sha,
+                    created_at=utcnow(),
+                    started_at=None,
+                    completed_at=None,
                 )
-                return None
-            except OutcomeUnknownError:
-                found, record = await self._find_lost(record, planned)
-                if found is not None:
-                    return await self._note(record, found), found
-                if attempt == CREATE_TRIES:
+                await self.journal.write(record, durable=True)
+                self.creates_first.sent(planned.key)
+                # A probe asks for no wait: its answer decides for the job's other creates.
+                wait = 0 if probe else self.settings.wait
+                try:
+                    prediction = await self.client.create(target, sent, wait=wait)
+                except Withdrawn:
+                    # Stopped while waiting for its turn: the key goes back to what it was.
+                    await self.journal.write(before, final=True, withdrawn=True)
                     raise
-                await anyio.sleep(min(30.0, self.settings.recreate_delay * 2.0 ** (attempt - 1)))
-                continue
-            return await self._note(record, prediction), prediction
+                except AuthenticationError:
+                    # Refused outright: nothing was created, so nothing may look half-sent.
+                    await self.journal.write(before, final=True, withdrawn=True)
+                    raise
+                except NotFoundError as error:
+                    text = f"{str(error).rstrip('.')}; {self._no_such_target(target)}"
+                    gate.not_found(text)
+                    self.notify(f"batchrun: stopped job '{planned.job}' after one create: {text}")
+                    await self._refused(record, text, flagged_before)
+                    return None
+                except InvalidRequestError as error:
+                    fields = error.invalid_fields or (error.detail,)
+                    if gate.invalid(fields, str(error)):
+                        self.notify(
+                            f"batchrun: stopped job '{planned.job}': its first"
+                            f" {INVALID_STOPS_AFTER} creates were refused alike: {error}"
+                        )
+                    await self._refused(record, str(error), flagged_before)
+                    return None
+                except OutcomeUnknownError:
+                    found, record = await self._find_lost(record, planned)
+                    if found is not None:
+                        gate.accepted()
+                        return await self._note(record, found), found
+                    if attempt == CREATE_TRIES:
+                        raise
+                    delay = min(30.0, self.settings.recreate_delay * 2.0 ** (attempt - 1))
+                else:
+                    gate.accepted()
+                    return await self._note(record, prediction), prediction
+            await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def gate(self, job: str) -> JobGate:
+        """The job's create gate (see `batchrun.engine.gates`)."""
+        gate = self.gates.get(job)
+        if gate is None:
+            gate = self.gates[job] = JobGate(job, confirmed=job in self.confirmed)
+        return gate
+
+    def stopped_jobs(self) -> dict[str, str]:
+        """The jobs whose creates were stopped by the API's answers, with the reason."""
+        return {job: gate.stopped for job, gate in self.gates.items() if gate.stopped}
+
+    def _no_such_target(self, target: Target) -> str:
+        base = self.client.base_url
+        return (
+            f"the API at {base} has no {describe_target(target)}; check the name in the spec,"
+            " and the base URL (a proxy serves the API under a path, like"
+            " https://host/replicate)"
+        )
+
+    async def _refused(self, record: Record, error: str, flagged_before: bool) -> None:
+        # A definite refusal (a 4xx other than 408/429) created nothing. If this run flagged
+        # the key (an earlier create's answer was lost), at most that one prediction exists:
+        # nothing can have run twice. A flag from an earlier run stays: it counts older creates.
+        await self.journal.write(
+            record.replace(
+                status=Status.ERROR,
+                error=error,
+                completed_at=utcnow(),
+                possible_duplicate=record.possible_duplicate and flagged_before,
+            ),
+            final=True,
+        )
 
     async def _find_lost(
         self, record: Record, planned: PlannedPrediction

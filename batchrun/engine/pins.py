@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from batchrun.api.objects import Model
-from batchrun.errors import ApiError, NotFoundError
+from batchrun.errors import ApiError, NotFoundError, SpecError
 from batchrun.planner.lock import Pin, unpinned_models
 from batchrun.spec.load import Spec
 
@@ -13,18 +13,34 @@ VERSION_LENGTH = 64  # a Replicate version id: 64 hex characters; anything else 
 
 
 class ModelSource(Protocol):
+    base_url: str
+
     async def get_model(self, owner: str, name: str) -> Model: ...
+
+    async def has_endpoint(self, collection: str) -> bool: ...
 
 
 async def resolve_pins(spec: Spec, client: ModelSource) -> list[Pin]:
-    """Ask the API for the latest version of each unpinned model of the spec."""
+    """Ask the API for the latest version of each unpinned model of the spec.
+
+    SpecError, placed at each job naming one, if the API has no such model: `lock` can gate
+    CI. An API without a models endpoint (a proxy) leaves its models unpinned, with a note.
+    """
     pins: list[Pin] = []
+    missing: list[str] = []
+    endpoint: bool | None = None
     for model in unpinned_models(spec):
         owner, _, name = model.partition("/")
         try:
             found = await client.get_model(owner, name)
         except NotFoundError:
-            pins.append(Pin(model, None, "the API has no such model, or no models endpoint"))
+            # A 404 for one model means "no such model" only from an API that lists models.
+            if endpoint is None:
+                endpoint = await client.has_endpoint("models")
+            if endpoint:
+                missing.append(model)
+            else:
+                pins.append(Pin(model, None, "the API has no models endpoint"))
             continue
         except ApiError as error:
             if error.status is not None and 400 <= error.status < 500:
@@ -32,6 +48,17 @@ async def resolve_pins(spec: Spec, client: ModelSource) -> list[Pin]:
                 continue
             raise
         pins.append(_pin_for(model, found))
+    if missing:
+        raise SpecError(
+            spec.issue(
+                (*job.path, "model"),
+                f"the API at {client.base_url} has no model {job.target.model}; check its"
+                " spelling, and the base URL: a proxy serves the API under a path, like"
+                " https://host/replicate",
+            )
+            for job in spec.jobs
+            if job.target.kind == "model" and job.target.model in missing
+        )
     return pins
 
 

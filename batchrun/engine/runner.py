@@ -31,10 +31,12 @@ import anyio.lowlevel
 
 from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.ratelimit import Withdrawn, polite
+from batchrun.api.retry import RetryPolicy
 from batchrun.engine import signals
 from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.outputs import FileNamer
+from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.survey import Scope, Survey, in_scope, survey
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
@@ -42,13 +44,16 @@ from batchrun.humanize import human_bytes, shown_path
 from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
 from batchrun.manifest.writer import ManifestWriter, exclusive, new_header
 from batchrun.planner.expand import iter_plan
-from batchrun.planner.lock import read_lock
+from batchrun.planner.lock import Lock, read_lock
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Rate, Spec
 
 ShardRate = Literal["shared", "whole"]
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
+# The pre-flight's questions are retried a little (a blip), never for long: an API that keeps
+# failing them is told by the creates, with the run's full patience.
+PREFLIGHT_RETRIES = RetryPolicy(attempts=3, backoff_base=0.25, backoff_cap=2.0)
 # A manifest this large takes a second or more to read (about 28 MB/s here): say so first.
 LOAD_NOTE_BYTES = 32 << 20
 
@@ -76,6 +81,8 @@ class RunOptions:
     handle_signals: bool = False
     recreate_delay: float = 1.0
     transport: Transport | None = None
+    # Ask the API about each target (and check inputs against its schema) before creating.
+    preflight: bool = True
 
 
 class Progress(Protocol):
@@ -178,6 +185,8 @@ class RunSummary:
     account_rate: Rate | None = None  # the spec's (or --rate's), before shards divided it
     rate_shared_by: int = 1  # shards that rate was divided among
     shard: tuple[int, int] | None = None
+    # Jobs whose creates the API's answers stopped (no such model, the same 422 each time).
+    stopped_jobs: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -256,6 +265,8 @@ class _Runner:
         self.started = 0
         self.survey = Survey()
         self._last_retry_note = float("-inf")
+        self.lifecycle: Lifecycle | None = None
+        self.confirmed: set[str] = set()  # jobs whose target the pre-flight confirmed
 
     async def run(self) -> RunSummary:
         began = time.monotonic()
@@ -294,6 +305,12 @@ class _Runner:
         client = self._client()
         if early.cancel_called:  # stopped before anything was sent
             return self._summary(began, path, tally, client)
+        if self.options.preflight and self.survey.total_work:
+            try:
+                await self._preflight(client, lock)
+            except BaseException:
+                await client.aclose()
+                raise
         writer = ManifestWriter.open(path, new_header(
             spec_path=self.spec.path,
             spec_sha256=self.spec.sha256,
@@ -322,7 +339,10 @@ class _Runner:
             settings,
             Reconciler(client, lambda: _owned_ids(index)),
             lock=lock,
+            notify=self.progress.message,
         )
+        self.lifecycle = lifecycle
+        lifecycle.confirmed = self.confirmed
         fatal: BaseException | None = None
         self.progress.start(tally)
         try:
@@ -352,6 +372,33 @@ class _Runner:
             raise _first_batchrun_error(fatal)
         return self._summary(began, path, tally, client)
 
+    async def _preflight(self, client: Client, lock: Lock | None) -> None:
+        """The online pre-flight (see batchrun.engine.preflight), unless this run folder
+        already holds one made for the same spec, lock, base URL and jobs."""
+        jobs = sorted(job.id for job in self.spec.jobs if self.survey.work[job.id])
+        mark = fingerprint(self.spec, self.options.base_url, lock)
+        known = recorded(self.run_dir, mark, jobs)
+        if known is not None:
+            self.confirmed = known
+            return
+        # A client of its own: the run's request counts stay the predictions' own, and a few
+        # quick retries do (the pre-flight only asks what the creates would learn anyway).
+        async with Client(
+            self.options.base_url,
+            self.options.token,
+            request_limiter=client.request_limiter,
+            transport=self.options.transport,
+            token_env=self.spec.token_env,
+            retry=PREFLIGHT_RETRIES,
+        ) as asking:
+            result = await preflight(self.spec, asking, lock=lock, jobs=jobs)
+        for note in result.notes:
+            self.progress.message(note)
+        if result.issues:
+            raise SpecError(result.issues)
+        self.confirmed = result.confirmed
+        await anyio.to_thread.run_sync(record, self.run_dir, mark, jobs, result)
+
     def _note_a_long_load(self) -> None:
         # Resuming a run of a million keys reads half a gigabyte before the bar appears.
         size = 0
@@ -377,6 +424,7 @@ class _Runner:
             account_rate=self.account_rate,
             rate_shared_by=self.rate_shared_by,
             shard=self.options.shard,
+            stopped_jobs=self.lifecycle.stopped_jobs() if self.lifecycle else {},
         )
 
     def _client(self) -> Client:
@@ -389,6 +437,7 @@ class _Runner:
             request_limiter=polite(self.requests.per_second),
             transport=self.options.transport,
             file_transport=self.options.transport,
+            token_env=self.spec.token_env,
             on_retry=self._retrying,
         )
 
@@ -448,7 +497,7 @@ class _Runner:
         own = anyio.CapacityLimiter(min(job.concurrency or self.concurrency, self.concurrency))
         quota = self.survey.quota[job.id]
         for count, planned in enumerate(iter_plan(self.spec, jobs=[job.id])):
-            if quota <= 0 or self.stopper.stopping:
+            if quota <= 0 or self.stopper.stopping or lifecycle.gate(job.id).stopped:
                 return
             if count % 512 == 511:
                 await (

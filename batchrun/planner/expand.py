@@ -33,7 +33,7 @@ from batchrun.planner.keys import (
     key_tail,
     prediction_key,
 )
-from batchrun.planner.naming import NAMING_BUILTINS, FileNamer
+from batchrun.planner.naming import NAMING_BUILTINS, FileNamer, planning_renderer
 from batchrun.spec.describe import join_names, show, show_row
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Spec
@@ -215,9 +215,10 @@ def _plan(
     # 65-byte string: a million keys fit in about 70 MB).
     seen: set[int] = set()
     naming = _Naming(spec, report)
-    for job in jobs:
+    for done, job in enumerate(jobs):
         duplicates: list[tuple[dict[str, Any], int | None, str]] = []
         yield from _job_plan(spec, job, files, seen, shard, report, naming, duplicates)
+        naming.report_clashes(jobs[: done + 1])
         if duplicates:
             # Placing a repeated row needs the row it repeats: one more walk, only on error.
             for issue, kind in _duplicates(spec, job, duplicates):
@@ -270,7 +271,7 @@ def _job_plan(
                 duplicates.append((row, origin, key))
                 continue
             count += 1
-            if name is not None and not name(key, input, row, origin, repeat):
+            if name is not None and not name(key, number, input, row, origin, repeat):
                 failed += 1
             if shard is None or number % shard.total == shard.number - 1:
                 yield _planned(key, job_id, target, input, row, repeat)
@@ -374,7 +375,9 @@ class _Naming:
     """The `files` template filled for every planned prediction, before anything is sent.
 
     Cheap when it can be: a template of batchrun's own variables that names the key (the
-    default) cannot fail or clash, and costs nothing per row.
+    default) cannot fail or clash, and costs nothing per row. A template without `${key}` is
+    checked for clashes by the hash of each path (a million paths in about 100 MB); the rows
+    behind a clash are found again only when there is one.
     """
 
     def __init__(self, spec: Spec, report: Report) -> None:
@@ -385,9 +388,10 @@ class _Naming:
         self.render_rows = not variables <= NAMING_BUILTINS
         self.unique = "key" in variables
         self.several = bool(variables & {"index", "output"})
-        # Paths handed out so far, with the key and row that took each: only when clashes
-        # are possible (a template without ${key}).
-        self.paths: dict[str, tuple[str, Mapping[str, Any]]] = {}
+        # hash(path) → the number of the key that took it (a template without ${key} only).
+        self.paths: dict[int, int] = {}
+        # (job, row, key, number of the key it clashed with, path), placed at the job's end.
+        self.clashes: list[tuple[Job, Mapping[str, Any], str, int, str]] = []
 
     def for_job(self, job: Job) -> Callable[..., bool] | None:
         """A per-row check for this job; None when there is nothing to check."""
@@ -395,11 +399,18 @@ class _Naming:
         if not (self.render_rows or not self.unique or (multi and not self.several)):
             return None
         several = () if self.several else tuple(multi)
-        job_id, spec, namer, report, paths = job.id, self.spec, self.namer, self.report, self.paths
+        job_id, spec, report, paths = job.id, self.spec, self.report, self.paths
+        render = planning_renderer(self.namer, job_id)
+        clashes = None if self.unique else self.clashes
         files = ("files",)
 
         def check(
-            key: str, input: Mapping[str, Any], row: Mapping[str, Any], origin: Any, repeat: int
+            key: str,
+            number: int,
+            input: Mapping[str, Any],
+            row: Mapping[str, Any],
+            origin: Any,
+            repeat: int,
         ) -> bool:
             for asking in several:
                 asked = input.get(asking)
@@ -412,7 +423,7 @@ class _Naming:
                     report(spec.issue(files, message), ("several", job_id))
                     return False
             try:
-                path = namer.render(job=job_id, key=key, index=0, url="", repeat=repeat, vars=row)
+                path = render(key, repeat, row)
             except RenderError as error:
                 message = f"{error.message}, in the row {show_row(row)} of job '{job_id}'"
                 kind = ("files", job_id, origin, getattr(error, "ref", error.message))
@@ -422,19 +433,36 @@ class _Naming:
                 message = f"{error}, for the row {show_row(row)} of job '{job_id}'"
                 report(spec.issue(files, message), ("files", job_id, origin))
                 return False
-            if paths is not None and not self.unique:
-                owner = paths.setdefault(path, (key, row))
-                if owner[0] != key:
-                    message = (
-                        f"this template names the files of the row {show_row(row)} and of"
-                        f" the row {show_row(owner[1])} alike ({show(path)}, keys {owner[0]}"
-                        f" and {key}); add ${{key}} or a variable that tells them apart"
-                    )
-                    report(spec.issue(files, message), ("collision", job_id, path))
+            if clashes is not None:
+                owner = paths.setdefault(hash(path), number)
+                if owner != number:
+                    clashes.append((job, row, key, owner, path))
                     return False
             return True
 
         return check
+
+    def report_clashes(self, jobs: list[Job]) -> None:
+        """Report the clashes found so far, each naming both rows."""
+        if not self.clashes:
+            return
+        wanted = {owner for _, _, _, owner, _ in self.clashes}
+        rows: dict[int, Mapping[str, Any]] = {}
+        hasher = FileHasher(self.spec.folder)
+        for job in jobs:
+            for planned in _job_plan(self.spec, job, hasher, set(), None, _ignore):
+                number = int(planned.key, 16)
+                if number in wanted:
+                    rows.setdefault(number, planned.vars)
+        for job, row, key, owner, path in self.clashes:
+            other = rows.get(owner, {})
+            message = (
+                f"this template names the files of the row {show_row(row)} and of"
+                f" the row {show_row(other)} alike ({show(path)}, keys {owner:016x}"
+                f" and {key}); add ${{key}} or a variable that tells them apart"
+            )
+            self.report(self.spec.issue(("files",), message), ("collision", job.id, path))
+        self.clashes.clear()
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,7 @@ class Api:
                 self.create_by_deployment,
                 methods=["POST"],
             ),
+            Route("/v1/models", self.list_models, methods=["GET"]),
             Route("/v1/models/{owner}/{name}", self.get_model, methods=["GET"]),
             Route("/v1/models/{owner}/{name}/versions", self.list_versions, methods=["GET"]),
             Route(
@@ -121,14 +122,25 @@ class Api:
 
     # Creating -----------------------------------------------------------------------------
 
+    def _existing(self, request: Request, *, described: bool = False) -> tuple[str, str]:
+        """The path's model, 404 unless it exists; `described` for the model endpoints, which
+        a proxy may lack altogether (`models_endpoint`)."""
+        config = self.state.config
+        if described and not config.models_endpoint:
+            raise not_found()
+        owner, name = model_name(request)
+        if config.only_models and f"{owner}/{name}" not in config.only_models:
+            raise not_found(f"Model {owner}/{name} not found.")
+        return owner, name
+
     async def create_by_model(self, request: Request) -> Response:
         """POST /v1/models/{owner}/{name}/predictions."""
-        owner, name = model_name(request)
+        owner, name = self._existing(request)
         return await self._create(request, lambda body: self.state.target_for_model(owner, name))
 
     async def create_by_deployment(self, request: Request) -> Response:
         """POST /v1/deployments/{owner}/{name}/predictions."""
-        owner, name = model_name(request)
+        owner, name = self._existing(request)
         return await self._create(
             request, lambda body: self.state.target_for_model(owner, name, deployment=True)
         )
@@ -266,37 +278,47 @@ class Api:
 
     async def get_model(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}, with `latest_version`."""
-        owner, name = model_name(request)
+        owner, name = self._existing(request, described=True)
+        return JSONResponse(self._model_json(request, owner, name))
+
+    async def list_models(self, request: Request) -> Response:
+        """GET /v1/models: the models asked about so far (one page)."""
+        if not self.state.config.models_endpoint:
+            raise not_found()
+        results = [
+            self._model_json(request, model.owner, model.name) for model in self.state.models_seen()
+        ]
+        return JSONResponse({"next": None, "previous": None, "results": results})
+
+    def _model_json(self, request: Request, owner: str, name: str) -> dict[str, Any]:
         model = self.state.model(owner, name)
         api = origins(request, self.state).api
-        return JSONResponse(
-            {
-                "url": f"{api}/{owner}/{name}",
-                "owner": owner,
-                "name": name,
-                "description": f"A sandbox model: {model_description(model.full_name)}",
-                "visibility": "public",
-                "is_official": owner in self.state.config.official_owners,
-                "github_url": None,
-                "paper_url": None,
-                "license_url": None,
-                "run_count": model.run_count,
-                "cover_image_url": None,
-                "default_example": None,
-                "latest_version": model.latest.to_json(iso(model.latest.created_at)),
-            }
-        )
+        return {
+            "url": f"{api}/{owner}/{name}",
+            "owner": owner,
+            "name": name,
+            "description": f"A sandbox model: {model_description(model.full_name)}",
+            "visibility": "public",
+            "is_official": owner in self.state.config.official_owners,
+            "github_url": None,
+            "paper_url": None,
+            "license_url": None,
+            "run_count": model.run_count,
+            "cover_image_url": None,
+            "default_example": None,
+            "latest_version": model.latest.to_json(iso(model.latest.created_at)),
+        }
 
     async def list_versions(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}/versions, newest first."""
-        owner, name = model_name(request)
+        owner, name = self._existing(request, described=True)
         model = self.state.model(owner, name)
         results = [v.to_json(iso(v.created_at)) for v in reversed(model.versions)]
         return JSONResponse({"next": None, "previous": None, "results": results})
 
     async def get_version(self, request: Request) -> Response:
         """GET /v1/models/{owner}/{name}/versions/{id}."""
-        owner, name = model_name(request)
+        owner, name = self._existing(request, described=True)
         version = self.state.version(owner, name, request.path_params["version_id"])
         if version is None:
             raise not_found(f"Version {request.path_params['version_id']} not found.")

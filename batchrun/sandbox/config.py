@@ -117,6 +117,10 @@ class SandboxConfig:
     """Official models show version `dp-<32 hex>` (like the proxy) instead of `hidden`."""
     official_owners: frozenset[str] = DEFAULT_OFFICIAL_OWNERS
     strict_versions: bool = False
+    models_endpoint: bool = True
+    """False answers GET /v1/models (and a model, its versions) with 404, like a proxy without."""
+    only_models: frozenset[str] = frozenset()
+    """When set, the only `owner/name` models that exist: any other is 404, like a typo."""
     """Refuse versions the sandbox did not derive (422), as Replicate refuses unknown versions."""
     cancel_after_min: float = 5.0
     """Shortest `Cancel-After` accepted, in seconds (Replicate's minimum is 5)."""
@@ -149,8 +153,15 @@ class SandboxConfig:
 
 _SHARES = ("failure_rate", "error_rate", "reset_rate", "lose_create_response_rate")
 _SECONDS = ("latency", "jitter", "response_delay", "file_ttl", "cancel_after_min")
-_FLAGS = ("honor_wait", "remove_data", "list_endpoint", "proxy_versions", "strict_versions")
-_SETS = ("error_methods", "reset_methods", "tokens", "official_owners")
+_FLAGS = (
+    "honor_wait",
+    "remove_data",
+    "list_endpoint",
+    "proxy_versions",
+    "strict_versions",
+    "models_endpoint",
+)
+_SETS = ("error_methods", "reset_methods", "tokens", "official_owners", "only_models")
 _POSITIVE_INTS = ("max_image_side", "max_upload_bytes", "page_size")
 _OPTIONAL_TEXT = ("rate_limit", "urls_host", "files_base_url")
 

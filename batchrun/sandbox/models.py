@@ -28,6 +28,12 @@ def is_model_name(owner: str, name: str) -> bool:
     return bool(_NAME.match(owner) and _NAME.match(name))
 
 
+def is_strict(model: str) -> bool:
+    """Models named `*strict*` publish a schema like a real Cog model's: no inputs beyond those
+    it declares, enums and bounds (as black-forest-labs/flux-schnell does)."""
+    return "strict" in model.partition("/")[2].lower()
+
+
 def model_kind(model: str) -> str:
     """`language` for names that look like text models (or owner `meta`), else `image`."""
     owner, _, name = model.partition("/")
@@ -57,7 +63,7 @@ class Version:
             "id": self.id,
             "created_at": iso,
             "cog_version": COG_VERSION,
-            "openapi_schema": openapi_schema(model_kind(self.model)),
+            "openapi_schema": openapi_schema(model_kind(self.model), strict=is_strict(self.model)),
         }
 
 
@@ -127,8 +133,14 @@ class ModelRegistry:
         return version
 
 
-def openapi_schema(kind: str) -> dict[str, Any]:
-    """A Cog-style schema of the inputs the sandbox understands and the output it returns."""
+def openapi_schema(kind: str, *, strict: bool = False) -> dict[str, Any]:
+    """A Cog-style schema of the inputs the sandbox understands and the output it returns.
+
+    The sandbox takes any other input (and ignores it), so its usual schema says so with
+    `additionalProperties: true`; a strict model's schema, like Cog's, does not.
+    """
+    if strict:
+        return _strict_schema()
     inputs: dict[str, Any] = {
         "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
         "seed": {"type": "integer", "title": "Seed", "x-order": 1},
@@ -147,14 +159,67 @@ def openapi_schema(kind: str) -> dict[str, Any]:
             "x-cog-array-type": "iterator",
             "x-cog-array-display": "concatenate",
         }
+    return _document(
+        {"type": "object", "title": "Input", "properties": inputs, "additionalProperties": True},
+        {"title": "Output", **output},
+        {},
+    )
+
+
+ASPECT_RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
+OUTPUT_FORMATS = ["webp", "jpg", "png"]
+
+
+def _strict_schema() -> dict[str, Any]:
+    low, high = BOUNDS["num_outputs"]
+    inputs = {
+        "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
+        "aspect_ratio": {
+            "allOf": [{"$ref": "#/components/schemas/aspect_ratio"}],
+            "default": "1:1",
+            "x-order": 1,
+        },
+        "num_outputs": {
+            "type": "integer",
+            "title": "Num Outputs",
+            "minimum": low,
+            "maximum": high,
+            "default": 1,
+            "x-order": 2,
+        },
+        "num_inference_steps": {
+            "type": "integer",
+            "title": "Num Inference Steps",
+            "minimum": 1,
+            "maximum": 4,
+            "default": 4,
+            "x-order": 3,
+        },
+        "seed": {"type": "integer", "title": "Seed", "x-order": 4},
+        "output_format": {
+            "allOf": [{"$ref": "#/components/schemas/output_format"}],
+            "default": "webp",
+            "x-order": 5,
+        },
+        "go_fast": {"type": "boolean", "title": "Go Fast", "default": True, "x-order": 6},
+    }
+    enums = {
+        "aspect_ratio": {"title": "aspect_ratio", "type": "string", "enum": ASPECT_RATIOS},
+        "output_format": {"title": "output_format", "type": "string", "enum": OUTPUT_FORMATS},
+    }
+    return _document(
+        {"type": "object", "title": "Input", "required": ["prompt"], "properties": inputs},
+        {"title": "Output", "type": "array", "items": {"type": "string", "format": "uri"}},
+        enums,
+    )
+
+
+def _document(
+    inputs: dict[str, Any], output: dict[str, Any], more: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "openapi": "3.0.2",
         "info": {"title": "Cog", "version": "0.1.0"},
         "paths": {},
-        "components": {
-            "schemas": {
-                "Input": {"type": "object", "title": "Input", "properties": inputs},
-                "Output": {"title": "Output", **output},
-            }
-        },
+        "components": {"schemas": {"Input": inputs, "Output": output, **more}},
     }

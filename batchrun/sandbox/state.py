@@ -169,6 +169,11 @@ class SandboxState:
         with self._lock:
             return self.models.model(owner, name, self.clock())
 
+    def models_seen(self) -> list[Model]:
+        """Every model asked about so far."""
+        with self._lock:
+            return self.models.all()
+
     def version(self, owner: str, name: str, version_id: str) -> Version | None:
         """A version of `owner/name`, if the sandbox knows it as one."""
         with self._lock:

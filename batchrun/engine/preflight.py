@@ -1,0 +1,429 @@
+"""The online pre-flight: before the first create, ask the API about each distinct target once.
+
+    result = await preflight(spec, client, lock=lock, jobs=["flux"])
+    result.issues      # SpecIssues placed in the spec: no such model, inputs the model refuses
+    result.notes       # one line per check that could not be made (the API has no endpoint)
+    result.confirmed   # jobs whose target the API confirmed exists
+
+For each target: the model (`GET /v1/models/{owner}/{name}`), the version
+(`.../versions/{id}`) or the deployment (`GET /v1/deployments/{owner}/{name}`) exists. A 404
+means "no such target" only from an API that has the endpoint at all (`GET /v1/models` answers);
+a proxy without it gets a note and the run goes on. Where the version publishes its Cog schema
+(`openapi_schema.components.schemas.Input`), every planned input is checked against it: fields
+the model does not declare (Replicate silently ignores them: a typo is paid for) with a
+did-you-mean, then types, enums and minimum/maximum with jsonschema, every problem at once.
+A 401/403 is not caught here: it ends the run before anything is created.
+
+Checking a million inputs field by field would be slow; values repeat across rows, so each
+(field, value) pair is checked once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import jsonschema  # type: ignore[import-untyped]
+
+from batchrun.api.objects import Deployment, Model, ModelVersion
+from batchrun.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    ServerError,
+    SpecIssue,
+    StorageError,
+)
+from batchrun.planner.expand import MULTI_OUTPUT_FIELDS, iter_plan
+from batchrun.planner.keys import FileInput
+from batchrun.planner.lock import Lock
+from batchrun.spec.describe import did_you_mean, join_names, show, show_row
+from batchrun.spec.jobs import Job
+from batchrun.spec.load import Spec
+from batchrun.spec.target import Target
+from batchrun.spec.template import Template
+
+# Rows named in one issue before "and N more": enough to see the pattern.
+ROWS_NAMED = 1
+# Problems listed per job and field: one fix usually mends them all.
+PROBLEMS_PER_FIELD = 3
+# A local file is sent as a URL or a data URI: a string, as far as a schema can tell.
+FILE_STAND_IN = "data:application/octet-stream;base64,"
+
+
+class ModelApi(Protocol):
+    """What the pre-flight asks of a client (`batchrun.api.client.Client`)."""
+
+    base_url: str
+
+    async def get_model(self, owner: str, name: str) -> Model: ...
+
+    async def get_version(self, owner: str, name: str, version_id: str) -> ModelVersion: ...
+
+    async def get_deployment(self, owner: str, name: str) -> Deployment: ...
+
+    async def has_endpoint(self, collection: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TargetFound:
+    """What the API said of one target: it exists (True), does not (False), or cannot say."""
+
+    exists: bool | None
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class PreflightResult:
+    """Everything the pre-flight found."""
+
+    issues: list[SpecIssue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    confirmed: set[str] = field(default_factory=set)
+    checked_inputs: int = 0
+
+
+def describe_target(target: Target) -> str:
+    """`model a/b`, `version a/b:123…`, `deployment a/b`: a target as a sentence names it."""
+    if target.kind == "deployment":
+        return f"deployment {target.model}"
+    if target.kind == "model":
+        return f"model {target.model}"
+    return f"version {target}"
+
+
+async def preflight(
+    spec: Spec,
+    client: ModelApi,
+    *,
+    lock: Lock | None = None,
+    jobs: Collection[str] | None = None,
+) -> PreflightResult:
+    """Ask the API about each distinct target of the chosen jobs, then check their inputs."""
+    result = PreflightResult()
+    chosen = [job for job in spec.jobs if jobs is None or job.id in jobs]
+    found: dict[Target, TargetFound] = {}
+    endpoints: dict[str, bool] = {}
+    for job in chosen:
+        target = lock.resolve(job.target) if lock else job.target
+        if target not in found:
+            found[target] = await _ask(client, target, endpoints)
+            if found[target].note:
+                result.notes.append(found[target].note)
+        answer = found[target]
+        if answer.exists is False:
+            result.issues.append(_no_such_target(spec, job, target, client.base_url))
+            continue
+        if answer.exists:
+            result.confirmed.add(job.id)
+        if answer.exists and not _input_schema(answer.schema):
+            result.notes.append(
+                f"batchrun: the API publishes no input schema for {describe_target(target)};"
+                f" the inputs of job '{job.id}' were not checked against it"
+            )
+        elif answer.exists:
+            checked, issues = check_inputs(spec, job, answer.schema)
+            result.checked_inputs += checked
+            result.issues.extend(issues)
+    return result
+
+
+async def _ask(client: ModelApi, target: Target, endpoints: dict[str, bool]) -> TargetFound:
+    async def has(collection: str) -> bool:
+        if collection not in endpoints:
+            endpoints[collection] = await client.has_endpoint(collection)
+        return endpoints[collection]
+
+    what = describe_target(target)
+    skipped = f"batchrun: cannot check that the {what} exists: the API has no endpoint for it"
+    try:
+        if target.kind == "model":
+            model = await client.get_model(target.owner, target.name)
+            return TargetFound(True, model.openapi_schema)
+        if target.kind == "deployment":
+            deployment = await client.get_deployment(target.owner, target.name)
+            return await _deployment_schema(client, deployment)
+        if not target.owner:
+            return TargetFound(None, note=f"{skipped} (a version without its model's name)")
+        version = await client.get_version(target.owner, target.name, target.version)
+        return TargetFound(True, version.openapi_schema)
+    except NotFoundError:
+        collection = "deployments" if target.kind == "deployment" else "models"
+        try:
+            listed = await has(collection)
+        except (ServerError, InvalidRequestError):
+            listed = False
+        if not listed:
+            return TargetFound(None, note=skipped + "; the run goes on")
+        return TargetFound(False)
+    except (ServerError, InvalidRequestError) as error:
+        # An answer that says nothing for sure (a 5xx after retries, a body that is not a
+        # model): the pre-flight cannot tell, and the creates will.
+        return TargetFound(
+            None, note=f"batchrun: cannot check the {what}: {error}; the run goes on"
+        )
+
+
+async def _deployment_schema(client: ModelApi, deployment: Deployment) -> TargetFound:
+    owner, _, name = (deployment.model or "").partition("/")
+    if not (owner and name and deployment.version):
+        return TargetFound(True)
+    try:
+        version = await client.get_version(owner, name, deployment.version)
+    except NotFoundError:
+        return TargetFound(True)
+    return TargetFound(True, version.openapi_schema)
+
+
+def _no_such_target(spec: Spec, job: Job, target: Target, base_url: str) -> SpecIssue:
+    if target.kind == "deployment":
+        where = "deployment"
+    elif target.kind == "version" and not job.target.owner:
+        where = "version"
+    else:
+        where = "model"
+    message = (
+        f"the API at {base_url} has no {describe_target(target)}; check its spelling"
+        " (and SPEC.lock, if it pins one), and the base URL: a proxy serves the API under a"
+        " path, like https://host/replicate"
+    )
+    return spec.issue((*job.path, where), message)
+
+
+def _input_schema(schema: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    components = schema.get("components")
+    schemas = components.get("schemas") if isinstance(components, Mapping) else None
+    found = schemas.get("Input") if isinstance(schemas, Mapping) else None
+    if isinstance(found, Mapping) and isinstance(found.get("properties"), Mapping):
+        return found if found["properties"] else None
+    return None
+
+
+def several_files(schema: Mapping[str, Any]) -> bool:
+    """Whether the schema's Output may hold several files (a list of URLs, or a mapping)."""
+    components = schema.get("components")
+    schemas = components.get("schemas") if isinstance(components, Mapping) else None
+    output = schemas.get("Output") if isinstance(schemas, Mapping) else None
+    if not isinstance(output, Mapping):
+        return False
+    if output.get("type") == "object":
+        return True
+    items = output.get("items")
+    return (
+        output.get("type") == "array"
+        and isinstance(items, Mapping)
+        and items.get("format") == "uri"
+    )
+
+
+def check_inputs(spec: Spec, job: Job, schema: Mapping[str, Any]) -> tuple[int, list[SpecIssue]]:
+    """Every planned input of `job` against the Cog schema: (inputs checked, issues)."""
+    input_schema = _input_schema(schema)
+    assert input_schema is not None
+    properties: Mapping[str, Any] = input_schema["properties"]
+    open_ended = input_schema.get("additionalProperties") is True
+    required = [name for name in input_schema.get("required", ()) if isinstance(name, str)]
+    validator = _FieldValidator(schema, properties)
+    problems: dict[tuple[str, str], _Problem] = {}
+    checked = 0
+    for planned in iter_plan(spec, jobs=[job.id]):
+        checked += 1
+        input = planned.input
+        for name in required:
+            if name not in input:
+                _add(problems, (name, "required"), planned.vars, f"the model requires '{name}'")
+        for name, value in input.items():
+            if name not in properties:
+                if not open_ended:
+                    _add(problems, (name, "unknown"), planned.vars, "")
+                continue
+            said = validator.check(name, value)
+            if said is not None:
+                _add(problems, (name, said[0]), planned.vars, said[1])
+    issues = [_issue(spec, job, key, problem, properties) for key, problem in problems.items()]
+    # (A job that asks for several outputs by name was told so offline, by the planner.)
+    asks = any(name in job.input for name in MULTI_OUTPUT_FIELDS)
+    if several_files(schema) and not _names_several(spec.files) and not asks:
+        message = (
+            f"the {describe_target(job.target)} returns a list of files, but the files"
+            " template has no ${index} or ${output} to tell them apart"
+        )
+        issues.append(spec.issue(("files",), message))
+    return checked, issues
+
+
+def _names_several(files: str) -> bool:
+    return bool(Template.compile(files).variables & {"index", "output"})
+
+
+@dataclass
+class _Problem:
+    message: str
+    row: Mapping[str, Any]
+    count: int = 1
+
+
+def _add(
+    problems: dict[tuple[str, str], _Problem],
+    key: tuple[str, str],
+    row: Mapping[str, Any],
+    message: str,
+) -> None:
+    found = problems.get(key)
+    if found is not None:
+        found.count += 1
+        return
+    same_field = sum(1 for name, _ in problems if name == key[0])
+    if same_field < PROBLEMS_PER_FIELD:
+        problems[key] = _Problem(message, row)
+
+
+def _issue(
+    spec: Spec,
+    job: Job,
+    key: tuple[str, str],
+    problem: _Problem,
+    properties: Mapping[str, Any],
+) -> SpecIssue:
+    name, kind = key
+    target = describe_target(job.target)
+    if kind == "unknown":
+        guess = did_you_mean(name, properties)
+        hint = (
+            f"did you mean '{guess}'?"
+            if guess
+            else f"its inputs are {join_names(sorted(properties))}"
+        )
+        message = (
+            f"the {target} has no input '{name}'; {hint} (Replicate ignores inputs a model"
+            " does not declare, so this one would be paid for and have no effect)"
+        )
+    elif kind == "required":
+        return spec.issue((*job.path, "input"), f"{problem.message}, which the input lacks")
+    else:
+        message = f"the {target} refuses this value: {problem.message}"
+        if problem.row and "${" in json.dumps(job.input.get(name), default=str):
+            more = f" and {problem.count - 1} more" if problem.count > 1 else ""
+            message += f"; in the row {show_row(problem.row)}{more}"
+    path = (*job.path, "input", name) if name in job.input else (*job.path, "input")
+    return spec.issue(path, message)
+
+
+class _FieldValidator:
+    """Each input field against its property schema, each distinct value once."""
+
+    def __init__(self, schema: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
+        # Cog puts enums in components and points at them with $ref: keep the whole document
+        # as the root, so references resolve.
+        self._root = {"components": schema.get("components", {})}
+        self._properties = properties
+        self._validators: dict[str, Any] = {}
+        self._said: dict[tuple[str, str], tuple[str, str] | None] = {}
+
+    def check(self, name: str, value: Any) -> tuple[str, str] | None:
+        """(the rule broken, a sentence saying how), or None if the value fits."""
+        value = _as_sent(value)
+        try:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return None
+        key = (name, text)
+        if key in self._said:
+            return self._said[key]
+        validator = self._validators.get(name)
+        if validator is None:
+            pointer = name.replace("~", "~0").replace("/", "~1")
+            subschema = {**self._root, "$ref": f"#/components/schemas/Input/properties/{pointer}"}
+            validator = jsonschema.Draft202012Validator(subschema)
+            self._validators[name] = validator
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+        said = (str(errors[0].validator), _sentence(errors[0], value)) if errors else None
+        self._said[key] = said
+        return said
+
+
+def _as_sent(value: Any) -> Any:
+    if isinstance(value, FileInput):
+        return FILE_STAND_IN
+    if isinstance(value, Mapping):
+        return {str(k): _as_sent(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_sent(v) for v in value]
+    return value
+
+
+def _sentence(error: Any, value: Any) -> str:
+    validator = error.validator
+    if validator == "enum":
+        allowed = ", ".join(show(item) for item in error.validator_value)
+        return f"{show(value)} is not one of {allowed}"
+    if validator == "minimum":
+        return f"{show(value)} is less than the minimum {error.validator_value}"
+    if validator == "maximum":
+        return f"{show(value)} is more than the maximum {error.validator_value}"
+    if validator == "type":
+        expected = error.validator_value
+        names = expected if isinstance(expected, str) else " or ".join(expected)
+        return f"{show(value)} is not of type {names}"
+    return str(error.message)
+
+
+def notes_and_issues(result: PreflightResult) -> Iterable[str]:
+    """The result as lines (notes first), for a command that shows it."""
+    yield from result.notes
+    yield from (str(issue) for issue in sorted(result.issues))
+
+
+# The record of a passed pre-flight, in the run folder: a resume with the same spec, lock and
+# base URL does not ask the API again. Anything else that changed is a reason to ask.
+RECORD_NAME = "preflight.json"
+RECORD_FORMAT = 1
+
+
+def fingerprint(spec: Spec, base_url: str, lock: Lock | None) -> str:
+    """What a pre-flight's answer depends on, as one sha256."""
+    pins = sorted((model, pin.version or "") for model, pin in lock.pins.items()) if lock else []
+    text = json.dumps([RECORD_FORMAT, spec.sha256, base_url.rstrip("/"), pins])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recorded(run_dir: Path, print_: str, jobs: Collection[str]) -> set[str] | None:
+    """The jobs a recorded pre-flight confirmed, if it was made for this fingerprint and
+    checked every one of `jobs`."""
+    try:
+        data = json.loads((run_dir / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("fingerprint") != print_:
+        return None
+    checked = data.get("jobs")
+    if not isinstance(checked, list) or not set(jobs) <= set(checked):
+        return None
+    confirmed = data.get("confirmed")
+    if not isinstance(confirmed, list):
+        return set()
+    return {job for job in confirmed if isinstance(job, str)}
+
+
+def record(run_dir: Path, print_: str, jobs: Collection[str], result: PreflightResult) -> None:
+    """Keep a passed pre-flight's answer (written whole, or not at all)."""
+    data = {
+        "batchrun_preflight": RECORD_FORMAT,
+        "fingerprint": print_,
+        "jobs": sorted(jobs),
+        "confirmed": sorted(result.confirmed),
+        "notes": result.notes,
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    part = run_dir / (RECORD_NAME + ".part")
+    try:
+        part.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        os.replace(part, run_dir / RECORD_NAME)
+    except OSError as error:
+        part.unlink(missing_ok=True)
+        raise StorageError(f"cannot write {run_dir / RECORD_NAME}: {error.strerror}") from None
