@@ -76,3 +76,28 @@ def api(sandbox: Sandbox) -> Iterator[httpx.Client]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(event_hooks={"response": [openapi_checked]}, verify=False) as client:
         yield client
+
+
+# The folders the README's quick start and a person's own runs leave in the checkout. Tests work
+# on copies in tmp_path (tests in any order, on a fresh clone or after the quick start).
+CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT_RUNS = (CHECKOUT / "runs", CHECKOUT / "specs" / "runs")
+
+
+def _runs_snapshot() -> dict[str, int]:
+    return {
+        str(path): path.stat().st_mtime_ns
+        for folder in CHECKOUT_RUNS
+        if folder.is_dir()
+        for path in [folder, *folder.rglob("*")]
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _checkout_runs_untouched() -> Iterator[None]:
+    """No test writes the checkout's runs/ or specs/runs/; the suite fails at its end if one did."""
+    before = _runs_snapshot()
+    yield
+    after = _runs_snapshot()
+    changed = sorted(set(before.items()) ^ set(after.items()))
+    assert not changed, f"a test wrote the checkout's runs: {changed[:5]}"
