@@ -11,12 +11,12 @@ def counted(n: int, noun: str) -> str:
 
 
 def human_bytes(count: float) -> str:
-    """1536 → '1.5 KB'."""
-    for unit in ("B", "KB", "MB", "GB"):
+    """1536 → '1.5 KiB': binary units, named as such (a KB is 1000 bytes, a KiB 1024)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
-    return f"{count:.1f} TB"
+    return f"{count:.1f} TiB"
 
 
 def human_seconds(seconds: float) -> str:

@@ -198,7 +198,7 @@ def test_a_large_manifest_is_announced_before_it_is_read(
     second = Messages()
     run_spec(spec, sandbox, progress=second)
     assert second.said == [
-        f"batchrun: reading {size / 1024:.1f} KB of manifest in {tmp_path / 'run'}..."
+        f"batchrun: reading {size / 1024:.1f} KiB of manifest in {tmp_path / 'run'}..."
     ]
 
 

@@ -146,10 +146,6 @@ class FileHasher:
 
 
 def _hash(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
     with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        digest = hashlib.file_digest(handle, "sha256")
+        return digest.hexdigest(), handle.tell()  # the bytes hashed, not a stat taken apart

@@ -1,0 +1,212 @@
+"""The lifecycle of one prediction as a state machine: which records it writes, in which order,
+for each path through create, poll and download. HTTP is faked with httpx.MockTransport."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from runs import write_spec
+
+from batchrun.api.client import Client
+from batchrun.engine.collector import FINAL, PROGRESS, open_journal
+from batchrun.engine.lifecycle import DATA_REMOVED, Action, Lifecycle, Settings, Work
+from batchrun.engine.outputs import FileNamer
+from batchrun.engine.polling import PollSchedule
+from batchrun.engine.reconcile import Reconciler
+from batchrun.manifest.records import FileRecord, Record, Status
+from batchrun.planner.expand import PlannedPrediction, iter_plan
+from batchrun.spec.load import load_spec
+
+pytestmark = pytest.mark.anyio
+BASE = "https://api.test"
+PNG = b"\x89PNG\r\n\x1a\n one small picture"
+DATA_URI = "data:image/png;base64," + base64.b64encode(PNG).decode()
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def prediction(status: str, **fields: Any) -> dict[str, Any]:
+    done = status in ("succeeded", "failed", "canceled", "aborted")
+    return {
+        "id": "p1",
+        "status": status,
+        "version": "v" * 64,
+        "input": {},
+        "output": None,
+        "error": None,
+        "logs": "",
+        "metrics": {"predict_time": 0.5} if done else {},
+        "created_at": "2026-12-01T10:00:00.000Z",
+        "started_at": "2026-12-01T10:00:00.100Z" if status != "starting" else None,
+        "completed_at": "2026-12-01T10:00:00.600Z" if done else None,
+        "urls": {},
+        **fields,
+    }
+
+
+def api(created: dict[str, Any] | httpx.Response, *polls: dict[str, Any]) -> Handler:
+    """A fake API: the create answers `created`, each poll the next of `polls`."""
+    answers = list(polls)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            if isinstance(created, httpx.Response):
+                return created
+            return httpx.Response(201, json=created)
+        if request.url.path == "/v1/predictions/p1" and answers:
+            return httpx.Response(200, json=answers.pop(0))
+        return httpx.Response(404, json={"detail": "not found", "status": 404})
+
+    return handle
+
+
+def planned_one(tmp_path: Path) -> PlannedPrediction:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "a fox"}
+        """,
+    )
+    return next(iter(iter_plan(load_spec(spec))))
+
+
+async def process(
+    tmp_path: Path, handler: Handler, action: Action = Action.CREATE, previous: Record | None = None
+) -> list[tuple[str, int, Record]]:
+    """Run one key's lifecycle; every record it wrote: (status, kind, record)."""
+    planned = planned_one(tmp_path)
+    written: list[tuple[str, int, Record]] = []
+    journal, receive = open_journal()
+
+    async def collect() -> None:
+        async with receive:
+            async for record, kind, flushed in receive:
+                written.append((str(record.status), kind, record))
+                if flushed is not None:
+                    flushed.set()
+
+    async with Client(BASE, "r8_test", transport=httpx.MockTransport(handler)) as client:
+        lifecycle = Lifecycle(
+            client,
+            journal,
+            FileNamer(load_spec(tmp_path / "spec.yaml").files),
+            Settings(run_dir=tmp_path / "run", wait=None, download=True, max_file_bytes=None),
+            Reconciler(client, list),
+        )
+        lifecycle.schedule = PollSchedule(first=0.001, floor=0.001, cap=0.001)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(collect)
+            await lifecycle.process(Work(planned, action, previous))
+            journal.close()
+    return written
+
+
+async def test_a_create_that_succeeds_at_once_is_recorded_then_its_files(tmp_path: Path) -> None:
+    written = await process(tmp_path, api(prediction("succeeded", output=[DATA_URI])))
+    assert [(status, kind) for status, kind, _ in written] == [
+        ("submitting", PROGRESS),  # flushed before the create is sent
+        ("succeeded", PROGRESS),  # files listed as missing until they are in place
+        ("succeeded", FINAL),
+    ]
+    submitting, noted, final = (record for _, _, record in written)
+    assert submitting.attempts == 1
+    assert submitting.prediction_id is None
+    assert noted.missing == (DATA_URI,)
+    assert final.missing == ()
+    assert len(final.files) == 1
+    assert (tmp_path / "run" / final.files[0].path).read_bytes() == PNG
+    assert final.metrics == {"predict_time": 0.5}
+
+
+async def test_each_new_status_while_polling_is_recorded_once(tmp_path: Path) -> None:
+    handler = api(
+        prediction("starting"),
+        prediction("starting"),
+        prediction("processing"),
+        prediction("processing"),
+        prediction("failed", error="out of memory"),
+    )
+    written = await process(tmp_path, handler)
+    assert [(status, kind) for status, kind, _ in written] == [
+        ("submitting", PROGRESS),
+        ("starting", PROGRESS),
+        ("processing", PROGRESS),
+        ("failed", FINAL),
+    ]
+    assert written[-1][2].error == "out of memory"
+    assert written[-1][2].prediction_id == "p1"
+
+
+async def test_a_refused_create_is_an_error_record_not_an_exception(tmp_path: Path) -> None:
+    refused = httpx.Response(
+        422,
+        json={"title": "Input validation failed", "status": 422, "detail": "prompt: required"},
+    )
+    written = await process(tmp_path, api(refused))
+    assert [(status, kind) for status, kind, _ in written] == [
+        ("submitting", PROGRESS),
+        ("error", FINAL),
+    ]
+    assert written[-1][2].completed_at is not None
+    assert written[-1][2].error
+
+
+async def test_an_unknown_status_reads_as_still_running(tmp_path: Path) -> None:
+    handler = api(prediction("queued-somewhere-new"), prediction("succeeded", output="text"))
+    written = await process(tmp_path, handler)
+    assert [status for status, _, _ in written] == ["submitting", "processing", "succeeded"]
+    assert written[-1][2].output == "text"
+
+
+async def test_a_success_whose_data_was_removed_is_a_failure(tmp_path: Path) -> None:
+    written = await process(tmp_path, api(prediction("succeeded", data_removed=True)))
+    assert [(status, kind) for status, kind, _ in written][-1] == ("failed", FINAL)
+    assert written[-1][2].error == DATA_REMOVED
+
+
+async def test_poll_picks_up_a_prediction_by_its_id_without_creating(tmp_path: Path) -> None:
+    previous = Record.planned(planned_one(tmp_path), Status.PROCESSING).replace(
+        prediction_id="p1", attempts=1
+    )
+
+    def no_create(request: httpx.Request) -> httpx.Response:
+        assert request.method == "GET", "a key with an id is never created again"
+        return api(prediction("succeeded", output="done"), prediction("succeeded", output="done"))(
+            request
+        )
+
+    written = await process(tmp_path, no_create, Action.POLL, previous)
+    assert [(status, kind) for status, kind, _ in written] == [("succeeded", FINAL)]
+    assert written[-1][2].attempts == 1
+
+
+async def test_download_fetches_only_what_is_not_in_place(tmp_path: Path) -> None:
+    planned = planned_one(tmp_path)
+    previous = Record.planned(planned, Status.SUCCEEDED).replace(
+        prediction_id="p1", output=[DATA_URI], missing=(DATA_URI,)
+    )
+
+    def nothing_sent(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"nothing is sent to download a data URI: {request.url}")
+
+    written = await process(tmp_path, nothing_sent, Action.DOWNLOAD, previous)
+    assert [(status, kind) for status, kind, _ in written] == [("succeeded", FINAL)]
+    (file,) = written[-1][2].files
+    assert isinstance(file, FileRecord)
+    assert (tmp_path / "run" / file.path).read_bytes() == PNG
+    assert written[-1][2].missing == ()
+
+
+def test_records_round_trip_through_json(tmp_path: Path) -> None:
+    # What the lifecycle writes is what the manifest reads back.
+    record = Record.planned(planned_one(tmp_path)).replace(status=Status.ERROR, error="boom")
+    assert Record.from_json(json.loads(json.dumps(record.to_json()))) == record

@@ -1,0 +1,118 @@
+"""The survey: before a run, each planned key placed by `key_state` and counted per job."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from runs import write_spec
+
+from batchrun.engine.lifecycle import Action
+from batchrun.engine.survey import Scope, survey
+from batchrun.manifest.reader import KeyState
+from batchrun.manifest.records import Status
+from batchrun.planner.expand import in_shard, iter_plan
+from batchrun.planner.lock import Lock, Pin
+from batchrun.spec.load import Spec, load_spec
+
+V1, V2 = "1" * 64, "2" * 64
+PNG = b"png bytes"
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Spec:
+    path = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - id: img
+            model: acme/painter
+            input: {prompt: "p${i}"}
+            matrix: {i: [0, 1, 2, 3, 4, 5]}
+          - id: chat
+            model: meta/llama-chat
+            input: {prompt: "q${i}"}
+            matrix: {i: [0, 1]}
+        """,
+    )
+    return load_spec(path)
+
+
+def state(status: Status, *, job: str = "img", sha: str = "", version: str = V1) -> KeyState:
+    files = (("a.png", len(PNG), sha or hashlib.sha256(PNG).hexdigest()),)
+    return KeyState(
+        status=status,
+        job=job,
+        prediction_id="p" if status != Status.SUBMITTING else None,
+        completed_at=None,
+        files=files if status == Status.SUCCEEDED else (),
+        missing=False,
+        source=0,
+        offset=0,
+        length=0,
+        version=version,
+    )
+
+
+def keys(spec: Spec, job: str) -> list[str]:
+    return [planned.key for planned in iter_plan(spec) if planned.job == job]
+
+
+def test_each_key_is_counted_once_by_what_it_needs(spec: Spec, tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(PNG)
+    img, chat = keys(spec, "img"), keys(spec, "chat")
+    states = {
+        img[0]: state(Status.SUCCEEDED),  # done
+        img[1]: state(Status.SUCCEEDED, sha="ff" * 32),  # changed on disk: download
+        img[2]: state(Status.FAILED),  # failed before, not retried
+        img[3]: state(Status.SUCCEEDED, version=V2),  # stale against the lock below
+        img[4]: state(Status.PROCESSING),  # poll
+        chat[0]: state(Status.SUCCEEDED, job="chat", version=V2),  # not pinned: never stale
+    }
+    lock = Lock(tmp_path / "spec.yaml.lock", {"acme/painter": Pin("acme/painter", V1, None)})
+    found = survey(spec, states, tmp_path, Scope(), lock)
+    assert (found.planned, found.done, found.failed_before, found.stale_kept) == (8, 2, 1, 1)
+    assert found.work == {"img": 3, "chat": 1}  # img: download, poll, new; chat: new
+    assert found.quota == {"img": 6, "chat": 2}
+    assert found.broken == {img[1]}
+    assert found.pinned == {"img": V1, "chat": None}
+
+    actions = {
+        key: found.action(planned, states.get(key), Scope(), tmp_path)
+        for planned in iter_plan(spec)
+        if (key := planned.key) in states or key == img[5]
+    }
+    assert actions == {
+        img[0]: None,
+        img[1]: Action.DOWNLOAD,
+        img[2]: None,
+        img[3]: None,
+        img[4]: Action.POLL,
+        img[5]: Action.CREATE,
+        chat[0]: None,
+    }
+    # The producers ask again without reading files: what the survey found stands.
+    (tmp_path / "a.png").unlink()
+    assert found.action(next(iter_plan(spec)), states[img[0]], Scope(), tmp_path) is None
+
+    again = survey(spec, states, tmp_path, Scope(retry_failed=True, rerun_stale=True), lock)
+    assert (again.done, again.failed_before, again.stale_kept) == (0, 0, 0)  # a.png is gone now
+    assert again.work == {"img": 6, "chat": 2}
+
+
+def test_limit_and_shard_bound_the_keys_counted(spec: Spec, tmp_path: Path) -> None:
+    limited = survey(spec, {}, tmp_path, Scope(limit=7))
+    assert (limited.planned, limited.quota) == (7, {"img": 6, "chat": 1})
+    sharded = survey(spec, {}, tmp_path, Scope(shard=(1, 2)))
+    in_first = [p.key for p in iter_plan(spec) if in_shard(p.key, (1, 2))]
+    assert sharded.planned == len(in_first) == sharded.total_work
+
+
+def test_without_downloads_no_file_is_read(spec: Spec, tmp_path: Path) -> None:
+    img = keys(spec, "img")
+    states = {img[0]: state(Status.SUCCEEDED)}  # its file does not exist
+    found = survey(spec, states, tmp_path, Scope(download=False))
+    assert found.broken == set()
+    assert found.done == 1
