@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openapi import validate_component
 
-from batchrun.api.objects import TERMINAL_STATUSES, Model, Prediction, UploadedFile
+from batchrun.api.objects import TERMINAL_STATUSES, Model, Prediction, UploadedFile, joined_output
 from batchrun.errors import ServerError
 
 # The proxy's answer from reference/replicate-proxy-access.md, verbatim apart from a shorter prompt.
@@ -254,3 +254,18 @@ def test_an_uploaded_file_without_url_is_a_server_error() -> None:
     with pytest.raises(ServerError) as caught:
         UploadedFile.from_json({"id": "abc", "urls": {}})
     assert str(caught.value) == "file abc in the response has no urls.get"
+
+
+def test_token_lists_are_joined_and_url_lists_are_not() -> None:
+    assert joined_output(["Once", " upon", " a", " time"]) == "Once upon a time"
+    assert joined_output(["https://a/1.png", "https://a/2.png"]) == [
+        "https://a/1.png",
+        "https://a/2.png",
+    ]
+    assert joined_output(["data:text/plain,a", "data:text/plain,b"]) == [
+        "data:text/plain,a",
+        "data:text/plain,b",
+    ]
+    assert joined_output([1, 2]) == [1, 2]
+    assert joined_output([]) == []
+    assert joined_output("text") == "text"

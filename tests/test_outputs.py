@@ -7,7 +7,6 @@ from batchrun.engine.outputs import (
     checked_relative_path,
     decode_data_uri,
     extension,
-    normalize_output,
     output_names,
     output_urls,
     safe_piece,
@@ -31,17 +30,6 @@ def test_urls_are_found_in_every_output_shape_in_order_once() -> None:
     assert output_urls("https://a/only.webp") == ["https://a/only.webp"]
     assert output_urls(42) == []
     assert output_urls(None) == []
-
-
-def test_token_lists_are_joined_and_url_lists_are_not() -> None:
-    assert normalize_output(["Once", " upon", " a", " time"]) == "Once upon a time"
-    assert normalize_output(["https://a/1.png", "https://a/2.png"]) == [
-        "https://a/1.png",
-        "https://a/2.png",
-    ]
-    assert normalize_output([1, 2]) == [1, 2]
-    assert normalize_output([]) == []
-    assert normalize_output("text") == "text"
 
 
 @pytest.mark.parametrize(

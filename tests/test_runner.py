@@ -114,9 +114,13 @@ def test_every_output_shape_is_handled(tmp_path: Path, sandbox: Sandbox) -> None
     found = {r.vars.get("shape", r.job): r for r in records(tmp_path / "run").values()}
     assert isinstance(found["text"].output, str)
     assert found["text"].files == ()
-    assert isinstance(found["tokens"].output, str)  # a token list, joined
-    assert isinstance(found["chat"].output, str)
-    assert found["chat"].output.strip() != ""
+    # A token list is kept as the API sent it; what people read is its text.
+    assert isinstance(found["tokens"].output, list)
+    assert found["tokens"].shown_output == "".join(found["tokens"].output)
+    assert isinstance(found["chat"].output, list)
+    assert all(isinstance(token, str) for token in found["chat"].output)
+    assert isinstance(found["chat"].shown_output, str)
+    assert found["chat"].shown_output.strip() != ""
     assert isinstance(found["dict"].output, dict)
     assert len(found["dict"].files) == 1
     assert isinstance(found["number"].output, int | float)

@@ -26,7 +26,6 @@ from batchrun.engine.outputs import (
     FileNamer,
     NamingError,
     decode_data_uri,
-    normalize_output,
     output_names,
     output_urls,
 )
@@ -479,7 +478,7 @@ def _apply(record: Record, prediction: Prediction) -> Record:
         status=status,
         prediction_id=prediction.id,
         version=prediction.version or record.version,
-        output=normalize_output(prediction.output) if prediction.terminal else None,
+        output=prediction.output if prediction.terminal else None,  # as the API sent it
         error=prediction.error if status != Status.SUCCEEDED else None,
         metrics=prediction.metrics,
         created_at=prediction.created_at or record.created_at,

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from batchrun.api.objects import is_file_url
 from batchrun.errors import DownloadError
 from batchrun.planner.naming import (
     FileNamer,
@@ -36,21 +37,12 @@ __all__ = [
     "decode_data_uri",
     "extension",
     "is_file_url",
-    "normalize_output",
     "output_names",
     "output_urls",
     "safe_piece",
 ]
 
 _DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*)(;base64)?,", re.DOTALL)
-
-
-def is_file_url(value: object) -> bool:
-    """True for the strings batchrun downloads: http(s) URLs and data URIs."""
-    if not isinstance(value, str):
-        return False
-    head = value[:8].lower()
-    return head.startswith(("http://", "https://", "data:"))
 
 
 def output_urls(output: Any) -> list[str]:
@@ -71,18 +63,6 @@ def _walk(value: Any) -> Iterator[Any]:
             yield from _walk(item)
     else:
         yield value
-
-
-def normalize_output(output: Any) -> Any:
-    """A language model's token list joined into its text; any other output as it is."""
-    if (
-        isinstance(output, list)
-        and output
-        and all(isinstance(item, str) for item in output)
-        and not any(is_file_url(item) for item in output)
-    ):
-        return "".join(output)
-    return output
 
 
 def decode_data_uri(uri: str) -> bytes:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from batchrun.api.objects import joined_output
 from batchrun.planner.expand import PlannedPrediction
 
 FORMAT = 1
@@ -101,6 +102,11 @@ class Record:
     def replace(self, **changes: Any) -> Record:
         """A copy with `changes` applied."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def shown_output(self) -> Any:
+        """The output as people read it: a language model's token list joined into its text."""
+        return joined_output(self.output)
 
     @property
     def terminal(self) -> bool:

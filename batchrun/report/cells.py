@@ -68,7 +68,7 @@ def render_item(
 
 def is_text(record: Record) -> bool:
     """Whether a prediction's result is text (a language model's), not files or an error."""
-    return not record.files and isinstance(record.output, str) and record.status not in FAILED
+    return not record.files and isinstance(record.shown_output, str) and record.status not in FAILED
 
 
 def _body(record: Record, href: Href) -> str:
@@ -84,7 +84,7 @@ def _body(record: Record, href: Href) -> str:
         shown.append(f'<p class="missing">{count} {noun} not downloaded</p>')
     if shown:
         return "".join(shown)
-    output = record.output
+    output = record.shown_output
     if output is None:
         return '<p class="note">no output</p>'
     text = output if isinstance(output, str) else compact(output)

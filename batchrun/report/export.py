@@ -75,7 +75,7 @@ def export_row(record: Record) -> dict[str, Any]:
     row.update(
         input=record.input,
         status=record.status,
-        output=output_text(record.output),
+        output=output_text(record.shown_output),
         files=[file.path for file in record.files],
         version=record.version,
         prediction_id=record.prediction_id,

@@ -205,7 +205,7 @@ def write_csv(records: Iterable[Record], handle: IO[str]) -> int:
                 _cell(record.input),
                 _cell(record.prediction_id),
                 _cell(record.version),
-                _cell(record.output),
+                _cell(record.shown_output),
                 " ".join(f.path for f in record.files),
                 _cell(record.error),
                 _cell(record.metrics.get("predict_time")),
