@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import anyio
@@ -209,6 +210,15 @@ def test_stale_keys_are_counted_by_plan_and_rerun_only_when_asked(
         "run would: nothing: every planned prediction is done; 2 stale (run by a version other "
         "than the lock's) stay as they are unless --rerun-stale\n"
     )
+
+    assert main(["status", str(spec)]) == 0  # stale keys are kept by choice: nothing is left
+    assert (
+        "stale: 2 succeeded with a version other than the one SPEC.lock now pins "
+        "(run --rerun-stale predicts them again)\n"
+    ) in capsys.readouterr().out
+    assert main(["status", str(spec), "--json"]) == 0
+    states = json.loads(capsys.readouterr().out)["states"]
+    assert (states["stale"], states["done"]) == (2, 1)
 
     kept = run_spec(spec, sandbox)
     assert kept.ok

@@ -18,6 +18,7 @@ from batchrun.humanize import human_bytes, human_seconds, shown_path
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
+from batchrun.manifest.state import State, pins_for_reading
 from batchrun.report.status import RunStatus, export_csv, failure_reason, summarize, write_csv
 
 FAILURES_SHOWN = 10
@@ -30,7 +31,7 @@ def main(args: StatusArgs) -> int:
     # The current spec's predictions; those it no longer plans are named on a line of their own.
     split = scope(by_key.values(), spec or spec_of_run(headers))
     records = split.chosen(args.all)
-    status = summarize(run_dir, headers, records)
+    status = summarize(run_dir, headers, records, pins_for_reading(split.spec))
     csv_on_stdout = args.csv is not None and is_stdout(args.csv)
     if csv_on_stdout and args.json:
         raise UsageError(
@@ -81,6 +82,12 @@ def render(status: RunStatus) -> list[str]:
             f"time: {status.first_created:%Y-%m-%d %H:%M:%S} to "
             f"{status.last_completed:%Y-%m-%d %H:%M:%S} UTC ({human_seconds(max(span, 0))}); "
             f"predict time {human_seconds(status.predict_time)}"
+        )
+    stale = status.states[State.STALE]
+    if stale:
+        lines.append(
+            f"stale: {stale} succeeded with a version other than the one SPEC.lock now pins "
+            "(run --rerun-stale predicts them again)"
         )
     if status.possible_duplicates:
         lines.append(f"possible duplicates: {status.possible_duplicates}")

@@ -19,9 +19,10 @@ import hashlib
 from enum import StrEnum
 from pathlib import Path
 
+from batchrun.errors import BatchrunError
 from batchrun.manifest.reader import FileCheck, KeyState
 from batchrun.manifest.records import FAILED, IN_FLIGHT, Record
-from batchrun.planner.lock import Lock
+from batchrun.planner.lock import Lock, read_lock
 from batchrun.spec.load import Spec
 
 
@@ -106,3 +107,14 @@ def pinned_versions(spec: Spec, lock: Lock | None) -> dict[str, str | None]:
             resolved.version if job.target.kind == "model" and resolved.kind == "version" else None
         )
     return pinned
+
+
+def pins_for_reading(spec: Spec | None) -> dict[str, str | None]:
+    """`pinned_versions` for the commands that read a run (status, report): {} without a spec,
+    or when its lock cannot be read, since they must work from the manifests alone."""
+    if spec is None:
+        return {}
+    try:
+        return pinned_versions(spec, read_lock(spec.path))
+    except BatchrunError:
+        return {}

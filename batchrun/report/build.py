@@ -31,6 +31,7 @@ from batchrun.humanize import human_bytes
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import Record
 from batchrun.manifest.scope import scope
+from batchrun.manifest.state import pins_for_reading
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
 from batchrun.report.html import Page, render_page
@@ -75,7 +76,7 @@ def build_report(
         name=_first(headers, "name") or run_dir.name,
         run_dir=str(run_dir),
         spec=spec,
-        status=summarize(run_dir, headers, records),
+        status=summarize(run_dir, headers, records, pins_for_reading(split.spec)),
         gallery=gallery,
         href=href,
         generated=now or datetime.now(UTC),

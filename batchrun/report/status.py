@@ -1,8 +1,9 @@
 """What a run folder's manifests say: counts by status and job, failures, time and files.
 
 Each key is also placed by `manifest.state.key_state`, the rule `plan` and `run` follow: a key
-whose files were deleted or changed since it succeeded counts as to download here too, and the
-status is complete only when every key is done.
+whose files were deleted or changed since it succeeded counts as to download here too, one run by
+a version other than the one SPEC.lock now pins as stale, and the status is complete only when
+every key is done (or stale: `run` leaves those as they are unless asked).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class RunStatus:
 
     @property
     def complete(self) -> bool:
-        """Whether every key is done: succeeded, with every file in place as recorded."""
-        return self.states[State.DONE] == self.total
+        """Whether every key is done (succeeded, every file in place as recorded) or stale."""
+        return self.states[State.DONE] + self.states[State.STALE] == self.total
 
     @property
     def in_flight(self) -> int:
@@ -95,16 +96,20 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def summarize(
-    run_dir: Path, headers: Iterable[Mapping[str, Any]], records: Iterable[Record]
+    run_dir: Path,
+    headers: Iterable[Mapping[str, Any]],
+    records: Iterable[Record],
+    pinned: Mapping[str, str | None] | None = None,
 ) -> RunStatus:
-    """Summarise records already read from `run_dir` (see `load_records`)."""
+    """Summarise records already read from `run_dir` (see `load_records`); `pinned` gives each
+    job's version in the lock (see `manifest.state.pins_for_reading`), for stale keys."""
     status = RunStatus(
         run_dir=run_dir,
         manifests=manifest_paths(run_dir),
         specs=sorted({str(header.get("spec")) for header in headers if header.get("spec")}),
     )
     for record in records:
-        _add(status, record)
+        _add(status, record, (pinned or {}).get(record.job))
     return status
 
 
@@ -119,8 +124,8 @@ def failure_reason(record: Record) -> str:
     return record.status
 
 
-def _add(status: RunStatus, record: Record) -> None:
-    state = key_state(record, status.run_dir)
+def _add(status: RunStatus, record: Record, pinned: str | None) -> None:
+    state = key_state(record, status.run_dir, pinned)
     status.states[state] += 1
     status.counts[record.status] += 1
     status.jobs.setdefault(record.job, Counter())[record.status] += 1
