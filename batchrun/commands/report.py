@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
+from batchrun import safefs
 from batchrun.commands._output import direct_stream
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import ReportArgs
-from batchrun.errors import StorageError
 from batchrun.report.build import REPORT_NAME, build_report
 
 
@@ -40,11 +38,4 @@ def main(args: ReportArgs) -> int:
 
 def write_atomically(dest: Path, text: str) -> None:
     """Write `text` to `dest` through a temporary file, so a reader never sees half a page."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, dest)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    safefs.write_atomically(dest, text, None)

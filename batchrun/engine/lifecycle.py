@@ -9,7 +9,6 @@ already holds everything needed to resume.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import anyio
 
+from batchrun import safefs
 from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
@@ -442,9 +442,13 @@ class Lifecycle:
         dest = self.settings.run_dir / relative
         if url[:5].lower() == "data:":
             data = decode_data_uri(url)
-            digest = await anyio.to_thread.run_sync(_write_atomically, dest, data)
+            digest = await anyio.to_thread.run_sync(
+                _write_atomically, dest, self.settings.run_dir, data
+            )
             return FileRecord(url=url[:64], path=relative, sha256=digest, bytes=len(data))
-        got = await self.client.download(url, dest, max_bytes=self.settings.max_file_bytes)
+        got = await self.client.download(
+            url, dest, max_bytes=self.settings.max_file_bytes, root=self.settings.run_dir
+        )
         return FileRecord(url=url, path=relative, sha256=got.sha256, bytes=got.bytes)
 
 
@@ -516,16 +520,7 @@ def _vanished(prediction_id: str, error: ApiError) -> Prediction:
     )
 
 
-def _write_atomically(dest: Path, data: bytes) -> str:
-    part = dest.with_name(dest.name + ".part")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with part.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(part, dest)
-    except OSError as error:
-        part.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+def _write_atomically(dest: Path, root: Path, data: bytes) -> str:
+    safefs.ensure_folder(dest.parent, root)
+    safefs.write_atomically(dest, data, root, durable=True)
     return hashlib.sha256(data).hexdigest()

@@ -16,9 +16,11 @@ is hashed. `plan` thereby reads what `run` reads, and they cannot disagree about
 from __future__ import annotations
 
 import hashlib
+import os
 from enum import StrEnum
 from pathlib import Path
 
+from batchrun import safefs
 from batchrun.errors import BatchrunError
 from batchrun.manifest.reader import FileCheck, KeyState
 from batchrun.manifest.records import FAILED, IN_FLIGHT, Record
@@ -83,10 +85,16 @@ def files_intact(run_dir: Path, files: tuple[FileCheck, ...]) -> bool:
 
 
 def file_intact(run_dir: Path, relative: str, size: int, sha256: str) -> bool:
-    """Whether a recorded file is in the run folder with its bytes; unreadable is not intact."""
-    path = run_dir / relative
+    """Whether a recorded file is in the run folder with its bytes; unreadable is not intact.
+
+    Only a regular file inside the run folder counts: a manifest someone edited to name
+    /dev/zero, a FIFO or a file elsewhere must not be hashed (forever, or at all).
+    """
     try:
-        return path.stat().st_size == size and sha256_file(path) == sha256
+        with safefs.open_regular(run_dir / relative, run_dir) as handle:
+            if os.fstat(handle.fileno()).st_size != size:
+                return False
+            return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
     except OSError:
         return False
 

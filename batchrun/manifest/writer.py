@@ -22,6 +22,7 @@ try:
 except ImportError:  # pragma: no cover  (Windows: no advisory locks; runs are not guarded)
     fcntl = None  # type: ignore[assignment]
 
+from batchrun import safefs
 from batchrun._version import __version__
 from batchrun.errors import StorageError, UsageError
 from batchrun.manifest.reader import KeyState, ManifestIndex
@@ -63,23 +64,18 @@ class ManifestWriter:
         spec are kept: nothing that was paid for is ever dropped. `index` is left as it was; the
         writer's `index` is the one that points into the new file.
         """
-        tmp = path.with_name(path.name + ".tmp")
+        # Through safefs: a link planted at the manifest or its temporary is never written through.
+        what = "the manifest "
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as out:
-                out.write(encode_line(dict(header)))
-                moved = _copy_last_lines(index, path, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-            # Unbuffered: each record is one write() of a whole line, with nothing left in a
-            # buffer to fail again (or to be lost) when the disk is full.
-            handle = path.open("ab", buffering=0)
         except OSError as error:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise _storage_error(path, error) from None
+        with safefs.atomic_writer(path, None, durable=True, what=what) as out:
+            out.write(encode_line(dict(header)))
+            moved = _copy_last_lines(index, path, out)
+        # Unbuffered: each record is one write() of a whole line, with nothing left in a
+        # buffer to fail again (or to be lost) when the disk is full.
+        handle = safefs.open_append(path, None, what=what)
         return cls(path, handle, _relocated(index, moved))
 
     def append(self, record: Record) -> None:
@@ -192,17 +188,3 @@ def encode_line(data: Mapping[str, Any]) -> bytes:
     line ever written: readers and old journals depend on it byte for byte)."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.encode() + b"\n"
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the folder's entry is on disk; not every OS allows it.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

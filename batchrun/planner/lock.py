@@ -15,14 +15,14 @@ leaves it byte for byte the same and a changed version is a one-line diff.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from batchrun.errors import SpecError, SpecIssue, StorageError
+from batchrun import safefs
+from batchrun.errors import SpecError, SpecIssue
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
 
@@ -84,13 +84,8 @@ def write_lock(spec: Spec, pins: list[Pin]) -> Path:
         f"# Written by `batchrun lock {spec.path.name}`: the version each model of the spec\n"
         "# runs. Commit it beside the spec; lock again to move to newer versions.\n" + body
     )
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {error.strerror or error}") from None
+    # The lock belongs beside its spec: a link there must not carry it anywhere else.
+    safefs.write_atomically(path, text, path.parent)
     return path
 
 

@@ -9,8 +9,8 @@ every key is done (or stale: `run` leaves those as they are unless asked).
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from batchrun import safefs
 from batchrun.api.objects import parse_time
-from batchrun.errors import StorageError
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, Record, Status
 from batchrun.manifest.state import STATES, State, key_state
@@ -172,24 +172,30 @@ CSV_COLUMNS = (
 )
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula; server text (an error,
+# an output) must stay text, so such a cell gets a leading `'` (OWASP's CSV injection advice).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    )
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def export_csv(records: Iterable[Record], dest: Path) -> int:
     """Write one CSV row per record (nested values as JSON), atomically; return the row count."""
-    tmp = dest.with_name(dest.name + ".tmp")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            rows = write_csv(records, handle)
-        os.replace(tmp, dest)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    # The user named `dest`; safefs still never writes through a link at its temporary.
+    with safefs.atomic_writer(dest, None) as binary:
+        handle = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        rows = write_csv(records, handle)
+        handle.flush()
+        handle.detach()  # the binary file stays open: atomic_writer closes and renames it
     return rows
 
 
@@ -202,16 +208,16 @@ def write_csv(records: Iterable[Record], handle: IO[str]) -> int:
         target = record.target
         writer.writerow(
             [
-                record.key,
-                record.job,
-                record.status,
-                target.get("model") or target.get("deployment") or target.get("version"),
+                _cell(record.key),
+                _cell(record.job),
+                _cell(record.status),
+                _cell(target.get("model") or target.get("deployment") or target.get("version")),
                 _cell(record.vars),
                 _cell(record.input),
                 _cell(record.prediction_id),
                 _cell(record.version),
                 _cell(record.shown_output),
-                " ".join(f.path for f in record.files),
+                _cell(" ".join(f.path for f in record.files)),
                 _cell(record.error),
                 _cell(record.metrics.get("predict_time")),
                 _cell(record.created_at),

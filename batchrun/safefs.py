@@ -1,0 +1,186 @@
+"""The one way batchrun writes files: never through a link, never outside the folder it owns.
+
+A run folder may hold links nobody meant: a spec from a pull request can point `output:` at a
+committed folder with a `.part` link in it, and a server chooses file names. So every write here:
+
+- checks that the folder it writes into resolves (links followed) inside `root`, the folder the
+  write belongs to (the run folder; None when the user named the file on the command line);
+- creates temporaries with O_CREAT | O_EXCL | O_NOFOLLOW: a planted link at that name is
+  removed, never followed;
+- puts files in place with `os.replace`, which swaps a link at the destination for the new file
+  instead of writing through it;
+- appends (the manifest) with O_NOFOLLOW, and reads only regular files (a manifest naming
+  /dev/zero or a FIFO is not hashed forever).
+
+Races with a local process swapping folders for links while batchrun runs are out of scope
+(docs/SECURITY.md): these checks stop the links that exist before or between runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from batchrun.errors import StorageError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# O_NOFOLLOW is POSIX; where an OS lacks it, the realpath checks still stand.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
+# O_NONBLOCK: opening a FIFO to read must not wait for a writer that never comes.
+_READ = os.O_RDONLY | _NOFOLLOW | _BINARY | getattr(os, "O_NONBLOCK", 0)
+_FILE_MODE = 0o666  # before the umask, as open() does
+
+
+def storage_error(error: OSError, path: Path, what: str = "") -> StorageError:
+    """The one wording of a refused write: the disk is full, or the OS's reason.
+
+    `what` names the file for people ("the manifest "), before its path.
+    """
+    if error.errno in _NO_SPACE:
+        return StorageError(f"cannot write {what}{path}: the disk is full ({error.strerror})")
+    return StorageError(f"cannot write {what}{path}: {error.strerror or error}")
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether `path`, links followed, is `root` or under it (links in root itself followed too)."""
+    real = os.path.realpath(path)
+    base = os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def check_inside(path: Path, root: Path | None) -> None:
+    """StorageError unless the folder `path` is written into resolves inside `root`."""
+    if root is not None and not is_inside(path.parent, root):
+        raise StorageError(
+            f"cannot write {path}: it leads outside {root} (through a link or `..`); "
+            "batchrun writes only inside the run folder"
+        )
+
+
+def ensure_folder(folder: Path, root: Path | None, *, what: str = "") -> None:
+    """Make `folder` (and its parents), then check it resolves inside `root`."""
+    if root is not None and not is_inside(folder, root):
+        # Checked before mkdir too, so a linked folder never gets new subfolders made in it.
+        raise StorageError(
+            f"cannot write into {folder}: it leads outside {root} (through a link or `..`); "
+            "batchrun writes only inside the run folder"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise storage_error(error, folder, what) from None
+    if root is not None and not is_inside(folder, root):
+        raise StorageError(f"cannot write into {folder}: it leads outside {root}")
+
+
+def create_new(path: Path, root: Path | None) -> BinaryIO:
+    """Open `path` to write, as a new file: whatever is at that name (a link, a stale `.part`)
+    is removed first, not followed."""
+    check_inside(path, root)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # unlink removes a link itself, never its target
+        fd = os.open(path, _NEW, _FILE_MODE)
+    except OSError as error:
+        raise storage_error(error, path) from None
+    return os.fdopen(fd, "wb")
+
+
+def open_append(path: Path, root: Path | None, *, what: str = "") -> BinaryIO:
+    """Open `path` to append, unbuffered, refusing a link at that name."""
+    check_inside(path, root)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _BINARY
+    try:
+        fd = os.open(path, flags, _FILE_MODE)
+    except OSError as error:
+        raise storage_error(_link_refused(error, path), path, what) from None
+    return os.fdopen(fd, "ab", buffering=0)
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    dest: Path, root: Path | None, *, durable: bool = False, what: str = ""
+) -> Iterator[BinaryIO]:
+    """Write `dest` through a new temporary beside it, renamed over `dest` at the end.
+
+    `durable` syncs the file and its folder entry (the manifest, whose loss would cost money);
+    other files are rebuilt from the manifest and skip the disk flush.
+    """
+    check_inside(dest, root)
+    # A random name: two writers never share a temporary, and nobody can plant one in advance.
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, _NEW, _FILE_MODE)
+    except OSError as error:
+        raise storage_error(error, dest, what) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp, dest)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise storage_error(error, dest, what) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if durable:
+        fsync_folder(dest.parent)
+
+
+def write_atomically(
+    dest: Path, data: bytes | str, root: Path | None, *, durable: bool = False
+) -> None:
+    """Write all of `data` (text as UTF-8) to `dest` atomically; see `atomic_writer`."""
+    with atomic_writer(dest, root, durable=durable) as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+
+
+def open_regular(path: Path, root: Path | None) -> io.BufferedReader:
+    """Open a file to read only if it is a regular file inside `root` (OSError otherwise)."""
+    if root is not None and not is_inside(path, root):
+        raise OSError(errno.EACCES, "outside the run folder", str(path))
+    fd = os.open(path, _READ)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable, where the OS allows syncing a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _link_refused(error: OSError, path: Path) -> OSError:
+    # O_NOFOLLOW on a link fails with ELOOP, whose own wording ("too many levels of symbolic
+    # links") sends people looking for a loop.
+    if error.errno == errno.ELOOP:
+        return OSError(errno.ELOOP, "it is a link, and batchrun does not write through links")
+    return error

@@ -1,0 +1,140 @@
+"""Links planted in a run folder (by a pull request, or anyone) never carry a write elsewhere, and
+a manifest someone edited cannot make batchrun hash what is not a regular file of the run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from batchrun import safefs
+from batchrun.manifest.state import file_intact
+from batchrun.errors import StorageError
+from batchrun.manifest.reader import load_index
+from batchrun.manifest.records import Record
+from batchrun.manifest.writer import ManifestWriter, new_header
+from batchrun.planner.lock import Pin, write_lock
+from batchrun.report.status import export_csv
+from batchrun.spec.load import load_spec
+
+pytestmark = pytest.mark.timeout(30)
+EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def victim(tmp_path: Path) -> Path:
+    path = tmp_path / "victim.txt"
+    path.write_text("keep me")
+    return path
+
+
+def record(key: str, **changes: object) -> Record:
+    base = Record(
+        key=key,
+        job="flux",
+        target={"model": "acme/flux"},
+        input={"prompt": "p"},
+        vars={},
+        repeat=0,
+        status="succeeded",
+    )
+    return base.replace(**changes)
+
+
+def test_a_link_at_the_manifest_is_replaced_and_never_appended_through(tmp_path: Path) -> None:
+    target = victim(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    manifest = run / "manifest.jsonl"
+    manifest.symlink_to(target)
+    header = new_header(spec_path=run / "s.yaml", spec_sha256="ab" * 32, name="s", shard=None)
+    writer = ManifestWriter.open(manifest, header, load_index(run))
+    writer.append(record("a"))
+    writer.close()
+    assert target.read_text() == "keep me"
+    assert not manifest.is_symlink()
+    assert len(manifest.read_text().splitlines()) == 2
+
+
+def test_appending_refuses_a_link(tmp_path: Path) -> None:
+    target = victim(tmp_path)
+    link = tmp_path / "manifest.jsonl"
+    link.symlink_to(target)
+    with pytest.raises(StorageError) as caught:
+        safefs.open_append(link, None, what="the manifest ")
+    assert str(caught.value) == (
+        f"cannot write the manifest {link}: it is a link, and batchrun does not write through links"
+    )
+    assert target.read_text() == "keep me"
+
+
+def test_a_link_at_the_lock_file_is_replaced(tmp_path: Path) -> None:
+    target = victim(tmp_path)
+    spec_path = tmp_path / "s.yaml"
+    spec_path.write_text("batchrun: 1\njobs:\n  - model: acme/flux\n    input: {prompt: x}\n")
+    (tmp_path / "s.yaml.lock").symlink_to(target)
+    written = write_lock(load_spec(spec_path), [Pin("acme/flux", "a" * 64)])
+    assert target.read_text() == "keep me"
+    assert not written.is_symlink()
+    assert "acme/flux" in written.read_text()
+
+
+def test_a_lock_file_beside_a_linked_spec_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        safefs.write_atomically(tmp_path / "x" / "s.yaml.lock", "x", tmp_path / "y")
+
+
+def test_the_csv_replaces_a_link_and_escapes_formulas(tmp_path: Path) -> None:
+    target = victim(tmp_path)
+    out = tmp_path / "export.csv"
+    out.symlink_to(target)
+    hostile = [
+        record("=1+2", error='=HYPERLINK("http://x")'),
+        record("b", error="+cmd", job="@SUM(A1)"),
+        record("c", error="-2", output="\tx"),
+        record("d", error="plain"),
+    ]
+    assert export_csv(hostile, out) == 4
+    assert target.read_text() == "keep me"
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["key"] for row in rows] == ["'=1+2", "b", "c", "d"]
+    assert [row["error"] for row in rows] == ['\'=HYPERLINK("http://x")', "'+cmd", "'-2", "plain"]
+    assert rows[1]["job"] == "'@SUM(A1)"
+    assert rows[2]["output"] == "'\tx"
+
+
+def test_a_manifest_naming_dev_zero_is_not_hashed(tmp_path: Path) -> None:
+    started = time.monotonic()
+    assert not file_intact(tmp_path, "/dev/zero", 0, EMPTY_SHA)
+    assert not file_intact(tmp_path, "../../../../../../dev/zero", 0, EMPTY_SHA)
+    assert time.monotonic() - started < 1
+
+
+def test_a_fifo_in_the_run_folder_is_not_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "a.png")
+    assert not file_intact(tmp_path, "a.png", 0, EMPTY_SHA)
+
+
+def test_a_file_outside_the_run_folder_is_not_intact(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "outside.png").write_bytes(b"")
+    (run / "inside.png").symlink_to(tmp_path / "outside.png")
+    assert not file_intact(run, "../outside.png", 0, EMPTY_SHA)
+    assert not file_intact(run, "inside.png", 0, EMPTY_SHA)
+    (run / "real.png").write_bytes(b"")
+    assert file_intact(run, "real.png", 0, EMPTY_SHA)
+
+
+def test_temporaries_are_new_files_with_unguessable_names(tmp_path: Path) -> None:
+    dest = tmp_path / "report.html"
+    with safefs.atomic_writer(dest, tmp_path) as handle:
+        handle.write(b"page")
+        (tmp_name,) = [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+    assert tmp_name.startswith(".report.html.")
+    assert len(tmp_name) > len(".report.html..tmp") + 8
+    assert os.listdir(tmp_path) == ["report.html"]
+    assert dest.read_bytes() == b"page"
