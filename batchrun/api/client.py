@@ -8,6 +8,10 @@ other exception is the limiters' own `Withdrawn`: a request whose turn was withd
 
 Creates are the one non-idempotent call: a create that may have reached the server is never
 repeated here. It raises `OutcomeUnknownError` and the runner reconciles with the list endpoint.
+
+The API's answers are not trusted (docs/SECURITY.md): each is read up to MAX_ANSWER_BYTES after
+decoding, within CALL_DEADLINE, nested at most MAX_JSON_DEPTH deep, and with the token replaced
+by `***` before anything parses, stores or shows it; the list is followed for MAX_LIST_PAGES.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import anyio
 import httpx
 
 from batchrun._version import __version__
-from batchrun.api.download import FileFetcher, origin_of
+from batchrun.api.download import FileFetcher, origin_of, refused_address
 from batchrun.api.failures import bad_body_error, error_for_response, error_for_transport
 from batchrun.api.objects import (
     Deployment,
@@ -60,6 +64,21 @@ FIRST_CONTACT_TRIES = 3  # connection attempts per request before the API has ev
 # A proxy without the list endpoint answers one of these; the runner then creates again.
 _NO_LIST = frozenset({404, 405, 501})
 T = TypeVar("T")
+# Decoded bytes of one API answer. A prediction is a few KB; one whose output holds data URIs
+# of several large files reaches megabytes. Far past that is a hostile or broken server (an
+# endless body, or a small gzip body that inflates to gigabytes), not an answer.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Nesting of arrays and objects in an answer. Replicate's objects nest a handful of levels
+# (outputs of outputs, perhaps ten); Python's recursion stops near a thousand, in json itself or
+# in the code that walks an output.
+MAX_JSON_DEPTH = 64
+# Seconds one attempt of one call may take in all, on top of `Prefer: wait`: a body dripped a
+# byte at a time never trips the per-read timeout, so the whole exchange has a deadline too.
+CALL_DEADLINE = 120.0
+# Pages of the list endpoint read while reconciling (100 predictions a page on Replicate, so
+# 20,000 predictions back from `created_after`): a server that hands out endless fresh `next`
+# links is not an answer that ends.
+MAX_LIST_PAGES = 200
 
 
 @dataclass(slots=True)
@@ -166,6 +185,7 @@ class Client:
             max_connections=max_connections,
             transport=file_transport,
             verify=verify,
+            refuse=refused_address,
         )
         self._files = FileFetcher(
             self._file_http,
@@ -259,6 +279,14 @@ class Client:
         url = first.copy_merge_params({"created_after": created_after}) if created_after else first
         seen: set[str] = set()
         while str(url) not in seen:
+            if len(seen) >= MAX_LIST_PAGES:
+                raise bad_body_error(
+                    "GET",
+                    str(url),
+                    200,
+                    f"the list goes on past {MAX_LIST_PAGES} pages",
+                    self._secrets,
+                )
             seen.add(str(url))
             data = await self._send("GET", str(url), counter="lists", missing=_NO_LIST)
             results = data.get("results") if isinstance(data, dict) else None
@@ -324,10 +352,15 @@ class Client:
         )
         return self._parse(UploadedFile.from_json, data, "POST", url)
 
-    async def download(self, url: str, dest: Path, *, max_bytes: int | None = None) -> Downloaded:
-        """Stream an output file into `dest` atomically; the token goes only to the API origin."""
+    async def download(
+        self, url: str, dest: Path, *, max_bytes: int | None = None, root: Path | None = None
+    ) -> Downloaded:
+        """Stream an output file into `dest` atomically; the token goes only to the API origin.
+
+        `root`: the folder `dest` must stay inside (the run folder), links followed.
+        """
         self.stats.downloads += 1
-        return await self._files.fetch(url, dest, max_bytes=max_bytes)
+        return await self._files.fetch(url, dest, max_bytes=max_bytes, root=root)
 
     async def _send(
         self,
@@ -348,7 +381,7 @@ class Client:
             nonlocal refused
             setattr(stats, counter, getattr(stats, counter) + 1)
             try:
-                response = await self._http.request(method, url, **request)
+                response = await self._exchange(method, url, request)
             except httpx.HTTPError as exc:
                 stats.network_errors += 1
                 error = error_for_transport(
@@ -365,11 +398,10 @@ class Client:
             status = response.status_code
             if 200 <= status < 300:
                 try:
-                    return json.loads(response.content)
-                except ValueError:
-                    error = bad_body_error(
-                        method, url, status, _content_kind(response), self._secrets
-                    )
+                    return _checked_depth(json.loads(response.content))
+                except (ValueError, RecursionError) as exc:
+                    kind = _content_kind(response) if isinstance(exc, ValueError) else ""
+                    error = bad_body_error(method, url, status, kind or _TOO_DEEP, self._secrets)
                     if method != "GET":
                         raise error from None
                     # An answer cut short or swapped for a proxy's page: asking again is
@@ -410,6 +442,65 @@ class Client:
             self._retry,
             limiter=limiter or self.request_limiter,
             on_retry=self._count_retry,
+        )
+
+    async def _exchange(self, method: str, url: str, request: dict[str, Any]) -> httpx.Response:
+        """Send one request; its answer read whole, within the limits, the token redacted."""
+        timeout = request.get("timeout")
+        read = timeout.read if isinstance(timeout, httpx.Timeout) else None
+        outcome = httpx.Request(method, url)  # named in a timeout; replaced by the real one
+        with anyio.move_on_after(CALL_DEADLINE + (read or 0)) as deadline:
+            outgoing = self._http.build_request(method, url, **request)
+            outcome = outgoing
+            response = await self._http.send(outgoing, stream=True)
+            try:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():  # decoded: the size that counts
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        response = self._cut(response, outgoing, status=response.status_code)
+                        break
+                    chunks.append(chunk)
+                else:
+                    response = self._answer(response, outgoing, b"".join(chunks))
+            finally:
+                await response.aclose()
+            return response
+        assert deadline.cancelled_caught
+        raise httpx.ReadTimeout(
+            f"the answer took longer than {CALL_DEADLINE + (read or 0):.0f} s in all",
+            request=outcome,
+        )
+
+    def _answer(
+        self, response: httpx.Response, request: httpx.Request, body: bytes
+    ) -> httpx.Response:
+        # A proxy may echo the token (in an error, a log line): it goes before anything reads it.
+        for secret in self._secrets:
+            body = body.replace(secret.encode(), b"***")
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=body,
+            request=request,
+            extensions=response.extensions,
+        )
+
+    def _cut(self, response: httpx.Response, request: httpx.Request, status: int) -> httpx.Response:
+        # Too large to be an answer: a body that says so, which the error paths then report.
+        note = f"the answer is larger than {MAX_ANSWER_BYTES} bytes"
+        return httpx.Response(
+            502 if 200 <= status < 300 else status,
+            headers={"content-type": "text/plain"},
+            content=note.encode(),
+            request=request,
+            extensions=response.extensions,
         )
 
     def _parse(self, parse: Callable[[Any], T], data: Any, method: str, url: str) -> T:
@@ -455,6 +546,27 @@ def _segment(value: str) -> str:
     if not value:
         raise UsageError("an empty name or id cannot be part of an API path")
     return quote(value, safe="")
+
+
+_TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _checked_depth(data: Any) -> Any:
+    """`data`, unless its arrays and objects nest deeper than MAX_JSON_DEPTH (RecursionError)."""
+    if not isinstance(data, dict | list):
+        return data
+    # A loop, not recursion: the point is to stop what recursion cannot survive.
+    level: list[Any] = [data]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return data
+    raise RecursionError(_TOO_DEEP)
 
 
 def _content_kind(response: httpx.Response) -> str:

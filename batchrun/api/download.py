@@ -7,30 +7,69 @@ file costs a disk flush per prediction and, on ext4, stalls every other file ope
 
 The token goes only to the API's own origin. The HTTP client used here carries no credentials;
 redirects are followed by hand, one hop at a time, and each hop gets the Authorization header only
-if that hop's URL is on the API origin (scheme, host and port). So a file host never sees the token,
-whether it is linked directly or reached by a redirect from the API.
+if that hop's URL is on the API origin (scheme, host and port) and every hop before it was too.
+So a file host never sees the token, whether it is linked directly or reached by a redirect from
+the API, and a file host that redirects back into the API origin does not get it either (that
+hop's URL was the file host's choice). Userinfo in a URL (`user:pw@`) is dropped before the
+request, so no Basic credentials go anywhere.
+
+Output URLs are the API's choice, and so not trusted (docs/SECURITY.md): link-local addresses,
+where cloud metadata services answer, are refused (by name and literal here, and by the address
+actually connected to in the transport); files are written only inside the run folder, through
+`batchrun.safefs`; and a download slower than MIN_DOWNLOAD_RATE stops instead of dripping forever.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
+import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import anyio
 import httpx
 
+from batchrun import safefs
 from batchrun.api.failures import describe, transport_reason
+from batchrun.api.http11 import RefusedAddressError
 from batchrun.api.objects import Downloaded
 from batchrun.api.retry import Retryable, RetryPolicy, with_retries
-from batchrun.errors import DownloadError, ExpiredURLError, StorageError, redact
+from batchrun.errors import DownloadError, ExpiredURLError, redact
 
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _GONE = (403, 404, 410)
 _REDIRECTS = (301, 302, 303, 307, 308)
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# Seconds a download may take before its speed is judged: connecting, TLS and a cold CDN's
+# first byte fit well inside; a host that drips its body is stopped after this plus its bytes'
+# share at MIN_DOWNLOAD_RATE, not after the per-read timeout of each of endless reads.
+DOWNLOAD_GRACE = 30.0
+# Bytes per second, averaged over the whole download: far below any real file host (a 10 MB
+# image at this rate takes 10 minutes), far above a body sent one byte at a time.
+MIN_DOWNLOAD_RATE = 16 * 1024
+# Cloud metadata services answer on link-local addresses, or on these names and addresses:
+# an output URL (the API's choice) must never reach them with this machine's network identity.
+_METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "instance-data"})
+_METADATA_NETS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32")
+)
+
+
+def refused_address(host: str) -> bool:
+    """Whether `host` (a name or an address) is link-local or a cloud metadata service.
+
+    Loopback is allowed: the sandbox and the tests serve files there, and a process on this
+    machine can read its own files without batchrun's help.
+    """
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower().rstrip(".") in _METADATA_NAMES
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_link_local or any(address in net for net in _METADATA_NETS)
 
 
 def origin_of(url: httpx.URL) -> Origin:
@@ -47,7 +86,13 @@ def _checked_url(text: str, shown: str, base: httpx.URL | None = None) -> httpx.
         raise DownloadError(
             f"cannot download {shown}: only http and https URLs are supported", url=shown
         )
-    return url
+    if refused_address(url.host):
+        raise DownloadError(
+            f"cannot download {shown}: {url.host} is a link-local or cloud metadata address",
+            url=shown,
+        )
+    # No Basic credentials from a URL the API chose: httpx would send them as Authorization.
+    return url.copy_with(username=None, password=None) if url.userinfo else url
 
 
 class FileFetcher:
@@ -75,21 +120,25 @@ class FileFetcher:
         self._chunk_size = chunk_size
         self._folders: set[Path] = set()  # folders known to exist: one mkdir per folder, not file
 
-    async def fetch(self, url: str, dest: Path, *, max_bytes: int | None = None) -> Downloaded:
-        """Stream `url` into `dest` atomically; retry transient failures from the start."""
+    async def fetch(
+        self, url: str, dest: Path, *, max_bytes: int | None = None, root: Path | None = None
+    ) -> Downloaded:
+        """Stream `url` into `dest` atomically; retry transient failures from the start.
+
+        `root` is the folder `dest` must resolve inside (the run folder), links followed.
+        """
         shown = redact(url, self._secrets)
         start = _checked_url(url, shown)
         dest = Path(dest)
         if dest.parent not in self._folders:
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise _storage_error(exc, dest.parent) from None
+            safefs.ensure_folder(dest.parent, root)
             self._folders.add(dest.parent)
+        else:
+            safefs.check_inside(dest, root)
         part = dest.with_name(dest.name + ".part")
         try:
             return await with_retries(
-                lambda: self._attempt(start, shown, dest, part, max_bytes),
+                lambda: self._attempt(start, shown, dest, part, max_bytes, root),
                 self._policy,
                 on_retry=self._on_retry,
             )
@@ -99,13 +148,43 @@ class FileFetcher:
             raise
 
     async def _attempt(
-        self, url: httpx.URL, shown: str, dest: Path, part: Path, max_bytes: int | None
+        self,
+        url: httpx.URL,
+        shown: str,
+        dest: Path,
+        part: Path,
+        max_bytes: int | None,
+        root: Path | None,
     ) -> Downloaded:
+        started = anyio.current_time()
+        with anyio.CancelScope(deadline=started + DOWNLOAD_GRACE) as pace:
+            return await self._hops(url, shown, dest, part, max_bytes, root, pace)
+        raise DownloadError(  # only reached when `pace` ran out
+            f"cannot download {shown}: the host sent less than {MIN_DOWNLOAD_RATE // 1024} KiB/s "
+            f"(after {DOWNLOAD_GRACE:.0f} s of grace)",
+            url=shown,
+        )
+
+    async def _hops(
+        self,
+        url: httpx.URL,
+        shown: str,
+        dest: Path,
+        part: Path,
+        max_bytes: int | None,
+        root: Path | None,
+        pace: anyio.CancelScope,
+    ) -> Downloaded:
+        # The token rides only while every hop so far was on the API origin: once a file host
+        # chose the next URL, no later hop gets it, wherever that hop is.
+        trusted = True
         for _ in range(self._max_redirects + 1):
-            headers = self._auth if origin_of(url) == self._api_origin else None
-            request = self._http.build_request("GET", url, headers=headers)
+            trusted = trusted and origin_of(url) == self._api_origin
+            request = self._http.build_request("GET", url, headers=self._auth if trusted else None)
             try:
                 response = await self._http.send(request, stream=True)
+            except RefusedAddressError as exc:
+                raise DownloadError(f"cannot download {shown}: {exc}", url=shown) from None
             except httpx.TransportError as exc:
                 raise Retryable(self._network_error(shown, exc)) from None
             try:
@@ -116,7 +195,7 @@ class FileFetcher:
                 if not response.is_success:
                     await response.aread()
                     raise self._status_error(shown, response)
-                return await self._save(response, shown, dest, part, max_bytes)
+                return await self._save(response, shown, dest, part, max_bytes, root, pace)
             except httpx.TransportError as exc:
                 raise Retryable(self._network_error(shown, exc)) from None
             except httpx.DecodingError:  # a body its Content-Encoding does not describe
@@ -131,25 +210,38 @@ class FileFetcher:
         )
 
     async def _save(
-        self, response: httpx.Response, shown: str, dest: Path, part: Path, max_bytes: int | None
+        self,
+        response: httpx.Response,
+        shown: str,
+        dest: Path,
+        part: Path,
+        max_bytes: int | None,
+        root: Path | None,
+        pace: anyio.CancelScope,
     ) -> Downloaded:
         declared = response.headers.get("content-length", "")
         if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
             raise self._too_large(shown, int(declared), max_bytes)
         digest = hashlib.sha256()
         size = 0
-        try:
-            # Plain writes on the event loop: they land in the page cache and cost microseconds.
-            with open(part, "wb") as file:  # noqa: ASYNC230
+        deadline = pace.deadline
+        # A new file, never through a link planted at the `.part` name (safefs).
+        with safefs.create_new(part, root) as file:
+            try:
                 async for chunk in response.aiter_bytes(self._chunk_size):
                     size += len(chunk)
                     if max_bytes is not None and size > max_bytes:
                         raise self._too_large(shown, None, max_bytes)
                     digest.update(chunk)
+                    # Plain writes on the event loop: they land in the page cache in microseconds.
                     file.write(chunk)
-            os.replace(part, dest)
+                    pace.deadline = deadline + size / MIN_DOWNLOAD_RATE
+            except OSError as exc:
+                raise safefs.storage_error(exc, dest) from None
+        try:
+            os.replace(part, dest)  # replaces a link at `dest`, never writes through it
         except OSError as exc:
-            raise _storage_error(exc, dest) from None
+            raise safefs.storage_error(exc, dest) from None
         return Downloaded(
             path=dest,
             sha256=digest.hexdigest(),
@@ -178,9 +270,3 @@ class FileFetcher:
         return DownloadError(
             f"cannot download {shown}: the file has {has} the limit of {limit}", url=shown
         )
-
-
-def _storage_error(exc: OSError, path: Path) -> StorageError:
-    if exc.errno in _NO_SPACE:
-        return StorageError(f"cannot write {path}: the disk is full ({exc.strerror})")
-    return StorageError(f"cannot write {path}: {exc.strerror or exc}")

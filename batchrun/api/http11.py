@@ -35,7 +35,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -46,6 +46,10 @@ import httpx
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _READ_SIZE = 65536
+
+
+class RefusedAddressError(httpx.ConnectError):
+    """The connection reached an address the transport was told to refuse (and was closed)."""
 
 
 class _Connection:
@@ -109,6 +113,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         *,
         verify: ssl.SSLContext | bool = True,
         keepalive_expiry: float = 4.5,
+        refuse: Callable[[str], bool] | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
@@ -120,6 +125,8 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._idle_count = 0
         self._max = max_connections
         self._expiry = keepalive_expiry
+        # Judged on the address actually connected to, so no name (or DNS answer) gets past it.
+        self._refuse = refuse
         self.connections_opened = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -186,6 +193,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
             # anyio says "All connection attempts failed"; the reason is in its cause.
             cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {_reason(cause)}") from None
+        if self._refuse is not None:
+            peer = stream.extra(anyio.abc.SocketAttribute.remote_address, None)
+            address = peer[0] if isinstance(peer, tuple) else ""
+            if self._refuse(address):
+                await anyio.aclose_forcefully(stream)
+                raise RefusedAddressError(
+                    f"{host} is at {address}, a link-local or cloud metadata address"
+                )
         self.connections_opened += 1
         raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
         return _Connection(origin, stream, raw)

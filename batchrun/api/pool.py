@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -53,10 +53,15 @@ def async_client(
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
     verify: ssl.SSLContext | bool = True,
+    refuse: Callable[[str], bool] | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient that follows no redirects and keeps no cookies, on Http11Transport."""
+    """An AsyncClient that follows no redirects and keeps no cookies, on Http11Transport.
+
+    `refuse` judges each address connected to (see Http11Transport); through a proxy there is
+    no such address to judge, and the check is left to the URL's host.
+    """
     if transport is None and not proxy_configured():
-        transport = Http11Transport(max_connections, verify=verify)
+        transport = Http11Transport(max_connections, verify=verify, refuse=refuse)
     return _CookielessClient(
         headers=headers,
         timeout=timeout,

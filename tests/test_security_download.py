@@ -1,0 +1,169 @@
+"""Hostile file hosts over loopback: no credentials where a file host chose the URL, none from
+userinfo, no link-local addresses, no endless drip, and nothing written outside the run folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from hostile import Request, answer, hostile
+from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
+
+import batchrun.api.download
+from batchrun.api.client import Client
+from batchrun.api.download import refused_address
+from batchrun.api.http11 import Http11Transport, RefusedAddressError
+from batchrun.api.retry import RetryPolicy
+from batchrun.errors import DownloadError, StorageError
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.usefixtures("errors_never_show_token"),
+    pytest.mark.timeout(30),
+]
+
+FAST = RetryPolicy(attempts=2, backoff_base=0.001, backoff_cap=0.002)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+
+
+def png(request: Request, conn: socket.socket) -> None:
+    answer(conn, 200, PNG, "image/png")
+
+
+def client(base: str) -> Client:
+    return Client(base, TOKEN, retry=FAST)
+
+
+async def test_a_file_host_redirecting_into_the_api_origin_gets_no_token(tmp_path: Path) -> None:
+    with hostile(png) as api_server:
+        target = f"{api_server.url}/v1/files/f1"
+
+        def redirect(request: Request, conn: socket.socket) -> None:
+            answer(conn, 302, b"", extra={"Location": target})
+
+        with hostile(redirect) as files:
+            async with client(api_server.url) as api:
+                await api.download(f"{files.url}/a.png", tmp_path / "a.png", root=tmp_path)
+    assert (tmp_path / "a.png").read_bytes() == PNG
+    assert "authorization" not in files.requests[0].headers
+    assert [r.target for r in api_server.requests] == ["/v1/files/f1"]
+    assert "authorization" not in api_server.requests[0].headers
+
+
+async def test_the_api_origin_itself_still_gets_the_token(tmp_path: Path) -> None:
+    with hostile(png) as api_server:
+        async with client(api_server.url) as api:
+            await api.download(f"{api_server.url}/v1/files/f1", tmp_path / "a.png")
+    assert api_server.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_userinfo_in_an_output_url_is_not_sent(tmp_path: Path) -> None:
+    with hostile(png) as files:
+        url = f"http://user:secret@127.0.0.1:{files.port}/a.png"
+        async with client("https://api.test") as api:
+            await api.download(url, tmp_path / "a.png")
+    assert "authorization" not in files.requests[0].headers
+    assert (tmp_path / "a.png").read_bytes() == PNG
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/",
+        "http://[fe80::1]/x.png",
+        "http://[::ffff:169.254.169.254]/x",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://100.100.100.200/latest/meta-data/",
+    ],
+)
+async def test_link_local_and_metadata_addresses_are_refused(tmp_path: Path, url: str) -> None:
+    async with client("https://api.test") as api:
+        with pytest.raises(DownloadError) as caught:
+            await api.download(url, tmp_path / "a.png")
+    host = httpx.URL(url).host
+    assert str(caught.value) == (
+        f"cannot download {url}: {host} is a link-local or cloud metadata address"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_loopback_and_public_addresses_are_allowed() -> None:
+    for host in ("127.0.0.1", "::1", "localhost", "8.8.8.8", "replicate.delivery"):
+        assert not refused_address(host), host
+
+
+async def test_the_transport_judges_the_address_it_actually_reached() -> None:
+    # A name can resolve anywhere; the check runs on the connected peer. Here loopback stands in
+    # for a link-local address, since a test cannot listen on one.
+    with hostile(png) as files:
+        transport = Http11Transport(4, refuse=lambda address: address == "127.0.0.1")
+        async with httpx.AsyncClient(transport=transport) as http:
+            with pytest.raises(RefusedAddressError) as caught:
+                await http.get(f"http://localhost:{files.port}/a.png")
+    assert str(caught.value) == "localhost is at 127.0.0.1, a link-local or cloud metadata address"
+    assert files.requests == []
+
+
+async def test_a_dripping_file_host_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batchrun.api.download, "DOWNLOAD_GRACE", 0.3)
+
+    def drip(request: Request, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+        while True:
+            conn.sendall(b"x")
+            time.sleep(0.02)
+
+    with hostile(drip) as files:
+        async with client("https://api.test") as api:
+            started = time.monotonic()
+            with pytest.raises(DownloadError) as caught:
+                await api.download(f"{files.url}/slow.png", tmp_path / "slow.png")
+    assert time.monotonic() - started < 5
+    assert str(caught.value) == (
+        f"cannot download {files.url}/slow.png: the host sent less than 16 KiB/s "
+        "(after 0 s of grace)"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+async def test_a_link_at_the_part_name_is_replaced_not_followed(tmp_path: Path) -> None:
+    # A committed output folder can carry a relative link where the `.part` will be written.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "a.png.part").symlink_to("../victim.txt")
+    (run / "b.png").symlink_to("../victim.txt")
+    with hostile(png) as files:
+        async with client("https://api.test") as api:
+            await api.download(f"{files.url}/a.png", run / "a.png", root=run)
+            await api.download(f"{files.url}/b.png", run / "b.png", root=run)
+    assert victim.read_text() == "keep me"
+    assert (run / "a.png").read_bytes() == PNG
+    assert not (run / "b.png").is_symlink()
+    assert (run / "b.png").read_bytes() == PNG
+    assert sorted(os.listdir(run)) == ["a.png", "b.png"]
+
+
+async def test_a_linked_folder_inside_the_run_folder_receives_nothing(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "flux").symlink_to(elsewhere)
+    with hostile(png) as files:
+        async with client("https://api.test") as api:
+            with pytest.raises(StorageError) as caught:
+                await api.download(f"{files.url}/a.png", run / "flux" / "a.png", root=run)
+    assert str(caught.value) == (
+        f"cannot write into {run}/flux: it leads outside {run} (through a link or `..`); "
+        "batchrun writes only inside the run folder"
+    )
+    assert os.listdir(elsewhere) == []
+    assert files.requests == []
