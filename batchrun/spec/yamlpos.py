@@ -31,6 +31,10 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 # Enough for any real spec; stops `&a [*a, *a, ...]` chains ("billion laughs") early.
 MAX_VALUES = 2_000_000
+# Levels of lists and mappings. A spec nests about eight (jobs, a job, input, a value, a list
+# in it...); every check after this walks values recursively, and Python's recursion stops
+# near a thousand frames, a few of them per level.
+MAX_SPEC_DEPTH = 64
 
 _TAG = "tag:yaml.org,2002:"
 _CONSTRUCTED_TAGS = {_TAG + name for name in ("int", "float", "bool", "null")}
@@ -91,6 +95,7 @@ class YamlDocument:
         self.values: dict[KeyPath, Span] = {}
         self.keys: dict[KeyPath, Span] = {}
         self._line_starts: list[int] | None = None
+        self._string_spans: tuple[list[int], list[tuple[int, KeyPath]]] | None = None
 
     def where(self, path: KeyPath) -> tuple[int, int]:
         """Line and column of the value at `path`, or of its nearest ancestor that exists."""
@@ -122,9 +127,22 @@ class YamlDocument:
 
     def string_at(self, index: int) -> KeyPath | None:
         """The path of the string value whose text contains character `index`, if any."""
-        for path, span in self.values.items():
-            if span.start <= index < span.end and isinstance(self.get(path), str):
-                return path
+        if self._string_spans is None:
+            # Sorted once, then a bisection per lookup: a scan of every value per lookup made
+            # a spec full of pasted tokens take minutes (issue 13). Strings are leaves, so their
+            # spans do not overlap; an alias's path shares its anchor's span and comes later:
+            # the anchor's path (the first) is kept.
+            first: dict[int, tuple[int, KeyPath]] = {}
+            for path, span in self.values.items():
+                if span.end > span.start and span.start not in first:
+                    if isinstance(self.get(path), str):
+                        first[span.start] = (span.end, path)
+            starts = sorted(first)
+            self._string_spans = starts, [first[start] for start in starts]
+        starts, rest = self._string_spans
+        i = bisect.bisect_right(starts, index) - 1
+        if i >= 0 and index < rest[i][0]:
+            return rest[i][1]
         return None
 
     def get(self, path: KeyPath) -> Any:
@@ -224,6 +242,9 @@ class _Builder:
             raise _TooMany
         start, end = node.start_mark, node.end_mark
         self.doc.values[path] = Span(start.line + 1, start.column + 1, start.index, end.index)
+        if len(path) > MAX_SPEC_DEPTH and not isinstance(node, yaml.ScalarNode):
+            self._issue(node, path, f"nested deeper than {MAX_SPEC_DEPTH} levels")
+            return None
         if id(node) in self.open:
             self._issue(node, path, "this alias refers to a value that contains it")
             return None
