@@ -134,9 +134,9 @@ class YamlDocument:
             # the anchor's path (the first) is kept.
             first: dict[int, tuple[int, KeyPath]] = {}
             for path, span in self.values.items():
-                if span.end > span.start and span.start not in first:
-                    if isinstance(self.get(path), str):
-                        first[span.start] = (span.end, path)
+                fresh = span.end > span.start and span.start not in first
+                if fresh and isinstance(self.get(path), str):
+                    first[span.start] = (span.end, path)
             starts = sorted(first)
             self._string_spans = starts, [first[start] for start in starts]
         starts, rest = self._string_spans
