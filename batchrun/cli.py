@@ -38,8 +38,21 @@ def _add_base_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-url",
         metavar="URL",
-        help="API base URL (default: the spec's base_url, else $REPLICATE_BASE_URL, "
+        help="API base URL (default: $REPLICATE_BASE_URL, else the spec's base_url if allowed, "
         "else https://api.replicate.com); a trailing /v1 is optional",
+    )
+    # A spec may come from a pull request: where the token goes is the command line's choice.
+    parser.add_argument(
+        "--allow-spec-base-url",
+        action="store_true",
+        help="send the token to the spec's base_url (otherwise only --base-url or "
+        "$REPLICATE_BASE_URL choose another API than Replicate's)",
+    )
+    parser.add_argument(
+        "--token-env",
+        metavar="NAME",
+        help="the environment variable holding the token (default: the spec's token_env if "
+        "its name has REPLICATE in it and ends in TOKEN, else REPLICATE_API_TOKEN)",
     )
 
 
@@ -57,7 +70,7 @@ ENVIRONMENT_HELP = """\
 environment:
   REPLICATE_API_TOKEN  the API token (a spec's token_env names another variable); sent only to
                        the API's own origin, never shown
-  REPLICATE_BASE_URL   the API base URL when neither --base-url nor the spec's base_url is set
+  REPLICATE_BASE_URL   the API base URL unless --base-url is given; beats the spec's base_url
                        (default https://api.replicate.com)
   HTTPS_PROXY, HTTP_PROXY, ALL_PROXY
                        an HTTP proxy to reach the API through

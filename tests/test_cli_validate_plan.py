@@ -24,6 +24,8 @@ def _in_a_copy_of_the_repo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     for folder in ("specs", "tests/specs"):
         shutil.copytree(ROOT / folder, copy / folder, ignore=shutil.ignore_patterns("runs"))
     monkeypatch.chdir(copy)
+    # plan and validate show the API a run would use; the environment must not choose it here.
+    monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -38,16 +40,22 @@ def test_validate_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert (code, err) == (0, "")
     assert out == (
-        "specs/quickstart.yaml: ok (6 predictions in 1 job)\n"
-        "specs/sweep.yaml: ok (23 predictions in 1 job)\n"
-        "specs/dataset.yaml: ok (15 predictions in 2 jobs)\n"
+        "specs/quickstart.yaml: ok (6 predictions in 1 job)"
+        "; API https://api.replicate.com (default), token from $REPLICATE_API_TOKEN (default)\n"
+        "specs/sweep.yaml: ok (23 predictions in 1 job)"
+        "; API https://api.replicate.com (default), token from $REPLICATE_API_TOKEN (default)\n"
+        "specs/dataset.yaml: ok (15 predictions in 2 jobs)"
+        "; API https://api.replicate.com (default), token from $REPLICATE_API_TOKEN (default)\n"
     )
 
 
 def test_validate_prints_every_error_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "validate", "tests/specs/broken.yaml", "specs/quickstart.yaml")
     assert code == 2
-    assert out == "specs/quickstart.yaml: ok (6 predictions in 1 job)\n"
+    assert out == (
+        "specs/quickstart.yaml: ok (6 predictions in 1 job)"
+        "; API https://api.replicate.com (default), token from $REPLICATE_API_TOKEN (default)\n"
+    )
     assert err == (
         "tests/specs/broken.yaml:4:1: concurency: unknown field; did you mean 'concurrency'?\n"
         "tests/specs/broken.yaml:5:7: rate: expected N/s, N/min or N/h, like 600/min;"
@@ -89,6 +97,7 @@ def test_plan_summary(capsys: pytest.CaptureFixture[str]) -> None:
     assert out == (
         "quickstart: specs/quickstart.yaml\n"
         "output: specs/runs/quickstart (no manifest yet: every prediction is new)\n"
+        "api: https://api.replicate.com (default), token from $REPLICATE_API_TOKEN (default)\n"
         "\n"
         "job flux-schnell: black-forest-labs/flux-schnell, 6 predictions\n"
         '  {"prompt": "a watercolor painting of a red fox", "seed": 1, "num_outputs": 1}\n'

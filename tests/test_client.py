@@ -15,7 +15,8 @@ import pytest
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
 from batchrun import __version__
-from batchrun.api.client import Client, normalize_base_url, resolve_base_url
+from batchrun.api.client import Client, normalize_base_url
+from batchrun.api.endpoint import resolve_endpoint
 from batchrun.api.objects import Model, Prediction, UploadedFile
 from batchrun.api.ratelimit import RateLimiter
 from batchrun.api.retry import RetryPolicy
@@ -161,14 +162,21 @@ def test_base_urls_that_cannot_work_are_usage_errors(given: str, message: str) -
     assert str(caught.value) == message
 
 
-def test_the_base_url_comes_from_the_flag_then_the_spec_then_the_environment() -> None:
+def test_the_base_url_comes_from_the_flag_then_the_environment_then_the_spec() -> None:
+    # Issue 13: $REPLICATE_BASE_URL beats the spec's base_url, as the schema always said.
+    def url(flag: str | None, spec: str | None, env: dict[str, str]) -> str:
+        return resolve_endpoint(
+            base_url=flag, spec_base_url=spec, spec_token_env=None, env=env
+        ).base_url
+
     env = {"REPLICATE_BASE_URL": "https://env/v1"}
-    assert resolve_base_url("https://cli/v1", "https://spec", env) == "https://cli"
-    assert resolve_base_url(None, "https://spec/replicate/v1", env) == "https://spec/replicate"
-    assert resolve_base_url(None, None, env) == "https://env"
-    assert resolve_base_url("", " ", {}) == "https://api.replicate.com"
+    assert url("https://cli/v1", "https://spec", env) == "https://cli"
+    assert url(None, "https://spec/replicate/v1", env) == "https://env"
+    assert url(None, "https://spec/replicate/v1", {}) == "https://spec/replicate"
+    assert url(None, None, env) == "https://env"
+    assert url("", " ", {}) == "https://api.replicate.com"
     with pytest.raises(UsageError):
-        resolve_base_url("file:///etc", None, {})
+        url("file:///etc", None, {})
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hostile import hostile
 
+from batchrun.api.endpoint import resolve_endpoint
+from batchrun.cli import main
 from batchrun.errors import SpecError
 from batchrun.spec.load import load_spec
 
@@ -65,3 +68,111 @@ def test_a_deeply_nested_spec_is_a_spec_error(tmp_path: Path, depth: int, messag
 def test_nesting_within_the_limit_loads(tmp_path: Path) -> None:
     body = HEAD + "    input:\n      prompt: x\n      deep: " + "[" * 50 + "1" + "]" * 50 + "\n"
     assert load_spec(write(tmp_path, body)).jobs[0].input["prompt"] == "x"
+
+
+EVIL = (
+    "batchrun: 1\nbase_url: {url}\ntoken_env: {env}\n"
+    "jobs:\n  - model: acme/flux\n    input: {{prompt: x}}\n"
+)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_not_for_replicate")
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_for_replicate_only")
+
+
+@pytest.mark.usefixtures("secrets")
+def test_a_spec_alone_cannot_send_a_secret_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with hostile(lambda request, conn: None) as server:
+        spec = write(tmp_path, EVIL.format(url=server.url, env="GITHUB_TOKEN"))
+        code, _, err = cli(capsys, "run", str(spec))
+        assert server.requests == []
+    assert code == 2
+    assert err == (
+        f"batchrun: the spec asks for the API at {server.url}; a spec alone does not choose where "
+        f"the token goes: pass --base-url {server.url} (or --allow-spec-base-url) to use it; the "
+        "spec names token_env GITHUB_TOKEN, which is not meant for a Replicate API (its name "
+        "would have REPLICATE in it and end in TOKEN): pass --token-env GITHUB_TOKEN to send "
+        f"that variable's value to {server.url}\n"
+    )
+
+
+@pytest.mark.usefixtures("secrets")
+def test_the_user_choosing_the_host_does_not_choose_the_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with hostile(lambda request, conn: None) as server:
+        spec = write(tmp_path, EVIL.format(url="http://elsewhere.test", env="GITHUB_TOKEN"))
+        code, _, err = cli(capsys, "lock", str(spec), "--base-url", server.url)
+        assert server.requests == []
+    assert code == 2
+    assert err.startswith("batchrun: the spec names token_env GITHUB_TOKEN, which is not meant")
+
+
+@pytest.mark.usefixtures("secrets")
+def test_validate_and_plan_show_the_api_and_the_token_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write(tmp_path, EVIL.format(url="http://evil.test", env="STAGING_REPLICATE_TOKEN"))
+    code, out, _ = cli(capsys, "validate", str(spec))
+    assert code == 0
+    assert out.splitlines() == [
+        f"{spec}: ok (1 prediction in 1 job); API http://evil.test (the spec's base_url), "
+        "token from $STAGING_REPLICATE_TOKEN (the spec's token_env)",
+        "  run refuses until allowed: the spec asks for the API at http://evil.test; a spec "
+        "alone does not choose where the token goes: pass --base-url http://evil.test (or "
+        "--allow-spec-base-url) to use it",
+    ]
+    code, out, _ = cli(capsys, "plan", str(spec))
+    assert code == 0
+    assert (
+        "api: http://evil.test (the spec's base_url), token from $STAGING_REPLICATE_TOKEN "
+        "(the spec's token_env)"
+    ) in out.splitlines()
+
+
+def test_the_environment_beats_the_spec_and_the_flag_beats_both() -> None:
+    env = {"REPLICATE_BASE_URL": "https://env.test/v1"}
+    found = resolve_endpoint(spec_base_url="http://spec.test", spec_token_env=None, env=env)
+    assert (found.base_url, found.base_from, found.refused) == (
+        "https://env.test",
+        "$REPLICATE_BASE_URL",
+        None,
+    )
+    found = resolve_endpoint(
+        spec_base_url="http://spec.test",
+        spec_token_env="AWS_SECRET_ACCESS_KEY",
+        env=env,
+        base_url="https://cli.test",
+        token_env="AWS_SECRET_ACCESS_KEY",
+    )
+    assert (found.base_url, found.token_env, found.refused) == (
+        "https://cli.test",
+        "AWS_SECRET_ACCESS_KEY",
+        None,
+    )
+    allowed = resolve_endpoint(
+        spec_base_url="http://spec.test/v1",
+        spec_token_env="REPLICATE_PROXY_TOKEN",
+        env={},
+        allow_spec_base_url=True,
+    )
+    assert (allowed.base_url, allowed.token_env, allowed.refused) == (
+        "http://spec.test",
+        "REPLICATE_PROXY_TOKEN",
+        None,
+    )
+    replicate = resolve_endpoint(
+        spec_base_url="https://api.replicate.com/v1", spec_token_env=None, env={}
+    )
+    assert (replicate.token_env, replicate.refused) == ("REPLICATE_API_TOKEN", None)

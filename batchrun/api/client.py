@@ -115,14 +115,6 @@ def normalize_base_url(url: str) -> str:
     return str(parsed.copy_with(path=path or "/")).rstrip("/")
 
 
-def resolve_base_url(cli: str | None, spec: str | None, env: Mapping[str, str]) -> str:
-    """The base URL: `--base-url`, else the spec's `base_url`, $REPLICATE_BASE_URL, Replicate's."""
-    for candidate in (cli, spec, env.get("REPLICATE_BASE_URL")):
-        if candidate and candidate.strip():
-            return normalize_base_url(candidate)
-    return DEFAULT_BASE_URL
-
-
 class Client:
     """An async client for the prediction, model and file endpoints batchrun uses."""
 

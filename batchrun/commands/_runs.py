@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from batchrun.api.client import resolve_base_url
+from batchrun.api.endpoint import Endpoint, resolve_endpoint
 from batchrun.commands.options import LockArgs, RunArgs
 from batchrun.engine.runner import resolve_token
 from batchrun.errors import UsageError
@@ -45,6 +45,28 @@ def _with_manifest(folder: Path) -> Path:
     return folder
 
 
+def endpoint_of(spec: Spec, args: RunArgs | LockArgs | None = None) -> Endpoint:
+    """The API and token variable a run of `spec` uses, from the command line, env and spec."""
+    return resolve_endpoint(
+        spec_base_url=spec.base_url,
+        spec_token_env=spec.token_env,
+        env=os.environ,
+        base_url=args.base_url if args else None,
+        token_env=args.token_env if args else None,
+        allow_spec_base_url=args.allow_spec_base_url if args else False,
+    )
+
+
+def reach_lines(spec: Spec) -> list[str]:
+    """What a run of `spec` would reach: the API and token variable (and what the command line
+    must allow for them), for `plan` to show before anything is sent."""
+    endpoint = endpoint_of(spec)
+    lines = [f"api: {endpoint.describe()}"]
+    if endpoint.refused:
+        lines.append(f"  run refuses until allowed: {endpoint.refused}")
+    return lines
+
+
 @contextlib.contextmanager
 def api_endpoint(
     args: RunArgs | LockArgs, spec: Spec, *, token: str | None = None
@@ -52,8 +74,9 @@ def api_endpoint(
     """The base URL and token to use (`token`, else the environment's): the in-process
     emulator's with --sandbox."""
     if not args.sandbox:
-        base_url = resolve_base_url(args.base_url, spec.base_url, os.environ)
-        yield base_url, token or resolve_token(spec, os.environ)
+        # Refused before anything is sent when a spec asks for a host or secret on its own.
+        endpoint = endpoint_of(spec, args).checked()
+        yield endpoint.base_url, token or resolve_token(spec, os.environ, endpoint.token_env)
         return
     if args.base_url:
         raise UsageError("--sandbox and --base-url exclude each other")

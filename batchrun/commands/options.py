@@ -46,6 +46,8 @@ class RunArgs:
     spec: str
     out: str | None = None
     base_url: str | None = None
+    token_env: str | None = None
+    allow_spec_base_url: bool = False
     concurrency: int | None = None
     rate: str | None = None
     limit: int | None = None
@@ -102,6 +104,8 @@ class LockArgs:
 
     spec: str
     base_url: str | None = None
+    token_env: str | None = None
+    allow_spec_base_url: bool = False
     sandbox: bool = False
     json: bool = False
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from batchrun.commands._diff import diff_lines, render_diff, render_markdown
 from batchrun.commands._online import online_check
+from batchrun.commands._runs import reach_lines
 from batchrun.commands.options import PlanArgs
 from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
@@ -120,6 +121,7 @@ def render_summary(summary: PlanSummary, spec: Spec) -> str:
     if summary.shard is not None:
         lines.append(f"shard {summary.shard}: only the keys of this shard are counted")
     lines.append(f"output: {shown_path(summary.output)} (no manifest yet: every prediction is new)")
+    lines.extend(reach_lines(spec))
     for job in summary.jobs:
         lines.append("")
         lines.append(f"job {job.id}: {job.target}, {counted(job.count, 'prediction')}")
@@ -147,6 +149,7 @@ def render_comparison(plan: PlanComparison, spec: Spec) -> str:
     )
     if plan.lock is not None:
         lines.append(f"lock: {shown_path(plan.lock.path)}")
+    lines.extend(reach_lines(spec))
     for job in plan.jobs:
         lines.append("")
         pinned = f" (pinned to {job.pinned[:12]}… by the lock)" if job.pinned else ""

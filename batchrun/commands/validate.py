@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from batchrun.commands._online import online_check
+from batchrun.commands._runs import endpoint_of
 from batchrun.commands.options import ValidateArgs
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.exitcodes import ExitCode
@@ -48,13 +49,26 @@ def main(args: ValidateArgs) -> int:
                 print(issue, file=sys.stderr)
             print(f"{shown}: {counted(len(issues), 'error')}", file=sys.stderr)
         else:
+            # Where a run would send the token, and which variable it reads (docs/SECURITY.md).
+            endpoint = endpoint_of(spec)
+            api = endpoint.describe()
             results.append(
-                {"spec": shown, "ok": True, "predictions": checked.total, "jobs": len(spec.jobs)}
+                {
+                    "spec": shown,
+                    "ok": True,
+                    "predictions": checked.total,
+                    "jobs": len(spec.jobs),
+                    "api": endpoint.base_url,
+                    "token_env": endpoint.token_env,
+                    "run_refuses": endpoint.refused,
+                }
             )
             if args.json:
                 continue
             jobs = counted(len(spec.jobs), "job")
-            print(f"{shown}: ok ({counted(checked.total, 'prediction')} in {jobs})")
+            print(f"{shown}: ok ({counted(checked.total, 'prediction')} in {jobs}); API {api}")
+            if endpoint.refused:
+                print(f"  run refuses until allowed: {endpoint.refused}")
     if args.json:
         json.dump({"ok": not failed, "specs": results}, sys.stdout, indent=2, ensure_ascii=False)
         print()

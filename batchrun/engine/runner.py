@@ -199,12 +199,14 @@ class RunSummary:
         )
 
 
-def resolve_token(spec: Spec, env: Mapping[str, str]) -> str:
-    """The API token from the environment variable the spec names; UsageError if unset."""
-    token = env.get(spec.token_env, "").strip()
+def resolve_token(spec: Spec, env: Mapping[str, str], name: str | None = None) -> str:
+    """The API token from the variable `name` (default: the spec's token_env); UsageError if
+    unset. Which name may be used is `batchrun.api.endpoint`'s decision."""
+    name = name or spec.token_env
+    token = env.get(name, "").strip()
     if not token:
         raise UsageError(
-            f"no API token: set {spec.token_env} in the environment "
+            f"no API token: set {name} in the environment "
             "(or try the built-in emulator with --sandbox)"
         )
     return token
