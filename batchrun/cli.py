@@ -66,6 +66,25 @@ def _add_online(parser: argparse.ArgumentParser) -> None:
     _add_base_url(parser)
 
 
+def _add_allowances(parser: argparse.ArgumentParser, *, cap: bool = True) -> None:
+    # What a spec (perhaps from a pull request) may not do alone: docs/SECURITY.md.
+    parser.add_argument(
+        "--allow-outside",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="let the spec read (or write output) at PATH outside its own folder, or anywhere "
+        "under PATH if it is a folder; repeatable",
+    )
+    if cap:
+        parser.add_argument(
+            "--max-predictions",
+            type=_positive_int,
+            metavar="N",
+            help="plan up to N predictions (default 10,000,000; more is refused before planning)",
+        )
+
+
 ENVIRONMENT_HELP = """\
 environment:
   REPLICATE_API_TOKEN  the API token (a spec's token_env names another variable); sent only to
@@ -101,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="one JSON document: each spec's counts or errors"
     )
     _add_online(validate)
+    _add_allowances(validate)
 
     plan = commands.add_parser("plan", help="show what `run` would do; sends nothing to the API")
     plan.add_argument("spec", metavar="SPEC")
@@ -114,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="with --diff: the diff as a pull-request comment"
     )
     _add_online(plan)
+    _add_allowances(plan)
 
     run = commands.add_parser(
         "run",
@@ -165,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="no progress, notes or summary; errors only"
     )
     run.add_argument("-v", "--verbose", action="store_true", help="also each failure as it happens")
+    _add_allowances(run)
 
     export = commands.add_parser("export", help="the run as a dataset: JSON Lines, CSV or hf")
     export.add_argument("target", metavar="RUN_OR_SPEC")
@@ -216,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox", action="store_true", help="resolve against the built-in emulator"
     )
     lock.add_argument("--json", action="store_true", help="print what was pinned as JSON")
+    _add_allowances(lock, cap=False)
 
     sandbox = commands.add_parser(
         "sandbox",

@@ -176,3 +176,117 @@ def test_the_environment_beats_the_spec_and_the_flag_beats_both() -> None:
         spec_base_url="https://api.replicate.com/v1", spec_token_env=None, env={}
     )
     assert (replicate.token_env, replicate.refused) == ("REPLICATE_API_TOKEN", None)
+
+
+def outside_case(tmp_path: Path, body: str) -> tuple[Path, Path]:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the ssh key\n")
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    return write(folder, body), secret
+
+
+@pytest.mark.parametrize(
+    ("axis", "where", "written", "allow"),
+    [
+        ("{lines: ../secret.txt}", "6:18: jobs[0].matrix.v.lines", "../secret.txt", "SECRET"),
+        ("{lines: SECRET}", "6:18: jobs[0].matrix.v.lines", "SECRET", "SECRET"),
+        ("{glob: '../secret*'}", "6:17: jobs[0].matrix.v.glob", "..", "TMP"),
+        ("{glob: '~/.ssh/id_*'}", "6:17: jobs[0].matrix.v.glob", "~/.ssh", "HOME/.ssh"),
+    ],
+)
+def test_value_files_outside_the_spec_folder_need_the_command_line(
+    tmp_path: Path, axis: str, where: str, written: str, allow: str
+) -> None:
+    spec, secret = outside_case(tmp_path, "")
+    names = {"SECRET": str(secret), "TMP": str(tmp_path), "HOME": str(Path.home())}
+    for name, value in names.items():
+        axis, written, allow = (t.replace(name, value) for t in (axis, written, allow))
+    write(spec.parent, HEAD + f"    input: {{prompt: '${{v}}'}}\n    matrix:\n      v: {axis}\n")
+    assert issues(spec) == [
+        f"{spec}:{where}: '{written}' is outside the spec's folder; batchrun reads it only when "
+        f"the command line allows it: --allow-outside {allow}"
+    ]
+
+
+def test_a_file_input_outside_and_a_committed_link_to_it_are_refused(tmp_path: Path) -> None:
+    spec, secret = outside_case(tmp_path, "")
+    (spec.parent / "innocent.txt").symlink_to(secret)
+    write(
+        spec.parent,
+        HEAD
+        + f"    input: {{a: {{file: {secret}}}, b: {{file: innocent.txt}}, c: {{file: ~/x}}}}\n",
+    )
+    found = issues(spec)
+    assert [issue.split(": ", 2)[1] for issue in found] == [
+        "jobs[0].input.a.file",
+        "jobs[0].input.b.file",
+        "jobs[0].input.c.file",
+    ]
+    assert found[1].endswith(
+        "'innocent.txt' is outside the spec's folder; batchrun reads it only when the command "
+        f"line allows it: --allow-outside {spec.parent / 'innocent.txt'}"
+    )
+
+
+def test_a_templated_file_outside_is_refused_row_by_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, secret = outside_case(tmp_path, "")
+    body = HEAD + f"    input: {{image: {{file: '${{f}}'}}}}\n    matrix:\n      f: ['{secret}']\n"
+    write(spec.parent, body)
+    code, _, err = cli(capsys, "validate", str(spec))
+    assert code == 2
+    assert f"'{secret}' is outside the spec's folder; batchrun reads it only when" in err
+    code, _, err = cli(capsys, "validate", str(spec), "--allow-outside", str(tmp_path))
+    assert (code, err) == (0, "")
+
+
+def test_output_outside_the_spec_folder_needs_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, _ = outside_case(tmp_path, HEAD + "    input: {prompt: x}\noutput: /etc\n")
+    (found,) = issues(spec)
+    assert found == (
+        f"{spec}:5:9: output: '/etc' is outside the spec's folder; batchrun writes into it only "
+        "when the command line allows it: --allow-outside /etc"
+    )
+
+
+@pytest.mark.usefixtures("secrets")
+def test_plan_lists_what_the_command_line_allowed_outside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, secret = outside_case(tmp_path, "")
+    body = HEAD + f"    input: {{p: '${{v}}'}}\n    matrix:\n      v: {{lines: {secret}}}\n"
+    write(spec.parent, body)
+    code, out, err = cli(capsys, "plan", str(spec), "--allow-outside", str(secret))
+    assert (code, err) == (0, "")
+    assert f"outside the spec's folder (allowed): {secret}" in out.splitlines()
+
+
+def test_a_huge_matrix_is_refused_before_a_row_is_walked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = (
+        HEAD + "    input: {prompt: '${a} ${b}'}\n    matrix:\n"
+        "      a: {range: [0, 1000000]}\n      b: {range: [0, 1000000]}\n"
+    )
+    spec = write(tmp_path, body)
+    started = time.monotonic()
+    code, _, err = cli(capsys, "plan", str(spec))
+    assert time.monotonic() - started < 5
+    assert code == 2
+    assert err == (
+        f"{spec}:3:5: jobs[0]: the matrix expands to up to 1,000,000,000,000 "
+        "predictions, more than the limit of 10,000,000; pass --max-predictions "
+        "1000000000000 to plan them all\n"
+        "batchrun: 1 error in the spec; nothing was sent\n"
+    )
+    small = write(tmp_path, body.replace("1000000]", "50]"), "small.yaml")
+    code, _, err = cli(capsys, "validate", str(small), "--max-predictions", "2000")
+    assert code == 2
+    assert "more than the limit of 2,000; pass --max-predictions 2500 to plan them all" in err
+    code, out, _ = cli(capsys, "validate", str(small), "--max-predictions", "2500")
+    assert code == 0
+    assert out.startswith(f"{small}: ok (2,500 predictions in 1 job)")

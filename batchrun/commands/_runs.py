@@ -64,6 +64,8 @@ def reach_lines(spec: Spec) -> list[str]:
     lines = [f"api: {endpoint.describe()}"]
     if endpoint.refused:
         lines.append(f"  run refuses until allowed: {endpoint.refused}")
+    for path in spec.outside:
+        lines.append(f"outside the spec's folder (allowed): {path}")
     return lines
 
 

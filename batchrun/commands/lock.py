@@ -13,12 +13,13 @@ from batchrun.commands.options import LockArgs
 from batchrun.engine.pins import resolve_pins
 from batchrun.humanize import shown_path
 from batchrun.planner.lock import Pin, write_lock
+from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 
 
 def main(args: LockArgs) -> int:
     """Resolve and write the lock file; print one line per model (or JSON with --json)."""
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, Allowances.of(args.allow_outside))
     with api_endpoint(args, spec) as (base_url, token):
         pins = anyio.run(_resolve, spec, base_url, token)
     path = write_lock(spec, pins)

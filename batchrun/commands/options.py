@@ -23,6 +23,10 @@ class ValidateArgs:
     json: bool = False
     online: bool = False
     base_url: str | None = None
+    token_env: str | None = None
+    allow_spec_base_url: bool = False
+    allow_outside: tuple[str, ...] = ()
+    max_predictions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class PlanArgs:
     markdown: bool = False
     online: bool = False
     base_url: str | None = None
+    token_env: str | None = None
+    allow_spec_base_url: bool = False
+    allow_outside: tuple[str, ...] = ()
+    max_predictions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class RunArgs:
     progress: ProgressStyle = "auto"
     quiet: bool = False
     verbose: bool = False
+    allow_outside: tuple[str, ...] = ()
+    max_predictions: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,7 @@ class LockArgs:
     allow_spec_base_url: bool = False
     sandbox: bool = False
     json: bool = False
+    allow_outside: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from batchrun.planner.expand import (
     parse_shard,
     summarize,
 )
+from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 from batchrun.spec.revision import spec_at_revision
 
@@ -53,7 +54,7 @@ EXAMPLE_WIDTH = 110
 
 def main(args: PlanArgs) -> int:
     """Load the spec, then print its plan as a summary or as JSON Lines."""
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, Allowances.of(args.allow_outside, args.max_predictions))
     shard = parse_shard(args.shard) if args.shard else None
     output = Path(os.path.abspath(args.out)) if args.out else None
     if args.diff:

@@ -31,6 +31,7 @@ from batchrun.manifest.compare import iter_states
 from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.planner.expand import iter_plan, parse_shard
+from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Rate, Spec, load_spec
 
 PathLike = str | os.PathLike[str]
@@ -165,7 +166,7 @@ def prepared_run(
 ) -> Iterator[tuple[Spec, RunOptions]]:
     """The spec (loaded from `args.spec` unless given) and the run options `args` ask for, with
     the API (or the sandbox) to talk to."""
-    spec = spec or load_spec(args.spec)
+    spec = spec or load_spec(args.spec, Allowances.of(args.allow_outside, args.max_predictions))
     rate = _rate(args.rate) if args.rate else None
     shard = parse_shard(args.shard) if args.shard else None
     with api_endpoint(args, spec, token=token) as (base_url, api_token):

@@ -21,6 +21,7 @@ from batchrun.errors import SpecError, SpecIssue
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.planner.expand import check_plan
+from batchrun.spec.allow import Allowances
 from batchrun.spec.load import load_spec
 
 
@@ -32,7 +33,7 @@ def main(args: ValidateArgs) -> int:
         shown = shown_path(path)
         issues: tuple[SpecIssue, ...]
         try:
-            spec = load_spec(path)
+            spec = load_spec(path, Allowances.of(args.allow_outside, args.max_predictions))
             checked = check_plan(spec)
         except SpecError as error:
             issues = error.issues

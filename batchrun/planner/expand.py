@@ -210,7 +210,7 @@ def check_plan(spec: Spec, *, per_kind: int = 1) -> PlanCheck:
 def _plan(
     spec: Spec, jobs: list[Job], shard: Shard | None, report: Report
 ) -> Iterator[PlannedPrediction]:
-    files = FileHasher(spec.folder)
+    files = FileHasher(spec.folder, spec.allow)
     # Keys seen so far, as the integers their 16 hex digits spell (36 bytes each instead of a
     # 65-byte string: a million keys fit in about 70 MB).
     seen: set[int] = set()
@@ -306,7 +306,7 @@ def _duplicates(
     """Each repeated row, placed at its line in the value file it came from when it did."""
     wanted = {key for _, _, key in found}
     first: dict[str, dict[str, Any]] = {}
-    for planned in _job_plan(spec, job, FileHasher(spec.folder), set(), None, _ignore):
+    for planned in _job_plan(spec, job, FileHasher(spec.folder, spec.allow), set(), None, _ignore):
         if planned.key in wanted and planned.key not in first:
             first[planned.key] = planned.vars
             if len(first) == len(wanted):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchrun.safefs import is_inside
+from batchrun.spec.allow import Allowances, outside_message
 from batchrun.spec.describe import show
 from batchrun.spec.paths import resolve_path
 from batchrun.spec.target import Target
@@ -120,9 +122,11 @@ def key_tail(repeat: int, target_json: str) -> str:
 class FileHasher:
     """Makes the FileInputs of `{file: ...}`: each file hashed once, however many rows name it."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, allow: Allowances | None = None) -> None:
         self.folder = folder
+        self.allow = allow or Allowances()
         self.known: dict[str, FileInput] = {}
+        self.outside: dict[Path, None] = {}  # files read from outside `folder` (allowed)
 
     def make(self, written: Any, where: KeyPath) -> FileInput:
         """The FileInput for a path as the spec wrote it; RenderError if it is no file."""
@@ -132,6 +136,11 @@ class FileHasher:
         if found is not None:
             return found
         path = resolve_path(self.folder, written)
+        # A row's file is the spec's choice too: outside its folder only when allowed.
+        if not is_inside(path, self.folder):
+            if not self.allow.permits(path):
+                raise RenderError(outside_message(written, path, "reads"), where)
+            self.outside[path] = None
         try:
             digest, size = _hash(path)
         except IsADirectoryError:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from batchrun.errors import SpecIssue
 from batchrun.humanize import shown_path
+from batchrun.safefs import is_inside
+from batchrun.spec.allow import Allowances, outside_message
 from batchrun.spec.paths import resolve_path
 from batchrun.spec.sources import ValueFileError
 from batchrun.spec.yamlpos import KeyPath, YamlDocument, format_path
@@ -21,12 +23,20 @@ from batchrun.spec.yamlpos import KeyPath, YamlDocument, format_path
 class Checker:
     """The issues found so far in one spec, and the paths no longer worth checking."""
 
-    def __init__(self, doc: YamlDocument, folder: Path, shown_folder: str) -> None:
+    def __init__(
+        self,
+        doc: YamlDocument,
+        folder: Path,
+        shown_folder: str,
+        allow: Allowances | None = None,
+    ) -> None:
         self.doc = doc
         self.folder = folder
         self.shown_folder = shown_folder
+        self.allow = allow or Allowances()
         self.issues: list[SpecIssue] = []
         self.blocked: set[KeyPath] = set()
+        self.outside: list[Path] = []  # paths outside the folder that the command line allowed
 
     def block(self, paths: Iterable[KeyPath]) -> None:
         """Say nothing more about these values."""
@@ -64,6 +74,18 @@ class Checker:
     def resolve(self, written: str) -> Path:
         """A path the spec wrote, relative to the spec's folder."""
         return resolve_path(self.folder, written)
+
+    def reach(self, where: KeyPath, written: str, verb: str = "reads") -> Path | None:
+        """`resolve(written)` if it is inside the spec's folder or allowed; else an issue at
+        `where` and None (docs/SECURITY.md: a spec alone reads and writes only its folder)."""
+        path = self.resolve(written)
+        if is_inside(path, self.folder):
+            return path
+        if self.allow.permits(path):
+            self.outside.append(path)
+            return path
+        self.add(where, outside_message(written, path, verb))
+        return None
 
     def shown_file(self, path: Path) -> str:
         """How messages name a file next to (or under) the spec."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -94,6 +96,7 @@ def build_job(check: Checker, value: Any, index: int) -> Job | None:
     else:
         input_value = {}
     if len(counts) == len(matrix.axes) and all(counts.values()):
+        _bounded(check, matrix, counts, _int(value.get("repeat"), 1) or 1, path)
         _not_empty(check, matrix, counts, path)
     if target is None:
         return None
@@ -191,9 +194,15 @@ def _source(check: Checker, written: Any, path: KeyPath) -> ValueSource | None:
     if kind == "range" and isinstance(argument, list) and 2 <= len(argument) <= 3:
         return _range(check, argument, (*path, kind))
     if kind == "glob" and isinstance(argument, str):
+        # The folder the pattern starts from (before its first wildcard) must be reachable.
+        fixed = re.split(r"[*?\[]", argument, maxsplit=1)[0]
+        if check.reach((*path, kind), os.path.dirname(fixed) or ".") is None:
+            return None
         return GlobSource(check.folder, argument)
     if kind in _FILE_SOURCES and isinstance(argument, str):
-        file = check.resolve(argument)
+        file = check.reach((*path, kind), argument)
+        if file is None:
+            return None
         if not file.exists():
             check.add((*path, kind), f"file '{argument}' does not exist")
             return None
@@ -296,7 +305,9 @@ def _literal_files(check: Checker, value: Any, path: KeyPath) -> None:
     if isinstance(value, dict):
         if len(value) == 1 and isinstance(value.get("file"), str) and "${" not in value["file"]:
             written = value["file"]
-            file = check.resolve(written)
+            file = check.reach((*path, "file"), written)
+            if file is None:
+                return
             if not file.exists():
                 check.add((*path, "file"), f"file '{written}' does not exist")
             elif file.is_dir():
@@ -307,6 +318,21 @@ def _literal_files(check: Checker, value: Any, path: KeyPath) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _literal_files(check, item, (*path, i))
+
+
+def _bounded(
+    check: Checker, matrix: Matrix, counts: dict[str, int], repeat: int, path: KeyPath
+) -> None:
+    """Refuse a job whose axes multiply past the cap, before anything walks its rows."""
+    most = (math.prod(counts.values()) + len(matrix.include)) * repeat
+    cap = check.allow.max_predictions
+    if most > cap:
+        check.add(
+            path,
+            f"the matrix expands to up to {most:,} predictions, more than the limit of {cap:,};"
+            f" pass --max-predictions {most} to plan them all",
+        )
+        check.block([path])
 
 
 def _not_empty(check: Checker, matrix: Matrix, counts: dict[str, int], path: KeyPath) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.humanize import shown_path
+from batchrun.spec.allow import Allowances
 from batchrun.spec.checker import Checker
 from batchrun.spec.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names, show
 from batchrun.spec.jobs import RESERVED, Job, build_job
@@ -95,6 +96,8 @@ class Spec:
     jobs: tuple[Job, ...] = ()
     display_path: str = ""  # the spec's path as messages show it
     places: Places | None = None  # where its values sit, for errors found while planning
+    allow: Allowances = field(default_factory=Allowances)  # what the command line allowed
+    outside: tuple[Path, ...] = ()  # paths outside its folder it reads or writes (allowed)
 
     @property
     def folder(self) -> Path:
@@ -115,8 +118,11 @@ class Spec:
         return self.places.issue(path, message)
 
 
-def load_spec(path: str | os.PathLike[str]) -> Spec:
-    """Read, validate and freeze a spec; SpecError with every issue, sorted, if it is wrong."""
+def load_spec(path: str | os.PathLike[str], allow: Allowances | None = None) -> Spec:
+    """Read, validate and freeze a spec; SpecError with every issue, sorted, if it is wrong.
+
+    `allow`: what the command line allows beyond the spec's folder (docs/SECURITY.md).
+    """
     shown = shown_path(path)
     absolute = Path(os.path.abspath(path))
     try:
@@ -131,7 +137,7 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
         col = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
         raise SpecError([SpecIssue(shown, line, col, "", "not valid UTF-8 text")]) from None
     doc = parse_yaml(text, shown)
-    check = Checker(doc, absolute.parent, os.path.dirname(os.fspath(path)))
+    check = Checker(doc, absolute.parent, os.path.dirname(os.fspath(path)), allow)
     _tokens(check)
     for blocked, issue in check_structure(doc):
         if not check.is_blocked(blocked):
@@ -146,10 +152,12 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
     _job_ids(check, jobs, jobs_written)
     _files_template(check, top.get("files"), built)
     rates = {name: _rate(check, top, name, default) for name, default in _RATES.items()}
+    output = top.get("output")
+    if isinstance(output, str) and output:
+        output = check.reach(("output",), output, "writes into")
     if check.issues:
         raise SpecError(check.issues)
     name = top.get("name") or absolute.stem
-    output = top.get("output")
     return Spec(
         path=absolute,
         name=name,
@@ -158,13 +166,15 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
         rate=rates["rate"],
         requests=rates["requests"],
         wait=top.get("wait", DEFAULT_WAIT),
-        output=check.resolve(output) if output else absolute.parent / "runs" / name,
+        output=output or absolute.parent / "runs" / name,
         files=top.get("files", DEFAULT_FILES),
         base_url=top.get("base_url"),
         token_env=top.get("token_env", DEFAULT_TOKEN_ENV),
         jobs=built,
         display_path=shown,
         places=places,
+        allow=check.allow,
+        outside=tuple(dict.fromkeys(check.outside)),
     )
 
 
