@@ -21,6 +21,7 @@ from batchrun.commands.options import ARGS_OF, CommandArgs, CompletionArgs
 from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
 from batchrun.exitcodes import ExitCode
+from batchrun.humanize import printable
 from batchrun.sandbox_help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
 
 
@@ -400,7 +401,8 @@ def _describe(error: BatchrunError) -> str:
         count = len(error.issues)
         noun = "error" if count == 1 else "errors"
         return f"{error}\nbatchrun: {count} {noun} in the spec; nothing was sent"
-    return f"batchrun: {error}"
+    # Often quotes a server (an API error, a download's host): escapes stripped, cut short.
+    return f"batchrun: {printable(str(error))}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 
 def counted(n: int, noun: str) -> str:
@@ -40,3 +41,22 @@ def shown_path(path: str | os.PathLike[str]) -> str:
         return given
     outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
     return relative if len(relative) < len(given) and not outside else given
+
+
+# What a terminal acts on rather than shows: escape sequences (colours, cursor moves, window
+# titles, OSC 8 links), other C0 and C1 controls (\r rewrites the line, \b erases), DEL, and the
+# bidirectional overrides that reorder what is shown. Server text shown on a terminal loses them.
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(\x07|\x1b\\)?|.?)", re.DOTALL)
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+# Characters of one message from a server on a terminal: a failure's cause fits many times over;
+# a 1 MB error page would bury everything after it. The manifest keeps the whole text.
+MAX_SHOWN = 500
+
+
+def printable(text: str, limit: int = MAX_SHOWN) -> str:
+    """Text from elsewhere (a server, a manifest) as a terminal may show it: escape sequences
+    dropped, other control characters as one space, cut to `limit` characters with a note."""
+    clean = _CONTROLS.sub(" ", _ESCAPES.sub("", text))
+    if len(clean) <= limit:
+        return clean
+    return f"{clean[:limit]}… ({len(clean):,} characters in all)"

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from batchrun.commands.options import ProgressStyle
 from batchrun.engine.collector import Tally
 from batchrun.engine.runner import Progress, RunSummary
-from batchrun.humanize import human_bytes, human_seconds, shown_path
+from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 
 FAILURES_SHOWN = 5
 # Seconds between two progress lines off a terminal: often enough that a CI log shows the run is
@@ -54,7 +54,8 @@ class _FailureNotes:
 
     def new_lines(self, tally: Tally) -> list[str]:
         lines = [
-            f"batchrun: {failure.key}  {failure.job}  {failure.status}: {failure.error}"
+            # Server text: shown without escape sequences, cut short (the manifest has it all).
+            f"batchrun: {failure.key}  {failure.job}  {failure.status}: {printable(failure.error)}"
             for failure in tally.failures[self._listed :]
         ]
         self._listed = len(tally.failures)
@@ -256,7 +257,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if tally.failure_count:
         lines.append("  failures:")
         for failure in tally.failures[:FAILURES_SHOWN]:
-            lines.append(f"    {failure.key}  {failure.job}  {failure.status}: {failure.error}")
+            error = printable(failure.error)  # server text: no escapes, not a megabyte
+            lines.append(f"    {failure.key}  {failure.job}  {failure.status}: {error}")
         more = tally.failure_count - min(len(tally.failures), FAILURES_SHOWN)
         if more > 0:
             lines.append(f"    … and {more} more (batchrun status {shown_path(summary.run_dir)})")

@@ -14,7 +14,7 @@ from batchrun.commands._output import direct_stream, is_stdout, shown_as
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
 from batchrun.errors import UsageError
-from batchrun.humanize import human_bytes, human_seconds, shown_path
+from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
@@ -95,7 +95,8 @@ def render(status: RunStatus) -> list[str]:
         lines.append("failures:")
         for record in status.failures[:FAILURES_SHOWN]:
             reason = failure_reason(record)
-            lines.append(f"  {record.key}  {record.job}  {record.status}: {reason}")
+            # Server text, kept whole in the manifest: shown without escapes, cut short.
+            lines.append(f"  {record.key}  {record.job}  {record.status}: {printable(reason)}")
         if len(status.failures) > FAILURES_SHOWN:
             lines.append(f"  … and {len(status.failures) - FAILURES_SHOWN} more (--json lists all)")
     return lines
