@@ -3,6 +3,7 @@ userinfo, no link-local addresses, no endless drip, and nothing written outside 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -18,7 +19,9 @@ from batchrun.api.client import Client
 from batchrun.api.download import refused_address
 from batchrun.api.http11 import Http11Transport, RefusedAddressError
 from batchrun.api.retry import RetryPolicy
+from batchrun.cli import main
 from batchrun.errors import DownloadError, StorageError
+from batchrun.manifest.journal import load_records
 
 pytestmark = [
     pytest.mark.anyio,
@@ -167,3 +170,37 @@ async def test_a_linked_folder_inside_the_run_folder_receives_nothing(tmp_path: 
     )
     assert os.listdir(elsewhere) == []
     assert files.requests == []
+
+
+def test_an_output_listing_too_many_files_fetches_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
+    urls: list[str] = []
+
+    def succeeded(request: Request, conn: socket.socket) -> None:
+        body = {
+            "id": "p1",
+            "status": "succeeded",
+            "input": {},
+            "output": urls,
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+        answer(conn, 201, json.dumps(body).encode())
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("batchrun: 1\njobs:\n  - model: acme/flux\n    input: {prompt: x}\n")
+    with hostile(succeeded) as server:
+        urls.extend(f"{server.url}/f/{i}.png" for i in range(1001))
+        code = main(["run", str(spec), "--base-url", server.url, "--quiet"])
+    assert code == 1
+    assert [r.target for r in server.requests] == ["/v1/models/acme/flux/predictions"]
+    _, records = load_records(tmp_path / "runs" / "spec")
+    (record,) = records.values()
+    assert (record.status, record.error) == (
+        "failed",
+        "the output lists 1,001 files, more than the limit of 1,000; none were downloaded "
+        "(the manifest keeps the output)",
+    )
+    assert len(record.output) == 1001

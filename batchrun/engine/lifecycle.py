@@ -23,6 +23,7 @@ from batchrun.api.ratelimit import Withdrawn
 from batchrun.engine.collector import Journal
 from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate
 from batchrun.engine.outputs import (
+    MAX_FILES_PER_PREDICTION,
     FileNamer,
     NamingError,
     decode_data_uri,
@@ -217,11 +218,13 @@ class Lifecycle:
         seconds = run_seconds(prediction.created_at, prediction.completed_at)
         if seconds is not None:
             self.schedule.observe(record.job, seconds)
+        urls = output_urls(record.output) if record.status == Status.SUCCEEDED else []
+        record = _too_many_files(record, urls) or record
         if record.status != Status.SUCCEEDED:
             await self.journal.write(record, final=True)
             return
         await settled()
-        await self._finish(record, output_urls(record.output), downloaded=())
+        await self._finish(record, urls, downloaded=())
 
     async def _create(
         self, planned: PlannedPrediction, record: Record, flagged_before: bool = False
@@ -354,7 +357,8 @@ class Lifecycle:
         if record.status == Status.SUCCEEDED:
             # Until its files are in place, a succeeded record lists them as missing: a crash
             # now leaves a key the next run downloads, not one it believes complete.
-            record = record.replace(missing=tuple(output_urls(record.output)))
+            urls = output_urls(record.output)
+            record = _too_many_files(record, urls) or record.replace(missing=tuple(urls))
         await self.journal.write(record)
         return record
 
@@ -450,6 +454,18 @@ class Lifecycle:
             url, dest, max_bytes=self.settings.max_file_bytes, root=self.settings.run_dir
         )
         return FileRecord(url=url, path=relative, sha256=got.sha256, bytes=got.bytes)
+
+
+def _too_many_files(record: Record, urls: list[str]) -> Record | None:
+    """The record failed, when its output lists more files than one prediction may fetch."""
+    if len(urls) <= MAX_FILES_PER_PREDICTION:
+        return None
+    return record.replace(
+        status=Status.FAILED,
+        missing=(),
+        error=f"the output lists {len(urls):,} files, more than the limit of "
+        f"{MAX_FILES_PER_PREDICTION:,}; none were downloaded (the manifest keeps the output)",
+    )
 
 
 def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:

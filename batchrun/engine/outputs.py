@@ -45,6 +45,11 @@ __all__ = [
 _DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*)(;base64)?,", re.DOTALL)
 
 
+# Files one prediction may ask batchrun to download. Image models return a handful, a video
+# model's frames a few hundred; an output listing 200,000 URLs is a hostile or broken server.
+MAX_FILES_PER_PREDICTION = 1000
+
+
 def output_urls(output: Any) -> list[str]:
     """Every file URL in an output, in order of appearance, each once."""
     seen: dict[str, None] = {}
