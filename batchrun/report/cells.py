@@ -96,9 +96,18 @@ def _badge(status: str) -> str:
     return f'<span class="badge">{escape(status)}</span>'
 
 
+def in_run_folder(path: str) -> bool:
+    """Whether a manifest's file path stays inside the run folder (an edited manifest may say
+    `/etc/passwd` or `../../x`; the report links only what the run wrote)."""
+    norm = posixpath.normpath(path.replace("\\", "/"))
+    return not (norm.startswith(("/", "../")) or norm == "..")
+
+
 def _file(file: FileRecord, href: Href) -> str:
-    address = escape(href(file.path))
     name = escape(posixpath.basename(file.path))
+    if not in_run_folder(file.path):
+        return f'<p class="missing">{name}: outside the run folder, not linked</p>'
+    address = escape(href(file.path))
     extension = posixpath.splitext(file.path)[1].lower()
     if extension in IMAGE:
         return f'<a href="{address}"><img src="{address}" alt="{name}" loading="lazy"></a>'

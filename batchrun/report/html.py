@@ -9,6 +9,8 @@ positions (`data-grid`). The browser test reads them back from the DOM.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +27,26 @@ from batchrun.report.status import RunStatus
 from batchrun.report.style import CHECK_SCRIPT, FILTER_SCRIPT, STYLE
 
 FAILURES_LISTED = 20
+
+
+def _sha256_source(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+# The page shows what servers and manifests said, so it may run nothing and load nothing from
+# elsewhere: only its own inline style and script (by hash), and media from the run folder
+# ('self' when served, file: when opened from disk), never from another host (docs/SECURITY.md).
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        f"style-src {_sha256_source(chr(10) + STYLE)}",
+        f"script-src {_sha256_source(chr(10) + CHECK_SCRIPT)}",
+        "img-src 'self' file: data:",
+        "media-src 'self' file:",
+        "base-uri 'none'",
+        "form-action 'none'",
+    )
+)
 _TOO_MANY = "change --rows/--cols, or report a smaller run"
 
 
@@ -51,6 +73,7 @@ def render_page(page: Page) -> str:
         (
             '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+            f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n',
             f"<title>{escape(title)} · batchrun report</title>\n",
             f"<style>\n{STYLE}</style>\n</head>\n<body>\n",
             _header(page),

@@ -1,0 +1,82 @@
+"""The report of an edited manifest links nothing outside the run folder, and its page loads
+nothing from anywhere else (a Content-Security-Policy, checked in headless Chromium too)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from hostile import answer, hostile
+from test_report import image, png, rec, write_run
+
+from batchrun.manifest.journal import FileRecord
+from batchrun.report.build import build_report
+from batchrun.report.html import CONTENT_SECURITY_POLICY
+
+pytestmark = pytest.mark.timeout(60)
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def hrefs(page: str) -> list[str]:
+    return re.findall(r'(?:href|src)="([^"#]*)"', page)
+
+
+def test_paths_outside_the_run_folder_are_not_linked(tmp_path: Path) -> None:
+    outside = [
+        FileRecord("https://x/1", "/etc/passwd", "00" * 32, 1),
+        FileRecord("https://x/2", "../../home/me/.ssh/id_rsa.png", "00" * 32, 1),
+        FileRecord("https://x/3", "a/../../up.png", "00" * 32, 1),
+    ]
+    records = [rec(f"k{i}", files=(file,)) for i, file in enumerate(outside)]
+    records.append(image(tmp_path, "ok", "flux/ok.png"))
+    page = build_report(write_run(tmp_path, records))
+    assert hrefs(page) == ["flux/ok.png", "flux/ok.png"]
+    assert page.count("outside the run folder, not linked") == 3
+
+
+def test_the_page_carries_a_policy_that_loads_nothing_from_elsewhere(tmp_path: Path) -> None:
+    page = build_report(write_run(tmp_path, [image(tmp_path, "ok", "flux/ok.png")]))
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+    assert meta in page
+    rules = dict(rule.split(" ", 1) for rule in CONTENT_SECURITY_POLICY.split("; "))
+    assert rules["default-src"] == "'none'"
+    assert rules["img-src"] == "'self' file: data:"
+    assert rules["media-src"] == "'self' file:"
+    assert "unsafe" not in CONTENT_SECURITY_POLICY
+    assert "http" not in CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_a_browser_refuses_an_image_from_another_host(tmp_path: Path) -> None:
+    # The policy must hold in a real browser: an <img> pointing at another host (as if markup
+    # had slipped into the page) is blocked, while the run's own image still loads.
+    run = write_run(tmp_path / "run", [image(tmp_path / "run", "ok", "flux/ok.png")])
+    with hostile(lambda request, conn: answer(conn, 200, png(), "image/png")) as far:
+        page = build_report(run).replace("</main>", f'<img src="{far.url}/x.png"></main>')
+        (run / "report.html").write_text(page, encoding="utf-8")
+        done = subprocess.run(
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--virtual-time-budget=3000",
+                "--dump-dom",
+                (run / "report.html").as_uri() + "#check",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    body = re.search(r"<body([^>]*)>", done.stdout)
+    assert body is not None
+    # The check script ran (its hash is in the policy) and saw the run's own image load; the
+    # other host never received a request.
+    assert 'data-images-loaded="1"' in body.group(1)
+    assert 'data-images-broken="1"' in body.group(1)
+    assert far.requests == []
