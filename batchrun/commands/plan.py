@@ -83,7 +83,7 @@ def _print_diff(
     if args.json and args.markdown:
         raise UsageError("--json and --markdown exclude each other")
     shown = spec.display_path or shown_path(spec.path)
-    with spec_at_revision(spec.path, revision) as old:
+    with spec_at_revision(spec.path, revision, spec.allow) as old:
         diff = diff_plans(old.spec, spec)
         known = recorded(output or spec.output)
         if args.json:

@@ -26,6 +26,7 @@ from typing import IO
 
 from batchrun.errors import SpecError, UsageError
 from batchrun.humanize import shown_path
+from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 
 # A git command that has not answered in this long is stuck (a credential prompt, a lock):
@@ -43,8 +44,13 @@ class SpecAtRevision:
 
 
 @contextlib.contextmanager
-def spec_at_revision(path: str | os.PathLike[str], revision: str) -> Iterator[SpecAtRevision]:
-    """Load the spec at `path` as it is at git `revision`; its files live until the block ends."""
+def spec_at_revision(
+    path: str | os.PathLike[str], revision: str, allow: Allowances | None = None
+) -> Iterator[SpecAtRevision]:
+    """Load the spec at `path` as it is at git `revision`; its files live until the block ends.
+
+    `allow`: what the command line allows beyond the spec's folder, as for the current spec.
+    """
     absolute = Path(os.path.abspath(path))
     try:
         top = Path(_git(absolute.parent, "rev-parse", "--show-toplevel").strip())
@@ -57,16 +63,16 @@ def spec_at_revision(path: str | os.PathLike[str], revision: str) -> Iterator[Sp
         root.mkdir()
         _extract(top, commit, root)
         old = root / inside
-        spec = _load(old, f"{revision}:{inside}") if old.is_file() else None
+        spec = _load(old, f"{revision}:{inside}", allow) if old.is_file() else None
         if spec is not None:
             # Messages name the file a person knows, with the revision it came from.
             spec = dataclasses.replace(spec, display_path=f"{revision}:{inside}")
         yield SpecAtRevision(revision, commit, spec)
 
 
-def _load(path: Path, shown: str) -> Spec:
+def _load(path: Path, shown: str, allow: Allowances | None) -> Spec:
     try:
-        return load_spec(path)
+        return load_spec(path, allow)
     except SpecError as error:
         # Place each issue in the file as the revision names it, not in the temporary copy.
         temp = shown_path(path)
