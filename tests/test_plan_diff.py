@@ -25,7 +25,7 @@ SPEC = """
           seed: ${seed}
         matrix:
           subject: [a fox, a boat]
-          style: {lines: ../shared/styles.txt}
+          style: {lines: shared/styles.txt}
           seed: [1, 2]
       - id: words
         model: acme/writer
@@ -51,11 +51,12 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repo with one commit: a spec in specs/ that names a value file outside its folder."""
+    """A git repo with one commit: a spec in specs/ that names value files in its folder."""
     repo = tmp_path / "repo"
     (repo / "specs").mkdir(parents=True)
-    (repo / "shared").mkdir()
-    (repo / "shared" / "styles.txt").write_text("ink\noil\n")
+    # Inside the spec's folder: a spec reads outside it only with --allow-outside (issue 13).
+    (repo / "specs" / "shared").mkdir(parents=True)
+    (repo / "specs" / "shared" / "styles.txt").write_text("ink\noil\n")
     (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n{"q": "how?"}\n')
     write_spec(repo / "specs", SPEC)
     git(repo, "init", "-q", "-b", "main")
@@ -72,7 +73,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def edit(repo: Path) -> None:
     """The pull request: a style replaced (in the value file), a seed added, a question gone."""
-    (repo / "shared" / "styles.txt").write_text("ink\nchalk\n")
+    (repo / "specs" / "shared" / "styles.txt").write_text("ink\nchalk\n")
     spec = repo / "specs" / "spec.yaml"
     spec.write_text(spec.read_text().replace("seed: [1, 2]", "seed: [1, 2, 3]"))
     (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -290,3 +291,29 @@ def test_a_huge_matrix_is_refused_before_a_row_is_walked(
     code, out, _ = cli(capsys, "validate", str(small), "--max-predictions", "2500")
     assert code == 0
     assert out.startswith(f"{small}: ok (2,500 predictions in 1 job)")
+
+
+def test_plan_diff_gives_the_revision_the_same_allowances(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "shared").mkdir(parents=True)
+    (repo / "shared" / "styles.txt").write_text("ink\noil\n")
+    body = (
+        HEAD + "    input: {prompt: '${s}'}\n    matrix:\n      s: {lines: ../shared/styles.txt}\n"
+    )
+    (repo / "specs").mkdir()
+    spec = write(repo / "specs", body)
+    for command in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "one"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *command],
+            check=True,
+        )
+    (repo / "shared" / "styles.txt").write_text("ink\nchalk\n")
+    code, _, err = cli(capsys, "plan", str(spec), "--diff", "HEAD")
+    assert code == 2
+    assert "'../shared/styles.txt' is outside the spec's folder" in err
+    allow = str(repo / "shared")
+    code, out, err = cli(capsys, "plan", str(spec), "--diff", "HEAD", "--allow-outside", allow)
+    assert (code, err) == (0, "")
+    assert "job flux: 1 added, 1 removed, 1 unchanged" in out

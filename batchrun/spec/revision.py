@@ -63,11 +63,28 @@ def spec_at_revision(
         root.mkdir()
         _extract(top, commit, root)
         old = root / inside
-        spec = _load(old, f"{revision}:{inside}", allow) if old.is_file() else None
+        spec = (
+            _load(old, f"{revision}:{inside}", _moved(allow, top, root)) if old.is_file() else None
+        )
         if spec is not None:
             # Messages name the file a person knows, with the revision it came from.
             spec = dataclasses.replace(spec, display_path=f"{revision}:{inside}")
         yield SpecAtRevision(revision, commit, spec)
+
+
+def _moved(allow: Allowances | None, top: Path, root: Path) -> Allowances | None:
+    """The allowances for the revision's copy of the repo: a path allowed inside the work tree
+    is allowed at the same place in the copy too."""
+    if allow is None:
+        return None
+    real_top = top.resolve()
+    copies = []
+    for path in allow.outside:
+        try:
+            copies.append(root / path.resolve().relative_to(real_top))
+        except ValueError:
+            continue
+    return dataclasses.replace(allow, outside=(*allow.outside, *copies))
 
 
 def _load(path: Path, shown: str, allow: Allowances | None) -> Spec:
