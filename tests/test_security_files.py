@@ -138,3 +138,43 @@ def test_temporaries_are_new_files_with_unguessable_names(tmp_path: Path) -> Non
     assert len(tmp_name) > len(".report.html..tmp") + 8
     assert os.listdir(tmp_path) == ["report.html"]
     assert dest.read_bytes() == b"page"
+
+
+def test_an_edited_manifest_cannot_export_a_file_from_outside_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_report import image, rec, write_run
+
+    from batchrun.cli import main
+    from batchrun.manifest.journal import FileRecord
+
+    secret = tmp_path / "id_rsa.png"
+    secret.write_bytes(b"private key")
+    run = tmp_path / "run"
+    run.mkdir()
+    stolen = FileRecord("https://x/1", "../id_rsa.png", "00" * 32, 11)
+    write_run(run, [image(run, "ok", "flux/ok.png"), rec("k1", files=(stolen,))])
+    dest = tmp_path / "dataset"
+    assert main(["export", str(run), "--format", "hf", "--to", str(dest)]) == 1
+    assert capsys.readouterr().err == (
+        f"batchrun: {run}: the manifest names '../id_rsa.png' for key k1, which is not a file "
+        "inside the run folder; nothing was exported\n"
+    )
+    assert not dest.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["id_rsa.png", "run"]
+
+
+def test_the_csv_export_replaces_a_link_instead_of_writing_through_it(tmp_path: Path) -> None:
+    from test_report import image, write_run
+
+    from batchrun.cli import main
+
+    target = victim(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_run(run, [image(run, "ok", "flux/ok.png", error="=cmd")])
+    out = tmp_path / "out.csv"
+    out.symlink_to(target)
+    assert main(["export", str(run), "--format", "csv", "--to", str(out)]) == 0
+    assert target.read_text() == "keep me"
+    assert not out.is_symlink()

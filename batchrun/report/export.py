@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import posixpath
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from batchrun.errors import StorageError, UsageError
+from batchrun import safefs
+from batchrun.errors import ManifestError, StorageError, UsageError
 from batchrun.manifest.records import Record
 from batchrun.planner.columns import flat_vars
 
@@ -146,14 +148,12 @@ def _output(dest: Path | None, newline: str | None = None) -> Iterator[IO[str]]:
     if dest is None:
         yield sys.stdout
         return
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline=newline) as handle:
-            yield handle
-        os.replace(tmp, dest)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    # Through safefs: a link planted at the temporary's name is never written through.
+    with safefs.atomic_writer(dest, None) as binary:
+        handle = io.TextIOWrapper(binary, encoding="utf-8", newline=newline)
+        yield handle
+        handle.flush()
+        handle.detach()  # the binary file stays open: atomic_writer closes and renames it
 
 
 @dataclass
@@ -183,6 +183,7 @@ def write_hf(records: Sequence[Record], run_dir: Path, dest: Path, card: Card) -
     renamed into place, so a reader never sees half a dataset."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"--to {dest}: already there and not an empty folder")
+    _files_inside(records, run_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     building = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
@@ -197,6 +198,21 @@ def write_hf(records: Sequence[Record], run_dir: Path, dest: Path, card: Card) -
         shutil.rmtree(building, ignore_errors=True)
         raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
     return jobs
+
+
+def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
+    """A manifest someone edited may name /home/me/.ssh/id_rsa as an output file: a dataset
+    (often uploaded) takes only regular files inside the run folder (docs/SECURITY.md)."""
+    for record in records:
+        if record.status != "succeeded" or record.missing:
+            continue  # left out of the dataset anyway
+        for file in record.files:
+            source = run_dir / file.path
+            if not safefs.is_inside(source, run_dir) or not source.is_file():
+                raise ManifestError(
+                    f"{run_dir}: the manifest names {file.path!r} for key {record.key}, "
+                    "which is not a file inside the run folder; nothing was exported"
+                )
 
 
 def _write_jobs(records: Sequence[Record], run_dir: Path, root: Path, card: Card) -> list[HfJob]:
