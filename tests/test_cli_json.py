@@ -22,13 +22,23 @@ def test_validate_json_gives_each_spec_its_counts_or_its_placed_errors(
     for folder in ("specs", "tests/specs"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("runs"))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
     code = cli.main(["validate", "--json", "specs/quickstart.yaml", "tests/specs/rows.yaml"])
     out, err = capsys.readouterr()
     assert (code, err) == (2, "")
     assert json.loads(out) == {
         "ok": False,
         "specs": [
-            {"spec": "specs/quickstart.yaml", "ok": True, "predictions": 6, "jobs": 1},
+            {
+                "spec": "specs/quickstart.yaml",
+                "ok": True,
+                "predictions": 6,
+                "jobs": 1,
+                # Where a run would send the token, and from which variable (issue 13).
+                "api": "https://api.replicate.com",
+                "token_env": "REPLICATE_API_TOKEN",
+                "run_refuses": None,
+            },
             {
                 "spec": "tests/specs/rows.yaml",
                 "ok": False,
