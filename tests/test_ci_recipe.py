@@ -52,13 +52,18 @@ def test_the_workflow_validates_and_writes_the_plan_comment(tmp_path: Path) -> N
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "GITHUB_STEP_SUMMARY": str(summary),
+        "REPLICATE_BASE_URL": "",  # validate shows the API a run would use: the default here
     }
 
     validate = step("Validate the specs")
     done = subprocess.run(
         ["bash", "-c", validate["run"]], cwd=clone, env=env, capture_output=True, text=True
     )
-    assert (done.returncode, done.stdout) == (0, "specs/a.yaml: ok (3 predictions in 1 job)\n")
+    assert (done.returncode, done.stdout) == (
+        0,
+        "specs/a.yaml: ok (3 predictions in 1 job); API https://api.replicate.com (default), "
+        "token from $REPLICATE_API_TOKEN (default)\n",
+    )
 
     plan = step("Plan against the base branch")
     base = plan["env"]["BASE"].replace("${{ github.base_ref }}", "main")

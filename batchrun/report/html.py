@@ -36,11 +36,14 @@ def _sha256_source(text: str) -> str:
 # The page shows what servers and manifests said, so it may run nothing and load nothing from
 # elsewhere: only its own inline style and script (by hash), and media from the run folder
 # ('self' when served, file: when opened from disk), never from another host (docs/SECURITY.md).
+# The exact text of the page's one <style> and one <script>: the policy allows them by hash.
+_STYLE_TEXT = "\n" + STYLE
+_SCRIPT_TEXT = "\n" + FILTER_SCRIPT + CHECK_SCRIPT
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
-        f"style-src {_sha256_source(chr(10) + STYLE)}",
-        f"script-src {_sha256_source(chr(10) + CHECK_SCRIPT)}",
+        f"style-src {_sha256_source(_STYLE_TEXT)}",
+        f"script-src {_sha256_source(_SCRIPT_TEXT)}",
         "img-src 'self' file: data:",
         "media-src 'self' file:",
         "base-uri 'none'",
@@ -75,13 +78,13 @@ def render_page(page: Page) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
             f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n',
             f"<title>{escape(title)} · batchrun report</title>\n",
-            f"<style>\n{STYLE}</style>\n</head>\n<body>\n",
+            f"<style>{_STYLE_TEXT}</style>\n</head>\n<body>\n",
             _header(page),
             "<main>\n",
             "".join(_section(page, section) for section in page.gallery.sections),
             _nothing(page),
             "</main>\n",
-            f"<script>\n{FILTER_SCRIPT}{CHECK_SCRIPT}</script>\n</body>\n</html>\n",
+            f"<script>{_SCRIPT_TEXT}</script>\n</body>\n</html>\n",
         )
     )
 
