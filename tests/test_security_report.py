@@ -3,6 +3,7 @@ nothing from anywhere else (a Content-Security-Policy, checked in headless Chrom
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 from pathlib import Path
@@ -80,3 +81,18 @@ def test_a_browser_refuses_an_image_from_another_host(tmp_path: Path) -> None:
     assert 'data-images-loaded="1"' in body.group(1)
     assert 'data-images-broken="1"' in body.group(1)
     assert far.requests == []
+
+
+def test_an_embedded_page_takes_nothing_through_a_link(tmp_path: Path) -> None:
+    # A link planted in the run folder where an output file should be: the page that embeds
+    # its files (to be shared) must not carry what the link points at.
+    secret = tmp_path / "id_rsa"
+    secret.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    run = tmp_path / "run"
+    records = [image(run, "ok", "flux/ok.png"), image(run, "k2", "flux/k2.png")]
+    (run / "flux" / "k2.png").unlink()
+    (run / "flux" / "k2.png").symlink_to(secret)
+    page = build_report(write_run(run, records), embed_limit=10_000_000)
+    assert "data:image/png;base64," in page  # the real file is embedded
+    assert base64.b64encode(secret.read_bytes()).decode()[:20] not in page
+    assert 'src="flux/k2.png"' in page  # the link is only linked, as a missing file would be

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from batchrun import safefs
 from batchrun.errors import BatchrunError
 from batchrun.humanize import human_bytes
 from batchrun.manifest.reader import load_records
@@ -125,7 +126,10 @@ def embedding(
     def embedded(path: str) -> str:
         # Base64 makes a file a third larger; the limit counts the files as they are.
         try:
-            data = (run_dir / path).read_bytes()
+            # Only a regular file inside the run folder: a link planted there must not put
+            # ~/.ssh/id_rsa into a page meant to be shared, nor /dev/zero into memory.
+            with safefs.open_regular(run_dir / path, run_dir) as handle:
+                data = handle.read()
         except OSError:
             return linked(path)  # a file gone since the run: the link shows what is missing
         media = mimetypes.guess_type(path)[0] or "application/octet-stream"
