@@ -21,7 +21,7 @@ from batchrun.api.http11 import Http11Transport, RefusedAddressError
 from batchrun.api.retry import RetryPolicy
 from batchrun.cli import main
 from batchrun.errors import DownloadError, StorageError
-from batchrun.manifest.journal import load_records
+from batchrun.manifest.reader import load_records
 
 pytestmark = [
     pytest.mark.anyio,

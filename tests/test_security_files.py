@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from batchrun import safefs
-from batchrun.manifest.state import file_intact
 from batchrun.errors import StorageError
 from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import Record
+from batchrun.manifest.state import file_intact
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.planner.lock import Pin, write_lock
 from batchrun.report.status import export_csv
@@ -146,7 +146,7 @@ def test_an_edited_manifest_cannot_export_a_file_from_outside_the_run(
     from test_report import image, rec, write_run
 
     from batchrun.cli import main
-    from batchrun.manifest.journal import FileRecord
+    from batchrun.manifest.records import FileRecord
 
     secret = tmp_path / "id_rsa.png"
     secret.write_bytes(b"private key")

@@ -12,7 +12,7 @@ import pytest
 from hostile import answer, hostile
 from test_report import image, png, rec, write_run
 
-from batchrun.manifest.journal import FileRecord
+from batchrun.manifest.records import FileRecord
 from batchrun.report.build import build_report
 from batchrun.report.html import CONTENT_SECURITY_POLICY
 

@@ -12,7 +12,7 @@ from hostile import Request, answer, hostile
 
 from batchrun.cli import main
 from batchrun.humanize import printable
-from batchrun.manifest.journal import load_records
+from batchrun.manifest.reader import load_records
 
 pytestmark = pytest.mark.timeout(60)
 TOKEN = "r8_TextCanary0123456789abcdefghijklm"
