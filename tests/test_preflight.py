@@ -260,7 +260,8 @@ def test_a_wrong_token_costs_nothing_and_names_its_variable(
         ),
     )
     monkeypatch.setenv("PROXY_TOKEN", "hk-wrong")
-    argv = ["run", str(spec), "--base-url", sandbox.base_url]
+    # A spec may name PROXY_TOKEN, but only the command line sends it (issue 13).
+    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--token-env", "PROXY_TOKEN"]
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 3

@@ -8,22 +8,18 @@ import sys
 import anyio
 
 from batchrun.api.client import Client
-from batchrun.api.endpoint import resolve_endpoint
+from batchrun.commands._runs import endpoint_of
+from batchrun.commands.options import PlanArgs, ValidateArgs
 from batchrun.engine.preflight import PreflightResult, preflight
 from batchrun.engine.runner import resolve_token
 from batchrun.planner.lock import read_lock
 from batchrun.spec.load import Spec
 
 
-def online_check(spec: Spec, base_url: str | None) -> PreflightResult:
+def online_check(spec: Spec, args: ValidateArgs | PlanArgs) -> PreflightResult:
     """Ask the API about every target of the spec and check every input; print the notes."""
     # It sends the token like `run` does, so the same rules decide where (docs/SECURITY.md).
-    endpoint = resolve_endpoint(
-        spec_base_url=spec.base_url,
-        spec_token_env=spec.token_env,
-        env=os.environ,
-        base_url=base_url,
-    ).checked()
+    endpoint = endpoint_of(spec, args).checked()
     token = resolve_token(spec, os.environ, endpoint.token_env)
 
     async def ask() -> PreflightResult:

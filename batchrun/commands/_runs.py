@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from batchrun.api.endpoint import Endpoint, resolve_endpoint
-from batchrun.commands.options import LockArgs, RunArgs
+from batchrun.commands.options import LockArgs, PlanArgs, RunArgs, ValidateArgs
 from batchrun.engine.runner import resolve_token
 from batchrun.errors import UsageError
 from batchrun.manifest.reader import manifest_paths
@@ -45,7 +45,9 @@ def _with_manifest(folder: Path) -> Path:
     return folder
 
 
-def endpoint_of(spec: Spec, args: RunArgs | LockArgs | None = None) -> Endpoint:
+def endpoint_of(
+    spec: Spec, args: RunArgs | LockArgs | ValidateArgs | PlanArgs | None = None
+) -> Endpoint:
     """The API and token variable a run of `spec` uses, from the command line, env and spec."""
     return resolve_endpoint(
         spec_base_url=spec.base_url,

@@ -62,7 +62,7 @@ def main(args: PlanArgs) -> int:
     if args.markdown:
         raise UsageError("--markdown shows a diff: use it with --diff REV")
     if args.online:
-        found = online_check(spec, args.base_url)
+        found = online_check(spec, args)
         if found.issues:
             raise SpecError(found.issues)
     has_manifest = bool(manifest_paths(output or spec.output))

@@ -40,7 +40,7 @@ def main(args: ValidateArgs) -> int:
         else:
             issues = checked.issues
             if args.online and not issues:
-                issues = tuple(sorted(online_check(spec, args.base_url).issues))
+                issues = tuple(sorted(online_check(spec, args).issues))
         if issues:
             failed = True
             results.append({"spec": shown, "ok": False, "errors": [_issue(i) for i in issues]})
