@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from batchrun import safefs
 from batchrun.errors import ManifestError, StorageError, UsageError
-from batchrun.manifest.records import Record
+from batchrun.manifest.records import Record, Status
 from batchrun.planner.columns import flat_vars
 
 FORMATS = ("jsonl", "csv", "hf")
@@ -204,7 +204,7 @@ def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
     """A manifest someone edited may name /home/me/.ssh/id_rsa as an output file: a dataset
     (often uploaded) takes only regular files inside the run folder (docs/SECURITY.md)."""
     for record in records:
-        if record.status != "succeeded" or record.missing:
+        if record.status != Status.SUCCEEDED or record.missing:
             continue  # left out of the dataset anyway
         for file in record.files:
             source = run_dir / file.path
@@ -218,7 +218,7 @@ def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
 def _write_jobs(records: Sequence[Record], run_dir: Path, root: Path, card: Card) -> list[HfJob]:
     by_job: dict[str, list[Record]] = {}
     for record in records:
-        if record.status != "succeeded" or record.missing:
+        if record.status != Status.SUCCEEDED or record.missing:
             card.left_out[record.status if not record.missing else "missing files"] += 1
             continue
         by_job.setdefault(record.job, []).append(record)
