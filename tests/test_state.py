@@ -20,6 +20,7 @@ from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import FileRecord, Record, Status
 from batchrun.manifest.state import State, key_state
 from batchrun.planner.lock import write_lock
+from batchrun.planner.naming import FileNamer
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
@@ -27,12 +28,24 @@ V1, V2 = "1" * 64, "2" * 64
 PNG = b"\x89PNG fake bytes"
 
 
-def state(status: str, *, files: str = "ok", missing: bool = False, version: str = V1) -> KeyState:
+# The `files` template now (names the file of https://x/a.png `a.png`), and an older one.
+NOW, BEFORE = FileNamer("${index}/a${ext}"), "old/a${ext}"
+
+
+def state(
+    status: str,
+    *,
+    files: str = "ok",
+    missing: bool = False,
+    version: str = V1,
+    template: str | None = NOW.template,
+) -> KeyState:
     checks = {
-        "ok": ("a.png", len(PNG), hashlib.sha256(PNG).hexdigest()),
+        "ok": ("0/a.png", len(PNG), hashlib.sha256(PNG).hexdigest()),
+        "elsewhere": ("old/a.png", len(PNG), hashlib.sha256(PNG).hexdigest()),  # to move
         "gone": ("gone.png", 3, "00" * 32),
-        "short": ("a.png", len(PNG) + 1, hashlib.sha256(PNG).hexdigest()),
-        "changed": ("a.png", len(PNG), "ff" * 32),  # right size, other bytes
+        "short": ("0/a.png", len(PNG) + 1, hashlib.sha256(PNG).hexdigest()),
+        "changed": ("0/a.png", len(PNG), "ff" * 32),  # right size, other bytes
     }
     return KeyState(
         status=Status(status),
@@ -45,7 +58,33 @@ def state(status: str, *, files: str = "ok", missing: bool = False, version: str
         offset=0,
         length=0,
         version=version,
+        files_template=template if files != "elsewhere" else BEFORE,
     )
+
+
+def _full(recorded: KeyState) -> Record:
+    """The full record an index entry stands for."""
+    path, size, sha = recorded.files[0]
+    return Record(
+        key="k",
+        job="j",
+        target={"model": "acme/painter"},
+        input={},
+        vars={},
+        repeat=0,
+        status=recorded.status,
+        version=recorded.version,
+        output=["https://x/a.png"],
+        files=(FileRecord("https://x/a.png", path, sha, size),),
+        missing=("https://x/b.png",) if recorded.missing else (),
+        files_template=recorded.files_template,
+    )
+
+
+def _files(folder: Path) -> None:
+    for path in ("0/a.png", "old/a.png"):
+        (folder / path).parent.mkdir(exist_ok=True)
+        (folder / path).write_bytes(PNG)
 
 
 TABLE = [
@@ -68,6 +107,11 @@ TABLE = [
     (state("succeeded", files="gone"), None, State.DOWNLOAD),
     (state("succeeded", files="short"), None, State.DOWNLOAD),
     (state("succeeded", files="changed"), V1, State.DOWNLOAD),
+    (state("succeeded", files="elsewhere"), None, State.MOVE),  # the template changed since
+    (state("succeeded", files="elsewhere"), V2, State.STALE),  # stale first: re-run, not moved
+    (state("succeeded", files="elsewhere", missing=True), None, State.DOWNLOAD),
+    (state("succeeded", template=None), None, State.DONE),  # an older record, read: in place
+    (state("succeeded", template=BEFORE), None, State.DONE),  # both templates name it so
 ]
 
 
@@ -75,8 +119,9 @@ TABLE = [
 def test_key_state_table(
     tmp_path: Path, recorded: KeyState | None, pinned: str | None, expected: State
 ) -> None:
-    (tmp_path / "a.png").write_bytes(PNG)
-    assert key_state(recorded, tmp_path, pinned) is expected
+    _files(tmp_path)
+    read = None if recorded is None else lambda: _full(recorded)
+    assert key_state(recorded, tmp_path, pinned, namer=NOW, read=read) is expected
 
 
 @pytest.mark.parametrize(("recorded", "pinned", "expected"), TABLE)
@@ -84,23 +129,21 @@ def test_a_full_record_is_placed_as_its_index_entry_is(
     tmp_path: Path, recorded: KeyState | None, pinned: str | None, expected: State
 ) -> None:
     # `status` and `report` read full records, `plan` and `run` the index: one answer.
-    (tmp_path / "a.png").write_bytes(PNG)
+    _files(tmp_path)
     if recorded is None:
         return
-    path, size, sha = recorded.files[0]
-    record = Record(
-        key="k",
-        job="j",
-        target={"model": "acme/painter"},
-        input={},
-        vars={},
-        repeat=0,
-        status=recorded.status,
-        version=recorded.version,
-        files=(FileRecord("https://x/a.png", path, sha, size),),
-        missing=("https://x/b.png",) if recorded.missing else (),
-    )
-    assert key_state(record, tmp_path, pinned) is expected
+    assert key_state(_full(recorded), tmp_path, pinned, namer=NOW) is expected
+
+
+def test_only_a_record_of_another_template_is_read_back(tmp_path: Path) -> None:
+    # A resume of a large manifest whose template did not change reads no full record.
+    _files(tmp_path)
+
+    def read() -> Record:
+        raise AssertionError("read back")
+
+    assert key_state(state("succeeded"), tmp_path, namer=NOW, read=read) is State.DONE
+    assert key_state(state("succeeded", files="elsewhere"), tmp_path, namer=NOW) is State.DONE
 
 
 def test_intact_given_is_not_read_again(tmp_path: Path) -> None:
@@ -123,6 +166,8 @@ ACTIONS = [
     (State.DOWNLOAD, "succeeded", Scope(), Action.DOWNLOAD),
     (State.DOWNLOAD, "succeeded", Scope(download=False), None),
     (State.DONE, "succeeded", Scope(rerun_stale=True, retry_failed=True), None),
+    (State.MOVE, "succeeded", Scope(), Action.MOVE),
+    (State.MOVE, "succeeded", Scope(download=False), Action.MOVE),  # a rename is no download
 ]
 
 

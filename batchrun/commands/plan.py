@@ -178,10 +178,11 @@ _SHOWN_STATES = {
     State.FAILED: "failed",
     State.DOWNLOAD: "to download",
     State.STALE: "stale",
+    State.MOVE: "to move",
 }
 # Shown even when none: every plan with a manifest has these to say. Stale keys exist only once
-# SPEC.lock moves on, so they are shown only when there are some.
-_ALWAYS_SHOWN = frozenset(STATES) - {State.STALE}
+# SPEC.lock moves on, and keys to move once `files` changes, so those are shown only when some.
+_ALWAYS_SHOWN = frozenset(STATES) - {State.STALE, State.MOVE}
 
 
 def _states(counts: Counter[State]) -> str:
@@ -197,6 +198,11 @@ def _would(counts: Counter[State]) -> str:
         parts.append(f"pick up {counts[State.IN_FLIGHT]:,} in flight")
     if counts[State.DOWNLOAD]:
         parts.append(f"download the missing files of {counts[State.DOWNLOAD]:,}")
+    if counts[State.MOVE]:
+        parts.append(
+            f"move the files of {counts[State.MOVE]:,} to the paths `files` now gives"
+            " (no create, no download)"
+        )
     said = "; ".join(parts) if parts else "nothing: every planned prediction is done"
     if counts[State.FAILED]:
         said += f"; {counts[State.FAILED]:,} failed stay failed unless --retry-failed"

@@ -22,6 +22,7 @@ from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
 from batchrun.engine.collector import Journal
 from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate
+from batchrun.engine.moves import move_file
 from batchrun.engine.outputs import (
     MAX_FILES_PER_PREDICTION,
     FileNamer,
@@ -44,7 +45,7 @@ from batchrun.errors import (
     StorageError,
 )
 from batchrun.manifest.records import API_STATUSES, FileRecord, Record, Status, utcnow
-from batchrun.manifest.state import file_intact
+from batchrun.manifest.state import DATA_URI_HEAD, file_intact, moves
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.planner.lock import Lock
 from batchrun.spec.target import Target
@@ -74,6 +75,7 @@ class Action(Enum):
     POLL = "poll"
     RECONCILE = "reconcile"
     DOWNLOAD = "download"
+    MOVE = "move"  # rename recorded files to the paths a changed `files` template gives
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -183,6 +185,10 @@ class Lifecycle:
         the runner frees its place among the predictions in flight then.
         """
         record = _record_for(work.planned, work.previous)
+        if work.action is Action.MOVE:
+            await settled()
+            await self._move(record)
+            return
         if work.action is Action.DOWNLOAD:
             # The output is kept in the manifest while files are missing; otherwise the
             # recorded files name their URLs.
@@ -425,10 +431,36 @@ class Lifecycle:
             )
             raise
         error_text = "; ".join(errors) + (LATER if kept else "") if errors else record.error
-        await self.journal.write(
-            record.replace(files=tuple(files), missing=tuple(missing), error=error_text),
-            final=True,
-        )
+        done = record.replace(files=tuple(files), missing=tuple(missing), error=error_text)
+        # Files kept from before may sit where an older template put them: the next run moves
+        # those, so the template is recorded only once every file is where this one says.
+        if not moves(done, self.namer):
+            done = done.replace(files_template=self.namer.template)
+        await self.journal.write(done, final=True)
+
+    async def _move(self, record: Record) -> None:
+        """Rename the key's files to the paths the current `files` template gives them, and
+        record the new paths; a file that cannot move stays, and the run says why."""
+        files = list(record.files)
+        problems: list[str] = []
+        for place, new in sorted(moves(record, self.namer).items()):
+            old = files[place]
+            try:
+                self.claims.claim(new, record.key, place)
+            except NamingError as error:
+                problems.append(f"{old.path} stays: {error}")
+                continue
+            why = await anyio.to_thread.run_sync(move_file, self.settings.run_dir, old.path, new)
+            if why is not None:
+                problems.append(f"{old.path} stays: {why}")
+                continue
+            files[place] = FileRecord(url=old.url, path=new, sha256=old.sha256, bytes=old.bytes)
+        moved = record.replace(files=tuple(files))
+        if problems:
+            self.notify(f"batchrun: {record.key}: not moved: {'; '.join(problems)}")
+        else:
+            moved = moved.replace(files_template=self.namer.template)
+        await self.journal.write(moved, final=True)
 
     async def _download(
         self, record: Record, index: int, url: str, name: str | None = None
@@ -449,7 +481,8 @@ class Lifecycle:
             digest = await anyio.to_thread.run_sync(
                 _write_atomically, dest, self.settings.run_dir, data
             )
-            return FileRecord(url=url[:64], path=relative, sha256=digest, bytes=len(data))
+            head = url[:DATA_URI_HEAD]
+            return FileRecord(url=head, path=relative, sha256=digest, bytes=len(data))
         got = await self.client.download(
             url, dest, max_bytes=self.settings.max_file_bytes, root=self.settings.run_dir
         )
@@ -488,6 +521,7 @@ def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:
         request_sha256=previous.request_sha256,
         possible_duplicate=previous.possible_duplicate,
         missing=previous.missing,
+        files_template=previous.files_template,
     )
 
 

@@ -300,7 +300,7 @@ class _Runner:
             index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
             lock = read_lock(self.spec.path)
             self.survey = await anyio.to_thread.run_sync(
-                survey, self.spec, index.states, self.run_dir, self.scope, lock,
+                survey, self.spec, index.states, self.run_dir, self.scope, lock, index.record,
                 abandon_on_cancel=True,
             )  # fmt: skip
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)

@@ -6,11 +6,16 @@ honour `--sample`, `--limit` and `--shard`, and to place each key with
 checked against their recorded size and sha256). The producers then walk the plan again and ask
 `Survey.action` what each key needs, which uses the survey's findings instead of reading any file
 again.
+
+A key whose files the `files` template now names elsewhere (`State.MOVE`) has its full record
+read back here, once (only keys whose record names another template); its files are renamed by
+the run, with no create and no download.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +23,11 @@ from pathlib import Path
 from batchrun.api.objects import parse_time
 from batchrun.engine.lifecycle import Action
 from batchrun.manifest.reader import KeyState
-from batchrun.manifest.records import Status
+from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.planner.expand import PlannedPrediction, in_shard, iter_plan
 from batchrun.planner.lock import Lock
+from batchrun.planner.naming import FileNamer
 from batchrun.planner.sample import sample_keys
 from batchrun.spec.load import Spec
 
@@ -51,6 +57,7 @@ class Survey:
     work: Counter[str] = field(default_factory=Counter)  # job → keys to act on
     quota: dict[str, int] = field(default_factory=dict)  # job → plan items within --limit
     broken: set[str] = field(default_factory=set)  # succeeded keys whose files are not intact
+    moving: set[str] = field(default_factory=set)  # succeeded keys whose files move
     pinned: dict[str, str | None] = field(default_factory=dict)  # job → the lock's version
     sample: frozenset[str] | None = None  # the keys --sample chose; None: every key
 
@@ -65,7 +72,8 @@ class Survey:
     def state(self, planned: PlannedPrediction, state: KeyState | None, run_dir: Path) -> State:
         """Where a key the survey walked stands (its files are not read again)."""
         intact = planned.key not in self.broken
-        return key_state(state, run_dir, self.pinned.get(planned.job), intact=intact)
+        where = key_state(state, run_dir, self.pinned.get(planned.job), intact=intact)
+        return State.MOVE if where is State.DONE and planned.key in self.moving else where
 
     def action(
         self, planned: PlannedPrediction, state: KeyState | None, scope: Scope, run_dir: Path
@@ -97,6 +105,8 @@ def classify(where: State, state: KeyState | None, scope: Scope) -> Action | Non
         if scope.retry_failed and _expired(state):
             return Action.CREATE
         return Action.DOWNLOAD
+    if where is State.MOVE:
+        return Action.MOVE
     return None
 
 
@@ -108,10 +118,19 @@ def _expired(state: KeyState) -> bool:
 
 
 def survey(
-    spec: Spec, states: dict[str, KeyState], run_dir: Path, scope: Scope, lock: Lock | None = None
+    spec: Spec,
+    states: dict[str, KeyState],
+    run_dir: Path,
+    scope: Scope,
+    lock: Lock | None = None,
+    read: Callable[[str], Record] | None = None,
 ) -> Survey:
-    """Walk the plan once and count what the run will do (reads the files of done keys)."""
+    """Walk the plan once and count what the run will do (reads the files of done keys).
+
+    `read` gives a key's full record (`ManifestIndex.record`): without it, files never move.
+    """
     found = Survey(pinned=pinned_versions(spec, lock))
+    namer = FileNamer(spec.files) if read is not None else None
     for job in spec.jobs:
         found.quota[job.id] = 0
     if scope.sample is not None:
@@ -126,9 +145,18 @@ def survey(
         state = states.get(planned.key)
         # Without downloads, what is on disk changes nothing: its files are not read.
         intact = None if scope.download else True
-        where = key_state(state, run_dir, found.pinned[planned.job], intact=intact)
+        where = key_state(
+            state,
+            run_dir,
+            found.pinned[planned.job],
+            intact=intact,
+            namer=namer,
+            read=_reader(read, planned.key),
+        )
         if where is State.DOWNLOAD and state is not None and not state.missing:
             found.broken.add(planned.key)
+        if where is State.MOVE:
+            found.moving.add(planned.key)
         action = classify(where, state, scope)
         if action is None:
             if where is State.FAILED:
@@ -140,3 +168,7 @@ def survey(
             continue
         found.work[planned.job] += 1
     return found
+
+
+def _reader(read: Callable[[str], Record] | None, key: str) -> Callable[[], Record] | None:
+    return None if read is None else lambda: read(key)

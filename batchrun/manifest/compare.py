@@ -4,9 +4,11 @@ For each job, the planned keys split by `state.key_state`, the rule `run` follow
 run), done (succeeded, files in place with their recorded sha256), in flight (a run was stopped
 while they ran: the next run polls them), failed (skipped unless `--retry-failed`), to download
 (succeeded, but files are missing or changed) and stale (succeeded by a version other than the
-one SPEC.lock now pins: skipped unless `--rerun-stale`). Keys the manifest holds that the spec no
-longer plans are counted too: after an edit, a reviewer sees both what will run and what the edit
-left behind. Nothing is sent to the API; the files of succeeded keys are read to check them.
+one SPEC.lock now pins: skipped unless `--rerun-stale`) and to move (succeeded, files in
+place, but the `files` template now names them elsewhere: the run renames them). Keys the
+manifest holds that the spec no longer plans are counted too: after an edit, a reviewer sees
+both what will run and what the edit left behind. Nothing is sent to the API; the files of
+succeeded keys are read to check them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
+from batchrun.manifest.records import Record
 from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.planner.expand import PlannedPrediction, Shard, iter_plan
 from batchrun.planner.lock import Lock, read_lock
+from batchrun.planner.naming import FileNamer
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
 
@@ -74,11 +78,12 @@ def compare(
     index = load_index(run_dir)
     lock = read_lock(spec.path)
     pinned = pinned_versions(spec, lock)
+    namer = FileNamer(spec.files)
     jobs = {job.id: JobPlan(job.id, job.target, pinned[job.id]) for job in spec.jobs}
     unplanned = set(index.states)
     for planned, state in _placed(spec, index, shard):
         unplanned.discard(planned.key)
-        where = key_state(state, run_dir, pinned[planned.job])
+        where = _where(planned, state, index, run_dir, pinned, namer)
         job = jobs[planned.job]
         job.counts[where] += 1
         if where is State.NEW and len(job.new_examples) < examples:
@@ -106,8 +111,23 @@ def iter_states(
     run_dir = output or spec.output
     index = load_index(run_dir)
     pinned = pinned_versions(spec, read_lock(spec.path))
+    namer = FileNamer(spec.files)
     for planned, state in _placed(spec, index, shard):
-        yield planned, key_state(state, run_dir, pinned[planned.job])
+        yield planned, _where(planned, state, index, run_dir, pinned, namer)
+
+
+def _where(
+    planned: PlannedPrediction,
+    state: KeyState | None,
+    index: ManifestIndex,
+    run_dir: Path,
+    pinned: dict[str, str | None],
+    namer: FileNamer,
+) -> State:
+    def read() -> Record:
+        return index.record(planned.key)
+
+    return key_state(state, run_dir, pinned[planned.job], namer=namer, read=read)
 
 
 def _placed(

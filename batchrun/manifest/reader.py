@@ -48,6 +48,7 @@ class KeyState:
     length: int
     written: int = 0
     version: str | None = None  # the model version that ran it (stale once the lock moves on)
+    files_template: str | None = None  # the `files` template that named its files
 
 
 @dataclass
@@ -194,6 +195,7 @@ def _key_state(
         (str(f["path"]), int(f["bytes"]), str(f["sha256"])) for f in data.get("files") or ()
     )
     version = data.get("version")
+    template = data.get("files_template")
     return KeyState(
         status=parse_status(data["status"]),
         job=sys.intern(str(data.get("job") or "")),  # a few job ids shared by many keys
@@ -207,6 +209,8 @@ def _key_state(
         written=written,
         # A few versions shared by many keys, like job ids.
         version=sys.intern(version) if isinstance(version, str) else None,
+        # One template shared by every key: interned, it costs a pointer per key.
+        files_template=sys.intern(template) if isinstance(template, str) else None,
     )
 
 

@@ -98,6 +98,9 @@ class Record:
     possible_duplicate: bool = False
     # URLs the output held that could not be downloaded yet (expired links, a full disk...).
     missing: tuple[str, ...] = ()
+    # The `files` template that named the recorded files (None: written before it was kept).
+    # A run whose template differs moves them (manifest/state.py).
+    files_template: str | None = None
 
     def replace(self, **changes: Any) -> Record:
         """A copy with `changes` applied."""
@@ -138,6 +141,8 @@ class Record:
             data["possible_duplicate"] = True
         if self.missing:
             data["missing"] = list(self.missing)
+        if self.files_template is not None:
+            data["files_template"] = self.files_template
         return data
 
     @classmethod
@@ -182,4 +187,9 @@ class Record:
             request_sha256=data.get("request_sha256"),
             possible_duplicate=bool(data.get("possible_duplicate")),
             missing=tuple(data.get("missing") or ()),
+            files_template=_text_or_none(data.get("files_template")),
         )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None

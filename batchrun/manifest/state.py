@@ -6,25 +6,35 @@
                                                                    with --retry-failed)
     succeeded, by a version other than the lock's    → stale      (only with --rerun-stale)
     succeeded, a file missing or not as recorded     → download   (run downloads it again)
+    succeeded, every file as recorded, but the       → move       (run renames them: no
+      `files` template now names some elsewhere                    create, no download)
     succeeded, every file as recorded                → done
 
 "As recorded" means the file's size and sha256 are those the manifest holds. The size is looked
 at first (a stat), so a missing or cut-short file costs no read; only a file of the right size
 is hashed. `plan` thereby reads what `run` reads, and they cannot disagree about a key.
+
+Whether files move is asked only of keys whose record names another `files` template than the
+current one (`files_template`; records written before it existed name none): only those have
+their full record read back, so a resume over a large manifest whose template did not change
+reads nothing more than the compact index.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
 from batchrun import safefs
+from batchrun.api.objects import is_file_url
 from batchrun.errors import BatchrunError
 from batchrun.manifest.reader import FileCheck, KeyState
 from batchrun.manifest.records import FAILED, IN_FLIGHT, Record
 from batchrun.planner.lock import Lock, read_lock
+from batchrun.planner.naming import FileNamer, NamingError, output_names
 from batchrun.spec.load import Spec
 
 
@@ -37,6 +47,7 @@ class State(StrEnum):
     FAILED = "failed"
     DOWNLOAD = "download"
     STALE = "stale"
+    MOVE = "move"
 
 
 STATES = tuple(State)  # the order `plan` counts them in
@@ -48,12 +59,16 @@ def key_state(
     pinned: str | None = None,
     *,
     intact: bool | None = None,
+    namer: FileNamer | None = None,
+    read: Callable[[], Record] | None = None,
 ) -> State:
     """Where one key stands, from its last record.
 
     `pinned` is the version the lock now gives the key's model (None: not pinned, so never
     stale). The files of a succeeded key are read, unless `intact` already says whether they
     are as recorded (the runner's producers know it from the survey, which read them).
+    `namer` is the current `files` template (None: files never move); `read` gives the key's
+    full record when `recorded` is only its index entry.
     """
     if recorded is None:
         return State.NEW
@@ -70,7 +85,69 @@ def key_state(
         intact = files_intact(run_dir, _checks(recorded))
     if not intact:
         return State.DOWNLOAD
+    if namer is not None and _may_move(recorded, namer):
+        full = recorded if isinstance(recorded, Record) else read() if read else None
+        if full is not None and moves(full, namer):
+            return State.MOVE
     return State.DONE
+
+
+def _may_move(recorded: KeyState | Record, namer: FileNamer) -> bool:
+    return bool(recorded.files) and recorded.files_template != namer.template
+
+
+def moves(record: Record, namer: FileNamer) -> dict[int, str]:
+    """For each recorded file (by its place in `record.files`) that the current template names
+    elsewhere, its new path. A file the template cannot name now stays where it is."""
+    urls = _output_urls(record)
+    names = output_names(record.output) if record.output is not None else {}
+    moved: dict[int, str] = {}
+    for place, file in enumerate(record.files):
+        found = urls.get(file.url)
+        index, url = found if found is not None else (place, file.url)
+        try:
+            path = namer.path_for(
+                job=record.job,
+                key=record.key,
+                index=index,
+                url=url,
+                repeat=record.repeat,
+                vars=record.vars,
+                output=names.get(url),
+            )
+        except NamingError:
+            continue
+        if path != file.path:
+            moved[place] = path
+    return moved
+
+
+# A data URI is recorded by its head only (the whole of it is the file): this many characters.
+DATA_URI_HEAD = 64
+
+
+def _output_urls(record: Record) -> dict[str, tuple[int, str]]:
+    """Recorded URL → (index in the output, the URL as the output holds it): the index and the
+    output key that named the file when it was downloaded."""
+    found: dict[str, tuple[int, str]] = {}
+    seen: dict[str, None] = {}
+    for value in _strings(record.output):
+        if is_file_url(value):
+            seen.setdefault(value, None)
+    for index, url in enumerate(seen):
+        head = url[:DATA_URI_HEAD] if url[:5].lower() == "data:" else url
+        found.setdefault(head, (index, url))
+    return found
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _strings(item)]
+    return []
 
 
 def _checks(recorded: KeyState | Record) -> tuple[FileCheck, ...]:
