@@ -56,3 +56,13 @@ def test_no_source_comment_points_at_a_document_outside_the_repository() -> None
         if "DESIGN.md" in line
     ]
     assert offenders == []
+
+
+def test_the_architecture_tree_lists_the_package_as_it_is() -> None:
+    done = subprocess.run(
+        [sys.executable, str(DOCS / "make_architecture_tree.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
