@@ -302,13 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             _detach_stdout()
         raise
     args = options_from(parsed)
-    if isinstance(args, CompletionArgs):
-        print(completion_script(parser, args.shell))
-        return ExitCode.OK
-    command = importlib.import_module(f"batchrun.commands.{parsed.command}")
     try:
         with sigterm_interrupts():  # SIGTERM ends a command as Ctrl-C does, at any moment
-            code: int = command.main(args)
+            if isinstance(args, CompletionArgs):  # it needs the parser, which commands never see
+                print(completion_script(parser, args.shell))
+                code: int = ExitCode.OK
+            else:
+                command = importlib.import_module(f"batchrun.commands.{parsed.command}")
+                code = command.main(args)
             # A reader that stopped early (`| head`) shows here, not in the interpreter's flush.
             sys.stdout.flush()
     except BrokenPipeError:

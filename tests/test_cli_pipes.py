@@ -47,8 +47,9 @@ def specs(tmp_path: Path) -> Path:
         ["validate", "specs/sweep.yaml"],
         ["--help"],
         [],
+        ["completion", "bash"],
     ],
-    ids=["plan", "plan-json", "validate", "help", "bare"],
+    ids=["plan", "plan-json", "validate", "help", "bare", "completion"],
 )
 def test_a_closed_stdout_ends_quietly_with_0(specs: Path, argv: list[str]) -> None:
     code, err = run_into_a_closed_pipe(specs, *argv)
