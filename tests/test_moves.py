@@ -8,6 +8,7 @@ import pytest
 from runs import assert_files_intact, records, run_spec, sha256, write_spec
 
 from batchrun.cli import main
+from batchrun.commands._display import summary_lines
 from batchrun.engine.runner import Tally
 from batchrun.manifest.compare import compare
 from batchrun.manifest.state import State
@@ -88,6 +89,10 @@ def test_a_changed_files_template_moves_the_files_without_creates_or_downloads(
     summary = run_spec(spec, sandbox)
     assert summary.ok
     assert _events(sandbox) == (creates, downloads)  # nothing created, nothing fetched
+    assert (
+        "  3 to move: their files renamed to the paths `files` now gives (no create, no "
+        "download; any that could not move are named above)"
+    ) in summary_lines(summary)
     after = _files(run_dir)
     for key, files in after.items():
         job = records(run_dir)[key].job

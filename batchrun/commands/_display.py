@@ -225,6 +225,11 @@ def summary_lines(summary: RunSummary) -> list[str]:
             f"  {summary.survey.failed_before} failed in an earlier run and were not retried "
             "(use --retry-failed)"
         )
+    if summary.survey.moving:
+        lines.append(
+            f"  {len(summary.survey.moving)} to move: their files renamed to the paths `files` "
+            "now gives (no create, no download; any that could not move are named above)"
+        )
     if summary.survey.stale_kept:
         lines.append(
             f"  {summary.survey.stale_kept} succeeded with a version other than the lock's and "
@@ -290,6 +295,7 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "already_done": summary.survey.done,
         "failed_before": summary.survey.failed_before,
         "stale_kept": summary.survey.stale_kept,
+        "to_move": len(summary.survey.moving),
         "not_started": summary.left,
         "in_flight": tally.in_flight,
         "files": tally.files,
