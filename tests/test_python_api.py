@@ -113,3 +113,11 @@ def test_progress_true_shows_progress_on_stderr(
 def test_run_takes_sample_as_the_command_line_does(spec: Path, tmp_path: Path) -> None:
     summary = batchrun.run(spec, sandbox=True, out=tmp_path / "sampled", sample=2)
     assert summary.tally.finished == {"succeeded": 2}
+
+
+def test_a_misspelled_keyword_is_a_type_error_before_anything_runs(spec: Path) -> None:
+    with pytest.raises(TypeError, match="concurency"):
+        batchrun.run(spec, concurency=4, sandbox=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="concurency"):
+        asyncio.run(batchrun.arun(spec, concurency=4, sandbox=True))  # type: ignore[call-arg]
+    assert not (spec.parent / "runs").exists()

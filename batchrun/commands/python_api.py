@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from batchrun.commands._display import make_progress
 from batchrun.commands._runs import api_endpoint, run_and_spec
@@ -33,6 +33,9 @@ from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.planner.expand import iter_plan, parse_shard
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Rate, Spec, load_spec
+
+if TYPE_CHECKING:
+    from batchrun import RunKeywords
 
 PathLike = str | os.PathLike[str]
 
@@ -52,50 +55,17 @@ def plan(
     return [planned.to_json() for planned in iter_plan(loaded, shard=shard_)]
 
 
-def run(
-    spec: PathLike,
-    *,
-    out: PathLike | None = None,
-    base_url: str | None = None,
-    token: str | None = None,
-    concurrency: int | None = None,
-    rate: str | None = None,
-    limit: int | None = None,
-    retry_failed: bool = False,
-    rerun_stale: bool = False,
-    download: bool = True,
-    sandbox: bool = False,
-    shard: str | None = None,
-    shard_rate: Literal["shared", "whole"] = "shared",
-    sample: int | None = None,
-    progress: bool = False,
-) -> RunSummary:
+def run(spec: PathLike, **options: Unpack[RunKeywords]) -> RunSummary:
     """Run what the plan of `spec` says is left, as `batchrun run` does; return its summary.
 
     The keywords are `batchrun run`'s options (`download=False` is `--no-download`); `token`
     overrides the environment's. `progress=True` shows progress on stderr as the command does.
     """
-    args = RunArgs(
-        spec=os.fspath(spec),
-        out=os.fspath(out) if out is not None else None,
-        base_url=base_url,
-        concurrency=concurrency,
-        rate=rate,
-        limit=limit,
-        retry_failed=retry_failed,
-        rerun_stale=rerun_stale,
-        no_download=not download,
-        sandbox=sandbox,
-        shard=shard,
-        shard_rate=shard_rate,
-        sample=sample,
-        quiet=not progress,  # without progress, nothing is said: not even the sandbox's address
-    )
-    display = make_progress("auto") if progress else None
+    args, token, display = _run_args(spec, **options)
 
     def blocking() -> RunSummary:
-        with prepared_run(args, token=token) as (loaded, options):
-            return run_blocking(loaded, options, progress=display)
+        with prepared_run(args, token=token) as (loaded, run_options):
+            return run_blocking(loaded, run_options, progress=display)
 
     if _in_running_event_loop():
         # A notebook cell runs inside the kernel's event loop, which cannot run another inside
@@ -105,7 +75,14 @@ def run(
     return blocking()
 
 
-async def arun(
+async def arun(spec: PathLike, **options: Unpack[RunKeywords]) -> RunSummary:
+    """`run`, awaited in the caller's event loop (asyncio or trio)."""
+    args, token, display = _run_args(spec, **options)
+    with prepared_run(args, token=token) as (loaded, run_options):
+        return await run_async(loaded, run_options, progress=display)
+
+
+def _run_args(
     spec: PathLike,
     *,
     out: PathLike | None = None,
@@ -122,8 +99,9 @@ async def arun(
     shard_rate: Literal["shared", "whole"] = "shared",
     sample: int | None = None,
     progress: bool = False,
-) -> RunSummary:
-    """`run`, awaited in the caller's event loop (asyncio or trio)."""
+) -> tuple[RunArgs, str | None, Progress | None]:
+    """The command's record for `run`'s keywords (one explicit signature, so a misspelled
+    keyword is a TypeError), the token to use, and the display if progress was asked for."""
     args = RunArgs(
         spec=os.fspath(spec),
         out=os.fspath(out) if out is not None else None,
@@ -140,9 +118,7 @@ async def arun(
         sample=sample,
         quiet=not progress,  # without progress, nothing is said: not even the sandbox's address
     )
-    display: Progress | None = make_progress("auto") if progress else None
-    with prepared_run(args, token=token) as (loaded, options):
-        return await run_async(loaded, options, progress=display)
+    return args, token, make_progress("auto") if progress else None
 
 
 def results(run_or_spec: PathLike, *, all: bool = False) -> Iterator[dict[str, Any]]:
