@@ -13,11 +13,14 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import Field, fields
+from typing import Any, TypeAlias
 
 from batchrun._version import __version__
-from batchrun.commands.options import ARGS_OF, CommandArgs, CompletionArgs
+from batchrun.commands.completion import SHELLS
+from batchrun.commands.options import ARGS_OF, CommandArgs, RunArgs
+from batchrun.engine.choices import RunChoices, flag_of
 from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
 from batchrun.exitcodes import ExitCode
@@ -97,14 +100,8 @@ environment:
   BATCHRUN_DEBUG=1     show the traceback of an internal error instead of one line"""
 
 
-COMPLETION_SHELLS = ("bash", "zsh", "fish")
-# Positionals and options by metavar that name a file or a folder, for completion scripts.
-_FILE_METAVARS = {"SPEC", "RUN_OR_SPEC", "FILE"}
-_DIR_METAVARS = {"DIR"}
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line, in one place."""
+    """The whole command line: one `_add_<command>` below per command."""
     parser = argparse.ArgumentParser(
         prog="batchrun",
         description="Run large batches of Replicate predictions from YAML specs.",
@@ -114,7 +111,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
     # Not required: a bare `batchrun` prints this help (see main).
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_validate(commands)
+    _add_plan(commands)
+    _add_run(commands)
+    _add_export(commands)
+    _add_status(commands)
+    _add_report(commands)
+    _add_lock(commands)
+    _add_sandbox(commands)
+    _add_completion(commands, parser)
+    return parser
 
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _add_validate(commands: Commands) -> None:
     validate = commands.add_parser("validate", help="check specs; print every error with its place")
     validate.add_argument("specs", nargs="+", metavar="SPEC")
     validate.add_argument(
@@ -123,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_online(validate)
     _add_allowances(validate)
 
+
+def _add_plan(commands: Commands) -> None:
     plan = commands.add_parser("plan", help="show what `run` would do; sends nothing to the API")
     plan.add_argument("spec", metavar="SPEC")
     plan.add_argument("--json", action="store_true", help="one JSON object per planned prediction")
@@ -137,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_online(plan)
     _add_allowances(plan)
 
+
+def _add_run(commands: Commands) -> None:
     run = commands.add_parser(
         "run",
         help="run what the plan says is left",
@@ -144,35 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=ENVIRONMENT_HELP,
     )
     run.add_argument("spec", metavar="SPEC")
-    run.add_argument("--out", metavar="DIR", help="run folder (default: the spec's output)")
     _add_base_url(run)
-    run.add_argument("--concurrency", type=_positive_int, metavar="N", help="predictions in flight")
-    run.add_argument("--rate", metavar="R", help="create requests per time, e.g. 600/min or 10/s")
-    run.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="run only the first N planned"
-    )
-    run.add_argument("--retry-failed", action="store_true", help="run failed predictions again")
-    run.add_argument(
-        "--rerun-stale",
-        action="store_true",
-        help="run again what succeeded by a version other than the one SPEC.lock now pins",
-    )
-    run.add_argument("--no-download", action="store_true", help="record output URLs, fetch nothing")
     run.add_argument("--sandbox", action="store_true", help="run against the built-in emulator")
-    run.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based)")
-    run.add_argument(
-        "--shard-rate",
-        choices=("shared", "whole"),
-        default="shared",
-        help="shards on one account share the rate, each taking 1/N of it (default); 'whole' "
-        "gives each shard all of it (shards on different accounts)",
-    )
-    run.add_argument(
-        "--sample",
-        type=_positive_int,
-        metavar="N",
-        help="run only N predictions spread evenly over the plan (the same N every time)",
-    )
+    for choice in fields(RunChoices):  # declared once, in engine/choices.py
+        _add_choice(run, choice)
     run.add_argument(
         "--json", action="store_true", help="print the summary as JSON on stdout (not stderr)"
     )
@@ -189,26 +180,47 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="also each failure as it happens")
     _add_allowances(run)
 
+
+def _add_choice(parser: argparse.ArgumentParser, choice: Field[Any]) -> None:
+    """The flag of one run option: a switch for a bool (`--no-NAME` when it defaults to True),
+    a whole number of at least 1 for an `int | None`, else text (`Flag.parse` reads it)."""
+    flag = flag_of(choice)
+    name = "--" + choice.name.replace("_", "-")
+    if choice.default is True:
+        parser.add_argument(
+            "--no-" + name[2:], dest=choice.name, action="store_false", help=flag.help
+        )
+    elif choice.default is False:
+        parser.add_argument(name, action="store_true", help=flag.help)
+    elif choice.type == "int | None":
+        parser.add_argument(name, metavar=flag.metavar, type=_positive_int, help=flag.help)
+    else:
+        parser.add_argument(
+            name, metavar=flag.metavar, choices=flag.choices, default=choice.default, help=flag.help
+        )
+
+
+def _add_export(commands: Commands) -> None:
     export = commands.add_parser("export", help="the run as a dataset: JSON Lines, CSV or hf")
     export.add_argument("target", metavar="RUN_OR_SPEC")
     export.add_argument("--format", required=True, choices=("jsonl", "csv", "hf"))
     export.add_argument(
         "--to", required=True, metavar="PATH", help="a file, - for stdout, or a folder (hf)"
     )
-    export.add_argument(
-        "--all", action="store_true", help="also the recorded predictions the spec no longer plans"
-    )
+    _add_all(export)
 
+
+def _add_status(commands: Commands) -> None:
     status = commands.add_parser("status", help="what the manifest says")
     status.add_argument("target", metavar="RUN_OR_SPEC")
     status.add_argument("--json", action="store_true", help="machine-readable status")
     status.add_argument(
         "--csv", metavar="FILE", help="also export every record to a CSV file (-: stdout)"
     )
-    status.add_argument(
-        "--all", action="store_true", help="also the recorded predictions the spec no longer plans"
-    )
+    _add_all(status)
 
+
+def _add_report(commands: Commands) -> None:
     report = commands.add_parser("report", help="write RUN/report.html, an offline gallery")
     report.add_argument("target", metavar="RUN_OR_SPEC")
     report.add_argument("--rows", metavar="VAR", help="matrix variable for the grid's rows")
@@ -223,10 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="embed the files shown while they add up to at most MB (default 25; 0: link them)",
     )
-    report.add_argument(
+    _add_all(report)
+
+
+def _add_all(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--all", action="store_true", help="also the recorded predictions the spec no longer plans"
     )
 
+
+def _add_lock(commands: Commands) -> None:
     lock = commands.add_parser(
         "lock",
         help="pin every model: owner/name to its version in SPEC.lock",
@@ -241,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--json", action="store_true", help="print what was pinned as JSON")
     _add_allowances(lock, cap=False)
 
+
+def _add_sandbox(commands: Commands) -> None:
     sandbox = commands.add_parser(
         "sandbox",
         help="serve the Replicate-compatible emulator",
@@ -269,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--access-log", action="store_true", help="log every request")
 
+
+def _add_completion(commands: Commands, root: argparse.ArgumentParser) -> None:
     completion = commands.add_parser(
         "completion",
         help="print a shell completion script",
@@ -277,10 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.local/share/bash-completion/completions/batchrun, "
         "~/.zfunc/_batchrun (zsh) or ~/.config/fish/completions/batchrun.fish.",
     )
-    completion.add_argument(
-        "shell", choices=COMPLETION_SHELLS, metavar="SHELL", help="bash, zsh or fish"
-    )
-    return parser
+    completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    # The script is written from the whole parser, which the command gets in its record.
+    completion.set_defaults(parser=root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -304,12 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = options_from(parsed)
     try:
         with sigterm_interrupts():  # SIGTERM ends a command as Ctrl-C does, at any moment
-            if isinstance(args, CompletionArgs):  # it needs the parser, which commands never see
-                print(completion_script(parser, args.shell))
-                code: int = ExitCode.OK
-            else:
-                command = importlib.import_module(f"batchrun.commands.{parsed.command}")
-                code = command.main(args)
+            command = importlib.import_module(f"batchrun.commands.{parsed.command}")
+            code: int = command.main(args)
             # A reader that stopped early (`| head`) shows here, not in the interpreter's flush.
             sys.stdout.flush()
     except BrokenPipeError:
@@ -335,36 +352,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
-    """The completion script of the whole command line for `shell`, generated by shtab."""
-    import shtab  # here, not at the top: it costs a fifth of a second at start-up
-
-    for action in _every_action(parser):
-        if action.metavar in _FILE_METAVARS:
-            action.complete = shtab.FILE  # type: ignore[attr-defined]
-        elif action.metavar in _DIR_METAVARS:
-            action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
-    return shtab.complete(parser, shell=shell)
-
-
-def _every_action(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
-    for action in parser._actions:
-        yield action
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                yield from _every_action(sub)
-
-
 def options_from(parsed: argparse.Namespace) -> CommandArgs:
     """The command's typed record, each field taken from the flag of the same `dest`."""
     record = ARGS_OF[parsed.command]
-    values = {field.name: getattr(parsed, field.name) for field in fields(record)}
+    names = {field.name for field in fields(record)} - {"choices"}
+    values = {name: getattr(parsed, name) for name in names}
     # argparse gives lists for nargs/append options; the records are frozen, so tuples.
     values = {
         name: tuple(value) if isinstance(value, list) else value for name, value in values.items()
     }
     # An `append` option never given is None; its field's default is the empty tuple.
     values = {name: value for name, value in values.items() if value is not None}
+    if record is RunArgs:
+        # The run options given (those that differ from their defaults), as typed.
+        values["choices"] = {
+            choice.name: getattr(parsed, choice.name)
+            for choice in fields(RunChoices)
+            if getattr(parsed, choice.name) != choice.default
+        }
     return record(**values)
 
 

@@ -112,7 +112,8 @@ def child_run(base_url: str, folder: Path, n: int, concurrency: int) -> dict[str
 def child_resume(folder: Path, what: str) -> dict[str, Any]:
     """Time the resume load (and the survey, or `batchrun plan`) over `folder`/run."""
     from batchrun.cli import main as batchrun
-    from batchrun.engine.survey import Scope, survey
+    from batchrun.engine.choices import RunChoices
+    from batchrun.engine.survey import survey
     from batchrun.manifest.reader import load_index
     from batchrun.spec.load import load_spec
 
@@ -137,7 +138,7 @@ def child_resume(folder: Path, what: str) -> dict[str, Any]:
     out: dict[str, Any] = {"keys": len(index.states), "load_s": loaded, "baseline_rss_mb": baseline}
     out["load_rss_mb"] = rss_mb()
     if what == "survey":
-        found = survey(spec, index.states, folder / "run", Scope())
+        found = survey(spec, index.states, folder / "run", RunChoices())
         out["survey_s"] = time.perf_counter() - began - loaded
         out["done"] = found.done
         out["work"] = found.total_work

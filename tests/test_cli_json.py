@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchrun import cli
+from batchrun.commands.completion import completion_script
 from batchrun.sandbox import Sandbox
 from tests.runs import TOKEN, write_spec
 
@@ -110,7 +111,7 @@ def test_the_bash_completion_completes_commands_options_and_choices(tmp_path: Pa
     if bash is None:
         pytest.skip("no bash here")
     script = tmp_path / "batchrun.bash"
-    script.write_text(cli.completion_script(cli.build_parser(), "bash"), encoding="utf-8")
+    script.write_text(completion_script(cli.build_parser(), "bash"), encoding="utf-8")
 
     def complete(*words: str) -> str:
         words_array = " ".join(f"'{w}'" for w in ("batchrun", *words))

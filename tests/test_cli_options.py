@@ -7,8 +7,10 @@ from dataclasses import fields
 
 import pytest
 
+from batchrun import RunKeywords
 from batchrun.cli import build_parser, options_from
 from batchrun.commands.options import ARGS_OF, PlanArgs, RunArgs, SandboxArgs, ValidateArgs
+from batchrun.engine.choices import RunChoices
 
 # argparse's own destinations, which no command reads.
 _ARGPARSE_ONLY = {"help"}
@@ -29,8 +31,20 @@ def test_every_command_has_a_record() -> None:
 @pytest.mark.parametrize("command", sorted(ARGS_OF))
 def test_each_flag_is_a_field_of_the_commands_record(command: str) -> None:
     sub = _subparsers()[command]
-    dests = {action.dest for action in sub._actions} - _ARGPARSE_ONLY
-    assert dests == {field.name for field in fields(ARGS_OF[command])}
+    dests = {action.dest for action in sub._actions} | set(sub._defaults)
+    names = {field.name for field in fields(ARGS_OF[command])}
+    if command == "run":  # the run options travel together, in `RunArgs.choices`
+        names = names - {"choices"} | {field.name for field in fields(RunChoices)}
+    assert dests - _ARGPARSE_ONLY == names
+
+
+def test_the_python_keywords_are_the_run_options() -> None:
+    # A typed dict cannot be derived from the dataclass: this keeps the two spellings one.
+    python_only = {"base_url", "token", "sandbox", "progress"}
+    assert (
+        set(RunKeywords.__annotations__)
+        == {field.name for field in fields(RunChoices)} | python_only
+    )
 
 
 def test_the_namespace_becomes_the_typed_record() -> None:
@@ -43,7 +57,10 @@ def test_the_namespace_becomes_the_typed_record() -> None:
     )
     assert options_from(
         parser.parse_args(["run", "s.yaml", "--limit", "3", "--no-download", "--sandbox"])
-    ) == RunArgs(spec="s.yaml", limit=3, no_download=True, sandbox=True)
+    ) == RunArgs(spec="s.yaml", sandbox=True, choices={"limit": 3, "download": False})
+    assert options_from(parser.parse_args(["run", "s.yaml", "--shard", "2/8"])) == RunArgs(
+        spec="s.yaml", choices={"shard": "2/8"}
+    )
     assert options_from(
         parser.parse_args(["sandbox", "--set", "a=1", "--set", "b=2", "--port", "0"])
     ) == SandboxArgs(port=0, set=("a=1", "b=2"))

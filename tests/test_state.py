@@ -12,9 +12,10 @@ from runs import TOKEN, records, run_spec, write_spec
 
 from batchrun.api.client import Client
 from batchrun.cli import main
+from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
 from batchrun.engine.pins import resolve_pins
-from batchrun.engine.survey import Scope, classify
+from batchrun.engine.survey import classify
 from batchrun.manifest.compare import compare
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import FileRecord, Record, Status
@@ -155,25 +156,25 @@ def test_intact_given_is_not_read_again(tmp_path: Path) -> None:
 
 ACTIONS = [
     # (state, status, scope, action)
-    (State.NEW, None, Scope(), Action.CREATE),
-    (State.IN_FLIGHT, "submitting", Scope(), Action.RECONCILE),
-    (State.IN_FLIGHT, "processing", Scope(), Action.POLL),
-    (State.FAILED, "failed", Scope(), None),
-    (State.FAILED, "failed", Scope(retry_failed=True), Action.CREATE),
-    (State.STALE, "succeeded", Scope(), None),
-    (State.STALE, "succeeded", Scope(retry_failed=True), None),
-    (State.STALE, "succeeded", Scope(rerun_stale=True), Action.CREATE),
-    (State.DOWNLOAD, "succeeded", Scope(), Action.DOWNLOAD),
-    (State.DOWNLOAD, "succeeded", Scope(download=False), None),
-    (State.DONE, "succeeded", Scope(rerun_stale=True, retry_failed=True), None),
-    (State.MOVE, "succeeded", Scope(), Action.MOVE),
-    (State.MOVE, "succeeded", Scope(download=False), Action.MOVE),  # a rename is no download
+    (State.NEW, None, RunChoices(), Action.CREATE),
+    (State.IN_FLIGHT, "submitting", RunChoices(), Action.RECONCILE),
+    (State.IN_FLIGHT, "processing", RunChoices(), Action.POLL),
+    (State.FAILED, "failed", RunChoices(), None),
+    (State.FAILED, "failed", RunChoices(retry_failed=True), Action.CREATE),
+    (State.STALE, "succeeded", RunChoices(), None),
+    (State.STALE, "succeeded", RunChoices(retry_failed=True), None),
+    (State.STALE, "succeeded", RunChoices(rerun_stale=True), Action.CREATE),
+    (State.DOWNLOAD, "succeeded", RunChoices(), Action.DOWNLOAD),
+    (State.DOWNLOAD, "succeeded", RunChoices(download=False), None),
+    (State.DONE, "succeeded", RunChoices(rerun_stale=True, retry_failed=True), None),
+    (State.MOVE, "succeeded", RunChoices(), Action.MOVE),
+    (State.MOVE, "succeeded", RunChoices(download=False), Action.MOVE),  # a rename is no download
 ]
 
 
 @pytest.mark.parametrize(("where", "status", "scope", "action"), ACTIONS)
 def test_what_run_does_with_each_state(
-    where: State, status: str | None, scope: Scope, action: Action | None
+    where: State, status: str | None, scope: RunChoices, action: Action | None
 ) -> None:
     recorded = state(status) if status is not None else None
     assert classify(where, recorded, scope) is action

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from runs import write_spec
 
+from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
-from batchrun.engine.survey import Scope, survey
+from batchrun.engine.survey import survey
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Status
 from batchrun.planner.expand import in_shard, iter_plan
@@ -72,7 +73,7 @@ def test_each_key_is_counted_once_by_what_it_needs(spec: Spec, tmp_path: Path) -
         chat[0]: state(Status.SUCCEEDED, job="chat", version=V2),  # not pinned: never stale
     }
     lock = Lock(tmp_path / "spec.yaml.lock", {"acme/painter": Pin("acme/painter", V1, None)})
-    found = survey(spec, states, tmp_path, Scope(), lock)
+    found = survey(spec, states, tmp_path, RunChoices(), lock)
     assert (found.planned, found.done, found.failed_before, found.stale_kept) == (8, 2, 1, 1)
     assert found.work == {"img": 3, "chat": 1}  # img: download, poll, new; chat: new
     assert found.quota == {"img": 6, "chat": 2}
@@ -80,7 +81,7 @@ def test_each_key_is_counted_once_by_what_it_needs(spec: Spec, tmp_path: Path) -
     assert found.pinned == {"img": V1, "chat": None}
 
     actions = {
-        key: found.action(planned, states.get(key), Scope(), tmp_path)
+        key: found.action(planned, states.get(key), RunChoices(), tmp_path)
         for planned in iter_plan(spec)
         if (key := planned.key) in states or key == img[5]
     }
@@ -95,17 +96,17 @@ def test_each_key_is_counted_once_by_what_it_needs(spec: Spec, tmp_path: Path) -
     }
     # The producers ask again without reading files: what the survey found stands.
     (tmp_path / "a.png").unlink()
-    assert found.action(next(iter_plan(spec)), states[img[0]], Scope(), tmp_path) is None
+    assert found.action(next(iter_plan(spec)), states[img[0]], RunChoices(), tmp_path) is None
 
-    again = survey(spec, states, tmp_path, Scope(retry_failed=True, rerun_stale=True), lock)
+    again = survey(spec, states, tmp_path, RunChoices(retry_failed=True, rerun_stale=True), lock)
     assert (again.done, again.failed_before, again.stale_kept) == (0, 0, 0)  # a.png is gone now
     assert again.work == {"img": 6, "chat": 2}
 
 
 def test_limit_and_shard_bound_the_keys_counted(spec: Spec, tmp_path: Path) -> None:
-    limited = survey(spec, {}, tmp_path, Scope(limit=7))
+    limited = survey(spec, {}, tmp_path, RunChoices(limit=7))
     assert (limited.planned, limited.quota) == (7, {"img": 6, "chat": 1})
-    sharded = survey(spec, {}, tmp_path, Scope(shard=(1, 2)))
+    sharded = survey(spec, {}, tmp_path, RunChoices(shard=(1, 2)))
     in_first = [p.key for p in iter_plan(spec) if in_shard(p.key, (1, 2))]
     assert sharded.planned == len(in_first) == sharded.total_work
 
@@ -113,6 +114,6 @@ def test_limit_and_shard_bound_the_keys_counted(spec: Spec, tmp_path: Path) -> N
 def test_without_downloads_no_file_is_read(spec: Spec, tmp_path: Path) -> None:
     img = keys(spec, "img")
     states = {img[0]: state(Status.SUCCEEDED)}  # its file does not exist
-    found = survey(spec, states, tmp_path, Scope(download=False))
+    found = survey(spec, states, tmp_path, RunChoices(download=False))
     assert found.broken == set()
     assert found.done == 1

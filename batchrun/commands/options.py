@@ -1,16 +1,19 @@
 """What each command was asked to do: one frozen record per command, built by `cli.py`.
 
 The commands take these records, never an `argparse.Namespace`, so mypy checks every option a
-command reads. A field's name is the argparse `dest` of its flag (`--no-download` is
-`no_download`); `cli.py` fills each record from the parsed namespace by field name, and
+command reads. A field's name is the argparse `dest` of its flag (`--allow-outside` is
+`allow_outside`); `cli.py` fills each record from the parsed namespace by field name, and
 tests/test_cli_options.py checks that every flag of the parser has its field and back. To add a
-flag: one `add_argument` line in `cli.py`, one field here (with its default).
+flag: one `add_argument` line in the command's `_add_<command>` in `cli.py`, one field here
+(with its default). A run option is declared in `engine/choices.py` instead: `run`'s flags and
+`RunArgs.choices` follow from it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 ProgressStyle = Literal["auto", "bar", "lines", "none"]
 
@@ -49,29 +52,21 @@ class PlanArgs:
 
 @dataclass(frozen=True)
 class RunArgs:
-    """`batchrun run SPEC`"""
+    """`batchrun run SPEC`; the run options given are in `choices` (engine/choices.py)."""
 
     spec: str
-    out: str | None = None
     base_url: str | None = None
     token_env: str | None = None
     allow_spec_base_url: bool = False
-    concurrency: int | None = None
-    rate: str | None = None
-    limit: int | None = None
-    retry_failed: bool = False
-    rerun_stale: bool = False
-    no_download: bool = False
     sandbox: bool = False
-    shard: str | None = None
-    shard_rate: Literal["shared", "whole"] = "shared"
-    sample: int | None = None
     json: bool = False
     progress: ProgressStyle = "auto"
     quiet: bool = False
     verbose: bool = False
     allow_outside: tuple[str, ...] = ()
     max_predictions: int | None = None
+    # The `RunChoices` fields given, by name, as typed (`--shard 2/8` is {"shard": "2/8"}).
+    choices: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,9 +138,11 @@ class SandboxArgs:
 
 @dataclass(frozen=True)
 class CompletionArgs:
-    """`batchrun completion SHELL` (cli.py answers it: the script is the parser's own)."""
+    """`batchrun completion SHELL`: the script is written from the whole parser, which `cli.py`
+    hands over (no command builds a parser)."""
 
     shell: str
+    parser: argparse.ArgumentParser = field(compare=False, repr=False)
 
 
 CommandArgs = (

@@ -19,20 +19,20 @@ import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from batchrun.commands._display import make_progress
 from batchrun.commands._runs import api_endpoint, run_and_spec
 from batchrun.commands.options import RunArgs
+from batchrun.engine.choices import RunChoices
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
 from batchrun.engine.runner import run as run_blocking
-from batchrun.errors import UsageError
 from batchrun.manifest.compare import iter_states
 from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.planner.expand import iter_plan, parse_shard
 from batchrun.spec.allow import Allowances
-from batchrun.spec.load import Rate, Spec, load_spec
+from batchrun.spec.load import Spec, load_spec
 
 if TYPE_CHECKING:
     from batchrun import RunKeywords
@@ -85,38 +85,22 @@ async def arun(spec: PathLike, **options: Unpack[RunKeywords]) -> RunSummary:
 def _run_args(
     spec: PathLike,
     *,
-    out: PathLike | None = None,
     base_url: str | None = None,
     token: str | None = None,
-    concurrency: int | None = None,
-    rate: str | None = None,
-    limit: int | None = None,
-    retry_failed: bool = False,
-    rerun_stale: bool = False,
-    download: bool = True,
     sandbox: bool = False,
-    shard: str | None = None,
-    shard_rate: Literal["shared", "whole"] = "shared",
-    sample: int | None = None,
     progress: bool = False,
+    **choices: Any,
 ) -> tuple[RunArgs, str | None, Progress | None]:
-    """The command's record for `run`'s keywords (one explicit signature, so a misspelled
-    keyword is a TypeError), the token to use, and the display if progress was asked for."""
+    """The command's record for `run`'s keywords (the run options are checked by
+    `RunChoices.parsed`, so a misspelled keyword is a TypeError), the token to use, and the
+    display if progress was asked for."""
+    RunChoices.parsed(choices)  # fails now, before anything is loaded, on a bad keyword
     args = RunArgs(
         spec=os.fspath(spec),
-        out=os.fspath(out) if out is not None else None,
         base_url=base_url,
-        concurrency=concurrency,
-        rate=rate,
-        limit=limit,
-        retry_failed=retry_failed,
-        rerun_stale=rerun_stale,
-        no_download=not download,
         sandbox=sandbox,
-        shard=shard,
-        shard_rate=shard_rate,
-        sample=sample,
         quiet=not progress,  # without progress, nothing is said: not even the sandbox's address
+        choices=choices,
     )
     return args, token, make_progress("auto") if progress else None
 
@@ -143,34 +127,14 @@ def prepared_run(
     """The spec (loaded from `args.spec` unless given) and the run options `args` ask for, with
     the API (or the sandbox) to talk to."""
     spec = spec or load_spec(args.spec, Allowances.of(args.allow_outside, args.max_predictions))
-    rate = _rate(args.rate) if args.rate else None
-    shard = parse_shard(args.shard) if args.shard else None
+    choices = RunChoices.parsed(args.choices)
     with api_endpoint(args, spec, token=token) as (base_url, api_token):
         yield (
             spec,
             RunOptions(
-                base_url=base_url,
-                token=api_token,
-                out=Path(args.out) if args.out else None,
-                concurrency=args.concurrency,
-                rate=rate,
-                limit=args.limit,
-                retry_failed=args.retry_failed,
-                rerun_stale=args.rerun_stale,
-                download=not args.no_download,
-                shard=shard,
-                shard_rate=args.shard_rate,
-                sample=args.sample,
-                handle_signals=handle_signals,
+                base_url=base_url, token=api_token, handle_signals=handle_signals, **choices
             ),
         )
-
-
-def _rate(text: str) -> Rate:
-    try:
-        return Rate.parse(text)
-    except ValueError as error:
-        raise UsageError(f"--rate: {error}") from None
 
 
 def _in_running_event_loop() -> bool:

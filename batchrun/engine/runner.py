@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
@@ -33,12 +33,13 @@ from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.ratelimit import Withdrawn, polite
 from batchrun.api.retry import RetryPolicy
 from batchrun.engine import signals
+from batchrun.engine.choices import RunChoices
 from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.outputs import FileNamer
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
-from batchrun.engine.survey import Scope, Survey, in_scope, survey
+from batchrun.engine.survey import Survey, in_scope, survey
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
 from batchrun.humanize import human_bytes, shown_path
 from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
@@ -48,7 +49,6 @@ from batchrun.planner.lock import Lock, read_lock
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Rate, Spec
 
-ShardRate = Literal["shared", "whole"]
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
 # The pre-flight's questions are retried a little (a blip), never for long: an API that keeps
@@ -58,24 +58,13 @@ PREFLIGHT_RETRIES = RetryPolicy(attempts=3, backoff_base=0.25, backoff_cap=2.0)
 LOAD_NOTE_BYTES = 32 << 20
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run a spec; None means the spec's setting (or batchrun's default)."""
+@dataclass(frozen=True, kw_only=True)
+class RunOptions(RunChoices):
+    """How to run a spec: what a person chose (`RunChoices`) and what the caller sets up."""
 
     base_url: str
     token: str
-    out: Path | None = None
-    concurrency: int | None = None
-    rate: Rate | None = None
     requests: Rate | None = None
-    limit: int | None = None
-    sample: int | None = None  # this many predictions spread over the plan (planner/sample.py)
-    retry_failed: bool = False
-    rerun_stale: bool = False
-    download: bool = True
-    shard: tuple[int, int] | None = None
-    # "shared": shards share the account's rate (each gets rate / N); "whole": each gets all of it
-    shard_rate: ShardRate = "shared"
     wait: int | None = None
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
     handle_signals: bool = False
@@ -247,14 +236,6 @@ class _Runner:
         self.progress = progress
         self.stopper = stopper
         self.run_dir = (options.out or spec.output).resolve()
-        self.scope = Scope(
-            shard=options.shard,
-            limit=options.limit,
-            sample=options.sample,
-            retry_failed=options.retry_failed,
-            download=options.download,
-            rerun_stale=options.rerun_stale,
-        )
         self.concurrency = options.concurrency or spec.concurrency
         # A rate is the account's: N shards on one account each take 1/N of it (unless "whole").
         shards = options.shard[1] if options.shard else 1
@@ -300,7 +281,7 @@ class _Runner:
             index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
             lock = read_lock(self.spec.path)
             self.survey = await anyio.to_thread.run_sync(
-                survey, self.spec, index.states, self.run_dir, self.scope, lock, index.record,
+                survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
                 abandon_on_cancel=True,
             )  # fmt: skip
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
@@ -505,11 +486,11 @@ class _Runner:
                 await (
                     anyio.lowlevel.checkpoint()
                 )  # a long walk past done keys must not starve others
-            if not in_scope(planned, self.scope) or not self.survey.sampled(planned.key):
+            if not in_scope(planned, self.options) or not self.survey.sampled(planned.key):
                 continue
             quota -= 1
             state = index.states.get(planned.key)
-            action = self.survey.action(planned, state, self.scope, self.run_dir)
+            action = self.survey.action(planned, state, self.options, self.run_dir)
             if action is None:
                 continue
             previous = index.record(planned.key) if state is not None else None
@@ -596,7 +577,6 @@ __all__ = [
     "Progress",
     "RunOptions",
     "RunSummary",
-    "ShardRate",
     "Stopper",
     "resolve_token",
     "run",

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from batchrun.api.objects import parse_time
+from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Record, Status
@@ -32,18 +33,6 @@ from batchrun.planner.sample import sample_keys
 from batchrun.spec.load import Spec
 
 URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which part of the plan a run covers, and which keys it acts on again."""
-
-    shard: tuple[int, int] | None = None
-    limit: int | None = None
-    sample: int | None = None  # this many keys spread over the plan (of the shard)
-    retry_failed: bool = False
-    download: bool = True
-    rerun_stale: bool = False
 
 
 @dataclass
@@ -76,18 +65,18 @@ class Survey:
         return State.MOVE if where is State.DONE and planned.key in self.moving else where
 
     def action(
-        self, planned: PlannedPrediction, state: KeyState | None, scope: Scope, run_dir: Path
+        self, planned: PlannedPrediction, state: KeyState | None, scope: RunChoices, run_dir: Path
     ) -> Action | None:
         """What a key the survey walked needs now; None when it is left as it is."""
         return classify(self.state(planned, state, run_dir), state, scope)
 
 
-def in_scope(planned: PlannedPrediction, scope: Scope) -> bool:
+def in_scope(planned: PlannedPrediction, scope: RunChoices) -> bool:
     """Whether a planned key belongs to this run's shard."""
     return scope.shard is None or in_shard(planned.key, scope.shard)
 
 
-def classify(where: State, state: KeyState | None, scope: Scope) -> Action | None:
+def classify(where: State, state: KeyState | None, scope: RunChoices) -> Action | None:
     """What a key in state `where` needs in this run; None when it is left as it is."""
     if where is State.NEW or state is None:
         return Action.CREATE
@@ -121,7 +110,7 @@ def survey(
     spec: Spec,
     states: dict[str, KeyState],
     run_dir: Path,
-    scope: Scope,
+    scope: RunChoices,
     lock: Lock | None = None,
     read: Callable[[str], Record] | None = None,
 ) -> Survey:
