@@ -93,6 +93,7 @@ class Spec:
     files: str = DEFAULT_FILES
     base_url: str | None = None
     token_env: str = DEFAULT_TOKEN_ENV
+    license: str | None = None  # the data's license, for an exported dataset's card
     jobs: tuple[Job, ...] = ()
     display_path: str = ""  # the spec's path as messages show it
     places: Places | None = None  # where its values sit, for errors found while planning
@@ -170,6 +171,7 @@ def load_spec(path: str | os.PathLike[str], allow: Allowances | None = None) -> 
         files=top.get("files", DEFAULT_FILES),
         base_url=top.get("base_url"),
         token_env=top.get("token_env", DEFAULT_TOKEN_ENV),
+        license=top.get("license"),
         jobs=built,
         display_path=shown,
         places=places,
