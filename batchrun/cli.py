@@ -208,6 +208,9 @@ def _add_export(commands: Commands) -> None:
         "--to", required=True, metavar="PATH", help="a file, - for stdout, or a folder (hf)"
     )
     _add_all(export)
+    export.add_argument(
+        "--force", action="store_true", help="hf: replace an earlier export at --to, in one step"
+    )
 
 
 def _add_status(commands: Commands) -> None:

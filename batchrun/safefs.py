@@ -178,6 +178,48 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+# Linux's renameat2 flag that swaps two paths in one step (glibc 2.28 and later).
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def swap_folder(built: Path, dest: Path) -> Path:
+    """Put the folder `built` at `dest`, where a folder is already; return where the old one
+    went (beside `dest`, for the caller to remove).
+
+    Where Linux allows it the two are exchanged in one step, so a reader sees the old folder or
+    the new one and never neither; elsewhere the old one is renamed aside first, leaving `dest`
+    missing for the moment between two renames.
+    """
+    aside = dest.with_name(f".{dest.name}.{os.getpid()}.old")
+    if _exchange(built, dest):
+        os.replace(built, aside)  # `built` now holds the old folder
+        return aside
+    os.replace(dest, aside)
+    os.replace(built, dest)
+    return aside
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # not Linux, or a C library without it
+        return False
+    done = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # kernel or file system says no
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
 def _link_refused(error: OSError, path: Path) -> OSError:
     # O_NOFOLLOW on a link fails with ELOOP, whose own wording ("too many levels of symbolic
     # links") sends people looking for a loop.

@@ -67,6 +67,7 @@ def test_export_and_report_follow_the_same_scope(
     assert sorted(json.loads(line)["subject"] for line in out.splitlines()) == ["a boat", "a fox"]
     assert err == (
         "batchrun: wrote 2 rows to stdout\n"
+        "batchrun: 1 planned prediction not started, so not in it\n"
         "batchrun: 2 recorded predictions the spec no longer plans are not counted "
         "(--all counts them)\n"
     )

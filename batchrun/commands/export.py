@@ -1,8 +1,10 @@
-"""`batchrun export RUN_OR_SPEC --format jsonl|csv|hf --to PATH [--all]`: a run as a dataset.
+"""`batchrun export RUN_OR_SPEC --format jsonl|csv|hf --to PATH [--all] [--force]`: a run as a
+dataset.
 
 One row per prediction of the current spec (see batchrun/report/export.py for the columns);
 with `--all`, the recorded predictions the spec no longer plans too. `--to -` writes JSON Lines
-or CSV to stdout; `hf` writes a folder the Hugging Face `datasets` library loads as it is.
+or CSV to stdout; `hf` writes a folder the Hugging Face `datasets` library loads as it is, with a
+card that says how much of the plan it holds and where it came from.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.scope import scope, spec_of_run
-from batchrun.report.export import Card, export_row, write_csv, write_hf, write_jsonl
+from batchrun.report.export import (
+    Card,
+    export_row,
+    provenance,
+    write_csv,
+    write_hf,
+    write_jsonl,
+)
 
 
 def main(args: ExportArgs) -> int:
@@ -28,26 +37,40 @@ def main(args: ExportArgs) -> int:
     split = scope(by_key.values(), spec or spec_of_run(headers))
     records = split.chosen(args.all)
     stdout = args.to == "-"
+    notes = []
     if args.format == "hf":
         if stdout:
             raise UsageError("--format hf writes a folder; --to - (stdout) takes jsonl or csv")
-        name = split.spec.name if split.spec else run_dir.name
-        shown = split.spec.display_path or shown_path(split.spec.path) if split.spec else None
-        card = Card(name=name, spec=shown, batchrun_version=__version__)
-        jobs = write_hf(records, run_dir, Path(args.to), card)
+        card = Card(
+            name=split.spec.name if split.spec else run_dir.name,
+            provenance=provenance(split.spec, headers, __version__),
+            planned=split.planned,
+            why_unplanned=split.why_unscoped,
+            not_started=split.unrecorded,
+            gone=frozenset(record.key for record in split.gone) if args.all else frozenset(),
+        )
+        jobs = write_hf(records, run_dir, Path(args.to), card, force=args.force)
         rows = sum(job.rows for job in jobs)
         said = f"{counted(rows, 'row')} in {counted(len(jobs), 'job folder')}"
-        left = sum(card.left_out.values())
-        if left:
-            said += f" ({left:,} not succeeded or missing files, left out)"
+        shortfall = card.shortfall()
+        if shortfall:
+            notes.append(shortfall)
+        if card.sandbox:
+            notes.append(
+                f"{counted(len(card.sandbox), 'prediction')} in it were made by the sandbox "
+                "(the card says so; `batchrun verify` refuses them without --allow-sandbox)"
+            )
     else:
         rows_out = [export_row(record) for record in records]
         write = write_jsonl if args.format == "jsonl" else write_csv
         count = write(rows_out, None if stdout else Path(args.to))
         said = counted(count, "row")
+        if split.unrecorded:
+            not_started = counted(len(split.unrecorded), "planned prediction")
+            notes.append(f"{not_started} not started, so not in it")
     where = "stdout" if stdout else shown_path(args.to)
     print(f"batchrun: wrote {said} to {where}", file=sys.stderr)
     note = split.note(args.all)
-    if note:
-        print(f"batchrun: {note}", file=sys.stderr)
+    for line in [*notes, *([note] if note else [])]:
+        print(f"batchrun: {line}", file=sys.stderr)
     return ExitCode.OK

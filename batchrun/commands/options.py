@@ -101,6 +101,7 @@ class ExportArgs:
     format: str
     to: str
     all: bool = False
+    force: bool = False
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ class Scope:
     gone: list[Record] = field(default_factory=list)
     spec: Spec | None = None
     why_unscoped: str | None = None  # why every record counts as current, when it does
+    planned: int | None = None  # how many keys the spec plans (None: unscoped)
+    unrecorded: list[tuple[str, str]] = field(default_factory=list)  # (key, job) never recorded
 
     def chosen(self, everything: bool) -> list[Record]:
         """The records a command counts: the current spec's, or with `--all` every one."""
@@ -66,10 +68,13 @@ def scope(records: Iterable[Record], spec: Spec | Path | None) -> Scope:
     if spec is None:
         return Scope(current=list(records), why_unscoped="no manifest names its spec")
     try:
-        planned = {planned.key for planned in iter_plan(spec)}
+        # key → job, in the plan's order
+        planned = {planned.key: planned.job for planned in iter_plan(spec)}
     except BatchrunError:
         return Scope(current=list(records), why_unscoped=f"its spec {spec.path} does not plan")
-    split = Scope(spec=spec)
+    split = Scope(spec=spec, planned=len(planned))
     for record in records:
         (split.current if record.key in planned else split.gone).append(record)
+    recorded = {record.key for record in split.current}
+    split.unrecorded = [(key, job) for key, job in planned.items() if key not in recorded]
     return split

@@ -1,8 +1,8 @@
 """A run as a dataset: one row per prediction, as JSON Lines, CSV or a Hugging Face folder.
 
-    rows = export_rows(records, run_dir)           # flat dicts, one per prediction
+    rows = [export_row(record) for record in records]   # flat dicts, one per prediction
     write_jsonl(rows, dest); write_csv(rows, dest)
-    write_hf(records, run_dir, dest, card=...)     # a folder `datasets.load_dataset` reads as is
+    write_hf(records, run_dir, dest, card)               # a folder `datasets` loads as it is
 
 Each row: key, job, every variable as a column of its own (a row value's fields as `row.prompt`),
 input, status, output (a language model's text; other outputs as JSON text), files, version,
@@ -12,30 +12,41 @@ The `hf` folder has one subfolder per job. A job whose predictions made files is
 `imagefolder` (or `audiofolder`): its files, hard-linked from the run folder where the disk
 allows (copied where not), and a `metadata.jsonl` naming each in `file_name`; one row per file,
 since a dataset row holds one image. A job of text is `data.jsonl`. Only succeeded predictions
-go in; the dataset card `README.md` counts the rest, names the spec and the model versions, and
-declares one config per job, so `load_dataset(folder, job)` picks one.
+with every file as recorded go in. The dataset card `README.md` opens with metadata (one config
+per job, so `load_dataset(folder, job)` picks one; the license; the provenance), then says how
+many planned predictions are missing and why. `batchrun-export.jsonl` records what
+`batchrun verify` checks the folder against (docs/export.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
 import posixpath
+import re
 import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any
 
+import yaml
+
 from batchrun import safefs
-from batchrun.errors import ManifestError, StorageError, UsageError
-from batchrun.manifest.records import Record, Status
+from batchrun.errors import BatchrunError, ManifestError, StorageError, UsageError
+from batchrun.humanize import printable
+from batchrun.manifest.records import Record, Status, utcnow
+from batchrun.manifest.state import State, key_state
 from batchrun.planner.columns import flat_vars
+from batchrun.planner.lock import lock_path, read_lock
+from batchrun.spec.load import Spec
+from batchrun.spec.revision import GitState, git_state
 
 FORMATS = ("jsonl", "csv", "hf")
 # The columns every row has, in this order; variables come after `job`.
@@ -156,14 +167,118 @@ def _output(dest: Path | None, newline: str | None = None) -> Iterator[IO[str]]:
         handle.detach()  # the binary file stays open: atomic_writer closes and renames it
 
 
+# The file of an `hf` export that `batchrun verify` checks it against: a header line (counts and
+# provenance), then a line per file (its size and sha256), per planned prediction that is not
+# here (and why), and per prediction here that the sandbox made.
+EXPORT_RECORD = "batchrun-export.jsonl"
+EXPORT_FORMAT = 1
+# Why a planned prediction is not in a dataset, besides its status when it failed.
+NOT_STARTED = "not started"
+STILL_IN_FLIGHT = "in flight"
+FILES_CHANGED = "files missing or changed"
+# What the card says of an API a record does not name (written before records kept it).
+UNKNOWN = "unknown"
+# A value from a manifest or an API is cut to this many characters in the card: a version id
+# (64) or a URL fits; a page of text pasted into an edited manifest does not.
+CARD_TEXT_LIMIT = 200
+# PyYAML folds lines longer than this; a card's values are cut far shorter, so none is folded.
+YAML_WIDTH = 4096
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a dataset came from, as its card's metadata and `EXPORT_RECORD` say."""
+
+    spec: str | None  # the spec's path in its git repository, else its file name
+    spec_sha256: str | None
+    git: GitState | None
+    lock: dict[str, Any] | None  # {path, sha256, pins: {model: version}}; None: no lock
+    license: str | None
+    batchrun_version: str
+    exported_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        git = self.git
+        return {
+            "spec": {"path": self.spec, "sha256": self.spec_sha256} if self.spec else None,
+            "git": {"commit": git.commit, "dirty": git.dirty} if git else None,
+            "lock": self.lock,
+            "license": self.license,
+            "batchrun_version": self.batchrun_version,
+            "exported_at": self.exported_at,
+        }
+
+
+def provenance(spec: Spec | None, headers: Sequence[Mapping[str, Any]], version: str) -> Provenance:
+    """What an export records of its origin. A path is shown relative to its git repository (or
+    as a file name): a published card should not carry the exporter's home folder."""
+    if spec is None:
+        header = next((h for h in headers if h.get("spec")), {})
+        named = PurePath(str(header["spec"])).name if header else None
+        sha = header.get("spec_sha256") if header else None
+        return Provenance(named, sha, None, None, None, version, utcnow())
+    git = git_state(spec.path)
+    shown = git.path if git else spec.path.name
+    return Provenance(
+        spec=shown,
+        spec_sha256=spec.sha256,
+        git=git,
+        lock=_lock_of(spec, posixpath.dirname(shown)),
+        license=spec.license,
+        batchrun_version=version,
+        exported_at=utcnow(),
+    )
+
+
+def _lock_of(spec: Spec, folder: str) -> dict[str, Any] | None:
+    path = lock_path(spec.path)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        lock = read_lock(spec.path)
+        pins = {p.model: p.version for p in lock.pins.values()} if lock else {}
+    except BatchrunError:
+        pins = {}  # a lock that does not read is still named, with its sha256
+    return {
+        "path": posixpath.join(folder, path.name),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "pins": pins,
+    }
+
+
 @dataclass
 class Card:
-    """What the dataset card says beside the counts."""
+    """What the dataset card says: given by the caller, then counted by `write_hf`."""
 
     name: str
-    spec: str | None
-    batchrun_version: str
-    left_out: Counter[str] = field(default_factory=Counter)  # status → predictions not exported
+    provenance: Provenance
+    planned: int | None = None  # how many predictions the spec plans; None: not known
+    why_unplanned: str | None = None  # why that is not known
+    not_started: Sequence[tuple[str, str]] = ()  # (key, job) planned and never recorded
+    gone: frozenset[str] = frozenset()  # keys exported that the spec no longer plans (--all)
+    # Counted while writing:
+    here: int = 0  # planned predictions in the dataset
+    here_gone: int = 0  # predictions in it the spec no longer plans
+    left_out: Counter[str] = field(default_factory=Counter)  # reason → recorded, not exported
+    missing: list[tuple[str, str, str]] = field(default_factory=list)  # (key, job, reason)
+    apis: Counter[tuple[str, bool | None]] = field(default_factory=Counter)  # (url, sandbox)
+    sandbox: list[tuple[str, str, str]] = field(default_factory=list)  # (key, job, url)
+
+    @property
+    def missing_reasons(self) -> Counter[str]:
+        """Planned predictions not here, by why: not started, failed, in flight..."""
+        return Counter(reason for _, _, reason in self.missing)
+
+    def shortfall(self) -> str | None:
+        """ "20 of the 100 planned predictions are here; missing: 80 not started", or None when
+        none is missing (or the plan is not known)."""
+        reasons = self.missing_reasons
+        if self.planned is None or not reasons:
+            return None
+        why = ", ".join(f"{n:,} {reason}" for reason, n in reasons.most_common())
+        return f"{self.here:,} of the {self.planned:,} planned predictions are here; missing: {why}"
 
 
 @dataclass
@@ -178,26 +293,98 @@ class HfJob:
     targets: set[str] = field(default_factory=set)
 
 
-def write_hf(records: Sequence[Record], run_dir: Path, dest: Path, card: Card) -> list[HfJob]:
-    """The `hf` folder at `dest` (which must not exist, or be empty); built beside it, then
-    renamed into place, so a reader never sees half a dataset."""
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UsageError(f"--to {dest}: already there and not an empty folder")
+@dataclass(frozen=True)
+class FileSum:
+    """One file of an export, as `EXPORT_RECORD` lists it (path relative to the export)."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.path, "bytes": self.bytes, "sha256": self.sha256}
+
+
+def api_of(record: Record) -> tuple[str, bool | None]:
+    """The API a record says it ran on, and whether that was the sandbox (None: not known)."""
+    # Records written before they named their API have none: "unknown", never a guess.
+    api = getattr(record, "api", None)
+    if isinstance(api, Mapping):
+        url, sandbox = api.get("url"), api.get("sandbox")
+    else:
+        url, sandbox = getattr(api, "url", None), getattr(api, "sandbox", None)
+    return (
+        url if isinstance(url, str) and url else UNKNOWN,
+        sandbox if isinstance(sandbox, bool) else None,
+    )
+
+
+def left_out_reason(record: Record, run_dir: Path) -> str | None:
+    """Why a recorded prediction stays out of a dataset; None when it goes in.
+
+    `key_state`'s rule: only a succeeded prediction whose files are all as recorded (size and
+    sha256) is exported, so a file changed after the run never passes for the model's output.
+    """
+    state = key_state(record, run_dir)
+    if state is State.IN_FLIGHT:
+        return STILL_IN_FLIGHT
+    if state is State.FAILED:
+        return str(record.status)
+    if state is State.DOWNLOAD:
+        return FILES_CHANGED
+    return None
+
+
+def write_hf(
+    records: Sequence[Record], run_dir: Path, dest: Path, card: Card, *, force: bool = False
+) -> list[HfJob]:
+    """The `hf` folder at `dest`, built beside it and then renamed into place, so a reader never
+    sees half a dataset. `dest` must not exist or be empty; with `force` it may hold an earlier
+    export, which the new one replaces in one step."""
+    dest = Path(os.path.abspath(dest))
+    replacing = _replaceable(dest, force)
     _files_inside(records, run_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     building = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir()
-        jobs = _write_jobs(records, run_dir, building, card)
-        (building / "README.md").write_text(dataset_card(jobs, card), encoding="utf-8")
-        if dest.exists():
-            dest.rmdir()
-        os.replace(building, dest)
+        sums: list[FileSum] = []
+        jobs = _write_jobs(records, run_dir, building, card, sums)
+        sums.append(_write_text(building, "README.md", dataset_card(jobs, card)))
+        _write_export_record(building / EXPORT_RECORD, card, sums)
+        if replacing:
+            shutil.rmtree(safefs.swap_folder(building, dest), ignore_errors=True)
+        else:
+            if dest.exists():
+                dest.rmdir()
+            os.replace(building, dest)
     except OSError as error:
         shutil.rmtree(building, ignore_errors=True)
         raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
     return jobs
+
+
+def _replaceable(dest: Path, force: bool) -> bool:
+    """Whether `dest` holds an earlier export to replace; UsageError when it may not be written."""
+    if not dest.exists() and not dest.is_symlink():
+        return False
+    if dest.is_symlink() or not dest.is_dir():
+        raise UsageError(f"--to {dest}: already there and not a folder")
+    if not any(dest.iterdir()):
+        return False
+    if not force:
+        raise UsageError(
+            f"--to {dest}: already there and not an empty folder "
+            "(--force replaces an earlier export)"
+        )
+    if not (dest / EXPORT_RECORD).is_file():
+        # --force never deletes a folder batchrun did not write (`--to ~` by mistake).
+        raise UsageError(
+            f"--to {dest}: --force replaces only an earlier export (a folder with "
+            f"{EXPORT_RECORD}), and this folder has none"
+        )
+    return True
 
 
 def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
@@ -215,17 +402,34 @@ def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
                 )
 
 
-def _write_jobs(records: Sequence[Record], run_dir: Path, root: Path, card: Card) -> list[HfJob]:
+def _write_jobs(
+    records: Sequence[Record], run_dir: Path, root: Path, card: Card, sums: list[FileSum]
+) -> list[HfJob]:
+    card.missing = [(key, job, NOT_STARTED) for key, job in card.not_started]
     by_job: dict[str, list[Record]] = {}
     for record in records:
-        if record.status != Status.SUCCEEDED or record.missing:
-            card.left_out[record.status if not record.missing else "missing files"] += 1
+        reason = left_out_reason(record, run_dir)
+        gone = record.key in card.gone
+        if reason is not None:
+            card.left_out[reason] += 1
+            if not gone:
+                card.missing.append((record.key, record.job, reason))
             continue
+        if gone:
+            card.here_gone += 1
+        else:
+            card.here += 1
+        url, sandbox = api_of(record)
+        card.apis[url, sandbox] += 1
+        if sandbox:
+            card.sandbox.append((record.key, record.job, url))
         by_job.setdefault(record.job, []).append(record)
-    return [_write_job(job, kept, run_dir, root) for job, kept in by_job.items()]
+    return [_write_job(job, kept, run_dir, root, sums) for job, kept in by_job.items()]
 
 
-def _write_job(job: str, records: list[Record], run_dir: Path, root: Path) -> HfJob:
+def _write_job(
+    job: str, records: list[Record], run_dir: Path, root: Path, sums: list[FileSum]
+) -> HfJob:
     folder = root / _folder_name(job)
     folder.mkdir()
     extensions = Counter(
@@ -246,14 +450,46 @@ def _write_job(job: str, records: list[Record], run_dir: Path, root: Path) -> Hf
         for index, file in enumerate(record.files):
             name = f"{record.key}-{index}{posixpath.splitext(file.path)[1].lower()}"
             _link(run_dir / file.path, folder / name)
+            # As recorded: `left_out_reason` has just checked the bytes against the record.
+            sums.append(FileSum(f"{folder.name}/{name}", file.bytes, file.sha256))
             rows.append({"file_name": name, "file_index": index, **row})
     done.rows = len(rows)
-    metadata = _data_file(kind)
     columns = (["file_name", "file_index"] if kind != "json" else []) + columns_of(rows)
-    with (folder / metadata).open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
+    text = "".join(
+        json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n" for row in rows
+    )
+    sums.append(_write_text(folder, _data_file(kind), text, root))
     return done
+
+
+def _write_text(folder: Path, name: str, text: str, root: Path | None = None) -> FileSum:
+    data = text.encode("utf-8")
+    (folder / name).write_bytes(data)
+    path = (folder / name).relative_to(root or folder).as_posix()
+    return FileSum(path, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _write_export_record(path: Path, card: Card, sums: Sequence[FileSum]) -> None:
+    header = {
+        "batchrun_export": EXPORT_FORMAT,
+        "name": card.name,
+        "planned": card.planned,
+        "here": card.here,
+        "not_in_spec": card.here_gone,
+        "missing": dict(card.missing_reasons),
+        "apis": [
+            {"url": url, "sandbox": sandbox, "predictions": n}
+            for (url, sandbox), n in card.apis.items()
+        ],
+        "files": len(sums),
+        "provenance": card.provenance.to_json(),
+    }
+    lines = [header, *(s.to_json() for s in sums)]
+    lines += [{"missing": key, "job": job, "why": why} for key, job, why in card.missing]
+    lines += [{"sandbox": key, "job": job, "api": url} for key, job, url in card.sandbox]
+    with path.open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def _loader(kind: str) -> str:
@@ -295,50 +531,173 @@ def _link(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
+def card_value(value: object) -> str:
+    """Any value that goes into a dataset card, as one line of plain text: control characters
+    (newlines too, so nothing can end the metadata block or start a heading) as spaces, cut to
+    `CARD_TEXT_LIMIT` characters. Every value from a spec, a manifest or an API passes here."""
+    return printable(str(value), CARD_TEXT_LIMIT).strip()
+
+
+# Characters that mean something to Markdown (or to the HTML it may hold) within a line.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#|!~&])")
+
+
+def card_markdown(value: object) -> str:
+    """`card_value` for the card's Markdown text: every Markdown and HTML character escaped."""
+    return _MARKDOWN.sub(r"\\\1", card_value(value))
+
+
+def _plain(value: Any) -> Any:
+    """A metadata structure with every text in it through `card_value` (YAML quotes the rest)."""
+    if isinstance(value, str):
+        return card_value(value)
+    if isinstance(value, Mapping):
+        return {card_value(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def card_metadata(jobs: Sequence[HfJob], card: Card) -> dict[str, Any]:
+    """The card's YAML metadata: Hugging Face's fields (license, configs), then batchrun's."""
+    meta: dict[str, Any] = {}
+    if card.provenance.license:
+        meta["license"] = card.provenance.license
+    meta["pretty_name"] = card.name
+    # `datasets` picks one loader for a whole folder (by the first config's files): when every
+    # job is images (or sounds) it is that folder loader; otherwise every config names its
+    # JSON Lines file and loads as `json`, an image job's rows naming their files.
+    folders = _uniform_folder_loader(jobs)
+    configs = []
+    for index, job in enumerate(jobs):
+        config: dict[str, Any] = {"config_name": job.job}
+        if index == 0:
+            config["default"] = True
+        pattern = "**" if folders else _data_file(job.kind)
+        config["data_files"] = [{"split": "train", "path": f"{_folder_name(job.job)}/{pattern}"}]
+        configs.append(config)
+    meta["configs"] = configs
+    meta["batchrun"] = {
+        **card.provenance.to_json(),
+        "api": [
+            {"url": url, "sandbox": UNKNOWN if sandbox is None else sandbox, "predictions": n}
+            for (url, sandbox), n in card.apis.items()
+        ],
+        "models": [
+            {"job": job.job, "targets": sorted(job.targets), "versions": dict(job.versions)}
+            for job in jobs
+        ],
+        "predictions": {
+            "planned": card.planned if card.planned is not None else UNKNOWN,
+            "here": card.here,
+            "missing": dict(card.missing_reasons),
+            **({"not_in_spec": card.here_gone} if card.here_gone else {}),
+        },
+        "verify": EXPORT_RECORD,
+    }
+    plain: dict[str, Any] = _plain(meta)
+    return plain
+
+
+def _uniform_folder_loader(jobs: Sequence[HfJob]) -> str | None:
+    loaders = {_loader(job.kind) for job in jobs}
+    loader = loaders.pop() if len(loaders) == 1 else None
+    return loader if loader in ("imagefolder", "audiofolder") else None
+
+
 def dataset_card(jobs: Iterable[HfJob], card: Card) -> str:
-    """The README.md of an `hf` export: configs for `datasets`, then what the data is."""
+    """The README.md of an `hf` export: metadata for `datasets` and the Hub, then what the data
+    is, how much of the plan it holds, and where it came from."""
     jobs = list(jobs)
-    lines = []
-    # `datasets` picks one loader for a whole folder, so configs (one per job, for
-    # `load_dataset(PATH, JOB)`) are declared only when every job loads the same way.
-    if len({_loader(job.kind) for job in jobs}) == 1:
-        lines += ["---", "configs:"]
-        for index, job in enumerate(jobs):
-            pattern = "**" if job.kind in ("imagefolder", "audiofolder") else _data_file(job.kind)
-            lines += [f"- config_name: {json.dumps(job.job)}"]
-            if index == 0:
-                lines += ["  default: true"]
-            path = json.dumps(f"{_folder_name(job.job)}/{pattern}")
-            lines += ["  data_files:", "  - split: train", f"    path: {path}"]
-        lines += ["---", ""]
-    lines += [f"# {card.name}", ""]
+    meta = yaml.safe_dump(
+        card_metadata(jobs, card), sort_keys=False, allow_unicode=True, width=YAML_WIDTH
+    )
+    lines = ["---", meta.rstrip("\n"), "---", "", f"# {card_markdown(card.name)}", ""]
+    spec = card.provenance.spec
     lines.append(
         f"Predictions made by [batchrun](https://pypi.org/project/batchrun/) "
-        f"{card.batchrun_version}" + (f" from the spec `{card.spec}`." if card.spec else ".")
+        f"{card_markdown(card.provenance.batchrun_version)}"
+        + (f" from the spec {card_markdown(spec)}." if spec else ".")
     )
+    folders = _uniform_folder_loader(jobs)
     lines += [
         "",
         "| job | loads as | predictions | rows | target | versions |",
         "|---|---|---:|---:|---|---|",
     ]
     for job in jobs:
-        versions = ", ".join(f"`{v[:12]}` ({n})" for v, n in job.versions.most_common()) or "—"
-        targets = ", ".join(f"`{t}`" for t in sorted(job.targets))
-        loads = _loader(job.kind)
-        lines.append(
-            f"| `{job.job}` | {loads} | {job.predictions:,} | {job.rows:,} "
-            f"| {targets} | {versions} |"
+        versions = ", ".join(
+            f"{card_markdown(v[:12])} ({n})" for v, n in job.versions.most_common()
         )
-    lines.append("")
-    if card.left_out:
-        left = ", ".join(f"{n:,} {status}" for status, n in sorted(card.left_out.items()))
-        lines.append(f"Only succeeded predictions with their files are here; left out: {left}.")
-    else:
-        lines.append("Every prediction in scope succeeded and is here.")
+        targets = ", ".join(card_markdown(t) for t in sorted(job.targets))
+        loads = folders or "json"
+        lines.append(
+            f"| {card_markdown(job.job)} | {loads} | {job.predictions:,} | {job.rows:,} "
+            f"| {targets} | {versions or '—'} |"
+        )
+    lines += ["", *_completeness(card), "", *_origin(card), ""]
     lines += [
-        "",
         'Load one job with `datasets.load_dataset("PATH", "JOB")`, or a folder directly with',
         '`load_dataset("imagefolder", data_dir="PATH/JOB")` (`"json"` for a text job).',
+    ]
+    if not folders and any(job.kind != "json" for job in jobs):
+        lines += [
+            "Jobs of different kinds share this folder, so each loads as JSON, an image job's",
+            "rows naming their files in `file_name`; `imagefolder` with `data_dir` decodes them.",
+        ]
+    lines += [
+        "",
+        f"`batchrun verify PATH` checks that every file is as {EXPORT_RECORD} records it.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _completeness(card: Card) -> list[str]:
+    """How much of the plan is here: never "all" unless every planned prediction is."""
+    lines = ["## Completeness", ""]
+    reasons = card.missing_reasons
+    if card.planned is None:
+        why = f" ({card_markdown(card.why_unplanned)})" if card.why_unplanned else ""
+        lines.append(
+            f"{card.here:,} predictions are here. How many the spec plans is not known{why}, "
+            "so this card cannot say whether any are missing."
+        )
+    elif not reasons:
+        lines.append(f"All {card.planned:,} planned predictions succeeded and are here.")
+    else:
+        lines.append(f"{card.shortfall()}.")
+    if card.here_gone:
+        lines.append(
+            f"Also here: {card.here_gone:,} predictions the spec no longer plans (`--all`)."
+        )
+    made_up = len(card.sandbox)
+    if made_up:
+        lines.append(
+            f"**{made_up:,} of these predictions were made by the sandbox**, batchrun's emulator: "
+            "made-up outputs, not a model's."
+        )
+    return lines
+
+
+def _origin(card: Card) -> list[str]:
+    """Where the data came from, in words (the metadata above holds the same, for machines)."""
+    made = card.provenance
+    lines = ["## Provenance", ""]
+    if made.spec:
+        sha = f" (sha256 {card_markdown(made.spec_sha256)})" if made.spec_sha256 else ""
+        lines.append(f"- spec: {card_markdown(made.spec)}{sha}")
+    if made.git:
+        dirty = ", with uncommitted changes" if made.git.dirty else ""
+        lines.append(f"- git commit: {card_markdown(made.git.commit)}{dirty}")
+    if made.lock:
+        lines.append(f"- lock: {card_markdown(made.lock['path'])}")
+    for (url, sandbox), n in card.apis.most_common():
+        kind = {True: "the sandbox", False: "not the sandbox", None: "unknown"}[sandbox]
+        lines.append(f"- API: {card_markdown(url)} ({kind}): {n:,} predictions")
+    lines.append(f"- license: {card_markdown(made.license) if made.license else 'not stated'}")
+    lines.append(
+        f"- exported {card_markdown(made.exported_at)} by batchrun "
+        f"{card_markdown(made.batchrun_version)}"
+    )
+    return lines

@@ -1,4 +1,4 @@
-"""A spec as it was at a git revision, for `plan --diff REV`.
+"""A spec as it was at a git revision (`plan --diff REV`), and the commit a spec is at now.
 
 The spec and every file it names (value files, globbed and `{file: ...}` inputs) are read
 through git: the revision's tree is checked out into a temporary folder that mirrors the
@@ -10,6 +10,8 @@ copy or the repository is changed.
 
     with spec_at_revision("specs/sweep.yaml", "origin/main") as old:
         old.spec  # None when the file did not exist at that revision
+
+    git_state(spec.path)  # GitState(commit, dirty), for a dataset's provenance; None outside git
 """
 
 from __future__ import annotations
@@ -70,6 +72,32 @@ def spec_at_revision(
             # Messages name the file a person knows, with the revision it came from.
             spec = dataclasses.replace(spec, display_path=f"{revision}:{inside}")
         yield SpecAtRevision(revision, commit, spec)
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The commit a work tree is at, whether its tracked files differ from it, and where a
+    file sits in it (a path that means the same on every clone)."""
+
+    commit: str
+    dirty: bool
+    path: str
+
+
+def git_state(path: str | os.PathLike[str]) -> GitState | None:
+    """Where the git work tree holding the file `path` stands; None when it is in none, or git
+    is missing or fails (a dataset's provenance then says "no git" rather than stopping)."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        top = Path(_git(absolute.parent, "rev-parse", "--show-toplevel").strip())
+        commit = _git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").strip()
+        # Untracked files are left out, as `git describe --dirty` does: a run folder or an
+        # export inside the repository is not a change to what made them.
+        changes = _git(top, "status", "--porcelain", "--untracked-files=no")
+        inside = absolute.resolve().relative_to(top.resolve()).as_posix()
+    except (UsageError, ValueError):
+        return None
+    return GitState(commit, bool(changes.strip()), inside) if commit else None
 
 
 def _moved(allow: Allowances | None, top: Path, root: Path) -> Allowances | None:
