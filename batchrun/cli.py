@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(commands)
     _add_run(commands)
     _add_export(commands)
+    _add_verify(commands)
     _add_status(commands)
     _add_report(commands)
     _add_lock(commands)
@@ -210,6 +211,19 @@ def _add_export(commands: Commands) -> None:
     _add_all(export)
     export.add_argument(
         "--force", action="store_true", help="hf: replace an earlier export at --to, in one step"
+    )
+
+
+def _add_verify(commands: Commands) -> None:
+    verify = commands.add_parser(
+        "verify", help="prove a run or an exported dataset complete and unmodified"
+    )
+    verify.add_argument("target", metavar="RUN_OR_SPEC_OR_DATASET")
+    verify.add_argument("--json", action="store_true", help="the result as one JSON object")
+    verify.add_argument(
+        "--allow-sandbox",
+        action="store_true",
+        help="accept predictions the sandbox made (otherwise each is a problem)",
     )
 
 

@@ -10,7 +10,7 @@ from batchrun.exitcodes import ExitCode
 
 SHELLS = ("bash", "zsh", "fish")
 # Positionals and options by metavar that name a file or a folder, for completion scripts.
-_FILE_METAVARS = {"SPEC", "RUN_OR_SPEC", "FILE"}
+_FILE_METAVARS = {"SPEC", "RUN_OR_SPEC", "RUN_OR_SPEC_OR_DATASET", "FILE"}
 _DIR_METAVARS = {"DIR"}
 
 

@@ -105,6 +105,15 @@ class ExportArgs:
 
 
 @dataclass(frozen=True)
+class VerifyArgs:
+    """`batchrun verify RUN_OR_SPEC_OR_DATASET`"""
+
+    target: str
+    json: bool = False
+    allow_sandbox: bool = False
+
+
+@dataclass(frozen=True)
 class LockArgs:
     """`batchrun lock SPEC`"""
 
@@ -153,6 +162,7 @@ CommandArgs = (
     | StatusArgs
     | ReportArgs
     | ExportArgs
+    | VerifyArgs
     | LockArgs
     | SandboxArgs
     | CompletionArgs
@@ -165,6 +175,7 @@ ARGS_OF: dict[str, type[CommandArgs]] = {
     "run": RunArgs,
     "status": StatusArgs,
     "export": ExportArgs,
+    "verify": VerifyArgs,
     "report": ReportArgs,
     "lock": LockArgs,
     "sandbox": SandboxArgs,

@@ -162,18 +162,28 @@ def files_intact(run_dir: Path, files: tuple[FileCheck, ...]) -> bool:
 
 
 def file_intact(run_dir: Path, relative: str, size: int, sha256: str) -> bool:
-    """Whether a recorded file is in the run folder with its bytes; unreadable is not intact.
+    """Whether a recorded file is in the run folder with its bytes; unreadable is not intact."""
+    return file_difference(run_dir, relative, size, sha256) is None
+
+
+def file_difference(run_dir: Path, relative: str, size: int, sha256: str) -> str | None:
+    """How a recorded file differs from the record, in words; None when it is as recorded.
 
     Only a regular file inside the run folder counts: a manifest someone edited to name
     /dev/zero, a FIFO or a file elsewhere must not be hashed (forever, or at all).
     """
     try:
         with safefs.open_regular(run_dir / relative, run_dir) as handle:
-            if os.fstat(handle.fileno()).st_size != size:
-                return False
-            return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
-    except OSError:
-        return False
+            found = os.fstat(handle.fileno()).st_size
+            if found != size:
+                return f"{found:,} bytes, recorded {size:,}"
+            if hashlib.file_digest(handle, "sha256").hexdigest() != sha256:
+                return "its sha256 is not the one recorded (same size, other bytes)"
+            return None
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
 
 
 def sha256_file(path: Path) -> str:

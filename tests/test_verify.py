@@ -1,0 +1,208 @@
+"""`batchrun verify`: a run folder against its spec, a dataset against its export record, through
+the real command line, after sandbox runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from runs import records, run_spec, write_spec
+
+from batchrun.cli import main
+from batchrun.sandbox import Sandbox
+from batchrun.spec.load import load_spec
+
+SPEC = """
+    batchrun: 1
+    name: pets
+    jobs:
+      - id: pics
+        model: acme/painter
+        input: {prompt: "a ${x}", seed: 1, sandbox_status: "${s}"}
+        matrix: {s: [succeeded], x: [fox, owl, cat]}
+      - id: captions
+        model: meta/llama-chat
+        input: {prompt: "Tell me about ${topic}"}
+        matrix: {topic: [foxes, boats]}
+    """
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ran(tmp_path: Path, sandbox: Sandbox, body: str = SPEC, **options: object) -> Path:
+    """The spec, run against the sandbox into the folder it names."""
+    spec = write_spec(tmp_path, body)
+    run_spec(spec, sandbox, out=load_spec(spec).output, **options)
+    return spec
+
+
+def by_job(spec: Path, job: str) -> list[str]:
+    """The keys of a job that have a record, sorted."""
+    return sorted(r.key for r in records(load_spec(spec).output).values() if r.job == job)
+
+
+def test_a_whole_run_verifies_by_spec_and_by_folder(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = ran(tmp_path, sandbox)
+    folder = load_spec(spec).output
+    code, out, err = cli(capsys, "verify", str(spec))
+    assert (code, out) == (0, "")
+    assert err.startswith(f"batchrun: {folder}: verified: all 5 planned predictions succeeded, ")
+    assert "3 files (" in err
+    # The folder alone: its manifest names the spec.
+    assert cli(capsys, "verify", str(folder))[:2] == (0, "")
+    code, out, _ = cli(capsys, "verify", str(spec), "--json")
+    found = json.loads(out)
+    assert (code, found["ok"], found["kind"], found["planned"]) == (0, True, "run", 5)
+    assert (found["succeeded"], found["files"], found["problems"]) == (5, 3, [])
+
+
+def test_a_changed_and_a_missing_file_are_named(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = ran(tmp_path, sandbox)
+    folder = load_spec(spec).output
+    pics = sorted(
+        (r for r in records(folder).values() if r.job == "pics"), key=lambda r: r.files[0].path
+    )
+    same_size, longer, gone = (record.files[0] for record in pics)
+    path = folder / same_size.path
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    (folder / longer.path).write_bytes((folder / longer.path).read_bytes() + b"more")
+    (folder / gone.path).unlink()
+    code, out, err = cli(capsys, "verify", str(spec))
+    assert code == 1
+    assert sorted(out.splitlines()) == sorted(
+        [
+            f"{same_size.path}: its sha256 is not the one recorded (same size, other bytes) "
+            f"(key {pics[0].key})",
+            f"{longer.path}: {longer.bytes + 4:,} bytes, recorded {longer.bytes:,} "
+            f"(key {pics[1].key})",
+            f"{gone.path}: missing (key {pics[2].key})",
+        ]
+    )
+    assert err.startswith(f"batchrun: {folder}: 3 problems; 3 files (")
+    code, out, _ = cli(capsys, "verify", str(spec), "--json")
+    found = json.loads(out)
+    assert (code, found["ok"], found["succeeded"]) == (1, False, 2)
+    assert {(p["subject"], p["kind"]) for p in found["problems"]} == {
+        (same_size.path, "file"),
+        (longer.path, "file"),
+        (gone.path, "file"),
+    }
+
+
+def test_a_partial_run_names_every_key_not_done(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Stopped after 2 of 5, as Ctrl-C leaves a run: the rest were never created.
+    spec = ran(tmp_path, sandbox, limit=2)
+    out_dir = load_spec(spec).output
+    done = records(out_dir)
+    assert len(done) == 2
+    code, out, err = cli(capsys, "verify", str(spec))
+    assert code == 1
+    planned = [
+        json.loads(line) for line in cli(capsys, "plan", str(spec), "--json")[1].splitlines()
+    ]
+    assert sorted(out.splitlines()) == sorted(
+        f"{p['key']}: not started (job {p['job']})" for p in planned if p["key"] not in done
+    )
+    assert len(out.splitlines()) == 3
+    assert err.startswith(f"batchrun: {out_dir}: 3 problems; 2 files (")
+
+
+def test_a_failed_prediction_is_a_problem(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = ran(tmp_path, sandbox, SPEC.replace("s: [succeeded]", "s: [failed]"))
+    failed = by_job(spec, "pics")
+    code, out, _ = cli(capsys, "verify", str(spec))
+    assert code == 1
+    assert sorted(out.splitlines()) == [
+        f"{key}: failed (job pics): sandbox: failed as asked (sandbox_status)" for key in failed
+    ]
+
+
+def test_a_dataset_verifies_until_it_is_tampered_with(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = ran(tmp_path, sandbox)
+    dest = tmp_path / "dataset"
+    assert cli(capsys, "export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
+    code, out, err = cli(capsys, "verify", str(dest))
+    assert (code, out) == (0, "")
+    assert err.startswith(f"batchrun: {dest}: verified: all 5 planned predictions succeeded, ")
+    # 3 pictures, 2 row files and the card
+    assert "6 files (" in err
+    assert "its batchrun-export.jsonl has sha256 " in err
+
+    rows = dest / "captions" / "data.jsonl"
+    rows.write_text(rows.read_text().replace("foxes", "fixes"))  # a row edited, same size
+    picture = sorted((dest / "pics").glob("*.png"))[0]
+    picture.unlink()  # a file removed
+    (dest / "pics" / "extra.png").write_bytes(b"\x89PNG")  # a file added
+    card = dest / "README.md"
+    size = card.stat().st_size
+    card.write_text(card.read_text().replace("All 5 planned", "All 50 planned"))  # the card
+    code, out, _ = cli(capsys, "verify", str(dest))
+    assert code == 1
+    assert sorted(out.splitlines()) == sorted(
+        [
+            f"README.md: {size + 1:,} bytes, recorded {size:,}",
+            "captions/data.jsonl: its sha256 is not the one recorded (same size, other bytes)",
+            "pics/extra.png: not in batchrun-export.jsonl: added after the export",
+            f"pics/{picture.name}: missing",
+        ]
+    )
+
+
+def out_line(out: str, subject: str) -> str:
+    """The one line of `out` about `subject`."""
+    found = [line for line in out.splitlines() if line.startswith(f"{subject}: ")]
+    assert len(found) == 1, out
+    return found[0]
+
+
+def test_a_dataset_of_a_partial_run_does_not_verify(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = ran(tmp_path, sandbox, limit=3)
+    dest = tmp_path / "dataset"
+    assert cli(capsys, "export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
+    code, out, _ = cli(capsys, "verify", str(dest), "--json")
+    found = json.loads(out)
+    assert (code, found["ok"], found["kind"], found["planned"], found["succeeded"]) == (
+        1,
+        False,
+        "dataset",
+        5,
+        3,
+    )
+    keys = sorted(p["subject"] for p in found["problems"])
+    assert {p["kind"] for p in found["problems"]} == {"missing"}
+    recorded = set(records(load_spec(spec).output))
+    assert len(keys) == 2
+    assert not set(keys) & recorded
+    assert all(
+        p["detail"] == "not in the dataset: not started (job captions)" for p in found["problems"]
+    )
+
+
+def test_what_is_neither_a_run_nor_a_dataset_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(capsys, "verify", str(tmp_path / "nothing")) == (
+        2,
+        "",
+        f"batchrun: {tmp_path / 'nothing'}: no such run folder, spec file or dataset\n",
+    )
+    code, _, err = cli(capsys, "verify", str(tmp_path))
+    assert code == 2
+    assert "neither a run folder (no manifest) nor a dataset" in err
