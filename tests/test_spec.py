@@ -397,3 +397,12 @@ def test_the_example_specs_load(name: str) -> None:
     assert spec.output == ROOT / "specs" / "runs" / name
     text = (ROOT / "specs" / f"{name}.yaml").read_text(encoding="utf-8")
     assert text.startswith("# yaml-language-server: $schema=../schemas/batchrun.schema.json\n")
+
+
+def test_license_is_an_identifier_for_the_dataset_card(folder: Path) -> None:
+    write(folder, "license: cc-by-4.0\n" + JOB + "    input: {prompt: hi}\n")
+    assert load_spec("spec.yaml").license == "cc-by-4.0"
+    assert errors(folder, 'license: "CC BY 4.0\\n---"\n' + JOB + "    input: {prompt: hi}\n") == [
+        "spec.yaml:1:10: license: expected a license identifier in lower case, like cc-by-4.0, "
+        "mit or other; got 'CC BY 4.0\\n---'"
+    ]
