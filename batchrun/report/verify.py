@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from batchrun import safefs
 from batchrun.errors import ManifestError, UsageError
 from batchrun.humanize import printable
 from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
@@ -152,51 +153,44 @@ def _key_problems(
 
 def verify_dataset(folder: Path, *, allow_sandbox: bool = False) -> Verification:
     """Every file of an `hf` export as its record lists it, and nothing more; every planned
-    prediction in it; none made by the sandbox unless allowed."""
+    prediction in it; none made by the sandbox unless allowed. The record is read line by
+    line (hashed as it goes, for the fingerprint): only the listed paths are kept."""
     record_path = folder / EXPORT_RECORD
+    found = Verification(folder, "dataset")
+    listed: set[str] = set()
+    missing = 0
+    digest = hashlib.sha256()
+    header: dict[str, Any] = {}
     try:
-        data = record_path.read_bytes()
+        handle = safefs.open_regular(record_path, folder)
     except OSError as error:
         reason = error.strerror or error
         raise UsageError(f"{folder}: cannot read {EXPORT_RECORD}: {reason}") from None
-    found = Verification(folder, "dataset", fingerprint=hashlib.sha256(data).hexdigest())
-    lines = _record_lines(record_path, data)
-    header = lines[0] if lines else {}
-    if header.get("batchrun_export") != EXPORT_FORMAT:
-        raise UsageError(f"{record_path}: not a batchrun export record (format {EXPORT_FORMAT})")
-    planned = header.get("planned")
-    found.planned = planned if isinstance(planned, int) else None
-    here = header.get("here")
-    found.succeeded = here if isinstance(here, int) else 0
-    listed: set[str] = set()
-    missing = 0
-    for line in lines[1:]:
-        if "file" in line:
-            path = str(line["file"])
-            listed.add(path)
-            found.files += 1
-            found.bytes += int(line.get("bytes") or 0)
-            difference = file_difference(folder, path, int(line["bytes"]), str(line["sha256"]))
-            if difference:
-                found.problems.append(Problem(path, "file", difference))
-        elif "missing" in line:
-            missing += 1
-            found.problems.append(
-                Problem(
-                    str(line["missing"]),
-                    "missing",
-                    f"not in the dataset: {line.get('why')} (job {line.get('job')})",
-                )
-            )
-        elif "sandbox" in line and not allow_sandbox:
-            found.problems.append(
-                Problem(
-                    str(line["sandbox"]),
-                    "sandbox",
-                    f"made by the sandbox at {line.get('api')}, not a model "
-                    f"(job {line.get('job')})",
-                )
-            )
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            digest.update(raw)
+            line = _record_line(record_path, number, raw)
+            if number == 1:
+                header = _header(record_path, line, found)
+            elif "file" in line:
+                path = str(line["file"])
+                listed.add(path)
+                found.files += 1
+                found.bytes += int(line["bytes"])
+                difference = file_difference(folder, path, int(line["bytes"]), str(line["sha256"]))
+                if difference:
+                    found.problems.append(Problem(path, "file", difference))
+            elif "missing" in line:
+                missing += 1
+                why = f"not in the dataset: {line.get('why')} (job {line.get('job')})"
+                found.problems.append(Problem(str(line["missing"]), "missing", why))
+            elif "sandbox" in line and not allow_sandbox:
+                api, job = line.get("api"), line.get("job")
+                why = f"made by the sandbox at {api}, not a model (job {job})"
+                found.problems.append(Problem(str(line["sandbox"]), "sandbox", why))
+    if not header:
+        raise UsageError(f"{record_path}: empty, not a batchrun export record")
+    found.fingerprint = digest.hexdigest()
     found.problems += _count_problems(header, found, missing)
     found.problems += [
         Problem(path, "unlisted", f"not in {EXPORT_RECORD}: added after the export")
@@ -206,19 +200,25 @@ def verify_dataset(folder: Path, *, allow_sandbox: bool = False) -> Verification
     return found
 
 
-def _record_lines(path: Path, data: bytes) -> list[dict[str, Any]]:
-    lines = []
-    for number, raw in enumerate(data.splitlines(), 1):
-        try:
-            line = json.loads(raw)
-            if not isinstance(line, dict):
-                raise TypeError
-            if "file" in line:
-                int(line["bytes"]), str(line["sha256"])
-        except (ValueError, TypeError, KeyError):
-            raise ManifestError(f"{path}:{number}: an unreadable line") from None
-        lines.append(line)
-    return lines
+def _record_line(path: Path, number: int, raw: bytes) -> dict[str, Any]:
+    try:
+        line = json.loads(raw)
+        if not isinstance(line, dict):
+            raise TypeError
+        if "file" in line:
+            int(line["bytes"]), str(line["sha256"])
+    except (ValueError, TypeError, KeyError):
+        raise ManifestError(f"{path}:{number}: an unreadable line") from None
+    return line
+
+
+def _header(path: Path, line: dict[str, Any], found: Verification) -> dict[str, Any]:
+    if line.get("batchrun_export") != EXPORT_FORMAT:
+        raise UsageError(f"{path}: not a batchrun export record (format {EXPORT_FORMAT})")
+    planned, here = line.get("planned"), line.get("here")
+    found.planned = planned if isinstance(planned, int) else None
+    found.succeeded = here if isinstance(here, int) else 0
+    return line
 
 
 def _count_problems(header: dict[str, Any], found: Verification, missing: int) -> list[Problem]:
