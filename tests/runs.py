@@ -89,6 +89,15 @@ def finish(child: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, st
     return child.returncode, err
 
 
+def downloading(run_dir: Path) -> bool:
+    """Whether an output file is being downloaded into `run_dir` right now.
+
+    An output's `.part` only: the pre-flight's record (`preflight.json.part`) is written before
+    the first create, and a signal sent when it shows stops a run that has created nothing.
+    """
+    return any(run_dir.rglob("*.png.part"))
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     """Poll `condition` until it holds; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -17,6 +17,7 @@ import pytest
 from runs import (
     PNG_END,
     assert_files_intact,
+    downloading,
     finish,
     ids_recorded,
     manifest_lines,
@@ -71,6 +72,30 @@ def test_killed_before_the_creates_return(
     finish_and_check(spec, sandbox)
 
 
+def test_killed_right_after_the_creates_return(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    # Without Prefer: wait, each create is answered at once with `starting`; the kill comes as
+    # the last answer leaves the sandbox. A prediction batchrun has heard of has its id on disk
+    # before it is polled; one whose answer was still on its way stays `submitting`, which the
+    # next run finds in the API's list. Either way nothing is created twice.
+    sandbox = make_sandbox(latency=1.5, honor_wait=False)
+    spec = spec_for(tmp_path)
+    child = start(spec, sandbox)
+    creates = "POST /v1/models/{owner}/{name}/predictions"
+    wait_for(
+        lambda: sandbox.state.snapshot()["requests"].get(creates, 0) == KEYS,
+        "every create to be answered",
+    )
+    child.kill()
+    child.wait()
+    found = records(tmp_path / "run")
+    made = set(sandbox.state.predictions)
+    assert {r.prediction_id for r in found.values() if r.prediction_id} <= made
+    assert {r.status for r in found.values() if not r.prediction_id} <= {"submitting"}
+    finish_and_check(spec, sandbox)
+
+
 def test_killed_while_polling(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
     sandbox = make_sandbox(latency=1.5, honor_wait=False)
     spec = spec_for(tmp_path)
@@ -87,7 +112,7 @@ def test_killed_while_downloading(tmp_path: Path, make_sandbox: Callable[..., Sa
     spec = spec_for(tmp_path)
     child = start(spec, sandbox)
     run_dir = tmp_path / "run"
-    wait_for(lambda: any(run_dir.rglob("*.part")), "a download to be under way")
+    wait_for(lambda: downloading(run_dir), "a download to be under way")
     child.kill()
     child.wait()
     in_place = list(run_dir.rglob("*.png"))

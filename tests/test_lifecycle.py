@@ -80,9 +80,19 @@ def planned_one(tmp_path: Path) -> PlannedPrediction:
 
 
 async def process(
-    tmp_path: Path, handler: Handler, action: Action = Action.CREATE, previous: Record | None = None
+    tmp_path: Path,
+    handler: Handler,
+    action: Action = Action.CREATE,
+    previous: Record | None = None,
+    *,
+    writing_takes: float = 0.0,
+    events: list[str] | None = None,
 ) -> list[tuple[str, int, Record]]:
-    """Run one key's lifecycle; every record it wrote: (status, kind, record)."""
+    """Run one key's lifecycle; every record it wrote: (status, kind, record).
+
+    `writing_takes` is how long the fake collector takes over each line (a slow disk, a busy
+    event loop); `events` gets "wrote STATUS" as each line is done, beside what the handler logs.
+    """
     planned = planned_one(tmp_path)
     written: list[tuple[str, int, Record]] = []
     journal, receive = open_journal()
@@ -90,6 +100,10 @@ async def process(
     async def collect() -> None:
         async with receive:
             async for record, kind, flushed in receive:
+                if writing_takes:
+                    await anyio.sleep(writing_takes)
+                if events is not None:
+                    events.append(f"wrote {record.status} {record.prediction_id}")
                 written.append((str(record.status), kind, record))
                 if flushed is not None:
                     flushed.set()
@@ -144,6 +158,28 @@ async def test_each_new_status_while_polling_is_recorded_once(tmp_path: Path) ->
     ]
     assert written[-1][2].error == "out of memory"
     assert written[-1][2].prediction_id == "p1"
+
+
+async def test_the_id_is_in_the_journal_before_anything_else_happens_to_it(
+    tmp_path: Path,
+) -> None:
+    # A collector that takes its time shows what the lifecycle does before the id's line is
+    # written: a kill -9 in that gap would leave a prediction that was polled (or downloaded)
+    # but that the manifest knows only as `submitting`.
+    events: list[str] = []
+    answers = api(prediction("starting"), prediction("succeeded", output="text"))
+
+    def logged(request: httpx.Request) -> httpx.Response:
+        events.append(f"{request.method} {request.url.path}")
+        return answers(request)
+
+    await process(tmp_path, logged, writing_takes=0.05, events=events)
+    assert events[:4] == [
+        "wrote submitting None",
+        "POST /v1/models/acme/painter/predictions",
+        "wrote starting p1",
+        "GET /v1/predictions/p1",
+    ]
 
 
 async def test_a_refused_create_is_an_error_record_not_an_exception(tmp_path: Path) -> None:

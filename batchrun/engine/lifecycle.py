@@ -365,7 +365,10 @@ class Lifecycle:
             # now leaves a key the next run downloads, not one it believes complete.
             urls = output_urls(record.output)
             record = _too_many_files(record, urls) or record.replace(missing=tuple(urls))
-        await self.journal.write(record)
+        # Durable: nothing else happens to a prediction (a poll, a download, a file written in
+        # a worker thread) until its id is in the journal, so a kill -9 at any later moment
+        # leaves a key the next run picks up by id, never one it has to look for.
+        await self.journal.write(record, durable=True)
         return record
 
     async def _poll(self, record: Record, prediction_id: str, *, elapsed: float) -> Prediction:

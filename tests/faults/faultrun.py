@@ -16,6 +16,7 @@ from runs import (  # noqa: F401  (re-exported for the fault scenarios)
     PNG_END,
     TOKEN,
     assert_files_intact,
+    downloading,
     finish,
     ids_recorded,
     manifest_lines,

@@ -18,6 +18,7 @@ import pytest
 from faultrun import (
     PNG_END,
     check_accounted,
+    downloading,
     finish,
     spec_for,
     start,
@@ -119,7 +120,7 @@ def test_sigterm_while_files_trickle_in_leaves_nothing_half_written(
     spec = spec_for(tmp_path, keys=8, concurrency=8, side=512)
     run_dir = tmp_path / "run"
     child = start(spec, sandbox)
-    wait_for(lambda: any(run_dir.rglob("*.part")), "a download to be under way")
+    wait_for(lambda: downloading(run_dir), "a download to be under way")
     child.send_signal(signal.SIGTERM)
     code, err = finish(child, timeout=LEAVE_WITHIN)
 
