@@ -392,7 +392,8 @@ def test_counts_files_and_timings_at_the_top(tmp_path: Path) -> None:
     assert (
         f'<dl class="facts"><dt>files</dt><dd>1 ({len(png())} B)</dd>'
         "<dt>wall time</dt><dd>1m 15s, 2024-01-01 10:00:00 to 10:01:15 UTC</dd>"
-        "<dt>predict time</dt><dd>1.8s in all</dd></dl>"
+        "<dt>predict time</dt><dd>1.8s in all</dd>"
+        "<dt>api</dt><dd>unknown: 3 predictions (recorded before batchrun kept the API)</dd></dl>"
     ) in page
     assert "written 2024-05-06 07:08:09 UTC by batchrun" in page
     assert (

@@ -43,21 +43,24 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_status_counts_the_current_spec(edited: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = load_spec(edited).output
-    # Planned now: fox and boat recorded, bell never run (status counts what is recorded).
+    # Planned now: fox and boat recorded, bell never run: the plan is not done (exit 1).
     code, out, err = cli(capsys, "status", str(edited), "--json")
-    assert (code, err) == (0, "")
+    assert (code, err) == (1, "")
     data = json.loads(out)
     assert (data["total"], data["not_in_spec"], data["not_in_spec_counted"]) == (2, 2, False)
+    assert (data["planned"], data["done"], data["not_started"]) == (3, 2, 1)
     code, out, err = cli(capsys, "status", str(run_dir))
-    assert (code, err) == (0, "")
+    assert (code, err) == (1, "")
     assert out.splitlines()[0] == f"{run_dir}: 2 predictions in 1 manifest"
+    assert "2 of 3 done, 1 not started" in out.splitlines()
     assert out.splitlines()[-1] == (
         "2 recorded predictions the spec no longer plans are not counted (--all counts them)"
     )
     code, out, err = cli(capsys, "status", str(edited), "--all", "--json")
-    assert (code, err) == (0, "")
+    assert (code, err) == (1, "")
     data = json.loads(out)
     assert (data["total"], data["not_in_spec"], data["not_in_spec_counted"]) == (4, 2, True)
+    assert data["states"]["done"] == 4  # the two the spec no longer plans count, with --all
 
 
 def test_export_and_report_follow_the_same_scope(

@@ -54,7 +54,11 @@ def test_status_text_names_failures(run_dir: Path, capsys: pytest.CaptureFixture
     assert lines[2].split() == ["img", "2", "2", "4"]
     assert lines[3].split() == ["chat", "1", "0", "1"]
     assert lines[4].split() == ["total", "3", "2", "5"]
-    assert lines[5].startswith("files: 2 (")
+    assert lines[5] == "3 of 5 done, 2 failed"
+    assert lines[6].startswith("api: http://127.0.0.1:")
+    assert lines[6].endswith(" (sandbox): 5 predictions")
+    assert lines[7] == "these are the sandbox's made-up results, not a real model's output"
+    assert lines[8].startswith("files: 2 (")
     failures = [line for line in lines if "failed: out of memory" in line]
     assert len(failures) == 2
 

@@ -60,6 +60,9 @@ Transport = httpx.AsyncBaseTransport
 DEFAULT_BASE_URL = "https://api.replicate.com"
 _CANCEL_AFTER = re.compile(r"\d+|(?=\d)(\d+h)?(\d+m)?(\d+s)?")
 _JSON = {"Content-Type": "application/json"}
+# The header batchrun's sandbox puts on every answer (batchrun/sandbox/app.py names it too: the
+# sandbox imports nothing of batchrun; tests/test_sandbox_app.py checks the two agree).
+SANDBOX_HEADER = "X-Batchrun-Sandbox"
 FIRST_CONTACT_TRIES = 3  # connection attempts per request before the API has ever answered
 # A proxy without the list endpoint answers one of these; the runner then creates again.
 _NO_LIST = frozenset({404, 405, 501})
@@ -319,6 +322,36 @@ class Client:
         except NotFoundError:
             return False
         return True
+
+    async def is_sandbox(self) -> bool:
+        """Whether this API is batchrun's sandbox: one GET /v1/account, whose answer (any
+        status: a 401 or 404 says it as well) carries the sandbox's marker header or not.
+
+        Network failures are retried as any request's; an API that never answers is taken for
+        a real one (its results would never count as the sandbox's), and the run's own
+        requests then say what is wrong with it.
+        """
+        url = f"{self._api}/account"
+        refused = 0
+
+        async def attempt() -> bool:
+            nonlocal refused
+            try:
+                response = await self._exchange("GET", url, {"timeout": self._timeout})
+            except httpx.HTTPError as exc:
+                error = error_for_transport("GET", url, exc, secrets=self._secrets, created=False)
+                if isinstance(exc, httpx.ConnectError) and not self._answered:
+                    refused += 1
+                    if refused >= FIRST_CONTACT_TRIES:
+                        raise error from None
+                raise Retryable(error) from None
+            self._answered = True
+            return SANDBOX_HEADER in response.headers
+
+        try:
+            return await with_retries(attempt, self._retry, limiter=self.request_limiter)
+        except BatchrunError:
+            return False
 
     async def upload(
         self, content: bytes | Path, *, filename: str, content_type: str

@@ -12,36 +12,45 @@ from batchrun.api.endpoint import Endpoint, resolve_endpoint
 from batchrun.commands.options import LockArgs, PlanArgs, RunArgs, ValidateArgs
 from batchrun.engine.runner import resolve_token
 from batchrun.errors import UsageError
+from batchrun.humanize import shown_path
 from batchrun.manifest.reader import manifest_paths
 from batchrun.spec.load import Spec, load_spec
 
 SANDBOX_TOKEN = "sandbox-token"  # the emulator takes any token; this one is not a secret
+# `run --sandbox` without --out writes beside the spec's own run folder, to NAME-sandbox: the
+# sandbox's made-up results never share a folder with a real run's unless a person asks.
+SANDBOX_SUFFIX = "-sandbox"
+
+
+def sandbox_output(spec: Spec) -> Path:
+    """The run folder of `run --sandbox` without --out: the spec's output, suffixed."""
+    return spec.output.with_name(spec.output.name + SANDBOX_SUFFIX)
 
 
 def run_dir_of(text: str) -> Path:
     """The run folder `text` names: a folder with manifests, or a spec file (its output)."""
     path = Path(text)
     if path.is_dir():
-        folder = path
-    elif path.is_file():
-        folder = load_spec(path).output
-    else:
-        raise UsageError(f"{text}: no such run folder or spec file")
-    if not manifest_paths(folder):
-        raise UsageError(f"{folder}: no manifest here; nothing has run yet")
-    return folder
+        return _with_manifest(path)
+    if path.is_file():
+        spec = load_spec(path)
+        return _with_manifest(spec.output, spec)
+    raise UsageError(f"{text}: no such run folder or spec file")
 
 
 def run_and_spec(text: str) -> tuple[Path, Spec | None]:
     """The run folder `text` names, and the spec when `text` is a spec file."""
     path = Path(text)
     spec = load_spec(path) if path.is_file() else None
-    return run_dir_of(text) if spec is None else _with_manifest(spec.output), spec
+    return run_dir_of(text) if spec is None else _with_manifest(spec.output, spec), spec
 
 
-def _with_manifest(folder: Path) -> Path:
+def _with_manifest(folder: Path, spec: Spec | None = None) -> Path:
     if not manifest_paths(folder):
-        raise UsageError(f"{folder}: no manifest here; nothing has run yet")
+        hint = ""
+        if spec is not None and manifest_paths(sandbox_output(spec)):
+            hint = f" (the sandbox's runs are in {shown_path(sandbox_output(spec))})"
+        raise UsageError(f"{folder}: no manifest here; nothing has run yet{hint}")
     return folder
 
 

@@ -150,6 +150,13 @@ def render_comparison(plan: PlanComparison, spec: Spec) -> str:
     )
     if plan.lock is not None:
         lines.append(f"lock: {shown_path(plan.lock.path)}")
+    if plan.sandbox:
+        lines.append("counted as a run on the sandbox: the last run here was on it")
+    if plan.other_api:
+        other = "a real API" if plan.sandbox else "the sandbox"
+        lines.append(
+            f"{counted(plan.other_api, 'recorded prediction')} made by {other} count as new here"
+        )
     lines.extend(reach_lines(spec))
     for job in plan.jobs:
         lines.append("")

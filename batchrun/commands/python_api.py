@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from batchrun.commands._display import make_progress
-from batchrun.commands._runs import api_endpoint, run_and_spec
+from batchrun.commands._runs import api_endpoint, run_and_spec, sandbox_output
 from batchrun.commands.options import RunArgs
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
@@ -128,11 +128,17 @@ def prepared_run(
     the API (or the sandbox) to talk to."""
     spec = spec or load_spec(args.spec, Allowances.of(args.allow_outside, args.max_predictions))
     choices = RunChoices.parsed(args.choices)
+    if args.sandbox and choices.get("out") is None:
+        choices["out"] = sandbox_output(spec)  # the sandbox's results in a folder of their own
     with api_endpoint(args, spec, token=token) as (base_url, api_token):
         yield (
             spec,
             RunOptions(
-                base_url=base_url, token=api_token, handle_signals=handle_signals, **choices
+                base_url=base_url,
+                token=api_token,
+                handle_signals=handle_signals,
+                sandbox=True if args.sandbox else None,
+                **choices,
             ),
         )
 

@@ -1,7 +1,10 @@
 """`batchrun status RUN_OR_SPEC [--json] [--csv FILE|-] [--all]`: what the manifest says.
 
-It counts the predictions of the current spec; with `--all`, also the recorded ones the spec
-no longer plans (after an edit), which are otherwise only counted on a line of their own.
+It counts the current spec's whole plan, recorded or not ("20 of 100 done, 80 not started"),
+with the numbers `plan` gives (both come from `manifest.compare.compare`), and exits 0 only when
+every planned prediction succeeded, as `run` does. With `--all`, it also counts the recorded
+predictions the spec no longer plans (after an edit), which are otherwise only counted on a line
+of their own. Each API the records came from is named, with how many it made.
 """
 
 from __future__ import annotations
@@ -13,25 +16,35 @@ from pathlib import Path
 from batchrun.commands._output import direct_stream, is_stdout, shown_as
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
-from batchrun.errors import UsageError
+from batchrun.errors import BatchrunError, UsageError
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
+from batchrun.manifest.compare import PlanComparison, compare
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.manifest.state import State, pins_for_reading
-from batchrun.report.status import RunStatus, export_csv, failure_reason, summarize, write_csv
+from batchrun.report.status import (
+    SANDBOX_NOTE,
+    RunStatus,
+    export_csv,
+    failure_reason,
+    summarize,
+    write_csv,
+)
+from batchrun.spec.load import Spec
 
 FAILURES_SHOWN = 10
 
 
 def main(args: StatusArgs) -> int:
-    """Print the run's status; exit 0 when every key is done (succeeded, files as recorded)."""
+    """Print the run's status; exit 0 when every planned key succeeded (files as recorded)."""
     run_dir, spec = run_and_spec(args.target)
     headers, by_key = load_records(run_dir)  # once: a manifest may be hundreds of megabytes
     # The current spec's predictions; those it no longer plans are named on a line of their own.
     split = scope(by_key.values(), spec or spec_of_run(headers))
     records = split.chosen(args.all)
-    status = summarize(run_dir, headers, records, pins_for_reading(split.spec))
+    plan = _plan(split.spec, run_dir)
+    status = summarize(run_dir, headers, records, pins_for_reading(split.spec), plan=plan)
     csv_on_stdout = args.csv is not None and is_stdout(args.csv)
     if csv_on_stdout and args.json:
         raise UsageError(
@@ -58,6 +71,37 @@ def main(args: StatusArgs) -> int:
     return 0 if status.complete else 1
 
 
+def _plan(spec: Spec | None, run_dir: Path) -> PlanComparison | None:
+    """The spec's plan against the run folder, as `plan` counts it; None without a spec, or
+    when its lock cannot be read (the records alone are counted then)."""
+    if spec is None:
+        return None
+    try:
+        return compare(spec, output=run_dir, keep_states=True)
+    except BatchrunError:
+        return None
+
+
+# How status names a planned key's state after "N of M done" (plan's words, but for "new").
+_SAID = {
+    State.NEW: "not started",
+    State.IN_FLIGHT: "in flight",
+    State.FAILED: "failed",
+    State.DOWNLOAD: "to download",
+    State.STALE: "stale",
+    State.MOVE: "to move",
+}
+
+
+def headline(status: RunStatus) -> str | None:
+    """ "20 of 100 done, 80 not started": the whole plan's count (None without a plan)."""
+    if status.planned is None:
+        return None
+    parts = [f"{status.states[State.DONE]:,} of {status.planned:,} done"]
+    parts += [f"{status.states[s]:,} {said}" for s, said in _SAID.items() if status.states[s]]
+    return ", ".join(parts)
+
+
 def render(status: RunStatus) -> list[str]:
     """The human-readable status, one line per fact."""
     manifests = len(status.manifests)
@@ -72,6 +116,12 @@ def render(status: RunStatus) -> list[str]:
     if len(status.jobs) > 1:
         cells = "".join(f"{status.counts[s]:>12}" for s in shown)
         lines.append("  " + "total".ljust(width) + cells + f"{status.total:>8}")
+    said = headline(status)
+    if said is not None:
+        lines.append(said)
+    lines.extend(f"api: {line}" for line in status.api_lines())
+    if status.sandbox:
+        lines.append(SANDBOX_NOTE)
     files = f"files: {status.files} ({human_bytes(status.bytes)})"
     if status.missing_files:
         files += f", {status.missing_files} missing"

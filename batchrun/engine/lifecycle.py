@@ -44,7 +44,7 @@ from batchrun.errors import (
     OutcomeUnknownError,
     StorageError,
 )
-from batchrun.manifest.records import API_STATUSES, FileRecord, Record, Status, utcnow
+from batchrun.manifest.records import API_STATUSES, Api, FileRecord, Record, Status, utcnow
 from batchrun.manifest.state import DATA_URI_HEAD, file_intact, moves
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.planner.lock import Lock
@@ -94,6 +94,7 @@ class Settings:
     download: bool
     max_file_bytes: int | None
     recreate_delay: float = 1.0  # before creating again after a lost answer; doubles each time
+    api: Api | None = None  # the API this run creates on: every record it creates says so
 
 
 class CreatesFirst:
@@ -184,7 +185,7 @@ class Lifecycle:
         `settled` is awaited once the prediction itself is over and only its downloads remain:
         the runner frees its place among the predictions in flight then.
         """
-        record = _record_for(work.planned, work.previous)
+        record = _record_for(work.planned, work.previous, self.settings.api)
         if work.action is Action.MOVE:
             await settled()
             await self._move(record)
@@ -263,6 +264,7 @@ class Lifecycle:
                     metrics={},
                     attempts=record.attempts + 1,
                     request_sha256=sha,
+                    api=self.settings.api,
                     created_at=utcnow(),
                     started_at=None,
                     completed_at=None,
@@ -504,11 +506,12 @@ def _too_many_files(record: Record, urls: list[str]) -> Record | None:
     )
 
 
-def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:
-    """The key's record as this run starts on it: the plan's view, the manifest's history."""
+def _record_for(planned: PlannedPrediction, previous: Record | None, api: Api | None) -> Record:
+    """The key's record as this run starts on it: the plan's view, the manifest's history (a
+    key without one is this run's, on `api`; one with history keeps the API it was made on)."""
     record = Record.planned(planned)
     if previous is None:
-        return record
+        return record.replace(api=api)
     return record.replace(
         status=previous.status,
         prediction_id=previous.prediction_id,
@@ -525,6 +528,7 @@ def _record_for(planned: PlannedPrediction, previous: Record | None) -> Record:
         possible_duplicate=previous.possible_duplicate,
         missing=previous.missing,
         files_template=previous.files_template,
+        api=previous.api,
     )
 
 

@@ -29,7 +29,13 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 
-from batchrun.api.client import Client, ClientStats, Transport
+from batchrun.api.client import (
+    DEFAULT_BASE_URL,
+    Client,
+    ClientStats,
+    Transport,
+    normalize_base_url,
+)
 from batchrun.api.ratelimit import Withdrawn, polite
 from batchrun.api.retry import RetryPolicy
 from batchrun.engine import signals
@@ -39,10 +45,12 @@ from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.outputs import FileNamer
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
-from batchrun.engine.survey import Survey, in_scope, survey
+from batchrun.engine.survey import Survey, classify, in_scope, survey
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
 from batchrun.humanize import human_bytes, shown_path
 from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
+from batchrun.manifest.records import Api
+from batchrun.manifest.state import State
 from batchrun.manifest.writer import ManifestWriter, exclusive, new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
@@ -72,6 +80,9 @@ class RunOptions(RunChoices):
     transport: Transport | None = None
     # Ask the API about each target (and check inputs against its schema) before creating.
     preflight: bool = True
+    # Whether base_url is the sandbox (`--sandbox`: True); None asks the API once, before the
+    # survey (`Client.is_sandbox`), except api.replicate.com, which never is.
+    sandbox: bool | None = None
 
 
 class Progress(Protocol):
@@ -176,6 +187,10 @@ class RunSummary:
     shard: tuple[int, int] | None = None
     # Jobs whose creates the API's answers stopped (no such model, the same 422 each time).
     stopped_jobs: dict[str, str] = field(default_factory=dict)
+    api: Api | None = None  # the API this run talked to (None: stopped before it knew)
+    # False when a stop came before the plan was compared with the manifest: nothing is known
+    # of what was left, and nothing was sent.
+    surveyed: bool = True
 
     @property
     def ok(self) -> bool:
@@ -250,6 +265,7 @@ class _Runner:
         self._last_retry_note = float("-inf")
         self.lifecycle: Lifecycle | None = None
         self.confirmed: set[str] = set()  # jobs whose target the pre-flight confirmed
+        self.api: Api | None = None  # known before the survey: it decides what counts as done
 
     async def run(self) -> RunSummary:
         began = time.monotonic()
@@ -277,17 +293,28 @@ class _Runner:
 
     async def _run(self, began: float, path: Path) -> RunSummary:
         with self.stopper.phase(leave_on_first=True) as early:
+            self.api = api = await self._which_api()
             self._note_a_long_load()
             index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
             lock = read_lock(self.spec.path)
+            # A result of the other kind (the sandbox's, for a run on a real API) is new here.
             self.survey = await anyio.to_thread.run_sync(
                 survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
-                abandon_on_cancel=True,
+                api.sandbox, abandon_on_cancel=True,
             )  # fmt: skip
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
         client = self._client()
         if early.cancel_called:  # stopped before anything was sent
-            return self._summary(began, path, tally, client)
+            summary = self._summary(began, path, tally, client)
+            summary.surveyed = False
+            return summary
+        if api.sandbox and self.survey.real_replaced:
+            await client.aclose()
+            raise UsageError(
+                f"{shown_path(self.run_dir)} holds {self.survey.real_replaced:,} results of a "
+                "real API that this sandbox run would replace; give the sandbox run another "
+                "--out (`run --sandbox` writes to its own folder by default)"
+            )
         if self.options.preflight and self.survey.total_work:
             try:
                 await self._preflight(client, lock)
@@ -299,6 +326,7 @@ class _Runner:
             spec_sha256=self.spec.sha256,
             name=self.spec.name,
             shard=self.options.shard,
+            api=api,
         ), index)  # fmt: skip
         index = writer.index  # compaction moved the lines: read records back through this one
         journal, receive = open_journal()
@@ -314,6 +342,7 @@ class _Runner:
             download=self.options.download,
             max_file_bytes=self.options.max_file_bytes,
             recreate_delay=self.options.recreate_delay,
+            api=api,
         )
         lifecycle = Lifecycle(
             client,
@@ -354,6 +383,24 @@ class _Runner:
         if fatal is not None:
             raise _first_batchrun_error(fatal)
         return self._summary(began, path, tally, client)
+
+    async def _which_api(self) -> Api:
+        """The API this run talks to, and whether it is the sandbox (see `RunOptions.sandbox`)."""
+        url = normalize_base_url(self.options.base_url)
+        sandbox = self.options.sandbox
+        if sandbox is None and url == DEFAULT_BASE_URL:
+            sandbox = False
+        if sandbox is None:
+            # A client of its own, as the pre-flight's: the run's counts stay the predictions'.
+            async with Client(
+                url,
+                self.options.token,
+                request_limiter=polite(self.requests.per_second),
+                transport=self.options.transport,
+                token_env=self.spec.token_env,
+            ) as asking:
+                sandbox = await asking.is_sandbox()
+        return Api(url=url, sandbox=sandbox)
 
     async def _preflight(self, client: Client, lock: Lock | None) -> None:
         """The online pre-flight (see batchrun.engine.preflight), unless this run folder
@@ -408,6 +455,7 @@ class _Runner:
             rate_shared_by=self.rate_shared_by,
             shard=self.options.shard,
             stopped_jobs=self.lifecycle.stopped_jobs() if self.lifecycle else {},
+            api=self.api,
         )
 
     def _client(self) -> Client:
@@ -490,10 +538,13 @@ class _Runner:
                 continue
             quota -= 1
             state = index.states.get(planned.key)
-            action = self.survey.action(planned, state, self.options, self.run_dir)
+            where = self.survey.state(planned, state, self.run_dir)
+            action = classify(where, state, self.options)
             if action is None:
                 continue
-            previous = index.record(planned.key) if state is not None else None
+            # A key new to this run carries nothing over: a record another kind of API made
+            # (the sandbox's, for a run on a real API) is no history of this run's prediction.
+            previous = index.record(planned.key) if state and where is not State.NEW else None
             work = Work(planned, action, previous)
             await own.acquire_on_behalf_of(work)
             await overall.acquire_on_behalf_of(work)

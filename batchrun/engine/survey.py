@@ -49,6 +49,9 @@ class Survey:
     moving: set[str] = field(default_factory=set)  # succeeded keys whose files move
     pinned: dict[str, str | None] = field(default_factory=dict)  # job → the lock's version
     sample: frozenset[str] | None = None  # the keys --sample chose; None: every key
+    sandbox: bool = False  # whether the run is on the sandbox (`survey`'s `sandbox`)
+    # Keys whose result a real API made that this run, on the sandbox, would create again.
+    real_replaced: int = 0
 
     @property
     def total_work(self) -> int:
@@ -61,7 +64,9 @@ class Survey:
     def state(self, planned: PlannedPrediction, state: KeyState | None, run_dir: Path) -> State:
         """Where a key the survey walked stands (its files are not read again)."""
         intact = planned.key not in self.broken
-        where = key_state(state, run_dir, self.pinned.get(planned.job), intact=intact)
+        where = key_state(
+            state, run_dir, self.pinned.get(planned.job), intact=intact, sandbox=self.sandbox
+        )
         return State.MOVE if where is State.DONE and planned.key in self.moving else where
 
     def action(
@@ -113,12 +118,15 @@ def survey(
     scope: RunChoices,
     lock: Lock | None = None,
     read: Callable[[str], Record] | None = None,
+    sandbox: bool = False,
 ) -> Survey:
     """Walk the plan once and count what the run will do (reads the files of done keys).
 
     `read` gives a key's full record (`ManifestIndex.record`): without it, files never move.
+    `sandbox`: the run is on the sandbox, so only the sandbox's results count (and the other
+    way round): a record of the other kind is new (manifest/state.py).
     """
-    found = Survey(pinned=pinned_versions(spec, lock))
+    found = Survey(pinned=pinned_versions(spec, lock), sandbox=sandbox)
     namer = FileNamer(spec.files) if read is not None else None
     for job in spec.jobs:
         found.quota[job.id] = 0
@@ -141,7 +149,10 @@ def survey(
             intact=intact,
             namer=namer,
             read=_reader(read, planned.key),
+            sandbox=sandbox,
         )
+        if sandbox and where is State.NEW and state is not None and state.sandbox is False:
+            found.real_replaced += 1
         if where is State.DOWNLOAD and state is not None and not state.missing:
             found.broken.add(planned.key)
         if where is State.MOVE:

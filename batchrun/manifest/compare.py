@@ -5,7 +5,9 @@ run), done (succeeded, files in place with their recorded sha256), in flight (a 
 while they ran: the next run polls them), failed (skipped unless `--retry-failed`), to download
 (succeeded, but files are missing or changed) and stale (succeeded by a version other than the
 one SPEC.lock now pins: skipped unless `--rerun-stale`) and to move (succeeded, files in
-place, but the `files` template now names them elsewhere: the run renames them). Keys the
+place, but the `files` template now names them elsewhere: the run renames them). A result the
+other kind of API made (the sandbox's, in a folder a real run wrote last) counts as new: a
+folder is counted as its last run would count it (`state.counts_as_sandbox`). Keys the
 manifest holds that the spec no longer plans are counted too: after an edit, a reviewer sees
 both what will run and what the edit left behind. Nothing is sent to the API; the files of
 succeeded keys are read to check them.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
 from batchrun.manifest.records import Record
-from batchrun.manifest.state import State, key_state, pinned_versions
+from batchrun.manifest.state import State, counts_as_sandbox, key_state, pinned_versions
 from batchrun.planner.expand import PlannedPrediction, Shard, iter_plan
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import FileNamer
@@ -56,6 +58,10 @@ class PlanComparison:
     jobs: list[JobPlan]
     not_in_spec: Counter[str]  # job → keys recorded that the spec no longer plans
     lock: Lock | None
+    sandbox: bool = False  # counted as the sandbox's run (state.counts_as_sandbox)
+    other_api: int = 0  # planned keys recorded by the other kind of API, counted as new
+    # With `keep_states`: the state of each planned key the manifest holds (for `status`).
+    recorded_states: dict[str, State] = field(default_factory=dict)
 
     def count(self, state: State) -> int:
         """Planned keys in `state`, all jobs together."""
@@ -72,18 +78,32 @@ def compare(
     shard: Shard | None = None,
     output: Path | None = None,
     examples: int = 3,
+    keep_states: bool = False,
 ) -> PlanComparison:
-    """Walk the plan once (streaming) and place every key against the manifests of the run."""
+    """Walk the plan once (streaming) and place every key against the manifests of the run.
+
+    `keep_states` keeps the state of each recorded key (`recorded_states`): `status`, which
+    holds those records anyway, reads each key's state from here, so it counts what `plan`
+    counts without reading any file twice.
+    """
     run_dir = output or spec.output
     index = load_index(run_dir)
     lock = read_lock(spec.path)
     pinned = pinned_versions(spec, lock)
     namer = FileNamer(spec.files)
+    sandbox = counts_as_sandbox(index.headers)
     jobs = {job.id: JobPlan(job.id, job.target, pinned[job.id]) for job in spec.jobs}
     unplanned = set(index.states)
+    other_api = 0
+    kept: dict[str, State] = {}
     for planned, state in _placed(spec, index, shard):
         unplanned.discard(planned.key)
-        where = _where(planned, state, index, run_dir, pinned, namer)
+        where = _where(planned, state, index, run_dir, pinned, namer, sandbox)
+        if state is not None:
+            if where is State.NEW:  # recorded, but by the other kind of API
+                other_api += 1
+            if keep_states:
+                kept[planned.key] = where
         job = jobs[planned.job]
         job.counts[where] += 1
         if where is State.NEW and len(job.new_examples) < examples:
@@ -101,6 +121,9 @@ def compare(
         jobs=list(jobs.values()),
         not_in_spec=not_in_spec if shard is None else Counter(),
         lock=lock,
+        sandbox=sandbox,
+        other_api=other_api,
+        recorded_states=kept,
     )
 
 
@@ -112,8 +135,9 @@ def iter_states(
     index = load_index(run_dir)
     pinned = pinned_versions(spec, read_lock(spec.path))
     namer = FileNamer(spec.files)
+    sandbox = counts_as_sandbox(index.headers)
     for planned, state in _placed(spec, index, shard):
-        yield planned, _where(planned, state, index, run_dir, pinned, namer)
+        yield planned, _where(planned, state, index, run_dir, pinned, namer, sandbox)
 
 
 def _where(
@@ -123,11 +147,12 @@ def _where(
     run_dir: Path,
     pinned: dict[str, str | None],
     namer: FileNamer,
+    sandbox: bool,
 ) -> State:
     def read() -> Record:
         return index.record(planned.key)
 
-    return key_state(state, run_dir, pinned[planned.job], namer=namer, read=read)
+    return key_state(state, run_dir, pinned[planned.job], namer=namer, read=read, sandbox=sandbox)
 
 
 def _placed(

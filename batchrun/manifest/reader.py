@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from batchrun.errors import ManifestError
-from batchrun.manifest.records import FORMAT, WRITTEN, Record, Status, parse_status
+from batchrun.manifest.records import (
+    FORMAT,
+    WRITTEN,
+    Record,
+    Status,
+    parse_status,
+    sandbox_of,
+)
 
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -49,6 +56,8 @@ class KeyState:
     written: int = 0
     version: str | None = None  # the model version that ran it (stale once the lock moves on)
     files_template: str | None = None  # the `files` template that named its files
+    # Whether the sandbox made it (records.Api); None: written before the origin was kept.
+    sandbox: bool | None = None
 
 
 @dataclass
@@ -211,6 +220,7 @@ def _key_state(
         version=sys.intern(version) if isinstance(version, str) else None,
         # One template shared by every key: interned, it costs a pointer per key.
         files_template=sys.intern(template) if isinstance(template, str) else None,
+        sandbox=sandbox_of(data),
     )
 
 

@@ -52,6 +52,47 @@ def parse_status(value: object) -> Status:
     return status
 
 
+@dataclass(frozen=True, slots=True)
+class Api:
+    """The API a prediction ran on: its base URL as batchrun used it, and whether it was the
+    sandbox (`--sandbox`, or a server that answered with the sandbox's marker header).
+
+    Written on every record line as `"api": {"url": ..., "sandbox": ...}`. A record without it
+    was written before batchrun kept it: its origin is unknown, and it counts as not the
+    sandbox's (`Record.sandbox`), but is shown as "unknown".
+    """
+
+    url: str
+    sandbox: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "sandbox": self.sandbox}
+
+    @classmethod
+    def from_json(cls, data: object) -> Api | None:
+        """The `api` field of a record or header line; None when absent (origin unknown)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("url"), str):
+            return None
+        return cls(url=data["url"], sandbox=data.get("sandbox") is True)
+
+    def describe(self) -> str:
+        """How people read it: the URL, and "(sandbox)" when it was."""
+        return f"{self.url} (sandbox)" if self.sandbox else self.url
+
+
+UNKNOWN_API = "unknown"  # how a record written before `api` existed shows its origin
+
+
+def sandbox_of(data: Mapping[str, Any]) -> bool | None:
+    """Whether a record or header line says it ran on the sandbox; None when it does not say.
+
+    The one rule for the `api` field: only `"sandbox": true` is the sandbox; a line without
+    `api` is of unknown origin, which every rule that must decide treats as not the sandbox.
+    """
+    api = Api.from_json(data.get("api"))
+    return None if api is None else api.sandbox
+
+
 def utcnow() -> str:
     """The current time as an ISO 8601 string in UTC, as the API writes them."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -101,6 +142,8 @@ class Record:
     # The `files` template that named the recorded files (None: written before it was kept).
     # A run whose template differs moves them (manifest/state.py).
     files_template: str | None = None
+    # The API the prediction was created on (None: written before batchrun kept it).
+    api: Api | None = None
 
     def replace(self, **changes: Any) -> Record:
         """A copy with `changes` applied."""
@@ -110,6 +153,11 @@ class Record:
     def shown_output(self) -> Any:
         """The output as people read it: a language model's token list joined into its text."""
         return joined_output(self.output)
+
+    @property
+    def sandbox(self) -> bool:
+        """Whether the sandbox made it (an unknown origin counts as not: see `Api`)."""
+        return self.api is not None and self.api.sandbox
 
     @property
     def terminal(self) -> bool:
@@ -143,6 +191,8 @@ class Record:
             data["missing"] = list(self.missing)
         if self.files_template is not None:
             data["files_template"] = self.files_template
+        if self.api is not None:
+            data["api"] = self.api.to_json()
         return data
 
     @classmethod
@@ -188,6 +238,7 @@ class Record:
             possible_duplicate=bool(data.get("possible_duplicate")),
             missing=tuple(data.get("missing") or ()),
             files_template=_text_or_none(data.get("files_template")),
+            api=Api.from_json(data.get("api")),
         )
 
 

@@ -1,6 +1,8 @@
 """Where a planned key stands: the one rule `plan`, `run`, `status` and `report` all apply.
 
     no record                                        → new        (run creates it)
+    a record another kind of API made: the sandbox's → new        (a result never counts as
+      for a run on a real API, or the other way round               done for another API)
     submitting, starting, processing                 → in_flight  (run polls it, or finds it)
     failed, canceled, aborted, error                 → failed     (run creates it again only
                                                                    with --retry-failed)
@@ -9,6 +11,13 @@
     succeeded, every file as recorded, but the       → move       (run renames them: no
       `files` template now names some elsewhere                    create, no download)
     succeeded, every file as recorded                → done
+
+Which kind a run is: `--sandbox`, or a base URL whose server answers with the sandbox's marker
+(see `batchrun.api.client.Client.is_sandbox`). A record without `api` (written before it was
+kept) counts as a real API's. Readers (`plan`, `status`, `report`) count as the run folder's last
+run did (`counts_as_sandbox`): a folder a sandbox run wrote last is read as the sandbox's.
+Two real APIs (a proxy and api.replicate.com) are one kind: their results count for each other,
+and each record keeps its own URL.
 
 "As recorded" means the file's size and sha256 are those the manifest holds. The size is looked
 at first (a stat), so a missing or cut-short file costs no read; only a file of the right size
@@ -24,15 +33,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from batchrun import safefs
 from batchrun.api.objects import is_file_url
 from batchrun.errors import BatchrunError
 from batchrun.manifest.reader import FileCheck, KeyState
-from batchrun.manifest.records import FAILED, IN_FLIGHT, Record
+from batchrun.manifest.records import FAILED, IN_FLIGHT, Record, sandbox_of
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import FileNamer, NamingError, output_names
 from batchrun.spec.load import Spec
@@ -61,6 +71,7 @@ def key_state(
     intact: bool | None = None,
     namer: FileNamer | None = None,
     read: Callable[[], Record] | None = None,
+    sandbox: bool = False,
 ) -> State:
     """Where one key stands, from its last record.
 
@@ -68,9 +79,10 @@ def key_state(
     stale). The files of a succeeded key are read, unless `intact` already says whether they
     are as recorded (the runner's producers know it from the survey, which read them).
     `namer` is the current `files` template (None: files never move); `read` gives the key's
-    full record when `recorded` is only its index entry.
+    full record when `recorded` is only its index entry. `sandbox`: whether the run (or the
+    view a reader takes) is the sandbox's; a record of the other kind is new for it.
     """
-    if recorded is None:
+    if recorded is None or bool(recorded.sandbox) != sandbox:
         return State.NEW
     if recorded.status in IN_FLIGHT:
         return State.IN_FLIGHT
@@ -202,6 +214,19 @@ def pinned_versions(spec: Spec, lock: Lock | None) -> dict[str, str | None]:
             resolved.version if job.target.kind == "model" and resolved.kind == "version" else None
         )
     return pinned
+
+
+def counts_as_sandbox(headers: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether readers count a run folder as the sandbox's: as its last run did (the newest
+    journal header that names its API); a folder whose runs never said counts as a real API's."""
+    newest = ""
+    sandbox = False
+    for header in headers:
+        said = sandbox_of(header)
+        written = str(header.get("written_at") or "")
+        if said is not None and written >= newest:
+            newest, sandbox = written, said
+    return sandbox
 
 
 def pins_for_reading(spec: Spec | None) -> dict[str, str | None]:

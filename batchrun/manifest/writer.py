@@ -26,7 +26,7 @@ from batchrun import safefs
 from batchrun._version import __version__
 from batchrun.errors import StorageError, UsageError
 from batchrun.manifest.reader import KeyState, ManifestIndex
-from batchrun.manifest.records import FORMAT, WRITTEN, Record, utcnow
+from batchrun.manifest.records import FORMAT, WRITTEN, Api, Record, utcnow
 
 
 def _storage_error(path: Path, error: OSError) -> StorageError:
@@ -116,10 +116,15 @@ class ManifestWriter:
 
 
 def new_header(
-    *, spec_path: Path, spec_sha256: str, name: str, shard: tuple[int, int] | None
+    *,
+    spec_path: Path,
+    spec_sha256: str,
+    name: str,
+    shard: tuple[int, int] | None,
+    api: Api | None = None,
 ) -> dict[str, Any]:
-    """The first line of a journal."""
-    return {
+    """The first line of a journal; `api` is the API the run that writes it talks to."""
+    header: dict[str, Any] = {
         "batchrun_manifest": FORMAT,
         "spec": str(spec_path),
         "spec_sha256": spec_sha256,
@@ -128,6 +133,9 @@ def new_header(
         "written_at": utcnow(),
         "batchrun_version": __version__,
     }
+    if api is not None:
+        header["api"] = api.to_json()
+    return header
 
 
 def _copy_last_lines(index: ManifestIndex, path: Path, out: IO[bytes]) -> dict[str, KeyState]:

@@ -32,7 +32,7 @@ from batchrun.humanize import human_bytes
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import Record
 from batchrun.manifest.scope import scope
-from batchrun.manifest.state import pins_for_reading
+from batchrun.manifest.state import counts_as_sandbox, pins_for_reading
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
 from batchrun.report.html import Page, render_page
@@ -65,7 +65,12 @@ def build_report(
     headers, by_key = load_records(run_dir)
     spec = _first(headers, "spec")
     split = scope(by_key.values(), current or (Path(spec) if spec else None))
-    records = split.chosen(everything)
+    counted = split.chosen(everything)
+    # The gallery shows the results of the kind of API the folder is counted as (its last
+    # run's): a real run's report never shows the sandbox's pictures as its own. The summary
+    # still names every API the records came from.
+    sandbox = counts_as_sandbox(headers)
+    records = [record for record in counted if record.sandbox == sandbox]
     declared = declared_axes(Path(spec)) if spec else ()
     layout = choose_layout(records, declared, rows, cols)
     gallery = build_gallery(records, layout, limits)
@@ -77,7 +82,7 @@ def build_report(
         name=_first(headers, "name") or run_dir.name,
         run_dir=str(run_dir),
         spec=spec,
-        status=summarize(run_dir, headers, records, pins_for_reading(split.spec)),
+        status=summarize(run_dir, headers, counted, pins_for_reading(split.spec)),
         gallery=gallery,
         href=href,
         generated=now or datetime.now(UTC),

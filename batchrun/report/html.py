@@ -23,7 +23,7 @@ from batchrun.report.cells import ERROR_CHARS, Href, cut, is_text, render_item, 
 from batchrun.report.filters import cell_about, cell_attributes, filter_bar
 from batchrun.report.grid import Gallery, Section
 from batchrun.report.layout import Layout, Value, label
-from batchrun.report.status import RunStatus
+from batchrun.report.status import SANDBOX_NOTE, RunStatus
 from batchrun.report.style import CHECK_SCRIPT, FILTER_SCRIPT, STYLE
 
 FAILURES_LISTED = 20
@@ -159,6 +159,9 @@ def _facts(status: RunStatus) -> str:
     facts.append(("predict time", f"{human_seconds(status.predict_time)} in all"))
     if status.possible_duplicates:
         facts.append(("may have run twice", f"{status.possible_duplicates:,}"))
+    facts.extend(("api", line) for line in status.api_lines())
+    if status.sandbox:
+        facts.append(("note", SANDBOX_NOTE))
     items = "".join(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in facts)
     return f'<dl class="facts">{items}</dl>\n'
 

@@ -2,8 +2,11 @@
 
 Each key is also placed by `manifest.state.key_state`, the rule `plan` and `run` follow: a key
 whose files were deleted or changed since it succeeded counts as to download here too, one run by
-a version other than the one SPEC.lock now pins as stale, and the status is complete only when
-every key is done (or stale: `run` leaves those as they are unless asked).
+a version other than the one SPEC.lock now pins as stale, and one the other kind of API made (the
+sandbox's, in a folder a real run wrote last) as new. With the spec's plan (`plan`), the status
+counts every planned prediction, recorded or not, with the numbers `plan` gives; it is complete
+only when every one succeeded (done, stale or to move: `run` leaves stale ones as they are
+unless asked). Each record's API (`api`) is counted too: a folder may hold results of several.
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ from typing import IO, Any
 
 from batchrun import safefs
 from batchrun.api.objects import parse_time
+from batchrun.humanize import counted
+from batchrun.manifest.compare import PlanComparison
 from batchrun.manifest.reader import manifest_paths
-from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, Record, Status
-from batchrun.manifest.state import STATES, State, key_state
+from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
+from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
+
+# Said of a run folder counted as the sandbox's (status, report).
+SANDBOX_NOTE = "these are the sandbox's made-up results, not a real model's output"
+
+# The states of a key that succeeded with its files: a status of only these is complete.
+SUCCEEDED = frozenset({State.DONE, State.STALE, State.MOVE})
 
 
 @dataclass
@@ -43,6 +54,11 @@ class RunStatus:
     first_created: datetime | None = None
     last_completed: datetime | None = None
     possible_duplicates: int = 0
+    sandbox: bool = False  # counted as the sandbox's run (manifest.state.counts_as_sandbox)
+    # Records by the API that made them: (URL, sandbox); (None, False) for an unknown origin.
+    apis: Counter[tuple[str | None, bool]] = field(default_factory=Counter)
+    # With the spec's plan: how many predictions it plans (None: no plan to count against).
+    planned: int | None = None
 
     @property
     def total(self) -> int:
@@ -50,8 +66,29 @@ class RunStatus:
 
     @property
     def complete(self) -> bool:
-        """Whether every key is done (succeeded, every file in place as recorded) or stale."""
-        return self.states[State.DONE] + self.states[State.STALE] == self.total
+        """Whether every key counted succeeded: done (every file in place as recorded), stale
+        or to move; with a plan, every planned key, recorded or not."""
+        return all(self.states[state] == 0 for state in STATES if state not in SUCCEEDED)
+
+    def api_lines(self) -> list[str]:
+        """One line per API the records came from (most first), saying which are not counted
+        here (see SANDBOX_NOTE for a folder counted as the sandbox's)."""
+        lines = []
+        for (url, sandbox), count in sorted(self.apis.items(), key=_api_order):
+            name = UNKNOWN_API if url is None else Api(url, sandbox).describe()
+            line = f"{name}: {counted(count, 'prediction')}"
+            if url is None:
+                line += " (recorded before batchrun kept the API)"
+            if sandbox != self.sandbox:
+                kind = "the sandbox" if self.sandbox else "a real API"
+                line += f"; not counted: new to a run on {kind}"
+            lines.append(line)
+        return lines
+
+    @property
+    def other_api(self) -> int:
+        """Records the other kind of API made (the sandbox's, in a real run's folder)."""
+        return sum(n for (_, sandbox), n in self.apis.items() if sandbox != self.sandbox)
 
     @property
     def in_flight(self) -> int:
@@ -88,7 +125,23 @@ class RunStatus:
             "first_created_at": _iso(self.first_created),
             "last_completed_at": _iso(self.last_completed),
             "possible_duplicates": self.possible_duplicates,
+            "planned": self.planned,
+            "done": self.states[State.DONE],
+            "not_started": self.states[State.NEW],
+            "complete": self.complete,
+            "sandbox": self.sandbox,
+            "other_api": self.other_api,
+            "apis": [
+                {"url": url, "sandbox": sandbox, "predictions": count}
+                for (url, sandbox), count in sorted(self.apis.items(), key=_api_order)
+            ],
         }
+
+
+def _api_order(item: tuple[tuple[str | None, bool], int]) -> tuple[int, str]:
+    # The API with the most records first; ties by URL, an unknown origin first.
+    (url, _), count = item
+    return -count, url or ""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -100,16 +153,36 @@ def summarize(
     headers: Iterable[Mapping[str, Any]],
     records: Iterable[Record],
     pinned: Mapping[str, str | None] | None = None,
+    *,
+    plan: PlanComparison | None = None,
 ) -> RunStatus:
     """Summarise records already read from `run_dir` (see `load_records`); `pinned` gives each
-    job's version in the lock (see `manifest.state.pins_for_reading`), for stale keys."""
+    job's version in the lock (see `manifest.state.pins_for_reading`), for stale keys.
+
+    With `plan` (`manifest.compare.compare(..., keep_states=True)` of the same folder), the
+    states count every planned key as `plan` does, and the records it placed are not placed
+    again; records it does not plan (counted only with `--all`) are placed here.
+    """
+    headers = list(headers)
     status = RunStatus(
         run_dir=run_dir,
         manifests=manifest_paths(run_dir),
         specs=sorted({str(header.get("spec")) for header in headers if header.get("spec")}),
+        sandbox=plan.sandbox if plan is not None else counts_as_sandbox(headers),
     )
+    known = plan.recorded_states if plan is not None else {}
     for record in records:
-        _add(status, record, (pinned or {}).get(record.job))
+        state = known.get(record.key)
+        if state is None:
+            state = key_state(
+                record, run_dir, (pinned or {}).get(record.job), sandbox=status.sandbox
+            )
+            status.states[state] += 1  # a planned key is counted with the plan's counts below
+        _add(status, record, state)
+    if plan is not None:
+        status.planned = plan.total
+        for state in STATES:
+            status.states[state] += plan.count(state)
     return status
 
 
@@ -124,9 +197,9 @@ def failure_reason(record: Record) -> str:
     return record.status
 
 
-def _add(status: RunStatus, record: Record, pinned: str | None) -> None:
-    state = key_state(record, status.run_dir, pinned)
-    status.states[state] += 1
+def _add(status: RunStatus, record: Record, state: State) -> None:
+    api = record.api
+    status.apis[(api.url, api.sandbox) if api is not None else (None, False)] += 1
     status.counts[record.status] += 1
     status.jobs.setdefault(record.job, Counter())[record.status] += 1
     status.files += len(record.files)

@@ -30,6 +30,15 @@ from batchrun.sandbox.files import Files
 from batchrun.sandbox.problems import Problem, not_found
 from batchrun.sandbox.state import SandboxState
 
+# Every answer carries this header (unless `announce` is off), on every route and fault page:
+# it is how batchrun tells the sandbox from a real API reached by `--base-url`, so that nothing
+# the sandbox made counts as a real model's result. batchrun's client names the same header
+# (batchrun.api.client.SANDBOX_HEADER; the sandbox imports nothing of batchrun, and a test
+# checks the two agree).
+SANDBOX_HEADER = "X-Batchrun-Sandbox"
+
+_ANNOUNCED = SANDBOX_HEADER.lower().encode()
+
 _PROXY_PAGE = (
     "<html>\r\n<head><title>{code} {phrase}</title></head>\r\n<body>\r\n"
     "<center><h1>{code} {phrase}</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -115,6 +124,11 @@ class SandboxApp:
 
         async def tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if state.config.announce:
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", ()), (_ANNOUNCED, b"1")],
+                    }
                 # A handler that asked for it gets a dropped connection instead of its answer.
                 answered.append("dropped" if scope.get(DROP_CONNECTION) else str(message["status"]))
                 # Counted before the answer leaves: a client that has its answer (a test in

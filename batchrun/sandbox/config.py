@@ -105,6 +105,9 @@ class SandboxConfig:
     """Throttle output file downloads to this many bytes per second."""
     list_endpoint: bool = True
     """False answers GET /v1/predictions with 404, like a proxy without it."""
+    announce: bool = True
+    """Every answer carries the sandbox's marker header (app.SANDBOX_HEADER), so batchrun knows
+    its results are the sandbox's; False plays a real API (a test's stand-in for Replicate)."""
     seed: int = 0
     """Seed of the fault RNG: the same seed and the same requests give the same faults."""
     tokens: frozenset[str] = frozenset()
@@ -155,6 +158,7 @@ _SHARES = ("failure_rate", "error_rate", "reset_rate", "lose_create_response_rat
 _SECONDS = ("latency", "jitter", "response_delay", "file_ttl", "cancel_after_min")
 _FLAGS = (
     "honor_wait",
+    "announce",
     "remove_data",
     "list_endpoint",
     "proxy_versions",
