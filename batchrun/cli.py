@@ -22,8 +22,8 @@ from batchrun.commands.completion import SHELLS
 from batchrun.commands.options import ARGS_OF, CommandArgs, RunArgs
 from batchrun.engine.choices import RunChoices, flag_of
 from batchrun.engine.signals import sigterm_interrupts
-from batchrun.errors import ApiError, BatchrunError, SpecError, UsageError, redact
-from batchrun.exitcodes import ExitCode
+from batchrun.errors import BatchrunError, SpecError, redact_environment
+from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.humanize import printable
 from batchrun.sandbox_help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
 
@@ -390,15 +390,6 @@ def options_from(parsed: argparse.Namespace) -> CommandArgs:
     return record(**values)
 
 
-def exit_code_for(error: BatchrunError) -> int:
-    """The exit code (docs/exit-codes.md) of an error that stopped a command."""
-    if isinstance(error, SpecError | UsageError):
-        return ExitCode.USAGE
-    if isinstance(error, ApiError):
-        return ExitCode.API  # authentication, an unreachable host, an API that keeps failing
-    return ExitCode.FAILED  # a manifest, a disk or a download that failed: work is kept
-
-
 def _detach_stdout() -> None:
     # Point stdout at /dev/null, so the interpreter's final flush of what is still buffered
     # does not raise the closed pipe again at exit.
@@ -412,11 +403,7 @@ def _detach_stdout() -> None:
 
 
 def _redacted(text: str) -> str:
-    # The library never puts the token in a message; this is the last line of defence.
-    tokens = [
-        value for name, value in os.environ.items() if name.endswith("_TOKEN") and len(value) >= 8
-    ]
-    return redact(text, sorted(tokens, key=len, reverse=True))
+    return redact_environment(text, os.environ)
 
 
 def _describe(error: BatchrunError) -> str:

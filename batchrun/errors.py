@@ -23,7 +23,7 @@ URL only, and `redact` scrubs any text that came from elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -164,3 +164,10 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def redact_environment(text: str, env: Mapping[str, str]) -> str:
+    """`text` with the value of every `*_TOKEN` variable of `env` replaced by `***`: the last
+    line of defence of what a command prints (the library never puts a token in a message)."""
+    tokens = [value for name, value in env.items() if name.endswith("_TOKEN") and len(value) >= 8]
+    return redact(text, sorted(tokens, key=len, reverse=True))

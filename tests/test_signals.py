@@ -87,7 +87,11 @@ def test_sigterm_as_the_run_starts_is_handed_to_the_run(tmp_path: Path, sandbox:
     # Inside the event loop, before the run watches signals: noted, then handed over.
     code, err = run_child(tmp_path, sandbox, "batchrun.engine.runner", "run_async", "before")
     assert code == 130, err
-    assert "  predictions: nothing to do\n" in err  # stopped before it looked at the manifest
+    # Stopped before it looked at the manifest: it says so, never "nothing to do".
+    assert (
+        "  predictions: none: stopped before the plan was compared with the manifest; "
+        "nothing was sent\n"
+    ) in err
     assert sandbox.state.snapshot()["creates"] == 0
 
 

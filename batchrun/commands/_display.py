@@ -216,8 +216,10 @@ def summary_lines(summary: RunSummary) -> list[str]:
     """The end-of-run summary, one line per fact."""
     tally = summary.tally
     lines = [f"batchrun: {shown_path(summary.run_dir)}"]
+    if summary.api is not None:
+        lines.append(f"  api: {summary.api.describe()}")
     counts = ", ".join(f"{status} {count}" for status, count in sorted(tally.finished.items()))
-    ran = counts or "nothing to do"
+    ran = counts or _none_finished(summary)
     already = f"; {summary.survey.done} already done" if summary.survey.done else ""
     lines.append(f"  predictions: {ran}{already}")
     if summary.survey.failed_before:
@@ -271,6 +273,15 @@ def summary_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def _none_finished(summary: RunSummary) -> str:
+    # "Nothing to do" only when there was nothing to do: after a stop it names what was stopped.
+    if not summary.interrupted:
+        return "nothing to do"
+    if not summary.surveyed:
+        return "none: stopped before the plan was compared with the manifest; nothing was sent"
+    return "none finished (stopped)"
+
+
 def _shard_rate(summary: RunSummary, shard: tuple[int, int]) -> str:
     index, count = shard
     mine = f"{summary.rate} of creates for shard {index}/{count}"
@@ -291,6 +302,8 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "manifest": str(summary.manifest),
         "ok": summary.ok,
         "interrupted": summary.interrupted,
+        "surveyed": summary.surveyed,
+        "api": summary.api.to_json() if summary.api is not None else None,
         "finished": dict(sorted(tally.finished.items())),
         "already_done": summary.survey.done,
         "failed_before": summary.survey.failed_before,
