@@ -34,9 +34,15 @@ def write_spec(folder: Path, body: str, name: str = "spec.yaml") -> Path:
 def run_spec(
     spec_path: Path, sandbox: Sandbox, progress: Progress | None = None, **options: Any
 ) -> RunSummary:
-    """Run a spec against `sandbox` through the library, into `<spec folder>/run`."""
+    """Run a spec against `sandbox` through the library, into `<spec folder>/run`.
+
+    The run is told it is on the sandbox, as `--sandbox` tells it: it sends no request to find
+    out (the command line's runs against a sandbox by `--base-url` ask, see test_provenance.py),
+    so a test's requests, and the sandbox's seeded faults, are the run's own.
+    """
     spec = load_spec(spec_path)
     options.setdefault("out", spec_path.parent / "run")
+    options.setdefault("sandbox", True)
     return run(
         spec, RunOptions(base_url=sandbox.base_url, token=TOKEN, **options), progress=progress
     )
