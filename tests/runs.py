@@ -36,13 +36,14 @@ def run_spec(
 ) -> RunSummary:
     """Run a spec against `sandbox` through the library, into `<spec folder>/run`.
 
-    The run is told it is on the sandbox, as `--sandbox` tells it: it sends no request to find
-    out (the command line's runs against a sandbox by `--base-url` ask, see test_provenance.py),
-    so a test's requests, and the sandbox's seeded faults, are the run's own.
+    The run is told whether it is on the sandbox (it is unless the sandbox plays a real API,
+    `announce=False`), as `--sandbox` tells it: it sends no request to find out (the command
+    line's runs by `--base-url` ask, see test_provenance.py), so a test's requests, and the
+    sandbox's seeded faults, are the run's own.
     """
     spec = load_spec(spec_path)
     options.setdefault("out", spec_path.parent / "run")
-    options.setdefault("sandbox", True)
+    options.setdefault("sandbox", sandbox.state.config.announce)
     return run(
         spec, RunOptions(base_url=sandbox.base_url, token=TOKEN, **options), progress=progress
     )
