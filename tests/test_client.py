@@ -15,8 +15,8 @@ import pytest
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
 from batchrun import __version__
-from batchrun.api.client import Client, normalize_base_url
-from batchrun.api.endpoint import resolve_endpoint
+from batchrun.api.client import Client
+from batchrun.api.endpoint import _normalized_by_httpx, normalize_base_url, resolve_endpoint
 from batchrun.api.objects import Model, Prediction, UploadedFile
 from batchrun.api.ratelimit import RateLimiter
 from batchrun.api.retry import RetryPolicy
@@ -137,6 +137,30 @@ NGINX_502 = (
 )
 def test_base_urls_are_normalized(given: str, expected: str) -> None:
     assert normalize_base_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "https://h/v1/v1",
+        "http://127.0.0.1:80/v1",
+        "https://h:443/x/",
+        "https://h:65535/",
+        "https://h:99999/x",
+        "https://h/a.b/c~d_e-f//",
+        "https://h//v1",
+        "https://h/..a/./b",
+        "https://h:0/",
+        "https://ex.ample.com/replicate/v1",
+        "https://h/V1",
+        "https://ÄPI.example/v1",
+        "https://h/a%20b",
+    ],
+)
+def test_base_urls_normalized_without_httpx_agree_with_httpx(given: str) -> None:
+    # The common forms are normalized by a pattern, so that offline commands need not import
+    # httpx; the pattern must never disagree with httpx's parser, the rule for the rest.
+    assert normalize_base_url(given) == _normalized_by_httpx(given)
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ import httpx
 
 from batchrun._version import __version__
 from batchrun.api.download import FileFetcher, origin_of, refused_address
+from batchrun.api.endpoint import normalize_base_url
 from batchrun.api.failures import bad_body_error, error_for_response, error_for_transport
 from batchrun.api.objects import (
     Deployment,
@@ -57,7 +58,6 @@ from batchrun.spec.target import Target
 # What tests and the sandbox hand the client instead of a socket; callers need not import httpx.
 Transport = httpx.AsyncBaseTransport
 
-DEFAULT_BASE_URL = "https://api.replicate.com"
 _CANCEL_AFTER = re.compile(r"\d+|(?=\d)(\d+h)?(\d+m)?(\d+s)?")
 _JSON = {"Content-Type": "application/json"}
 # The header batchrun's sandbox puts on every answer (batchrun/sandbox/app.py names it too: the
@@ -99,23 +99,6 @@ class ClientStats:
     rate_limited: int = 0
     server_errors: int = 0
     network_errors: int = 0
-
-
-def normalize_base_url(url: str) -> str:
-    """`https://h/replicate/v1/` → `https://h/replicate`; anything but http(s) is a UsageError."""
-    text = url.strip()
-    try:
-        parsed = httpx.URL(text)
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UsageError(
-            f"the base URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {text!r}"
-        )
-    if parsed.query or parsed.fragment:
-        raise UsageError(f"the base URL must not have a query or fragment, got {text!r}")
-    path = parsed.path.rstrip("/").removesuffix("/v1").rstrip("/")
-    return str(parsed.copy_with(path=path or "/")).rstrip("/")
 
 
 class Client:

@@ -20,13 +20,70 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from batchrun.api.client import DEFAULT_BASE_URL, normalize_base_url
 from batchrun.errors import UsageError
-from batchrun.spec.load import DEFAULT_TOKEN_ENV
+from batchrun.spec.load import DEFAULT_TOKEN_ENV, Spec
+
+DEFAULT_BASE_URL = "https://api.replicate.com"
 
 # A name meant for a Replicate(-compatible) API: REPLICATE_API_TOKEN, STAGING_REPLICATE_TOKEN.
 # Secrets for anything else (GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY) need the command line.
 _REPLICATE_TOKEN_NAME = re.compile(r"[A-Z0-9_]*REPLICATE[A-Z0-9_]*TOKEN")
+
+# A base URL already in its normal form but for a trailing `/v1` or `/`: http(s), a lower-case
+# host, a port that is not the scheme's default, plain path segments (none `.` or `..`). It is
+# normalized without httpx, so that commands which send nothing (`validate`, `plan`) need not
+# import the HTTP stack; anything else goes through httpx's parser, the rule for the rest.
+_PLAIN_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>[a-z0-9-]+(?:\.[a-z0-9-]+)*)(?::(?P<port>[1-9][0-9]{0,4}))?"
+    r"(?P<path>(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*)/*"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MAX_PORT = 65535  # a larger number is no port: httpx refuses it
+
+
+def normalize_base_url(url: str) -> str:
+    """`https://h/replicate/v1/` → `https://h/replicate`; anything but http(s) is a UsageError."""
+    text = url.strip()
+    plain = _PLAIN_URL.fullmatch(text)
+    if plain is None or not _plain_port(plain["scheme"], plain["port"]):
+        return _normalized_by_httpx(text)
+    port = f":{plain['port']}" if plain["port"] else ""
+    path = plain["path"].removesuffix("/v1")
+    return f"{plain['scheme']}://{plain['host']}{port}{path}"
+
+
+def _plain_port(scheme: str, port: str | None) -> bool:
+    return port is None or _DEFAULT_PORTS[scheme] != int(port) <= _MAX_PORT
+
+
+def _normalized_by_httpx(text: str) -> str:
+    import httpx  # here: only a URL out of the ordinary needs its parser
+
+    try:
+        parsed = httpx.URL(text)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(
+            f"the base URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {text!r}"
+        )
+    if parsed.query or parsed.fragment:
+        raise UsageError(f"the base URL must not have a query or fragment, got {text!r}")
+    path = parsed.path.rstrip("/").removesuffix("/v1").rstrip("/")
+    return str(parsed.copy_with(path=path or "/")).rstrip("/")
+
+
+def resolve_token(spec: Spec, env: Mapping[str, str], name: str | None = None) -> str:
+    """The API token from the variable `name` (default: the spec's token_env); UsageError if
+    unset. Which name may be used is decided above, by `resolve_endpoint`."""
+    name = name or spec.token_env
+    token = env.get(name, "").strip()
+    if not token:
+        raise UsageError(
+            f"no API token: set {name} in the environment "
+            "(or try the built-in emulator with --sandbox)"
+        )
+    return token
 
 
 @dataclass(frozen=True)

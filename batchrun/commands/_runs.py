@@ -8,9 +8,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from batchrun.api.endpoint import Endpoint, resolve_endpoint
+from batchrun.api.endpoint import Endpoint, resolve_endpoint, resolve_token
 from batchrun.commands.options import LockArgs, PlanArgs, RunArgs, ValidateArgs
-from batchrun.engine.runner import resolve_token
 from batchrun.errors import UsageError
 from batchrun.humanize import shown_path
 from batchrun.manifest.reader import manifest_paths

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.commands._diff import diff_lines, render_diff, render_markdown
-from batchrun.commands._online import online_check
 from batchrun.commands._runs import reach_lines
 from batchrun.commands.options import PlanArgs
 from batchrun.errors import SpecError, UsageError
@@ -62,6 +61,9 @@ def main(args: PlanArgs) -> int:
     if args.markdown:
         raise UsageError("--markdown shows a diff: use it with --diff REV")
     if args.online:
+        # Here, not at the top: offline, `plan` never loads the HTTP stack.
+        from batchrun.commands._online import online_check
+
         found = online_check(spec, args)
         if found.issues:
             raise SpecError(found.issues)

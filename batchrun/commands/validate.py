@@ -14,7 +14,6 @@ import json
 import sys
 from typing import Any
 
-from batchrun.commands._online import online_check
 from batchrun.commands._runs import endpoint_of
 from batchrun.commands.options import ValidateArgs
 from batchrun.errors import SpecError, SpecIssue
@@ -40,6 +39,9 @@ def main(args: ValidateArgs) -> int:
         else:
             issues = checked.issues
             if args.online and not issues:
+                # Here, not at the top: offline, `validate` never loads the HTTP stack.
+                from batchrun.commands._online import online_check
+
                 issues = tuple(sorted(online_check(spec, args).issues))
         if issues:
             failed = True

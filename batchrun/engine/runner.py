@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -29,13 +29,8 @@ from typing import Protocol
 import anyio
 import anyio.lowlevel
 
-from batchrun.api.client import (
-    DEFAULT_BASE_URL,
-    Client,
-    ClientStats,
-    Transport,
-    normalize_base_url,
-)
+from batchrun.api.client import Client, ClientStats, Transport
+from batchrun.api.endpoint import DEFAULT_BASE_URL, normalize_base_url, resolve_token
 from batchrun.api.ratelimit import Withdrawn, polite
 from batchrun.api.retry import RetryPolicy
 from batchrun.engine import signals
@@ -201,19 +196,6 @@ class RunSummary:
             and self.tally.failure_count == 0
             and self.survey.failed_before == 0
         )
-
-
-def resolve_token(spec: Spec, env: Mapping[str, str], name: str | None = None) -> str:
-    """The API token from the variable `name` (default: the spec's token_env); UsageError if
-    unset. Which name may be used is `batchrun.api.endpoint`'s decision."""
-    name = name or spec.token_env
-    token = env.get(name, "").strip()
-    if not token:
-        raise UsageError(
-            f"no API token: set {name} in the environment "
-            "(or try the built-in emulator with --sandbox)"
-        )
-    return token
 
 
 def run(spec: Spec, options: RunOptions, *, progress: Progress | None = None) -> RunSummary:

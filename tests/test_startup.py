@@ -1,0 +1,47 @@
+"""Commands that send nothing never load the HTTP stack: it is most of their start-up time.
+
+The time itself is measured by bench/startup.py (issue 22); this checks what it depends on.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SPEC = """\
+batchrun: 1
+jobs:
+  - model: acme/painter
+    input: {prompt: "a ${x}"}
+    matrix: {x: [fox, cat]}
+"""
+HTTP_STACK = ("httpx", "httpcore", "h11", "rich", "anyio")
+PROBE = f"""\
+import sys
+from batchrun.cli import main
+code = main(sys.argv[1:])
+loaded = sorted({{name.split(".")[0] for name in sys.modules}} & {set(HTTP_STACK)!r})
+print("loaded:", ",".join(loaded), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["validate"], ["validate", "--json"], ["plan"], ["plan", "--json"]],
+    ids=" ".join,
+)
+def test_offline_commands_do_not_import_the_http_stack(tmp_path: Path, command: list[str]) -> None:
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *command, str(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == "loaded: "
