@@ -4,6 +4,8 @@
     python bench/plan_bench.py --rows 200   # 200 × 1,000 rows, faster
     python bench/plan_bench.py --tracemalloc 100000   # also trace Python allocations on 100k
     python bench/plan_bench.py --files '${subject}/${seed}${ext}'   # `files` filled per row
+    python bench/plan_bench.py --rows 200 --cli-json   # also `batchrun plan --json > /dev/null`,
+                                                       # with and without PYTHONUNBUFFERED=1
 
 Goal (issue #2): at least 100,000 predictions/s and under 300 MB peak. Kept out of the test
 suite on purpose: timings belong to a quiet machine, not to CI.
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -73,12 +77,30 @@ def run(spec_path: Path) -> tuple[int, float, float]:
     return count, time.perf_counter() - started, time.process_time() - cpu
 
 
+def cli_json_seconds(spec_path: Path, unbuffered: bool) -> float:
+    """Wall seconds of `batchrun plan SPEC --json > /dev/null` in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    began = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "batchrun", "plan", str(spec_path), "--json"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    return time.perf_counter() - began
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1000, help="subjects (default 1000)")
     parser.add_argument("--seeds", type=int, default=1000, help="seeds (default 1000)")
     parser.add_argument("--tracemalloc", type=int, metavar="N", help="trace a pass of ~N rows")
     parser.add_argument("--files", metavar="TEMPLATE", help="a files template (default: none)")
+    parser.add_argument(
+        "--cli-json", action="store_true", help="also time `batchrun plan --json` to /dev/null"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         spec = write_spec(Path(folder), args.rows, args.seeds, args.files)
@@ -86,6 +108,11 @@ def main() -> int:
         print(f"planned {count:,} predictions in {seconds:.2f} s ({cpu:.2f} s of CPU)")
         print(f"{count / seconds:,.0f} predictions/s ({count / cpu:,.0f} per CPU second)")
         print(f"peak RSS {peak_rss_mb():.1f} MB")
+        if args.cli_json:
+            for unbuffered in (False, True):
+                seconds = cli_json_seconds(spec, unbuffered)
+                shown = "PYTHONUNBUFFERED=1" if unbuffered else "buffered"
+                print(f"plan --json > /dev/null ({shown}): {seconds:.2f} s")
         if args.tracemalloc:
             small = write_spec(Path(folder), max(1, args.tracemalloc // args.seeds), args.seeds)
             tracemalloc.start()

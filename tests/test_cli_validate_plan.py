@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from batchrun.cli import main
+from batchrun.commands._output import WRITE_CHUNK
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,6 +162,38 @@ def test_plan_json_shards_partition_the_plan(capsys: pytest.CaptureFixture[str])
     _, out, _ = run(capsys, "plan", "specs/sweep.yaml", "--json")
     assert not keys[0] & keys[1]
     assert keys[0] | keys[1] == {json.loads(line)["key"] for line in out.splitlines()}
+
+
+class CountingStdout(io.StringIO):
+    """stdout that counts its writes: unbuffered (PYTHONUNBUFFERED=1), each is a system call."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_plan_json_writes_its_lines_in_chunks_not_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "n.txt").write_text("".join(f"{i}\n" for i in range(5_000)), encoding="utf-8")
+    spec = tmp_path / "big.yaml"
+    spec.write_text(
+        "batchrun: 1\njobs:\n  - {model: a/b, input: {n: '${n}'}, matrix: {n: {lines: n.txt}}}\n",
+        encoding="utf-8",
+    )
+    stdout = CountingStdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["plan", str(spec), "--json"]) == 0
+    lines = stdout.getvalue().splitlines()
+    assert len(lines) == 5_000
+    assert [json.loads(line)["input"] for line in (lines[0], lines[-1])] == [
+        {"n": "0"},
+        {"n": "4999"},
+    ]
+    # About 100 bytes a line: 500 kB in chunks of 64 kB is 8 writes, where it was 10,000.
+    assert stdout.writes <= -(-len(stdout.getvalue()) // WRITE_CHUNK)
 
 
 def test_plan_on_a_broken_spec_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,13 +12,16 @@ import contextlib
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 from batchrun.errors import StorageError
 
 STDOUT = "-"
+# Text gathered before one write: with PYTHONUNBUFFERED=1 (common in containers) each write to
+# stdout is a system call of its own, and a million JSON lines written one by one cost seconds.
+WRITE_CHUNK = 64 * 1024
 
 
 def is_special(path: Path) -> bool:
@@ -64,3 +67,19 @@ def direct_stream(dest: str) -> Iterator[IO[str] | None]:
         raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
     with handle:
         yield handle
+
+
+def write_lines(lines: Iterable[str], stream: IO[str]) -> None:
+    """Each of `lines` and a newline, written to `stream` in chunks of about WRITE_CHUNK."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        chunk.append(line)
+        size += len(line) + 1
+        if size >= WRITE_CHUNK:
+            chunk.append("")
+            stream.write("\n".join(chunk))
+            chunk, size = [], 0
+    if chunk:
+        chunk.append("")
+        stream.write("\n".join(chunk))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batchrun.commands._diff import diff_lines, render_diff, render_markdown
+from batchrun.commands._output import write_lines
 from batchrun.commands._runs import reach_lines
 from batchrun.commands.options import PlanArgs
 from batchrun.errors import SpecError, UsageError
@@ -110,11 +111,9 @@ def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manife
 
 
 def _write_lines(lines: Iterator[dict[str, Any]]) -> int:
-    write = sys.stdout.write
     # A reader that stops early (`| head`) ends this with BrokenPipeError; cli.py ends quietly.
-    for line in lines:
-        write(json.dumps(line, ensure_ascii=False, separators=(",", ":")))
-        write("\n")
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    write_lines(map(dumps, lines), sys.stdout)
     return ExitCode.OK
 
 
