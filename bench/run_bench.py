@@ -2,6 +2,7 @@
 
     python bench/run_bench.py                  # 2,000 predictions of 2 s, concurrency 200
     python bench/run_bench.py --no-wait        # the server ignores Prefer: wait (pure polling)
+    python bench/run_bench.py --no-wait --jitter 0.5   # run times 2 s ± 25% (uniform)
     python bench/run_bench.py --n 500 --latency 1 --concurrency 100 --json out.json
 
 The sandbox runs as `batchrun sandbox` in its own process, so the CPU time measured here
@@ -45,11 +46,14 @@ jobs:
 """
 
 
-def measure(n: int, latency: float, concurrency: int, wait: bool) -> dict[str, float | int | str]:
+def measure(
+    n: int, latency: float, concurrency: int, wait: bool, jitter: float = 0.0
+) -> dict[str, float | int | str]:
     """Run one benchmark and return its figures."""
     process, base = start_sandbox(latency)
     try:
-        httpx.post(f"{base}/_sandbox/config", json={"honor_wait": wait}).raise_for_status()
+        settings = {"honor_wait": wait, "jitter": jitter}
+        httpx.post(f"{base}/_sandbox/config", json=settings).raise_for_status()
         with tempfile.TemporaryDirectory() as folder:
             spec_path = Path(folder) / "bench.yaml"
             spec_path.write_text(SPEC.format(n=n, concurrency=concurrency))
@@ -73,6 +77,7 @@ def measure(n: int, latency: float, concurrency: int, wait: bool) -> dict[str, f
     return {
         "predictions": n,
         "latency_s": latency,
+        "jitter_s": jitter,
         "concurrency": concurrency,
         "server_honours_wait": str(wait).lower(),
         "wall_s": round(wall, 3),
@@ -95,10 +100,13 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=2.0, help="seconds per prediction")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--no-wait", action="store_true", help="the server ignores Prefer: wait")
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, help="each run time is latency ± up to this (s)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     raise_open_files()
-    figures = measure(args.n, args.latency, args.concurrency, wait=not args.no_wait)
+    figures = measure(args.n, args.latency, args.concurrency, not args.no_wait, args.jitter)
     width = max(len(name) for name in figures)
     for name, value in figures.items():
         print(f"{name.ljust(width)}  {value}")

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import islice
 
+import anyio
 import pytest
 
 from batchrun.api.objects import parse_time
-from batchrun.engine.polling import PollSchedule, run_seconds
+from batchrun.engine.polling import SCOUTS, WINDOW, PollSchedule, run_seconds
 
 
 def test_api_timestamps_parse_with_nanoseconds_and_zones() -> None:
@@ -29,24 +29,101 @@ def test_run_seconds_uses_the_servers_own_clock() -> None:
     assert run_seconds("2025-01-15T10:03:41Z", "2025-01-15T10:03:40Z") is None
 
 
-def test_without_history_polling_starts_fast_and_backs_off_to_a_cap() -> None:
+def delays(schedule: PollSchedule, job: str, elapsed: float, count: int) -> list[float]:
+    """The first `count` delays of one prediction, polled at once each time they fall due."""
+    with schedule.poller(job, elapsed) as poller:
+        found, age = [], elapsed
+        for _ in range(count):
+            found.append(poller.next_delay(age))
+            age += found[-1]
+        return found
+
+
+def test_without_history_scouts_start_fast_and_back_off_while_the_rest_wait() -> None:
     schedule = PollSchedule(first=0.5, factor=2, cap=4)
-    assert list(islice(schedule.delays("job", 0.0), 6)) == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    with schedule.poller("job", 0.0) as scout:
+        assert [scout.next_delay(0.0) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    pollers = [schedule.poller("job", 0.0) for _ in range(SCOUTS + 1)]
+    entered = [poller.__enter__() for poller in pollers]
+    # The first SCOUTS learn for the job; the one after them polls only at the cap.
+    assert [p.next_delay(0.0) for p in entered] == [0.5] * SCOUTS + [4.0]
+    for poller in pollers:
+        poller.__exit__(None, None, None)
 
 
-def test_with_history_the_first_poll_lands_just_after_the_typical_run_time() -> None:
-    schedule = PollSchedule(first=0.5, factor=2, cap=10, floor=0.2)
-    schedule.observe("job", 2.0)
-    delays = list(islice(schedule.delays("job", 0.0), 4))
-    assert delays == [2.0, pytest.approx(0.2), pytest.approx(0.4), pytest.approx(0.8)]
-    # A prediction already older than the typical run time is polled soon.
-    assert next(schedule.delays("job", 30.0)) == 0.2
+def spread(low: float, high: float, count: int) -> list[float]:
+    return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+
+def test_the_first_poll_comes_when_most_predictions_of_that_age_are_done() -> None:
+    schedule = PollSchedule(floor=0.2, cap=10)
+    for seconds in spread(1.5, 2.5, 64):
+        schedule.observe("job", seconds)
+    first, second = delays(schedule, "job", 0.0, 2)
+    assert first == pytest.approx(2.3, abs=0.02)  # 80% of the run times seen are shorter
+    # Then at the 80% point of the longer ones, here within the step (a tenth of the median).
+    assert first + second == pytest.approx(2.5, abs=0.02)
+    # Past every run time seen, the looks come a step apart, and the step grows.
+    assert delays(schedule, "job", 3.0, 3) == pytest.approx([0.2, 0.3, 0.45], rel=0.01)
+    # A prediction older than every run time seen (a resumed one) is polled soon.
+    assert delays(schedule, "job", float("inf"), 1) == [pytest.approx(0.2, rel=0.01)]
     # Other jobs learn on their own.
-    assert next(schedule.delays("other", 0.0)) == 0.5
+    assert delays(schedule, "other", 0.0, 1) == [0.5]
 
 
-def test_the_typical_run_time_is_a_moving_average() -> None:
-    schedule = PollSchedule(weight=0.5)
-    schedule.observe("job", 2.0)
-    schedule.observe("job", 4.0)
-    assert schedule.typical("job") == 3.0
+def test_a_long_tail_is_followed_step_by_step_not_jumped_to() -> None:
+    schedule = PollSchedule(floor=0.2, cap=10, factor=1.5)
+    for seconds in spread(1.5, 2.5, 48) + spread(20, 30, 16):
+        schedule.observe("job", seconds)
+    median = sorted(schedule_times := spread(1.5, 2.5, 48) + spread(20, 30, 16))[32]
+    assert median < 2.5 < 20 <= sorted(schedule_times)[int(0.8 * 63)]
+    # Not at the 80% point, deep in the tail, but at twice the median; then a growing step at
+    # a time (it starts at a tenth of the median).
+    found = delays(schedule, "job", 2.5, 3)
+    step = median * 0.1
+    assert found == pytest.approx([2 * median - 2.5, step * 1.5, step * 1.5**2])
+
+
+def test_only_the_recent_run_times_count() -> None:
+    schedule = PollSchedule()
+    for _ in range(WINDOW):
+        schedule.observe("job", 30.0)
+    for _ in range(WINDOW):
+        schedule.observe("job", 2.0)
+    assert delays(schedule, "job", 0.0, 1) == [2.0]
+
+
+def test_run_times_of_2_s_plus_or_minus_25_percent_cost_about_one_poll_each() -> None:
+    # The goal of issue 22: at most 2.3 requests per prediction (one create, the rest polls)
+    # and, with predictions of 2 s, little over a quarter of a second between a prediction's
+    # end and the poll that sees it.
+    schedule = PollSchedule()
+    for seconds in spread(1.5, 2.5, WINDOW):
+        schedule.observe("job", seconds)
+    run_times = spread(1.5, 2.5, 1001)
+    polls = lateness = 0.0
+    for seconds in run_times:
+        with schedule.poller("job", 0.0) as poller:
+            age = 0.0
+            while age < seconds:
+                age += poller.next_delay(age)
+                polls += 1
+        lateness += age - seconds
+    assert polls / len(run_times) <= 1.3
+    assert lateness / len(run_times) <= 0.35
+
+
+@pytest.mark.anyio
+async def test_a_waiting_prediction_wakes_when_its_job_learns_a_run_time() -> None:
+    schedule = PollSchedule(first=0.01, cap=60.0, floor=0.01)
+    scouts = [schedule.poller("job", 0.0) for _ in range(SCOUTS)]
+    for scout in scouts:
+        scout.__enter__()
+    with schedule.poller("job", 0.0) as waiting:
+        with anyio.fail_after(10):  # not the 60 s of its slow poll
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(waiting.wait)
+                await anyio.wait_all_tasks_blocked()
+                schedule.observe("job", 0.05)
+    for scout in scouts:
+        scout.__exit__(None, None, None)

@@ -376,25 +376,25 @@ class Lifecycle:
     async def _poll(self, record: Record, prediction_id: str, *, elapsed: float) -> Prediction:
         last_status: str = record.status  # the API's word, which may be new to batchrun
         not_found = 0
-        for delay in self.schedule.delays(record.job, elapsed):
-            await anyio.sleep(delay)
-            try:
-                prediction = await self.client.get(prediction_id)
-            except NotFoundError as error:
-                # A proxy may not know a prediction the instant it is created: only a few
-                # 404s in a row mean it is gone.
-                not_found += 1
-                if not_found >= VANISHED_AFTER:
-                    return _vanished(prediction_id, error)
-                continue
-            not_found = 0
-            if prediction.terminal:
-                return prediction
-            if prediction.status != last_status:
-                last_status = prediction.status
-                record = _apply(record, prediction)
-                await self.journal.write(record)
-        raise AssertionError("unreachable")  # pragma: no cover
+        with self.schedule.poller(record.job, elapsed) as poller:
+            while True:
+                await poller.wait()
+                try:
+                    prediction = await self.client.get(prediction_id)
+                except NotFoundError as error:
+                    # A proxy may not know a prediction the instant it is created: only a few
+                    # 404s in a row mean it is gone.
+                    not_found += 1
+                    if not_found >= VANISHED_AFTER:
+                        return _vanished(prediction_id, error)
+                    continue
+                not_found = 0
+                if prediction.terminal:
+                    return prediction
+                if prediction.status != last_status:
+                    last_status = prediction.status
+                    record = _apply(record, prediction)
+                    await self.journal.write(record)
 
     async def _finish(
         self, record: Record, urls: list[str], downloaded: tuple[FileRecord, ...]
