@@ -46,6 +46,20 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+# A child whose run fails with a bug of batchrun's (an exception that is no BatchrunError).
+A_BUG_IN_THE_RUN = """
+import sys
+import batchrun.commands.run as target
+
+def broken(*args, **kwargs):
+    raise RuntimeError("a bug")
+
+target.run = broken
+from batchrun.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def env() -> dict[str, str]:
     out = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
     out.pop("BATCHRUN_DEBUG", None)
@@ -110,6 +124,25 @@ def test_ctrl_c_before_the_run_began_prints_a_json_object(tmp_path: Path) -> Non
         "error": "interrupted before the run began; nothing was sent",
         "exit_code": 130,
     }
+
+
+def test_a_bug_prints_a_json_object_too(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    child = subprocess.run(
+        [sys.executable, "-c", A_BUG_IN_THE_RUN, "run", str(spec), "--json", "--sandbox"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 1, child.stderr
+    assert one_object(child.stdout) == {
+        "ok": False,
+        "interrupted": False,
+        "error": "internal error: RuntimeError: a bug",
+        "exit_code": 1,
+    }
+    assert "batchrun: internal error: RuntimeError: a bug" in child.stderr
 
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])

@@ -42,6 +42,18 @@ def main(args: RunArgs) -> int:
         if args.json and not answered:
             _print_json(error_json(error))
         raise
+    except Exception as error:  # a bug: cli.py says so on stderr; stdout still gets its object
+        if args.json and not answered:
+            text = redact_environment(f"{type(error).__name__}: {error}", os.environ)
+            _print_json(
+                {
+                    "ok": False,
+                    "interrupted": False,
+                    "error": f"internal error: {printable(text)}",
+                    "exit_code": int(ExitCode.FAILED),
+                }
+            )
+        raise
     if summary.interrupted:
         return ExitCode.INTERRUPTED
     return ExitCode.OK if summary.ok else ExitCode.FAILED
