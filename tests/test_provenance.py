@@ -7,6 +7,8 @@ is any Replicate-compatible server, which is what a real API is to it.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from collections import Counter
@@ -138,6 +140,9 @@ def test_two_real_apis_share_a_folder_and_each_result_keeps_its_origin(
         {"url": replicate.base_url, "sandbox": False, "predictions": 4},
         {"url": proxy.base_url, "sandbox": False, "predictions": 2},
     ]
+    code, out, _ = cli(capsys, "status", str(run_dir), "--csv", "-")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert Counter(json.loads(row["api"])["url"] for row in rows) == origins
 
 
 def test_a_sandbox_run_never_replaces_a_real_apis_results(

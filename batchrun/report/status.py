@@ -242,6 +242,7 @@ CSV_COLUMNS = (
     "created_at",
     "completed_at",
     "attempts",
+    "api",  # {"url", "sandbox"} as the record has it; empty: written before it was kept
 )
 
 
@@ -296,6 +297,7 @@ def write_csv(records: Iterable[Record], handle: IO[str]) -> int:
                 _cell(record.created_at),
                 _cell(record.completed_at),
                 record.attempts,
+                _cell(record.api.to_json() if record.api is not None else None),
             ]
         )
         rows += 1
