@@ -89,6 +89,17 @@ def test_export_and_report_follow_the_same_scope(
     assert "a crane" in page
 
 
+def test_an_hf_export_with_all_counts_the_plan_and_the_rest_apart(
+    edited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = edited.parent / "dataset"
+    code, _, _ = cli(capsys, "export", str(edited), "--format", "hf", "--to", str(dest), "--all")
+    assert code == 0
+    card = (dest / "README.md").read_text()
+    assert "2 of the 3 planned predictions are here; missing: 1 not started." in card
+    assert "Also here: 2 predictions the spec no longer plans (`--all`)." in card
+
+
 def test_without_its_spec_every_record_counts(
     edited: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
