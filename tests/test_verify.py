@@ -218,3 +218,23 @@ def test_what_is_neither_a_run_nor_a_dataset_is_a_usage_error(
     code, _, err = cli(capsys, "verify", str(tmp_path))
     assert code == 2
     assert "neither a run folder (no manifest) nor a dataset" in err
+
+
+def test_a_record_naming_a_file_outside_the_dataset_is_not_read(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = ran(tmp_path, sandbox, limit=1)
+    dest = tmp_path / "dataset"
+    assert cli(capsys, "export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
+    record = dest / "batchrun-export.jsonl"
+    lines = record.read_text().splitlines()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours")
+    outside = {"file": "../secret.txt", "bytes": 9, "sha256": "0" * 64}
+    record.write_text("\n".join([lines[0], json.dumps(outside), *lines[1:]]) + "\n")
+    header = json.loads(lines[0])
+    header["files"] += 1
+    record.write_text(record.read_text().replace(lines[0], json.dumps(header), 1))
+    code, out, _ = cli(capsys, "verify", str(dest))
+    assert code == 1
+    assert "../secret.txt: outside the dataset's folder: not read" in out.splitlines()
