@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -22,7 +21,7 @@ from batchrun._version import __version__
 from batchrun.cli import main
 from batchrun.planner.lock import read_lock
 from batchrun.report.export import Card, HfJob, Provenance, dataset_card
-from batchrun.sandbox import Sandbox, SandboxConfig
+from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,10 +55,7 @@ SPEC = """
 def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     """The sandbox playing a real API, so that what it makes counts as a model's output; the
     sandbox's own results are refused by verify, and tested as such."""
-    # `announce` arrives with records that name their API (issue 17, item 1); until then every
-    # sandbox plays a real API.
-    known = {field.name for field in dataclasses.fields(SandboxConfig)}
-    return make_sandbox(**({"announce": False} if "announce" in known else {}))
+    return make_sandbox(announce=False)
 
 
 @pytest.fixture
@@ -364,11 +360,12 @@ def test_card_metadata_holds_the_provenance(
     assert made["exported_at"].endswith("Z")
     models = {model["job"]: model for model in made["models"]}
     assert models["pics"] == {"job": "pics", "targets": ["acme/painter"], "versions": {version: 4}}
-    assert sum(api["predictions"] for api in made["api"]) == 6
+    assert made["api"] == [{"url": sandbox.base_url, "sandbox": False, "predictions": 6}]
     assert made["predictions"] == {"planned": 6, "here": 6, "missing": {}}
     card = (dest / "README.md").read_text()
     assert f"- git commit: {commit}\n" in card
     assert "- license: cc-by-4.0\n" in card
+    assert f"- API: {sandbox.base_url} (a real API): 6 predictions\n" in card
 
     # An edit of a tracked file, not committed: the export says the tree was dirty.
     spec.write_text(spec.read_text() + "# an edit\n")

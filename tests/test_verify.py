@@ -3,16 +3,16 @@ the real command line, after sandbox runs."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from runs import records, run_spec, write_spec
 
 from batchrun.cli import main
-from batchrun.sandbox import Sandbox, SandboxConfig
+from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
 SPEC = """
@@ -34,10 +34,7 @@ SPEC = """
 def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     """The sandbox playing a real API, so that what it makes counts as a model's output; the
     sandbox's own results are refused by verify, and tested as such."""
-    # `announce` arrives with records that name their API (issue 17, item 1); until then every
-    # sandbox plays a real API.
-    known = {field.name for field in dataclasses.fields(SandboxConfig)}
-    return make_sandbox(**({"announce": False} if "announce" in known else {}))
+    return make_sandbox(announce=False)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -238,3 +235,39 @@ def test_a_record_naming_a_file_outside_the_dataset_is_not_read(
     code, out, _ = cli(capsys, "verify", str(dest))
     assert code == 1
     assert "../secret.txt: outside the dataset's folder: not read" in out.splitlines()
+
+
+def test_a_sandbox_run_and_its_dataset_are_refused_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The README's quick start: `run --sandbox` (the built-in emulator, in this process).
+    spec = write_spec(tmp_path, SPEC)
+    out = tmp_path / "tried"
+    assert cli(capsys, "run", str(spec), "--sandbox", "--out", str(out), "-q")[0] == 0
+    made = records(out)
+    assert len(made) == 5
+    code, stdout, err = cli(capsys, "verify", str(out))
+    assert code == 1
+    assert sorted(stdout.splitlines()) == sorted(
+        f"{key}: made by the sandbox, not a model (job {record.job})"
+        for key, record in made.items()
+    )
+    assert err.startswith(f"batchrun: {out}: 5 problems; 3 files (")
+    code, stdout, err = cli(capsys, "verify", str(out), "--allow-sandbox")
+    assert (code, stdout) == (0, "")
+    assert err.startswith(f"batchrun: {out}: verified: all 5 planned predictions succeeded")
+
+    # Exported, it says so, and verify refuses the dataset the same way.
+    dest = tmp_path / "dataset"
+    code, _, err = cli(capsys, "export", str(out), "--format", "hf", "--to", str(dest))
+    assert code == 0
+    assert "batchrun: 5 predictions in it were made by the sandbox" in err
+    card = (dest / "README.md").read_text()
+    assert "**5 of these predictions were made by the sandbox**" in card
+    api = yaml.safe_load(card.split("---\n")[1])["batchrun"]["api"]
+    assert [(entry["sandbox"], entry["predictions"]) for entry in api] == [(True, 5)]
+    code, stdout, _ = cli(capsys, "verify", str(dest))
+    assert code == 1
+    assert sorted(line.split(":")[0] for line in stdout.splitlines()) == sorted(made)
+    assert all(" made by the sandbox at http://127.0.0.1:" in line for line in stdout.splitlines())
+    assert cli(capsys, "verify", str(dest), "--allow-sandbox")[:2] == (0, "")

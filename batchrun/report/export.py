@@ -41,7 +41,7 @@ import yaml
 from batchrun import safefs
 from batchrun.errors import BatchrunError, ManifestError, StorageError, UsageError
 from batchrun.humanize import printable
-from batchrun.manifest.records import Record, Status, utcnow
+from batchrun.manifest.records import UNKNOWN_API, Record, Status, utcnow
 from batchrun.manifest.state import State, key_state
 from batchrun.planner.columns import flat_vars
 from batchrun.planner.lock import lock_path, read_lock
@@ -176,8 +176,9 @@ EXPORT_FORMAT = 1
 NOT_STARTED = "not started"
 STILL_IN_FLIGHT = "in flight"
 FILES_CHANGED = "files missing or changed"
-# What the card says of an API a record does not name (written before records kept it).
-UNKNOWN = "unknown"
+# What the card says of what a record does not name (its API, before records kept it) or an
+# export does not know (how many predictions a spec that no longer loads planned).
+UNKNOWN = UNKNOWN_API
 # A value from a manifest or an API is cut to this many characters in the card: a version id
 # (64) or a URL fits; a page of text pasted into an edited manifest does not.
 CARD_TEXT_LIMIT = 200
@@ -306,17 +307,11 @@ class FileSum:
 
 
 def api_of(record: Record) -> tuple[str, bool | None]:
-    """The API a record says it ran on, and whether that was the sandbox (None: not known)."""
-    # Records written before they named their API have none: "unknown", never a guess.
-    api = getattr(record, "api", None)
-    if isinstance(api, Mapping):
-        url, sandbox = api.get("url"), api.get("sandbox")
-    else:
-        url, sandbox = getattr(api, "url", None), getattr(api, "sandbox", None)
-    return (
-        url if isinstance(url, str) and url else UNKNOWN,
-        sandbox if isinstance(sandbox, bool) else None,
-    )
+    """The API a record says it ran on, and whether that was the sandbox (None: not known, for
+    a record written before batchrun kept it: shown as "unknown", never guessed)."""
+    if record.api is None:
+        return UNKNOWN_API, None
+    return record.api.url, record.api.sandbox
 
 
 def left_out_reason(record: Record, run_dir: Path) -> str | None:
@@ -325,7 +320,9 @@ def left_out_reason(record: Record, run_dir: Path) -> str | None:
     `key_state`'s rule: only a succeeded prediction whose files are all as recorded (size and
     sha256) is exported, so a file changed after the run never passes for the model's output.
     """
-    state = key_state(record, run_dir)
+    # Judged as the kind of API that made it: a sandbox result's files are checked too (the
+    # card and `verify` say it is the sandbox's).
+    state = key_state(record, run_dir, sandbox=record.sandbox)
     if state is State.IN_FLIGHT:
         return STILL_IN_FLIGHT
     if state is State.FAILED:
@@ -693,8 +690,11 @@ def _origin(card: Card) -> list[str]:
     if made.lock:
         lines.append(f"- lock: {card_markdown(made.lock['path'])}")
     for (url, sandbox), n in card.apis.most_common():
-        kind = {True: "the sandbox", False: "not the sandbox", None: "unknown"}[sandbox]
-        lines.append(f"- API: {card_markdown(url)} ({kind}): {n:,} predictions")
+        if sandbox is None:
+            lines.append(f"- API: not recorded (records written before batchrun kept it): {n:,}")
+        else:
+            kind = "the sandbox: made-up outputs" if sandbox else "a real API"
+            lines.append(f"- API: {card_markdown(url)} ({kind}): {n:,} predictions")
     lines.append(f"- license: {card_markdown(made.license) if made.license else 'not stated'}")
     lines.append(
         f"- exported {card_markdown(made.exported_at)} by batchrun "

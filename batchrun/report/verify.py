@@ -95,7 +95,7 @@ def verify_run(spec: Spec, run_dir: Path, *, allow_sandbox: bool = False) -> Ver
         count += 1
         recorded = index.states.get(planned.key)
         problems = list(_key_problems(planned.key, planned.job, recorded, index, run_dir, pinned))
-        if recorded is not None and _sandbox(recorded) and not allow_sandbox:
+        if recorded is not None and recorded.sandbox and not allow_sandbox:
             problems.append(
                 Problem(
                     planned.key, "sandbox", f"made by the sandbox, not a model (job {planned.job})"
@@ -109,11 +109,6 @@ def verify_run(spec: Spec, run_dir: Path, *, allow_sandbox: bool = False) -> Ver
         found.problems += problems
     found.planned = count
     return found
-
-
-def _sandbox(recorded: KeyState) -> bool:
-    # Records written before batchrun kept the API they ran on say nothing: not the sandbox.
-    return getattr(recorded, "sandbox", None) is True
 
 
 def _key_problems(
@@ -132,7 +127,11 @@ def _key_problems(
         for path, size, sha256 in recorded.files
     ]
     changed = [(path, difference) for path, difference in differences if difference]
-    state = key_state(recorded, run_dir, pinned[job], intact=not changed)
+    # Judged as the kind of API that made it: whether that was the sandbox is a problem of
+    # its own (unless allowed), never a reason to skip its files.
+    state = key_state(
+        recorded, run_dir, pinned[job], intact=not changed, sandbox=bool(recorded.sandbox)
+    )
     if state is State.IN_FLIGHT:
         yield Problem(key, "in_flight", f"{recorded.status}, not finished (job {job})")
     elif state is State.FAILED:
