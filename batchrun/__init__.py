@@ -42,12 +42,18 @@ class RunKeywords(TypedDict, total=False):
 
 
 def plan(
-    spec: PathLike, *, out: PathLike | None = None, shard: str | None = None
+    spec: PathLike,
+    *,
+    out: PathLike | None = None,
+    shard: str | None = None,
+    sample: int | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Every planned prediction of `spec` as a dict; with a manifest, each with its `state`."""
+    """Every planned prediction of `spec` (that shard, sample and limit select, as for `run`)
+    as a dict; with a manifest, each with its `state`."""
     from batchrun.commands import python_api
 
-    return python_api.plan(spec, out=out, shard=shard)
+    return python_api.plan(spec, out=out, shard=shard, sample=sample, limit=limit)
 
 
 def run(spec: PathLike, **options: Unpack[RunKeywords]) -> RunSummary:

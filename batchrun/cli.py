@@ -20,7 +20,7 @@ from typing import Any, TypeAlias
 from batchrun._version import __version__
 from batchrun.commands.completion import SHELLS
 from batchrun.commands.options import ARGS_OF, CommandArgs, RunArgs
-from batchrun.engine.choices import RunChoices, flag_of
+from batchrun.engine.choices import SELECTION, RunChoices, flag_of
 from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import BatchrunError, SpecError, redact_environment
 from batchrun.exitcodes import ExitCode, exit_code_for
@@ -142,13 +142,15 @@ def _add_plan(commands: Commands) -> None:
     plan.add_argument("spec", metavar="SPEC")
     plan.add_argument("--json", action="store_true", help="one JSON object per planned prediction")
     plan.add_argument("--out", metavar="DIR", help="run folder to compare with (default: spec's)")
-    plan.add_argument("--shard", metavar="I/N", help="plan only shard I of N")
     plan.add_argument(
         "--diff", metavar="REV", help="compare with the spec as it is at git revision REV"
     )
     plan.add_argument(
         "--markdown", action="store_true", help="with --diff: the diff as a pull-request comment"
     )
+    for choice in fields(RunChoices):
+        if choice.name in SELECTION:  # as run takes them: plan shows what run would act on
+            _add_choice(plan, choice)
     _add_online(plan)
     _add_allowances(plan)
 

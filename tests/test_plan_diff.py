@@ -263,7 +263,8 @@ def test_errors(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert (code, err) == (2, "batchrun: --markdown shows a diff: use it with --diff REV\n")
 
     code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--shard", "1/2")
-    assert (code, err) == (2, "batchrun: --diff compares whole plans; it takes no --shard\n")
+    said = "batchrun: --diff compares whole plans; it takes no --shard, --sample or --limit\n"
+    assert (code, err) == (2, said)
 
     # A spec that was broken at the revision names the file as the revision has it.
     spec.write_text(spec.read_text().replace("batchrun: 1", "batchrun: 1\nbogus: 2"))

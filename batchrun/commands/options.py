@@ -40,6 +40,8 @@ class PlanArgs:
     json: bool = False
     out: str | None = None
     shard: str | None = None
+    sample: int | None = None
+    limit: int | None = None
     diff: str | None = None
     markdown: bool = False
     online: bool = False

@@ -1,10 +1,13 @@
-"""`batchrun plan SPEC [--json] [--out DIR] [--shard I/N]`: what `run` would do; sends nothing.
+"""`batchrun plan SPEC [--json] [--out DIR] [--shard I/N] [--sample N]`: what `run` would do.
 
 Without a manifest to compare with, every planned prediction is new: the summary shows the
 output folder and, per job, its target, its count and a few example inputs. With one, each job's
 predictions are counted as new, done, in flight, failed, to download or stale, and the keys the
 manifest holds that the spec no longer plans are counted too (see batchrun/manifest/compare.py;
 the rule that places a key is batchrun/manifest/state.py, which `run` follows too).
+
+`--shard`, `--sample` and `--limit` select as they do for `run` (batchrun/planner/sample.py):
+the summary counts and shows only what they select, and `--json` lists only that.
 
 `--json` streams one compact JSON object per planned prediction (JSON Lines), so
 `plan --json | head` is cheap; with a manifest, each object also says its `state`.
@@ -37,28 +40,26 @@ from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.state import STATES, State
 from batchrun.manifest.timing import recorded
 from batchrun.planner.diff import diff_plans
-from batchrun.planner.expand import (
-    FileInput,
-    PlanSummary,
-    Shard,
-    iter_plan,
-    parse_shard,
-    summarize,
-)
+from batchrun.planner.expand import FileInput, PlanSummary, Shard, parse_shard, summarize
+from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 from batchrun.spec.revision import spec_at_revision
 
 EXAMPLE_WIDTH = 110
+# Inputs shown per job: a few show what a job sends; a sample is shown whole, up to a screenful.
+EXAMPLES = 3
+SAMPLE_EXAMPLES = 40
 
 
 def main(args: PlanArgs) -> int:
     """Load the spec, then print its plan as a summary or as JSON Lines."""
     spec = load_spec(args.spec, Allowances.of(args.allow_outside, args.max_predictions))
     shard = parse_shard(args.shard) if args.shard else None
+    selection = Selection(shard, args.sample, args.limit)
     output = Path(os.path.abspath(args.out)) if args.out else None
     if args.diff:
-        return _print_diff(args, args.diff, spec, shard, output)
+        return _print_diff(args, args.diff, spec, selection, output)
     if args.markdown:
         raise UsageError("--markdown shows a diff: use it with --diff REV")
     if args.online:
@@ -70,19 +71,24 @@ def main(args: PlanArgs) -> int:
             raise SpecError(found.issues)
     has_manifest = bool(manifest_paths(output or spec.output))
     if args.json:
-        return _print_json(spec, shard, output, has_manifest)
+        return _print_json(spec, selection, output, has_manifest)
+    # A sample is there to be looked at: each of its predictions, up to a screenful.
+    examples = min(args.sample, SAMPLE_EXAMPLES) if args.sample else EXAMPLES
     if has_manifest:
-        print(render_comparison(compare(spec, shard=shard, output=output), spec))
+        compared = compare(spec, selection=selection, output=output, examples=examples)
+        print(render_comparison(compared, spec, selection))
     else:
-        print(render_summary(summarize(spec, shard=shard, output=output), spec))
+        chosen = iter_selected(spec, selection)
+        summary = summarize(spec, shard=shard, output=output, examples=examples, plan=chosen)
+        print(render_summary(summary, spec, selection))
     return ExitCode.OK
 
 
 def _print_diff(
-    args: PlanArgs, revision: str, spec: Spec, shard: Shard | None, output: Path | None
+    args: PlanArgs, revision: str, spec: Spec, selection: Selection, output: Path | None
 ) -> int:
-    if shard is not None:
-        raise UsageError("--diff compares whole plans; it takes no --shard")
+    if selection:
+        raise UsageError("--diff compares whole plans; it takes no --shard, --sample or --limit")
     if args.json and args.markdown:
         raise UsageError("--json and --markdown exclude each other")
     shown = spec.display_path or shown_path(spec.path)
@@ -98,15 +104,15 @@ def _print_diff(
     return ExitCode.OK
 
 
-def _print_json(spec: Spec, shard: Shard | None, output: Path | None, has_manifest: bool) -> int:
+def _print_json(spec: Spec, selection: Selection, output: Path | None, has_manifest: bool) -> int:
     lines: Iterator[dict[str, Any]]
     if has_manifest:
         lines = (
             {**planned.to_json(), "state": state}
-            for planned, state in iter_states(spec, shard=shard, output=output)
+            for planned, state in iter_states(spec, selection=selection, output=output)
         )
     else:
-        lines = (planned.to_json() for planned in iter_plan(spec, shard=shard))
+        lines = (planned.to_json() for planned in iter_selected(spec, selection))
     return _write_lines(lines)
 
 
@@ -117,11 +123,10 @@ def _write_lines(lines: Iterator[dict[str, Any]]) -> int:
     return ExitCode.OK
 
 
-def render_summary(summary: PlanSummary, spec: Spec) -> str:
+def render_summary(summary: PlanSummary, spec: Spec, selection: Selection | None = None) -> str:
     """The readable plan: output folder, then each job with its count and examples."""
     lines = [f"{summary.name}: {spec.display_path or shown_path(summary.spec)}"]
-    if summary.shard is not None:
-        lines.append(f"shard {summary.shard}: only the keys of this shard are counted")
+    lines.extend(_selected(summary.shard, selection))
     lines.append(f"output: {shown_path(summary.output)} (no manifest yet: every prediction is new)")
     lines.extend(reach_lines(spec))
     for job in summary.jobs:
@@ -139,11 +144,10 @@ def render_summary(summary: PlanSummary, spec: Spec) -> str:
     return "\n".join(lines)
 
 
-def render_comparison(plan: PlanComparison, spec: Spec) -> str:
+def render_comparison(plan: PlanComparison, spec: Spec, selection: Selection | None = None) -> str:
     """The readable plan against the manifest: per job, what is new, done, in flight, failed."""
     lines = [f"{plan.name}: {spec.display_path or shown_path(plan.spec)}"]
-    if plan.shard is not None:
-        lines.append(f"shard {plan.shard}: only the keys of this shard are counted")
+    lines.extend(_selected(plan.shard, selection))
     manifests = counted(len(plan.manifests), "manifest")
     lines.append(
         f"output: {shown_path(plan.output)} ({counted(plan.recorded, 'prediction')} recorded "
@@ -177,6 +181,15 @@ def render_comparison(plan: PlanComparison, spec: Spec) -> str:
     lines.append(f"total: {counted(plan.total, 'prediction')}: {_states(counts)}")
     lines.append("run would: " + _would(counts))
     return "\n".join(lines)
+
+
+def _selected(shard: Shard | None, selection: Selection | None) -> list[str]:
+    if selection is not None and (selection.sample is not None or selection.limit is not None):
+        said = selection.describe()
+        return [f"{said}: only what `run {said}` would act on is counted"]
+    if shard is not None:
+        return [f"shard {shard}: only the keys of this shard are counted"]
+    return []
 
 
 _SHOWN_STATES = {

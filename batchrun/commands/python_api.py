@@ -30,7 +30,8 @@ from batchrun.engine.runner import run as run_blocking
 from batchrun.manifest.compare import iter_states
 from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run
-from batchrun.planner.expand import iter_plan, parse_shard
+from batchrun.planner.expand import parse_shard
+from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 
@@ -41,18 +42,23 @@ PathLike = str | os.PathLike[str]
 
 
 def plan(
-    spec: PathLike, *, out: PathLike | None = None, shard: str | None = None
+    spec: PathLike,
+    *,
+    out: PathLike | None = None,
+    shard: str | None = None,
+    sample: int | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Every planned prediction of `spec` as a dict (key, job, target, vars, input, repeat);
-    with a manifest to compare with, each also has its `state` (new, done, in_flight, failed,
-    download, stale). Sends nothing to the API."""
+    """Every planned prediction of `spec` (that shard, sample and limit select, as for `run`)
+    as a dict (key, job, target, vars, input, repeat); with a manifest to compare with, each
+    also has its `state` (new, done, in_flight, failed, download, stale). Sends nothing."""
     loaded = load_spec(spec)
-    shard_ = parse_shard(shard) if shard else None
+    selection = Selection(parse_shard(shard) if shard else None, sample, limit)
     output = Path(os.path.abspath(out)) if out is not None else None
     if manifest_paths(output or loaded.output):
-        states = iter_states(loaded, shard=shard_, output=output)
+        states = iter_states(loaded, selection=selection, output=output)
         return [{**planned.to_json(), "state": state} for planned, state in states]
-    return [planned.to_json() for planned in iter_plan(loaded, shard=shard_)]
+    return [planned.to_json() for planned in iter_selected(loaded, selection)]
 
 
 def run(spec: PathLike, **options: Unpack[RunKeywords]) -> RunSummary:

@@ -78,6 +78,11 @@ def _shard(value: str | tuple[int, int]) -> tuple[int, int]:
     return parse_shard(value) if isinstance(value, str) else value
 
 
+# The run options that choose which part of the plan a run acts on: `plan` takes them too
+# (the same flags), to show exactly that part (batchrun/planner/sample.py applies them).
+SELECTION = ("shard", "sample", "limit")
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunChoices:
     """What a person chooses about a run; None means the spec's setting (or batchrun's default)."""
@@ -89,14 +94,16 @@ class RunChoices:
     rate: Rate | None = option(
         None, metavar="R", parse=_rate, help="create requests per time, e.g. 600/min or 10/s"
     )
-    limit: int | None = option(None, metavar="N", help="run only the first N planned")
+    limit: int | None = option(
+        None, metavar="N", help="only the first N planned (of the shard and sample, if given)"
+    )
     retry_failed: bool = option(False, help="run failed predictions again")
     rerun_stale: bool = option(
         False, help="run again what succeeded by a version other than the one SPEC.lock now pins"
     )
     download: bool = option(True, help="record output URLs, fetch nothing")
     shard: tuple[int, int] | None = option(
-        None, metavar="I/N", parse=_shard, help="run only shard I of N (1-based)"
+        None, metavar="I/N", parse=_shard, help="only shard I of N (1-based)"
     )
     # "shared": shards share the account's rate (each gets rate / N); "whole": each gets all of it
     shard_rate: ShardRate = option(
@@ -108,7 +115,8 @@ class RunChoices:
     sample: int | None = option(
         None,
         metavar="N",
-        help="run only N predictions spread evenly over the plan (the same N every time)",
+        help="only N predictions spread over the plan, every matrix value among them once N is "
+        "at least the longest axis; the same N every time, and within those of a larger N",
     )
 
     @classmethod

@@ -26,10 +26,10 @@ from batchrun.engine.lifecycle import Action
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State, key_state, pinned_versions
-from batchrun.planner.expand import PlannedPrediction, in_shard, iter_plan
+from batchrun.planner.expand import PlannedPrediction, Shard, in_shard
 from batchrun.planner.lock import Lock
 from batchrun.planner.naming import FileNamer
-from batchrun.planner.sample import sample_keys
+from batchrun.planner.sample import Selection, iter_selected, sample_keys
 from batchrun.spec.load import Spec
 
 URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live
@@ -130,13 +130,10 @@ def survey(
     namer = FileNamer(spec.files) if read is not None else None
     for job in spec.jobs:
         found.quota[job.id] = 0
+    selection = Selection(Shard(*scope.shard) if scope.shard else None, scope.sample, scope.limit)
     if scope.sample is not None:
         found.sample = sample_keys(spec, scope.sample, shard=scope.shard)
-    for planned in iter_plan(spec):
-        if not in_scope(planned, scope) or not found.sampled(planned.key):
-            continue
-        if scope.limit is not None and found.planned >= scope.limit:
-            break
+    for planned in iter_selected(spec, selection, sampled=found.sample):
         found.planned += 1
         found.quota[planned.job] += 1
         state = states.get(planned.key)

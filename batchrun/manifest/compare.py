@@ -23,9 +23,10 @@ from pathlib import Path
 from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
 from batchrun.manifest.records import Record
 from batchrun.manifest.state import State, counts_as_sandbox, key_state, pinned_versions
-from batchrun.planner.expand import PlannedPrediction, Shard, iter_plan
+from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import FileNamer
+from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
 
@@ -79,13 +80,17 @@ def compare(
     output: Path | None = None,
     examples: int = 3,
     keep_states: bool = False,
+    selection: Selection | None = None,
 ) -> PlanComparison:
     """Walk the plan once (streaming) and place every key against the manifests of the run.
 
     `keep_states` keeps the state of each recorded key (`recorded_states`): `status`, which
     holds those records anyway, reads each key's state from here, so it counts what `plan`
-    counts without reading any file twice.
+    counts without reading any file twice. `selection`: only what `--sample` and `--limit`
+    (and its shard) select; it replaces `shard`.
     """
+    selection = selection or Selection(shard)
+    shard = selection.shard
     run_dir = output or spec.output
     index = load_index(run_dir)
     lock = read_lock(spec.path)
@@ -96,7 +101,7 @@ def compare(
     unplanned = set(index.states)
     other_api = 0
     kept: dict[str, State] = {}
-    for planned, state in _placed(spec, index, shard):
+    for planned, state in _placed(spec, index, selection):
         unplanned.discard(planned.key)
         where = _where(planned, state, index, run_dir, pinned, namer, sandbox)
         if state is not None:
@@ -119,7 +124,7 @@ def compare(
         manifests=index.paths,
         recorded=len(index.states),
         jobs=list(jobs.values()),
-        not_in_spec=not_in_spec if shard is None else Counter(),
+        not_in_spec=Counter() if selection else not_in_spec,
         lock=lock,
         sandbox=sandbox,
         other_api=other_api,
@@ -128,15 +133,20 @@ def compare(
 
 
 def iter_states(
-    spec: Spec, *, shard: Shard | None = None, output: Path | None = None
+    spec: Spec,
+    *,
+    shard: Shard | None = None,
+    output: Path | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[tuple[PlannedPrediction, State]]:
-    """Every planned prediction with its state (for `plan --json`), streaming."""
+    """Every planned prediction (that `selection` keeps) with its state, for `plan --json`."""
+    selection = selection or Selection(shard)
     run_dir = output or spec.output
     index = load_index(run_dir)
     pinned = pinned_versions(spec, read_lock(spec.path))
     namer = FileNamer(spec.files)
     sandbox = counts_as_sandbox(index.headers)
-    for planned, state in _placed(spec, index, shard):
+    for planned, state in _placed(spec, index, selection):
         yield planned, _where(planned, state, index, run_dir, pinned, namer, sandbox)
 
 
@@ -156,7 +166,7 @@ def _where(
 
 
 def _placed(
-    spec: Spec, index: ManifestIndex, shard: Shard | None
+    spec: Spec, index: ManifestIndex, selection: Selection
 ) -> Iterator[tuple[PlannedPrediction, KeyState | None]]:
-    for planned in iter_plan(spec, shard=shard):
+    for planned in iter_selected(spec, selection):
         yield planned, index.states.get(planned.key)

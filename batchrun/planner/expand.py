@@ -16,7 +16,7 @@ its line in the value file it came from, when it came from one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -497,11 +497,15 @@ def summarize(
     shard: tuple[int, int] | None = None,
     output: Path | None = None,
     examples: int = 3,
+    plan: Iterable[PlannedPrediction] | None = None,
 ) -> PlanSummary:
-    """Walk the plan once (streaming) and keep counts and the first `examples` of each job."""
+    """Walk the plan once (streaming) and keep counts and the first `examples` of each job.
+
+    `plan`: the part of the plan to count (what `--sample` and `--limit` kept of the shard's).
+    """
     counts = dict.fromkeys((job.id for job in spec.jobs), 0)
     kept: dict[str, list[PlannedPrediction]] = {job.id: [] for job in spec.jobs}
-    for planned in iter_plan(spec, shard=shard):
+    for planned in iter_plan(spec, shard=shard) if plan is None else plan:
         counts[planned.job] += 1
         if len(kept[planned.job]) < examples:
             kept[planned.job].append(planned)
