@@ -53,6 +53,12 @@ class SpecError(BatchrunError):
         self.issues: tuple[SpecIssue, ...] = tuple(sorted(set(issues)))
         super().__init__("\n".join(str(issue) for issue in self.issues))
 
+    def one_line(self) -> str:
+        """The first issue on one line, and how many more there are."""
+        first = " ".join(str(self.issues[0]).split()) if self.issues else "the spec has errors"
+        more = len(self.issues) - 1
+        return first + (f" (and {more} more)" if more > 0 else "")
+
 
 class UsageError(BatchrunError):
     """A command line or an option that cannot work."""

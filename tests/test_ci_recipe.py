@@ -78,7 +78,7 @@ def test_the_workflow_validates_and_writes_the_plan_comment(tmp_path: Path) -> N
     comment = (clone / "plan.md").read_text()
     commit = git(clone, "rev-parse", "origin/main").strip()[:12]
     assert comment.startswith(f"### batchrun plan: `specs/a.yaml` against `origin/main` ({commit})")
-    assert "| `pics` | 2 | 1 | 1 | no recorded runs |" in comment
+    assert "| `pics` | 2 | 0 | 1 | 1 | no recorded runs |" in comment
     assert summary.read_text() == comment
     # The comment step posts that file.
     assert "--body-file plan.md" in step("Comment on the pull request")["run"]

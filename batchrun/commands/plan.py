@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from batchrun.commands._diff import diff_lines, render_diff, render_markdown
+from batchrun.commands._diff import base_note, diff_lines, render_diff, render_markdown
 from batchrun.commands._output import write_lines
 from batchrun.commands._runs import reach_lines
 from batchrun.commands.options import PlanArgs
@@ -96,6 +96,8 @@ def _print_diff(
         diff = diff_plans(old.spec, spec)
         known = recorded(output or spec.output)
         if args.json:
+            if old.problem or diff.base_problem:  # stdout is JSON Lines: the why goes to stderr
+                print(f"batchrun: {base_note(old, diff)}", file=sys.stderr)
             return _write_lines(diff_lines(diff, known))
         if args.markdown:
             sys.stdout.write(render_markdown(diff, old, shown, known))

@@ -38,11 +38,13 @@ GIT_TIMEOUT = 120.0
 
 @dataclass(frozen=True)
 class SpecAtRevision:
-    """The spec at `revision` (None if the file was not there) and the commit it names."""
+    """The spec at `revision` (None if the file was not there or does not load) and the commit
+    it names; `problem`: why a spec that is there does not load, in one line."""
 
     revision: str
     commit: str
     spec: Spec | None
+    problem: str | None = None
 
 
 @contextlib.contextmanager
@@ -65,13 +67,21 @@ def spec_at_revision(
         root.mkdir()
         _extract(top, commit, root)
         old = root / inside
-        spec = (
-            _load(old, f"{revision}:{inside}", _moved(allow, top, root)) if old.is_file() else None
-        )
+        problem = None
+        try:
+            spec = (
+                _load(old, f"{revision}:{inside}", _moved(allow, top, root))
+                if old.is_file()
+                else None
+            )
+        except SpecError as error:
+            # A base broken at the revision (or naming a file it lacks) is no reason to leave a
+            # pull request that fixes it without a diff: it compares as an empty plan.
+            spec, problem = None, error.one_line()
         if spec is not None:
             # Messages name the file a person knows, with the revision it came from.
             spec = dataclasses.replace(spec, display_path=f"{revision}:{inside}")
-        yield SpecAtRevision(revision, commit, spec)
+        yield SpecAtRevision(revision, commit, spec, problem)
 
 
 @dataclass(frozen=True)
