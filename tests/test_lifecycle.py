@@ -17,7 +17,7 @@ from runs import write_spec
 from batchrun.api.client import Client
 from batchrun.engine.collector import FINAL, PROGRESS, open_journal
 from batchrun.engine.lifecycle import DATA_REMOVED, Action, Lifecycle, Settings, Work
-from batchrun.engine.outputs import FileNamer
+from batchrun.engine.outputs import JobNamers
 from batchrun.engine.polling import PollSchedule
 from batchrun.engine.reconcile import Reconciler
 from batchrun.manifest.records import FileRecord, Record, Status
@@ -112,7 +112,7 @@ async def process(
         lifecycle = Lifecycle(
             client,
             journal,
-            FileNamer(load_spec(tmp_path / "spec.yaml").files),
+            JobNamers.of_spec(load_spec(tmp_path / "spec.yaml")),
             Settings(run_dir=tmp_path / "run", wait=None, download=True, max_file_bytes=None),
             Reconciler(client, list),
         )

@@ -330,8 +330,9 @@ def test_the_files_template_is_checked_at_load(folder: Path) -> None:
     assert errors(folder, text) == [
         "spec.yaml:2:8: files: the files template may not leave the run folder with '..'",
         "spec.yaml:2:8: files: the files template must be relative to the run folder",
-        "spec.yaml:2:24: files: ${subject} is not a variable of job 'c';"
-        " the files template names the files of every job",
+        "spec.yaml:2:24: files: ${subject} is not a variable of job 'c'; the top-level files"
+        " template names the files of every job without files of its own (give that job its"
+        " own files)",
         "spec.yaml:2:35: files: unknown variable ${nope}; the variables are ext, index, job,"
         " key, output, repeat",
     ]
@@ -358,7 +359,7 @@ def test_every_issue_at_once_sorted_by_place(folder: Path) -> None:
         " (VERSION is 64 lowercase hex characters), like black-forest-labs/flux-schnell;"
         " got 'a'",
         "spec.yaml:8:5: jobs[1].extra: unknown field; the fields here are id, model, version,"
-        " deployment, concurrency, input, matrix, exclude, include, repeat",
+        " deployment, concurrency, input, matrix, exclude, include, repeat, files",
     ]
 
 
@@ -386,7 +387,7 @@ def test_paths_are_shown_relative_to_the_current_folder(folder: Path) -> None:
     assert [str(issue) for issue in caught.value.issues] == [
         "specs/s.txt:1:1: jobs[0].matrix.s: not valid UTF-8 text",
         "specs/spec.yaml:6:5: jobs[0].bad: unknown field; the fields here are id, model, version,"
-        " deployment, concurrency, input, matrix, exclude, include, repeat",
+        " deployment, concurrency, input, matrix, exclude, include, repeat, files",
     ]
 
 

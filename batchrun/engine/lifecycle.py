@@ -25,7 +25,7 @@ from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate
 from batchrun.engine.moves import move_file
 from batchrun.engine.outputs import (
     MAX_FILES_PER_PREDICTION,
-    FileNamer,
+    JobNamers,
     NamingError,
     decode_data_uri,
     output_names,
@@ -158,7 +158,7 @@ class Lifecycle:
         self,
         client: Client,
         journal: Journal,
-        namer: FileNamer,
+        namers: JobNamers,
         settings: Settings,
         reconciler: Reconciler,
         lock: Lock | None = None,
@@ -171,7 +171,7 @@ class Lifecycle:
         self.confirmed: set[str] = set()
         self.lock = lock
         self.journal = journal
-        self.namer = namer
+        self.namers = namers  # each job's files template
         self.settings = settings
         self.reconciler = reconciler
         self.schedule = PollSchedule()
@@ -439,8 +439,9 @@ class Lifecycle:
         done = record.replace(files=tuple(files), missing=tuple(missing), error=error_text)
         # Files kept from before may sit where an older template put them: the next run moves
         # those, so the template is recorded only once every file is where this one says.
-        if not moves(done, self.namer):
-            done = done.replace(files_template=self.namer.template)
+        namer = self.namers(record.job)
+        if not moves(done, namer):
+            done = done.replace(files_template=namer.template)
         await self.journal.write(done, final=True)
 
     async def _move(self, record: Record) -> None:
@@ -448,7 +449,8 @@ class Lifecycle:
         record the new paths; a file that cannot move stays, and the run says why."""
         files = list(record.files)
         problems: list[str] = []
-        for place, new in sorted(moves(record, self.namer).items()):
+        namer = self.namers(record.job)
+        for place, new in sorted(moves(record, namer).items()):
             old = files[place]
             try:
                 self.claims.claim(new, record.key, place)
@@ -464,13 +466,13 @@ class Lifecycle:
         if problems:
             self.notify(f"batchrun: {record.key}: not moved: {'; '.join(problems)}")
         else:
-            moved = moved.replace(files_template=self.namer.template)
+            moved = moved.replace(files_template=namer.template)
         await self.journal.write(moved, final=True)
 
     async def _download(
         self, record: Record, index: int, url: str, name: str | None = None
     ) -> FileRecord:
-        relative = self.namer.path_for(
+        relative = self.namers(record.job).path_for(
             job=record.job,
             key=record.key,
             index=index,

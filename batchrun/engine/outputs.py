@@ -23,6 +23,7 @@ from batchrun.api.objects import is_file_url
 from batchrun.errors import DownloadError
 from batchrun.planner.naming import (
     FileNamer,
+    JobNamers,
     NamingError,
     checked_relative_path,
     extension,
@@ -32,6 +33,7 @@ from batchrun.planner.naming import (
 
 __all__ = [
     "FileNamer",
+    "JobNamers",
     "NamingError",
     "checked_relative_path",
     "decode_data_uri",

@@ -248,12 +248,12 @@ def check_inputs(spec: Spec, job: Job, schema: Mapping[str, Any]) -> tuple[int, 
     issues = [_issue(spec, job, key, problem, properties) for key, problem in problems.items()]
     # (A job that asks for several outputs by name was told so offline, by the planner.)
     asks = any(name in job.input for name in MULTI_OUTPUT_FIELDS)
-    if several_files(schema) and not _names_several(spec.files) and not asks:
+    if several_files(schema) and not _names_several(spec.files_of(job)) and not asks:
         message = (
             f"the {describe_target(job.target)} returns a list of files, but the files"
             " template has no ${index} or ${output} to tell them apart"
         )
-        issues.append(spec.issue(("files",), message))
+        issues.append(spec.issue(spec.files_path(job), message))
     return checked, issues
 
 

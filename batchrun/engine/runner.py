@@ -37,7 +37,7 @@ from batchrun.engine import signals
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
-from batchrun.engine.outputs import FileNamer
+from batchrun.engine.outputs import JobNamers
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.survey import Survey, classify, in_scope, survey
@@ -329,7 +329,7 @@ class _Runner:
         lifecycle = Lifecycle(
             client,
             journal,
-            FileNamer(self.spec.files),
+            JobNamers.of_spec(self.spec),
             settings,
             Reconciler(client, lambda: _owned_ids(index)),
             lock=lock,

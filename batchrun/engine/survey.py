@@ -28,7 +28,7 @@ from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.planner.expand import PlannedPrediction, Shard, in_shard
 from batchrun.planner.lock import Lock
-from batchrun.planner.naming import FileNamer
+from batchrun.planner.naming import JobNamers
 from batchrun.planner.sample import Selection, iter_selected, sample_keys
 from batchrun.spec.load import Spec
 
@@ -127,7 +127,7 @@ def survey(
     way round): a record of the other kind is new (manifest/state.py).
     """
     found = Survey(pinned=pinned_versions(spec, lock), sandbox=sandbox)
-    namer = FileNamer(spec.files) if read is not None else None
+    namers = JobNamers.of_spec(spec) if read is not None else None
     for job in spec.jobs:
         found.quota[job.id] = 0
     selection = Selection(Shard(*scope.shard) if scope.shard else None, scope.sample, scope.limit)
@@ -144,7 +144,7 @@ def survey(
             run_dir,
             found.pinned[planned.job],
             intact=intact,
-            namer=namer,
+            namer=namers(planned.job) if namers is not None else None,
             read=_reader(read, planned.key),
             sandbox=sandbox,
         )

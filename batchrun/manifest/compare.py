@@ -25,7 +25,7 @@ from batchrun.manifest.records import Record
 from batchrun.manifest.state import State, counts_as_sandbox, key_state, pinned_versions
 from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock
-from batchrun.planner.naming import FileNamer
+from batchrun.planner.naming import JobNamers
 from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
@@ -95,7 +95,7 @@ def compare(
     index = load_index(run_dir)
     lock = read_lock(spec.path)
     pinned = pinned_versions(spec, lock)
-    namer = FileNamer(spec.files)
+    namers = JobNamers.of_spec(spec)
     sandbox = counts_as_sandbox(index.headers)
     jobs = {job.id: JobPlan(job.id, job.target, pinned[job.id]) for job in spec.jobs}
     unplanned = set(index.states)
@@ -103,7 +103,7 @@ def compare(
     kept: dict[str, State] = {}
     for planned, state in _placed(spec, index, selection):
         unplanned.discard(planned.key)
-        where = _where(planned, state, index, run_dir, pinned, namer, sandbox)
+        where = _where(planned, state, index, run_dir, pinned, namers, sandbox)
         if state is not None:
             if where is State.NEW:  # recorded, but by the other kind of API
                 other_api += 1
@@ -144,10 +144,10 @@ def iter_states(
     run_dir = output or spec.output
     index = load_index(run_dir)
     pinned = pinned_versions(spec, read_lock(spec.path))
-    namer = FileNamer(spec.files)
+    namers = JobNamers.of_spec(spec)
     sandbox = counts_as_sandbox(index.headers)
     for planned, state in _placed(spec, index, selection):
-        yield planned, _where(planned, state, index, run_dir, pinned, namer, sandbox)
+        yield planned, _where(planned, state, index, run_dir, pinned, namers, sandbox)
 
 
 def _where(
@@ -156,12 +156,13 @@ def _where(
     index: ManifestIndex,
     run_dir: Path,
     pinned: dict[str, str | None],
-    namer: FileNamer,
+    namers: JobNamers,
     sandbox: bool,
 ) -> State:
     def read() -> Record:
         return index.record(planned.key)
 
+    namer = namers(planned.job)
     return key_state(state, run_dir, pinned[planned.job], namer=namer, read=read, sandbox=sandbox)
 
 

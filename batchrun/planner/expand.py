@@ -33,7 +33,7 @@ from batchrun.planner.keys import (
     key_tail,
     prediction_key,
 )
-from batchrun.planner.naming import NAMING_BUILTINS, FileNamer, planning_renderer
+from batchrun.planner.naming import NAMING_BUILTINS, JobNamers, planning_renderer
 from batchrun.spec.describe import join_names, show, show_row
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Spec
@@ -383,26 +383,27 @@ class _Naming:
     def __init__(self, spec: Spec, report: Report) -> None:
         self.spec = spec
         self.report = report
-        self.namer = FileNamer(spec.files)
-        variables = self.namer.variables
-        self.render_rows = not variables <= NAMING_BUILTINS
-        self.unique = "key" in variables
-        self.several = bool(variables & {"index", "output"})
-        # hash(path) → the number of the key that took it (a template without ${key} only).
+        self.namers = JobNamers.of_spec(spec)
+        # hash(path) → the number of the key that took it (templates without ${key} only).
         self.paths: dict[int, int] = {}
         # (job, row, key, number of the key it clashed with, path), placed at the job's end.
         self.clashes: list[tuple[Job, Mapping[str, Any], str, int, str]] = []
 
     def for_job(self, job: Job) -> Callable[..., bool] | None:
         """A per-row check for this job; None when there is nothing to check."""
+        namer = self.namers(job.id)
+        variables = namer.variables
+        render_rows = not variables <= NAMING_BUILTINS
+        unique = "key" in variables
+        names_several = bool(variables & {"index", "output"})
         multi = [name for name in MULTI_OUTPUT_FIELDS if name in job.input]
-        if not (self.render_rows or not self.unique or (multi and not self.several)):
+        if not (render_rows or not unique or (multi and not names_several)):
             return None
-        several = () if self.several else tuple(multi)
+        several = () if names_several else tuple(multi)
         job_id, spec, report, paths = job.id, self.spec, self.report, self.paths
-        render = planning_renderer(self.namer, job_id)
-        clashes = None if self.unique else self.clashes
-        files = ("files",)
+        render = planning_renderer(namer, job_id)
+        clashes = None if unique else self.clashes
+        files = spec.files_path(job)
 
         def check(
             key: str,
@@ -461,7 +462,8 @@ class _Naming:
                 f" the row {show_row(other)} alike ({show(path)}, keys {owner:016x}"
                 f" and {key}); add ${{key}} or a variable that tells them apart"
             )
-            self.report(self.spec.issue(("files",), message), ("collision", job.id, path))
+            where = self.spec.files_path(job)
+            self.report(self.spec.issue(where, message), ("collision", job.id, path))
         self.clashes.clear()
 
 

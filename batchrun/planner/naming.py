@@ -1,4 +1,4 @@
-"""Where a prediction's output files go: the spec's `files` template, filled safely.
+"""Where a prediction's output files go: its job's `files` template (or the spec's), filled safely.
 
     namer = FileNamer("${job}/${img.stem}-${output}${ext}")
     namer.path_for(job=..., key=..., index=0, url=..., repeat=0, vars=row, output="image")
@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from batchrun.errors import DownloadError
 from batchrun.spec.describe import show
+from batchrun.spec.load import Spec
 from batchrun.spec.template import (
     MissingField,
     MissingVariable,
@@ -145,6 +146,28 @@ def lookup(ref: Ref, vars: Mapping[str, Any]) -> Any:
     if isinstance(value, list) and field.isdigit() and int(field) < len(value):
         return value[int(field)]
     raise MissingField(ref, field, value)
+
+
+class JobNamers:
+    """Each job's FileNamer: the job's own `files` template, else the spec's (one per template)."""
+
+    def __init__(self, default: str, own: Mapping[str, str] | None = None) -> None:
+        self.default = FileNamer(default)
+        made = {default: self.default}
+        self.own = {
+            job: made.setdefault(template, FileNamer(template))
+            for job, template in (own or {}).items()
+        }
+
+    @classmethod
+    def of_spec(cls, spec: Spec) -> JobNamers:
+        """The namers of a spec's jobs."""
+        own = {job.id: job.files for job in spec.jobs if job.files is not None}
+        return cls(spec.files, own)
+
+    def __call__(self, job: str) -> FileNamer:
+        """The namer of a job (a job the spec no longer has: the spec's template)."""
+        return self.own.get(job, self.default)
 
 
 class FileNamer:

@@ -63,6 +63,7 @@ class Job:
     input: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     matrix: Matrix = field(default_factory=Matrix)
     index: int = 0
+    files: str | None = None  # its own `files` template; None: the spec's
 
     @property
     def path(self) -> KeyPath:
@@ -109,6 +110,7 @@ def build_job(check: Checker, value: Any, index: int) -> Job | None:
         input=MappingProxyType(input_value),
         matrix=matrix,
         index=index,
+        files=value["files"] if isinstance(value.get("files"), str) else None,
     )
 
 

@@ -112,6 +112,14 @@ class Spec:
                 return job
         raise KeyError(job_id)
 
+    def files_of(self, job: Job) -> str:
+        """The `files` template that names a job's files: its own, else the spec's."""
+        return job.files if job.files is not None else self.files
+
+    def files_path(self, job: Job) -> KeyPath:
+        """Where that template is written: the job's `files`, or the top-level one."""
+        return (*job.path, "files") if job.files is not None else ("files",)
+
     def issue(self, path: KeyPath, message: str) -> SpecIssue:
         """A SpecIssue placed at a value of this spec (for problems found after loading)."""
         if self.places is None:
@@ -151,7 +159,10 @@ def load_spec(path: str | os.PathLike[str], allow: Allowances | None = None) -> 
     jobs = [build_job(check, job, i) for i, job in enumerate(jobs_written)]
     built = tuple(job for job in jobs if job is not None)
     _job_ids(check, jobs, jobs_written)
-    _files_template(check, top.get("files"), built)
+    # Each template is checked against the jobs whose files it names.
+    _files_template(check, ("files",), top.get("files"), [j for j in built if j.files is None])
+    for job in built:
+        _files_template(check, (*job.path, "files"), job.files, [job])
     rates = {name: _rate(check, top, name, default) for name, default in _RATES.items()}
     output = top.get("output")
     if isinstance(output, str) and output:
@@ -224,10 +235,9 @@ def _job_ids(check: Checker, jobs: list[Job | None], written: list[Any]) -> None
             check.add(("jobs", job.index), message)
 
 
-def _files_template(check: Checker, written: Any, jobs: tuple[Job, ...]) -> None:
+def _files_template(check: Checker, path: KeyPath, written: Any, jobs: list[Job]) -> None:
     if not isinstance(written, str):
         return
-    path = ("files",)
     try:
         template = Template.compile(written)
     except TemplateError as error:
@@ -237,7 +247,9 @@ def _files_template(check: Checker, written: Any, jobs: tuple[Job, ...]) -> None
         check.add(path, "the files template must be relative to the run folder")
     if ".." in re.split(r"[/\\]", written):
         check.add(path, "the files template may not leave the run folder with '..'")
-    every = set.intersection(*(set(job.variables) for job in jobs)) if jobs else set()
+    if not jobs:  # every job names its files with a template of its own
+        return
+    every = set.intersection(*(set(job.variables) for job in jobs))
     for ref in template.refs:
         if ref.name in FILES_BUILTINS or ref.name in every:
             continue
@@ -245,7 +257,8 @@ def _files_template(check: Checker, written: Any, jobs: tuple[Job, ...]) -> None
         if lacking and len(lacking) < len(jobs):
             message = (
                 f"${{{ref.name}}} is not a variable of job '{lacking[0]}';"
-                " the files template names the files of every job"
+                " the top-level files template names the files of every job without files"
+                " of its own (give that job its own files)"
             )
         else:
             choices = sorted(every | set(FILES_BUILTINS))
