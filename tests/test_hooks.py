@@ -24,7 +24,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(INSTALL_TIMEOUT + 120)]
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
 
 
 def test_the_validate_hook_passes_a_good_spec_and_fails_a_broken_one(tmp_path: Path) -> None:
@@ -48,7 +55,7 @@ def test_the_validate_hook_passes_a_good_spec_and_fails_a_broken_one(tmp_path: P
 
     def hook(*files: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*command, "--files", *files],
+            [*command, "--files", *files] if files else command,  # no files: what is staged
             cwd=repo,
             env=env,
             capture_output=True,
@@ -66,3 +73,22 @@ def test_the_validate_hook_passes_a_good_spec_and_fails_a_broken_one(tmp_path: P
     assert "Failed" in bad.stdout
     assert "specs/bad.yaml:4:" in bad.stdout
     assert "specs/good.yaml: ok (1 prediction in 1 job)" in bad.stdout
+
+    # A commit that stages only a value file: the hook runs, and checks the spec that reads it.
+    (repo / "specs" / "bad.yaml").unlink()
+    (repo / "specs" / "data").mkdir()
+    (repo / "specs" / "data" / "prompts.csv").write_text("prompt\na fox\na boat\n")
+    (repo / "specs" / "sweep.yaml").write_text(
+        "batchrun: 1\njobs:\n  - model: acme/writer\n    input: {prompt: '${row.prompt}'}\n"
+        "    matrix: {row: {csv: data/prompts.csv}}\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--no-verify", "-m", "a sweep")
+    (repo / "specs" / "data" / "prompts.csv").write_text('prompt\na fox\n"a boat\n')
+    git(repo, "add", "specs/data/prompts.csv")
+
+    staged = hook()
+    assert staged.returncode == 1, staged.stdout + staged.stderr
+    assert "(no files to check)" not in staged.stdout
+    assert "specs/data/prompts.csv: a value file, read by specs/sweep.yaml" in staged.stdout
+    assert "specs/data/prompts.csv:3:1: jobs[0].matrix.row: " in staged.stdout

@@ -1,5 +1,8 @@
 """`batchrun validate SPEC...`: schema and meaning checks, every row expanded, nothing sent.
 
+A value file given instead of a spec (`prompts.csv`: the pre-commit hook passes what is staged)
+checks the specs that read it (batchrun/spec/readers.py).
+
 Errors go to stderr, one per line as `file:line:col: path: message`; each good spec gets one
 `SPEC: ok (N predictions in M jobs)` line on stdout. Exit 0 when every spec is fine, else 2.
 With `--json`, one JSON document on stdout says the same: each spec, its counts or its errors
@@ -11,6 +14,7 @@ first create: its targets exist, and its inputs fit each model's published schem
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -22,13 +26,14 @@ from batchrun.humanize import counted, shown_path
 from batchrun.planner.expand import check_plan
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import load_spec
+from batchrun.spec.readers import is_spec_path, specs_reading
 
 
 def main(args: ValidateArgs) -> int:
     """Check each spec in turn; report all of their problems."""
     failed = False
     results: list[dict[str, Any]] = []
-    for path in args.specs:
+    for path in _specs(args.specs, quiet=args.json):
         shown = shown_path(path)
         issues: tuple[SpecIssue, ...]
         try:
@@ -76,6 +81,21 @@ def main(args: ValidateArgs) -> int:
         json.dump({"ok": not failed, "specs": results}, sys.stdout, indent=2, ensure_ascii=False)
         print()
     return ExitCode.USAGE if failed else ExitCode.OK
+
+
+def _specs(given: tuple[str, ...], *, quiet: bool) -> list[str]:
+    """The specs to check: those given, and for a value file given, the specs that read it."""
+    specs: dict[str, None] = {}
+    for path in given:
+        if is_spec_path(path) or not os.path.isfile(path):
+            specs[path] = None
+            continue
+        readers = [os.path.relpath(spec) for spec in specs_reading(path)]
+        if not quiet:
+            said = f"read by {', '.join(readers)}" if readers else "no spec reads it"
+            print(f"{shown_path(path)}: a value file, {said}")
+        specs.update(dict.fromkeys(readers))
+    return list(specs)
 
 
 def _issue(issue: SpecIssue) -> dict[str, Any]:
