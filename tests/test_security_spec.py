@@ -316,4 +316,4 @@ def test_plan_diff_gives_the_revision_the_same_allowances(
     allow = str(repo / "shared")
     code, out, err = cli(capsys, "plan", str(spec), "--diff", "HEAD", "--allow-outside", allow)
     assert (code, err) == (0, "")
-    assert "job flux: 1 added, 1 removed, 1 unchanged" in out
+    assert "job flux: 1 added, 0 changed, 1 removed, 1 unchanged" in out
