@@ -111,6 +111,12 @@ def test_a_sandbox_reached_by_base_url_is_known_for_one(
     assert code == 0
     assert f"api: {served.base_url} (sandbox): 6 predictions" in out.splitlines()
     assert "these are the sandbox's made-up results, not a real model's output" in out
+    code, out, _ = cli(capsys, "plan", str(quickstart), "--out", str(run_dir))
+    assert (
+        "counted for a run on the sandbox, as the last run here was; "
+        "a run on a real API creates again what the sandbox made"
+    ) in out.splitlines()
+    assert "total: 6 predictions: 0 new, 6 done, 0 in flight, 0 failed, 0 to download" in out
     # The same server reached again: nothing to do, nothing created twice.
     code, _, err = cli(
         capsys, "run", str(quickstart), "--base-url", served.base_url, "--out", str(run_dir)

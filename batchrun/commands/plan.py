@@ -158,7 +158,10 @@ def render_comparison(plan: PlanComparison, spec: Spec, selection: Selection | N
     if plan.lock is not None:
         lines.append(f"lock: {shown_path(plan.lock.path)}")
     if plan.sandbox:
-        lines.append("counted as a run on the sandbox: the last run here was on it")
+        lines.append(
+            "counted for a run on the sandbox, as the last run here was; "
+            "a run on a real API creates again what the sandbox made"
+        )
     if plan.other_api:
         other = "a real API" if plan.sandbox else "the sandbox"
         lines.append(
