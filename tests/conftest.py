@@ -11,10 +11,24 @@ Sandbox fixtures (real loopback sockets, stopped after the test):
 - `api`: an `httpx.Client` on `sandbox` with a token, which checks every request it sends and
   every answer it gets under /v1 against Replicate's OpenAPI schema (`openapi_checked`).
 - `http`: a plain `httpx.Client` (no base URL, no token) that checks /v1 exchanges the same way.
+
+Command line and files:
+
+- `run_cli(*argv)`: `batchrun ARGV` in this process; its exit code, stdout and stderr.
+- `git(repo, *args)`: git in `repo` with a fixed author; its stdout.
+- `folder`: `tmp_path`, made the working directory.
+- Spec files: `write_spec` in `tests/runs.py`.
+
+The suite runs on pytest-xdist workers (`-n auto` in pyproject's addopts); tests marked `slow`
+are handed out first, so the longest ones do not start last and hold up the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,16 +37,66 @@ from typing import Any
 import httpx
 import pytest
 from openapi import openapi_checked
+from runs import Git, RunCli
 
+from batchrun.cli import main
 from batchrun.sandbox import Sandbox, SandboxConfig
 
 TEST_LATENCY = 0.05
 TOKEN = "r8_sandbox_test_token"
 
 
+@pytest.hookimpl(trylast=True)  # after tests/faults/conftest.py marked its scenarios slow
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Slow tests first (a stable sort keeps the rest in order): on xdist workers the longest
+    # ones then overlap everything else instead of running alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def _run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> RunCli:
+    """`batchrun ARGV` in this process: (exit code, stdout, stderr). Session-scoped, so
+    hypothesis tests may use it too; it keeps no state between calls."""
+    return _run_cli
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    done = subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def git() -> Git:
+    """`git -C REPO ARGS` with a fixed author and committer; its stdout."""
+    return _git
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`tmp_path`, made the working directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture

@@ -21,13 +21,28 @@ from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
 TOKEN = "r8_e2e_test_token_0123456789abcdef"
+
+# The fixtures of tests/conftest.py that are functions, for annotations.
+RunCli = Callable[..., tuple[int, str, str]]  # run_cli(*argv) -> (exit code, stdout, stderr)
+Git = Callable[..., str]  # git(repo, *args) -> stdout
 PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
 
 
-def write_spec(folder: Path, body: str, name: str = "spec.yaml") -> Path:
-    """Write a spec file (dedented) and return its path."""
+def write_spec(
+    folder: Path,
+    body: str,
+    name: str = "spec.yaml",
+    *,
+    files: dict[str, str] | None = None,
+    as_is: bool = False,
+) -> Path:
+    """Write a spec file (dedented, unless `as_is`) and the value `files` it names (by path
+    relative to `folder`); return the spec's path."""
+    for relative, content in (files or {}).items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(content, encoding="utf-8")
     path = folder / name
-    path.write_text(textwrap.dedent(body).lstrip())
+    path.write_text(body if as_is else textwrap.dedent(body).lstrip(), encoding="utf-8")
     return path
 
 

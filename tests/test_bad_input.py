@@ -25,11 +25,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
+from runs import TOKEN, RunCli, assert_files_intact, records, run_spec, write_spec
 
 from batchrun.api import client as client_module
 from batchrun.api.retry import RetryPolicy
-from batchrun.cli import main
 from batchrun.engine.runner import RunOptions, run
 from batchrun.errors import ServerError
 from batchrun.sandbox import Sandbox
@@ -41,14 +40,6 @@ PLACED = re.compile(r"^.+:\d+:\d+: \S")
 SUMMARY = re.compile(
     r"^(?:batchrun: ([\d,]+) errors? in the spec; nothing was sent|.+: ([\d,]+) errors?)$"
 )
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    """`batchrun ARGV` in this process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def assert_refused_clearly(code: int, err: str) -> None:
@@ -124,10 +115,11 @@ jsonl_files = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=csv_files, items=jsonl_files)
 def test_value_files_of_any_shape_plan_or_are_refused_with_a_place(
-    tmp_path_factory: pytest.TempPathFactory, rows: bytes, items: bytes
+    tmp_path_factory: pytest.TempPathFactory, rows: bytes, items: bytes, run_cli: RunCli
 ) -> None:
     folder = tmp_path_factory.mktemp("values")
     spec = folder / "spec.yaml"
@@ -135,8 +127,8 @@ def test_value_files_of_any_shape_plan_or_are_refused_with_a_place(
     (folder / "rows.csv").write_bytes(rows)
     (folder / "items.jsonl").write_bytes(items)
 
-    checked, _, why = cli("validate", str(spec))
-    code, out, err = cli("plan", str(spec), "--json")
+    checked, _, why = run_cli("validate", str(spec))
+    code, out, err = run_cli("plan", str(spec), "--json")
     event(f"plan exit {code}")
     if code == 0:
         assert checked == 0, why
@@ -152,12 +144,14 @@ def test_value_files_of_any_shape_plan_or_are_refused_with_a_place(
         assert err.splitlines()[0] in why  # validate finds what plan found, at the same place
 
 
-def test_a_field_name_with_a_line_break_still_gives_one_line_per_error(tmp_path: Path) -> None:
+def test_a_field_name_with_a_line_break_still_gives_one_line_per_error(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC_WITH_FILES)
     (tmp_path / "rows.csv").write_text("prompt\na\n")
     (tmp_path / "items.jsonl").write_text('{"text": "a", "seed": 0}\n{"two\\nlines": 1}\n')
-    code, _, err = cli("validate", str(spec))
+    code, _, err = run_cli("validate", str(spec))
     assert code == 2
     lines = err.splitlines()
     assert len(lines) == 2, err  # the error, then `spec.yaml: 1 error`
@@ -206,10 +200,11 @@ edits = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(edits=edits)
 def test_specs_with_a_likely_mistake_or_three_are_refused_with_a_place(
-    tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[int, str, bool]]
+    tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[int, str, bool]], run_cli: RunCli
 ) -> None:
     lines = list(VALID_SPEC)
     for where, mistake, replace in edits:
@@ -220,19 +215,19 @@ def test_specs_with_a_likely_mistake_or_three_are_refused_with_a_place(
     folder = tmp_path_factory.mktemp("spec")
     spec = folder / "spec.yaml"
     spec.write_text("\n".join(lines) + "\n")
-    code, _, err = cli("validate", str(spec))
+    code, _, err = run_cli("validate", str(spec))
     event(f"validate exit {code}")
     if code != 0:
         assert_refused_clearly(code, err)
         return
     # What validate accepts, plan must plan.
-    code, out, err = cli("plan", str(spec), "--json")
+    code, out, err = run_cli("plan", str(spec), "--json")
     assert code == 0, err
     assert out.count("\n") >= 1
 
 
 def test_a_value_file_broken_after_a_run_refuses_to_run_and_leaves_the_manifest_alone(
-    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     (tmp_path / "rows.csv").write_text("prompt,style\na fox,ink\na whale,oil\n")
     spec = write_spec(
@@ -251,7 +246,7 @@ def test_a_value_file_broken_after_a_run_refuses_to_run_and_leaves_the_manifest_
     # A spreadsheet export adds a row with one column too many and a stray quote.
     (tmp_path / "rows.csv").write_text("prompt,style\na fox,ink\na whale,oil\na cat,ink,extra\n")
     monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
-    code, _, err = cli("run", str(spec), "--base-url", sandbox.base_url, "--quiet")
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url, "--quiet")
 
     assert_refused_clearly(code, err)
     assert "rows.csv:4:" in err
@@ -594,7 +589,7 @@ def test_a_create_answered_with_malformed_json_stops_clearly_and_loses_nothing(
 
 
 def test_a_poll_answered_with_an_html_page_stops_clearly_and_resumes_by_id(
-    tmp_path: Path, hostile: Hostile, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, hostile: Hostile, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     rows = [{"case": f"ok{i}", "name": f"ok{i}"} for i in range(3)]
     spec = hostile_spec(tmp_path, [*rows, {"case": "bad", "name": "bad"}], concurrency=1)
@@ -603,7 +598,7 @@ def test_a_poll_answered_with_an_html_page_stops_clearly_and_resumes_by_id(
     monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     monkeypatch.setattr(client_module, "RetryPolicy", lambda: QUICK_RETRIES)
     out = str(tmp_path / "run")
-    code, _, err = cli("run", str(spec), "--base-url", hostile.base, "--out", out, "--quiet")
+    code, _, err = run_cli("run", str(spec), "--base-url", hostile.base, "--out", out, "--quiet")
 
     url = f"{hostile.base}/v1/predictions/p4"
     assert code == 3
@@ -618,7 +613,7 @@ def test_a_poll_answered_with_an_html_page_stops_clearly_and_resumes_by_id(
     assert [kept[f"ok{i}"].status for i in range(3)] == ["succeeded"] * 3
 
     del hostile.broken["bad"]
-    code, _, err = cli("run", str(spec), "--base-url", hostile.base, "--out", out, "--quiet")
+    code, _, err = run_cli("run", str(spec), "--base-url", hostile.base, "--out", out, "--quiet")
     assert code == 0, err
     assert len(hostile.predictions) == 4
     assert assert_files_intact(tmp_path / "run") == 8

@@ -9,24 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from runs import Git
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / "docs" / "github-actions" / "batchrun-plan.yml"
 SPEC = "batchrun: 1\njobs:\n  - id: pics\n    model: acme/painter\n    input: {prompt: '${s}'}\n"
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
 
 
 def step(name: str) -> dict[str, Any]:
@@ -35,7 +24,8 @@ def step(name: str) -> dict[str, Any]:
     return next(s for s in steps if s.get("name") == name)
 
 
-def test_the_workflow_validates_and_writes_the_plan_comment(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_the_workflow_validates_and_writes_the_plan_comment(tmp_path: Path, git: Git) -> None:
     origin = tmp_path / "origin"
     (origin / "specs").mkdir(parents=True)
     (origin / "specs" / "a.yaml").write_text(SPEC + "    matrix: {s: [fox, boat]}\n")

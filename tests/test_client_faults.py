@@ -5,6 +5,7 @@ lost, a 422, an expired file)."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -207,13 +208,16 @@ async def test_a_422_names_the_invalid_field(make_sandbox: Callable[..., Sandbox
 async def test_an_expired_output_url_is_an_expired_url_error(
     make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox(file_ttl=0.05, remove_data=False)
+    # The sandbox's clock runs with the real one until the test moves it past the file's life
+    # (a real wait of the TTL would race a busy machine: the first download could come late).
+    ahead = [0.0]
+    sandbox = make_sandbox(file_ttl=60, remove_data=False, clock=lambda: time.time() + ahead[0])
     async with client_for(sandbox) as client:
         done = await client.create(FLUX, {"prompt": "a fox"}, wait=5)
         url = done.output[0]
         got = await client.download(url, tmp_path / "fresh.png")
         assert got.bytes > 0
-        await anyio.sleep(0.1)  # past the sandbox's file_ttl: this wait is what is tested
+        ahead[0] = 61  # past the sandbox's file_ttl: this is what is tested
         with pytest.raises(ExpiredURLError) as caught:
             await client.download(url, tmp_path / "late.png")
     assert str(caught.value) == f"output URL expired or gone: 404 from {url}"

@@ -96,6 +96,7 @@ def test_killed_right_after_the_creates_return(
     finish_and_check(spec, sandbox)
 
 
+@pytest.mark.slow
 def test_killed_while_polling(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
     sandbox = make_sandbox(latency=1.5, honor_wait=False)
     spec = spec_for(tmp_path)
@@ -107,6 +108,7 @@ def test_killed_while_polling(tmp_path: Path, make_sandbox: Callable[..., Sandbo
     finish_and_check(spec, sandbox)
 
 
+@pytest.mark.slow
 def test_killed_while_downloading(tmp_path: Path, make_sandbox: Callable[..., Sandbox]) -> None:
     sandbox = make_sandbox(latency=0.05, download_bytes_per_second=20_000)
     spec = spec_for(tmp_path)
@@ -124,6 +126,7 @@ def test_killed_while_downloading(tmp_path: Path, make_sandbox: Callable[..., Sa
     finish_and_check(spec, sandbox)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_killed_at_random_moments_again_and_again(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox], seed: int
@@ -143,6 +146,7 @@ def test_killed_at_random_moments_again_and_again(
     finish_and_check(spec, sandbox)
 
 
+@pytest.mark.slow
 def test_one_ctrl_c_lets_what_is_in_flight_finish(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:

@@ -139,6 +139,7 @@ def test_csv_escapes_formulas(run_folder: Path, capsys: pytest.CaptureFixture[st
     }
 
 
+@pytest.mark.slow
 def test_hf_export_loads_with_datasets(
     run_folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from runs import Git
 
 ROOT = Path(__file__).resolve().parent.parent
 # pre-commit builds batchrun and its dependencies from PyPI into a new environment: about a
@@ -23,18 +24,9 @@ INSTALL_TIMEOUT = 480
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(INSTALL_TIMEOUT + 120)]
 
 
-def git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
-
-
-def test_the_validate_hook_passes_a_good_spec_and_fails_a_broken_one(tmp_path: Path) -> None:
+def test_the_validate_hook_passes_a_good_spec_and_fails_a_broken_one(
+    tmp_path: Path, git: Git
+) -> None:
     repo = tmp_path / "repo"
     (repo / "specs").mkdir(parents=True)
     (repo / "specs" / "good.yaml").write_text(

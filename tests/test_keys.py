@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from runs import write_spec
 
 from batchrun.planner import keys as keys_module
 from batchrun.planner.expand import iter_plan
@@ -14,20 +15,6 @@ from batchrun.planner.keys import FileHasher, FileInput, canonical_json, key_jso
 from batchrun.spec.load import load_spec
 from batchrun.spec.target import Target
 from batchrun.spec.template import RenderError
-
-
-@pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def spec_at(folder: Path, text: str, files: dict[str, str] | None = None) -> Path:
-    for name, content in (files or {}).items():
-        (folder / name).write_text(content, encoding="utf-8")
-    path = folder / "spec.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_prediction_key_is_the_documented_hash() -> None:
@@ -65,11 +52,12 @@ def test_canonical_json_is_json_dumps_with_the_documented_options(value: object)
 
 
 def test_each_file_is_hashed_once(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/b\n    input: {image: {file: '${img}'}, n: '${n}'}\n"
         "    matrix: {n: {range: [0, 50]}, img: {glob: '*.png'}}\n",
-        {"a.png": "a", "b.png": "b"},
+        files={"a.png": "a", "b.png": "b"},
+        as_is=True,
     )
     hashed: list[Path] = []
     real = keys_module._hash

@@ -9,6 +9,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from runs import write_spec
 
 from batchrun.errors import SpecError, UsageError
 from batchrun.planner.expand import (
@@ -27,21 +28,6 @@ from batchrun.spec.target import Target
 
 GOLDEN = Path(__file__).resolve().parent / "specs" / "golden"
 CAT_SHA = "5635a0fa9168624d821171194d7a2478cb8022b1c6167d5f18fcff2df7e581ed"
-
-
-@pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def spec_at(folder: Path, text: str, files: dict[str, str] | None = None) -> Path:
-    for name, content in (files or {}).items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(content, encoding="utf-8")
-    path = folder / "spec.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def planned(path: Path | str) -> list[PlannedPrediction]:
@@ -139,21 +125,21 @@ def test_keys_ignore_how_a_spec_runs_and_follow_what_it_predicts(folder: Path) -
         "batchrun: 1\n{extra}jobs:\n  - model: a/b\n    input: {{p: '${{s}}', n: {n}}}\n"
         "    matrix: {{s: [x, y]}}\n"
     )
-    spec_at(folder, base.format(extra="", n=1))
+    write_spec(folder, base.format(extra="", n=1), as_is=True)
     keys = [p.key for p in planned("spec.yaml")]
     settings = "concurrency: 3\nrate: 5/s\nrequests: 9/s\nwait: 5\noutput: elsewhere\nname: other\n"
-    spec_at(folder, base.format(extra=settings, n=1))
+    write_spec(folder, base.format(extra=settings, n=1), as_is=True)
     assert [p.key for p in planned("spec.yaml")] == keys
-    spec_at(folder, base.format(extra="", n=2))
+    write_spec(folder, base.format(extra="", n=2), as_is=True)
     assert not set(keys) & {p.key for p in planned("spec.yaml")}
 
 
 def test_a_file_counts_by_its_content_not_its_path(folder: Path) -> None:
     text = "batchrun: 1\njobs:\n  - model: a/b\n    input: {image: {file: '{path}'}}\n"
-    spec_at(folder, text.replace("{path}", "a.png"), {"a.png": "bytes"})
+    write_spec(folder, text.replace("{path}", "a.png"), files={"a.png": "bytes"}, as_is=True)
     (before,) = planned("spec.yaml")
     shutil.move(folder / "a.png", folder / "moved.png")
-    spec_at(folder, text.replace("{path}", "moved.png"))
+    write_spec(folder, text.replace("{path}", "moved.png"), as_is=True)
     (moved,) = planned("spec.yaml")
     assert moved.key == before.key
     assert moved.input["image"].relpath == "moved.png"
@@ -163,11 +149,12 @@ def test_a_file_counts_by_its_content_not_its_path(folder: Path) -> None:
 
 
 def test_order_is_jobs_then_rows_then_repeats(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/b\n    input: {p: '${a}${extra}'}\n"
         "    matrix: {a: [x, y]}\n    include: [{extra: '!'}, {a: z, extra: '?'}]\n    repeat: 2\n"
         "  - model: a/c\n    input: {}\n",
+        as_is=True,
     )
     found = [(p.job, p.input, p.vars, p.repeat) for p in planned("spec.yaml")]
     assert found == [
@@ -198,7 +185,7 @@ jobs:
 
 
 def test_a_row_without_a_variable_the_input_uses(folder: Path) -> None:
-    spec_at(folder, FRUIT)
+    write_spec(folder, FRUIT, as_is=True)
     message = (
         "spec.yaml:12:9: jobs[0].include[2]: this row ({fruit: banana}) has no variable"
         " 'animal', which jobs[0].input.prompt uses"
@@ -210,12 +197,13 @@ def test_a_row_without_a_variable_the_input_uses(folder: Path) -> None:
 
 
 def test_a_product_row_without_an_include_variable(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/npm\n"
         "    input: {os: '${os}', node: '${node}', npm: '${npm}'}\n"
         "    matrix:\n      os: [windows-latest, ubuntu-latest]\n      node: [14, 16]\n"
         "    include:\n      - {os: windows-latest, node: 16, npm: 6}\n",
+        as_is=True,
     )
     assert row_errors("spec.yaml") == [
         "spec.yaml:6:7: jobs[0].matrix: this row ({os: windows-latest, node: 14}) has no"
@@ -224,12 +212,13 @@ def test_a_product_row_without_an_include_variable(folder: Path) -> None:
 
 
 def test_a_missing_field_and_a_missing_file_found_row_by_row(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/b\n    input:\n      p: '${row.p}'\n"
         "      image: {file: 'inputs/${row.img}'}\n    matrix:\n"
         "      row: [{p: 1, img: a.png}, {q: 2, img: a.png}, {p: 3, img: b.png}]\n",
-        {"inputs/a.png": "a"},
+        files={"inputs/a.png": "a"},
+        as_is=True,
     )
     assert row_errors("spec.yaml") == [
         "spec.yaml:5:10: jobs[0].input.p: ${row.p}: no field 'p' here (the fields are q, img),"
@@ -240,11 +229,12 @@ def test_a_missing_field_and_a_missing_file_found_row_by_row(folder: Path) -> No
 
 
 def test_two_rows_that_would_make_the_same_prediction(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/b\n    input: {p: '${row.p}'}\n"
         "    matrix:\n      row: {jsonl: rows.jsonl}\n",
-        {"rows.jsonl": '{"p": 1, "note": "x"}\n{"p": 1, "note": "y"}\n'},
+        files={"rows.jsonl": '{"p": 1, "note": "x"}\n{"p": 1, "note": "y"}\n'},
+        as_is=True,
     )
     key = prediction_key(Target("model", "a", "b"), {"p": 1}, 0)
     # Placed in the value file, at the repeating row's line, naming the line it repeats.
@@ -258,19 +248,22 @@ def test_two_rows_that_would_make_the_same_prediction(folder: Path) -> None:
 
 
 def test_check_plan_counts_each_job(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n"
         "  - {model: a/b, input: {p: '${x}'}, matrix: {x: {range: [0, 7]}}, repeat: 3}\n"
         "  - {model: a/c, input: {}}\n",
+        as_is=True,
     )
     checked = check_plan(load_spec("spec.yaml"))
     assert (checked.counts, checked.total, checked.issues) == ({"b": 21, "c": 1}, 22, ())
 
 
 def test_choosing_jobs(folder: Path) -> None:
-    spec_at(
-        folder, "batchrun: 1\njobs:\n  - {model: a/b, input: {}}\n  - {model: a/c, input: {}}\n"
+    write_spec(
+        folder,
+        "batchrun: 1\njobs:\n  - {model: a/b, input: {}}\n  - {model: a/c, input: {}}\n",
+        as_is=True,
     )
     spec = load_spec("spec.yaml")
     assert [p.job for p in iter_plan(spec, jobs=["c"])] == ["c"]
@@ -279,10 +272,11 @@ def test_choosing_jobs(folder: Path) -> None:
 
 
 def test_shards_split_the_plan_by_key(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n"
         "  - {model: a/b, input: {n: '${n}'}, matrix: {n: {range: [0, 300]}}}\n",
+        as_is=True,
     )
     spec = load_spec("spec.yaml")
     every = [p.key for p in iter_plan(spec)]
@@ -307,11 +301,12 @@ def test_a_good_shard() -> None:
 
 
 def test_summarize_keeps_counts_and_a_few_examples(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\nname: demo\njobs:\n"
         "  - {model: a/b, input: {n: '${n}'}, matrix: {n: {range: [0, 5]}}}\n"
         "  - {id: other, model: a/c, input: {}}\n",
+        as_is=True,
     )
     spec = load_spec("spec.yaml")
     summary = summarize(spec)
@@ -331,21 +326,23 @@ def test_summarize_keeps_counts_and_a_few_examples(folder: Path) -> None:
 
 
 def test_planned_predictions_are_frozen(folder: Path) -> None:
-    spec_at(folder, "batchrun: 1\njobs:\n  - {model: a/b, input: {}}\n")
+    write_spec(folder, "batchrun: 1\njobs:\n  - {model: a/b, input: {}}\n", as_is=True)
     (first,) = planned("spec.yaml")
     with pytest.raises(AttributeError):
         first.key = "x"  # type: ignore[misc]
     assert first == PlannedPrediction(first.key, "b", Target("model", "a", "b"), {}, {}, 0)
 
 
+@pytest.mark.slow
 def test_planning_streams_a_big_dataset(folder: Path) -> None:
     rows = 30_000
     csv = "prompt,n\n" + "".join(f"a prompt about thing number {i},{i}\n" for i in range(rows))
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/b\n    input: {prompt: '${row.prompt}', n: '${row.n}'}\n"
         "    matrix: {row: {csv: rows.csv}}\n",
-        {"rows.csv": csv},
+        files={"rows.csv": csv},
+        as_is=True,
     )
     spec = load_spec("spec.yaml")
     tracemalloc.start()
@@ -360,11 +357,12 @@ def test_planning_streams_a_big_dataset(folder: Path) -> None:
 
 def test_every_repeated_csv_row_is_reported_at_once_at_its_line(folder: Path) -> None:
     rows = "prompt,note\n" + "".join(f"p{i % 3},n{i}\n" for i in range(6))
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/b\n    input: {p: '${row.prompt}'}\n"
         "    matrix:\n      row: {csv: rows.csv}\n",
-        {"rows.csv": rows},
+        files={"rows.csv": rows},
+        as_is=True,
     )
     errors = row_errors("spec.yaml")
     assert [error.split(": this row")[0] for error in errors] == [
@@ -379,11 +377,12 @@ def test_every_repeated_csv_row_is_reported_at_once_at_its_line(folder: Path) ->
 
 
 def test_identical_lines_are_each_placed_at_their_own_line(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n  - model: a/b\n    input: {p: '${s}'}\n"
         "    matrix:\n      s: {lines: s.txt}\n",
-        {"s.txt": "fox\nowl\nfox\nfox\n"},
+        files={"s.txt": "fox\nowl\nfox\nfox\n"},
+        as_is=True,
     )
     assert [error.split(" (key")[0] for error in row_errors("spec.yaml")] == [
         "s.txt:3:1: jobs[0].matrix.s: this row ({s: fox}) makes the same prediction as the"
@@ -394,12 +393,13 @@ def test_identical_lines_are_each_placed_at_their_own_line(folder: Path) -> None
 
 
 def test_a_field_the_files_template_cannot_fill_is_a_spec_error(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\nfiles: 'images/${subject.name}/${seed}${ext}'\njobs:\n"
         "  - model: a/b\n    input: {p: '${subject}', seed: '${seed}'}\n"
         "    matrix:\n      subject: {lines: s.txt}\n      seed: [1, 2]\n",
-        {"s.txt": "a red fox\nan owl\n"},
+        files={"s.txt": "a red fox\nan owl\n"},
+        as_is=True,
     )
     assert row_errors("spec.yaml") == [
         "spec.yaml:2:8: files: ${subject.name}: 'name' is a path field, but 'a red fox' is not"
@@ -411,22 +411,24 @@ def test_a_field_the_files_template_cannot_fill_is_a_spec_error(folder: Path) ->
 
 
 def test_path_fields_name_files_after_globbed_inputs(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\nfiles: '${img.stem}${ext}'\njobs:\n"
         "  - model: a/b\n    input: {image: {file: '${img}'}}\n"
         "    matrix:\n      img: {glob: 'in/*.png'}\n",
-        {"in/a.png": "x", "in/b.png": "y"},
+        files={"in/a.png": "x", "in/b.png": "y"},
+        as_is=True,
     )
     assert row_errors("spec.yaml") == []
 
 
 def test_two_keys_named_alike_by_the_files_template_are_spec_errors(folder: Path) -> None:
-    spec_at(
+    write_spec(
         folder,
         "batchrun: 1\nfiles: 'images/${subject}${ext}'\njobs:\n"
         "  - model: a/b\n    input: {p: '${subject}', seed: '${seed}'}\n"
         "    matrix:\n      subject: [fox, owl]\n      seed: [1, 2]\n",
+        as_is=True,
     )
     errors = row_errors("spec.yaml")
     assert len(errors) == 2
@@ -442,10 +444,10 @@ def test_several_outputs_need_index_or_output_in_the_files_template(folder: Path
         "batchrun: 1\nfiles: '${key}${ext}'\njobs:\n"
         "  - model: a/b\n    input: {p: x, num_outputs: 4}\n"
     )
-    spec_at(folder, text)
+    write_spec(folder, text, as_is=True)
     assert row_errors("spec.yaml") == [
         "spec.yaml:2:8: files: job 'b' asks for 4 outputs per prediction (num_outputs: 4),"
         " but the files template has no ${index} or ${output} to tell them apart"
     ]
-    spec_at(folder, text.replace("${key}${ext}", "${key}-${output}${ext}"))
+    write_spec(folder, text.replace("${key}${ext}", "${key}-${output}${ext}"), as_is=True)
     assert row_errors("spec.yaml") == []

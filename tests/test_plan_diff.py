@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from batchrun.cli import main
 from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import load_spec
-from tests.runs import write_spec
+from tests.runs import Git, RunCli, write_spec
 
 SPEC = """
     batchrun: 1
@@ -36,22 +33,8 @@ SPEC = """
     """
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
+def repo(tmp_path: Path, git: Git) -> Path:
     """A git repo with one commit: a spec in specs/ that names value files in its folder."""
     repo = tmp_path / "repo"
     (repo / "specs").mkdir(parents=True)
@@ -66,12 +49,6 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def edit(repo: Path) -> None:
     """The pull request: a style replaced (in the value file), a seed added, a question gone."""
     (repo / "specs" / "shared" / "styles.txt").write_text("ink\nchalk\n")
@@ -80,15 +57,13 @@ def edit(repo: Path) -> None:
     (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n')
 
 
-def test_json_lists_exactly_the_added_and_removed(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_json_lists_exactly_the_added_and_removed(repo: Path, run_cli: RunCli) -> None:
     spec = repo / "specs" / "spec.yaml"
     before = {p.key: p for p in iter_plan(load_spec(spec))}
     edit(repo)
     after = {p.key: p for p in iter_plan(load_spec(spec))}
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--json")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--json")
 
     assert (code, err) == (0, "")
     lines = [json.loads(line) for line in out.splitlines()]
@@ -139,14 +114,14 @@ def words_key(spec: Path, question: str) -> str:
     )
 
 
-def test_the_text_and_the_markdown(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_text_and_the_markdown(repo: Path, run_cli: RunCli, git: Git) -> None:
     spec = repo / "specs" / "spec.yaml"
     commit = git(repo, "rev-parse", "HEAD").strip()[:12]
     removed_key = words_key(spec, "how?")
     (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n{"q": "what | when?"}\n')
     key = words_key(spec, "what | when?")
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD")
     assert (code, err) == (0, "")
     assert out == (
         f"{spec} against HEAD ({commit})\n"
@@ -160,7 +135,7 @@ def test_the_text_and_the_markdown(repo: Path, capsys: pytest.CaptureFixture[str
         "total: 1 added, 0 changed, 1 removed, 9 unchanged\n"
     )
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--markdown")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--markdown")
     assert (code, err) == (0, "")
     assert out == (
         f"### batchrun plan: `{spec}` against `HEAD` ({commit})\n"
@@ -189,9 +164,7 @@ def test_the_text_and_the_markdown(repo: Path, capsys: pytest.CaptureFixture[str
     )
 
 
-def test_predict_time_to_expect_from_the_manifest(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_predict_time_to_expect_from_the_manifest(repo: Path, run_cli: RunCli) -> None:
     spec_path = repo / "specs" / "spec.yaml"
     spec = load_spec(spec_path)
     spec.output.mkdir(parents=True)
@@ -206,7 +179,7 @@ def test_predict_time_to_expect_from_the_manifest(
     (spec.output / "manifest.jsonl").write_text(text)
     edit(repo)
 
-    code, out, err = run(capsys, "plan", str(spec_path), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(spec_path), "--diff", "HEAD")
 
     assert (code, err) == (0, "")
     # 8 added img predictions at the mean of 2, 2, 4, 4 seconds: 24 seconds.
@@ -217,54 +190,52 @@ def test_predict_time_to_expect_from_the_manifest(
         "recorded runs)\n"
     ) in out
     assert sum(line.endswith("  (recorded)") for line in out.splitlines()) == 2
-    code, out, err = run(capsys, "plan", str(spec_path), "--diff", "HEAD", "--json")
+    code, out, err = run_cli("plan", str(spec_path), "--diff", "HEAD", "--json")
     removed = [json.loads(line) for line in out.splitlines() if '"removed"' in line]
     ran = sorted((d["vars"]["style"], d["vars"]["seed"]) for d in removed if d["recorded"])
     assert ran == [("oil", 1), ("oil", 1)]
 
 
-def test_a_spec_new_in_the_pull_request(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_spec_new_in_the_pull_request(repo: Path, run_cli: RunCli) -> None:
     spec = write_spec(
         repo / "specs", "batchrun: 1\njobs: [{model: a/b, input: {x: 1}}]\n", "new.yaml"
     )
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--json")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--json")
 
     assert (code, err) == (0, "")
     assert [json.loads(line)["change"] for line in out.splitlines()] == ["added"]
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD")
     assert "(the spec is not in HEAD: every prediction is added)\n" in out
 
 
-def test_files_marked_export_ignore_are_read_too(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_files_marked_export_ignore_are_read_too(repo: Path, run_cli: RunCli, git: Git) -> None:
     # `git archive` would leave this value file out; the revision's spec reads it all the same.
     (repo / ".gitattributes").write_text("shared/** export-ignore\n")
     git(repo, "add", ".gitattributes")
     git(repo, "commit", "-q", "-m", "attributes")
     spec = repo / "specs" / "spec.yaml"
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD")
 
     assert (code, err) == (0, "")
     assert out.endswith("total: 0 added, 0 changed, 0 removed, 10 unchanged\n")
 
 
-def test_errors(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors(repo: Path, tmp_path: Path, run_cli: RunCli) -> None:
     spec = repo / "specs" / "spec.yaml"
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "nope")
+    code, out, err = run_cli("plan", str(spec), "--diff", "nope")
     assert (code, out) == (2, "")
     assert err == f"batchrun: --diff nope: no such git revision in {repo}\n"
 
     outside = write_spec(tmp_path, "batchrun: 1\njobs: [{model: a/b, input: {x: 1}}]\n")
-    code, out, err = run(capsys, "plan", str(outside), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(outside), "--diff", "HEAD")
     assert (code, out, err) == (2, "", f"batchrun: --diff: {outside} is not in a git repository\n")
 
-    code, out, err = run(capsys, "plan", str(spec), "--markdown")
+    code, out, err = run_cli("plan", str(spec), "--markdown")
     assert (code, err) == (2, "batchrun: --markdown shows a diff: use it with --diff REV\n")
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--shard", "1/2")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--shard", "1/2")
     said = "batchrun: --diff compares whole plans; it takes no --shard, --sample or --limit\n"
     assert (code, err) == (2, said)
 
@@ -290,7 +261,7 @@ SWEEP = """
 
 
 @pytest.fixture
-def sweep(tmp_path: Path) -> Path:
+def sweep(tmp_path: Path, git: Git) -> Path:
     """A repo whose spec sweeps 24 images and 2 questions, committed."""
     repo = tmp_path / "sweep"
     (repo / "specs").mkdir(parents=True)
@@ -307,14 +278,12 @@ def detailed(spec: Path) -> None:
     spec.write_text(text)
 
 
-def test_a_template_edit_is_24_changed_predictions_in_json(
-    sweep: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_template_edit_is_24_changed_predictions_in_json(sweep: Path, run_cli: RunCli) -> None:
     before = {(p.job, json.dumps(p.vars)): p for p in iter_plan(load_spec(sweep))}
     detailed(sweep)
     after = {(p.job, json.dumps(p.vars)): p for p in iter_plan(load_spec(sweep))}
 
-    code, out, err = run(capsys, "plan", str(sweep), "--diff", "HEAD", "--json")
+    code, out, err = run_cli("plan", str(sweep), "--diff", "HEAD", "--json")
 
     assert (code, err) == (0, "")
     lines = [json.loads(line) for line in out.splitlines()]
@@ -333,11 +302,11 @@ def test_a_template_edit_is_24_changed_predictions_in_json(
 
 
 def test_a_template_edit_shows_once_with_its_rows_folded_under_it(
-    sweep: Path, capsys: pytest.CaptureFixture[str]
+    sweep: Path, run_cli: RunCli
 ) -> None:
     detailed(sweep)
 
-    code, out, err = run(capsys, "plan", str(sweep), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(sweep), "--diff", "HEAD")
 
     assert (code, err) == (0, "")
     assert "job img: 0 added, 24 changed, 0 removed, 0 unchanged\n" in out
@@ -352,7 +321,7 @@ def test_a_template_edit_shows_once_with_its_rows_folded_under_it(
     assert rows[0].endswith("  {subject: a fox, style: ink, seed: 1}")
     assert out.endswith("total: 0 added, 24 changed, 0 removed, 2 unchanged\n")
 
-    code, out, err = run(capsys, "plan", str(sweep), "--diff", "HEAD", "--markdown")
+    code, out, err = run_cli("plan", str(sweep), "--diff", "HEAD", "--markdown")
     assert (code, err) == (0, "")
     assert "| `img` | 0 | 24 | 0 | 0 | no recorded runs |\n" in out
     assert out.count("input.prompt</code>:") == 1
@@ -366,17 +335,15 @@ def test_a_template_edit_shows_once_with_its_rows_folded_under_it(
     assert sum(line.startswith("| `") for line in folded.splitlines()) == 24
 
 
-def test_a_new_model_for_a_job_is_a_change_of_target(
-    sweep: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_new_model_for_a_job_is_a_change_of_target(sweep: Path, run_cli: RunCli) -> None:
     sweep.write_text(sweep.read_text().replace("acme/writer", "acme/writer-2"))
 
-    code, out, err = run(capsys, "plan", str(sweep), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(sweep), "--diff", "HEAD")
 
     assert (code, err) == (0, "")
     assert "job words: 0 added, 2 changed, 0 removed, 0 unchanged\n" in out
     assert "  ~ target: 'acme/writer' → 'acme/writer-2'  (2 predictions)\n" in out
-    code, out, err = run(capsys, "plan", str(sweep), "--diff", "HEAD", "--json")
+    code, out, err = run_cli("plan", str(sweep), "--diff", "HEAD", "--json")
     line = json.loads(out.splitlines()[0])
     assert (line["before_target"], line["target"]) == (
         {"model": "acme/writer"},
@@ -386,9 +353,7 @@ def test_a_new_model_for_a_job_is_a_change_of_target(
     assert line["before"] == line["input"]
 
 
-def test_a_changed_file_shows_each_rows_values(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_changed_file_shows_each_rows_values(tmp_path: Path, run_cli: RunCli, git: Git) -> None:
     repo = tmp_path / "files"
     (repo / "specs" / "in").mkdir(parents=True)
     (repo / "specs" / "in" / "a.txt").write_text("one")
@@ -408,7 +373,7 @@ def test_a_changed_file_shows_each_rows_values(
     git(repo, "commit", "-q", "-m", "first")
     (repo / "specs" / "in" / "a.txt").write_text("two!")
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD")
 
     assert (code, err) == (0, "")
     assert (
@@ -423,7 +388,7 @@ def test_a_changed_file_shows_each_rows_values(
 
 
 def test_the_markdown_stays_within_githubs_limit_and_says_what_it_left_out(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: RunCli, git: Git
 ) -> None:
     repo = tmp_path / "big"
     (repo / "specs").mkdir(parents=True)
@@ -450,7 +415,7 @@ def test_the_markdown_stays_within_githubs_limit_and_says_what_it_left_out(
     git(repo, "commit", "-q", "-m", "first")
     spec.write_text(spec.read_text().replace("[0, 400]", "[400, 800]").replace("acme/w", "acme/v"))
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--markdown")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--markdown")
 
     assert (code, err) == (0, "")
     assert len(out) <= 60_000 < 65_536
@@ -465,16 +430,14 @@ def test_the_markdown_stays_within_githubs_limit_and_says_what_it_left_out(
 # --- a base that does not load -------------------------------------------------------------
 
 
-def test_a_base_that_does_not_load_compares_as_empty(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_base_that_does_not_load_compares_as_empty(repo: Path, run_cli: RunCli, git: Git) -> None:
     spec = repo / "specs" / "spec.yaml"
     good = spec.read_text()
     spec.write_text(good.replace("batchrun: 1", "batchrun: 1\nbogus: 2"))
     git(repo, "commit", "-q", "-am", "broken")
     spec.write_text(good)
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD")
 
     assert (code, err) == (0, "")
     note = [line for line in out.splitlines() if "does not load" in line]
@@ -485,11 +448,11 @@ def test_a_base_that_does_not_load_compares_as_empty(
     )
     assert out.endswith("total: 10 added, 0 changed, 0 removed, 0 unchanged\n")
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--markdown")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--markdown")
     assert code == 0
     assert "The spec at HEAD does not load, so every prediction counts as added: " in out
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD", "--json")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--json")
     assert code == 0
     assert err.startswith("batchrun: the spec at HEAD does not load, so every prediction")
     assert err.count("\n") == 1
@@ -497,14 +460,14 @@ def test_a_base_that_does_not_load_compares_as_empty(
 
 
 def test_a_base_missing_a_file_it_names_compares_as_empty(
-    repo: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, run_cli: RunCli, git: Git
 ) -> None:
     git(repo, "rm", "-q", "specs/questions.jsonl")
     git(repo, "commit", "-q", "-m", "the value file is gone")
     (repo / "specs" / "questions.jsonl").write_text('{"q": "why?"}\n')
     spec = repo / "specs" / "spec.yaml"
 
-    code, out, err = run(capsys, "plan", str(spec), "--diff", "HEAD")
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD")
 
     assert (code, err) == (0, "")
     assert "(the spec at HEAD does not load, so every prediction counts as added: " in out

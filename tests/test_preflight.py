@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, wait_for, write_spec
+from runs import TOKEN, RunCli, wait_for, write_spec
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
@@ -20,20 +20,15 @@ def creates(sandbox: Sandbox) -> int:
     return int(sandbox.state.snapshot()["creates"])
 
 
-def cli(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str
-) -> tuple[int, str, str]:
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_field_the_files_template_cannot_fill_sends_nothing(
     tmp_path: Path,
     sandbox: Sandbox,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     (tmp_path / "subjects.txt").write_text("a red fox\nan old lighthouse\n")
     spec = write_spec(
@@ -55,9 +50,9 @@ def test_a_field_the_files_template_cannot_fill_sends_nothing(
         " {subject: a red fox, seed: 1} of job 'painter'"
     )
     for command in ("validate", "plan"):
-        code, _, err = cli(capsys, monkeypatch, command, str(spec))
+        code, _, err = run_cli(command, str(spec))
         assert (code, err.splitlines()[0]) == (2, message)
-    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert (code, err.splitlines()[0]) == (2, message)
     assert creates(sandbox) == 0
 
@@ -90,8 +85,7 @@ def test_path_fields_name_files_after_their_inputs(
 def test_two_keys_mapped_to_one_file_send_nothing(
     tmp_path: Path,
     sandbox: Sandbox,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     spec = write_spec(
         tmp_path,
@@ -106,17 +100,17 @@ def test_two_keys_mapped_to_one_file_send_nothing(
               seed: [1, 2, 3]
         """,
     )
-    code, _, err = cli(capsys, monkeypatch, "validate", str(spec))
+    code, _, err = run_cli("validate", str(spec))
     assert code == 2
     assert err.count("this template names the files of the row") == 2
-    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert code == 2
     assert "{subject: a red fox, seed: 2} and of the row {subject: a red fox, seed: 1}" in err
     assert creates(sandbox) == 0
 
 
 def test_every_duplicate_csv_row_is_reported_in_one_pass_at_its_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     prompts = [f"prompt {i}" for i in range(20)] + [f"prompt {i}" for i in range(13)]
     (tmp_path / "rows.csv").write_text(
@@ -133,7 +127,7 @@ def test_every_duplicate_csv_row_is_reported_in_one_pass_at_its_line(
               row: {csv: rows.csv}
         """,
     )
-    code, _, err = cli(capsys, monkeypatch, "validate", str(spec))
+    code, _, err = run_cli("validate", str(spec))
     assert code == 2
     lines = err.splitlines()
     assert lines[-1] == f"{spec}: 13 errors"
@@ -175,8 +169,7 @@ jobs:
 def test_a_misspelled_model_is_found_before_any_create(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     sandbox = make_sandbox(only_models=["black-forest-labs/flux-schnell"])
     spec = write_spec(tmp_path, SWEEP.format(model="black-forest-labs/flux-schnel", extra=""))
@@ -185,13 +178,11 @@ def test_a_misspelled_model_is_found_before_any_create(
         " black-forest-labs/flux-schnel; check its spelling (and SPEC.lock, if it pins one),"
         " and the base URL: a proxy serves the API under a path, like https://host/replicate"
     )
-    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert (code, err.splitlines()) == (2, [message, NOTHING_SENT])
-    code, _, err = cli(
-        capsys, monkeypatch, "validate", "--online", "--base-url", sandbox.base_url, str(spec)
-    )
+    code, _, err = run_cli("validate", "--online", "--base-url", sandbox.base_url, str(spec))
     assert (code, err.splitlines()) == (2, [message, f"{spec}: 1 error"])
-    code, _, err = cli(capsys, monkeypatch, "lock", str(spec), "--base-url", sandbox.base_url)
+    code, _, err = run_cli("lock", str(spec), "--base-url", sandbox.base_url)
     lock_message = message.replace(" (and SPEC.lock, if it pins one)", "")
     assert (code, err.splitlines()) == (2, [lock_message, NOTHING_SENT])
     assert create_requests(sandbox) == 0
@@ -200,15 +191,14 @@ def test_a_misspelled_model_is_found_before_any_create(
 def test_without_a_models_endpoint_one_create_probes_the_target(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     # A proxy: no models endpoint, no list of predictions, and this model is not served.
     sandbox = make_sandbox(
         only_models=["black-forest-labs/flux-schnell"], models_endpoint=False, list_endpoint=False
     )
     spec = write_spec(tmp_path, SWEEP.format(model="black-forest-labs/flux-schnel", extra=""))
-    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert code == 1
     lines = err.splitlines()
     assert lines[0] == (
@@ -226,7 +216,7 @@ def test_without_a_models_endpoint_one_create_probes_the_target(
     assert "  19 not started (stopped); run again to continue" in lines
     assert creates_received(sandbox, 1) == 1
     # `lock` on such a proxy: nothing to pin, and no failure.
-    code, out, _ = cli(capsys, monkeypatch, "lock", str(spec), "--base-url", sandbox.base_url)
+    code, out, _ = run_cli("lock", str(spec), "--base-url", sandbox.base_url)
     assert code == 0
     assert "unpinned: the API has no models endpoint" in out
 
@@ -234,12 +224,11 @@ def test_without_a_models_endpoint_one_create_probes_the_target(
 def test_a_base_url_without_the_proxy_prefix_costs_one_create(
     tmp_path: Path,
     sandbox: Sandbox,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     spec = write_spec(tmp_path, SWEEP.format(model="acme/painter", extra=""))
     wrong = sandbox.base_url + "/replicate"
-    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", wrong)
+    code, _, err = run_cli("run", str(spec), "--base-url", wrong)
     assert code == 1
     assert "  19 not started (stopped); run again to continue" in err.splitlines()
     assert f"the API at {wrong} has no model acme/painter" in err
@@ -282,12 +271,11 @@ def test_a_wrong_token_costs_nothing_and_names_its_variable(
 def test_a_misspelled_input_is_found_with_a_did_you_mean(
     tmp_path: Path,
     sandbox: Sandbox,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     extra = ', aspect_ration: "1:1", num_inference_steps: "${i}", output_format: gif'
     spec = write_spec(tmp_path, SWEEP.format(model="acme/strict-painter", extra=extra))
-    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert code == 2
     assert err.splitlines() == [
         f"{spec}:4:45: jobs[0].input.aspect_ration: the model acme/strict-painter has no input"
@@ -302,12 +290,10 @@ def test_a_misspelled_input_is_found_with_a_did_you_mean(
         "batchrun: 4 errors in the spec; nothing was sent",
     ]
     assert create_requests(sandbox) == 0
-    code, _, err = cli(
-        capsys, monkeypatch, "plan", "--online", "--base-url", sandbox.base_url, str(spec)
-    )
+    code, _, err = run_cli("plan", "--online", "--base-url", sandbox.base_url, str(spec))
     assert code == 2
     assert "did you mean 'aspect_ratio'?" in err
-    code, _, _ = cli(capsys, monkeypatch, "plan", str(spec))
+    code, _, _ = run_cli("plan", str(spec))
     assert code == 0  # without --online, plan sends nothing
     assert create_requests(sandbox) == 0
 
@@ -315,12 +301,11 @@ def test_a_misspelled_input_is_found_with_a_did_you_mean(
 def test_the_same_field_refused_three_times_stops_the_job(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     sandbox = make_sandbox(models_endpoint=False)  # no schema to check against
     spec = write_spec(tmp_path, SWEEP.format(model="acme/painter", extra=", num_outputs: 9"))
-    code, _, err = cli(capsys, monkeypatch, "run", str(spec), "--base-url", sandbox.base_url)
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert code == 1
     assert creates_received(sandbox, 3) == 3
     assert "  17 not started (stopped); run again to continue" in err.splitlines()
@@ -330,14 +315,13 @@ def test_the_same_field_refused_three_times_stops_the_job(
 def test_a_resume_does_not_ask_the_api_again(
     tmp_path: Path,
     sandbox: Sandbox,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: RunCli,
 ) -> None:
     spec = write_spec(tmp_path, SWEEP.format(model="acme/painter", extra=""))
     argv = ["run", str(spec), "--base-url", sandbox.base_url, "--limit", "5"]
-    assert cli(capsys, monkeypatch, *argv)[0] == 0
+    assert run_cli(*argv)[0] == 0
     asked = sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"]
     assert asked == 1
-    assert cli(capsys, monkeypatch, *argv[:-2])[0] == 0
+    assert run_cli(*argv[:-2])[0] == 0
     assert sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"] == asked
     assert int(sandbox.state.snapshot()["creates"]) == 20

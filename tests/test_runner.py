@@ -359,6 +359,7 @@ def test_no_download_records_the_urls_and_a_later_run_fetches_them(
     assert assert_files_intact(tmp_path / "run") == 3
 
 
+@pytest.mark.slow
 def test_example_specs_run_on_the_sandbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from runs import records, run_spec, write_spec
 
 from batchrun.sandbox import Sandbox
@@ -25,6 +26,7 @@ def many(folder: Path, count: int, concurrency: int) -> Path:
     )
 
 
+@pytest.mark.slow
 def test_with_the_servers_own_limit_few_requests_are_refused(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
@@ -39,6 +41,7 @@ def test_with_the_servers_own_limit_few_requests_are_refused(
     assert summary.wall_time >= 4.9
 
 
+@pytest.mark.slow
 def test_a_much_lower_server_limit_slows_the_run_instead_of_failing_it(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from runs import run_spec, write_spec
+from runs import RunCli, run_spec, write_spec
 
-from batchrun.cli import main
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
@@ -35,38 +34,30 @@ def edited(tmp_path: Path, sandbox: Sandbox) -> Path:
     return spec
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_status_counts_the_current_spec(edited: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_counts_the_current_spec(edited: Path, run_cli: RunCli) -> None:
     run_dir = load_spec(edited).output
     # Planned now: fox and boat recorded, bell never run: the plan is not done (exit 1).
-    code, out, err = cli(capsys, "status", str(edited), "--json")
+    code, out, err = run_cli("status", str(edited), "--json")
     assert (code, err) == (1, "")
     data = json.loads(out)
     assert (data["total"], data["not_in_spec"], data["not_in_spec_counted"]) == (2, 2, False)
     assert (data["planned"], data["done"], data["not_started"]) == (3, 2, 1)
-    code, out, err = cli(capsys, "status", str(run_dir))
+    code, out, err = run_cli("status", str(run_dir))
     assert (code, err) == (1, "")
     assert out.splitlines()[0] == f"{run_dir}: 2 predictions in 1 manifest"
     assert "2 of 3 done, 1 not started" in out.splitlines()
     assert out.splitlines()[-1] == (
         "2 recorded predictions the spec no longer plans are not counted (--all counts them)"
     )
-    code, out, err = cli(capsys, "status", str(edited), "--all", "--json")
+    code, out, err = run_cli("status", str(edited), "--all", "--json")
     assert (code, err) == (1, "")
     data = json.loads(out)
     assert (data["total"], data["not_in_spec"], data["not_in_spec_counted"]) == (4, 2, True)
     assert data["states"]["done"] == 4  # the two the spec no longer plans count, with --all
 
 
-def test_export_and_report_follow_the_same_scope(
-    edited: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, err = cli(capsys, "export", str(edited), "--format", "jsonl", "--to", "-")
+def test_export_and_report_follow_the_same_scope(edited: Path, run_cli: RunCli) -> None:
+    code, out, err = run_cli("export", str(edited), "--format", "jsonl", "--to", "-")
     assert sorted(json.loads(line)["subject"] for line in out.splitlines()) == ["a boat", "a fox"]
     assert err == (
         "batchrun: wrote 2 rows to stdout\n"
@@ -74,15 +65,15 @@ def test_export_and_report_follow_the_same_scope(
         "batchrun: 2 recorded predictions the spec no longer plans are not counted "
         "(--all counts them)\n"
     )
-    code, out, err = cli(capsys, "export", str(edited), "--format", "jsonl", "--to", "-", "--all")
+    code, out, err = run_cli("export", str(edited), "--format", "jsonl", "--to", "-", "--all")
     subjects = sorted(json.loads(line)["subject"] for line in out.splitlines())
     assert subjects == ["a boat", "a crane", "a fox", "a kite"]
 
-    code, out, err = cli(capsys, "report", str(edited))
+    code, out, err = run_cli("report", str(edited))
     page = Path(out.strip()).read_text()
     assert "a kite" not in page
     assert "2 recorded predictions the spec no longer plans are not counted" in page
-    code, out, err = cli(capsys, "report", str(edited), "--all")
+    code, out, err = run_cli("report", str(edited), "--all")
     assert (code, err) == (0, "")
     page = Path(out.strip()).read_text()
     assert "a kite" in page
@@ -90,22 +81,20 @@ def test_export_and_report_follow_the_same_scope(
 
 
 def test_an_hf_export_with_all_counts_the_plan_and_the_rest_apart(
-    edited: Path, capsys: pytest.CaptureFixture[str]
+    edited: Path, run_cli: RunCli
 ) -> None:
     dest = edited.parent / "dataset"
-    code, _, _ = cli(capsys, "export", str(edited), "--format", "hf", "--to", str(dest), "--all")
+    code, _, _ = run_cli("export", str(edited), "--format", "hf", "--to", str(dest), "--all")
     assert code == 0
     card = (dest / "README.md").read_text()
     assert "2 of the 3 planned predictions are here; missing: 1 not started." in card
     assert "Also here: 2 predictions the spec no longer plans (`--all`)." in card
 
 
-def test_without_its_spec_every_record_counts(
-    edited: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_without_its_spec_every_record_counts(edited: Path, run_cli: RunCli) -> None:
     run_dir = load_spec(edited).output
     edited.unlink()
-    code, out, err = cli(capsys, "status", str(run_dir))
+    code, out, err = run_cli("status", str(run_dir))
     assert (code, err) == (0, "")
     assert out.splitlines()[0] == f"{run_dir}: 4 predictions in 1 manifest"
     assert (

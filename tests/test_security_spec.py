@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from hostile import hostile
+from runs import RunCli
 
 from batchrun.api.endpoint import resolve_endpoint
-from batchrun.cli import main
 from batchrun.errors import SpecError
 from batchrun.spec.load import load_spec
 
@@ -77,12 +77,6 @@ EVIL = (
 )
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
@@ -91,12 +85,10 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("secrets")
-def test_a_spec_alone_cannot_send_a_secret_elsewhere(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_spec_alone_cannot_send_a_secret_elsewhere(tmp_path: Path, run_cli: RunCli) -> None:
     with hostile(lambda request, conn: None) as server:
         spec = write(tmp_path, EVIL.format(url=server.url, env="GITHUB_TOKEN"))
-        code, _, err = cli(capsys, "run", str(spec))
+        code, _, err = run_cli("run", str(spec))
         assert server.requests == []
     assert code == 2
     assert err == (
@@ -110,11 +102,11 @@ def test_a_spec_alone_cannot_send_a_secret_elsewhere(
 
 @pytest.mark.usefixtures("secrets")
 def test_the_user_choosing_the_host_does_not_choose_the_secret(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     with hostile(lambda request, conn: None) as server:
         spec = write(tmp_path, EVIL.format(url="http://elsewhere.test", env="GITHUB_TOKEN"))
-        code, _, err = cli(capsys, "lock", str(spec), "--base-url", server.url)
+        code, _, err = run_cli("lock", str(spec), "--base-url", server.url)
         assert server.requests == []
     assert code == 2
     assert err.startswith("batchrun: the spec names token_env GITHUB_TOKEN, which is not meant")
@@ -122,10 +114,10 @@ def test_the_user_choosing_the_host_does_not_choose_the_secret(
 
 @pytest.mark.usefixtures("secrets")
 def test_validate_and_plan_show_the_api_and_the_token_variable(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     spec = write(tmp_path, EVIL.format(url="http://evil.test", env="STAGING_REPLICATE_TOKEN"))
-    code, out, _ = cli(capsys, "validate", str(spec))
+    code, out, _ = run_cli("validate", str(spec))
     assert code == 0
     assert out.splitlines() == [
         f"{spec}: ok (1 prediction in 1 job); API http://evil.test (the spec's base_url), "
@@ -134,7 +126,7 @@ def test_validate_and_plan_show_the_api_and_the_token_variable(
         "alone does not choose where the token goes: pass --base-url http://evil.test (or "
         "--allow-spec-base-url) to use it",
     ]
-    code, out, _ = cli(capsys, "plan", str(spec))
+    code, out, _ = run_cli("plan", str(spec))
     assert code == 0
     assert (
         "api: http://evil.test (the spec's base_url), token from $STAGING_REPLICATE_TOKEN "
@@ -230,16 +222,14 @@ def test_a_file_input_outside_and_a_committed_link_to_it_are_refused(tmp_path: P
     )
 
 
-def test_a_templated_file_outside_is_refused_row_by_row(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_templated_file_outside_is_refused_row_by_row(tmp_path: Path, run_cli: RunCli) -> None:
     spec, secret = outside_case(tmp_path, "")
     body = HEAD + f"    input: {{image: {{file: '${{f}}'}}}}\n    matrix:\n      f: ['{secret}']\n"
     write(spec.parent, body)
-    code, _, err = cli(capsys, "validate", str(spec))
+    code, _, err = run_cli("validate", str(spec))
     assert code == 2
     assert f"'{secret}' is outside the spec's folder; batchrun reads it only when" in err
-    code, _, err = cli(capsys, "validate", str(spec), "--allow-outside", str(tmp_path))
+    code, _, err = run_cli("validate", str(spec), "--allow-outside", str(tmp_path))
     assert (code, err) == (0, "")
 
 
@@ -255,27 +245,23 @@ def test_output_outside_the_spec_folder_needs_the_command_line(
 
 
 @pytest.mark.usefixtures("secrets")
-def test_plan_lists_what_the_command_line_allowed_outside(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_plan_lists_what_the_command_line_allowed_outside(tmp_path: Path, run_cli: RunCli) -> None:
     spec, secret = outside_case(tmp_path, "")
     body = HEAD + f"    input: {{p: '${{v}}'}}\n    matrix:\n      v: {{lines: {secret}}}\n"
     write(spec.parent, body)
-    code, out, err = cli(capsys, "plan", str(spec), "--allow-outside", str(secret))
+    code, out, err = run_cli("plan", str(spec), "--allow-outside", str(secret))
     assert (code, err) == (0, "")
     assert f"outside the spec's folder (allowed): {secret}" in out.splitlines()
 
 
-def test_a_huge_matrix_is_refused_before_a_row_is_walked(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_huge_matrix_is_refused_before_a_row_is_walked(tmp_path: Path, run_cli: RunCli) -> None:
     body = (
         HEAD + "    input: {prompt: '${a} ${b}'}\n    matrix:\n"
         "      a: {range: [0, 1000000]}\n      b: {range: [0, 1000000]}\n"
     )
     spec = write(tmp_path, body)
     started = time.monotonic()
-    code, _, err = cli(capsys, "plan", str(spec))
+    code, _, err = run_cli("plan", str(spec))
     assert time.monotonic() - started < 5
     assert code == 2
     assert err == (
@@ -285,17 +271,15 @@ def test_a_huge_matrix_is_refused_before_a_row_is_walked(
         "batchrun: 1 error in the spec; nothing was sent\n"
     )
     small = write(tmp_path, body.replace("1000000]", "50]"), "small.yaml")
-    code, _, err = cli(capsys, "validate", str(small), "--max-predictions", "2000")
+    code, _, err = run_cli("validate", str(small), "--max-predictions", "2000")
     assert code == 2
     assert "more than the limit of 2,000; pass --max-predictions 2500 to plan them all" in err
-    code, out, _ = cli(capsys, "validate", str(small), "--max-predictions", "2500")
+    code, out, _ = run_cli("validate", str(small), "--max-predictions", "2500")
     assert code == 0
     assert out.startswith(f"{small}: ok (2,500 predictions in 1 job)")
 
 
-def test_plan_diff_gives_the_revision_the_same_allowances(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_plan_diff_gives_the_revision_the_same_allowances(tmp_path: Path, run_cli: RunCli) -> None:
     repo = tmp_path / "repo"
     (repo / "shared").mkdir(parents=True)
     (repo / "shared" / "styles.txt").write_text("ink\noil\n")
@@ -310,10 +294,10 @@ def test_plan_diff_gives_the_revision_the_same_allowances(
             check=True,
         )
     (repo / "shared" / "styles.txt").write_text("ink\nchalk\n")
-    code, _, err = cli(capsys, "plan", str(spec), "--diff", "HEAD")
+    code, _, err = run_cli("plan", str(spec), "--diff", "HEAD")
     assert code == 2
     assert "'../shared/styles.txt' is outside the spec's folder" in err
     allow = str(repo / "shared")
-    code, out, err = cli(capsys, "plan", str(spec), "--diff", "HEAD", "--allow-outside", allow)
+    code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--allow-outside", allow)
     assert (code, err) == (0, "")
     assert "job flux: 1 added, 0 changed, 1 removed, 1 unchanged" in out

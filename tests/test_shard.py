@@ -24,6 +24,7 @@ jobs:
 """
 
 
+@pytest.mark.slow
 def test_two_shards_one_after_the_other_equal_one_unsharded_run(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:

@@ -76,6 +76,7 @@ def test_a_shard_takes_its_share_of_the_rate_and_says_so(
     ) in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_shards_running_at_once_on_one_account_stay_under_its_limit(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from runs import write_spec
 
 from batchrun.errors import SpecError
 from batchrun.spec.load import Rate, Spec, load_spec
@@ -19,24 +20,8 @@ TOKEN_MESSAGE = (
 )
 
 
-@pytest.fixture
-def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def write(folder: Path, text: str, files: dict[str, str] | None = None) -> Path:
-    for name, content in (files or {}).items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-    spec = folder / "spec.yaml"
-    spec.write_text(text, encoding="utf-8")
-    return spec
-
-
 def errors(folder: Path, text: str, files: dict[str, str] | None = None) -> list[str]:
-    write(folder, text, files)
+    write_spec(folder, text, files=files, as_is=True)
     with pytest.raises(SpecError) as caught:
         load_spec("spec.yaml")
     return [str(issue) for issue in caught.value.issues]
@@ -46,7 +31,7 @@ JOB = "batchrun: 1\njobs:\n  - model: acme/flux\n"
 
 
 def test_defaults(folder: Path) -> None:
-    path = write(folder, JOB + "    input: {prompt: hi}\n")
+    path = write_spec(folder, JOB + "    input: {prompt: hi}\n", as_is=True)
     spec = load_spec("spec.yaml")
     assert spec == Spec(
         path=path,
@@ -75,12 +60,13 @@ def test_defaults(folder: Path) -> None:
 
 
 def test_every_setting(folder: Path) -> None:
-    write(
+    write_spec(
         folder,
         "batchrun: 1\nname: portraits\nbase_url: https://proxy.example/replicate\n"
         "token_env: MY_TOKEN\nconcurrency: 8\nrate: 2.5/s\nrequests: 100/h\nwait: 30\n"
         "output: out/here\nfiles: '${job}/${key}${ext}'\n"
         "jobs:\n  - deployment: acme/dep\n    concurrency: 2\n    repeat: 3\n    input: {}\n",
+        as_is=True,
     )
     spec = load_spec("spec.yaml")
     assert (spec.name, spec.base_url, spec.token_env) == (
@@ -120,7 +106,7 @@ def test_rates_that_do_not_parse(text: str, message: str) -> None:
 
 
 def test_job_ids_are_derived_from_the_target(folder: Path) -> None:
-    write(
+    write_spec(
         folder,
         "batchrun: 1\njobs:\n"
         "  - {model: black-forest-labs/flux-schnell, input: {}}\n"
@@ -128,6 +114,7 @@ def test_job_ids_are_derived_from_the_target(folder: Path) -> None:
         f"  - {{version: '{VERSION}', input: {{}}}}\n"
         "  - {deployment: acme/my-flux, input: {}}\n"
         "  - {id: mine, model: acme/flux-schnell, input: {}}\n",
+        as_is=True,
     )
     ids = [job.id for job in load_spec("spec.yaml").jobs]
     assert ids == ["flux-schnell", "flux-lora", "v-2a6b576a", "my-flux", "mine"]
@@ -217,7 +204,7 @@ def test_include_keys_and_builtins_are_known_variables(folder: Path) -> None:
         JOB + "    input: {p: '${a} ${extra} ${repeat} ${job}'}\n    matrix: {a: [1, 2]}\n"
         "    include: [{extra: 1}]\n"
     )
-    write(folder, text)
+    write_spec(folder, text, as_is=True)
     assert load_spec("spec.yaml").jobs[0].variables == frozenset({"a", "extra"})
 
 

@@ -193,6 +193,7 @@ def write(folder: Path, text: str, files: dict[str, str]) -> Path:
     return path
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=specs, files=file_texts)
 def test_random_specs_raise_only_placed_spec_errors(
@@ -201,6 +202,7 @@ def test_random_specs_raise_only_placed_spec_errors(
     load_and_plan(write(folder, yaml.safe_dump(spec, allow_unicode=True), files))
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     spec=specs,
@@ -218,6 +220,7 @@ def test_damaged_yaml_raises_only_placed_spec_errors(
 
 # Derandomized: the companion test below checks which outcomes these examples reached, and
 # that must not depend on the luck of the draw.
+@pytest.mark.slow
 @settings(
     max_examples=200,
     deadline=None,

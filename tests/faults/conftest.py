@@ -4,6 +4,10 @@ Every scenario ends with each planned key in the manifest exactly once with a te
 (succeeded, or the failure the fault caused), no prediction created twice, and nothing
 half-written in place. At the end of every pytest run that collected them, one line says how
 many scenarios ran and passed: `fault suite: N scenarios, M passed`.
+
+The scenarios time what a run does under faults (a 429 storm that must slow it, a signal that
+must end it at once): they run one after another on one pytest-xdist worker (`--dist loadgroup`,
+the group "faults"), never beside each other.
 """
 
 from __future__ import annotations
@@ -17,15 +21,36 @@ _collected: set[str] = set()
 _passed: set[str] = set()
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # After deselection (-k, -m): only the scenarios this run will actually try.
-    for item in session.items:
-        if HERE in Path(item.path).resolve().parents:
-            _collected.add(item.nodeid)
+SERIAL_GROUP = "faults"
+
+
+def _in_faults(item: pytest.Item) -> bool:
+    return HERE in Path(item.path).resolve().parents
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist names the groups in the node ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _in_faults(item):
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
+            item.add_marker(pytest.mark.slow)  # seconds each, and all on one worker: first
+
+
+_prefix: list[str] = []  # this folder as node ids begin with it
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _prefix[:] = [HERE.relative_to(config.rootpath).as_posix() + "/"]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.nodeid in _collected and report.when == "call" and report.passed:
+    # Reports reach the controller of an xdist run too, where nothing was collected: a
+    # scenario is counted when its setup is reported (after -k and -m deselected the rest).
+    if not _prefix or not report.nodeid.startswith(_prefix[0]):
+        return
+    if report.when == "setup":
+        _collected.add(report.nodeid)
+    if report.when == "call" and report.passed:
         _passed.add(report.nodeid)
 
 
