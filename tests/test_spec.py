@@ -388,7 +388,7 @@ def test_the_example_specs_load(name: str) -> None:
 
 
 def test_license_is_an_identifier_for_the_dataset_card(folder: Path) -> None:
-    write(folder, "license: cc-by-4.0\n" + JOB + "    input: {prompt: hi}\n")
+    write_spec(folder, "license: cc-by-4.0\n" + JOB + "    input: {prompt: hi}\n", as_is=True)
     assert load_spec("spec.yaml").license == "cc-by-4.0"
     assert errors(folder, 'license: "CC BY 4.0\\n---"\n' + JOB + "    input: {prompt: hi}\n") == [
         "spec.yaml:1:10: license: expected a license identifier in lower case, like cc-by-4.0, "

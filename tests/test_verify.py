@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from runs import records, run_spec, write_spec
+from runs import RunCli, records, run_spec, write_spec
 
-from batchrun.cli import main
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
@@ -37,12 +36,6 @@ def sandbox(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
     return make_sandbox(announce=False)
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def ran(tmp_path: Path, sandbox: Sandbox, body: str = SPEC, **options: object) -> Path:
     """The spec, run against the sandbox into the folder it names."""
     spec = write_spec(tmp_path, body)
@@ -56,24 +49,24 @@ def by_job(spec: Path, job: str) -> list[str]:
 
 
 def test_a_whole_run_verifies_by_spec_and_by_folder(
-    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli
 ) -> None:
     spec = ran(tmp_path, sandbox)
     folder = load_spec(spec).output
-    code, out, err = cli(capsys, "verify", str(spec))
+    code, out, err = run_cli("verify", str(spec))
     assert (code, out) == (0, "")
     assert err.startswith(f"batchrun: {folder}: verified: all 5 planned predictions succeeded, ")
     assert "3 files (" in err
     # The folder alone: its manifest names the spec.
-    assert cli(capsys, "verify", str(folder))[:2] == (0, "")
-    code, out, _ = cli(capsys, "verify", str(spec), "--json")
+    assert run_cli("verify", str(folder))[:2] == (0, "")
+    code, out, _ = run_cli("verify", str(spec), "--json")
     found = json.loads(out)
     assert (code, found["ok"], found["kind"], found["planned"]) == (0, True, "run", 5)
     assert (found["succeeded"], found["files"], found["problems"]) == (5, 3, [])
 
 
 def test_a_changed_and_a_missing_file_are_named(
-    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli
 ) -> None:
     spec = ran(tmp_path, sandbox)
     folder = load_spec(spec).output
@@ -85,7 +78,7 @@ def test_a_changed_and_a_missing_file_are_named(
     path.write_bytes(path.read_bytes()[:-1] + b"!")
     (folder / longer.path).write_bytes((folder / longer.path).read_bytes() + b"more")
     (folder / gone.path).unlink()
-    code, out, err = cli(capsys, "verify", str(spec))
+    code, out, err = run_cli("verify", str(spec))
     assert code == 1
     assert sorted(out.splitlines()) == sorted(
         [
@@ -97,7 +90,7 @@ def test_a_changed_and_a_missing_file_are_named(
         ]
     )
     assert err.startswith(f"batchrun: {folder}: 3 problems; 3 files (")
-    code, out, _ = cli(capsys, "verify", str(spec), "--json")
+    code, out, _ = run_cli("verify", str(spec), "--json")
     found = json.loads(out)
     assert (code, found["ok"], found["succeeded"]) == (1, False, 2)
     assert {(p["subject"], p["kind"]) for p in found["problems"]} == {
@@ -108,18 +101,16 @@ def test_a_changed_and_a_missing_file_are_named(
 
 
 def test_a_partial_run_names_every_key_not_done(
-    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli
 ) -> None:
     # Stopped after 2 of 5, as Ctrl-C leaves a run: the rest were never created.
     spec = ran(tmp_path, sandbox, limit=2)
     out_dir = load_spec(spec).output
     done = records(out_dir)
     assert len(done) == 2
-    code, out, err = cli(capsys, "verify", str(spec))
+    code, out, err = run_cli("verify", str(spec))
     assert code == 1
-    planned = [
-        json.loads(line) for line in cli(capsys, "plan", str(spec), "--json")[1].splitlines()
-    ]
+    planned = [json.loads(line) for line in run_cli("plan", str(spec), "--json")[1].splitlines()]
     assert sorted(out.splitlines()) == sorted(
         f"{p['key']}: not started (job {p['job']})" for p in planned if p["key"] not in done
     )
@@ -128,11 +119,11 @@ def test_a_partial_run_names_every_key_not_done(
 
 
 def test_a_failed_prediction_is_a_problem(
-    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli
 ) -> None:
     spec = ran(tmp_path, sandbox, SPEC.replace("s: [succeeded]", "s: [failed]"))
     failed = by_job(spec, "pics")
-    code, out, _ = cli(capsys, "verify", str(spec))
+    code, out, _ = run_cli("verify", str(spec))
     assert code == 1
     assert sorted(out.splitlines()) == [
         f"{key}: failed (job pics): sandbox: failed as asked (sandbox_status)" for key in failed
@@ -140,12 +131,12 @@ def test_a_failed_prediction_is_a_problem(
 
 
 def test_a_dataset_verifies_until_it_is_tampered_with(
-    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli
 ) -> None:
     spec = ran(tmp_path, sandbox)
     dest = tmp_path / "dataset"
-    assert cli(capsys, "export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
-    code, out, err = cli(capsys, "verify", str(dest))
+    assert run_cli("export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
+    code, out, err = run_cli("verify", str(dest))
     assert (code, out) == (0, "")
     assert err.startswith(f"batchrun: {dest}: verified: all 5 planned predictions succeeded, ")
     # 3 pictures, 2 row files and the card
@@ -160,7 +151,7 @@ def test_a_dataset_verifies_until_it_is_tampered_with(
     card = dest / "README.md"
     size = card.stat().st_size
     card.write_text(card.read_text().replace("All 5 planned", "All 50 planned"))  # the card
-    code, out, _ = cli(capsys, "verify", str(dest))
+    code, out, _ = run_cli("verify", str(dest))
     assert code == 1
     assert sorted(out.splitlines()) == sorted(
         [
@@ -180,12 +171,12 @@ def out_line(out: str, subject: str) -> str:
 
 
 def test_a_dataset_of_a_partial_run_does_not_verify(
-    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli
 ) -> None:
     spec = ran(tmp_path, sandbox, limit=3)
     dest = tmp_path / "dataset"
-    assert cli(capsys, "export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
-    code, out, _ = cli(capsys, "verify", str(dest), "--json")
+    assert run_cli("export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
+    code, out, _ = run_cli("verify", str(dest), "--json")
     found = json.loads(out)
     assert (code, found["ok"], found["kind"], found["planned"], found["succeeded"]) == (
         1,
@@ -205,24 +196,24 @@ def test_a_dataset_of_a_partial_run_does_not_verify(
 
 
 def test_what_is_neither_a_run_nor_a_dataset_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
-    assert cli(capsys, "verify", str(tmp_path / "nothing")) == (
+    assert run_cli("verify", str(tmp_path / "nothing")) == (
         2,
         "",
         f"batchrun: {tmp_path / 'nothing'}: no such run folder, spec file or dataset\n",
     )
-    code, _, err = cli(capsys, "verify", str(tmp_path))
+    code, _, err = run_cli("verify", str(tmp_path))
     assert code == 2
     assert "neither a run folder (no manifest) nor a dataset" in err
 
 
 def test_a_record_naming_a_file_outside_the_dataset_is_not_read(
-    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli
 ) -> None:
     spec = ran(tmp_path, sandbox, limit=1)
     dest = tmp_path / "dataset"
-    assert cli(capsys, "export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
+    assert run_cli("export", str(spec), "--format", "hf", "--to", str(dest))[0] == 0
     record = dest / "batchrun-export.jsonl"
     lines = record.read_text().splitlines()
     secret = tmp_path / "secret.txt"
@@ -232,42 +223,42 @@ def test_a_record_naming_a_file_outside_the_dataset_is_not_read(
     header = json.loads(lines[0])
     header["files"] += 1
     record.write_text(record.read_text().replace(lines[0], json.dumps(header), 1))
-    code, out, _ = cli(capsys, "verify", str(dest))
+    code, out, _ = run_cli("verify", str(dest))
     assert code == 1
     assert "../secret.txt: outside the dataset's folder: not read" in out.splitlines()
 
 
 def test_a_sandbox_run_and_its_dataset_are_refused_unless_allowed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, run_cli: RunCli
 ) -> None:
     # The README's quick start: `run --sandbox` (the built-in emulator, in this process).
     spec = write_spec(tmp_path, SPEC)
     out = tmp_path / "tried"
-    assert cli(capsys, "run", str(spec), "--sandbox", "--out", str(out), "-q")[0] == 0
+    assert run_cli("run", str(spec), "--sandbox", "--out", str(out), "-q")[0] == 0
     made = records(out)
     assert len(made) == 5
-    code, stdout, err = cli(capsys, "verify", str(out))
+    code, stdout, err = run_cli("verify", str(out))
     assert code == 1
     assert sorted(stdout.splitlines()) == sorted(
         f"{key}: made by the sandbox, not a model (job {record.job})"
         for key, record in made.items()
     )
     assert err.startswith(f"batchrun: {out}: 5 problems; 3 files (")
-    code, stdout, err = cli(capsys, "verify", str(out), "--allow-sandbox")
+    code, stdout, err = run_cli("verify", str(out), "--allow-sandbox")
     assert (code, stdout) == (0, "")
     assert err.startswith(f"batchrun: {out}: verified: all 5 planned predictions succeeded")
 
     # Exported, it says so, and verify refuses the dataset the same way.
     dest = tmp_path / "dataset"
-    code, _, err = cli(capsys, "export", str(out), "--format", "hf", "--to", str(dest))
+    code, _, err = run_cli("export", str(out), "--format", "hf", "--to", str(dest))
     assert code == 0
     assert "batchrun: 5 predictions in it were made by the sandbox" in err
     card = (dest / "README.md").read_text()
     assert "**5 of these predictions were made by the sandbox**" in card
     api = yaml.safe_load(card.split("---\n")[1])["batchrun"]["api"]
     assert [(entry["sandbox"], entry["predictions"]) for entry in api] == [(True, 5)]
-    code, stdout, _ = cli(capsys, "verify", str(dest))
+    code, stdout, _ = run_cli("verify", str(dest))
     assert code == 1
     assert sorted(line.split(":")[0] for line in stdout.splitlines()) == sorted(made)
     assert all(" made by the sandbox at http://127.0.0.1:" in line for line in stdout.splitlines())
-    assert cli(capsys, "verify", str(dest), "--allow-sandbox")[:2] == (0, "")
+    assert run_cli("verify", str(dest), "--allow-sandbox")[:2] == (0, "")
