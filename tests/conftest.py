@@ -20,7 +20,8 @@ Command line and files:
 - Spec files: `write_spec` in `tests/runs.py`.
 
 The suite runs on pytest-xdist workers (`-n auto` in pyproject's addopts); tests marked `slow`
-are handed out first, so the longest ones do not start last and hold up the end.
+are handed out first, so the longest ones do not start last and hold up the end, and the tests
+in `SERIAL` run one after another on one worker.
 """
 
 from __future__ import annotations
@@ -44,6 +45,32 @@ from batchrun.sandbox import Sandbox, SandboxConfig
 
 TEST_LATENCY = 0.05
 TOKEN = "r8_sandbox_test_token"
+
+
+# Node ids (by prefix) that run one after another on one xdist worker, never beside each other:
+# tests that time what a run does (the fault suite; shards that must keep under one limit
+# together), and a pair that must share a process (the second reads what the first found).
+SERIAL = (
+    "tests/faults/",
+    "tests/test_shard_rate.py::test_shards_running_at_once_on_one_account_stay_under_its_limit",
+    "tests/test_spec_properties.py::test_plausible_specs_plan_or_fail_with_placed_errors",
+    "tests/test_spec_properties.py::test_the_plausible_specs_reach_every_outcome",
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load scheduling, with the `SERIAL` tests as one unit of work. (`xdist_group`
+    marks with `--dist loadgroup` would say it, but xdist 3.8 cannot rename pytest 9's node
+    ids, so every test ends up in a group of its own.)"""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SerialScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "serial" if nodeid.startswith(SERIAL) else nodeid
+
+    return SerialScheduling(config, log)
 
 
 @pytest.hookimpl(trylast=True)  # after tests/faults/conftest.py marked its scenarios slow

@@ -6,8 +6,8 @@ half-written in place. At the end of every pytest run that collected them, one l
 many scenarios ran and passed: `fault suite: N scenarios, M passed`.
 
 The scenarios time what a run does under faults (a 429 storm that must slow it, a signal that
-must end it at once): they run one after another on one pytest-xdist worker (`--dist loadgroup`,
-the group "faults"), never beside each other.
+must end it at once): they run one after another on one pytest-xdist worker, never beside each
+other (`SERIAL` in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,19 +21,15 @@ _collected: set[str] = set()
 _passed: set[str] = set()
 
 
-SERIAL_GROUP = "faults"
-
-
 def _in_faults(item: pytest.Item) -> bool:
     return HERE in Path(item.path).resolve().parents
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist names the groups in the node ids
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py hands out the slow tests first
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _in_faults(item):
-            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
-            item.add_marker(pytest.mark.slow)  # seconds each, and all on one worker: first
+            item.add_marker(pytest.mark.slow)  # seconds each
 
 
 _prefix: list[str] = []  # this folder as node ids begin with it
