@@ -6,7 +6,7 @@
 
 Each row: key, job, every variable as a column of its own (a row value's fields as `row.prompt`),
 input, status, output (a language model's text; other outputs as JSON text), files, version,
-prediction id, predict time and token counts, error.
+prediction id, the API it ran on, predict time and token counts, error.
 
 The `hf` folder has one subfolder per job. A job whose predictions made files is an
 `imagefolder` (or `audiofolder`): its files, hard-linked from the run folder where the disk
@@ -58,6 +58,7 @@ TAIL_COLUMNS = (
     "files",
     "version",
     "prediction_id",
+    "api",
     "predict_time",
     "input_token_count",
     "output_token_count",
@@ -92,6 +93,8 @@ def export_row(record: Record) -> dict[str, Any]:
         files=[file.path for file in record.files],
         version=record.version,
         prediction_id=record.prediction_id,
+        # {url, sandbox}, as status --csv has it; None: written before records kept it.
+        api=record.api.to_json() if record.api is not None else None,
         predict_time=predict_time if _is_number(predict_time) else None,
     )
     for name in TOKEN_METRICS:
