@@ -237,7 +237,10 @@ def provenance(spec: Spec | None, headers: Sequence[Mapping[str, Any]], version:
 def _lock_of(spec: Spec, folder: str) -> dict[str, Any] | None:
     path = lock_path(spec.path)
     try:
-        data = path.read_bytes()
+        # Only a regular file in the spec's folder: a lock that is a link elsewhere is not
+        # hashed into a card that may be published.
+        with safefs.open_regular(path, spec.folder) as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError:
         return None
     try:
@@ -247,7 +250,7 @@ def _lock_of(spec: Spec, folder: str) -> dict[str, Any] | None:
         pins = {}  # a lock that does not read is still named, with its sha256
     return {
         "path": posixpath.join(folder, path.name),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": digest,
         "pins": pins,
     }
 
