@@ -17,6 +17,7 @@ import pytest
 import yaml
 from runs import TOKEN, run_spec, write_spec
 
+from batchrun import safefs
 from batchrun._version import __version__
 from batchrun.cli import main
 from batchrun.planner.lock import read_lock
@@ -436,3 +437,20 @@ def test_card_text_cannot_break_out_of_its_place(tmp_path: Path) -> None:
     assert r"\<img src=x onerror=alert\(1\)\> \| \`tick\`" in shown
     meta = yaml.safe_load("\n".join(lines[1 : lines.index("---", 1)]))
     assert meta["pretty_name"] == "x --- # owned <img src=x onerror=alert(1)> | `tick`"
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "rename-aside"])
+def test_force_swaps_whole_folders_with_or_without_an_atomic_exchange(
+    tmp_path: Path, exchange: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new, dest = tmp_path / "new", tmp_path / "dest"
+    for folder, text in ((dest, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "README.md").write_text(text)
+    if not exchange:  # a system without renameat2(RENAME_EXCHANGE): moved aside, then renamed
+        monkeypatch.setattr(safefs, "_exchange", lambda first, second: False)
+    aside = safefs.swap_folder(new, dest)
+    assert (dest / "README.md").read_text() == "new"
+    assert (aside / "README.md").read_text() == "old"
+    assert aside.parent == tmp_path
+    assert not new.exists()
