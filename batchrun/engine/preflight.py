@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import jsonschema  # type: ignore[import-untyped]
-
 from batchrun.api.objects import Deployment, Model, ModelVersion
+from batchrun.engine.modelschema import FieldChecker, refusal
 from batchrun.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -38,6 +37,7 @@ from batchrun.errors import (
     SpecIssue,
     StorageError,
 )
+from batchrun.humanize import printable
 from batchrun.planner.expand import MULTI_OUTPUT_FIELDS, iter_plan
 from batchrun.planner.keys import FileInput
 from batchrun.planner.lock import Lock
@@ -51,6 +51,13 @@ from batchrun.spec.template import Template
 ROWS_NAMED = 1
 # Problems listed per job and field: one fix usually mends them all.
 PROBLEMS_PER_FIELD = 3
+# Allowed values quoted when a value is not one of them: enough to see what is meant; a long
+# enum is the schema's to read, not the terminal's.
+ENUM_SHOWN = 10
+# A model's input names listed when a spec names one it lacks (and no name is close).
+NAMES_SHOWN = 20
+# Characters of a schema's own text (a pattern, a validator's message) quoted in a message.
+SCHEMA_TEXT_SHOWN = 200
 # A local file is sent as a URL or a data URI: a string, as far as a schema can tell.
 FILE_STAND_IN = "data:application/octet-stream;base64,"
 
@@ -127,9 +134,18 @@ async def preflight(
                 f" the inputs of job '{job.id}' were not checked against it"
             )
         elif answer.exists:
-            checked, issues = check_inputs(spec, job, answer.schema)
+            refused = refusal(answer.schema.get("components"))
+            if refused:
+                result.notes.append(
+                    f"batchrun: the input schema of the {describe_target(target)} cannot be"
+                    f" checked safely: {printable(refused)}; the inputs of job '{job.id}' were"
+                    " not checked against it"
+                )
+                continue
+            checked, issues, notes = check_inputs(spec, job, answer.schema)
             result.checked_inputs += checked
             result.issues.extend(issues)
+            result.notes.extend(notes)
     return result
 
 
@@ -165,7 +181,8 @@ async def _ask(client: ModelApi, target: Target, endpoints: dict[str, bool]) -> 
         # An answer that says nothing for sure (a 5xx after retries, a body that is not a
         # model): the pre-flight cannot tell, and the creates will.
         return TargetFound(
-            None, note=f"batchrun: cannot check the {what}: {error}; the run goes on"
+            None,
+            note=f"batchrun: cannot check the {what}: {printable(str(error))}; the run goes on",
         )
 
 
@@ -221,14 +238,17 @@ def several_files(schema: Mapping[str, Any]) -> bool:
     )
 
 
-def check_inputs(spec: Spec, job: Job, schema: Mapping[str, Any]) -> tuple[int, list[SpecIssue]]:
-    """Every planned input of `job` against the Cog schema: (inputs checked, issues)."""
+def check_inputs(
+    spec: Spec, job: Job, schema: Mapping[str, Any]
+) -> tuple[int, list[SpecIssue], list[str]]:
+    """Every planned input of `job` against the Cog schema (one that `refusal` passed):
+    (inputs checked, issues, notes on what could not be checked)."""
     input_schema = _input_schema(schema)
     assert input_schema is not None
     properties: Mapping[str, Any] = input_schema["properties"]
     open_ended = input_schema.get("additionalProperties") is True
     required = [name for name in input_schema.get("required", ()) if isinstance(name, str)]
-    validator = _FieldValidator(schema, properties)
+    validator = _FieldValidator(schema)
     problems: dict[tuple[str, str], _Problem] = {}
     checked = 0
     for planned in iter_plan(spec, jobs=[job.id]):
@@ -254,7 +274,12 @@ def check_inputs(spec: Spec, job: Job, schema: Mapping[str, Any]) -> tuple[int, 
             " template has no ${index} or ${output} to tell them apart"
         )
         issues.append(spec.issue(spec.files_path(job), message))
-    return checked, issues
+    notes = [
+        f"batchrun: the pattern {show(printable(pattern, SCHEMA_TEXT_SHOWN))} in the input schema"
+        f" of the {describe_target(job.target)} was not checked: {printable(why)}"
+        for pattern, why in validator.fields.skipped.items()
+    ]
+    return checked, issues, notes
 
 
 def _names_several(files: str) -> bool:
@@ -294,10 +319,13 @@ def _issue(
     target = describe_target(job.target)
     if kind == "unknown":
         guess = did_you_mean(name, properties)
+        names = sorted(properties)
+        more = f" and {len(names) - NAMES_SHOWN:,} more" if len(names) > NAMES_SHOWN else ""
+        listed = join_names(printable(n, SCHEMA_TEXT_SHOWN) for n in names[:NAMES_SHOWN])
         hint = (
-            f"did you mean '{guess}'?"
+            f"did you mean {show(printable(guess, SCHEMA_TEXT_SHOWN))}?"
             if guess
-            else f"its inputs are {join_names(sorted(properties))}"
+            else f"its inputs are {listed}{more}"
         )
         message = (
             f"the {target} has no input '{name}'; {hint} (Replicate ignores inputs a model"
@@ -317,12 +345,10 @@ def _issue(
 class _FieldValidator:
     """Each input field against its property schema, each distinct value once."""
 
-    def __init__(self, schema: Mapping[str, Any], properties: Mapping[str, Any]) -> None:
-        # Cog puts enums in components and points at them with $ref: keep the whole document
-        # as the root, so references resolve.
-        self._root = {"components": schema.get("components", {})}
-        self._properties = properties
-        self._validators: dict[str, Any] = {}
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        # Cog puts enums in components and points at them with $ref: keep the components
+        # as the root, so references resolve (and only there: batchrun.engine.modelschema).
+        self.fields = FieldChecker(schema.get("components", {}))
         self._said: dict[tuple[str, str], tuple[str, str] | None] = {}
 
     def check(self, name: str, value: Any) -> tuple[str, str] | None:
@@ -335,14 +361,8 @@ class _FieldValidator:
         key = (name, text)
         if key in self._said:
             return self._said[key]
-        validator = self._validators.get(name)
-        if validator is None:
-            pointer = name.replace("~", "~0").replace("/", "~1")
-            subschema = {**self._root, "$ref": f"#/components/schemas/Input/properties/{pointer}"}
-            validator = jsonschema.Draft202012Validator(subschema)
-            self._validators[name] = validator
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
-        said = (str(errors[0].validator), _sentence(errors[0], value)) if errors else None
+        error = self.fields.check(name, value)
+        said = (str(error.validator), _sentence(error, value)) if error is not None else None
         self._said[key] = said
         return said
 
@@ -358,19 +378,28 @@ def _as_sent(value: Any) -> Any:
 
 
 def _sentence(error: Any, value: Any) -> str:
+    # The schema's words are the server's: each is shown cleaned of escapes and cut short.
+    return printable(_said(error, value), SCHEMA_TEXT_SHOWN * 4)
+
+
+def _said(error: Any, value: Any) -> str:
     validator = error.validator
-    if validator == "enum":
-        allowed = ", ".join(show(item) for item in error.validator_value)
+    expected = error.validator_value
+    if validator == "enum" and isinstance(expected, list):
+        allowed = ", ".join(show(item) for item in expected[:ENUM_SHOWN])
+        if len(expected) > ENUM_SHOWN:
+            allowed += f" and {len(expected) - ENUM_SHOWN:,} more"
         return f"{show(value)} is not one of {allowed}"
     if validator == "minimum":
-        return f"{show(value)} is less than the minimum {error.validator_value}"
+        return f"{show(value)} is less than the minimum {show(expected)}"
     if validator == "maximum":
-        return f"{show(value)} is more than the maximum {error.validator_value}"
+        return f"{show(value)} is more than the maximum {show(expected)}"
     if validator == "type":
-        expected = error.validator_value
-        names = expected if isinstance(expected, str) else " or ".join(expected)
-        return f"{show(value)} is not of type {names}"
-    return str(error.message)
+        names = expected if isinstance(expected, str) else " or ".join(map(str, expected))
+        return f"{show(value)} is not of type {printable(names, SCHEMA_TEXT_SHOWN)}"
+    if validator == "pattern":
+        return f"{show(value)} does not match the pattern {show(str(expected))}"
+    return printable(str(error.message), SCHEMA_TEXT_SHOWN)
 
 
 def notes_and_issues(result: PreflightResult) -> Iterable[str]:
