@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from batchrun import safefs
 from batchrun.api.objects import Deployment, Model, ModelVersion
 from batchrun.engine.modelschema import FieldChecker, refusal
 from batchrun.errors import (
@@ -35,7 +35,6 @@ from batchrun.errors import (
     NotFoundError,
     ServerError,
     SpecIssue,
-    StorageError,
 )
 from batchrun.humanize import printable
 from batchrun.planner.expand import MULTI_OUTPUT_FIELDS, iter_plan
@@ -448,11 +447,7 @@ def record(run_dir: Path, print_: str, jobs: Collection[str], result: PreflightR
         "confirmed": sorted(result.confirmed),
         "notes": result.notes,
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    part = run_dir / (RECORD_NAME + ".part")
-    try:
-        part.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        os.replace(part, run_dir / RECORD_NAME)
-    except OSError as error:
-        part.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {run_dir / RECORD_NAME}: {error.strerror}") from None
+    # Through safefs, like every write: a link planted at the record's name (or at a temporary
+    # one) is replaced or refused, never written through.
+    safefs.ensure_folder(run_dir, None)
+    safefs.write_atomically(run_dir / RECORD_NAME, json.dumps(data, indent=1) + "\n", run_dir)

@@ -390,12 +390,23 @@ def _replaceable(dest: Path, force: bool) -> bool:
     return True
 
 
+# What `hf` names files after: the 16 hex characters of a key (planner/keys.py), or at least
+# nothing that could be a path. A manifest someone edited may say anything.
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
 def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
     """A manifest someone edited may name /home/me/.ssh/id_rsa as an output file: a dataset
     (often uploaded) takes only regular files inside the run folder (docs/SECURITY.md)."""
     for record in records:
         if record.status != Status.SUCCEEDED or record.missing:
             continue  # left out of the dataset anyway
+        if not _KEY_NAME.fullmatch(record.key):
+            # The key names the dataset's files: `../../../outside/x` would leave `--to`.
+            raise ManifestError(
+                f"{run_dir}: the manifest names the key {record.key[:80]!r}, which is not a key"
+                " batchrun makes; nothing was exported"
+            )
         for file in record.files:
             source = run_dir / file.path
             if not safefs.is_inside(source, run_dir) or not source.is_file():
@@ -452,7 +463,7 @@ def _write_job(
             continue
         for index, file in enumerate(record.files):
             name = f"{record.key}-{index}{posixpath.splitext(file.path)[1].lower()}"
-            _link(run_dir / file.path, folder / name)
+            _link(run_dir / file.path, folder / name, root)
             # As recorded: `left_out_reason` has just checked the bytes against the record.
             sums.append(FileSum(f"{folder.name}/{name}", file.bytes, file.sha256))
             rows.append({"file_name": name, "file_index": index, **row})
@@ -525,13 +536,19 @@ def _target_text(target: Mapping[str, str]) -> str:
     return target.get("model") or target.get("deployment") or target.get("version") or "?"
 
 
-def _link(source: Path, dest: Path) -> None:
+def _link(source: Path, dest: Path, root: Path) -> None:
     # A hard link costs no space and keeps the run folder the one copy; across file systems
-    # (or where links are refused) the file is copied.
+    # (or where links are refused) the file is copied. Either way only inside `root`, and never
+    # over (or through) what is already at `dest`: os.link refuses an existing name, and the
+    # copy goes through safefs.
+    safefs.check_inside(dest, root)
     try:
         os.link(source, dest)
+    except FileExistsError:
+        raise StorageError(f"cannot write {dest}: two files of the export share its name") from None
     except OSError:
-        shutil.copy2(source, dest)
+        with safefs.open_regular(source, None) as reading, safefs.create_new(dest, root) as out:
+            shutil.copyfileobj(reading, out)
 
 
 def card_value(value: object) -> str:
