@@ -9,8 +9,11 @@ committed folder with a `.part` link in it, and a server chooses file names. So 
   removed, never followed;
 - puts files in place with `os.replace`, which swaps a link at the destination for the new file
   instead of writing through it;
-- appends (the manifest) with O_NOFOLLOW, and reads only regular files (a manifest naming
-  /dev/zero or a FIFO is not hashed forever).
+- appends (the manifest) with O_NOFOLLOW.
+
+And every file batchrun reads (a spec, its lock, value files, `{file:}` inputs, manifests) is
+opened through `open_regular` or `read_regular`: a FIFO, /dev/zero or another device is refused
+before anything waits on it, and a whole-file read stops at a size limit its caller names.
 
 Races with a local process swapping folders for links while batchrun runs are out of scope
 (docs/SECURITY.md): these checks stop the links that exist before or between runs.
@@ -149,19 +152,40 @@ def write_atomically(
         handle.write(data.encode() if isinstance(data, str) else data)
 
 
-def open_regular(path: Path, root: Path | None) -> io.BufferedReader:
-    """Open a file to read only if it is a regular file inside `root` (OSError otherwise)."""
+def open_regular(path: Path, root: Path | None, *, follow: bool = False) -> io.BufferedReader:
+    """Open a file to read only if it is a regular file inside `root` (OSError otherwise).
+
+    `follow`: a link at `path` is followed (a spec's own files, whose links the spec layer
+    checks against its folder); otherwise it is refused (what lies in a run folder).
+    """
     if root is not None and not is_inside(path, root):
         raise OSError(errno.EACCES, "outside the run folder", str(path))
-    fd = os.open(path, _READ)
+    fd = os.open(path, (_READ & ~_NOFOLLOW) if follow else _READ)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder, not a file", str(path))
+        if not stat.S_ISREG(mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
     return os.fdopen(fd, "rb")
+
+
+def read_regular(
+    path: Path, limit: int, root: Path | None = None, *, follow: bool = False
+) -> bytes:
+    """All of a regular file (inside `root`, if given) of at most `limit` bytes; OSError for a
+    FIFO, a device or a larger file, before anything waits or fills memory."""
+    with open_regular(path, root, follow=follow) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+        data = handle.read(limit + 1)  # a file that grows while read stops at the limit too
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
+    return data
 
 
 def fsync_folder(folder: Path) -> None:

@@ -4,6 +4,7 @@ a manifest someone edited cannot make batchrun hash what is not a regular file o
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from batchrun.manifest.state import file_intact
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.planner.lock import Pin, write_lock
 from batchrun.report.status import export_csv
+from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
 pytestmark = pytest.mark.timeout(30)
@@ -178,3 +180,136 @@ def test_the_csv_export_replaces_a_link_instead_of_writing_through_it(tmp_path: 
     assert main(["export", str(run), "--format", "csv", "--to", str(out)]) == 0
     assert target.read_text() == "keep me"
     assert not out.is_symlink()
+
+
+def test_a_key_that_is_a_path_cannot_put_an_export_file_outside_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_report import image, write_run
+
+    from batchrun.cli import main
+
+    run = tmp_path / "a" / "b" / "run"
+    run.mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    target = victim(tmp_path / "outside")
+    planted = image(run, "ok", "flux/ok.png").replace(key="../../../outside/victim.txt")
+    write_run(run, [planted])
+    dest = tmp_path / "a" / "b" / "dataset"
+    assert main(["export", str(run), "--format", "hf", "--to", str(dest)]) == 1
+    assert capsys.readouterr().err == (
+        f"batchrun: {run}: the manifest names the key '../../../outside/victim.txt', which is"
+        " not a key batchrun makes; nothing was exported\n"
+    )
+    assert target.read_text() == "keep me"
+    assert not dest.exists()
+
+
+def test_a_link_planted_at_the_preflight_records_temporary_is_not_written_through(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runs import TOKEN, write_spec
+
+    from batchrun.cli import main
+
+    target = victim(tmp_path)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: a fox}
+        """,
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "preflight.json.part").symlink_to(target)
+    (run / "preflight.json").symlink_to(target)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(run), "--quiet"]
+    assert main(argv) == 0
+    assert target.read_text() == "keep me"
+    assert not (run / "preflight.json").is_symlink()
+    assert '"batchrun_preflight": 1' in (run / "preflight.json").read_text()
+
+
+SPEC_HEAD = "batchrun: 1\njobs:\n  - model: acme/flux\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "fifo", "message"),
+    [
+        (SPEC_HEAD + "    input: {prompt: hi}\n", "spec.yaml", "cannot read this file"),
+        (
+            SPEC_HEAD + "    input: {prompt: '${p}'}\n    matrix:\n      p: {lines: p.txt}\n",
+            "p.txt",
+            "not a regular file",
+        ),
+        (
+            SPEC_HEAD + "    input: {prompt: '${p}'}\n    matrix:\n      p: {json: p.json}\n",
+            "p.json",
+            "not a regular file",
+        ),
+        (SPEC_HEAD + "    input: {image: {file: in.png}}\n", "in.png", "not a regular file"),
+    ],
+    ids=["spec", "lines", "json", "file-input"],
+)
+def test_a_fifo_where_a_file_is_read_is_refused_not_waited_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, fifo: str, message: str
+) -> None:
+    from batchrun.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    if fifo != "spec.yaml":
+        spec.write_text(body)
+    os.mkfifo(tmp_path / fifo)
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "not a regular file" in err
+
+
+def test_a_fifo_as_the_lock_or_the_manifests_spec_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_report import image, write_run
+
+    from batchrun.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_HEAD + "    input: {prompt: hi}\n")
+    os.mkfifo(tmp_path / "spec.yaml.lock")
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_" + "a" * 37)
+    assert main(["run", str(spec), "--base-url", "http://127.0.0.1:9"]) == 2
+    assert "spec.yaml.lock:1:1: cannot read it: not a regular file" in capsys.readouterr().err
+    # A manifest whose header names a FIFO as its spec: status counts every record instead.
+    run = tmp_path / "run"
+    run.mkdir()
+    write_run(run, [image(run, "ok", "flux/ok.png")])
+    manifest = run / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    header = json.loads(lines[0])
+    os.mkfifo(tmp_path / "hang.yaml")
+    header["spec"] = str(tmp_path / "hang.yaml")
+    manifest.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    for command in (["status"], ["report"], ["export", "--format", "csv", "--to", "-"]):
+        assert main([command[0], str(run), *command[1:]]) in (0, 1), command
+    capsys.readouterr()
+
+
+def test_an_oversized_json_value_file_is_refused_before_it_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchrun.spec.sources
+    from batchrun.cli import main
+
+    # A small stand-in for the limit: the rule under test, at a size a test writes fast.
+    monkeypatch.setattr(batchrun.spec.sources, "MAX_JSON_FILE_BYTES", 1000)
+    (tmp_path / "p.json").write_text(json.dumps(["x" * 10] * 200))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        SPEC_HEAD + "    input: {prompt: '${p}'}\n    matrix:\n      p: {json: p.json}\n"
+    )
+    assert main(["validate", str(spec)]) == 2
+    assert "cannot read this file: larger than 1,000 bytes" in capsys.readouterr().err

@@ -301,3 +301,62 @@ def test_plan_diff_gives_the_revision_the_same_allowances(tmp_path: Path, run_cl
     code, out, err = run_cli("plan", str(spec), "--diff", "HEAD", "--allow-outside", allow)
     assert (code, err) == (0, "")
     assert "job flux: 1 added, 0 changed, 1 removed, 1 unchanged" in out
+
+
+NETRC = "machine api.example.com login me password hunter2\n"
+
+
+def test_a_spec_linked_to_a_secrets_file_is_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `validate specs/*.yaml`, the CI recipe, with a pull request's specs/evil.yaml -> ~/.netrc.
+    (tmp_path / "home").mkdir()
+    secrets = tmp_path / "home" / ".netrc"
+    secrets.write_text(NETRC)
+    (tmp_path / "specs").mkdir()
+    evil = tmp_path / "specs" / "evil.yaml"
+    evil.symlink_to(secrets)
+    assert main(["validate", str(evil)]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    assert err.splitlines()[0] == (
+        f"{evil}:1:1: this spec is a link to {secrets}, outside its folder; batchrun reads it"
+        f" only when the command line allows it: --allow-outside {secrets}"
+    )
+    # A link beside its target (spec.yaml -> v2.yaml) is an ordinary spec.
+    write(tmp_path / "specs", HEAD + "    input: {prompt: hi}\n", "v2.yaml")
+    (tmp_path / "specs" / "spec.yaml").symlink_to("v2.yaml")
+    assert main(["validate", str(tmp_path / "specs" / "spec.yaml")]) == 0
+
+
+def test_a_lock_linked_to_a_secrets_file_is_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = tmp_path / "netrc"
+    secrets.write_text("batchrun_lock: 1\nmodels: [\n" + NETRC)
+    (tmp_path / "specs").mkdir()
+    spec = write(tmp_path / "specs", HEAD + "    input: {prompt: hi}\n")
+    (tmp_path / "specs" / "spec.yaml.lock").symlink_to(secrets)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    assert main(["run", str(spec), "--base-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    assert (
+        "spec.yaml.lock:1:1: it is a link to a file outside the spec's folder; batchrun does not"
+        " read it; run `batchrun lock` again"
+    ) in err
+
+
+def test_a_broken_lock_is_described_without_quoting_its_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write(tmp_path, HEAD + "    input: {prompt: hi}\n")
+    (tmp_path / "spec.yaml.lock").write_text("batchrun_lock: 1\nmodels:\n  password: hunter2: x\n")
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    assert main(["run", str(spec), "--base-url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    assert (
+        "spec.yaml.lock:1:1: not valid YAML: mapping values are not allowed here (line 3);"
+        " run `batchrun lock` again"
+    ) in err

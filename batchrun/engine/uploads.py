@@ -14,11 +14,15 @@ from typing import Any, Protocol
 
 import anyio
 
+from batchrun import safefs
 from batchrun.api.objects import UploadedFile
 from batchrun.errors import BatchrunError
 from batchrun.planner.expand import FileInput
 
 INLINE_LIMIT = 256 * 1024
+# Bytes of one `{file:}` input, read whole to send: Replicate's Files API takes files up to
+# 100 MiB; a larger one (or a file that keeps growing) would fail after filling memory.
+MAX_INPUT_FILE_BYTES = 100 << 20
 
 
 class Uploader(Protocol):
@@ -88,14 +92,14 @@ class InputFileError(BatchrunError):
 
 def _read(file: FileInput) -> bytes:
     try:
-        return file.path.read_bytes()
+        return safefs.read_regular(file.path, MAX_INPUT_FILE_BYTES, follow=True)
     except OSError as error:
         raise _unreadable(file, error) from None
 
 
 def _check_readable(file: FileInput) -> None:
     try:
-        file.path.open("rb").close()
+        safefs.open_regular(file.path, None, follow=True).close()
     except OSError as error:
         raise _unreadable(file, error) from None
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from batchrun import safefs
 from batchrun.errors import ManifestError
 from batchrun.manifest.records import (
     FORMAT,
@@ -104,7 +105,9 @@ def iter_journal(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
     A torn last line is skipped; an unreadable line anywhere else is a ManifestError.
     """
     try:
-        handle = path.open("rb")
+        # A regular file only: a manifest planted as a FIFO or a link to /dev/zero would
+        # hang `status` or fill memory.
+        handle = safefs.open_regular(path, None, follow=True)
     except OSError as error:
         raise ManifestError(f"cannot read {path}: {error.strerror or error}") from None
     with handle:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchrun.safefs import is_inside
+from batchrun.safefs import is_inside, open_regular
 from batchrun.spec.allow import Allowances, outside_message
 from batchrun.spec.describe import show
 from batchrun.spec.paths import resolve_path
@@ -155,6 +155,7 @@ class FileHasher:
 
 
 def _hash(path: Path) -> tuple[str, int]:
-    with path.open("rb") as handle:
+    # A regular file only: `{file: /dev/zero}` or a FIFO would be hashed forever.
+    with open_regular(path, None, follow=True) as handle:
         digest = hashlib.file_digest(handle, "sha256")
         return digest.hexdigest(), handle.tell()  # the bytes hashed, not a stat taken apart

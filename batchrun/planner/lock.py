@@ -15,6 +15,7 @@ leaves it byte for byte the same and a changed version is a one-line diff.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
 
 FORMAT = 1
+# Bytes of a lock file: one line per model of a spec; a megabyte is tens of thousands of models.
+MAX_LOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +95,29 @@ def write_lock(spec: Spec, pins: list[Pin]) -> Path:
 def read_lock(spec_path: Path) -> Lock | None:
     """The spec's lock, or None when it has no lock file."""
     path = lock_path(spec_path)
+    if not os.path.lexists(path):
+        return None
+    if not safefs.is_inside(path, path.parent):
+        # A lock linked to ~/.netrc must not be read: its lines would come back in the errors.
+        raise _broken(
+            path, "it is a link to a file outside the spec's folder; batchrun does not read it"
+        )
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safefs.read_regular(path, MAX_LOCK_BYTES, follow=True).decode("utf-8")
     except FileNotFoundError:
         return None
     except OSError as error:
         raise _broken(path, f"cannot read it: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise _broken(path, "not valid UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise _broken(path, f"not valid YAML: {error}") from None
+        # The problem and where, never PyYAML's quote of the line (the file may be a secret).
+        problem = getattr(error, "problem", None) or "cannot parse it"
+        mark = getattr(error, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise _broken(path, f"not valid YAML: {problem}{at}") from None
     if not isinstance(data, dict) or data.get("batchrun_lock") != FORMAT:
         raise _broken(path, f"not a batchrun lock file (no `batchrun_lock: {FORMAT}`)")
     pins: dict[str, Pin] = {}

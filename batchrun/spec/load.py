@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchrun import safefs
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.humanize import shown_path
 from batchrun.spec.allow import Allowances
@@ -37,6 +38,10 @@ DEFAULT_FILES = "${job}/${key}-${index}${ext}"
 DEFAULT_TOKEN_ENV = "REPLICATE_API_TOKEN"
 # Filled in when a file is downloaded, so always known to the files template.
 FILES_BUILTINS = RESERVED
+
+# Bytes of a spec file: a sweep written out inline is a few MB; more is data that belongs in a
+# {csv:} or {jsonl:} file, and YAML that size takes minutes to parse.
+MAX_SPEC_BYTES = 16 << 20
 
 _RATE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|min|h)\s*")
 _PERIODS = {"s": 1.0, "min": 60.0, "h": 3600.0}
@@ -134,8 +139,17 @@ def load_spec(path: str | os.PathLike[str], allow: Allowances | None = None) -> 
     """
     shown = shown_path(path)
     absolute = Path(os.path.abspath(path))
+    real = Path(os.path.realpath(absolute))
+    if not safefs.is_inside(absolute, absolute.parent) and not (allow and allow.permits(absolute)):
+        # `validate specs/*.yaml` in CI: a spec committed as a link to ~/.netrc must not be
+        # read, or its lines come back quoted in the errors (docs/SECURITY.md).
+        message = (
+            f"this spec is a link to {real}, outside its folder; batchrun reads it only when"
+            f" the command line allows it: --allow-outside {real}"
+        )
+        raise SpecError([SpecIssue(shown, 1, 1, "", message)])
     try:
-        data = absolute.read_bytes()
+        data = safefs.read_regular(absolute, MAX_SPEC_BYTES, follow=True)
     except OSError as error:
         reason = error.strerror or str(error)
         raise SpecError([SpecIssue(shown, 1, 1, "", f"cannot read this file: {reason}")]) from None

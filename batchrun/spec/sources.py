@@ -27,7 +27,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, overload
 
+from batchrun import safefs
 from batchrun.spec.describe import TOKEN_MESSAGE, looks_like_token
+
+# Bytes of a {json:} value file, parsed whole: a few million values. Larger sweeps stream as
+# {jsonl:} or {csv:}, which are read a line at a time and need no limit.
+MAX_JSON_FILE_BYTES = 256 << 20
 
 
 class ValueFileError(Exception):
@@ -160,7 +165,9 @@ class FileSource(ValueSource):
     def _lines(self) -> Iterator[tuple[int, str | ValueFileError]]:
         """The file's lines, decoded one by one so a bad byte is placed on its own line."""
         try:
-            handle = self.path.open("rb")
+            # A regular file only: a FIFO or /dev/zero would hang or never end (links were
+            # checked against the spec's folder when the source was made).
+            handle = safefs.open_regular(self.path, None, follow=True)
         except OSError as error:
             yield 0, ValueFileError(self.path, 1, 1, f"cannot read this file: {error.strerror}")
             return
@@ -215,7 +222,7 @@ class JsonSource(FileSource):
 
     def _items(self, keep_going: bool) -> Iterator[tuple[int, Any] | ValueFileError]:
         try:
-            data = self.path.read_bytes()
+            data = safefs.read_regular(self.path, MAX_JSON_FILE_BYTES, follow=True)
         except OSError as error:
             yield self.error(1, 1, f"cannot read this file: {error.strerror}")
             return
