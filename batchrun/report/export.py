@@ -140,13 +140,15 @@ def write_csv(rows: Sequence[Mapping[str, Any]], dest: Path | None) -> int:
     columns = columns_of(rows)
     with _output(dest, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(columns)
+        # Header cells too: a variable's name is the spec's text, `=HYPERLINK(...)` included.
+        writer.writerow([csv_cell(column) for column in columns])
         for row in rows:
-            writer.writerow([_csv_cell(row.get(column)) for column in columns])
+            writer.writerow([csv_cell(row.get(column)) for column in columns])
     return len(rows)
 
 
-def _csv_cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell: text as is, the rest as JSON; a formula start gets a leading '."""
     if value is None:
         return ""
     if isinstance(value, str):

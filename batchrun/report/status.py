@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from batchrun.manifest.compare import PlanComparison
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
+from batchrun.report.export import csv_cell
 
 # Said of a run folder counted as the sandbox's (status, report).
 SANDBOX_NOTE = "these are the sandbox's made-up results, not a real model's output"
@@ -246,22 +246,6 @@ CSV_COLUMNS = (
 )
 
 
-# A spreadsheet runs a cell that starts with one of these as a formula; server text (an error,
-# an output) must stay text, so such a cell gets a leading `'` (OWASP's CSV injection advice).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    text = (
-        value
-        if isinstance(value, str)
-        else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    )
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
 def export_csv(records: Iterable[Record], dest: Path) -> int:
     """Write one CSV row per record (nested values as JSON), atomically; return the row count."""
     # The user named `dest`; safefs still never writes through a link at its temporary.
@@ -282,20 +266,20 @@ def write_csv(records: Iterable[Record], handle: IO[str]) -> int:
         target = record.target
         writer.writerow(
             [
-                _cell(record.key),
-                _cell(record.job),
-                _cell(record.status),
-                _cell(target.get("model") or target.get("deployment") or target.get("version")),
-                _cell(record.vars),
-                _cell(record.input),
-                _cell(record.prediction_id),
-                _cell(record.version),
-                _cell(record.shown_output),
-                _cell(" ".join(f.path for f in record.files)),
-                _cell(record.error),
-                _cell(record.metrics.get("predict_time")),
-                _cell(record.created_at),
-                _cell(record.completed_at),
+                csv_cell(record.key),
+                csv_cell(record.job),
+                csv_cell(record.status),
+                csv_cell(target.get("model") or target.get("deployment") or target.get("version")),
+                csv_cell(record.vars),
+                csv_cell(record.input),
+                csv_cell(record.prediction_id),
+                csv_cell(record.version),
+                csv_cell(record.shown_output),
+                csv_cell(" ".join(f.path for f in record.files)),
+                csv_cell(record.error),
+                csv_cell(record.metrics.get("predict_time")),
+                csv_cell(record.created_at),
+                csv_cell(record.completed_at),
                 record.attempts,
                 _cell(record.api.to_json() if record.api is not None else None),
             ]
