@@ -170,3 +170,18 @@ async def test_an_echoed_token_is_redacted_in_a_refusal() -> None:
                 await api.get("p1")
     assert TOKEN not in repr(caught.value.detail)
     assert "token *** refused" in str(caught.value)
+
+
+@pytest.mark.parametrize("ident", ["../../models/acme/x", "a/b", "..", "p1?x=1", "x" * 500])
+async def test_a_prediction_id_that_is_not_an_id_is_a_bad_answer(ident: str) -> None:
+    # The id goes into /predictions/{id} and into file names: it must be one segment of letters.
+    body = json.dumps({**PREDICTION, "id": ident}).encode()
+
+    def answering(request: Request, conn: socket.socket) -> None:
+        answer(conn, 200, body)
+
+    with hostile(answering) as server:
+        async with client(server.url) as api:
+            with pytest.raises(ServerError) as caught:
+                await api.get("p1")
+    assert "in the response is not an id" in str(caught.value)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ from batchrun.api.retry import RetryPolicy
 from batchrun.cli import main
 from batchrun.errors import DownloadError, StorageError
 from batchrun.manifest.reader import load_records
+from batchrun.sandbox import Sandbox
 
 pytestmark = [
     pytest.mark.anyio,
@@ -206,3 +209,26 @@ def test_an_output_listing_too_many_files_fetches_none(
         "(the manifest keeps the output)",
     )
     assert len(record.output) == 1001
+
+
+def test_the_sandbox_refuses_a_chunked_upload_as_it_passes_the_limit(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    # 200 MB offered without a length: the sandbox must answer 413 long before reading it all.
+    sandbox = make_sandbox(max_upload_bytes=1 << 20)
+    host, port = sandbox.base_url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+        reply = b""
+        while sent < 200 << 20 and not reply:
+            conn.sendall(chunk)
+            sent += 65536
+            if select.select([conn], [], [], 0)[0]:
+                reply = conn.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert sent < 20 << 20

@@ -360,3 +360,24 @@ def test_a_broken_lock_is_described_without_quoting_its_lines(
         "spec.yaml.lock:1:1: not valid YAML: mapping values are not allowed here (line 3);"
         " run `batchrun lock` again"
     ) in err
+
+
+def test_an_empty_allow_outside_allows_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--allow-outside "$DATA"` with DATA unset used to allow the current folder.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "p.txt").write_text("a\n")
+    (tmp_path / "specs").mkdir()
+    spec = write(
+        tmp_path / "specs",
+        HEAD + "    input: {prompt: '${p}'}\n    matrix:\n      p: {lines: ../data/p.txt}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", str(spec), "--allow-outside", ""]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--allow-outside needs a path; an empty one (an unset shell variable?) allows nothing"
+        in err
+    )
+    assert main(["validate", str(spec), "--allow-outside", "."]) == 0

@@ -7,12 +7,17 @@ batchrun cannot work without: a prediction's `id` and `status`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from batchrun.errors import ServerError
+
+# What a prediction id may be: Replicate's are 26 lowercase letters and digits; proxies use
+# UUIDs or other letters, digits, `-` and `_`. Never a `/`, a dot, or a very long string.
+PREDICTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
@@ -74,6 +79,10 @@ class Prediction:
         status = obj.get("status")
         if not isinstance(ident, str) or not ident:
             raise ServerError("the prediction in the response has no id")
+        if not PREDICTION_ID.fullmatch(ident):
+            # The id goes into URLs (`/predictions/{id}`) and file names: `../models/x` or
+            # `a/b` would point them elsewhere.
+            raise ServerError(f"the prediction id {ident[:80]!r} in the response is not an id")
         if not isinstance(status, str) or not status:
             raise ServerError(f"prediction {ident} in the response has no status")
         urls = obj.get("urls")

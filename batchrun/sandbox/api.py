@@ -65,9 +65,30 @@ def model_name(request: Request) -> tuple[str, str]:
     return owner, name
 
 
+# Bytes of a JSON request body: a create with a few inline data URIs (256 KB each) is far less.
+MAX_JSON_BODY = 16 << 20
+
+
+async def bounded_body(request: Request, limit: int, too_large: Problem) -> bytes:
+    """The request's body, read only up to `limit` bytes: a chunked body (which declares no
+    length) is refused as soon as it passes the limit, not after it was read whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    pieces: list[bytes] = []
+    size = 0
+    async for piece in request.stream():
+        size += len(piece)
+        if size > limit:
+            raise too_large
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
 async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object, or 400/422 as Replicate answers a body it cannot use."""
-    raw = await request.body()
+    """The request's JSON object, or 400/413/422 as Replicate answers a body it cannot use."""
+    too_large = Problem(413, "Content Too Large", f"The request body is over {MAX_JSON_BODY} bytes")
+    raw = await bounded_body(request, MAX_JSON_BODY, too_large)
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -17,13 +17,17 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from batchrun.sandbox import multipart, outputs
-from batchrun.sandbox.api import origins
+from batchrun.sandbox.api import bounded_body, origins
 from batchrun.sandbox.inputs import InvalidField
 from batchrun.sandbox.predictions import iso
 from batchrun.sandbox.problems import Problem, bad_request, invalid_input, not_found
 from batchrun.sandbox.state import SandboxState, UploadedFile
 
 _CHUNK = 16 * 1024
+
+# Bytes a multipart upload may carry beyond its file: boundaries, part headers, a filename and
+# metadata; far more than they need, far less than a file.
+_MULTIPART_ROOM = 64 * 1024
 
 
 class Files:
@@ -61,13 +65,11 @@ class Files:
     async def create(self, request: Request) -> Response:
         """POST /v1/files: multipart with `content`, optional `filename`, `type`, `metadata`."""
         limit = self.state.config.max_upload_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
         boundary = multipart.boundary_of(request.headers.get("content-type", ""))
         if boundary is None:
             raise bad_request("POST /v1/files takes multipart/form-data")
-        body = await request.body()
+        # The parts around `content` (boundaries, names, metadata) get a little room of their own.
+        body = await bounded_body(request, limit + _MULTIPART_ROOM, _too_large(limit))
         try:
             parts = {part.name: part for part in multipart.parse(body, boundary)}
         except ValueError as error:

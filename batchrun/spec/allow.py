@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchrun.errors import UsageError
 from batchrun.safefs import is_inside
 
 # Planned predictions a spec may expand to, counted from its axes before a single row is walked:
@@ -29,6 +30,13 @@ class Allowances:
     @classmethod
     def of(cls, outside: tuple[str, ...] = (), max_predictions: int | None = None) -> Allowances:
         """From the command line's `--allow-outside` paths and `--max-predictions`."""
+        if any(not path.strip() for path in outside):
+            # `--allow-outside "$DATA"` with DATA unset: "" would mean the current folder,
+            # which is rarely what was meant and may be everything (docs/SECURITY.md).
+            raise UsageError(
+                "--allow-outside needs a path; an empty one (an unset shell variable?) allows"
+                " nothing. Write --allow-outside . to allow the current folder"
+            )
         paths = tuple(Path(os.path.abspath(os.path.expanduser(p))) for p in outside)
         return cls(paths, max_predictions or MAX_PREDICTIONS)
 
