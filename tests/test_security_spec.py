@@ -381,3 +381,60 @@ def test_an_empty_allow_outside_allows_nothing(
         in err
     )
     assert main(["validate", str(spec), "--allow-outside", "."]) == 0
+
+
+def git(repo: Path, *args: str) -> None:
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "HOME": str(repo),
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+    }
+    subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True, check=True)
+
+
+def test_plan_diff_copies_only_what_the_spec_may_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchrun.spec.revision
+
+    # A small stand-in for the limit: the rule under test, at a size a test writes fast.
+    monkeypatch.setattr(batchrun.spec.revision, "MAX_REVISION_BYTES", 1 << 20)
+    repo = tmp_path / "repo"
+    (repo / "specs").mkdir(parents=True)
+    (repo / "data").mkdir()
+    (repo / "data" / "big.bin").write_bytes(b"x" * (2 << 20))  # beside the specs, not read
+    spec = write(repo / "specs", HEAD + "    input: {prompt: hi}\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one")
+    assert main(["plan", str(spec), "--diff", "HEAD"]) == 0
+    capsys.readouterr()
+    # The same data inside the spec's folder is more than a plan copies: a usage error.
+    (repo / "specs" / "big.bin").write_bytes(b"x" * (2 << 20))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "two")
+    assert main(["plan", str(spec), "--diff", "HEAD"]) == 2
+    assert "add up to more than 1,048,576 bytes" in capsys.readouterr().err
+
+
+def test_plan_diff_does_not_read_a_spec_that_was_a_link_to_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secrets = tmp_path / "netrc"
+    secrets.write_text(NETRC)
+    repo = tmp_path / "repo"
+    (repo / "specs").mkdir(parents=True)
+    spec = repo / "specs" / "spec.yaml"
+    spec.symlink_to(secrets)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a link")
+    spec.unlink()
+    write(repo / "specs", HEAD + "    input: {prompt: hi}\n")
+    assert main(["plan", str(spec), "--diff", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    assert "HEAD:specs/spec.yaml:1:1: this spec is a link to" in err

@@ -1,10 +1,11 @@
 """A spec as it was at a git revision (`plan --diff REV`), and the commit a spec is at now.
 
 The spec and every file it names (value files, globbed and `{file: ...}` inputs) are read
-through git: the revision's tree is checked out into a temporary folder that mirrors the
-repository (through a temporary index, so the repository's own index and work tree are left
-alone),
-so every relative path in the old spec resolves exactly as it did at that revision, and keys
+through git: the files the spec may read (its folder, and folders the command line allows)
+are checked out of the revision's tree into a temporary folder that mirrors the repository
+(through a temporary index, so the repository's own index and work tree are left alone), up
+to MAX_REVISION_BYTES, so every relative path in the old spec resolves exactly as it did at
+that revision, and keys
 (which hash input files by content) come out as they would have then. Nothing in the working
 copy or the repository is changed.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import posixpath
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -34,6 +36,9 @@ from batchrun.spec.load import Spec, load_spec
 # A git command that has not answered in this long is stuck (a credential prompt, a lock):
 # fail with a message rather than hang a CI job. Archiving a large tree takes seconds.
 GIT_TIMEOUT = 120.0
+# Bytes of files copied from a revision to plan it: a spec's folder with its value files and
+# inputs is megabytes; past a gigabyte it is a data store, and the copy would fill the disk.
+MAX_REVISION_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def spec_at_revision(
     with tempfile.TemporaryDirectory(prefix="batchrun-rev-") as temp:
         root = Path(temp) / top.name
         root.mkdir()
-        _extract(top, commit, root)
+        _extract(top, commit, root, _read_from(inside, allow, top))
         old = root / inside
         problem = None
         try:
@@ -144,17 +149,48 @@ def _commit(top: Path, revision: str) -> str:
         raise UsageError(f"--diff {revision}: no such git revision in {top}") from None
 
 
-def _extract(top: Path, commit: str, root: Path) -> None:
-    # A throwaway index: read-tree fills it with the revision's tree (no work-tree edits, no
-    # untracked files) and checkout-index writes it under `root` through the repository's
-    # checkout filters (Git LFS, line endings), as a checkout would. `git archive` would drop
-    # export-ignore files and expand export-subst ones: not the files the spec read.
+def _read_from(inside: str, allow: Allowances | None, top: Path) -> list[str]:
+    """The folders (relative to the repository's top) a spec at `inside` may read: its own,
+    and those the command line allows that lie in the repository."""
+    folders = [posixpath.dirname(inside) or "."]
+    real_top = top.resolve()
+    for path in allow.outside if allow else ():
+        try:
+            folders.append(path.resolve().relative_to(real_top).as_posix())
+        except ValueError:
+            continue  # outside the repository: not in the revision at all
+    return folders
+
+
+def _extract(top: Path, commit: str, root: Path, folders: list[str]) -> None:
+    # Only what the spec may read (its folder, and allowed folders in the repository), never
+    # the whole tree: a 4 MB repository held 1 GB of data beside its specs. And only up to
+    # MAX_REVISION_BYTES. A throwaway index: read-tree fills it with the revision's tree (no
+    # work-tree edits, no untracked files) and checkout-index writes the chosen files under
+    # `root` through the repository's checkout filters (Git LFS, line endings), as a checkout
+    # would. `git archive` would drop export-ignore files and expand export-subst ones.
+    listing = ["git", "-C", str(top), "ls-tree", "-r", "-l", "-z", commit, "--", *folders]
+    paths: list[bytes] = []
+    total = 0
+    for entry in _run(listing, stdout=subprocess.PIPE).stdout.split(b"\0"):
+        meta, _, name = entry.partition(b"\t")
+        fields = meta.split()
+        if len(fields) != 4 or fields[1] != b"blob":
+            continue  # the empty end, or a submodule (a commit): nothing a spec reads
+        total += int(fields[3]) if fields[3].isdigit() else 0
+        if total > MAX_REVISION_BYTES:
+            raise UsageError(
+                f"--diff: the files the spec may read at {commit[:12]} ({', '.join(folders)})"
+                f" add up to more than {MAX_REVISION_BYTES:,} bytes; batchrun does not copy"
+                " that much to compare a plan"
+            )
+        paths.append(name)
     with tempfile.TemporaryDirectory(prefix="batchrun-index-") as folder:
         env = {**os.environ, "GIT_INDEX_FILE": os.path.join(folder, "index")}
         _run(["git", "-C", str(top), "read-tree", commit], stdout=subprocess.DEVNULL, env=env)
         prefix = f"--prefix={root}{os.sep}"
-        checkout = ["git", "-C", str(top), "checkout-index", "--all", prefix]
-        _run(checkout, stdout=subprocess.DEVNULL, env=env)
+        checkout = ["git", "-C", str(top), "checkout-index", "-z", "--stdin", prefix]
+        _run(checkout, stdout=subprocess.DEVNULL, env=env, input=b"\0".join(paths))
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -163,11 +199,16 @@ def _git(cwd: Path, *args: str) -> str:
 
 
 def _run(
-    command: list[str], *, stdout: int | IO[bytes], env: dict[str, str] | None = None
+    command: list[str],
+    *,
+    stdout: int | IO[bytes],
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     try:
         result: subprocess.CompletedProcess[bytes] = subprocess.run(
             command,
+            input=input,
             stdout=stdout,
             stderr=subprocess.PIPE,
             timeout=GIT_TIMEOUT,
