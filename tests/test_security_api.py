@@ -172,7 +172,7 @@ async def test_an_echoed_token_is_redacted_in_a_refusal() -> None:
     assert "token *** refused" in str(caught.value)
 
 
-@pytest.mark.parametrize("ident", ["../../models/acme/x", "a/b", "..", "p1?x=1", "x" * 500])
+@pytest.mark.parametrize("ident", ["../../models/acme/x", "a/b", "..", "a\\b", "x" * 500])
 async def test_a_prediction_id_that_is_not_an_id_is_a_bad_answer(ident: str) -> None:
     # The id goes into /predictions/{id} and into file names: it must be one segment of letters.
     body = json.dumps({**PREDICTION, "id": ident}).encode()
@@ -185,3 +185,35 @@ async def test_a_prediction_id_that_is_not_an_id_is_a_bad_answer(ident: str) -> 
             with pytest.raises(ServerError) as caught:
                 await api.get("p1")
     assert "in the response is not an id" in str(caught.value)
+
+
+async def test_a_token_echoed_json_escaped_is_redacted_in_the_decoded_text() -> None:
+    escaped = "".join(f"\\u{ord(c):04x}" for c in TOKEN)
+    body = (
+        json.dumps({**PREDICTION, "status": "failed", "output": None, "error": "ECHO"})
+        .replace("ECHO", f"bad token {escaped}")
+        .encode()
+    )
+    assert TOKEN.encode() not in body
+
+    def echoing(request: Request, conn: socket.socket) -> None:
+        answer(conn, 200, body)
+
+    with hostile(echoing) as server:
+        async with client(server.url) as api:
+            got = await api.get("p1")
+    assert got.error == "bad token ***"
+    assert TOKEN not in json.dumps(got.raw)
+
+
+async def test_a_short_token_never_changes_the_data_batchrun_acts_on() -> None:
+    # REPLICATE_API_TOKEN=x "redacted" inside ids and URLs broke 548 of 1,000 downloads.
+    body = json.dumps({**PREDICTION, "id": "xyzx", "output": "http://files.test/x.png"}).encode()
+
+    def answering(request: Request, conn: socket.socket) -> None:
+        answer(conn, 200, body)
+
+    with hostile(answering) as server:
+        async with Client(server.url, "x", retry=FAST) as api:
+            got = await api.get("xyzx")
+    assert (got.id, got.output) == ("xyzx", "http://files.test/x.png")

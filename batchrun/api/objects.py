@@ -15,9 +15,11 @@ from typing import Any
 
 from batchrun.errors import ServerError
 
-# What a prediction id may be: Replicate's are 26 lowercase letters and digits; proxies use
-# UUIDs or other letters, digits, `-` and `_`. Never a `/`, a dot, or a very long string.
-PREDICTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+# What a prediction id may not hold: Replicate's are 26 lowercase letters and digits, and a
+# proxy may choose others, but an id goes into URLs and names as one segment: never a `/` or
+# `\`, a control character, `.` or `..` alone, or more than MAX_ID_LENGTH characters.
+_NOT_IN_ID = re.compile(r"[/\\\x00-\x1f\x7f]")
+MAX_ID_LENGTH = 128
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 
@@ -79,7 +81,7 @@ class Prediction:
         status = obj.get("status")
         if not isinstance(ident, str) or not ident:
             raise ServerError("the prediction in the response has no id")
-        if not PREDICTION_ID.fullmatch(ident):
+        if ident in (".", "..") or len(ident) > MAX_ID_LENGTH or _NOT_IN_ID.search(ident):
             # The id goes into URLs (`/predictions/{id}`) and file names: `../models/x` or
             # `a/b` would point them elsewhere.
             raise ServerError(f"the prediction id {ident[:80]!r} in the response is not an id")
