@@ -232,3 +232,27 @@ def test_the_sandbox_refuses_a_chunked_upload_as_it_passes_the_limit(
                 reply = conn.recv(65536)
     assert reply.startswith(b"HTTP/1.1 413")
     assert sent < 20 << 20
+
+
+async def test_a_host_dripping_above_the_minimum_rate_ends_at_the_total_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fast enough for the rate check, forever: only a total deadline ends it. Small stand-ins
+    # for the real values: the rule under test, at a scale a test runs fast.
+    monkeypatch.setattr(batchrun.api.download, "MIN_DOWNLOAD_RATE", 1)
+    monkeypatch.setattr(batchrun.api.download, "DOWNLOAD_DEADLINE", 1.5)
+
+    def trickle(request: Request, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+        while True:
+            conn.sendall(b"x" * 64)
+            time.sleep(0.01)
+
+    with hostile(trickle) as files:
+        async with client("https://api.test") as api:
+            started = time.monotonic()
+            with pytest.raises(DownloadError) as caught:
+                await api.download(f"{files.url}/slow.png", tmp_path / "slow.png")
+    assert time.monotonic() - started < 10
+    assert str(caught.value) == f"cannot download {files.url}/slow.png: not done after 2 s"
+    assert os.listdir(tmp_path) == []

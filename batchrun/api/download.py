@@ -48,6 +48,10 @@ DOWNLOAD_GRACE = 30.0
 # Bytes per second, averaged over the whole download: far below any real file host (a 10 MB
 # image at this rate takes 10 minutes), far above a body sent one byte at a time.
 MIN_DOWNLOAD_RATE = 16 * 1024
+# Seconds one download may take, retries included, however fast its bytes come: Replicate's
+# output URLs expire an hour after the prediction, so a download still going after that is a
+# host dripping just above MIN_DOWNLOAD_RATE (a 4 GiB file at that rate takes three days).
+DOWNLOAD_DEADLINE = 3600.0
 # Cloud metadata services answer on link-local addresses, or on these names and addresses:
 # an output URL (the API's choice) must never reach them with this machine's network identity.
 _METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "instance-data"})
@@ -137,10 +141,17 @@ class FileFetcher:
             safefs.check_inside(dest, root)
         part = dest.with_name(dest.name + ".part")
         try:
-            return await with_retries(
-                lambda: self._attempt(start, shown, dest, part, max_bytes, root),
-                self._policy,
-                on_retry=self._on_retry,
+            # A total deadline over every attempt: a host that keeps just above the minimum
+            # rate (or answers each retry slowly) still ends.
+            with anyio.CancelScope(deadline=anyio.current_time() + DOWNLOAD_DEADLINE):
+                return await with_retries(
+                    lambda: self._attempt(start, shown, dest, part, max_bytes, root),
+                    self._policy,
+                    on_retry=self._on_retry,
+                )
+            raise DownloadError(  # only reached when the deadline passed
+                f"cannot download {shown}: not done after {DOWNLOAD_DEADLINE:.0f} s",
+                url=shown,
             )
         except BaseException:
             # On success the .part was renamed away; on any failure (or cancellation) it must go.
