@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +51,8 @@ from batchrun.errors import (
     ServerError,
     StorageError,
     UsageError,
+    redact_json,
+    redacted_secrets,
 )
 from batchrun.spec.load import DEFAULT_RATE, DEFAULT_REQUESTS, Rate
 from batchrun.spec.target import Target
@@ -485,8 +487,7 @@ class Client:
         self, response: httpx.Response, request: httpx.Request, body: bytes
     ) -> httpx.Response:
         # A proxy may echo the token (in an error, a log line): it goes before anything reads it.
-        for secret in self._secrets:
-            body = body.replace(secret.encode(), b"***")
+        body = _redacted_body(body, self._secrets)
         headers = [
             (name, value)
             for name, value in response.headers.multi_items()
@@ -554,6 +555,23 @@ def _segment(value: str) -> str:
     if not value:
         raise UsageError("an empty name or id cannot be part of an API path")
     return quote(value, safe="")
+
+
+def _redacted_body(body: bytes, secrets: Sequence[str]) -> bytes:
+    """`body` with every secret redacted in its decoded text: JSON is parsed first, so a token
+    escaped as `\\u0068\\u006b...` is found as well as one written plainly."""
+    found = redacted_secrets(secrets)
+    if not found:
+        return body  # a token too short to redact: it would match by chance (errors.py)
+    for secret in found:
+        body = body.replace(secret.encode(), b"***")
+    if b"\\u" not in body:
+        return body  # no escapes: what is plain is all there is
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body  # not JSON: bytes are what a reader will see
+    return json.dumps(redact_json(data, found), ensure_ascii=False).encode()
 
 
 _TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
