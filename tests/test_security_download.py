@@ -256,3 +256,12 @@ async def test_a_host_dripping_above_the_minimum_rate_ends_at_the_total_deadline
     assert time.monotonic() - started < 10
     assert str(caught.value) == f"cannot download {files.url}/slow.png: not done after 2 s"
     assert os.listdir(tmp_path) == []
+
+
+def test_private_addresses_are_allowed_by_decision() -> None:
+    # Decided (docs/SECURITY.md): a proxy in a company network serves files from hosts on it;
+    # only link-local and metadata addresses, which no file host needs, are refused.
+    for host in ("10.1.2.3", "192.168.0.10", "172.16.5.4", "fd00::1"):
+        assert not refused_address(host)
+    for host in ("169.254.169.254", "fe80::1", "metadata.google.internal"):
+        assert refused_address(host)

@@ -313,3 +313,55 @@ def test_an_oversized_json_value_file_is_refused_before_it_is_read(
     )
     assert main(["validate", str(spec)]) == 2
     assert "cannot read this file: larger than 1,000 bytes" in capsys.readouterr().err
+
+
+def test_results_never_hands_out_a_path_outside_the_run_folder(tmp_path: Path) -> None:
+    # Decided (docs/SECURITY.md): a path that leaves the run folder is left out of `paths`.
+    from test_report import image, rec, write_run
+
+    import batchrun
+    from batchrun.manifest.records import FileRecord
+
+    secret = tmp_path / "id_rsa"
+    secret.write_text("private key")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "linked.png").symlink_to(secret)
+    stolen = (
+        FileRecord("https://x/1", "../id_rsa", "00" * 32, 11),
+        FileRecord("https://x/2", "linked.png", "00" * 32, 11),
+    )
+    write_run(run, [image(run, "ok", "flux/ok.png"), rec("k1", files=stolen)])
+    rows = {row["key"]: row["paths"] for row in batchrun.results(run)}
+    assert rows == {"ok": [str(run / "flux" / "ok.png")], "k1": []}
+
+
+def test_names_that_differ_only_by_case_are_two_files(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decided (docs/SECURITY.md): batchrun's names are exact. Two outputs named Fox and fox are
+    # two files here; where a file system folds case, the second overwrites the first and the
+    # recorded sha256 says so (status counts the first as changed; the next run fetches it).
+    from runs import TOKEN, write_spec
+
+    from batchrun.cli import main
+    from batchrun.manifest.reader import load_records
+
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        files: "${name}-${index}${ext}"
+        jobs:
+          - model: acme/painter
+            input: {prompt: "${name}"}
+            matrix:
+              name: [Fox, fox]
+        """,
+    )
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    out = tmp_path / "run"
+    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    _, records = load_records(out)
+    assert sorted(f.path for r in records.values() for f in r.files) == ["Fox-0.png", "fox-0.png"]

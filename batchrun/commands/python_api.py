@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
+from batchrun import safefs
 from batchrun.commands._display import make_progress
 from batchrun.commands._runs import api_endpoint, run_and_spec, sandbox_output
 from batchrun.commands.options import RunArgs
@@ -113,12 +114,17 @@ def _run_args(
 
 def results(run_or_spec: PathLike, *, all: bool = False) -> Iterator[dict[str, Any]]:
     """One dict per recorded prediction of the current spec (its manifest record, newest state),
-    with `paths`: its files' absolute paths. `all=True` adds those the spec no longer plans."""
+    with `paths`: its files' absolute paths. `all=True` adds those the spec no longer plans.
+
+    Only paths inside the run folder (links followed) are given: a manifest someone edited to
+    name `../../.ssh/id_rsa` must not hand a caller, who opens or uploads what it gets, a file
+    from elsewhere (docs/SECURITY.md)."""
     run_dir, spec = run_and_spec(os.fspath(run_or_spec))
     headers, by_key = load_records(run_dir)
     for record in scope(by_key.values(), spec or spec_of_run(headers)).chosen(all):
         row = record.to_json()
-        row["paths"] = [str(run_dir / file.path) for file in record.files]
+        paths = (Path(os.path.abspath(run_dir / file.path)) for file in record.files)
+        row["paths"] = [str(path) for path in paths if safefs.is_inside(path, run_dir)]
         yield row
 
 
