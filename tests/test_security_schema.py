@@ -316,3 +316,22 @@ def test_the_automaton_answers_as_re_does() -> None:
         compiled = compile_pattern(pattern)
         for text in texts:
             assert compiled.search(text) == (re.search(pattern, text) is not None), (pattern, text)
+
+
+def test_a_value_too_long_for_a_pattern_is_skipped_with_a_note(
+    tmp_path: Path,
+    api: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api["model"] = model_answer({"prompt": {"type": "string", "pattern": "^[a-z ]*$"}})
+    began = time.monotonic()
+    code, shown = validate_online(
+        tmp_path, api, capsys, monkeypatch, values="['" + "a" * 200_000 + "']"
+    )
+    assert time.monotonic() - began < 20
+    assert code == 0
+    assert (
+        "the pattern '^[a-z ]*$' in the input schema of the model acme/x was not checked:"
+        " a value of 200,000 characters is too long for it"
+    ) in shown
