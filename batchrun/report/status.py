@@ -281,7 +281,7 @@ def write_csv(records: Iterable[Record], handle: IO[str]) -> int:
                 csv_cell(record.created_at),
                 csv_cell(record.completed_at),
                 record.attempts,
-                _cell(record.api.to_json() if record.api is not None else None),
+                csv_cell(record.api.to_json() if record.api is not None else None),
             ]
         )
         rows += 1
