@@ -11,6 +11,7 @@ from hostile import hostile
 from runs import RunCli
 
 from batchrun.api.endpoint import resolve_endpoint
+from batchrun.cli import main
 from batchrun.errors import SpecError
 from batchrun.spec.load import load_spec
 
