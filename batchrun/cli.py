@@ -255,6 +255,13 @@ def _add_report(commands: Commands) -> None:
         help="embed the files shown while they add up to at most MB (default 25; 0: link them)",
     )
     _add_all(report)
+    report.add_argument(
+        "--compare",
+        metavar="OTHER",
+        help="instead, a page of this run beside OTHER (a run folder, or a git revision of "
+        "SPEC: its plan there, looked up in the run folders), paired by job and variables "
+        "(default RUN/compare.html)",
+    )
 
 
 def _add_all(parser: argparse.ArgumentParser) -> None:

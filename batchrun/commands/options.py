@@ -93,6 +93,7 @@ class ReportArgs:
     # Files shown are embedded in report.html up to this many MB in all: a page of that size
     # still opens at once in a browser and fits an e-mail or a CI artifact; 0: always linked.
     embed_limit: float = 25.0
+    compare: str | None = None  # another run folder, or a git revision of the spec
 
 
 @dataclass(frozen=True)

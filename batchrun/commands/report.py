@@ -1,19 +1,34 @@
-"""`batchrun report RUN_OR_SPEC [--rows VAR] [--cols VAR] [--output FILE|-]`: the HTML gallery."""
+"""`batchrun report RUN_OR_SPEC [--rows VAR] [--cols VAR] [--output FILE|-]`: the HTML gallery.
+
+`--compare OTHER` writes another page instead (RUN/compare.html): this run beside OTHER, another
+run folder or a git revision of the spec (batchrun/report/compare.py, compare_page.py).
+"""
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from batchrun import safefs
 from batchrun.commands._output import direct_stream
-from batchrun.commands._runs import run_and_spec
+from batchrun.commands._runs import run_and_spec, run_dir_of, sandbox_output
 from batchrun.commands.options import ReportArgs
+from batchrun.errors import UsageError
+from batchrun.humanize import shown_path
+from batchrun.planner.expand import iter_plan
 from batchrun.report.build import REPORT_NAME, build_report
+from batchrun.report.compare import Side, compare_sides, keys_side, run_side
+from batchrun.report.compare_page import render_comparison
+from batchrun.spec.load import Spec
+from batchrun.spec.revision import spec_at_revision
 
 
 def main(args: ReportArgs) -> int:
     """Write the report (atomically to a file) and print where it is; `--output -`: stdout."""
     run_dir, spec = run_and_spec(args.target)
+    if args.compare:
+        return _compare(args, args.compare, run_dir, spec)
     output = args.output or str(run_dir / REPORT_NAME)
     with direct_stream(output) as stream:
         # Written to a stream, where the page lands is unknown (`> page.html`): its image links
@@ -36,6 +51,52 @@ def main(args: ReportArgs) -> int:
     return 0
 
 
+COMPARE_NAME = "compare.html"
+
+
 def write_atomically(dest: Path, text: str) -> None:
     """Write `text` to `dest` through a temporary file, so a reader never sees half a page."""
     safefs.write_atomically(dest, text, None)
+
+
+def _compare(args: ReportArgs, other: str, run_dir: Path, spec: Spec | None) -> int:
+    """`--compare OTHER`: this run beside another run folder, or beside the spec's plan at a
+    git revision, its predictions looked up where earlier runs of it left them."""
+    new = run_side(run_dir, shown_path(run_dir), spec, everything=args.all)
+    if Path(other).is_dir():
+        old = run_side(run_dir_of(other), shown_path(other), everything=True)
+    elif spec is None:
+        raise UsageError(
+            f"--compare {other}: not a run folder; to compare with a git revision, name the "
+            "spec: `batchrun report SPEC --compare REV`"
+        )
+    else:
+        old = _at_revision(spec, other, run_dir)
+    output = args.output or str(run_dir / COMPARE_NAME)
+    with direct_stream(output) as stream:
+        dest = Path(output) if stream is None else Path.cwd() / COMPARE_NAME
+        page = render_comparison(
+            compare_sides(old, new),
+            dest=dest,
+            generated=datetime.now(UTC),
+            embed_limit=int(args.embed_limit * 1024 * 1024),
+        )
+        if stream is None:
+            write_atomically(dest, page)
+            print(dest)
+        else:
+            stream.write(page)
+    return 0
+
+
+def _at_revision(spec: Spec, revision: str, run_dir: Path) -> Side:
+    with spec_at_revision(spec.path, revision, spec.allow) as base:
+        if base.spec is None:
+            why = base.problem or f"the spec is not in {revision}"
+            raise UsageError(f"--compare {revision}: nothing to compare with: {why}")
+        keys = [planned.key for planned in iter_plan(base.spec)]
+        # Where runs of the spec as it was left their records: its output then, read in the
+        # work tree (the revision's copy has no runs), then where this run is.
+        then = spec.folder / os.path.relpath(base.spec.output, base.spec.folder)
+    folders = [then, run_dir, sandbox_output(spec)]
+    return keys_side(keys, folders, f"{revision} ({base.commit[:12]})")

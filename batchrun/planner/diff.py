@@ -175,7 +175,7 @@ def _pair(diff: JobDiff, old_job: Job, new_job: Job) -> None:
             added.append(planned)
             continue
         paired.add(row)
-        paths = tuple(_differing(before.input, planned.input, ("input",)))
+        paths = tuple(differing_fields(before.input, planned.input, ("input",)))
         if not same(before.target.to_json(), planned.target.to_json()):
             paths = (("target",), *paths)
         fields = tuple(_field(path, old_job, new_job) for path in paths)
@@ -187,14 +187,14 @@ def _pair(diff: JobDiff, old_job: Job, new_job: Job) -> None:
     diff.changed = list(groups.values())
 
 
-def _differing(before: Any, after: Any, path: FieldPath) -> Iterator[FieldPath]:
+def differing_fields(before: Any, after: Any, path: FieldPath = ()) -> Iterator[FieldPath]:
     """The paths of the fields that differ, a mapping's fields one by one, anything else whole."""
     if isinstance(before, dict) and isinstance(after, dict):
         for name in dict.fromkeys([*before, *after]):
             if name not in before or name not in after:
                 yield (*path, name)
             else:
-                yield from _differing(before[name], after[name], (*path, name))
+                yield from differing_fields(before[name], after[name], (*path, name))
     elif isinstance(before, FileInput) or isinstance(after, FileInput):
         if not same(jsonable(before), jsonable(after)):
             yield path

@@ -29,7 +29,7 @@ from batchrun.report.style import CHECK_SCRIPT, FILTER_SCRIPT, STYLE
 FAILURES_LISTED = 20
 
 
-def _sha256_source(text: str) -> str:
+def sha256_source(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
@@ -42,8 +42,8 @@ _SCRIPT_TEXT = "\n" + FILTER_SCRIPT + CHECK_SCRIPT
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
-        f"style-src {_sha256_source(_STYLE_TEXT)}",
-        f"script-src {_sha256_source(_SCRIPT_TEXT)}",
+        f"style-src {sha256_source(_STYLE_TEXT)}",
+        f"script-src {sha256_source(_SCRIPT_TEXT)}",
         "img-src 'self' file: data:",
         "media-src 'self' file:",
         "base-uri 'none'",
