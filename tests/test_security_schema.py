@@ -335,3 +335,16 @@ def test_a_value_too_long_for_a_pattern_is_skipped_with_a_note(
         "the pattern '^[a-z ]*$' in the input schema of the model acme/x was not checked:"
         " a value of 200,000 characters is too long for it"
     ) in shown
+
+
+def test_the_validator_itself_never_retrieves_a_reference(api: dict[str, Any]) -> None:
+    # Behind the up-front refusal, a second wall: the registry's retrieve refuses everything.
+    import referencing.exceptions
+
+    from batchrun.engine.modelschema import FieldChecker
+
+    url = f"{api['server'].url}/schema.json"
+    fields = FieldChecker({"schemas": {"Input": {"properties": {"p": {"$ref": url}}}}})
+    with pytest.raises(referencing.exceptions.Unresolvable):
+        fields.check("p", "x")
+    assert asked(api) == []
