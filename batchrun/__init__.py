@@ -34,6 +34,7 @@ class RunKeywords(TypedDict, total=False):
     retry_failed: bool
     rerun_stale: bool  # run again what succeeded by a version the lock no longer pins
     download: bool  # False is --no-download
+    deep: bool  # hash every recorded file again (--deep)
     sandbox: bool
     shard: str | None  # "2/8"
     shard_rate: Literal["shared", "whole"]  # shared: each shard keeps to 1/N of the rate

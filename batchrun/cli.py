@@ -227,6 +227,7 @@ def _add_verify(commands: Commands) -> None:
         action="store_true",
         help="accept predictions the sandbox made (otherwise each is a problem)",
     )
+    _add_deep(verify)
 
 
 def _add_status(commands: Commands) -> None:
@@ -237,6 +238,16 @@ def _add_status(commands: Commands) -> None:
         "--csv", metavar="FILE", help="also export every record to a CSV file (-: stdout)"
     )
     _add_all(status)
+    _add_deep(status)
+
+
+def _add_deep(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="hash every recorded file again, even those whose size, mtime and inode say they "
+        "did not change",
+    )
 
 
 def _add_report(commands: Commands) -> None:

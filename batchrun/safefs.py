@@ -53,10 +53,14 @@ def storage_error(error: OSError, path: Path, what: str = "") -> StorageError:
     return StorageError(f"cannot write {what}{path}: {error.strerror or error}")
 
 
-def is_inside(path: Path, root: Path) -> bool:
-    """Whether `path`, links followed, is `root` or under it (links in root itself followed too)."""
+def is_inside(path: Path, root: Path, *, real_root: str | None = None) -> bool:
+    """Whether `path`, links followed, is `root` or under it (links in root itself followed too).
+
+    `real_root` is `os.path.realpath(root)` when the caller has it: a check per file of a
+    large folder then resolves only the file's path, not the root's again.
+    """
     real = os.path.realpath(path)
-    base = os.path.realpath(root)
+    base = real_root if real_root is not None else os.path.realpath(root)
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 

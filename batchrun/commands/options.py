@@ -79,6 +79,7 @@ class StatusArgs:
     json: bool = False
     csv: str | None = None
     all: bool = False
+    deep: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class VerifyArgs:
     target: str
     json: bool = False
     allow_sandbox: bool = False
+    deep: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from batchrun.commands.options import StatusArgs
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.compare import PlanComparison, compare
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
@@ -43,8 +44,12 @@ def main(args: StatusArgs) -> int:
     # The current spec's predictions; those it no longer plans are named on a line of their own.
     split = scope(by_key.values(), spec or spec_of_run(headers))
     records = split.chosen(args.all)
-    plan = _plan(split.spec, run_dir)
-    status = summarize(run_dir, headers, records, pins_for_reading(split.spec), plan=plan)
+    # Files whose size, mtime and inode are as when last hashed are not read (unless --deep).
+    hashed = HashedFiles(run_dir, deep=args.deep)
+    plan = _plan(split.spec, run_dir, hashed)
+    pins = pins_for_reading(split.spec)
+    status = summarize(run_dir, headers, records, pins, plan=plan, hashed=hashed)
+    hashed.save()
     csv_on_stdout = args.csv is not None and is_stdout(args.csv)
     if csv_on_stdout and args.json:
         raise UsageError(
@@ -71,13 +76,13 @@ def main(args: StatusArgs) -> int:
     return 0 if status.complete else 1
 
 
-def _plan(spec: Spec | None, run_dir: Path) -> PlanComparison | None:
+def _plan(spec: Spec | None, run_dir: Path, hashed: HashedFiles) -> PlanComparison | None:
     """The spec's plan against the run folder, as `plan` counts it; None without a spec, or
     when its lock cannot be read (the records alone are counted then)."""
     if spec is None:
         return None
     try:
-        return compare(spec, output=run_dir, keep_states=True)
+        return compare(spec, output=run_dir, keep_states=True, hashed=hashed)
     except BatchrunError:
         return None
 

@@ -25,7 +25,7 @@ from batchrun.spec.load import Spec, load_spec
 
 def main(args: VerifyArgs) -> int:
     """Verify, print each problem (or the JSON), and say on stderr what was proved."""
-    found = _verify(Path(args.target), args.allow_sandbox)
+    found = _verify(Path(args.target), args.allow_sandbox, args.deep)
     if args.json:
         json.dump(found.to_json(), sys.stdout, indent=2)
         print()
@@ -36,18 +36,18 @@ def main(args: VerifyArgs) -> int:
     return ExitCode.OK if found.ok else ExitCode.FAILED
 
 
-def _verify(target: Path, allow_sandbox: bool) -> Verification:
+def _verify(target: Path, allow_sandbox: bool, deep: bool) -> Verification:
     if target.is_dir() and (target / EXPORT_RECORD).is_file():
         return verify_dataset(target, allow_sandbox=allow_sandbox)
     if target.is_file():
         spec = load_spec(target)
-        return verify_run(spec, spec.output, allow_sandbox=allow_sandbox)
+        return verify_run(spec, spec.output, allow_sandbox=allow_sandbox, deep=deep)
     if target.is_dir():
         if not manifest_paths(target):
             raise UsageError(
                 f"{target}: neither a run folder (no manifest) nor a dataset (no {EXPORT_RECORD})"
             )
-        return verify_run(_spec_of(target), target, allow_sandbox=allow_sandbox)
+        return verify_run(_spec_of(target), target, allow_sandbox=allow_sandbox, deep=deep)
     raise UsageError(f"{target}: no such run folder, spec file or dataset")
 
 

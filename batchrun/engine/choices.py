@@ -102,6 +102,11 @@ class RunChoices:
         False, help="run again what succeeded by a version other than the one SPEC.lock now pins"
     )
     download: bool = option(True, help="record output URLs, fetch nothing")
+    deep: bool = option(
+        False,
+        help="hash every recorded file again, even those whose size, mtime and inode "
+        "say they did not change",
+    )
     shard: tuple[int, int] | None = option(
         None, metavar="I/N", parse=_shard, help="only shard I of N (1-based)"
     )

@@ -44,6 +44,7 @@ from batchrun.errors import (
     OutcomeUnknownError,
     StorageError,
 )
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.records import API_STATUSES, Api, FileRecord, Record, Status, utcnow
 from batchrun.manifest.state import DATA_URI_HEAD, file_intact, moves
 from batchrun.planner.expand import PlannedPrediction
@@ -95,6 +96,7 @@ class Settings:
     max_file_bytes: int | None
     recreate_delay: float = 1.0  # before creating again after a lost answer; doubles each time
     api: Api | None = None  # the API this run creates on: every record it creates says so
+    hashed: HashedFiles | None = None  # the folder's files as last hashed (manifest/filestat.py)
 
 
 class CreatesFirst:
@@ -396,6 +398,11 @@ class Lifecycle:
                     record = _apply(record, prediction)
                     await self.journal.write(record)
 
+    def _intact(self, file: FileRecord) -> bool:
+        if self.settings.hashed is not None:
+            return self.settings.hashed.difference(file.path, file.bytes, file.sha256) is None
+        return file_intact(self.settings.run_dir, file.path, file.bytes, file.sha256)
+
     async def _finish(
         self, record: Record, urls: list[str], downloaded: tuple[FileRecord, ...]
     ) -> None:
@@ -417,13 +424,13 @@ class Lifecycle:
         try:
             for index, url in enumerate(urls):
                 present = have_by_url.get(url)
-                if present is not None and file_intact(
-                    self.settings.run_dir, present.path, present.bytes, present.sha256
-                ):
+                if present is not None and self._intact(present):
                     files.append(present)
                     continue
                 try:
                     files.append(await self._download(record, index, url, names.get(url)))
+                    if self.settings.hashed is not None:
+                        self.settings.hashed.note(files[-1].path, files[-1].sha256)
                 except DownloadError as error:
                     missing.append(url)
                     errors.append(str(error))

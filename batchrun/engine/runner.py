@@ -43,6 +43,7 @@ from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.survey import Survey, classify, in_scope, survey
 from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
 from batchrun.humanize import human_bytes, shown_path
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
 from batchrun.manifest.records import Api
 from batchrun.manifest.state import State
@@ -279,10 +280,11 @@ class _Runner:
             self._note_a_long_load()
             index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
             lock = read_lock(self.spec.path)
+            hashed = HashedFiles(self.run_dir, deep=self.options.deep)
             # A result of the other kind (the sandbox's, for a run on a real API) is new here.
             self.survey = await anyio.to_thread.run_sync(
                 survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
-                api.sandbox, abandon_on_cancel=True,
+                api.sandbox, hashed, abandon_on_cancel=True,
             )  # fmt: skip
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
         client = self._client()
@@ -325,6 +327,7 @@ class _Runner:
             max_file_bytes=self.options.max_file_bytes,
             recreate_delay=self.options.recreate_delay,
             api=api,
+            hashed=hashed,
         )
         lifecycle = Lifecycle(
             client,
@@ -362,6 +365,9 @@ class _Runner:
             except StorageError:
                 if fatal is None:
                     raise  # else the first error is the one worth reporting
+            finally:
+                # What this run hashed and downloaded: the next need not read it again.
+                await anyio.to_thread.run_sync(hashed.save)
         if fatal is not None:
             raise _first_batchrun_error(fatal)
         return self._summary(began, path, tally, client)

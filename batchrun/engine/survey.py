@@ -23,6 +23,7 @@ from pathlib import Path
 from batchrun.api.objects import parse_time
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State, key_state, pinned_versions
@@ -119,12 +120,14 @@ def survey(
     lock: Lock | None = None,
     read: Callable[[str], Record] | None = None,
     sandbox: bool = False,
+    hashed: HashedFiles | None = None,
 ) -> Survey:
     """Walk the plan once and count what the run will do (reads the files of done keys).
 
     `read` gives a key's full record (`ManifestIndex.record`): without it, files never move.
     `sandbox`: the run is on the sandbox, so only the sandbox's results count (and the other
-    way round): a record of the other kind is new (manifest/state.py).
+    way round): a record of the other kind is new (manifest/state.py). `hashed`: the folder's
+    files as last hashed, so that unchanged ones are not read (manifest/filestat.py).
     """
     found = Survey(pinned=pinned_versions(spec, lock), sandbox=sandbox)
     namers = JobNamers.of_spec(spec) if read is not None else None
@@ -147,6 +150,7 @@ def survey(
             namer=namers(planned.job) if namers is not None else None,
             read=_reader(read, planned.key),
             sandbox=sandbox,
+            hashed=hashed,
         )
         if sandbox and where is State.NEW and state is not None and state.sandbox is False:
             found.real_replaced += 1

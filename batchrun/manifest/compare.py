@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
 from batchrun.manifest.records import Record
 from batchrun.manifest.state import State, counts_as_sandbox, key_state, pinned_versions
@@ -81,18 +82,22 @@ def compare(
     examples: int = 3,
     keep_states: bool = False,
     selection: Selection | None = None,
+    hashed: HashedFiles | None = None,
 ) -> PlanComparison:
     """Walk the plan once (streaming) and place every key against the manifests of the run.
 
     `keep_states` keeps the state of each recorded key (`recorded_states`): `status`, which
     holds those records anyway, reads each key's state from here, so it counts what `plan`
     counts without reading any file twice. `selection`: only what `--sample` and `--limit`
-    (and its shard) select; it replaces `shard`.
+    (and its shard) select; it replaces `shard`. `hashed`: the folder's files as last hashed
+    (manifest/filestat.py); the default reads the index but never writes it, as `plan` sends and
+    writes nothing.
     """
     selection = selection or Selection(shard)
     shard = selection.shard
     run_dir = output or spec.output
     index = load_index(run_dir)
+    hashed = hashed or HashedFiles(run_dir)
     lock = read_lock(spec.path)
     pinned = pinned_versions(spec, lock)
     namers = JobNamers.of_spec(spec)
@@ -103,7 +108,7 @@ def compare(
     kept: dict[str, State] = {}
     for planned, state in _placed(spec, index, selection):
         unplanned.discard(planned.key)
-        where = _where(planned, state, index, run_dir, pinned, namers, sandbox)
+        where = _where(planned, state, index, run_dir, pinned, namers, sandbox, hashed)
         if state is not None:
             if where is State.NEW:  # recorded, but by the other kind of API
                 other_api += 1
@@ -146,8 +151,9 @@ def iter_states(
     pinned = pinned_versions(spec, read_lock(spec.path))
     namers = JobNamers.of_spec(spec)
     sandbox = counts_as_sandbox(index.headers)
+    hashed = HashedFiles(run_dir)  # read, never written: `plan` writes nothing
     for planned, state in _placed(spec, index, selection):
-        yield planned, _where(planned, state, index, run_dir, pinned, namers, sandbox)
+        yield planned, _where(planned, state, index, run_dir, pinned, namers, sandbox, hashed)
 
 
 def _where(
@@ -158,12 +164,21 @@ def _where(
     pinned: dict[str, str | None],
     namers: JobNamers,
     sandbox: bool,
+    hashed: HashedFiles | None = None,
 ) -> State:
     def read() -> Record:
         return index.record(planned.key)
 
     namer = namers(planned.job)
-    return key_state(state, run_dir, pinned[planned.job], namer=namer, read=read, sandbox=sandbox)
+    return key_state(
+        state,
+        run_dir,
+        pinned[planned.job],
+        namer=namer,
+        read=read,
+        sandbox=sandbox,
+        hashed=hashed,
+    )
 
 
 def _placed(

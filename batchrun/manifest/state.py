@@ -36,7 +36,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchrun import safefs
 from batchrun.api.objects import is_file_url
@@ -46,6 +46,9 @@ from batchrun.manifest.records import FAILED, IN_FLIGHT, Record, sandbox_of
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import FileNamer, NamingError, output_names
 from batchrun.spec.load import Spec
+
+if TYPE_CHECKING:
+    from batchrun.manifest.filestat import HashedFiles  # which calls file_difference below
 
 
 class State(StrEnum):
@@ -72,6 +75,7 @@ def key_state(
     namer: FileNamer | None = None,
     read: Callable[[], Record] | None = None,
     sandbox: bool = False,
+    hashed: HashedFiles | None = None,
 ) -> State:
     """Where one key stands, from its last record.
 
@@ -81,6 +85,8 @@ def key_state(
     `namer` is the current `files` template (None: files never move); `read` gives the key's
     full record when `recorded` is only its index entry. `sandbox`: whether the run (or the
     view a reader takes) is the sandbox's; a record of the other kind is new for it.
+    `hashed`: the folder's files as last hashed (`manifest.filestat`), so that files whose stat
+    did not change are not read again.
     """
     if recorded is None or bool(recorded.sandbox) != sandbox:
         return State.NEW
@@ -94,7 +100,7 @@ def key_state(
     if recorded.missing:
         return State.DOWNLOAD
     if intact is None:
-        intact = files_intact(run_dir, _checks(recorded))
+        intact = files_intact(run_dir, _checks(recorded), hashed)
     if not intact:
         return State.DOWNLOAD
     if namer is not None and _may_move(recorded, namer):
@@ -168,8 +174,13 @@ def _checks(recorded: KeyState | Record) -> tuple[FileCheck, ...]:
     return tuple((f.path, f.bytes, f.sha256) for f in recorded.files)
 
 
-def files_intact(run_dir: Path, files: tuple[FileCheck, ...]) -> bool:
-    """Whether every recorded file is in the run folder with its bytes."""
+def files_intact(
+    run_dir: Path, files: tuple[FileCheck, ...], hashed: HashedFiles | None = None
+) -> bool:
+    """Whether every recorded file is in the run folder with its bytes (with `hashed`, a file
+    whose stat is as when it was last hashed is not read)."""
+    if hashed is not None:
+        return all(hashed.difference(*file) is None for file in files)
     return all(file_intact(run_dir, *file) for file in files)
 
 

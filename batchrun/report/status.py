@@ -24,6 +24,7 @@ from batchrun import safefs
 from batchrun.api.objects import parse_time
 from batchrun.humanize import counted
 from batchrun.manifest.compare import PlanComparison
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
@@ -155,6 +156,7 @@ def summarize(
     pinned: Mapping[str, str | None] | None = None,
     *,
     plan: PlanComparison | None = None,
+    hashed: HashedFiles | None = None,
 ) -> RunStatus:
     """Summarise records already read from `run_dir` (see `load_records`); `pinned` gives each
     job's version in the lock (see `manifest.state.pins_for_reading`), for stale keys.
@@ -175,7 +177,11 @@ def summarize(
         state = known.get(record.key)
         if state is None:
             state = key_state(
-                record, run_dir, (pinned or {}).get(record.job), sandbox=status.sandbox
+                record,
+                run_dir,
+                (pinned or {}).get(record.job),
+                sandbox=status.sandbox,
+                hashed=hashed,
             )
             status.states[state] += 1  # a planned key is counted with the plan's counts below
         _add(status, record, state)

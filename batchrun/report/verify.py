@@ -25,6 +25,7 @@ from typing import Any, Literal
 from batchrun import safefs
 from batchrun.errors import ManifestError, UsageError
 from batchrun.humanize import printable
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
 from batchrun.manifest.state import State, file_difference, key_state, pinned_versions
 from batchrun.planner.expand import iter_plan
@@ -83,18 +84,22 @@ class Verification:
         }
 
 
-def verify_run(spec: Spec, run_dir: Path, *, allow_sandbox: bool = False) -> Verification:
+def verify_run(
+    spec: Spec, run_dir: Path, *, allow_sandbox: bool = False, deep: bool = False
+) -> Verification:
     """Every prediction `spec` plans present in `run_dir`, succeeded, with its files as recorded
     (and made by the lock's version, where the spec is locked); none by the sandbox unless
-    allowed."""
+    allowed. A file whose size, mtime and inode are as when it was last hashed is not read
+    again, unless `deep` (manifest/filestat.py)."""
     index = load_index(run_dir)
+    hashed = HashedFiles(run_dir, deep=deep)
     pinned = pinned_versions(spec, read_lock(spec.path))
     found = Verification(run_dir, "run")
     count = 0
     for planned in iter_plan(spec):
         count += 1
         recorded = index.states.get(planned.key)
-        problems = list(_key_problems(planned.key, planned.job, recorded, index, run_dir, pinned))
+        problems = list(_key_problems(planned.key, planned.job, recorded, index, hashed, pinned))
         if recorded is not None and recorded.sandbox and not allow_sandbox:
             problems.append(
                 Problem(
@@ -108,6 +113,7 @@ def verify_run(spec: Spec, run_dir: Path, *, allow_sandbox: bool = False) -> Ver
             found.succeeded += 1
         found.problems += problems
     found.planned = count
+    hashed.save()
     return found
 
 
@@ -116,21 +122,20 @@ def _key_problems(
     job: str,
     recorded: KeyState | None,
     index: ManifestIndex,
-    run_dir: Path,
+    hashed: HashedFiles,
     pinned: dict[str, str | None],
 ) -> Iterator[Problem]:
     if recorded is None:
         yield Problem(key, "not_started", f"not started (job {job})")
         return
     differences = [
-        (path, file_difference(run_dir, path, size, sha256))
-        for path, size, sha256 in recorded.files
+        (path, hashed.difference(path, size, sha256)) for path, size, sha256 in recorded.files
     ]
     changed = [(path, difference) for path, difference in differences if difference]
     # Judged as the kind of API that made it: whether that was the sandbox is a problem of
     # its own (unless allowed), never a reason to skip its files.
     state = key_state(
-        recorded, run_dir, pinned[job], intact=not changed, sandbox=bool(recorded.sandbox)
+        recorded, hashed.run_dir, pinned[job], intact=not changed, sandbox=bool(recorded.sandbox)
     )
     if state is State.IN_FLIGHT:
         yield Problem(key, "in_flight", f"{recorded.status}, not finished (job {job})")

@@ -1,0 +1,120 @@
+"""What each recorded file looked like when it was last hashed, as git's index keeps it.
+
+Checking that a run folder's files are as recorded means hashing them: seconds for a folder of
+50,000 files, on every `run`, `status` and `verify`. So the folder keeps, in `FILES_INDEX`, each
+file's size, mtime, ctime, inode and device as they were when its bytes last hashed to the
+recorded sha256. A file whose stat still says the same is taken as unchanged without reading it;
+any other is hashed again (the rule is `manifest.state.file_difference`). `--deep` hashes every
+file whatever the index says.
+
+A file changed within the same clock tick as its hashing may keep its mtime (git's "racily
+clean" entries): an entry is trusted only when the file was last changed RACY_NS before the
+index itself was written. The index is a cache: a missing, unreadable or foreign one is an empty
+one, and it never decides anything the files themselves would not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from batchrun import safefs
+from batchrun.errors import StorageError
+from batchrun.manifest.state import file_difference
+
+FILES_INDEX = ".batchrun-files.jsonl"
+# A file changed this close to the index's writing may have changed again within one tick of a
+# coarse clock without its mtime moving: such an entry is hashed again next time.
+RACY_NS = 2_000_000_000
+
+_Stat = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, device
+_Entry = tuple[_Stat, str]  # the stat when hashed, the sha256 it hashed to
+
+
+def _stat_of(found: os.stat_result) -> _Stat:
+    return (found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino, found.st_dev)
+
+
+class HashedFiles:
+    """A run folder's files as last hashed: `difference` reads a file only when its stat moved."""
+
+    def __init__(self, run_dir: Path, *, deep: bool = False) -> None:
+        self.run_dir = run_dir
+        self.deep = deep
+        self.hashed = 0  # files read and hashed
+        self.trusted = 0  # files taken as unchanged by their stat
+        self._entries: dict[str, _Entry] = {}
+        self._written_ns = 0
+        self._changed = False
+        self._real_root = os.path.realpath(run_dir)
+        if not deep:
+            self._load()
+
+    def _load(self) -> None:
+        path = self.run_dir / FILES_INDEX
+        try:
+            with safefs.open_regular(path, self.run_dir) as handle:
+                self._written_ns = os.fstat(handle.fileno()).st_mtime_ns
+                for raw in handle:
+                    relative, size, mtime, ctime, inode, device, sha256 = json.loads(raw)
+                    found = (int(size), int(mtime), int(ctime), int(inode), int(device))
+                    self._entries[str(relative)] = (found, str(sha256))
+        except (OSError, ValueError, TypeError):
+            self._entries = {}  # no index, or not one this code wrote: hash what is asked
+
+    def difference(self, relative: str, size: int, sha256: str) -> str | None:
+        """How a recorded file differs from the record, in words; None when it is as recorded
+        (see `manifest.state.file_difference`, which this skips when the stat is unchanged)."""
+        path = self.run_dir / relative
+        before: _Stat | None = None
+        if safefs.is_inside(path, self.run_dir, real_root=self._real_root):
+            try:
+                found = os.stat(path)
+            except OSError:
+                found = None
+            if found is not None and stat.S_ISREG(found.st_mode):
+                before = _stat_of(found)
+                if before[0] == size and self._unchanged(relative, before, sha256):
+                    self.trusted += 1
+                    return None
+        self.hashed += 1
+        difference = file_difference(self.run_dir, relative, size, sha256)
+        if difference is None and before is not None:
+            self._entries[relative] = (before, sha256)
+            self._changed = True
+        return difference
+
+    def _unchanged(self, relative: str, found: _Stat, sha256: str) -> bool:
+        entry = self._entries.get(relative)
+        return (
+            entry is not None
+            and entry == (found, sha256)
+            and max(found[1], found[2]) + RACY_NS < self._written_ns
+        )
+
+    def note(self, relative: str, sha256: str) -> None:
+        """A file just written with these bytes (a download): known without hashing it again."""
+        try:
+            found = os.stat(self.run_dir / relative)
+        except OSError:
+            return
+        self._entries[relative] = (_stat_of(found), sha256)
+        self._changed = True
+
+    def save(self) -> None:
+        """Write the index if anything was learned; a folder that cannot take it keeps none."""
+        if not self._changed:
+            return
+        lines = (
+            json.dumps([relative, *found, sha256], separators=(",", ":")) + "\n"
+            for relative, (found, sha256) in self._entries.items()
+        )
+        try:
+            safefs.write_atomically(
+                self.run_dir / FILES_INDEX, "".join(lines).encode(), self.run_dir
+            )
+        except (OSError, StorageError):
+            return
+        self._changed = False

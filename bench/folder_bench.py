@@ -1,0 +1,136 @@
+"""A no-op `run`, `status` and `verify` of a finished folder of many files: how long each takes.
+
+    python bench/folder_bench.py                 # 50,000 keys, one PNG file each
+    python bench/folder_bench.py --keys 5000     # smaller, to try it
+
+A synthetic run folder: a spec of N image predictions, a manifest with each of them succeeded
+and its file on disk (the same small PNG under N names: 1.2 kB each), as if the API at the
+base URL (nothing listens there; a no-op run sends nothing) had made them. Then, each a fresh
+process timed from the outside:
+
+    status (first)  `batchrun status SPEC`, no `.batchrun-files.jsonl` yet: every file hashed
+    status          again: the files' stats are as the index recorded, none is read
+    status --deep   every file hashed, whatever the index says
+    run             `batchrun run SPEC`: nothing to do, no file read
+    verify          `batchrun verify SPEC`
+
+Goal (issue 22): the no-op `run` and `status` of 50,000 files in at most 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from batchrun.manifest.records import FileRecord, Record
+from batchrun.manifest.writer import new_header
+from batchrun.planner.expand import iter_plan
+from batchrun.spec.load import load_spec
+
+BASE_URL = "http://127.0.0.1:9"  # the discard port: a no-op run must not need an API
+SPEC = """\
+batchrun: 1
+base_url: {base}
+jobs:
+  - model: acme/painter
+    input: {{prompt: "a picture ${{i}}", width: 64, height: 64}}
+    matrix: {{i: {{range: [0, {n}]}}}}
+"""
+PNG = bytes.fromhex(  # a 1 × 1 PNG, padded to a typical small image's size by a text chunk
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6300010000050001d50d0a2d0000000049454e44ae426082"
+)
+GOAL_S = 1.5
+
+
+def build(folder: Path, keys: int) -> Path:
+    """The spec and its run folder: a manifest of `keys` succeeded keys, their files in place."""
+    import hashlib
+
+    spec_path = folder / "spec.yaml"
+    spec_path.write_text(SPEC.format(base=BASE_URL, n=keys), encoding="utf-8")
+    spec = load_spec(spec_path)
+    run_dir = spec.output
+    (run_dir / "painter").mkdir(parents=True)
+    data = PNG + b"\0" * 1200
+    digest = hashlib.sha256(data).hexdigest()
+    header = new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=None)
+    stamp = "2026-01-01T00:00:00.000Z"
+    with (run_dir / "manifest.jsonl").open("w", encoding="utf-8") as out:
+        out.write(json.dumps(header, separators=(",", ":")) + "\n")
+        for number, planned in enumerate(iter_plan(spec)):
+            path = f"painter/{planned.key}-0.png"
+            (run_dir / path).write_bytes(data)
+            url = f"https://files.example/{number}.png"
+            record = Record.planned(planned, "succeeded").replace(
+                prediction_id=f"{number:026x}",
+                output=[url],
+                files=(FileRecord(url=url, path=path, sha256=digest, bytes=len(data)),),
+                created_at=stamp,
+                completed_at=stamp,
+                attempts=1,
+                files_template=spec.files,
+            )
+            out.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+    return spec_path
+
+
+def timed(*argv: str) -> tuple[float, int]:
+    """Seconds and exit code of one `batchrun ARGV...` process."""
+    env = {**os.environ, "REPLICATE_API_TOKEN": "r8_bench_not_a_secret"}
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "batchrun", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        check=False,
+        text=True,
+    )
+    seconds = time.perf_counter() - began
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"batchrun {' '.join(argv)}: exit {done.returncode}: {done.stderr}")
+    return seconds, done.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=50_000, help="keys, one file each")
+    parser.add_argument("--json", type=Path, help="where to write the figures")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="folder-") as name:
+        spec = str(build(Path(name), args.keys))
+        # The index trusts only files changed over 2 s before it was written (racy entries).
+        time.sleep(2.5)
+        load = os.getloadavg()[0]
+        steps = [
+            ("status (first)", ["status", spec]),
+            ("status", ["status", spec]),
+            ("status --deep", ["status", spec, "--deep"]),
+            ("run", ["run", spec, "--base-url", BASE_URL]),
+            ("verify", ["verify", spec, "--allow-sandbox"]),
+        ]
+        figures: dict[str, float | int] = {"keys": args.keys}
+        print(f"| keys | {' | '.join(step for step, _ in steps)} | load |")
+        print(f"|---|{'---|' * len(steps)}---|")
+        cells = []
+        for step, argv in steps:
+            seconds, code = timed(*argv)
+            figures[f"{step} s"] = round(seconds, 2)
+            cells.append(f"{seconds:.2f}" + ("" if code == 0 else f" (exit {code})"))
+        figures["load_before"] = round(load, 2)
+        print(f"| {args.keys:,} | {' | '.join(cells)} | {load:.2f} |")
+    out = args.json or Path(__file__).parent / "results" / "folder_bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""A file is hashed again only when its stat moved, as git's index does; `--deep` hashes all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runs import records, run_spec, write_spec
+
+from batchrun.cli import main
+from batchrun.manifest import filestat, state
+from batchrun.manifest.filestat import FILES_INDEX
+from batchrun.sandbox import Sandbox
+
+LATER = 4 * 10**18  # ns (in 2096): an index written long after every file, none "racily clean"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, sandbox: Sandbox) -> Path:
+    spec = write_spec(
+        tmp_path,
+        """\
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "p${i}", width: 64, height: 64}
+            matrix: {i: {range: [0, 4]}}
+        """,
+    )
+    run_spec(spec, sandbox)
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files `status`, `verify` and `run` read and hash, by name."""
+    read: list[str] = []
+    digest: Callable[..., Any] = hashlib.file_digest
+
+    def counting(handle: Any, name: str) -> Any:
+        # Opened by descriptor (safefs.open_regular): its name is the link in /proc.
+        read.append(Path(os.readlink(f"/proc/self/fd/{handle.fileno()}")).name)
+        return digest(handle, name)
+
+    monkeypatch.setattr(state.hashlib, "file_digest", counting)
+    return read
+
+
+def age_index(run_dir: Path) -> None:
+    """As if the index had been written long after its files last changed."""
+    os.utime(run_dir / FILES_INDEX, ns=(LATER, LATER))
+
+
+def test_the_run_records_its_downloads_and_status_then_reads_no_file(
+    run_dir: Path, hashes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = (run_dir / FILES_INDEX).read_text().splitlines()
+    recorded = {f.path: f.sha256 for r in records(run_dir).values() for f in r.files}
+    assert {json.loads(line)[0]: json.loads(line)[-1] for line in lines} == recorded
+    age_index(run_dir)
+    assert main(["status", str(run_dir)]) == 0
+    assert hashes == []
+    assert main(["verify", str(run_dir), "--allow-sandbox"]) == 0
+    assert hashes == []
+    # --deep reads every file again.
+    assert main(["status", str(run_dir), "--deep"]) == 0
+    assert sorted(hashes) == sorted(Path(path).name for path in recorded)
+    capsys.readouterr()
+
+
+def test_a_file_changed_in_place_is_hashed_again_and_found_changed(
+    run_dir: Path, hashes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    age_index(run_dir)
+    path = next(run_dir.rglob("*.png"))
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size; the mtime put back as it was: only the ctime says
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert main(["status", str(run_dir), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["states"]["download"] == 1
+    assert hashes == [path.name]
+
+
+def test_entries_written_as_their_files_changed_are_not_trusted(
+    run_dir: Path, hashes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The index's own mtime is within RACY_NS of the files': a change in the same clock tick
+    # could hide, so every file is hashed (git's racily clean entries).
+    newest = max(p.stat().st_ctime_ns for p in run_dir.rglob("*.png"))
+    written = newest + filestat.RACY_NS // 2
+    os.utime(run_dir / FILES_INDEX, ns=(written, written))
+    assert main(["status", str(run_dir)]) == 0
+    assert len(hashes) == 4
+    capsys.readouterr()
+
+
+def test_a_rerun_of_a_finished_folder_reads_no_file(
+    run_dir: Path, sandbox: Sandbox, hashes: list[str]
+) -> None:
+    age_index(run_dir)
+    summary = run_spec(run_dir.parent / "spec.yaml", sandbox)
+    assert (summary.ok, summary.tally.total) == (True, 0)
+    assert hashes == []
+    summary = run_spec(run_dir.parent / "spec.yaml", sandbox, deep=True)
+    assert len(hashes) == 4
+
+
+def test_an_unreadable_index_is_an_empty_one(
+    run_dir: Path, hashes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    (run_dir / FILES_INDEX).write_text("not json\n")
+    assert main(["status", str(run_dir)]) == 0
+    assert len(hashes) == 4
+    capsys.readouterr()
