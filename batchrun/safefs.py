@@ -156,13 +156,16 @@ def write_atomically(
         handle.write(data.encode() if isinstance(data, str) else data)
 
 
-def open_regular(path: Path, root: Path | None, *, follow: bool = False) -> io.BufferedReader:
+def open_regular(
+    path: Path, root: Path | None, *, follow: bool = False, real_root: str | None = None
+) -> io.BufferedReader:
     """Open a file to read only if it is a regular file inside `root` (OSError otherwise).
 
     `follow`: a link at `path` is followed (a spec's own files, whose links the spec layer
     checks against its folder); otherwise it is refused (what lies in a run folder).
+    `real_root` as for `is_inside`.
     """
-    if root is not None and not is_inside(path, root):
+    if root is not None and not is_inside(path, root, real_root=real_root):
         raise OSError(errno.EACCES, "outside the run folder", str(path))
     fd = os.open(path, (_READ & ~_NOFOLLOW) if follow else _READ)
     try:

@@ -67,20 +67,24 @@ class HashedFiles:
     def difference(self, relative: str, size: int, sha256: str) -> str | None:
         """How a recorded file differs from the record, in words; None when it is as recorded
         (see `manifest.state.file_difference`, which this skips when the stat is unchanged)."""
-        path = self.run_dir / relative
+        # No containment check before the stat: a file taken as unchanged is not read, and the
+        # same inode, device, size and times are the very file hashed (inside) before. A link
+        # is no regular file here (lstat), so it is judged by file_difference, which refuses
+        # it, as it checks every file it reads (with the root resolved once).
         before: _Stat | None = None
-        if safefs.is_inside(path, self.run_dir, real_root=self._real_root):
-            try:
-                found = os.stat(path)
-            except OSError:
-                found = None
-            if found is not None and stat.S_ISREG(found.st_mode):
-                before = _stat_of(found)
-                if before[0] == size and self._unchanged(relative, before, sha256):
-                    self.trusted += 1
-                    return None
+        try:
+            found = os.lstat(self.run_dir / relative)
+        except (OSError, ValueError):
+            found = None
+        if found is not None and stat.S_ISREG(found.st_mode):
+            before = _stat_of(found)
+            if before[0] == size and self._unchanged(relative, before, sha256):
+                self.trusted += 1
+                return None
         self.hashed += 1
-        difference = file_difference(self.run_dir, relative, size, sha256)
+        difference = file_difference(
+            self.run_dir, relative, size, sha256, real_root=self._real_root
+        )
         if difference is None and before is not None:
             self._entries[relative] = (before, sha256)
             self._changed = True
@@ -97,7 +101,7 @@ class HashedFiles:
     def note(self, relative: str, sha256: str) -> None:
         """A file just written with these bytes (a download): known without hashing it again."""
         try:
-            found = os.stat(self.run_dir / relative)
+            found = os.lstat(self.run_dir / relative)
         except OSError:
             return
         self._entries[relative] = (_stat_of(found), sha256)

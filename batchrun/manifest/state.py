@@ -189,14 +189,17 @@ def file_intact(run_dir: Path, relative: str, size: int, sha256: str) -> bool:
     return file_difference(run_dir, relative, size, sha256) is None
 
 
-def file_difference(run_dir: Path, relative: str, size: int, sha256: str) -> str | None:
+def file_difference(
+    run_dir: Path, relative: str, size: int, sha256: str, *, real_root: str | None = None
+) -> str | None:
     """How a recorded file differs from the record, in words; None when it is as recorded.
 
     Only a regular file inside the run folder counts: a manifest someone edited to name
-    /dev/zero, a FIFO or a file elsewhere must not be hashed (forever, or at all).
+    /dev/zero, a FIFO or a file elsewhere must not be hashed (forever, or at all). `real_root`:
+    the run folder already resolved (`os.path.realpath`), for a caller checking many files.
     """
     try:
-        with safefs.open_regular(run_dir / relative, run_dir) as handle:
+        with safefs.open_regular(run_dir / relative, run_dir, real_root=real_root) as handle:
             found = os.fstat(handle.fileno()).st_size
             if found != size:
                 return f"{found:,} bytes, recorded {size:,}"
