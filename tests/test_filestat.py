@@ -119,3 +119,15 @@ def test_an_unreadable_index_is_an_empty_one(
     assert main(["status", str(run_dir)]) == 0
     assert len(hashes) == 4
     capsys.readouterr()
+
+
+def test_a_link_in_place_of_a_file_is_read_and_refused_whatever_the_index_says(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    age_index(run_dir)
+    path = next(run_dir.rglob("*.png"))
+    outside = tmp_path / "outside.png"
+    path.rename(outside)  # the very inode the index recorded, now outside the run folder
+    path.symlink_to(outside)
+    assert main(["status", str(run_dir), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["states"]["download"] == 1
