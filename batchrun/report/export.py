@@ -480,7 +480,9 @@ def _write_job(
 
 def _write_text(folder: Path, name: str, text: str, root: Path | None = None) -> FileSum:
     data = text.encode("utf-8")
-    (folder / name).write_bytes(data)
+    # Through safefs like every write (docs/SECURITY.md), though the folder is new.
+    with safefs.create_new(folder / name, root or folder) as out:
+        out.write(data)
     path = (folder / name).relative_to(root or folder).as_posix()
     return FileSum(path, len(data), hashlib.sha256(data).hexdigest())
 
@@ -503,9 +505,9 @@ def _write_export_record(path: Path, card: Card, sums: Sequence[FileSum]) -> Non
     lines = [header, *(s.to_json() for s in sums)]
     lines += [{"missing": key, "job": job, "why": why} for key, job, why in card.missing]
     lines += [{"sandbox": key, "job": job, "api": url} for key, job, url in card.sandbox]
-    with path.open("w", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    with safefs.create_new(path, path.parent) as out:
+        out.write(text.encode("utf-8"))
 
 
 def _loader(kind: str) -> str:
