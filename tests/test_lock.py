@@ -94,7 +94,7 @@ def test_a_proxy_without_the_models_endpoint_leaves_models_unpinned(tmp_path: Pa
     pinned = read_lock(spec_path)
     assert pinned is not None
     assert pinned.pins["acme/painter"] == Pin(
-        "acme/painter", None, "the API has no models endpoint"
+        "acme/painter", None, "the API answered 404 (no such model here, or no models endpoint)"
     )
 
 

@@ -202,23 +202,24 @@ def test_without_a_models_endpoint_one_create_probes_the_target(
     assert code == 1
     lines = err.splitlines()
     assert lines[0] == (
-        "batchrun: cannot check that the model black-forest-labs/flux-schnel exists: the API has"
-        " no endpoint for it; the run goes on"
+        "batchrun: cannot tell whether the model black-forest-labs/flux-schnel exists: the API"
+        f" at {sandbox.base_url} answered 404 (no model black-forest-labs/flux-schnel here, or"
+        " no models endpoint); the run goes on"
     )
     stopped = (
         f"POST {sandbox.base_url}/v1/models/black-forest-labs/flux-schnel/predictions: 404"
-        " Not found: Model black-forest-labs/flux-schnel not found; the API at"
-        f" {sandbox.base_url} has no model black-forest-labs/flux-schnel; check the name in the"
-        " spec, and the base URL (a proxy serves the API under a path, like"
-        " https://host/replicate)"
+        " Not found: Model black-forest-labs/flux-schnel not found; no model"
+        f" black-forest-labs/flux-schnel at {sandbox.base_url}, or no predictions endpoint"
+        " there; check the name in the spec, and the base URL (a proxy serves the API under a"
+        " path, like https://host/replicate)"
     )
     assert f"  stopped job 'flux-schnel': {stopped}" in lines
-    assert "  19 not started (stopped); run again to continue" in lines
+    assert "  20 not started (stopped); run again to continue" in lines
     assert creates_received(sandbox, 1) == 1
     # `lock` on such a proxy: nothing to pin, and no failure.
     code, out, _ = run_cli("lock", str(spec), "--base-url", sandbox.base_url)
     assert code == 0
-    assert "unpinned: the API has no models endpoint" in out
+    assert "unpinned: the API answered 404 (no such model here, or no models endpoint)" in out
 
 
 def test_a_base_url_without_the_proxy_prefix_costs_one_create(
@@ -230,8 +231,8 @@ def test_a_base_url_without_the_proxy_prefix_costs_one_create(
     wrong = sandbox.base_url + "/replicate"
     code, _, err = run_cli("run", str(spec), "--base-url", wrong)
     assert code == 1
-    assert "  19 not started (stopped); run again to continue" in err.splitlines()
-    assert f"the API at {wrong} has no model acme/painter" in err
+    assert "  20 not started (stopped); run again to continue" in err.splitlines()
+    assert f"no model acme/painter at {wrong}, or no predictions endpoint there" in err
     assert creates_received(sandbox, 1) == 1
 
 
@@ -308,7 +309,7 @@ def test_the_same_field_refused_three_times_stops_the_job(
     code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert code == 1
     assert creates_received(sandbox, 3) == 3
-    assert "  17 not started (stopped); run again to continue" in err.splitlines()
+    assert "  20 not started (stopped); run again to continue" in err.splitlines()
     assert "  stopped job 'painter': POST " in err
 
 

@@ -30,7 +30,12 @@ import httpx
 from batchrun._version import __version__
 from batchrun.api.download import FileFetcher, origin_of, refused_address
 from batchrun.api.endpoint import normalize_base_url
-from batchrun.api.failures import bad_body_error, error_for_response, error_for_transport
+from batchrun.api.failures import (
+    bad_body_error,
+    error_for_response,
+    error_for_transport,
+    token_source,
+)
 from batchrun.api.objects import (
     Deployment,
     Downloaded,
@@ -120,12 +125,14 @@ class Client:
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
-        token_env: str = "REPLICATE_API_TOKEN",
+        token_env: str | None = "REPLICATE_API_TOKEN",
         on_retry: Callable[[BatchrunError, bool], None] | None = None,
     ) -> None:
         token = token.strip()
         if not token.isascii() or not token.isprintable():
-            raise UsageError(f"the API token in ${token_env} has characters a header cannot carry")
+            raise UsageError(
+                f"the API token {token_source(token_env)} has characters a header cannot carry"
+            )
         self.base_url = normalize_base_url(base_url)
         self._api = self.base_url + "/v1"
         self._api_url = httpx.URL(self._api)

@@ -122,12 +122,14 @@ def error_for_response(
     response: httpx.Response,
     *,
     secrets: Sequence[str],
-    token_env: str = "REPLICATE_API_TOKEN",
+    token_env: str | None = "REPLICATE_API_TOKEN",
     created: bool = False,
 ) -> ApiError:
     """The batchrun error an unsuccessful API response stands for.
 
-    `created` marks a create request, whose 5xx may hide a prediction that was made anyway.
+    `token_env` names the variable the token came from (None: it was handed over directly, as
+    the Python API's `token=`), for a refusal's hint. `created` marks a create request, whose
+    5xx may hide a prediction that was made anyway.
     """
     status = response.status_code
     body = parse_body(response)
@@ -137,7 +139,7 @@ def error_for_response(
     message = f"{head} {said}" if said else head
     common: dict[str, Any] = {"method": method, "url": url, "status": status, "detail": said}
     if status in (401, 403):
-        hint = f"check the API token in ${token_env}"
+        hint = f"check the API token {token_source(token_env)}"
         return AuthenticationError(f"{message}; {hint}", **common)
     if status == 404:
         return NotFoundError(message, **common)
@@ -156,6 +158,11 @@ def error_for_response(
         where = redact(response.headers.get("location", "?"), secrets)
         return ServerError(f"{head} unexpected redirect to {where}", **common)
     return InvalidRequestError(message, **common)
+
+
+def token_source(token_env: str | None) -> str:
+    """Where the token came from, as a hint names it: `in $NAME`, or the caller's own."""
+    return f"in ${token_env}" if token_env else "batchrun was given (token=)"
 
 
 def transport_reason(exc: httpx.HTTPError, secrets: Sequence[str]) -> str:

@@ -282,6 +282,18 @@ def _none_finished(summary: RunSummary) -> str:
     return "none finished (stopped)"
 
 
+def error_lines(summary: RunSummary) -> list[str]:
+    """What `-q` still shows at the end: the errors that stopped work (jobs the API's answers
+    stopped, and the keys they left not started), one `batchrun:` line each. A prediction that
+    failed is the run's data, not such an error: the exit code and `status` tell of it."""
+    lines = [
+        f"batchrun: stopped job '{job}': {reason}" for job, reason in summary.stopped_jobs.items()
+    ]
+    if summary.left and summary.stopped_jobs:
+        lines.append(f"batchrun: {summary.left} not started; run again once fixed")
+    return lines
+
+
 def _shard_rate(summary: RunSummary, shard: tuple[int, int]) -> str:
     index, count = shard
     mine = f"{summary.rate} of creates for shard {index}/{count}"

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from batchrun.api.endpoint import Endpoint, resolve_endpoint, resolve_token
@@ -79,16 +80,30 @@ def reach_lines(spec: Spec) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Api:
+    """The API a command talks to: its base URL, the token, and the variable the token came
+    from (None: handed over as `token=`, or the sandbox's), which hints name."""
+
+    base_url: str
+    token: str
+    token_env: str | None
+
+
 @contextlib.contextmanager
 def api_endpoint(
     args: RunArgs | LockArgs, spec: Spec, *, token: str | None = None
-) -> Iterator[tuple[str, str]]:
-    """The base URL and token to use (`token`, else the environment's): the in-process
+) -> Iterator[Api]:
+    """The API to use, with its token (`token`, else the environment's): the in-process
     emulator's with --sandbox."""
     if not args.sandbox:
         # Refused before anything is sent when a spec asks for a host or secret on its own.
         endpoint = endpoint_of(spec, args).checked()
-        yield endpoint.base_url, token or resolve_token(spec, os.environ, endpoint.token_env)
+        if token:
+            yield Api(endpoint.base_url, token, None)
+        else:
+            found = resolve_token(spec, os.environ, endpoint.token_env)
+            yield Api(endpoint.base_url, found, endpoint.token_env)
         return
     if args.base_url:
         raise UsageError("--sandbox and --base-url exclude each other")
@@ -100,4 +115,4 @@ def api_endpoint(
                 f"batchrun: running against the built-in sandbox at {sandbox.base_url}",
                 file=sys.stderr,
             )
-        yield sandbox.base_url, SANDBOX_TOKEN
+        yield Api(sandbox.base_url, SANDBOX_TOKEN, None)

@@ -8,7 +8,7 @@ import sys
 import anyio
 
 from batchrun.api.client import Client
-from batchrun.commands._runs import api_endpoint
+from batchrun.commands._runs import Api, api_endpoint
 from batchrun.commands.options import LockArgs
 from batchrun.engine.pins import resolve_pins
 from batchrun.humanize import shown_path
@@ -20,8 +20,8 @@ from batchrun.spec.load import Spec, load_spec
 def main(args: LockArgs) -> int:
     """Resolve and write the lock file; print one line per model (or JSON with --json)."""
     spec = load_spec(args.spec, Allowances.of(args.allow_outside))
-    with api_endpoint(args, spec) as (base_url, token):
-        pins = anyio.run(_resolve, spec, base_url, token)
+    with api_endpoint(args, spec) as api:
+        pins = anyio.run(_resolve, spec, api)
     path = write_lock(spec, pins)
     if args.json:
         pinned = [{"model": p.model, "version": p.version, "reason": p.reason} for p in pins]
@@ -38,6 +38,6 @@ def main(args: LockArgs) -> int:
     return 0
 
 
-async def _resolve(spec: Spec, base_url: str, token: str) -> list[Pin]:
-    async with Client(base_url, token, token_env=spec.token_env) as client:
+async def _resolve(spec: Spec, api: Api) -> list[Pin]:
+    async with Client(api.base_url, api.token, token_env=api.token_env) as client:
         return await resolve_pins(spec, client)

@@ -142,12 +142,13 @@ def prepared_run(
     choices = RunChoices.parsed(args.choices)
     if args.sandbox and choices.get("out") is None:
         choices["out"] = sandbox_output(spec)  # the sandbox's results in a folder of their own
-    with api_endpoint(args, spec, token=token) as (base_url, api_token):
+    with api_endpoint(args, spec, token=token) as api:
         yield (
             spec,
             RunOptions(
-                base_url=base_url,
-                token=api_token,
+                base_url=api.base_url,
+                token=api.token,
+                token_env=api.token_env,
                 handle_signals=handle_signals,
                 sandbox=True if args.sandbox else None,
                 **choices,

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from batchrun.commands._display import make_progress, summary_json, summary_lines
+from batchrun.commands._display import error_lines, make_progress, summary_json, summary_lines
 from batchrun.commands.options import RunArgs
 from batchrun.commands.python_api import prepared_run
 from batchrun.engine.runner import run
@@ -38,6 +38,10 @@ def main(args: RunArgs) -> int:
             print()
         elif not args.quiet:
             print("\n".join(summary_lines(summary)), file=sys.stderr)
+        elif not summary.interrupted:
+            # -q hides progress, notes and the summary, never what kept the run from succeeding.
+            for line in error_lines(summary):
+                print(line, file=sys.stderr)
     except (BatchrunError, KeyboardInterrupt) as error:
         if args.json and not answered:
             _print_json(error_json(error))

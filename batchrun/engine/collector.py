@@ -20,9 +20,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.writer import ManifestWriter
 
-# What a record says of its key's progress in this run.
-PROGRESS, FINAL, WITHDRAWN = 0, 1, 2
-_Entry = tuple[Record, int, anyio.Event | None]  # record, one of the three, flushed
+# What a record says of its key's progress in this run. RETRACTED: a key that ended earlier in
+# this run (refused, an `error`) handed back as not created, once later answers showed the
+# refusal was its job's, not its own.
+PROGRESS, FINAL, WITHDRAWN, RETRACTED = 0, 1, 2, 3
+_Entry = tuple[Record, int, anyio.Event | None]  # record, one of the four, flushed
 SYNC_EVERY = 1.0  # seconds between fsyncs of the journal while records arrive
 FAILURES_KEPT = 20
 
@@ -52,6 +54,7 @@ class Tally:
     missing_files: int = 0
     predict_time: float = 0.0
     possible_duplicates: int = 0
+    retracted: int = 0  # keys that ended, then were handed back as not started (RETRACTED)
 
     @property
     def succeeded(self) -> int:
@@ -79,13 +82,16 @@ class Journal:
         durable: bool = False,
         final: bool = False,
         withdrawn: bool = False,
+        retracted: bool = False,
     ) -> None:
         """Hand a record to the collector; with `durable`, return once it is flushed.
 
-        `final` marks the key's last record of this run; `withdrawn`, a key handed back
-        untouched (its create was never sent), which the tally does not count as finished.
+        `final` marks the key's last record of this run; `withdrawn`, a key handed back with
+        nothing created (its create never sent, or refused outright), which the tally does not
+        count as finished; `retracted`, a key that ended as refused in this run, handed back
+        so (its refusal stopped its job), which the tally counts as finished no more.
         """
-        kind = WITHDRAWN if withdrawn else FINAL if final else PROGRESS
+        kind = RETRACTED if retracted else WITHDRAWN if withdrawn else FINAL if final else PROGRESS
         if not durable:
             self._send.send_nowait((record, kind, None))
             return
@@ -182,12 +188,25 @@ class Collector:
             await anyio.to_thread.run_sync(os.sync, abandon_on_cancel=True)
         await anyio.to_thread.run_sync(self.writer.sync, abandon_on_cancel=True)
 
+    def _retract(self, key: str) -> None:
+        # The key was counted once as finished `error`, a failure with no files.
+        tally = self.tally
+        tally.finished[Status.ERROR] -= 1
+        if tally.finished[Status.ERROR] <= 0:
+            del tally.finished[Status.ERROR]
+        tally.failure_count -= 1
+        tally.failures = [failure for failure in tally.failures if failure.key != key]
+        tally.retracted += 1
+
     def _count(self, record: Record, kind: int) -> None:
         tally = self.tally
         if kind == PROGRESS:
             if record.key not in self._open:
                 tally.in_flight += 1
                 self._open.add(record.key)
+            return
+        if kind == RETRACTED:
+            self._retract(record.key)
             return
         if record.key in self._open:
             tally.in_flight -= 1

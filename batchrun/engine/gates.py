@@ -11,7 +11,9 @@ comes at once. What the answers say decides for the rest:
 - 401/403: the token is wrong for every job: the run ends (the caller raises).
 
 A refusal costs nothing on Replicate, but 200 identical 404 lines, or 200 identical 422 records,
-help nobody.
+help nobody. A create refused for one of these reasons made nothing, and nothing about its key is
+wrong: the key is recorded as not created (`not_created`, docs/manifest.md), so the run after the
+fix creates it as new, as it does the keys the stop left alone.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ from batchrun.api.ratelimit import Withdrawn
 INVALID_STOPS_AFTER = 3
 
 
-class JobStopped(Withdrawn):
-    """A create not sent because its job sends no more; `reason` says why (one line)."""
+class NotCreated(Withdrawn):
+    """A create that made nothing, and leaves its key not started: refused outright by the API
+    (for a reason that is not the key's own), or not sent because its job or the run stopped."""
+
+
+class JobStopped(NotCreated):
+    """A create not sent (or refused) because its job sends no more; `reason` says why."""
 
     def __init__(self, job: str, reason: str) -> None:
         self.job, self.reason = job, reason
@@ -75,6 +82,13 @@ class JobGate:
     def not_found(self, reason: str) -> None:
         """The API has no such target: no other create of this job can fare better."""
         self.stopped = reason
+
+    def may_stop_for_invalid(self) -> bool:
+        """Whether 422s could still stop the job: no create accepted yet, and the refusals so
+        far (if any) share a field."""
+        if self.accepted_any or self.stopped is not None:
+            return False
+        return not self._invalid or bool(frozenset.intersection(*self._invalid))
 
     def invalid(self, fields: Sequence[str], reason: str) -> bool:
         """A 422; True if it stops the job (the same field refused from the start)."""

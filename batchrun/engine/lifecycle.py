@@ -21,7 +21,7 @@ from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
 from batchrun.engine.collector import Journal
-from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate
+from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate, JobStopped, NotCreated
 from batchrun.engine.moves import move_file
 from batchrun.engine.outputs import (
     MAX_FILES_PER_PREDICTION,
@@ -63,6 +63,8 @@ DATA_REMOVED = (
     "the API removed this prediction's output before batchrun could download it "
     "(Replicate keeps an API prediction's data for an hour); --retry-failed predicts it again"
 )  # creates whose answer was lost, per key per run, before the run gives up
+# Why a key whose create was withdrawn from the rate limiter's queue has no prediction.
+NOT_SENT = "not sent: the run stopped before this create's turn"
 
 
 async def _nothing() -> None:
@@ -180,6 +182,12 @@ class Lifecycle:
         self.files = InputFiles(client)
         self.claims = PathClaims()
         self.creates_first = CreatesFirst()
+        # The API refused the token: no more creates start, and the run ends with this error
+        # once those under way have their answers (`halt`).
+        self.halted: AuthenticationError | None = None
+        # Per job, while 422s may still stop it: the keys refused so far, as each would be
+        # recorded if the stop comes (not created), for the collector to take back.
+        self._refused_first: dict[str, list[Record]] = {}
 
     async def process(self, work: Work, settled: Callable[[], Awaitable[None]] = _nothing) -> None:
         """Take one key from wherever the manifest left it to a terminal record.
@@ -212,8 +220,7 @@ class Lifecycle:
                 self.creates_first.sent(work.planned.key)  # found: nothing will be created
                 record = await self._note(record, prediction)
         if prediction is None:
-            flagged_before = work.previous is not None and work.previous.possible_duplicate
-            created = await self._create(work.planned, record, flagged_before)
+            created = await self._create(work.planned, record, work.previous)
             if created is None:
                 return
             record, prediction = created
@@ -236,8 +243,13 @@ class Lifecycle:
         await self._finish(record, urls, downloaded=())
 
     async def _create(
-        self, planned: PlannedPrediction, record: Record, flagged_before: bool = False
+        self, planned: PlannedPrediction, record: Record, previous: Record | None
     ) -> tuple[Record, Prediction] | None:
+        """Create the key's prediction: (its record, the prediction), or None when the API
+        refused this key's input (an `error` record). A create refused for a reason that is not
+        the key's own records the key as not created and raises NotCreated (JobStopped for a
+        job the answers stopped); a refused token also halts the run (see `halt`)."""
+        flagged_before = previous is not None and previous.possible_duplicate
         try:
             sent = await self.files.resolve(planned.input)
         except (InvalidRequestError, NotFoundError, InputFileError) as error:
@@ -254,6 +266,8 @@ class Lifecycle:
         for attempt in range(1, CREATE_TRIES + 1):
             before = record
             async with gate.turn() as probe:
+                if self.halted is not None and attempt == 1:
+                    raise NotCreated(str(self.halted))
                 # A new prediction: nothing of an earlier attempt's outcome carries over.
                 record = record.replace(
                     status=Status.SUBMITTING,
@@ -270,6 +284,7 @@ class Lifecycle:
                     created_at=utcnow(),
                     started_at=None,
                     completed_at=None,
+                    not_created=False,
                 )
                 await self.journal.write(record, durable=True)
                 self.creates_first.sent(planned.key)
@@ -278,27 +293,27 @@ class Lifecycle:
                 try:
                     prediction = await self.client.create(target, sent, wait=wait)
                 except Withdrawn:
-                    # Stopped while waiting for its turn: the key goes back to what it was.
-                    await self.journal.write(before, final=True, withdrawn=True)
+                    # Stopped while waiting for its turn: nothing was sent.
+                    await self._not_created(planned, before, previous, NOT_SENT)
                     raise
-                except AuthenticationError:
-                    # Refused outright: nothing was created, so nothing may look half-sent.
-                    await self.journal.write(before, final=True, withdrawn=True)
-                    raise
+                except AuthenticationError as error:
+                    # Refused outright: nothing was created, so nothing may look half-sent,
+                    # and no other create can fare better.
+                    await self._not_created(planned, record, previous, str(error))
+                    self.halt(error)
+                    raise NotCreated(str(error)) from None
                 except NotFoundError as error:
-                    text = f"{str(error).rstrip('.')}; {self._no_such_target(target)}"
-                    gate.not_found(text)
-                    self.notify(f"batchrun: stopped job '{planned.job}' after one create: {text}")
-                    await self._refused(record, text, flagged_before)
-                    return None
-                except InvalidRequestError as error:
-                    fields = error.invalid_fields or (error.detail,)
-                    if gate.invalid(fields, str(error)):
+                    known = planned.job in self.confirmed
+                    text = f"{str(error).rstrip('.')}; {self._no_such_target(target, known)}"
+                    if gate.stopped is None:
+                        gate.not_found(text)
                         self.notify(
-                            f"batchrun: stopped job '{planned.job}': its first"
-                            f" {INVALID_STOPS_AFTER} creates were refused alike: {error}"
+                            f"batchrun: stopped job '{planned.job}' after one create: {text}"
                         )
-                    await self._refused(record, str(error), flagged_before)
+                    await self._not_created(planned, record, previous, text)
+                    raise JobStopped(planned.job, gate.stopped or text) from None
+                except InvalidRequestError as error:
+                    await self._invalid(planned, record, previous, gate, error, flagged_before)
                     return None
                 except OutcomeUnknownError:
                     found, record = await self._find_lost(record, planned)
@@ -310,9 +325,83 @@ class Lifecycle:
                     delay = min(30.0, self.settings.recreate_delay * 2.0 ** (attempt - 1))
                 else:
                     gate.accepted()
+                    self._refused_first.pop(planned.job, None)  # they stay refused (`error`)
                     return await self._note(record, prediction), prediction
             await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def halt(self, error: AuthenticationError) -> None:
+        """The API refused the token: start no more creates, withdraw those waiting for their
+        turn (nothing of theirs was sent), and let those sent have their answers, so that no
+        key is left `submitting` for a create that was refused. The runner raises `error` once
+        every task has ended."""
+        if self.halted is None:
+            self.halted = error
+            self.client.create_limiter.withdraw_all()
+
+    async def _invalid(
+        self,
+        planned: PlannedPrediction,
+        record: Record,
+        previous: Record | None,
+        gate: JobGate,
+        error: InvalidRequestError,
+        flagged_before: bool,
+    ) -> None:
+        """A 4xx that names the request: the key's own mistake (an `error` record), unless it
+        is the job's, by the gate's rule: then this key and those refused alike before it are
+        not created, and the job stops (JobStopped)."""
+        job = planned.job
+        if gate.stopped is not None:
+            await self._not_created(planned, record, previous, str(error))
+            raise JobStopped(job, gate.stopped)
+        unsent = self._unsent(planned, record, previous, str(error))
+        if gate.invalid(error.invalid_fields or (error.detail,), str(error)):
+            self.notify(
+                f"batchrun: stopped job '{job}': its first"
+                f" {INVALID_STOPS_AFTER} creates were refused alike: {error}"
+            )
+            for earlier in self._refused_first.pop(job, []):
+                await self.journal.write(earlier, retracted=True)
+            await self.journal.write(unsent, withdrawn=True)
+            raise JobStopped(job, str(error))
+        await self._refused(record, str(error), flagged_before)
+        if gate.may_stop_for_invalid():
+            self._refused_first.setdefault(job, []).append(unsent)
+        else:
+            self._refused_first.pop(job, None)
+
+    def _unsent(
+        self, planned: PlannedPrediction, record: Record, previous: Record | None, why: str
+    ) -> Record:
+        """The key's record when its create made nothing: an outcome from an earlier run (a
+        failed prediction tried again, a stale one run again) stays as it was; any other key
+        is recorded as not created, so it counts as not started.
+
+        A possible duplicate stays flagged: a lost create that could not be looked up may
+        still exist, and the next run creates the key again.
+        """
+        if previous is not None and previous.terminal and not previous.not_created:
+            return _record_for(planned, previous)
+        return record.replace(
+            status=Status.ERROR,
+            not_created=True,
+            error=why,
+            prediction_id=None,
+            version=None,
+            output=None,
+            files=(),
+            missing=(),
+            metrics={},
+            request_sha256=None,
+            started_at=None,
+            completed_at=utcnow(),
+        )
+
+    async def _not_created(
+        self, planned: PlannedPrediction, record: Record, previous: Record | None, why: str
+    ) -> None:
+        await self.journal.write(self._unsent(planned, record, previous, why), withdrawn=True)
 
     def gate(self, job: str) -> JobGate:
         """The job's create gate (see `batchrun.engine.gates`)."""
@@ -325,12 +414,20 @@ class Lifecycle:
         """The jobs whose creates were stopped by the API's answers, with the reason."""
         return {job: gate.stopped for job, gate in self.gates.items() if gate.stopped}
 
-    def _no_such_target(self, target: Target) -> str:
+    def _no_such_target(self, target: Target, confirmed: bool) -> str:
         base = self.client.base_url
+        what = describe_target(target)
+        proxy = "a proxy serves the API under a path, like https://host/replicate"
+        if confirmed:
+            # The pre-flight found the target at this base URL: the route is what is missing.
+            return (
+                f"the API at {base} knows the {what} but has no predictions endpoint for it;"
+                f" check the base URL ({proxy})"
+            )
+        # A 404 says no more than "not here": either reading may be the right one.
         return (
-            f"the API at {base} has no {describe_target(target)}; check the name in the spec,"
-            " and the base URL (a proxy serves the API under a path, like"
-            " https://host/replicate)"
+            f"no {what} at {base}, or no predictions endpoint there; check the name in the"
+            f" spec, and the base URL ({proxy})"
         )
 
     async def _refused(self, record: Record, error: str, flagged_before: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from batchrun.api.objects import Model
-from batchrun.errors import ApiError, NotFoundError, SpecError
+from batchrun.errors import ApiError, AuthenticationError, NotFoundError, SpecError
 from batchrun.planner.lock import Pin, unpinned_models
 from batchrun.spec.load import Spec
 
@@ -26,28 +26,34 @@ async def resolve_pins(spec: Spec, client: ModelSource) -> list[Pin]:
     SpecError, placed at each job naming one, if the API has no such model: `lock` can gate
     CI. An API without a models endpoint (a proxy) leaves its models unpinned, with a note.
     """
-    pins: list[Pin] = []
-    missing: list[str] = []
-    endpoint: bool | None = None
+    pins: list[Pin | str] = []  # a model's name: its 404, decided once every model was asked
+    answered = False
     for model in unpinned_models(spec):
         owner, _, name = model.partition("/")
         try:
             found = await client.get_model(owner, name)
         except NotFoundError:
-            # A 404 for one model means "no such model" only from an API that lists models.
-            if endpoint is None:
-                endpoint = await client.has_endpoint("models")
-            if endpoint:
-                missing.append(model)
-            else:
-                pins.append(Pin(model, None, "the API has no models endpoint"))
+            pins.append(model)
+            continue
+        except AuthenticationError as error:
+            if error.status == 401:
+                raise  # the token, not the model: every other question would be refused too
+            pins.append(Pin(model, None, f"the API refused to describe it ({error.status})"))
             continue
         except ApiError as error:
             if error.status is not None and 400 <= error.status < 500:
                 pins.append(Pin(model, None, f"the API refused to describe it ({error.status})"))
                 continue
             raise
+        answered = True
         pins.append(_pin_for(model, found))
+    # A 404 for one model means "no such model" only from an API that has the endpoint: one
+    # that answered for another model, or that lists models.
+    unsure = [pin for pin in pins if isinstance(pin, str)]
+    endpoint = answered or (bool(unsure) and await client.has_endpoint("models"))
+    missing = unsure if endpoint else []
+    said = "the API answered 404 (no such model here, or no models endpoint)"
+    resolved = [pin if isinstance(pin, Pin) else Pin(pin, None, said) for pin in pins]
     if missing:
         raise SpecError(
             spec.issue(
@@ -59,7 +65,7 @@ async def resolve_pins(spec: Spec, client: ModelSource) -> list[Pin]:
             for job in spec.jobs
             if job.target.kind == "model" and job.target.model in missing
         )
-    return pins
+    return resolved
 
 
 def _pin_for(model: str, found: Model) -> Pin:

@@ -82,6 +82,9 @@ class TargetFound:
     exists: bool | None
     schema: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
+    # A 404 from an API that does not list the collection: no such target, or no such
+    # endpoint. Another lookup of the same kind that the API answered settles it.
+    unsure_404: str = ""
 
 
 @dataclass
@@ -113,15 +116,20 @@ async def preflight(
     """Ask the API about each distinct target of the chosen jobs, then check their inputs."""
     result = PreflightResult()
     chosen = [job for job in spec.jobs if jobs is None or job.id in jobs]
+    targets = {job.id: lock.resolve(job.target) if lock else job.target for job in chosen}
     found: dict[Target, TargetFound] = {}
     endpoints: dict[str, bool] = {}
-    for job in chosen:
-        target = lock.resolve(job.target) if lock else job.target
+    for target in targets.values():
         if target not in found:
             found[target] = await _ask(client, target, endpoints)
-            if found[target].note:
-                result.notes.append(found[target].note)
+    _settle_404s(found, client.base_url)
+    noted: set[Target] = set()
+    for job in chosen:
+        target = targets[job.id]
         answer = found[target]
+        if answer.note and target not in noted:
+            noted.add(target)
+            result.notes.append(answer.note)
         if answer.exists is False:
             result.issues.append(_no_such_target(spec, job, target, client.base_url))
             continue
@@ -155,7 +163,6 @@ async def _ask(client: ModelApi, target: Target, endpoints: dict[str, bool]) -> 
         return endpoints[collection]
 
     what = describe_target(target)
-    skipped = f"batchrun: cannot check that the {what} exists: the API has no endpoint for it"
     try:
         if target.kind == "model":
             model = await client.get_model(target.owner, target.name)
@@ -164,7 +171,11 @@ async def _ask(client: ModelApi, target: Target, endpoints: dict[str, bool]) -> 
             deployment = await client.get_deployment(target.owner, target.name)
             return await _deployment_schema(client, deployment)
         if not target.owner:
-            return TargetFound(None, note=f"{skipped} (a version without its model's name)")
+            return TargetFound(
+                None,
+                note=f"batchrun: cannot check that the {what} exists: the API looks a version"
+                " up under its model's name, which the spec does not give; the run goes on",
+            )
         version = await client.get_version(target.owner, target.name, target.version)
         return TargetFound(True, version.openapi_schema)
     except NotFoundError:
@@ -174,7 +185,7 @@ async def _ask(client: ModelApi, target: Target, endpoints: dict[str, bool]) -> 
         except (ServerError, InvalidRequestError):
             listed = False
         if not listed:
-            return TargetFound(None, note=skipped + "; the run goes on")
+            return TargetFound(None, unsure_404=what)
         return TargetFound(False)
     except (ServerError, InvalidRequestError) as error:
         # An answer that says nothing for sure (a 5xx after retries, a body that is not a
@@ -182,6 +193,32 @@ async def _ask(client: ModelApi, target: Target, endpoints: dict[str, bool]) -> 
         return TargetFound(
             None,
             note=f"batchrun: cannot check the {what}: {printable(str(error))}; the run goes on",
+        )
+
+
+def _lookup(target: Target) -> str:
+    """Which endpoint the pre-flight asks about `target` at: one that answered for one target
+    is there for every target of its kind."""
+    return "version" if target.kind == "version" else target.kind
+
+
+def _settle_404s(found: dict[Target, TargetFound], base_url: str) -> None:
+    """Decide what each unsure 404 means, now that every target was asked about: where the
+    API answered a lookup of the same kind, it has the endpoint, and the target is not there;
+    else either may be missing, and the note says so."""
+    answered = {_lookup(target) for target, answer in found.items() if answer.exists}
+    for target, answer in found.items():
+        if not answer.unsure_404:
+            continue
+        if _lookup(target) in answered:
+            found[target] = TargetFound(False)
+            continue
+        what = answer.unsure_404
+        place = "deployments" if target.kind == "deployment" else "models"
+        found[target] = TargetFound(
+            None,
+            note=f"batchrun: cannot tell whether the {what} exists: the API at {base_url}"
+            f" answered 404 (no {what} here, or no {place} endpoint); the run goes on",
         )
 
 

@@ -41,7 +41,13 @@ from batchrun.engine.outputs import JobNamers
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.survey import Survey, classify, in_scope, survey
-from batchrun.errors import BatchrunError, SpecError, StorageError, UsageError
+from batchrun.errors import (
+    AuthenticationError,
+    BatchrunError,
+    SpecError,
+    StorageError,
+    UsageError,
+)
 from batchrun.humanize import human_bytes, shown_path
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
@@ -51,7 +57,7 @@ from batchrun.manifest.writer import ManifestWriter, exclusive, new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.spec.jobs import Job
-from batchrun.spec.load import Rate, Spec
+from batchrun.spec.load import DEFAULT_TOKEN_ENV, Rate, Spec
 
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
@@ -68,6 +74,9 @@ class RunOptions(RunChoices):
 
     base_url: str
     token: str
+    # The variable the token came from, for hints ("check the API token in $NAME"); None when
+    # it was handed over directly (the Python API's `token=`).
+    token_env: str | None = DEFAULT_TOKEN_ENV
     requests: Rate | None = None
     wait: int | None = None
     max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
@@ -350,6 +359,8 @@ class _Runner:
                 try:
                     with self.stopper.on_first_request(lambda: self._stopping(client)):
                         await self._work(lifecycle, index)
+                    if lifecycle.halted is not None:
+                        raise lifecycle.halted  # the token was refused; every key is recorded
                 except Exception as error:
                     fatal = error
                 finally:
@@ -406,7 +417,7 @@ class _Runner:
             self.options.token,
             request_limiter=client.request_limiter,
             transport=self.options.transport,
-            token_env=self.spec.token_env,
+            token_env=self.options.token_env,
             retry=PREFLIGHT_RETRIES,
         ) as asking:
             result = await preflight(self.spec, asking, lock=lock, jobs=jobs)
@@ -437,7 +448,7 @@ class _Runner:
             interrupted=self.stopper.stopping,
             client=client.stats,
             download=self.options.download,
-            left=self.survey.total_work - self.started,
+            left=self.survey.total_work - self.started + tally.retracted,
             rate=self.rate,
             account_rate=self.account_rate,
             rate_shared_by=self.rate_shared_by,
@@ -456,7 +467,7 @@ class _Runner:
             request_limiter=polite(self.requests.per_second),
             transport=self.options.transport,
             file_transport=self.options.transport,
-            token_env=self.spec.token_env,
+            token_env=self.options.token_env,
             on_retry=self._retrying,
         )
 
@@ -516,7 +527,7 @@ class _Runner:
         own = anyio.CapacityLimiter(min(job.concurrency or self.concurrency, self.concurrency))
         quota = self.survey.quota[job.id]
         for count, planned in enumerate(iter_plan(self.spec, jobs=[job.id])):
-            if quota <= 0 or self.stopper.stopping or lifecycle.gate(job.id).stopped:
+            if quota <= 0 or self._no_more(lifecycle, job):
                 return
             if count % 512 == 511:
                 await (
@@ -536,7 +547,7 @@ class _Runner:
             work = Work(planned, action, previous)
             await own.acquire_on_behalf_of(work)
             await overall.acquire_on_behalf_of(work)
-            if self.stopper.stopping:
+            if self._no_more(lifecycle, job):
                 overall.release_on_behalf_of(work)
                 own.release_on_behalf_of(work)
                 return
@@ -544,6 +555,15 @@ class _Runner:
             if action in (Action.CREATE, Action.RECONCILE):
                 lifecycle.creates_first.starting(planned.key)
             tasks.start_soon(self._one, work, lifecycle, own, overall)
+
+    def _no_more(self, lifecycle: Lifecycle, job: Job) -> bool:
+        """Whether the job starts no more keys: the run is stopping, the API refused the
+        token, or its answers stopped the job."""
+        return (
+            self.stopper.stopping
+            or lifecycle.halted is not None
+            or lifecycle.gate(job.id).stopped is not None
+        )
 
     async def _one(
         self,
@@ -567,7 +587,13 @@ class _Runner:
         try:
             await lifecycle.process(work, settled)
         except Withdrawn:
-            self.started -= 1  # never sent: left for the next run, like those never started
+            # Never sent, or refused outright (NotCreated): nothing was created, and the key
+            # is left for the next run, like those never started.
+            self.started -= 1
+        except AuthenticationError as error:
+            # A poll, a lookup or an upload refused the token: no key is cancelled half-way;
+            # the run ends with this error once the others have their answers.
+            lifecycle.halt(error)
         finally:
             lifecycle.creates_first.sent(work.planned.key)
             if downloading:

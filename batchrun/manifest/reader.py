@@ -59,6 +59,7 @@ class KeyState:
     files_template: str | None = None  # the `files` template that named its files
     # Whether the sandbox made it (records.Api); None: written before the origin was kept.
     sandbox: bool | None = None
+    not_created: bool = False  # no prediction exists: the key counts as not started
 
 
 @dataclass
@@ -224,6 +225,7 @@ def _key_state(
         # One template shared by every key: interned, it costs a pointer per key.
         files_template=sys.intern(template) if isinstance(template, str) else None,
         sandbox=sandbox_of(data),
+        not_created=data.get("not_created") is True,
     )
 
 

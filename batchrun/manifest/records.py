@@ -22,7 +22,8 @@ class Status(StrEnum):
 
     The API's statuses, plus two of batchrun's own: `submitting` is written (and flushed) before
     a create is sent; `error` means the API refused the request (a 422, say), so no prediction
-    exists. A StrEnum: it is written to the manifest, compared and printed as its plain value.
+    exists (and with `not_created`, that the key counts as not started: see `Record`). A
+    StrEnum: it is written to the manifest, compared and printed as its plain value.
     """
 
     SUBMITTING = "submitting"
@@ -144,6 +145,12 @@ class Record:
     files_template: str | None = None
     # The API the prediction was created on (None: written before batchrun kept it).
     api: Api | None = None
+    # No prediction exists for this key and none may: its create was refused for a reason that
+    # is not the key's own (the token, the base URL, the model's name, a field every create of
+    # its job gets wrong), or was never sent (the run stopped first). The key counts as not
+    # started (manifest/state.py), so the run after the fix creates it without --retry-failed.
+    # Its status is `error`, which a batchrun that predates the field reads as failed.
+    not_created: bool = False
 
     def replace(self, **changes: Any) -> Record:
         """A copy with `changes` applied."""
@@ -193,6 +200,8 @@ class Record:
             data["files_template"] = self.files_template
         if self.api is not None:
             data["api"] = self.api.to_json()
+        if self.not_created:
+            data["not_created"] = True
         return data
 
     @classmethod
@@ -239,6 +248,7 @@ class Record:
             missing=tuple(data.get("missing") or ()),
             files_template=_text_or_none(data.get("files_template")),
             api=Api.from_json(data.get("api")),
+            not_created=data.get("not_created") is True,
         )
 
 

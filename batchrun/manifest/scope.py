@@ -58,8 +58,10 @@ def scope(records: Iterable[Record], spec: Spec | Path | None) -> Scope:
     """Split `records` by whether `spec` (a Spec, or the path of one) plans their keys.
 
     Without a spec, or one that no longer loads, every record is current: a report of an old
-    run must still work after its spec has gone.
+    run must still work after its spec has gone. A record that says `not_created` is no
+    prediction (its key counts as new, manifest/state.py): it is in neither list.
     """
+    records = [record for record in records if not record.not_created]
     if isinstance(spec, Path):
         try:
             spec = load_spec(spec)

@@ -1,6 +1,6 @@
 """Where a planned key stands: the one rule `plan`, `run`, `status` and `report` all apply.
 
-    no record                                        → new        (run creates it)
+    no record, or one that says `not_created`        → new        (run creates it)
     a record another kind of API made: the sandbox's → new        (a result never counts as
       for a run on a real API, or the other way round               done for another API)
     submitting, starting, processing                 → in_flight  (run polls it, or finds it)
@@ -88,7 +88,9 @@ def key_state(
     `hashed`: the folder's files as last hashed (`manifest.filestat`), so that files whose stat
     did not change are not read again.
     """
-    if recorded is None or bool(recorded.sandbox) != sandbox:
+    if recorded is None or recorded.not_created or bool(recorded.sandbox) != sandbox:
+        # A create refused outright (or never sent) made nothing: the key is where it was
+        # before anything was recorded of it.
         return State.NEW
     if recorded.status in IN_FLIGHT:
         return State.IN_FLIGHT

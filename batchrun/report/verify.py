@@ -137,6 +137,9 @@ def _key_problems(
     state = key_state(
         recorded, hashed.run_dir, pinned[job], intact=not changed, sandbox=bool(recorded.sandbox)
     )
+    if state is State.NEW:  # a record that says no prediction was created
+        yield Problem(key, "not_started", f"not started (job {job})")
+        return
     if state is State.IN_FLIGHT:
         yield Problem(key, "in_flight", f"{recorded.status}, not finished (job {job})")
     elif state is State.FAILED:

@@ -304,7 +304,8 @@ class Api:
 
     async def list_models(self, request: Request) -> Response:
         """GET /v1/models: the models asked about so far (one page)."""
-        if not self.state.config.models_endpoint:
+        config = self.state.config
+        if not (config.models_endpoint and config.models_list):
             raise not_found()
         results = [
             self._model_json(request, model.owner, model.name) for model in self.state.models_seen()

@@ -122,6 +122,8 @@ class SandboxConfig:
     strict_versions: bool = False
     models_endpoint: bool = True
     """False answers GET /v1/models (and a model, its versions) with 404, like a proxy without."""
+    models_list: bool = True
+    """False answers GET /v1/models alone with 404: a proxy that looks models up, never lists."""
     only_models: frozenset[str] = frozenset()
     """When set, the only `owner/name` models that exist: any other is 404, like a typo."""
     """Refuse versions the sandbox did not derive (422), as Replicate refuses unknown versions."""
@@ -164,6 +166,7 @@ _FLAGS = (
     "proxy_versions",
     "strict_versions",
     "models_endpoint",
+    "models_list",
 )
 _SETS = ("error_methods", "reset_methods", "tokens", "official_owners", "only_models")
 _POSITIVE_INTS = ("max_image_side", "max_upload_bytes", "page_size")
