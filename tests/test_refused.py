@@ -92,6 +92,9 @@ def test_a_revoked_token_leaves_keys_not_started_and_the_next_run_creates_them(
     assert refused >= 1
     assert_not_started(out, refused)
     assert states(spec, out) == {"done": 1, "new": KEYS - 1}
+    code, stdout, _ = cli(capsys, "plan", str(spec), "--out", str(out))
+    assert code == 0
+    assert "(1 prediction recorded in 1 manifest)" in stdout
     code, stdout, _ = cli(capsys, "status", str(out))
     assert (code, stdout.splitlines()[0].split(": ")[1]) == (0, "1 predictions in 1 manifest")
 

@@ -120,14 +120,16 @@ def compare(
             job.new_examples.append(planned)
     not_in_spec: Counter[str] = Counter()
     for key in unplanned:
-        not_in_spec[index.states[key].job or "?"] += 1
+        if not index.states[key].not_created:  # no prediction: nothing kept for it
+            not_in_spec[index.states[key].job or "?"] += 1
     return PlanComparison(
         name=spec.name,
         spec=spec.path,
         output=run_dir,
         shard=shard,
         manifests=index.paths,
-        recorded=len(index.states),
+        # Predictions: a record that says none was created is not one.
+        recorded=sum(not state.not_created for state in index.states.values()),
         jobs=list(jobs.values()),
         not_in_spec=Counter() if selection else not_in_spec,
         lock=lock,
