@@ -226,8 +226,8 @@ def test_a_404_is_no_such_model_where_the_api_answered_for_another(
     )
     message = (
         f"{spec}:5:12: jobs[1].model: the API at {sandbox.base_url} has no model acme/paintr;"
-        " check its spelling (and SPEC.lock, if it pins one), and the base URL: a proxy serves"
-        " the API under a path, like https://host/replicate"
+        " check its spelling, and the base URL: a proxy serves the API under a path, like"
+        " https://host/replicate"
     )
     for command in ("run", "validate"):
         extra = ["--online"] if command == "validate" else []
@@ -332,3 +332,24 @@ def test_quiet_hides_notes_never_the_error_that_stopped_the_job(
         " and the base URL (a proxy serves the API under a path, like https://host/replicate)",
         f"batchrun: {KEYS} not started; run again once fixed",
     ]
+
+
+def test_a_pinned_version_the_api_lacks_names_the_lock_file(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    spec = spec_for(tmp_path, keys=1)
+    (tmp_path / "spec.yaml.lock").write_text(
+        f"batchrun_lock: 1\nmodels:\n  acme/painter: {{version: {UNKNOWN_VERSION}}}\n"
+    )
+    code, _, err = cli(capsys, "run", str(spec), "--base-url", sandbox.base_url)
+    assert code == 2
+    assert err.splitlines()[0] == (
+        f"{spec}:4:12: jobs[0].model: the API at {sandbox.base_url} has no version"
+        f" acme/painter:{UNKNOWN_VERSION}; check its spelling (and spec.yaml.lock, which pins"
+        " it), and the base URL: a proxy serves the API under a path, like https://host/replicate"
+    )
+    assert creates_sent(sandbox) == 0

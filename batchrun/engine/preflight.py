@@ -39,7 +39,7 @@ from batchrun.errors import (
 from batchrun.humanize import printable
 from batchrun.planner.expand import MULTI_OUTPUT_FIELDS, iter_plan
 from batchrun.planner.keys import FileInput
-from batchrun.planner.lock import Lock
+from batchrun.planner.lock import Lock, lock_path
 from batchrun.spec.describe import did_you_mean, join_names, show, show_row
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Spec
@@ -131,7 +131,8 @@ async def preflight(
             noted.add(target)
             result.notes.append(answer.note)
         if answer.exists is False:
-            result.issues.append(_no_such_target(spec, job, target, client.base_url))
+            pinned = target != job.target  # the lock gave it a version: it may be the typo
+            result.issues.append(_no_such_target(spec, job, target, client.base_url, pinned))
             continue
         if answer.exists:
             result.confirmed.add(job.id)
@@ -233,17 +234,18 @@ async def _deployment_schema(client: ModelApi, deployment: Deployment) -> Target
     return TargetFound(True, version.openapi_schema)
 
 
-def _no_such_target(spec: Spec, job: Job, target: Target, base_url: str) -> SpecIssue:
+def _no_such_target(spec: Spec, job: Job, target: Target, base_url: str, pinned: bool) -> SpecIssue:
     if target.kind == "deployment":
         where = "deployment"
     elif target.kind == "version" and not job.target.owner:
         where = "version"
     else:
         where = "model"
+    # The file that pinned the version, by its name: a hint names what is actually in use.
+    also = f" (and {lock_path(spec.path).name}, which pins it)" if pinned else ""
     message = (
-        f"the API at {base_url} has no {describe_target(target)}; check its spelling"
-        " (and SPEC.lock, if it pins one), and the base URL: a proxy serves the API under a"
-        " path, like https://host/replicate"
+        f"the API at {base_url} has no {describe_target(target)}; check its spelling{also},"
+        " and the base URL: a proxy serves the API under a path, like https://host/replicate"
     )
     return spec.issue((*job.path, where), message)
 
