@@ -527,6 +527,11 @@ def test_the_first_stop_withdraws_creates_still_waiting_for_their_turn(
     assert created < 6  # at 1/s, with a burst of one, most were still waiting for their turn
     assert summary.left == 6 - created
     assert summary.tally.in_flight == 0
+    # Those withdrawn are recorded as not created, never `submitting`: the next run does not
+    # look for them in the API's list (where a proxy has none, it would flag them).
+    withdrawn = [r for r in records(tmp_path / "run").values() if r.not_created]
+    assert len(withdrawn) == 6 - created
+    assert {r.status for r in records(tmp_path / "run").values()} <= {"succeeded", "error"}
     # The next run creates the rest, and nothing twice.
     assert run_spec(spec, sandbox).ok
     assert sandbox.state.snapshot()["creates"] == 6
