@@ -128,7 +128,7 @@ def test_a_base_url_without_the_proxy_path_fails_nothing_and_the_fixed_url_runs_
             " name in the spec, and the base URL" in err
         )
         assert f"  {KEYS} not started (stopped); run again to continue" in err.splitlines()
-        assert "predictions: nothing to do" in err
+        assert "  predictions: none created: the API's answers stopped the work (below)" in err
         assert_not_started(out, 1)
         assert states(spec, out) == {"new": KEYS}
     # The refused key is no prediction: `verify` names it as not started, not as failed.
@@ -162,7 +162,7 @@ def test_the_refusals_that_stop_a_job_leave_its_keys_not_started(
     lines = err.splitlines()
     assert f"  {KEYS} not started (stopped); run again to continue" in lines
     assert "  failures:" not in lines
-    assert "predictions: nothing to do" in err
+    assert "  predictions: none created: the API's answers stopped the work (below)" in err
     # The first two were refused before the third showed the job's mistake: not created too.
     assert_not_started(out, 3)
     assert states(spec, out) == {"new": KEYS}

@@ -275,6 +275,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
 
 def _none_finished(summary: RunSummary) -> str:
     # "Nothing to do" only when there was nothing to do: after a stop it names what was stopped.
+    if summary.stopped_jobs and not summary.interrupted:
+        return "none created: the API's answers stopped the work (below)"
     if not summary.interrupted:
         return "nothing to do"
     if not summary.surveyed:

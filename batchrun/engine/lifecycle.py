@@ -382,7 +382,7 @@ class Lifecycle:
         still exist, and the next run creates the key again.
         """
         if previous is not None and previous.terminal and not previous.not_created:
-            return _record_for(planned, previous)
+            return _record_for(planned, previous, self.settings.api)
         return record.replace(
             status=Status.ERROR,
             not_created=True,

@@ -152,8 +152,9 @@ def survey(
             sandbox=sandbox,
             hashed=hashed,
         )
-        if sandbox and where is State.NEW and state is not None and state.sandbox is False:
-            found.real_replaced += 1
+        real = state is not None and state.sandbox is False and not state.not_created
+        if sandbox and where is State.NEW and real:
+            found.real_replaced += 1  # (a record that says none was created replaces nothing)
         if where is State.DOWNLOAD and state is not None and not state.missing:
             found.broken.add(planned.key)
         if where is State.MOVE:
