@@ -96,7 +96,10 @@ def test_a_revoked_token_leaves_keys_not_started_and_the_next_run_creates_them(
     assert code == 0
     assert "(1 prediction recorded in 1 manifest)" in stdout
     code, stdout, _ = cli(capsys, "status", str(out))
-    assert (code, stdout.splitlines()[0].split(": ")[1]) == (0, "1 predictions in 1 manifest")
+    assert code == 1
+    assert stdout.splitlines()[0].endswith(": 1 predictions in 1 manifest")
+    assert f"1 of {KEYS} done, {KEYS - 1} not started" in stdout.splitlines()
+    assert "failures:" not in stdout
 
     monkeypatch.setenv("REPLICATE_API_TOKEN", "hk-new")
     code, _, err = cli(capsys, *argv)

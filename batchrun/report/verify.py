@@ -100,7 +100,9 @@ def verify_run(
         count += 1
         recorded = index.states.get(planned.key)
         problems = list(_key_problems(planned.key, planned.job, recorded, index, hashed, pinned))
-        if recorded is not None and recorded.sandbox and not allow_sandbox:
+        # A record that says no prediction was created is no result of the sandbox's.
+        made = recorded is not None and not recorded.not_created
+        if made and recorded is not None and recorded.sandbox and not allow_sandbox:
             problems.append(
                 Problem(
                     planned.key, "sandbox", f"made by the sandbox, not a model (job {planned.job})"
