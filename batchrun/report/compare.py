@@ -116,6 +116,7 @@ def keys_side(keys: Iterable[str], folders: Sequence[Path], label: str) -> Side:
             continue
         _, by_key = load_records(folder)
         for key in wanted:
-            if key not in found and key in by_key:
+            # A record that says no prediction was created is no result to compare.
+            if key not in found and key in by_key and not by_key[key].not_created:
                 found[key] = (by_key[key], folder)
     return Side(label, [found[key] for key in wanted if key in found])
