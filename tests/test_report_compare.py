@@ -144,3 +144,7 @@ def test_what_compare_cannot_compare(
         "batchrun: --compare nowhere: not a run folder; to compare with a git revision, name the"
         " spec: `batchrun report SPEC --compare REV`\n"
     )
+    run(sandbox, "specs/sweep.yaml", "specs/runs/review")
+    capsys.readouterr()
+    assert main(["report", "specs/sweep.yaml", "--compare", "nope"]) == 2
+    assert capsys.readouterr().err == f"batchrun: --compare nope: no such git revision in {repo}\n"

@@ -90,6 +90,17 @@ def _compare(args: ReportArgs, other: str, run_dir: Path, spec: Spec | None) -> 
 
 
 def _at_revision(spec: Spec, revision: str, run_dir: Path) -> Side:
+    try:
+        return _planned_at(spec, revision, run_dir)
+    except UsageError as error:
+        # spec/revision.py words its errors for `plan --diff`, its first user.
+        said = str(error)
+        if said.startswith("--diff"):
+            said = "--compare" + said.removeprefix("--diff")
+        raise UsageError(said) from None
+
+
+def _planned_at(spec: Spec, revision: str, run_dir: Path) -> Side:
     with spec_at_revision(spec.path, revision, spec.allow) as base:
         if base.spec is None:
             why = base.problem or f"the spec is not in {revision}"
