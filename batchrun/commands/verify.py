@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from batchrun.commands.options import VerifyArgs
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, human_bytes, printable, shown_path
-from batchrun.manifest.reader import load_index, manifest_paths
+from batchrun.manifest.reader import iter_journal, manifest_paths
 from batchrun.manifest.scope import spec_of_run
 from batchrun.report.export import EXPORT_RECORD
 from batchrun.report.verify import Verification, verify_dataset, verify_run
@@ -53,7 +54,7 @@ def _verify(target: Path, allow_sandbox: bool, deep: bool) -> Verification:
 
 def _spec_of(run_dir: Path) -> Spec:
     """The spec a run folder's manifest names: a run is verified against what it planned."""
-    named = spec_of_run(load_index(run_dir).headers)
+    named = spec_of_run(_headers(run_dir))
     if named is None:
         raise UsageError(f"{run_dir}: no manifest names its spec; give it: batchrun verify SPEC")
     try:
@@ -63,6 +64,16 @@ def _spec_of(run_dir: Path) -> Spec:
             f"{run_dir}: its spec {shown_path(named)} does not load, so what it plans is not "
             "known; fix it, or give the spec the run was made from: batchrun verify SPEC"
         ) from None
+
+
+def _headers(run_dir: Path) -> list[dict[str, Any]]:
+    """Each journal's first line only: verify_run reads the whole index once, not twice."""
+    headers = []
+    for path in manifest_paths(run_dir):
+        for _, _, header in iter_journal(path):
+            headers.append(header)
+            break
+    return headers
 
 
 def summary(found: Verification) -> str:
