@@ -262,3 +262,22 @@ def test_a_sandbox_run_and_its_dataset_are_refused_unless_allowed(
     assert sorted(line.split(":")[0] for line in stdout.splitlines()) == sorted(made)
     assert all(" made by the sandbox at http://127.0.0.1:" in line for line in stdout.splitlines())
     assert run_cli("verify", str(dest), "--allow-sandbox")[:2] == (0, "")
+
+
+def test_a_spec_only_the_sandbox_ran_is_not_verified_and_says_where_those_runs_are(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    # The quick start as the README has it: `run --sandbox` writes beside the spec's folder.
+    spec = write_spec(tmp_path, SPEC)
+    assert run_cli("run", str(spec), "--sandbox", "-q")[0] == 0
+    code, out, err = run_cli("verify", str(spec))
+    assert code == 1
+    assert len(out.splitlines()) == 5
+    assert all(": not started (job " in line for line in out.splitlines())
+    real = load_spec(spec).output
+    assert err.splitlines() == [
+        f"batchrun: {real}: 5 problems; 0 files (0 B) checked",
+        f"batchrun: the sandbox's runs of this spec are in {real}-sandbox; verify that folder "
+        "with --allow-sandbox to check them",
+    ]
+    assert run_cli("verify", f"{real}-sandbox", "--allow-sandbox")[:2] == (0, "")

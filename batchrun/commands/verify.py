@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from batchrun.commands._runs import sandbox_output
 from batchrun.commands.options import VerifyArgs
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.exitcodes import ExitCode
@@ -26,7 +27,8 @@ from batchrun.spec.load import Spec, load_spec
 
 def main(args: VerifyArgs) -> int:
     """Verify, print each problem (or the JSON), and say on stderr what was proved."""
-    found = _verify(Path(args.target), args.allow_sandbox, args.deep)
+    target = Path(args.target)
+    found = _verify(target, args.allow_sandbox, args.deep)
     if args.json:
         json.dump(found.to_json(), sys.stdout, indent=2)
         print()
@@ -34,6 +36,9 @@ def main(args: VerifyArgs) -> int:
         for problem in found.problems:
             print(printable(problem.line()))
         print(f"batchrun: {summary(found)}", file=sys.stderr)
+        hint = _sandbox_hint(target, found)
+        if hint:
+            print(f"batchrun: {hint}", file=sys.stderr)
     return ExitCode.OK if found.ok else ExitCode.FAILED
 
 
@@ -50,6 +55,20 @@ def _verify(target: Path, allow_sandbox: bool, deep: bool) -> Verification:
             )
         return verify_run(_spec_of(target), target, allow_sandbox=allow_sandbox, deep=deep)
     raise UsageError(f"{target}: no such run folder, spec file or dataset")
+
+
+def _sandbox_hint(target: Path, found: Verification) -> str | None:
+    """Where a spec's runs are when only the sandbox ran it (`run --sandbox` writes beside)."""
+    never_ran = found.problems and all(p.kind == "not_started" for p in found.problems)
+    if found.kind != "run" or not never_ran or not target.is_file():
+        return None
+    elsewhere = sandbox_output(load_spec(target))
+    if not manifest_paths(elsewhere):
+        return None
+    return (
+        f"the sandbox's runs of this spec are in {shown_path(elsewhere)}; "
+        f"verify that folder with --allow-sandbox to check them"
+    )
 
 
 def _spec_of(run_dir: Path) -> Spec:
