@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -486,7 +487,15 @@ def record(run_dir: Path, print_: str, jobs: Collection[str], result: PreflightR
         "confirmed": sorted(result.confirmed),
         "notes": result.notes,
     }
-    # Through safefs, like every write: a link planted at the record's name (or at a temporary
-    # one) is replaced or refused, never written through.
+    # Through safefs, like every write: a link planted at the temporary's name is removed, never
+    # written through, and `os.replace` swaps a link at the record's name for the file. The
+    # temporary keeps one name, so one a kill -9 left behind is replaced by the next run.
     safefs.ensure_folder(run_dir, None)
-    safefs.write_atomically(run_dir / RECORD_NAME, json.dumps(data, indent=1) + "\n", run_dir)
+    part = run_dir / (RECORD_NAME + ".part")
+    try:
+        with safefs.create_new(part, run_dir) as out:
+            out.write((json.dumps(data, indent=1) + "\n").encode("utf-8"))
+        os.replace(part, run_dir / RECORD_NAME)
+    except OSError as error:
+        part.unlink(missing_ok=True)
+        raise safefs.storage_error(error, run_dir / RECORD_NAME) from None
