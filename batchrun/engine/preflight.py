@@ -198,21 +198,16 @@ async def _ask(client: ModelApi, target: Target, endpoints: dict[str, bool]) -> 
         )
 
 
-def _lookup(target: Target) -> str:
-    """Which endpoint the pre-flight asks about `target` at: one that answered for one target
-    is there for every target of its kind."""
-    return "version" if target.kind == "version" else target.kind
-
-
 def _settle_404s(found: dict[Target, TargetFound], base_url: str) -> None:
     """Decide what each unsure 404 means, now that every target was asked about: where the
     API answered a lookup of the same kind, it has the endpoint, and the target is not there;
-    else either may be missing, and the note says so."""
-    answered = {_lookup(target) for target, answer in found.items() if answer.exists}
+    else either may be missing, and the note says so. (Each kind of target is asked about
+    at an endpoint of its own: one that answered for one target is there for all its kind.)"""
+    answered = {target.kind for target, answer in found.items() if answer.exists}
     for target, answer in found.items():
         if not answer.unsure_404:
             continue
-        if _lookup(target) in answered:
+        if target.kind in answered:
             found[target] = TargetFound(False)
             continue
         what = answer.unsure_404
