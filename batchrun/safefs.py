@@ -29,7 +29,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from batchrun.errors import StorageError
 
@@ -146,6 +146,16 @@ def atomic_writer(
         raise
     if durable:
         fsync_folder(dest.parent)
+
+
+@contextlib.contextmanager
+def atomic_text_writer(dest: Path, root: Path | None) -> Iterator[IO[str]]:
+    """`atomic_writer` as a UTF-8 text stream; lines end as written (CSV's own `\r\n` too)."""
+    with atomic_writer(dest, root) as binary:
+        handle = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        yield handle
+        handle.flush()
+        handle.detach()  # the binary file stays open: atomic_writer closes and renames it
 
 
 def write_atomically(

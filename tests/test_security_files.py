@@ -18,7 +18,7 @@ from batchrun.manifest.records import Record
 from batchrun.manifest.state import file_intact
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.planner.lock import Pin, write_lock
-from batchrun.report.status import export_csv
+from batchrun.report.status import write_csv
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
@@ -98,7 +98,8 @@ def test_the_csv_replaces_a_link_and_escapes_formulas(tmp_path: Path) -> None:
         record("c", error="-2", output="\tx"),
         record("d", error="plain"),
     ]
-    assert export_csv(hostile, out) == 4
+    with safefs.atomic_text_writer(out, None) as handle:  # what `status --csv FILE` writes to
+        assert write_csv(hostile, handle) == 4
     assert target.read_text() == "keep me"
     with out.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

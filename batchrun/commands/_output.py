@@ -1,4 +1,6 @@
-"""Where a file-writing option's text goes: `-` is stdout, a special file is written in place.
+"""Where a command's output goes: `-` is stdout, a special file is written in place, and a
+regular file atomically. Every option that writes a file (`status --csv`, `export --to`, `report
+--output`) goes through `output_stream`; the library writes to the stream it is handed.
 
 A regular file is written atomically (temp file + rename), so a reader never sees half of it.
 That rename must never happen to `/dev/stdout`, a FIFO or a device: run as root, it replaced the
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from batchrun import safefs
 from batchrun.errors import StorageError
 
 STDOUT = "-"
@@ -83,3 +86,16 @@ def write_lines(lines: Iterable[str], stream: IO[str]) -> None:
     if chunk:
         chunk.append("")
         stream.write("\n".join(chunk))
+
+
+@contextlib.contextmanager
+def output_stream(dest: str) -> Iterator[IO[str]]:
+    """The stream to write `dest`'s text to: stdout, the special file, or a regular file's
+    atomic temporary (renamed into place when the block ends without an error)."""
+    with direct_stream(dest) as stream:
+        if stream is not None:
+            yield stream
+            return
+        # The user named `dest`; safefs still never writes through a link at its temporary.
+        with safefs.atomic_text_writer(Path(dest), None) as handle:
+            yield handle

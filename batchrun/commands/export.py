@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from batchrun._version import __version__
+from batchrun.commands._output import is_stdout, output_stream, shown_as
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import ExportArgs
 from batchrun.errors import UsageError
@@ -36,7 +37,7 @@ def main(args: ExportArgs) -> int:
     headers, by_key = load_records(run_dir)
     split = scope(by_key.values(), spec or spec_of_run(headers))
     records = split.chosen(args.all)
-    stdout = args.to == "-"
+    stdout = is_stdout(args.to)
     notes = []
     if args.format == "hf":
         if stdout:
@@ -63,12 +64,13 @@ def main(args: ExportArgs) -> int:
     else:
         rows_out = [export_row(record) for record in records]
         write = write_jsonl if args.format == "jsonl" else write_csv
-        count = write(rows_out, None if stdout else Path(args.to))
+        with output_stream(args.to) as stream:
+            count = write(rows_out, stream)
         said = counted(count, "row")
         if split.unrecorded:
             not_started = counted(len(split.unrecorded), "planned prediction")
             notes.append(f"{not_started} not started, so not in it")
-    where = "stdout" if stdout else shown_path(args.to)
+    where = shown_as(args.to) if stdout else shown_path(args.to)
     print(f"batchrun: wrote {said} to {where}", file=sys.stderr)
     note = split.note(args.all)
     for line in [*notes, *([note] if note else [])]:

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from batchrun.commands._output import direct_stream, is_stdout, shown_as
+from batchrun.commands._output import is_stdout, output_stream, shown_as
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
 from batchrun.errors import BatchrunError, UsageError
@@ -27,7 +27,6 @@ from batchrun.manifest.state import State, pins_for_reading
 from batchrun.report.status import (
     SANDBOX_NOTE,
     RunStatus,
-    export_csv,
     failure_reason,
     summarize,
     write_csv,
@@ -56,11 +55,8 @@ def main(args: StatusArgs) -> int:
             f"--csv {args.csv} and --json both write to stdout; give --csv a file name"
         )
     if args.csv:
-        with direct_stream(args.csv) as stream:
-            if stream is None:
-                rows = export_csv(records, Path(args.csv))
-            else:
-                rows = write_csv(records, stream)
+        with output_stream(args.csv) as stream:
+            rows = write_csv(records, stream)
         print(f"batchrun: wrote {rows} rows to {shown_as(args.csv)}", file=sys.stderr)
     note = split.note(args.all)
     if args.json:

@@ -20,6 +20,7 @@ from batchrun import safefs
 from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
+from batchrun.api.retry import Retryable, RetryPolicy, with_retries
 from batchrun.engine.collector import Journal
 from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate, JobStopped, NotCreated
 from batchrun.engine.moves import move_file
@@ -54,6 +55,8 @@ from batchrun.spec.target import Target
 # The statuses of the API's predictions a record keeps as they are.
 _BY_VALUE = {status.value: status for status in API_STATUSES}
 CREATE_TRIES = 4
+# The longest wait before creating again after a lost answer: the API is likely back by then.
+RECREATE_DELAY_CAP = 30.0
 VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
 # Said of a prediction whose files could not be named: its links are kept in the manifest.
 LATER = (
@@ -263,7 +266,16 @@ class Lifecycle:
         sha = request_sha256(sent)
         target = self.lock.resolve(planned.target) if self.lock else planned.target
         gate = self.gate(planned.job)
-        for attempt in range(1, CREATE_TRIES + 1):
+        # A create whose answer was lost is tried again (after looking for what it made) on
+        # api/retry.py's backoff, which owns every wait between tries.
+        policy = RetryPolicy(
+            attempts=CREATE_TRIES,
+            backoff_base=self.settings.recreate_delay,
+            backoff_cap=RECREATE_DELAY_CAP,
+        )
+
+        async def attempt() -> tuple[Record, Prediction] | None:
+            nonlocal record
             before = record
             async with gate.turn() as probe:
                 if self.halted is not None and attempt == 1:
@@ -315,20 +327,18 @@ class Lifecycle:
                 except InvalidRequestError as error:
                     await self._invalid(planned, record, previous, gate, error, flagged_before)
                     return None
-                except OutcomeUnknownError:
+                except OutcomeUnknownError as error:
                     found, record = await self._find_lost(record, planned)
                     if found is not None:
                         gate.accepted()
                         return await self._note(record, found), found
-                    if attempt == CREATE_TRIES:
-                        raise
-                    delay = min(30.0, self.settings.recreate_delay * 2.0 ** (attempt - 1))
+                    raise Retryable(error) from None
                 else:
                     gate.accepted()
                     self._refused_first.pop(planned.job, None)  # they stay refused (`error`)
                     return await self._note(record, prediction), prediction
-            await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return await with_retries(attempt, policy)
 
     def halt(self, error: AuthenticationError) -> None:
         """The API refused the token: start no more creates, withdraw those waiting for their

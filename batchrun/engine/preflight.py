@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,8 +47,6 @@ from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
 from batchrun.spec.template import Template
 
-# Rows named in one issue before "and N more": enough to see the pattern.
-ROWS_NAMED = 1
 # Problems listed per job and field: one fix usually mends them all.
 PROBLEMS_PER_FIELD = 3
 # Allowed values quoted when a value is not one of them: enough to see what is meant; a long
@@ -95,7 +93,6 @@ class PreflightResult:
     issues: list[SpecIssue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     confirmed: set[str] = field(default_factory=set)
-    checked_inputs: int = 0
 
 
 def describe_target(target: Target) -> str:
@@ -151,8 +148,7 @@ async def preflight(
                     " not checked against it"
                 )
                 continue
-            checked, issues, notes = check_inputs(spec, job, answer.schema)
-            result.checked_inputs += checked
+            _, issues, notes = check_inputs(spec, job, answer.schema)
             result.issues.extend(issues)
             result.notes.extend(notes)
     return result
@@ -434,12 +430,6 @@ def _said(error: Any, value: Any) -> str:
     if validator == "pattern":
         return f"{show(value)} does not match the pattern {show(str(expected))}"
     return printable(str(error.message), SCHEMA_TEXT_SHOWN)
-
-
-def notes_and_issues(result: PreflightResult) -> Iterable[str]:
-    """The result as lines (notes first), for a command that shows it."""
-    yield from result.notes
-    yield from (str(issue) for issue in sorted(result.issues))
 
 
 # The record of a passed pre-flight, in the run folder: a resume with the same spec, lock and

@@ -214,12 +214,6 @@ def file_difference(
         return f"cannot be read: {error.strerror or error}"
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file's bytes."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def pinned_versions(spec: Spec, lock: Lock | None) -> dict[str, str | None]:
     """Job id → the version the lock pins its model to (None: a version, a deployment, an
     official model, or no lock)."""

@@ -1,7 +1,7 @@
 """A run as a dataset: one row per prediction, as JSON Lines, CSV or a Hugging Face folder.
 
     rows = [export_row(record) for record in records]   # flat dicts, one per prediction
-    write_jsonl(rows, dest); write_csv(rows, dest)
+    write_jsonl(rows, handle); write_csv(rows, handle)   # to a stream `commands/` opened
     write_hf(records, run_dir, dest, card)               # a folder `datasets` loads as it is
 
 Each row: key, job, every variable as a column of its own (a row value's fields as `row.prompt`),
@@ -20,18 +20,14 @@ many planned predictions are missing and why. `batchrun-export.jsonl` records wh
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import hashlib
-import io
 import json
 import os
 import posixpath
 import re
 import shutil
-import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import IO, Any
@@ -45,10 +41,10 @@ from batchrun.manifest.records import UNKNOWN_API, Record, Status, utcnow
 from batchrun.manifest.state import State, key_state
 from batchrun.planner.columns import flat_vars
 from batchrun.planner.lock import lock_path, read_lock
+from batchrun.report import sheet
 from batchrun.spec.load import Spec
 from batchrun.spec.revision import GitState, git_state
 
-FORMATS = ("jsonl", "csv", "hf")
 # The columns every row has, in this order; variables come after `job`.
 HEAD_COLUMNS = ("key", "job")
 TAIL_COLUMNS = (
@@ -70,9 +66,6 @@ TOKEN_METRICS = ("input_token_count", "output_token_count")
 # What `datasets` loads as pictures and sounds (its imagefolder and audiofolder extensions).
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tiff"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a"})
-# Characters a spreadsheet takes as the start of a formula: such a CSV cell is prefixed with '
-# so opening an export never runs what a prompt or a model wrote.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def variable_column(name: str) -> str:
@@ -125,51 +118,19 @@ def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
 
 
-def write_jsonl(rows: Sequence[Mapping[str, Any]], dest: Path | None) -> int:
+def write_jsonl(rows: Sequence[Mapping[str, Any]], handle: IO[str]) -> int:
     """One JSON object per row, every column in every row (None where a row lacks a variable)."""
     columns = columns_of(rows)
-    with _output(dest) as handle:
-        for row in rows:
-            handle.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
+    for row in rows:
+        handle.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
     return len(rows)
 
 
-def write_csv(rows: Sequence[Mapping[str, Any]], dest: Path | None) -> int:
+def write_csv(rows: Sequence[Mapping[str, Any]], handle: IO[str]) -> int:
     """A header and one line per row; nested values (and the list of files, whose paths may
     hold spaces) as JSON."""
     columns = columns_of(rows)
-    with _output(dest, newline="") as handle:
-        writer = csv.writer(handle)
-        # Header cells too: a variable's name is the spec's text, `=HYPERLINK(...)` included.
-        writer.writerow([csv_cell(column) for column in columns])
-        for row in rows:
-            writer.writerow([csv_cell(row.get(column)) for column in columns])
-    return len(rows)
-
-
-def csv_cell(value: Any) -> str:
-    """A value as a CSV cell: text as is, the rest as JSON; a formula start gets a leading '."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-@contextlib.contextmanager
-def _output(dest: Path | None, newline: str | None = None) -> Iterator[IO[str]]:
-    """stdout for None; else a temporary file renamed over `dest` once all is written."""
-    if dest is None:
-        yield sys.stdout
-        return
-    # Through safefs: a link planted at the temporary's name is never written through.
-    with safefs.atomic_writer(dest, None) as binary:
-        handle = io.TextIOWrapper(binary, encoding="utf-8", newline=newline)
-        yield handle
-        handle.flush()
-        handle.detach()  # the binary file stays open: atomic_writer closes and renames it
+    return sheet.write_csv(handle, columns, ([row.get(c) for c in columns] for row in rows))
 
 
 # The file of an `hf` export that `batchrun verify` checks it against: a header line (counts and

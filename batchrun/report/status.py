@@ -11,8 +11,6 @@ unless asked). Each record's API (`api`) is counted too: a folder may hold resul
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from batchrun import safefs
 from batchrun.api.objects import parse_time
 from batchrun.humanize import counted
 from batchrun.manifest.compare import PlanComparison
@@ -28,7 +25,7 @@ from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
-from batchrun.report.export import csv_cell
+from batchrun.report import sheet
 
 # Said of a run folder counted as the sandbox's (status, report).
 SANDBOX_NOTE = "these are the sandbox's made-up results, not a real model's output"
@@ -252,43 +249,28 @@ CSV_COLUMNS = (
 )
 
 
-def export_csv(records: Iterable[Record], dest: Path) -> int:
-    """Write one CSV row per record (nested values as JSON), atomically; return the row count."""
-    # The user named `dest`; safefs still never writes through a link at its temporary.
-    with safefs.atomic_writer(dest, None) as binary:
-        handle = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        rows = write_csv(records, handle)
-        handle.flush()
-        handle.detach()  # the binary file stays open: atomic_writer closes and renames it
-    return rows
-
-
 def write_csv(records: Iterable[Record], handle: IO[str]) -> int:
     """Write the CSV (header, then one row per record) to an open text stream; the row count."""
-    rows = 0
-    writer = csv.writer(handle)
-    writer.writerow(CSV_COLUMNS)
-    for record in records:
-        target = record.target
-        writer.writerow(
-            [
-                csv_cell(record.key),
-                csv_cell(record.job),
-                csv_cell(record.status),
-                csv_cell(target.get("model") or target.get("deployment") or target.get("version")),
-                csv_cell(record.vars),
-                csv_cell(record.input),
-                csv_cell(record.prediction_id),
-                csv_cell(record.version),
-                csv_cell(record.shown_output),
-                csv_cell(" ".join(f.path for f in record.files)),
-                csv_cell(record.error),
-                csv_cell(record.metrics.get("predict_time")),
-                csv_cell(record.created_at),
-                csv_cell(record.completed_at),
-                record.attempts,
-                csv_cell(record.api.to_json() if record.api is not None else None),
-            ]
-        )
-        rows += 1
-    return rows
+    return sheet.write_csv(handle, CSV_COLUMNS, (_csv_row(record) for record in records))
+
+
+def _csv_row(record: Record) -> tuple[Any, ...]:
+    target = record.target
+    return (
+        record.key,
+        record.job,
+        record.status,
+        target.get("model") or target.get("deployment") or target.get("version"),
+        record.vars,
+        record.input,
+        record.prediction_id,
+        record.version,
+        record.shown_output,
+        " ".join(f.path for f in record.files),
+        record.error,
+        record.metrics.get("predict_time"),
+        record.created_at,
+        record.completed_at,
+        record.attempts,
+        record.api.to_json() if record.api is not None else None,
+    )

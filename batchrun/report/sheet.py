@@ -1,0 +1,40 @@
+"""CSV as a spreadsheet opens it: one writer, and one rule for a cell that would run as a formula.
+
+`status --csv` and `export --format csv` both write through `write_csv`: a header, then one line
+per row, nested values (lists, mappings) as compact JSON, None as an empty cell. A cell that a
+spreadsheet would take for a formula gets a leading `'` (OWASP's advice on CSV injection): server
+text (an error, an output) and a spec's values stay text when the file is opened.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any) -> str:
+    """One value as the text of its cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def write_csv(handle: IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Write the header and the rows (each value through `cell`); return the row count."""
+    writer = csv.writer(handle)
+    # Header cells too: a variable's name is the spec's text, `=HYPERLINK(...)` included.
+    writer.writerow([cell(name) for name in header])
+    count = 0
+    for row in rows:
+        writer.writerow([cell(value) for value in row])
+        count += 1
+    return count
