@@ -16,8 +16,51 @@ if TYPE_CHECKING:
     from batchrun.engine.runner import RunSummary
 
 from batchrun._version import __version__
+from batchrun.errors import (
+    ApiConnectionError,
+    ApiError,
+    AuthenticationError,
+    BatchrunError,
+    DownloadError,
+    ExpiredURLError,
+    InvalidRequestError,
+    ManifestError,
+    NotFoundError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ServerError,
+    SpecError,
+    SpecIssue,
+    StorageError,
+    UsageError,
+)
 
-__all__ = ["RunKeywords", "__version__", "arun", "plan", "results", "run"]
+# The public API: the functions below, their keywords, and the errors they raise (the tree is
+# drawn in `batchrun/errors.py`). Everything else is batchrun's own and may change.
+__all__ = [
+    "ApiConnectionError",
+    "ApiError",
+    "AuthenticationError",
+    "BatchrunError",
+    "DownloadError",
+    "ExpiredURLError",
+    "InvalidRequestError",
+    "ManifestError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "RateLimitedError",
+    "RunKeywords",
+    "ServerError",
+    "SpecError",
+    "SpecIssue",
+    "StorageError",
+    "UsageError",
+    "__version__",
+    "arun",
+    "plan",
+    "results",
+    "run",
+]
 
 
 class RunKeywords(TypedDict, total=False):

@@ -5,8 +5,10 @@
     ├── UsageError             a command line or an option that cannot work
     ├── ManifestError          a run folder's manifest cannot be read or belongs to another spec
     ├── StorageError           the disk refused a write (full, read-only, permissions)
+    ├── InputFileError         a local file of an input cannot be sent (engine/uploads.py)
     ├── DownloadError          an output file could not be fetched or stored
-    │   └── ExpiredURLError        its URL has expired (403/404/410 from the file host)
+    │   ├── ExpiredURLError        its URL has expired (403/404/410 from the file host)
+    │   └── NamingError            the files template cannot name it (planner/naming.py)
     └── ApiError               the API answered with an error, or could not be reached
         ├── AuthenticationError    401/403: a missing, wrong or revoked token (fatal)
         ├── NotFoundError          404: no such model, version, deployment or prediction
