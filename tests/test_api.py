@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from openapi import validate_component
 
-from batchrun.api.objects import TERMINAL_STATUSES, Model, Prediction, UploadedFile, joined_output
+from batchrun.api.objects import TERMINAL_STATUSES, Model, Prediction, UploadedFile
 from batchrun.errors import ServerError
+from batchrun.output_files import joined_output
 
 # The proxy's answer from reference/replicate-proxy-access.md, verbatim apart from a shorter prompt.
 PROXY_PREDICTION: dict[str, Any] = {

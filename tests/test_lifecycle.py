@@ -17,11 +17,11 @@ from runs import write_spec
 from batchrun.api.client import Client
 from batchrun.engine.collector import FINAL, PROGRESS, open_journal
 from batchrun.engine.lifecycle import DATA_REMOVED, Action, Lifecycle, Settings, Work
-from batchrun.engine.outputs import JobNamers
 from batchrun.engine.polling import PollSchedule
 from batchrun.engine.reconcile import Reconciler
 from batchrun.manifest.records import FileRecord, Record, Status
 from batchrun.planner.expand import PlannedPrediction, iter_plan
+from batchrun.planner.naming import JobNamers
 from batchrun.spec.load import load_spec
 
 pytestmark = pytest.mark.anyio

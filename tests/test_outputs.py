@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from batchrun.engine.outputs import (
+from batchrun.errors import DownloadError
+from batchrun.output_files import decode_data_uri, output_urls
+from batchrun.planner.naming import (
     FileNamer,
     checked_relative_path,
-    decode_data_uri,
     extension,
     output_names,
-    output_urls,
     safe_piece,
 )
-from batchrun.errors import DownloadError
 
 
 def test_urls_are_found_in_every_output_shape_in_order_once() -> None:

@@ -239,27 +239,3 @@ def parse_time(text: str | None) -> datetime | None:
         return datetime.fromisoformat(text.strip())  # 3.11+: `Z`, and digits past 6 are dropped
     except ValueError:
         return None
-
-
-def is_file_url(value: object) -> bool:
-    """True for the strings batchrun downloads: http(s) URLs and data URIs."""
-    if not isinstance(value, str):
-        return False
-    head = value[:8].lower()
-    return head.startswith(("http://", "https://", "data:"))
-
-
-def joined_output(output: Any) -> Any:
-    """A language model's token list joined into its text; any other output as it is.
-
-    The manifest keeps the output as the API returned it; what people read (the report, status,
-    exports) is this.
-    """
-    if (
-        isinstance(output, list)
-        and output
-        and all(isinstance(item, str) for item in output)
-        and not any(is_file_url(item) for item in output)
-    ):
-        return "".join(output)
-    return output

@@ -24,14 +24,6 @@ from batchrun.api.retry import Retryable, RetryPolicy, with_retries
 from batchrun.engine.collector import Journal
 from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate, JobStopped, NotCreated
 from batchrun.engine.moves import move_file
-from batchrun.engine.outputs import (
-    MAX_FILES_PER_PREDICTION,
-    JobNamers,
-    NamingError,
-    decode_data_uri,
-    output_names,
-    output_urls,
-)
 from batchrun.engine.polling import PollSchedule, run_seconds
 from batchrun.engine.preflight import describe_target
 from batchrun.engine.reconcile import NoListEndpoint, Reconciler, request_sha256
@@ -47,14 +39,19 @@ from batchrun.errors import (
 )
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.records import API_STATUSES, Api, FileRecord, Record, Status, utcnow
-from batchrun.manifest.state import DATA_URI_HEAD, file_intact, moves
+from batchrun.manifest.state import file_intact, moves
+from batchrun.output_files import decode_data_uri, is_data_uri, output_urls, recorded_url
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.planner.lock import Lock
+from batchrun.planner.naming import JobNamers, NamingError, output_names
 from batchrun.spec.target import Target
 
 # The statuses of the API's predictions a record keeps as they are.
 _BY_VALUE = {status.value: status for status in API_STATUSES}
 CREATE_TRIES = 4
+# Files one prediction may ask batchrun to download. Image models return a handful, a video
+# model's frames a few hundred; an output listing 200,000 URLs is a hostile or broken server.
+MAX_FILES_PER_PREDICTION = 1000
 # The longest wait before creating again after a lost answer: the API is likely back by then.
 RECREATE_DELAY_CAP = 30.0
 VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
@@ -597,13 +594,12 @@ class Lifecycle:
         )
         self.claims.claim(relative, record.key, index)
         dest = self.settings.run_dir / relative
-        if url[:5].lower() == "data:":
+        if is_data_uri(url):
             data = decode_data_uri(url)
             digest = await anyio.to_thread.run_sync(
                 _write_atomically, dest, self.settings.run_dir, data
             )
-            head = url[:DATA_URI_HEAD]
-            return FileRecord(url=head, path=relative, sha256=digest, bytes=len(data))
+            return FileRecord(url=recorded_url(url), path=relative, sha256=digest, bytes=len(data))
         got = await self.client.download(
             url, dest, max_bytes=self.settings.max_file_bytes, root=self.settings.run_dir
         )

@@ -37,7 +37,6 @@ from batchrun.engine import signals
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
-from batchrun.engine.outputs import JobNamers
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.survey import Survey, classify, in_scope, survey
@@ -56,6 +55,7 @@ from batchrun.manifest.state import State
 from batchrun.manifest.writer import ManifestWriter, exclusive, new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
+from batchrun.planner.naming import JobNamers
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import DEFAULT_TOKEN_ENV, Rate, Spec
 

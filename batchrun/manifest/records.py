@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from batchrun.api.objects import joined_output
+from batchrun.output_files import joined_output
 from batchrun.planner.expand import PlannedPrediction
 
 FORMAT = 1

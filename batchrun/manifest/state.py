@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchrun import safefs
-from batchrun.api.objects import is_file_url
 from batchrun.errors import BatchrunError
 from batchrun.manifest.reader import FileCheck, KeyState
 from batchrun.manifest.records import FAILED, IN_FLIGHT, Record, sandbox_of
+from batchrun.output_files import output_urls, recorded_url
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import FileNamer, NamingError, output_names
 from batchrun.spec.load import Spec
@@ -142,32 +142,13 @@ def moves(record: Record, namer: FileNamer) -> dict[int, str]:
     return moved
 
 
-# A data URI is recorded by its head only (the whole of it is the file): this many characters.
-DATA_URI_HEAD = 64
-
-
 def _output_urls(record: Record) -> dict[str, tuple[int, str]]:
     """Recorded URL → (index in the output, the URL as the output holds it): the index and the
     output key that named the file when it was downloaded."""
     found: dict[str, tuple[int, str]] = {}
-    seen: dict[str, None] = {}
-    for value in _strings(record.output):
-        if is_file_url(value):
-            seen.setdefault(value, None)
-    for index, url in enumerate(seen):
-        head = url[:DATA_URI_HEAD] if url[:5].lower() == "data:" else url
-        found.setdefault(head, (index, url))
+    for index, url in enumerate(output_urls(record.output)):
+        found.setdefault(recorded_url(url), (index, url))
     return found
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in _strings(item)]
-    if isinstance(value, list | tuple):
-        return [text for item in value for text in _strings(item)]
-    return []
 
 
 def _checks(recorded: KeyState | Record) -> tuple[FileCheck, ...]:

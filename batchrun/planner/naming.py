@@ -24,12 +24,13 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from batchrun.errors import DownloadError
+from batchrun.output_files import data_uri_media, is_data_uri, walk
 from batchrun.spec.describe import show
 from batchrun.spec.load import Spec
 from batchrun.spec.template import (
@@ -48,7 +49,6 @@ _EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 _PIECE_LIMIT = 80
 # Most file systems refuse a name longer than 255 bytes; keep a margin for `.part`.
 _COMPONENT_LIMIT = 200
-_DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[\w.+-]+)*)(;base64)?,", re.DOTALL)
 
 # Extensions for data URIs, whose "name" is only their media type.
 _MEDIA_EXTENSIONS = {
@@ -79,10 +79,8 @@ class NamingError(DownloadError):
 
 def extension(url: str) -> str:
     """The file extension a URL names (`.png`), or "" when it names none that is safe."""
-    if url[:5].lower() == "data:":
-        match = _DATA_URI.match(url)
-        media = (match.group(1) or "").lower() if match else ""
-        return _MEDIA_EXTENSIONS.get(media, "")
+    if is_data_uri(url):
+        return _MEDIA_EXTENSIONS.get(data_uri_media(url), "")
     name = PurePosixPath(unquote(urlsplit(url).path)).name
     suffix = PurePosixPath(name).suffix.lower()
     return suffix if _EXTENSION.match(suffix) else ""
@@ -300,21 +298,10 @@ def output_names(output: Any) -> dict[str, str]:
     """For each file URL of an output, its `${output}` name: a mapping's keys joined with list
     positions (`image`, `images-0`), or the position in a list (`0`); the first place wins."""
     names: dict[str, str] = {}
-    for name, value in _named(output, ()):
+    for place, value in walk(output):
         if isinstance(value, str):
-            names.setdefault(value, "-".join(name) or "0")
+            names.setdefault(value, "-".join(place) or "0")
     return names
-
-
-def _named(value: Any, name: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _named(item, (*name, str(key)))
-    elif isinstance(value, list | tuple):
-        for position, item in enumerate(value):
-            yield from _named(item, (*name, str(position)))
-    else:
-        yield name, value
 
 
 def checked_relative_path(path: str) -> str:
