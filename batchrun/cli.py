@@ -25,7 +25,7 @@ from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import BatchrunError, SpecError, redact_environment
 from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.humanize import printable
-from batchrun.sandbox_help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
+from batchrun.sandbox.help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
 
 
 def _positive_int(text: str) -> int:

@@ -17,11 +17,33 @@ Use it as `Sandbox(SandboxConfig(...))` on loopback (`server.py`), or in process
 `httpx.ASGITransport(app=create_app(config))`.
 """
 
-from batchrun.sandbox.app import SandboxApp, create_app
-from batchrun.sandbox.config import SandboxConfig
-from batchrun.sandbox.server import Sandbox
-from batchrun.sandbox.state import SandboxState
-from batchrun.sandbox_help import RESERVED_INPUTS_HELP
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from batchrun.sandbox.help import RESERVED_INPUTS_HELP
+
+if TYPE_CHECKING:
+    from batchrun.sandbox.app import SandboxApp, create_app
+    from batchrun.sandbox.config import SandboxConfig
+    from batchrun.sandbox.server import Sandbox
+    from batchrun.sandbox.state import SandboxState
+
+# Imported when first used: `batchrun --help` reads the help above without starlette and uvicorn.
+_LAZY = {
+    "SandboxApp": "batchrun.sandbox.app",
+    "create_app": "batchrun.sandbox.app",
+    "SandboxConfig": "batchrun.sandbox.config",
+    "Sandbox": "batchrun.sandbox.server",
+    "SandboxState": "batchrun.sandbox.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchrun.sandbox' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "RESERVED_INPUTS_HELP",

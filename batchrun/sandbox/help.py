@@ -1,7 +1,7 @@
 """The sandbox's help: its reserved inputs and control endpoints.
 
-Its own module, outside `batchrun.sandbox`, so that `batchrun --help` can show it without
-importing starlette and uvicorn.
+`batchrun --help` shows it: importing this module imports nothing else (the package's
+`__init__` loads starlette and uvicorn only when a sandbox is asked for).
 """
 
 RESERVED_INPUTS_HELP = """\
