@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio.lowlevel
 import pytest
 
-from batchrun.engine.runner import Stopper
+from batchrun.engine.signals import Stopper
 
 
 @pytest.mark.anyio

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +38,7 @@ from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
+from batchrun.engine.signals import Stopper
 from batchrun.engine.survey import Survey, classify, in_scope, survey
 from batchrun.errors import (
     AuthenticationError,
@@ -114,63 +114,6 @@ class _NoProgress:
 
     def close(self) -> None:
         pass
-
-
-class Stopper:
-    """Stops a run: the first request lets in-flight work finish, the second leaves at once.
-
-    "In flight" means sent: at the first request the run also withdraws every create still
-    waiting for its turn under the rate limit (see `on_first_request`), since nothing has been
-    paid for them yet.
-    """
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self._scope: anyio.CancelScope | None = None
-        self._leave_on_first = False
-        self._on_first: list[Callable[[], None]] = []
-
-    @property
-    def stopping(self) -> bool:
-        return self.requests > 0
-
-    def request(self) -> None:
-        """Ask the run to stop (what Ctrl-C does)."""
-        self.requests += 1
-        if self.requests == 1 and not self._leave_on_first:
-            for callback in list(self._on_first):
-                callback()
-        elif self._scope is not None:
-            self._scope.cancel()
-
-    def leave(self) -> None:
-        """Ask the run to stop at once, as a second request does (what SIGTERM does)."""
-        self.requests = max(self.requests, 1)
-        self.request()
-
-    @contextlib.contextmanager
-    def on_first_request(self, callback: Callable[[], None]) -> Iterator[None]:
-        """Call `callback` at the first stop request while inside (at once if it came already)."""
-        self._on_first.append(callback)
-        try:
-            if self.requests == 1:
-                callback()
-            yield
-        finally:
-            self._on_first.remove(callback)
-
-    @contextlib.contextmanager
-    def phase(self, *, leave_on_first: bool) -> Iterator[anyio.CancelScope]:
-        """A stretch of the run that a stop request cancels (on the first request, or the
-        second); already cancelled if a stop came before it began."""
-        with anyio.CancelScope() as scope:
-            self._scope, self._leave_on_first = scope, leave_on_first
-            if self.requests > (0 if leave_on_first else 1):
-                scope.cancel()
-            try:
-                yield scope
-            finally:
-                self._scope, self._leave_on_first = None, False
 
 
 @dataclass

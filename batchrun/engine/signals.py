@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM from a command's first line to its last, with no window between.
+"""SIGINT and SIGTERM from a command's first line to its last, and the `Stopper` they drive.
 
 Three stretches, each with its own handling, and a signal in any of them ends the command with
 exit 130 and one line, never a traceback nor a silent death by the default action:
@@ -23,8 +23,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import anyio
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -101,3 +105,62 @@ def receiving() -> Iterator[tuple[list[signal.Signals], AsyncIterator[signal.Sig
         for sig, handler in previous.items():
             if handler is not None:
                 signal.signal(sig, handler)
+
+
+class Stopper:
+    """Stops a run: the first request lets in-flight work finish, the second leaves at once.
+
+    "In flight" means sent: at the first request the run also withdraws every create still
+    waiting for its turn under the rate limit (see `on_first_request`), since nothing has been
+    paid for them yet.
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self._scope: anyio.CancelScope | None = None
+        self._leave_on_first = False
+        self._on_first: list[Callable[[], None]] = []
+
+    @property
+    def stopping(self) -> bool:
+        return self.requests > 0
+
+    def request(self) -> None:
+        """Ask the run to stop (what Ctrl-C does)."""
+        self.requests += 1
+        if self.requests == 1 and not self._leave_on_first:
+            for callback in list(self._on_first):
+                callback()
+        elif self._scope is not None:
+            self._scope.cancel()
+
+    def leave(self) -> None:
+        """Ask the run to stop at once, as a second request does (what SIGTERM does)."""
+        self.requests = max(self.requests, 1)
+        self.request()
+
+    @contextlib.contextmanager
+    def on_first_request(self, callback: Callable[[], None]) -> Iterator[None]:
+        """Call `callback` at the first stop request while inside (at once if it came already)."""
+        self._on_first.append(callback)
+        try:
+            if self.requests == 1:
+                callback()
+            yield
+        finally:
+            self._on_first.remove(callback)
+
+    @contextlib.contextmanager
+    def phase(self, *, leave_on_first: bool) -> Iterator[anyio.CancelScope]:
+        """A stretch of the run that a stop request cancels (on the first request, or the
+        second); already cancelled if a stop came before it began."""
+        import anyio  # here, as in `receiving`: cli.py imports this module for every command
+
+        with anyio.CancelScope() as scope:
+            self._scope, self._leave_on_first = scope, leave_on_first
+            if self.requests > (0 if leave_on_first else 1):
+                scope.cancel()
+            try:
+                yield scope
+            finally:
+                self._scope, self._leave_on_first = None, False
