@@ -491,7 +491,8 @@ def test_the_first_stop_withdraws_creates_still_waiting_for_their_turn(
     import anyio
 
     from batchrun.engine.runner import RunOptions, Stopper, run_async
-    from batchrun.spec.load import Rate, load_spec
+    from batchrun.spec.load import load_spec
+    from batchrun.spec.rate import Rate
 
     spec = write_spec(
         tmp_path,

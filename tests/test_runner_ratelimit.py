@@ -9,7 +9,7 @@ import pytest
 from runs import records, run_spec, write_spec
 
 from batchrun.sandbox import Sandbox
-from batchrun.spec.load import Rate
+from batchrun.spec.rate import Rate
 
 
 def many(folder: Path, count: int, concurrency: int) -> Path:

@@ -13,7 +13,7 @@ from runs import TOKEN, assert_files_intact, finish, records, run_spec, start, w
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
-from batchrun.spec.load import Rate
+from batchrun.spec.rate import Rate
 
 SHARDS = 4
 # The server's limit, and the spec's rate: matched, as a user who read the account's limit sets it.

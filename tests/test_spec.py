@@ -9,7 +9,8 @@ import pytest
 from runs import write_spec
 
 from batchrun.errors import SpecError
-from batchrun.spec.load import Rate, Spec, load_spec
+from batchrun.spec.load import Spec, load_spec
+from batchrun.spec.rate import Rate
 from batchrun.spec.target import Target
 
 ROOT = Path(__file__).resolve().parent.parent

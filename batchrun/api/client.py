@@ -59,7 +59,7 @@ from batchrun.errors import (
     redact_json,
     redacted_secrets,
 )
-from batchrun.spec.load import DEFAULT_RATE, DEFAULT_REQUESTS, Rate
+from batchrun.spec.rate import DEFAULT_RATE, DEFAULT_REQUESTS, Rate
 from batchrun.spec.target import Target
 
 # What tests and the sandbox hand the client instead of a socket; callers need not import httpx.

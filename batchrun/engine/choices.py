@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from batchrun.errors import UsageError
 
 if TYPE_CHECKING:
-    from batchrun.spec.load import Rate
+    from batchrun.spec.rate import Rate
 
 # The parsers are imported when a value is parsed: the command line imports this module to
 # build its parser, and `batchrun --help` should not load the spec layer (jsonschema) for it.
@@ -62,7 +62,7 @@ def _path(value: str | PathLike[str]) -> Path:
 
 
 def _rate(value: str | Rate) -> Rate:
-    from batchrun.spec.load import Rate
+    from batchrun.spec.rate import Rate
 
     if isinstance(value, Rate):
         return value

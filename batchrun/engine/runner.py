@@ -57,7 +57,8 @@ from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import JobNamers
 from batchrun.spec.jobs import Job
-from batchrun.spec.load import DEFAULT_TOKEN_ENV, Rate, Spec
+from batchrun.spec.load import DEFAULT_TOKEN_ENV, Spec
+from batchrun.spec.rate import Rate
 
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display

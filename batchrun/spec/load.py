@@ -22,17 +22,16 @@ from batchrun.errors import SpecError, SpecIssue
 from batchrun.humanize import shown_path
 from batchrun.spec.allow import Allowances
 from batchrun.spec.checker import Checker
-from batchrun.spec.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names, show
+from batchrun.spec.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names
 from batchrun.spec.jobs import RESERVED, Job, build_job
+from batchrun.spec.rate import DEFAULT_RATE, DEFAULT_REQUESTS, Rate
 from batchrun.spec.schema import check_structure
 from batchrun.spec.template import Template, TemplateError
 from batchrun.spec.yamlpos import KeyPath, Places, YamlDocument, format_path, parse_yaml
 
-__all__ = ["Job", "Rate", "Spec", "load_spec"]
+__all__ = ["Job", "Spec", "load_spec"]
 
 DEFAULT_CONCURRENCY = 32
-DEFAULT_RATE = "600/min"
-DEFAULT_REQUESTS = "3000/min"
 DEFAULT_WAIT = 60
 DEFAULT_FILES = "${job}/${key}-${index}${ext}"
 DEFAULT_TOKEN_ENV = "REPLICATE_API_TOKEN"
@@ -42,45 +41,6 @@ FILES_BUILTINS = RESERVED
 # Bytes of a spec file: a sweep written out inline is a few MB; more is data that belongs in a
 # {csv:} or {jsonl:} file, and YAML that size takes minutes to parse.
 MAX_SPEC_BYTES = 16 << 20
-
-_RATE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|min|h)\s*")
-_PERIODS = {"s": 1.0, "min": 60.0, "h": 3600.0}
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """A number of requests per period, as the spec wrote it (e.g. 600/min)."""
-
-    count: float
-    seconds: float
-    text: str
-
-    @property
-    def per_second(self) -> float:
-        """Requests per second."""
-        return self.count / self.seconds
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        """`N/s`, `N/min` or `N/h` (N may have decimals); ValueError showing the format."""
-        match = _RATE.fullmatch(text) if isinstance(text, str) else None
-        if match is None:
-            raise ValueError(f"expected N/s, N/min or N/h, like 600/min; got {show(text)}")
-        count = float(match.group(1))
-        if count <= 0:
-            raise ValueError(f"a rate must be more than 0, like 600/min; got {show(text)}")
-        return cls(count, _PERIODS[match.group(2)], text)
-
-    def shared_by(self, ways: int) -> Rate:
-        """This rate split `ways` ways, in the same unit (600/min by 4 is 150/min)."""
-        if ways == 1:
-            return self
-        count = self.count / ways
-        unit = next(name for name, seconds in _PERIODS.items() if seconds == self.seconds)
-        return Rate(count, self.seconds, f"{count:.4g}/{unit}")
-
-    def __str__(self) -> str:
-        return self.text
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from faultrun import check_accounted, hits, spec_for
 from runs import run_spec
 
 from batchrun.sandbox import Sandbox
-from batchrun.spec.load import Rate
+from batchrun.spec.rate import Rate
 
 FAILED_TEXT = "sandbox: simulated failure (failure_rate)"
 
