@@ -271,11 +271,14 @@ class Lifecycle:
             backoff_cap=RECREATE_DELAY_CAP,
         )
 
-        async def attempt() -> tuple[Record, Prediction] | None:
-            nonlocal record
+        tries = 0
+
+        async def create_once() -> tuple[Record, Prediction] | None:
+            nonlocal record, tries
+            tries += 1
             before = record
             async with gate.turn() as probe:
-                if self.halted is not None and attempt == 1:
+                if self.halted is not None and tries == 1:
                     raise NotCreated(str(self.halted))
                 # A new prediction: nothing of an earlier attempt's outcome carries over.
                 record = record.replace(
@@ -335,7 +338,7 @@ class Lifecycle:
                     self._refused_first.pop(planned.job, None)  # they stay refused (`error`)
                     return await self._note(record, prediction), prediction
 
-        return await with_retries(attempt, policy)
+        return await with_retries(create_once, policy)
 
     def halt(self, error: AuthenticationError) -> None:
         """The API refused the token: start no more creates, withdraw those waiting for their
