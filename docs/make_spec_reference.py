@@ -77,6 +77,9 @@ def render(schema: dict[str, Any]) -> str:
         _table(schema["properties"], set(schema.get("required", ())), defs),
         "## A job (`jobs[]`)\n",
         _table(job["properties"], set(job.get("required", ())), defs),
+        "## A price (`price`, `jobs[].price`, each model's entry in `prices`)\n",
+        defs["price"]["description"] + "\n",
+        _table(defs["price"]["properties"], set(), defs),
         "## Matrix values (`jobs[].matrix.NAME`)\n",
         defs["axis"]["description"] + "\n",
         _sources(defs["axis"]),
@@ -101,6 +104,9 @@ def _type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
     if "$ref" in prop:
         target = defs[prop["$ref"].rsplit("/", 1)[-1]]
         return _type({**target, **{k: v for k, v in prop.items() if k != "$ref"}}, defs)
+    if "type" not in prop and "oneOf" in prop:
+        kinds = " or ".join(option["type"] for option in prop["oneOf"])
+        return f"{kinds} ({prop['errorMessage'].removeprefix('expected ')})"
     kind = prop.get("type", "any")
     words = [kind]
     if "minimum" in prop and "maximum" in prop:

@@ -71,7 +71,7 @@ def test_an_unknown_field_is_placed_at_its_key_with_a_suggestion() -> None:
     assert messages(text) == [
         "spec.yaml:2:1: concurency: unknown field; did you mean 'concurrency'?",
         "spec.yaml:6:5: jobs[0].colour: unknown field; the fields here are id, model, version,"
-        " deployment, concurrency, input, matrix, exclude, include, repeat, files",
+        " deployment, concurrency, price, timeout, input, matrix, exclude, include, repeat, files",
     ]
 
 

@@ -347,7 +347,7 @@ def test_every_issue_at_once_sorted_by_place(folder: Path) -> None:
         " (VERSION is 64 lowercase hex characters), like black-forest-labs/flux-schnell;"
         " got 'a'",
         "spec.yaml:8:5: jobs[1].extra: unknown field; the fields here are id, model, version,"
-        " deployment, concurrency, input, matrix, exclude, include, repeat, files",
+        " deployment, concurrency, price, timeout, input, matrix, exclude, include, repeat, files",
     ]
 
 
@@ -375,7 +375,7 @@ def test_paths_are_shown_relative_to_the_current_folder(folder: Path) -> None:
     assert [str(issue) for issue in caught.value.issues] == [
         "specs/s.txt:1:1: jobs[0].matrix.s: not valid UTF-8 text",
         "specs/spec.yaml:6:5: jobs[0].bad: unknown field; the fields here are id, model, version,"
-        " deployment, concurrency, input, matrix, exclude, include, repeat, files",
+        " deployment, concurrency, price, timeout, input, matrix, exclude, include, repeat, files",
     ]
 
 

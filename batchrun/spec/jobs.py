@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from batchrun.cost import Price
 from batchrun.spec.checker import Checker
 from batchrun.spec.describe import did_you_mean, join_names, show
 from batchrun.spec.matrix import Matrix
@@ -64,6 +65,11 @@ class Job:
     matrix: Matrix = field(default_factory=Matrix)
     index: int = 0
     files: str | None = None  # its own `files` template; None: the spec's
+    # What a prediction costs (batchrun.cost), where that price was written, and the seconds
+    # after which a running prediction is canceled: see batchrun.spec.money.
+    price: Price | None = None
+    price_source: str = ""
+    timeout: float | None = None
 
     @property
     def path(self) -> KeyPath:

@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from batchrun.spec.allow import Allowances
 from batchrun.spec.checker import Checker
 from batchrun.spec.describe import TOKEN_MESSAGE, TOKEN_PATTERN, did_you_mean, join_names
 from batchrun.spec.jobs import RESERVED, Job, build_job
+from batchrun.spec.money import JobMoney, check_budget, duration, job_money, price_at, price_list
 from batchrun.spec.rate import DEFAULT_RATE, DEFAULT_REQUESTS, Rate
 from batchrun.spec.schema import check_structure
 from batchrun.spec.template import Template, TemplateError
@@ -63,6 +64,7 @@ class Spec:
     display_path: str = ""  # the spec's path as messages show it
     places: Places | None = None  # where its values sit, for errors found while planning
     allow: Allowances = field(default_factory=Allowances)  # what the command line allowed
+    budget: float | None = None  # USD this run folder may spend, all runs together
     outside: tuple[Path, ...] = ()  # paths outside its folder it reads or writes (allowed)
 
     @property
@@ -131,6 +133,7 @@ def load_spec(path: str | os.PathLike[str], allow: Allowances | None = None) -> 
     jobs_value = top.get("jobs")
     jobs_written: list[Any] = jobs_value if isinstance(jobs_value, list) else []
     jobs = [build_job(check, job, i) for i, job in enumerate(jobs_written)]
+    jobs = _with_money(check, top, jobs, jobs_written)
     built = tuple(job for job in jobs if job is not None)
     _job_ids(check, jobs, jobs_written)
     # Each template is checked against the jobs whose files it names.
@@ -162,7 +165,38 @@ def load_spec(path: str | os.PathLike[str], allow: Allowances | None = None) -> 
         places=places,
         allow=check.allow,
         outside=tuple(dict.fromkeys(check.outside)),
+        budget=_budget(top),
     )
+
+
+def _budget(top: Mapping[str, Any]) -> float | None:
+    written = top.get("budget")
+    return float(written) if isinstance(written, int | float) else None
+
+
+def _with_money(
+    check: Checker, top: Mapping[str, Any], jobs: list[Job | None], written: list[Any]
+) -> list[Job | None]:
+    """Each job with its price and timeout; a budget's checks (batchrun.spec.money)."""
+    spec_wide = JobMoney(
+        price_at(check, top.get("price"), ("price",)),
+        "price" if "price" in top else "",
+        duration(check, top, ("timeout",)),
+    )
+    prices = price_list(check, top.get("prices"))
+    priced: list[Job | None] = []
+    for job in jobs:
+        if job is None:
+            priced.append(None)
+            continue
+        value = written[job.index]
+        money = job_money(check, value, job.path, job.target.model or None, spec_wide, prices)
+        if "budget" in top and not check.is_blocked(("budget",)):
+            check_budget(check, job.id, value, job.path, money)
+        priced.append(
+            replace(job, price=money.price, price_source=money.source, timeout=money.timeout)
+        )
+    return priced
 
 
 _RATES = {"rate": DEFAULT_RATE, "requests": DEFAULT_REQUESTS}

@@ -1,0 +1,184 @@
+"""Money and time: what a prediction costs at the user's prices, and the most it can cost.
+
+The price rule, in one place for every layer: the spec reads a `Price`, the plan estimates with
+it, the run reserves `Price.ceiling` before each create and records `Price.cost` after, and
+`status`, `report` and `export` add up what was recorded. Replicate's API reports no cost; it
+reports `metrics.predict_time`, `metrics.image_count` and, for language models,
+`metrics.input_token_count` and `metrics.output_token_count`. Every figure here is therefore an
+estimate from the user's prices, and is always worded so.
+
+    price = Price(per_image=0.003)
+    price.cost({"image_count": 2}, files=2, succeeded=True)          # 0.006
+    price.ceiling(Bounds(images=2))                                    # 0.006
+
+A price's parts add up. Per prediction and per image are charged for a prediction that
+succeeded (Replicate bills an official model by its outputs); per second and per token for what
+ran, whatever its end (a canceled prediction still used the time it ran).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, TypeGuard
+
+PRICE_FIELDS = (
+    "per_prediction",
+    "per_image",
+    "per_second",
+    "per_million_input_tokens",
+    "per_million_output_tokens",
+)
+# The words every cost figure carries: Replicate reports no cost, batchrun multiplies.
+ESTIMATED = "estimated from your prices"
+# Input keys that bound a language model's output tokens, as Replicate's models name them.
+MAX_TOKEN_INPUTS = ("max_tokens", "max_new_tokens")
+# A language model's prompt costs at most one token per byte of its text (byte-level tokenizers
+# never merge less than one byte into a token), plus what its chat template adds around it.
+TEMPLATE_TOKENS = 256
+# Two sums of money closer than this are the same: float dollars, not a ledger.
+CENT_FRACTION = 1e-9
+
+_DURATION = re.compile(r"(?=\d)(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What caps one prediction's cost: its images, seconds and tokens (None: no bound)."""
+
+    images: int = 1
+    seconds: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per prediction, image, second and million tokens; the parts add up."""
+
+    per_prediction: float = 0.0
+    per_image: float = 0.0
+    per_second: float = 0.0
+    per_million_input_tokens: float = 0.0
+    per_million_output_tokens: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Price:
+        """A price from its spec or manifest form (unknown keys are the schema's business)."""
+        return cls(**{name: float(data[name]) for name in PRICE_FIELDS if name in data})
+
+    def to_json(self) -> dict[str, float]:
+        """The parts that are set, as the spec writes them (recorded with each cost)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    @property
+    def by_time(self) -> bool:
+        """Whether what it costs depends on how long a prediction runs."""
+        return self.per_second > 0
+
+    @property
+    def by_tokens(self) -> bool:
+        """Whether what it costs depends on the tokens a language model reads and writes."""
+        return self.per_million_input_tokens > 0 or self.per_million_output_tokens > 0
+
+    def cost(self, metrics: Mapping[str, Any], *, files: int, succeeded: bool) -> float:
+        """What one finished prediction cost, from the API's metrics (USD, estimated).
+
+        `files`: the output's files, counted as images when the API reports no `image_count`.
+        """
+        total = self.per_second * _number(metrics.get("predict_time"))
+        total += self.per_million_input_tokens * _number(metrics.get("input_token_count")) / 1e6
+        total += self.per_million_output_tokens * _number(metrics.get("output_token_count")) / 1e6
+        if succeeded:
+            reported = metrics.get("image_count")
+            images = _number(reported) if _is_number(reported) else files
+            total += self.per_prediction + self.per_image * images
+        return total
+
+    def ceiling(self, bounds: Bounds) -> float:
+        """The most one prediction can cost within `bounds`; inf when a part it pays is
+        unbounded (a per-second price without a timeout, a token price without max_tokens)."""
+        total = self.per_prediction + self.per_image * bounds.images
+        parts = (
+            (self.per_second, bounds.seconds),
+            (self.per_million_input_tokens / 1e6, bounds.input_tokens),
+            (self.per_million_output_tokens / 1e6, bounds.output_tokens),
+        )
+        for rate, bound in parts:
+            if rate > 0:
+                total += math.inf if bound is None else rate * bound
+        return total
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: object) -> float:
+    return float(value) if _is_number(value) and value > 0 else 0.0
+
+
+def output_token_bound(values: Mapping[str, Any]) -> int | None:
+    """The most output tokens an input lets a language model write, if it says."""
+    for name in MAX_TOKEN_INPUTS:
+        value = values.get(name)
+        if _is_number(value) and value >= 0:
+            return int(value)
+    return None
+
+
+def input_token_bound(text_bytes: int) -> int:
+    """The most input tokens a prompt of this many UTF-8 bytes can be."""
+    return text_bytes + TEMPLATE_TOKENS
+
+
+def parse_duration(text: object) -> float:
+    """Seconds from `90`, `90s`, `5m`, `1h30m` or `2.5m`; ValueError showing the format."""
+    if _is_number(text) and text > 0:
+        return float(text)
+    match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
+    seconds = 0.0
+    if match is not None:
+        hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if match is None or seconds <= 0:
+        raise ValueError(f"expected a duration like 90s, 5m or 1h30m; got {text!r}")
+    return seconds
+
+
+def money(usd: float) -> str:
+    """$1.20, $0.0030, $0: cents for a sum of a cent or more, else two significant digits."""
+    if usd == 0:
+        return "$0"
+    if math.isinf(usd):
+        return "unbounded"
+    if abs(usd) >= 0.01:
+        return f"${usd:,.2f}"
+    return f"${usd:.2g}" if abs(usd) >= 1e-6 else f"${usd:.1e}"
+
+
+def signed_money(usd: float) -> str:
+    """+$0.10 or -$1.20: what a change adds or removes."""
+    return ("-" if usd < 0 else "+") + money(abs(usd))
+
+
+def over(amount: float, budget: float) -> bool:
+    """Whether `amount` passes `budget` (sums a billionth of a dollar apart are equal)."""
+    return amount > budget + CENT_FRACTION
+
+
+__all__ = [
+    "ESTIMATED",
+    "MAX_TOKEN_INPUTS",
+    "PRICE_FIELDS",
+    "Bounds",
+    "Price",
+    "input_token_bound",
+    "money",
+    "output_token_bound",
+    "over",
+    "parse_duration",
+    "signed_money",
+]
