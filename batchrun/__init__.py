@@ -73,6 +73,8 @@ class RunKeywords(TypedDict, total=False):
     token: str | None  # else $REPLICATE_API_TOKEN (or the spec's token_env)
     concurrency: int | None
     rate: str | None  # "600/min", "10/s"
+    budget: float | None  # USD the run folder may spend, all runs together (docs/cost.md)
+    timeout: str | float | None  # "5m", "90s" or seconds: cancel a prediction running longer
     limit: int | None
     retry_failed: bool
     rerun_stale: bool  # run again what succeeded by a version the lock no longer pins

@@ -129,9 +129,35 @@ def output_token_bound(values: Mapping[str, Any]) -> int | None:
     return None
 
 
-def input_token_bound(text_bytes: int) -> int:
-    """The most input tokens a prompt of this many UTF-8 bytes can be."""
-    return text_bytes + TEMPLATE_TOKENS
+def input_token_bound(values: Mapping[str, Any]) -> int:
+    """The most input tokens an input can be: its text's UTF-8 bytes, and a chat template's."""
+    return _text_bytes(values) + TEMPLATE_TOKENS
+
+
+def _text_bytes(value: object) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, Mapping):
+        return sum(_text_bytes(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_text_bytes(item) for item in value)
+    return 0
+
+
+def images_asked(values: Mapping[str, Any], default: int = 1) -> int:
+    """The images an input asks for: `num_outputs`, else the model's default."""
+    count = values.get("num_outputs")
+    return int(count) if _is_number(count) and count >= 0 else default
+
+
+def bounds(values: Mapping[str, Any], timeout: float | None, *, images: int = 1) -> Bounds:
+    """What caps the cost of a prediction of this input (`images`: the model's default count)."""
+    return Bounds(
+        images=images_asked(values, images),
+        seconds=timeout,
+        input_tokens=input_token_bound(values),
+        output_tokens=output_token_bound(values),
+    )
 
 
 def parse_duration(text: object) -> float:
@@ -149,14 +175,19 @@ def parse_duration(text: object) -> float:
 
 
 def money(usd: float) -> str:
-    """$1.20, $0.0030, $0: cents for a sum of a cent or more, else two significant digits."""
-    if usd == 0:
-        return "$0"
+    """$1.20, $0.048, $0.0014, $0: cents from a dollar up, else as many digits as it takes (up
+    to a millionth of a dollar), so a sum under a budget never rounds up to it."""
     if math.isinf(usd):
         return "unbounded"
-    if abs(usd) >= 0.01:
+    if abs(usd) >= 1:
         return f"${usd:,.2f}"
-    return f"${usd:.2g}" if abs(usd) >= 1e-6 else f"${usd:.1e}"
+    digits = f"{usd:.6f}".rstrip("0")
+    whole, _, fraction = digits.partition(".")
+    if usd == 0:
+        return "$0"
+    if whole in ("0", "-0") and not fraction:
+        return "under $0.000001"
+    return f"${whole}.{fraction.ljust(2, '0')}"
 
 
 def signed_money(usd: float) -> str:
@@ -175,6 +206,8 @@ __all__ = [
     "PRICE_FIELDS",
     "Bounds",
     "Price",
+    "bounds",
+    "images_asked",
     "input_token_bound",
     "money",
     "output_token_bound",

@@ -16,6 +16,7 @@ from typing import IO, Any, NamedTuple
 from tqdm import tqdm
 
 from batchrun.commands.options import ProgressStyle
+from batchrun.cost import ESTIMATED, money
 from batchrun.engine.collector import Tally
 from batchrun.engine.runner import Progress, RunSummary
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
@@ -239,10 +240,25 @@ def summary_lines(summary: RunSummary) -> list[str]:
         )
     for job, reason in summary.stopped_jobs.items():
         lines.append(f"  stopped job '{job}': {reason}")
-    if summary.left:
+    budget = summary.budget
+    if budget.reached and budget.refused_at is not None:
+        _, reserved, _ = budget.refused_at
+        lines.append(
+            f"  budget reached: {money(budget.spent)} of {money(budget.limit or 0)} spent"
+            f" ({ESTIMATED}), {money(reserved)} was reserved by predictions in flight when it"
+            f" stopped creating; {summary.left} not started: raise the budget (--budget USD, or"
+            " `budget:` in the spec) and run again to go on"
+        )
+    elif summary.left:
         lines.append(f"  {summary.left} not started (stopped); run again to continue")
     if tally.in_flight:
         lines.append(f"  {tally.in_flight} still in flight; the next run picks them up by id")
+    if budget.spent_now or budget.limit is not None:
+        of = f" of the budget of {money(budget.limit)}" if budget.limit is not None else ""
+        lines.append(
+            f"  cost: {money(budget.spent_now)} in this run, {money(budget.spent)} in this"
+            f" folder{of} ({ESTIMATED})"
+        )
     files = f"  files: {tally.files} ({human_bytes(tally.bytes)})"
     if tally.missing_files:
         what = "not downloaded (--no-download)" if not summary.download else "missing"
@@ -341,6 +357,16 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
             "creates": str(summary.rate) if summary.rate else None,
             "account": str(summary.account_rate) if summary.account_rate else None,
             "shared_by": summary.rate_shared_by,
+        },
+        "cost": {
+            "estimated_from": "your prices",
+            "this_run": round(summary.budget.spent_now, 9),
+            "folder": round(summary.budget.spent, 9),
+            "budget": summary.budget.limit,
+            "budget_reached": summary.budget.reached,
+            "reserved_when_stopped": (
+                round(summary.budget.refused_at[1], 9) if summary.budget.refused_at else None
+            ),
         },
         "possible_duplicates": tally.possible_duplicates,
         "failure_count": tally.failure_count,

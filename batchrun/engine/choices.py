@@ -18,6 +18,7 @@ dict cannot be derived from a dataclass); tests/test_cli_options.py fails until 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields
 from os import PathLike
@@ -72,6 +73,29 @@ def _rate(value: str | Rate) -> Rate:
         raise UsageError(f"--rate: {error}") from None
 
 
+def _budget(value: str | float) -> float:
+    try:
+        usd = float(value)
+    except ValueError:
+        usd = math.nan
+    if not (usd > 0 and math.isfinite(usd)):
+        raise UsageError(f"--budget: expected a number of USD above 0, got {value!r}")
+    return usd
+
+
+def _timeout(value: str | float) -> float:
+    from batchrun.cost import parse_duration
+
+    try:
+        return parse_duration(float(value) if _is_decimal(value) else value)
+    except ValueError as error:
+        raise UsageError(f"--timeout: {error}") from None
+
+
+def _is_decimal(value: object) -> bool:
+    return isinstance(value, str) and value.replace(".", "", 1).isdigit()
+
+
 def _shard(value: str | tuple[int, int]) -> tuple[int, int]:
     from batchrun.planner.expand import parse_shard
 
@@ -93,6 +117,19 @@ class RunChoices:
     concurrency: int | None = option(None, metavar="N", help="predictions in flight")
     rate: Rate | None = option(
         None, metavar="R", parse=_rate, help="create requests per time, e.g. 600/min or 10/s"
+    )
+    budget: float | None = option(
+        None,
+        metavar="USD",
+        parse=_budget,
+        help="the most this run folder may spend, all runs together (estimated from the spec's"
+        " prices; replaces its budget)",
+    )
+    timeout: float | None = option(
+        None,
+        metavar="DURATION",
+        parse=_timeout,
+        help="cancel a prediction running longer, e.g. 90s or 5m (replaces the spec's timeouts)",
     )
     limit: int | None = option(
         None, metavar="N", help="only the first N planned (of the shard and sample, if given)"

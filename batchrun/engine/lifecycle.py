@@ -9,8 +9,8 @@ already holds everything needed to resume.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
 from batchrun.api.retry import Retryable, RetryPolicy, with_retries
+from batchrun.cost import Price
+from batchrun.engine.budget import Budget
 from batchrun.engine.collector import Journal
 from batchrun.engine.gates import INVALID_STOPS_AFTER, JobGate, JobStopped, NotCreated
 from batchrun.engine.moves import move_file
@@ -37,6 +39,7 @@ from batchrun.errors import (
     OutcomeUnknownError,
     StorageError,
 )
+from batchrun.humanize import human_seconds
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.records import API_STATUSES, Api, FileRecord, Record, Status, utcnow
 from batchrun.manifest.state import file_intact, moves
@@ -54,6 +57,8 @@ CREATE_TRIES = 4
 MAX_FILES_PER_PREDICTION = 1000
 # The longest wait before creating again after a lost answer: the API is likely back by then.
 RECREATE_DELAY_CAP = 30.0
+# Replicate refuses a Cancel-After shorter than this; a shorter timeout is kept by a cancel only.
+CANCEL_AFTER_MIN = 5.0
 VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
 # Said of a prediction whose files could not be named: its links are kept in the manifest.
 LATER = (
@@ -99,6 +104,8 @@ class Settings:
     recreate_delay: float = 1.0  # before creating again after a lost answer; doubles each time
     api: Api | None = None  # the API this run creates on: every record it creates says so
     hashed: HashedFiles | None = None  # the folder's files as last hashed (manifest/filestat.py)
+    prices: Mapping[str, Price] = field(default_factory=dict)  # job → its price, if it has one
+    timeouts: Mapping[str, float] = field(default_factory=dict)  # job → seconds, if it has one
 
 
 class CreatesFirst:
@@ -167,8 +174,10 @@ class Lifecycle:
         reconciler: Reconciler,
         lock: Lock | None = None,
         notify: Callable[[str], None] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
+        self.budget = budget or Budget()
         self.notify = notify or (lambda text: None)
         self.gates: dict[str, JobGate] = {}
         # Jobs whose target the pre-flight found: their creates need no probe.
@@ -211,9 +220,13 @@ class Lifecycle:
             await self._finish(record, urls, downloaded=record.files)
             return
         prediction: Prediction | None = None
+        deadline: float | None = None
         if work.action is Action.POLL:
             assert record.prediction_id is not None
-            prediction = await self._poll(record, record.prediction_id, elapsed=float("inf"))
+            deadline = self._deadline_of(record)
+            prediction = await self._poll(
+                record, record.prediction_id, elapsed=float("inf"), deadline=deadline
+            )
         elif work.action is Action.RECONCILE:
             prediction, record = await self._find_lost(record, work.planned)
             if prediction is not None:
@@ -223,29 +236,57 @@ class Lifecycle:
             created = await self._create(work.planned, record, work.previous)
             if created is None:
                 return
-            record, prediction = created
+            record, prediction, deadline = created
             if not prediction.terminal:
-                prediction = await self._poll(record, prediction.id, elapsed=0.0)
+                prediction = await self._poll(record, prediction.id, elapsed=0.0, deadline=deadline)
         elif not prediction.terminal:
-            prediction = await self._poll(record, prediction.id, elapsed=float("inf"))
+            deadline = self._deadline_of(record)
+            prediction = await self._poll(
+                record, prediction.id, elapsed=float("inf"), deadline=deadline
+            )
         record = _apply(record, prediction)
         if _data_removed(prediction):
             record = record.replace(status=Status.FAILED, error=DATA_REMOVED)
+        if _timed_out(prediction, deadline):
+            timeout = human_seconds(self.settings.timeouts[record.job])
+            record = record.replace(
+                error=f"canceled by batchrun: it ran longer than the job's timeout ({timeout})"
+            )
         seconds = run_seconds(prediction.created_at, prediction.completed_at)
         if seconds is not None:
             self.schedule.observe(record.job, seconds)
         urls = output_urls(record.output) if record.status == Status.SUCCEEDED else []
         record = _too_many_files(record, urls) or record
+        record = self._priced(record, len(urls))
+        self.budget.settle(work, record.cost or 0.0)
         if record.status != Status.SUCCEEDED:
             await self.journal.write(record, final=True)
             return
         await settled()
         await self._finish(record, urls, downloaded=())
 
+    def _priced(self, record: Record, files: int) -> Record:
+        """The record with what its prediction cost at the job's price (if it has one)."""
+        price = self.settings.prices.get(record.job)
+        if price is None:
+            return record
+        succeeded = record.status == Status.SUCCEEDED
+        cost = price.cost(record.metrics, files=files, succeeded=succeeded)
+        return record.replace(cost=cost, price=price.to_json())
+
+    def _deadline_of(self, record: Record) -> float | None:
+        """When a prediction created earlier (by the API's clock) runs past its job's timeout,
+        on this run's clock."""
+        timeout = self.settings.timeouts.get(record.job)
+        if timeout is None:
+            return None
+        age = run_seconds(record.created_at, utcnow()) or 0.0
+        return anyio.current_time() + max(0.0, timeout - age)
+
     async def _create(
         self, planned: PlannedPrediction, record: Record, previous: Record | None
-    ) -> tuple[Record, Prediction] | None:
-        """Create the key's prediction: (its record, the prediction), or None when the API
+    ) -> tuple[Record, Prediction, float | None] | None:
+        """Create the key's prediction: (its record, the prediction, its deadline), or None when the API
         refused this key's input (an `error` record). A create refused for a reason that is not
         the key's own records the key as not created and raises NotCreated (JobStopped for a
         job the answers stopped); a refused token also halts the run (see `halt`)."""
@@ -273,15 +314,19 @@ class Lifecycle:
 
         tries = 0
 
-        async def create_once() -> tuple[Record, Prediction] | None:
+        async def create_once() -> tuple[Record, Prediction, float | None] | None:
             nonlocal record, tries
             tries += 1
             before = record
             async with gate.turn() as probe:
                 if self.halted is not None and tries == 1:
                     raise NotCreated(str(self.halted))
-                # A new prediction: nothing of an earlier attempt's outcome carries over.
+                # A new prediction: nothing of an earlier attempt's outcome carries over, but
+                # what the key's earlier predictions cost stays counted.
                 record = record.replace(
+                    cost=None,
+                    price=None,
+                    cost_before=record.spent,
                     status=Status.SUBMITTING,
                     prediction_id=None,
                     version=None,
@@ -302,8 +347,13 @@ class Lifecycle:
                 self.creates_first.sent(planned.key)
                 # A probe asks for no wait: its answer decides for the job's other creates.
                 wait = 0 if probe else self.settings.wait
+                timeout = self.settings.timeouts.get(planned.job)
+                wait = _wait_within(wait, timeout)
+                began = anyio.current_time()
                 try:
-                    prediction = await self.client.create(target, sent, wait=wait)
+                    prediction = await self.client.create(
+                        target, sent, wait=wait, cancel_after=_cancel_after(timeout)
+                    )
                 except Withdrawn:
                     # Stopped while waiting for its turn: nothing was sent.
                     await self._not_created(planned, before, previous, NOT_SENT)
@@ -331,12 +381,18 @@ class Lifecycle:
                     found, record = await self._find_lost(record, planned)
                     if found is not None:
                         gate.accepted()
-                        return await self._note(record, found), found
+                        noted = await self._note(record, found)
+                        return noted, found, self._deadline_of(noted)
                     raise Retryable(error) from None
                 else:
                     gate.accepted()
                     self._refused_first.pop(planned.job, None)  # they stay refused (`error`)
-                    return await self._note(record, prediction), prediction
+                    deadline = None
+                    if timeout is not None:
+                        # The timeout counts from the create; the API held it for `wait` at most.
+                        now = anyio.current_time()
+                        deadline = now + timeout - min(now - began, float(wait or 0))
+                    return await self._note(record, prediction), prediction, deadline
 
         return await with_retries(create_once, policy)
 
@@ -482,12 +538,25 @@ class Lifecycle:
         await self.journal.write(record, durable=True)
         return record
 
-    async def _poll(self, record: Record, prediction_id: str, *, elapsed: float) -> Prediction:
+    async def _poll(
+        self, record: Record, prediction_id: str, *, elapsed: float, deadline: float | None = None
+    ) -> Prediction:
+        """Poll until the prediction ends; past `deadline` (its timeout), cancel it first."""
         last_status: str = record.status  # the API's word, which may be new to batchrun
         not_found = 0
         with self.schedule.poller(record.job, elapsed) as poller:
             while True:
-                await poller.wait()
+                if deadline is None:
+                    await poller.wait()
+                else:
+                    with anyio.move_on_after(deadline - anyio.current_time()):
+                        await poller.wait()
+                    if anyio.current_time() >= deadline:
+                        deadline = None
+                        canceled = await self.client.cancel(prediction_id)
+                        if canceled.terminal:
+                            return canceled
+                        continue
                 try:
                     prediction = await self.client.get(prediction_id)
                 except NotFoundError as error:
@@ -609,6 +678,29 @@ class Lifecycle:
         return FileRecord(url=url, path=relative, sha256=got.sha256, bytes=got.bytes)
 
 
+def _wait_within(wait: int | None, timeout: float | None) -> int | None:
+    """A create's `Prefer: wait` that ends by the timeout, so the cancel can come in time."""
+    if timeout is None or wait is None or wait <= timeout:
+        return wait
+    return int(timeout)  # 0 for a timeout under a second: the create answers at once
+
+
+def _cancel_after(timeout: float | None) -> str | None:
+    """The `Cancel-After` header for a timeout, when the API can take it: the API then ends the
+    prediction at the deadline itself, so what it ran is bounded even if a cancel comes late."""
+    if timeout is None or timeout < CANCEL_AFTER_MIN or timeout != int(timeout):
+        return None
+    return f"{int(timeout)}s"
+
+
+def _timed_out(prediction: Prediction, deadline: float | None) -> bool:
+    """Whether a canceled prediction was ended by its timeout (batchrun's cancel, or the API's
+    at the Cancel-After deadline)."""
+    if prediction.status != Status.CANCELED or deadline is None:
+        return False
+    return anyio.current_time() >= deadline
+
+
 def _too_many_files(record: Record, urls: list[str]) -> Record | None:
     """The record failed, when its output lists more files than one prediction may fetch."""
     if len(urls) <= MAX_FILES_PER_PREDICTION:
@@ -644,6 +736,9 @@ def _record_for(planned: PlannedPrediction, previous: Record | None, api: Api | 
         missing=previous.missing,
         files_template=previous.files_template,
         api=previous.api,
+        cost=previous.cost,
+        price=previous.price,
+        cost_before=previous.cost_before,
     )
 
 

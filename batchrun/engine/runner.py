@@ -32,7 +32,9 @@ from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.endpoint import DEFAULT_BASE_URL, normalize_base_url, resolve_token
 from batchrun.api.ratelimit import Withdrawn, polite
 from batchrun.api.retry import RetryPolicy
+from batchrun.cost import ESTIMATED, bounds, money
 from batchrun.engine import signals
+from batchrun.engine.budget import Budget
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
@@ -140,6 +142,7 @@ class RunSummary:
     # False when a stop came before the plan was compared with the manifest: nothing is known
     # of what was left, and nothing was sent.
     surveyed: bool = True
+    budget: Budget = field(default_factory=Budget)  # spent, reserved, and whether it was reached
 
     @property
     def ok(self) -> bool:
@@ -202,6 +205,13 @@ class _Runner:
         self.lifecycle: Lifecycle | None = None
         self.confirmed: set[str] = set()  # jobs whose target the pre-flight confirmed
         self.api: Api | None = None  # known before the survey: it decides what counts as done
+        self._said_budget = False
+        self.budget = Budget(options.budget if options.budget is not None else spec.budget)
+        self.timeouts = {
+            job.id: timeout
+            for job in spec.jobs
+            if (timeout := options.timeout or job.timeout) is not None
+        }
 
     async def run(self) -> RunSummary:
         began = time.monotonic()
@@ -239,6 +249,7 @@ class _Runner:
                 survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
                 api.sandbox, hashed, abandon_on_cancel=True,
             )  # fmt: skip
+        self.budget.spent = index.spent
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
         client = self._client()
         if early.cancel_called:  # stopped before anything was sent
@@ -281,6 +292,8 @@ class _Runner:
             recreate_delay=self.options.recreate_delay,
             api=api,
             hashed=hashed,
+            prices={job.id: job.price for job in self.spec.jobs if job.price is not None},
+            timeouts=self.timeouts,
         )
         lifecycle = Lifecycle(
             client,
@@ -290,6 +303,7 @@ class _Runner:
             Reconciler(client, lambda: _owned_ids(index)),
             lock=lock,
             notify=self.progress.message,
+            budget=self.budget,
         )
         self.lifecycle = lifecycle
         lifecycle.confirmed = self.confirmed
@@ -399,6 +413,7 @@ class _Runner:
             shard=self.options.shard,
             stopped_jobs=self.lifecycle.stopped_jobs() if self.lifecycle else {},
             api=self.api,
+            budget=self.budget,
         )
 
     def _client(self) -> Client:
@@ -473,6 +488,8 @@ class _Runner:
         for count, planned in enumerate(iter_plan(self.spec, jobs=[job.id])):
             if quota <= 0 or self._no_more(lifecycle, job):
                 return
+            if self.budget.reached:
+                return
             if count % 512 == 511:
                 await (
                     anyio.lowlevel.checkpoint()
@@ -491,7 +508,7 @@ class _Runner:
             work = Work(planned, action, previous)
             await own.acquire_on_behalf_of(work)
             await overall.acquire_on_behalf_of(work)
-            if self._no_more(lifecycle, job):
+            if self._no_more(lifecycle, job) or not self._reserve(job, work):
                 overall.release_on_behalf_of(work)
                 own.release_on_behalf_of(work)
                 return
@@ -508,6 +525,23 @@ class _Runner:
             or lifecycle.halted is not None
             or lifecycle.gate(job.id).stopped is not None
         )
+
+    def _reserve(self, job: Job, work: Work) -> bool:
+        """Hold the most this key's prediction can cost; False when the budget has no room."""
+        if work.action not in (Action.CREATE, Action.RECONCILE, Action.POLL) or job.price is None:
+            return True
+        ceiling = job.price.ceiling(bounds(work.planned.input, self.timeouts.get(job.id)))
+        if self.budget.reserve(work, ceiling):
+            return True
+        if self.budget.refused_at is not None and not self._said_budget:
+            self._said_budget = True
+            spent, reserved, _ = self.budget.refused_at
+            self.progress.message(
+                f"batchrun: the budget of {money(self.budget.limit or 0)} is reached"
+                f" ({money(spent)} spent, {money(reserved)} reserved by predictions in flight,"
+                f" {ESTIMATED}): no more predictions are created"
+            )
+        return False
 
     async def _one(
         self,
@@ -539,6 +573,7 @@ class _Runner:
             # the run ends with this error once the others have their answers.
             lifecycle.halt(error)
         finally:
+            self.budget.release(work)  # ended without a cost (refused, withdrawn, failed)
             lifecycle.creates_first.sent(work.planned.key)
             if downloading:
                 self._downloads.release_on_behalf_of(work)

@@ -28,6 +28,7 @@ from batchrun.manifest.records import (
     Status,
     parse_status,
     sandbox_of,
+    spent_of,
 )
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -60,6 +61,7 @@ class KeyState:
     # Whether the sandbox made it (records.Api); None: written before the origin was kept.
     sandbox: bool | None = None
     not_created: bool = False  # no prediction exists: the key counts as not started
+    spent: float = 0.0  # what the key's predictions cost, USD estimated (records.Record.spent)
 
 
 @dataclass
@@ -71,6 +73,11 @@ class ManifestIndex:
     states: dict[str, KeyState] = field(default_factory=dict)
     lines: int = 0
     torn_lines: int = 0
+
+    @property
+    def spent(self) -> float:
+        """What every prediction the run folder recorded has cost (USD, estimated)."""
+        return sum(state.spent for state in self.states.values())
 
     def record(self, key: str) -> Record:
         """The full last record of `key`, read back from its journal."""
@@ -226,6 +233,7 @@ def _key_state(
         files_template=sys.intern(template) if isinstance(template, str) else None,
         sandbox=sandbox_of(data),
         not_created=data.get("not_created") is True,
+        spent=spent_of(data),
     )
 
 

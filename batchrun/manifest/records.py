@@ -151,6 +151,12 @@ class Record:
     # started (manifest/state.py), so the run after the fix creates it without --retry-failed.
     # Its status is `error`, which a batchrun that predates the field reads as failed.
     not_created: bool = False
+    # What the key's latest prediction cost (USD, estimated from the user's prices: batchrun/
+    # cost.py), the price it was estimated with, and what its earlier predictions cost (a retry
+    # creates again). None: not known yet, or the job has no price.
+    cost: float | None = None
+    price: dict[str, float] | None = None
+    cost_before: float = 0.0
 
     def replace(self, **changes: Any) -> Record:
         """A copy with `changes` applied."""
@@ -165,6 +171,11 @@ class Record:
     def sandbox(self) -> bool:
         """Whether the sandbox made it (an unknown origin counts as not: see `Api`)."""
         return self.api is not None and self.api.sandbox
+
+    @property
+    def spent(self) -> float:
+        """What every prediction this key made has cost, as far as it is known (USD)."""
+        return (self.cost or 0.0) + self.cost_before
 
     @property
     def terminal(self) -> bool:
@@ -202,6 +213,11 @@ class Record:
             data["api"] = self.api.to_json()
         if self.not_created:
             data["not_created"] = True
+        if self.cost is not None:
+            data["cost"] = round(self.cost, 9)
+            data["price"] = self.price or {}
+        if self.cost_before:
+            data["cost_before"] = round(self.cost_before, 9)
         return data
 
     @classmethod
@@ -249,8 +265,28 @@ class Record:
             files_template=_text_or_none(data.get("files_template")),
             api=Api.from_json(data.get("api")),
             not_created=data.get("not_created") is True,
+            cost=_usd(data.get("cost")),
+            price=_price(data.get("price")),
+            cost_before=_usd(data.get("cost_before")) or 0.0,
         )
 
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _usd(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+def _price(value: object) -> dict[str, float] | None:
+    if not isinstance(value, dict):
+        return None
+    return {str(name): float(amount) for name, amount in value.items() if _usd(amount) is not None}
+
+
+def spent_of(data: Mapping[str, Any]) -> float:
+    """What a record line says its key's predictions cost (USD), without reading it whole."""
+    return (_usd(data.get("cost")) or 0.0) + (_usd(data.get("cost_before")) or 0.0)

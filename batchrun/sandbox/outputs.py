@@ -85,6 +85,28 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"\s*\S+", text)
 
 
+def max_tokens(inputs: Mapping[str, Any]) -> int | None:
+    """The most tokens a language model may write: `max_tokens` (or `max_new_tokens`)."""
+    for name in ("max_tokens", "max_new_tokens"):
+        value = inputs.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
+
+
+def token_counts(mode: str, digest: bytes, inputs: Mapping[str, Any]) -> dict[str, int]:
+    """The token metrics Replicate reports for a language model's prediction."""
+    if mode not in ("tokens", "text"):
+        return {}
+    prompt = inputs.get("prompt")
+    written = build_output(mode, digest, inputs, "")
+    count = len(written) if isinstance(written, list) else len(tokens(str(written)))
+    return {
+        "input_token_count": len(tokens(prompt)) if isinstance(prompt, str) else 0,
+        "output_token_count": count,
+    }
+
+
 def score(digest: bytes) -> float:
     """A number in [0, 1) from the digest."""
     return round(int.from_bytes(digest[5:9], "big") / 2**32, 6)
@@ -98,7 +120,7 @@ def build_output(mode: str, digest: bytes, inputs: Mapping[str, Any], file_url: 
     if mode == "images":
         return urls
     if mode == "tokens":
-        return tokens(text)
+        return tokens(text)[: max_tokens(inputs)]
     if mode == "text":
         return text
     if mode == "dict":

@@ -154,6 +154,7 @@ def render(
         )
         if mode in ("images", "dict"):
             body["metrics"]["image_count"] = len(p.file_names())
+        body["metrics"].update(outputs.token_counts(mode, p.digest, p.input))
     elif status in ("failed", "aborted"):
         body["error"] = p.error
     if remove_data and now >= end + file_ttl:

@@ -1,0 +1,192 @@
+"""Budgets, timeouts and costs against the sandbox: what a run spends never passes its budget,
+a prediction past its timeout is canceled, and every record says what it cost."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from runs import TOKEN, records, run_spec, write_spec
+
+from batchrun.cli import main
+from batchrun.cost import Price
+from batchrun.sandbox import Sandbox
+
+CANCEL_ROUTE = "POST /v1/predictions/{prediction_id}/cancel"
+
+
+def _spent(run_dir: Path, price: Price) -> float:
+    """What the sandbox's metrics say the run cost at `price` (not the records' own sums)."""
+    total = 0.0
+    for record in records(run_dir).values():
+        succeeded = record.status == "succeeded"
+        total += price.cost(record.metrics, files=len(record.files), succeeded=succeeded)
+    return total
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    count=st.integers(min_value=1, max_value=40),
+    concurrency=st.integers(min_value=1, max_value=50),
+    images=st.integers(min_value=1, max_value=3),
+    per_image=st.sampled_from([0.0, 0.001, 0.003, 0.04]),
+    per_second=st.sampled_from([0.0, 0.01, 0.5]),
+    latencies=st.lists(st.floats(min_value=0.0, max_value=0.3), min_size=1, max_size=4),
+    share=st.floats(min_value=0.0, max_value=1.2),
+)
+def test_what_is_spent_never_passes_the_budget(
+    make_sandbox: Callable[..., Sandbox],
+    tmp_path: Path,
+    count: int,
+    concurrency: int,
+    images: int,
+    per_image: float,
+    per_second: float,
+    latencies: list[float],
+    share: float,
+) -> None:
+    price = Price(per_prediction=0.001, per_image=per_image, per_second=per_second)
+    timeout = 1.0
+    ceiling = price.per_prediction + price.per_image * images + price.per_second * timeout
+    budget = round(max(ceiling * count * share, 0.0001), 6)
+    sandbox = make_sandbox()
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    spec = write_spec(
+        folder,
+        f"""
+        batchrun: 1
+        budget: {budget}
+        timeout: {timeout}
+        concurrency: {concurrency}
+        jobs:
+          - model: acme/painter
+            price: {price.to_json()}
+            input: {{prompt: "p${{i}}", num_outputs: {images}, sandbox_latency: "${{lat}}"}}
+            matrix: {{i: {{range: [0, {count}]}}, lat: {latencies}}}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+
+    made = records(folder / "run")
+    spent = _spent(folder / "run", price)
+    assert spent <= budget + 1e-9
+    assert sum(r.spent for r in made.values()) == pytest.approx(spent, abs=1e-9)
+    planned = count * len(set(latencies))
+    if ceiling * planned <= budget:
+        assert summary.ok
+        assert len(made) == planned
+    else:
+        # It stopped only when the next prediction's most possible cost would not fit.
+        assert summary.budget.reached
+        assert summary.left == planned - len(made)
+        assert spent + ceiling > budget - ceiling * concurrency - 1e-9
+
+
+def test_the_budget_is_the_folders_same_again_creates_nothing_raised_goes_on(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        budget: 0.05
+        concurrency: 4
+        jobs:
+          - model: acme/painter
+            price: {per_image: 0.003}
+            input: {prompt: "p${i}", num_outputs: 2}
+            matrix: {i: {range: [0, 15]}}
+        """,
+    )
+    command = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "run")]
+    assert main([*command, "--progress", "none"]) == 1
+    said = capsys.readouterr().err
+    assert "batchrun: the budget of $0.05 is reached" in said
+    assert "budget reached: $0.048 of $0.05 spent (estimated from your prices)" in said
+    assert "7 not started: raise the budget (--budget USD, or `budget:` in the spec)" in said
+    assert sandbox.state.snapshot()["creates"] == 8
+
+    assert main([*command, "--progress", "none"]) == 1
+    assert sandbox.state.snapshot()["creates"] == 8
+    assert "7 not started" in capsys.readouterr().err
+
+    assert main([*command, "--progress", "none", "--budget", "0.2"]) == 0
+    assert sandbox.state.snapshot()["creates"] == 15
+    assert "cost: $0.042 in this run, $0.09 in this folder of the budget of $0.20" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_timeout_cancels_and_counts_what_it_cost(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = make_sandbox(latency=30.0)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            timeout: 0.5s
+            price: {per_second: 0.01}
+            input: {prompt: "p${i}"}
+            matrix: {i: [1, 2, 3]}
+          - model: acme/quick
+            timeout: 10
+            price: {per_second: 0.01}
+            input: {prompt: "fast", sandbox_latency: 0.05}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+
+    assert sandbox.state.snapshot()["requests"].get(CANCEL_ROUTE) == 3
+    by_job = {}
+    for record in records(tmp_path / "run").values():
+        by_job.setdefault(record.job, []).append(record)
+    assert {r.status for r in by_job["painter"]} == {"canceled"}
+    for record in by_job["painter"]:
+        assert record.error == "canceled by batchrun: it ran longer than the job's timeout (0.5s)"
+        assert record.cost == pytest.approx(record.metrics["predict_time"] * 0.01)
+        assert record.price == {"per_second": 0.01}
+    assert [r.status for r in by_job["quick"]] == ["succeeded"]
+    assert summary.tally.finished == {"canceled": 3, "succeeded": 1}
+
+
+def test_token_prices_on_a_language_model(tmp_path: Path, sandbox: Sandbox) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        budget: 1
+        jobs:
+          - model: meta/llama-3-8b
+            price: {per_million_input_tokens: 50, per_million_output_tokens: 250}
+            input: {prompt: "${p}", max_tokens: 4}
+            matrix: {p: [a short prompt, "a longer prompt about lighthouses and the sea"]}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+
+    assert summary.ok
+    for record in records(tmp_path / "run").values():
+        metrics = record.metrics
+        assert metrics["input_token_count"] == len(record.vars["p"].split())
+        assert 0 < metrics["output_token_count"] <= 4
+        assert len(record.output) == metrics["output_token_count"]
+        expected = (metrics["input_token_count"] * 50 + metrics["output_token_count"] * 250) / 1e6
+        assert record.cost == pytest.approx(expected)
+    assert summary.budget.spent_now == pytest.approx(
+        sum(r.cost or 0 for r in records(tmp_path / "run").values())
+    )
