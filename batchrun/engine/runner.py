@@ -249,7 +249,7 @@ class _Runner:
                 survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
                 api.sandbox, hashed, abandon_on_cancel=True,
             )  # fmt: skip
-        self.budget.spent = index.spent
+            self.budget.spent = index.spent  # the folder's budget counts every run's spending
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
         client = self._client()
         if early.cancel_called:  # stopped before anything was sent
