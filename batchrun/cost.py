@@ -55,6 +55,17 @@ class Bounds:
 
 
 @dataclass(frozen=True, slots=True)
+class Learned:
+    """What a job's finished predictions reported on average (None: nothing learned yet)."""
+
+    seconds: float | None = None  # metrics.predict_time
+    input_tokens: float | None = None
+    output_tokens: float | None = None
+    run_seconds: float | None = None  # created to completed, by the API's clock
+    samples: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Price:
     """USD per prediction, image, second and million tokens; the parts add up."""
 
@@ -95,6 +106,22 @@ class Price:
             reported = metrics.get("image_count")
             images = _number(reported) if _is_number(reported) else files
             total += self.per_prediction + self.per_image * images
+        return total
+
+    def estimate(self, bounds: Bounds, learned: Learned) -> float | None:
+        """What one prediction should cost: exact for per-prediction and per-image prices, the
+        means `learned` for the rest; None while a part it pays has nothing learned yet."""
+        total = self.per_prediction + self.per_image * bounds.images
+        parts = (
+            (self.per_second, learned.seconds),
+            (self.per_million_input_tokens / 1e6, learned.input_tokens),
+            (self.per_million_output_tokens / 1e6, learned.output_tokens),
+        )
+        for rate, mean in parts:
+            if rate > 0:
+                if mean is None:
+                    return None
+                total += rate * mean
         return total
 
     def ceiling(self, bounds: Bounds) -> float:
@@ -205,6 +232,7 @@ __all__ = [
     "MAX_TOKEN_INPUTS",
     "PRICE_FIELDS",
     "Bounds",
+    "Learned",
     "Price",
     "bounds",
     "images_asked",

@@ -3,6 +3,8 @@ a prediction past its timeout is canceled, and every record says what it cost.""
 
 from __future__ import annotations
 
+import csv
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -194,3 +196,53 @@ def test_token_prices_on_a_language_model(tmp_path: Path, sandbox: Sandbox) -> N
     assert summary.budget.spent_now == pytest.approx(
         sum(r.cost or 0 for r in records(tmp_path / "run").values())
     )
+
+
+def test_cost_in_status_report_and_export(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            price: {per_image: 0.01}
+            input: {prompt: "a ${style} fox", num_outputs: "${n}"}
+            matrix: {style: [ink, oil], n: [1, 3]}
+            exclude: [{style: ink, n: 3}]
+          - model: acme/free
+            input: {prompt: "free"}
+        """,
+    )
+    run_spec(spec, sandbox)
+    run_dir = tmp_path / "run"
+
+    assert main(["status", str(run_dir)]) == 0
+    said = capsys.readouterr().out
+    assert "cost: $0.05 (estimated from your prices); by job: painter $0.05" in said
+    assert main(["status", str(run_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["cost"] == {
+        "estimated_from": "your prices",
+        "total_usd": pytest.approx(0.05),
+        "jobs": {"painter": pytest.approx(0.05)},
+        "priced_predictions": 3,
+    }
+
+    page = tmp_path / "report.html"
+    assert main(["report", str(run_dir), "--output", str(page)]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert "<dt>cost by style</dt><dd>oil $0.04, ink $0.01</dd>" in html
+    assert "<dt>cost by n</dt><dd>3 $0.03, 1 $0.02</dd>" in html
+
+    rows = tmp_path / "rows.csv"
+    assert main(["export", str(run_dir), "--format", "csv", "--to", str(rows)]) == 0
+    with rows.open(encoding="utf-8", newline="") as handle:
+        costs = {(r["job"], r["style"], r["n"]): r["cost"] for r in csv.DictReader(handle)}
+    assert costs == {
+        ("painter", "ink", "1"): "0.01",
+        ("painter", "oil", "1"): "0.01",
+        ("painter", "oil", "3"): "0.03",
+        ("free", "", ""): "",
+    }

@@ -108,6 +108,8 @@ def test_plan_summary(capsys: pytest.CaptureFixture[str]) -> None:
         "  … and 3 more\n"
         "\n"
         "total: 6 predictions in 1 job\n"
+        "time: at least 0.6s (creates at 10/s, 32 in flight); how long a prediction runs is"
+        " unknown until the first predictions finish\n"
     )
 
 
@@ -129,7 +131,8 @@ def test_plan_summary_of_several_jobs_with_out_and_shard(
         "job pinned: 3e0e4c0b6bd8b7d7c27b5bd5ca2ab22f5b1d3a0a0dd9f2e6e4b9d6e5c4a3b2c1,"
         " 10 predictions" in lines
     )
-    assert lines[-1] == "total: 15 predictions in 2 jobs"
+    assert lines[-2] == "total: 15 predictions in 2 jobs"
+    assert lines[-1].startswith("time: at least 1.5s (creates at 10/s, 32 in flight)")
 
 
 def test_plan_json_lists_every_prediction(capsys: pytest.CaptureFixture[str]) -> None:

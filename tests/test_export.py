@@ -100,6 +100,7 @@ def test_jsonl_has_one_row_per_prediction_with_flat_variables(
         "predict_time",
         "input_token_count",
         "output_token_count",
+        "cost",
         "error",
     ]
     pics = [row for row in rows if row["job"] == "pics"]
@@ -166,8 +167,8 @@ def test_hf_export_loads_with_datasets(
         "imagefolder", data_dir=str(dest / "pics"), split="train", cache_dir=cache
     )
     assert images.num_rows == 4
-    # image (the PNG, decoded), file_index, then key, job, 4 variables and the 11 fixed columns
-    assert images.num_columns == 19
+    # image (the PNG, decoded), file_index, then key, job, 4 variables and the 12 fixed columns
+    assert images.num_columns == 20
     assert images.column_names[:8] == [
         "image",
         "file_index",
@@ -182,7 +183,7 @@ def test_hf_export_loads_with_datasets(
     text = datasets.load_dataset(
         "json", data_dir=str(dest / "words"), split="train", cache_dir=cache
     )
-    assert (text.num_rows, text.num_columns) == (3, 14)  # key, job, topic, 11 fixed columns
+    assert (text.num_rows, text.num_columns) == (3, 15)  # key, job, topic, 12 fixed columns
     card = (dest / "README.md").read_text()
     # Images and text in one folder: `datasets` takes one loader per folder, so each job is a
     # config of its own that loads as JSON (an image job's rows name their files).
@@ -191,7 +192,7 @@ def test_hf_export_loads_with_datasets(
     assert "7 of the 8 planned predictions are here; missing: 1 failed." in card
     assert "succeeded and are here" not in card
     words = datasets.load_dataset(str(dest), "words", split="train", cache_dir=cache)
-    assert (words.num_rows, words.num_columns) == (3, 14)
+    assert (words.num_rows, words.num_columns) == (3, 15)
     assert sorted(words["topic"]) == ["boats", "clouds", "foxes"]
     pics = datasets.load_dataset(str(dest), "pics", split="train", cache_dir=cache)
     assert pics.num_rows == 4
@@ -224,7 +225,7 @@ def test_hf_export_of_one_kind_loads_by_job_name(
     code, _, err = cli(capsys, "export", str(spec), "--format", "hf", "--to", str(dest))
     assert (code, err) == (0, f"batchrun: wrote 5 rows in 2 job folders to {dest}\n")
     b = datasets.load_dataset(str(dest), "b", split="train", cache_dir=str(tmp_path / "cache"))
-    assert (b.num_rows, b.num_columns) == (3, 14)
+    assert (b.num_rows, b.num_columns) == (3, 15)
 
 
 def card_metadata(dest: Path) -> dict[str, Any]:

@@ -21,10 +21,11 @@ predict time the added predictions should take.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,24 @@ from batchrun.commands._diff import base_note, diff_lines, render_diff, render_m
 from batchrun.commands._output import write_lines
 from batchrun.commands._runs import reach_lines
 from batchrun.commands.options import PlanArgs
+from batchrun.cost import ESTIMATED, Learned, bounds, money
 from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
-from batchrun.humanize import counted, shown_path
+from batchrun.humanize import counted, human_seconds, shown_path
 from batchrun.manifest.compare import PlanComparison, compare, iter_states
+from batchrun.manifest.estimate import UNKNOWN, PlanEstimate, estimate, learned
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.state import STATES, State
 from batchrun.manifest.timing import recorded
 from batchrun.planner.diff import diff_plans
-from batchrun.planner.expand import FileInput, PlanSummary, Shard, parse_shard, summarize
+from batchrun.planner.expand import (
+    FileInput,
+    PlannedPrediction,
+    PlanSummary,
+    Shard,
+    parse_shard,
+    summarize,
+)
 from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
@@ -81,6 +91,9 @@ def main(args: PlanArgs) -> int:
         chosen = iter_selected(spec, selection)
         summary = summarize(spec, shard=shard, output=output, examples=examples, plan=chosen)
         print(render_summary(summary, spec, selection))
+    estimated = render_estimate(estimate(spec, selection=selection, output=output))
+    if estimated:
+        print("\n".join(estimated))
     return ExitCode.OK
 
 
@@ -108,14 +121,84 @@ def _print_diff(
 
 def _print_json(spec: Spec, selection: Selection, output: Path | None, has_manifest: bool) -> int:
     lines: Iterator[dict[str, Any]]
+    priced = _pricer(spec, output)
     if has_manifest:
         lines = (
-            {**planned.to_json(), "state": state}
+            {**planned.to_json(), "state": state, **priced(planned, state is State.NEW)}
             for planned, state in iter_states(spec, selection=selection, output=output)
         )
     else:
-        lines = (planned.to_json() for planned in iter_selected(spec, selection))
+        lines = (
+            {**planned.to_json(), **priced(planned, True)}
+            for planned in iter_selected(spec, selection)
+        )
     return _write_lines(lines)
+
+
+def _pricer(spec: Spec, output: Path | None) -> Callable[[PlannedPrediction, bool], dict[str, Any]]:
+    """What a `plan --json` line adds for a priced job: what that prediction should cost, and
+    the most it can (for one `run` would create)."""
+    means = learned(output or spec.output)
+    jobs = {job.id: job for job in spec.jobs}
+
+    def priced(planned: PlannedPrediction, to_create: bool) -> dict[str, Any]:
+        job = jobs[planned.job]
+        if job.price is None or not to_create:
+            return {}
+        limits = bounds(planned.input, job.timeout)
+        guess = job.price.estimate(limits, means.get(job.id, Learned()))
+        ceiling = job.price.ceiling(limits)
+        return {
+            "cost": {
+                "estimated_usd": None if guess is None else round(guess, 9),
+                "at_most_usd": None if math.isinf(ceiling) else round(ceiling, 9),
+                "price": job.price.to_json(),
+                "estimated_from": "your prices",
+            }
+        }
+
+    return priced
+
+
+def render_estimate(found: PlanEstimate) -> list[str]:
+    """What `run` would create should cost (per job, in total) and take, and how that was
+    estimated: the prices, and what this folder learned."""
+    lines: list[str] = []
+    if found.priced:
+        lines += ["", f"cost of what run would create ({ESTIMATED}):"]
+        for job in found.jobs:
+            if job.price is None or not job.count:
+                continue
+            what = counted(job.count, "prediction")
+            if job.cost is not None:
+                lines.append(f"  {job.id}: {money(job.cost)} for {what}: {job.how()}")
+            else:
+                lines.append(
+                    f"  {job.id}: {UNKNOWN} ({what}); at most {money(job.ceiling)}:"
+                    f" {job.bounded_by()} (price from {job.source})"
+                )
+        unpriced = [job.id for job in found.jobs if job.price is None and job.count]
+        if unpriced:
+            lines.append(f"  no price: {', '.join(unpriced)} (not counted)")
+        total = f"  total: {money(found.known)}"
+        if found.unknown:
+            total += f" known so far; at most {money(found.ceiling)}"
+        lines.append(total)
+    count = sum(job.count for job in found.jobs)
+    if count:
+        rate = f"creates at {found.rate:.3g}/s, {found.concurrency} in flight"
+        if found.seconds is not None and found.learned_run_seconds is not None:
+            lines.append(
+                f"time: about {human_seconds(found.seconds)}: {rate},"
+                f" {human_seconds(found.learned_run_seconds)} a prediction as this folder's"
+                " manifest learned"
+            )
+        else:
+            lines.append(
+                f"time: at least {human_seconds(count / found.rate)} ({rate}); how long a"
+                f" prediction runs is {UNKNOWN}"
+            )
+    return lines
 
 
 def _write_lines(lines: Iterator[dict[str, Any]]) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from batchrun.commands._output import is_stdout, output_stream, shown_as
 from batchrun.commands._runs import run_and_spec
 from batchrun.commands.options import StatusArgs
+from batchrun.cost import ESTIMATED, money
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.compare import PlanComparison, compare
@@ -134,6 +135,9 @@ def render(status: RunStatus) -> list[str]:
             f"{status.last_completed:%Y-%m-%d %H:%M:%S} UTC ({human_seconds(max(span, 0))}); "
             f"predict time {human_seconds(status.predict_time)}"
         )
+    if status.priced:
+        jobs = ", ".join(f"{job} {money(usd)}" for job, usd in status.job_spent.items())
+        lines.append(f"cost: {money(status.spent)} ({ESTIMATED}); by job: {jobs}")
     stale = status.states[State.STALE]
     if stale:
         lines.append(

@@ -58,6 +58,7 @@ TAIL_COLUMNS = (
     "predict_time",
     "input_token_count",
     "output_token_count",
+    "cost",
     "error",
 )
 FIXED_COLUMNS = frozenset((*HEAD_COLUMNS, *TAIL_COLUMNS, "file_name", "file_index"))
@@ -93,6 +94,8 @@ def export_row(record: Record) -> dict[str, Any]:
     for name in TOKEN_METRICS:
         value = record.metrics.get(name)
         row[name] = value if _is_number(value) else None
+    # USD, estimated from the user's prices (docs/cost.md); None for a job without a price.
+    row["cost"] = round(record.spent, 9) if record.cost is not None else None
     row["error"] = record.error
     return row
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from html import escape
 
 from batchrun._version import __version__
+from batchrun.cost import ESTIMATED, money
 from batchrun.humanize import human_bytes, human_seconds
 from batchrun.manifest.records import ALL_STATUSES, Record
 from batchrun.report.cells import ERROR_CHARS, Href, cut, is_text, render_item, status_class
@@ -157,6 +158,12 @@ def _facts(status: RunStatus) -> str:
         when = f"{first:%Y-%m-%d %H:%M:%S} to {last:%H:%M:%S} UTC"
         facts.append(("wall time", f"{human_seconds(span)}, {when}"))
     facts.append(("predict time", f"{human_seconds(status.predict_time)} in all"))
+    if status.priced:
+        jobs = ", ".join(f"{job} {money(usd)}" for job, usd in status.job_spent.items())
+        facts.append(("cost", f"{money(status.spent)} ({ESTIMATED}); by job: {jobs}"))
+        for name, values in status.costliest().items():
+            shown = ", ".join(f"{value} {money(usd)}" for value, usd in values)
+            facts.append((f"cost by {name}", shown))
     if status.possible_duplicates:
         facts.append(("may have run twice", f"{status.possible_duplicates:,}"))
     facts.extend(("api", line) for line in status.api_lines())

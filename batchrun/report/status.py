@@ -25,6 +25,7 @@ from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
+from batchrun.planner.columns import flat_vars
 from batchrun.report import sheet
 
 # Said of a run folder counted as the sandbox's (status, report).
@@ -32,6 +33,9 @@ SANDBOX_NOTE = "these are the sandbox's made-up results, not a real model's outp
 
 # The states of a key that succeeded with its files: a status of only these is complete.
 SUCCEEDED = frozenset({State.DONE, State.STALE, State.MOVE})
+
+# A variable with more values than this gets no cost table in `report`: it would not be read.
+MAX_COST_VALUES = 20
 
 
 @dataclass
@@ -57,6 +61,12 @@ class RunStatus:
     apis: Counter[tuple[str | None, bool]] = field(default_factory=Counter)
     # With the spec's plan: how many predictions it plans (None: no plan to count against).
     planned: int | None = None
+    # What the records say their predictions cost (USD, estimated from the user's prices): in
+    # all, per job, and per value of each variable (which style cost most).
+    priced: int = 0
+    spent: float = 0.0
+    job_spent: dict[str, float] = field(default_factory=dict)
+    var_spent: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -133,6 +143,21 @@ class RunStatus:
                 {"url": url, "sandbox": sandbox, "predictions": count}
                 for (url, sandbox), count in sorted(self.apis.items(), key=_api_order)
             ],
+            "cost": {
+                "estimated_from": "your prices",
+                "total_usd": round(self.spent, 9),
+                "jobs": {job: round(usd, 9) for job, usd in self.job_spent.items()},
+                "priced_predictions": self.priced,
+            },
+        }
+
+    def costliest(self) -> dict[str, list[tuple[str, float]]]:
+        """Per variable with a few values, its values by what their predictions cost, most
+        first (a variable with more values than a table shows is left out)."""
+        return {
+            name: sorted(values.items(), key=lambda item: -item[1])
+            for name, values in self.var_spent.items()
+            if 1 < len(values) <= MAX_COST_VALUES
         }
 
 
@@ -209,6 +234,8 @@ def _add(status: RunStatus, record: Record, state: State) -> None:
     status.bytes += sum(f.bytes for f in record.files)
     status.missing_files += len(record.missing)
     status.possible_duplicates += record.possible_duplicate
+    if record.cost is not None or record.cost_before:
+        _add_cost(status, record)
     if state in (State.FAILED, State.DOWNLOAD):
         status.failures.append(record)
     predict_time = record.metrics.get("predict_time")
@@ -227,6 +254,23 @@ def _add(status: RunStatus, record: Record, state: State) -> None:
         and (status.last_completed is None or completed > status.last_completed)
     ):
         status.last_completed = completed
+
+
+def _add_cost(status: RunStatus, record: Record) -> None:
+    spent = record.spent
+    status.priced += 1
+    status.spent += spent
+    status.job_spent[record.job] = status.job_spent.get(record.job, 0.0) + spent
+    for name, value in flat_vars(record.vars).items():
+        values = status.var_spent.setdefault(name, {})
+        if len(values) > MAX_COST_VALUES and _shown_value(value) not in values:
+            continue  # too many values to show: stop growing (the table leaves it out)
+        shown = _shown_value(value)
+        values[shown] = values.get(shown, 0.0) + spent
+
+
+def _shown_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 CSV_COLUMNS = (

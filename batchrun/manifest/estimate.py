@@ -1,0 +1,234 @@
+"""The bill and the time of what `run` would create: the prices, the plan, and what this
+folder's manifest learned of each job (its predictions' predict time, tokens and run time).
+
+Per-prediction and per-image prices are exact before anything runs (images: the input's
+`num_outputs`, else one). Per-second and per-token prices need what the API will report: the
+mean of what this run folder recorded for the same job, else the estimate is "unknown until the
+first predictions finish", with the ceiling the job's `timeout` or its `max_tokens` sets.
+Time: the creates at the spec's rate, and the predictions `concurrency` at a time for as long as
+this folder says the job's predictions run. Every figure is estimated from the user's prices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchrun.api.objects import parse_time
+from batchrun.cost import Learned, Price, bounds
+from batchrun.humanize import human_seconds
+from batchrun.manifest.compare import iter_states
+from batchrun.manifest.reader import load_records, manifest_paths
+from batchrun.manifest.records import Record, Status
+from batchrun.manifest.state import State
+from batchrun.planner.expand import PlannedPrediction
+from batchrun.planner.sample import Selection, iter_selected
+from batchrun.spec.load import Spec
+
+UNKNOWN = "unknown until the first predictions finish"
+
+
+@dataclass
+class JobEstimate:
+    """What one job's predictions still to create should cost and take."""
+
+    id: str
+    price: Price | None
+    source: str  # where its price was written
+    count: int = 0  # predictions `run` would create
+    known: float = 0.0  # USD: the parts known exactly, plus what was learned
+    unknown: bool = False  # some part waits for the first predictions to finish
+    ceiling: float = 0.0  # USD: the most they can cost (inf: unbounded)
+    images: int = 0
+    learned: Learned = field(default_factory=Learned)
+    timeout: float | None = None
+
+    @property
+    def cost(self) -> float | None:
+        """The estimate in USD; None when it is unknown until predictions finish."""
+        return None if self.unknown else self.known
+
+    def bounded_by(self) -> str:
+        """What sets the ceiling of the parts not known yet."""
+        price = self.price
+        parts = []
+        if price is not None and price.by_time and self.learned.seconds is None:
+            timeout = "none" if self.timeout is None else human_seconds(self.timeout)
+            parts.append(f"per_second × its timeout ({timeout})")
+        if price is not None and price.by_tokens and self.learned.output_tokens is None:
+            parts.append("per token × max_tokens and the prompt's length")
+        return "; ".join(parts)
+
+    def how(self) -> str:
+        """How the estimate was made, in a few words."""
+        price = self.price
+        if price is None:
+            return "no price"
+        parts = []
+        if price.per_prediction:
+            parts.append(f"{self.count:,} × per_prediction")
+        if price.per_image:
+            parts.append(f"{self.images:,} images (num_outputs, else 1) × per_image")
+        if price.by_time:
+            if self.learned.seconds is not None:
+                parts.append(
+                    f"{self.learned.seconds:.3g}s predict time learned from"
+                    f" {self.learned.samples:,} in this folder × per_second"
+                )
+            else:
+                parts.append("per_second: " + UNKNOWN)
+        if price.by_tokens:
+            if self.learned.output_tokens is not None:
+                parts.append(f"tokens learned from {self.learned.samples:,} in this folder")
+            else:
+                parts.append("per token: " + UNKNOWN)
+        return "; ".join(parts) + f" (price from {self.source})"
+
+
+@dataclass
+class PlanEstimate:
+    """The estimate of every job, and the time the whole plan should take."""
+
+    jobs: list[JobEstimate]
+    seconds: float | None  # wall time for what run would create; None: not known
+    rate: float  # creates per second
+    concurrency: int
+    learned_run_seconds: float | None
+
+    @property
+    def priced(self) -> bool:
+        """Whether any job has a price."""
+        return any(job.price is not None for job in self.jobs)
+
+    @property
+    def known(self) -> float:
+        return sum(job.known for job in self.jobs)
+
+    @property
+    def unknown(self) -> bool:
+        return any(job.unknown for job in self.jobs)
+
+    @property
+    def ceiling(self) -> float:
+        return sum(job.ceiling for job in self.jobs)
+
+
+def learned(run_dir: Path) -> dict[str, Learned]:
+    """Per job, the means of what this folder's finished predictions reported."""
+    if not manifest_paths(run_dir):
+        return {}
+    _, records = load_records(run_dir)
+    return _means(records.values())
+
+
+def _means(records: Iterable[Record]) -> dict[str, Learned]:
+    sums: dict[str, list[float]] = {}
+    for record in records:
+        if record.status != Status.SUCCEEDED:
+            continue
+        seconds = _number(record.metrics.get("predict_time"))
+        if seconds is None:
+            continue
+        row = sums.setdefault(record.job, [0, 0.0, 0.0, 0.0, 0.0, 0])
+        row[0] += 1
+        row[1] += seconds
+        row[2] += _number(record.metrics.get("input_token_count")) or 0.0
+        tokens = _number(record.metrics.get("output_token_count"))
+        row[3] += tokens or 0.0
+        row[5] += tokens is not None
+        row[4] += _run_seconds(record) or seconds
+    return {
+        job: Learned(
+            seconds=total / count,
+            input_tokens=inputs / count if with_tokens else None,
+            output_tokens=outputs / count if with_tokens else None,
+            run_seconds=run / count,
+            samples=int(count),
+        )
+        for job, (count, total, inputs, outputs, run, with_tokens) in sums.items()
+    }
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+def _run_seconds(record: Record) -> float | None:
+    start, end = parse_time(record.created_at), parse_time(record.completed_at)
+    if start is None or end is None:
+        return None
+    seconds = (end - start).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
+def estimate(
+    spec: Spec, *, selection: Selection | None = None, output: Path | None = None
+) -> PlanEstimate:
+    """What `run` would create, priced and timed (walks the plan once; sends nothing)."""
+    run_dir = output or spec.output
+    means = learned(run_dir)
+    jobs = {
+        job.id: JobEstimate(
+            job.id,
+            job.price,
+            job.price_source,
+            learned=means.get(job.id, Learned()),
+            timeout=job.timeout,
+        )
+        for job in spec.jobs
+    }
+    timeouts = {job.id: job.timeout for job in spec.jobs}
+    for planned in _to_create(spec, selection or Selection(), run_dir):
+        add(jobs[planned.job], planned, timeouts[planned.job])
+    concurrency = spec.concurrency
+    rate = spec.rate.per_second
+    # Each job's predictions as long as this folder says they run; unknown if one job's are.
+    working = [job for job in jobs.values() if job.count]
+    runs = [job.learned.run_seconds for job in working]
+    typical = None
+    if working and all(run is not None for run in runs):
+        typical = sum((job.learned.run_seconds or 0) * job.count for job in working) / sum(
+            job.count for job in working
+        )
+    count = sum(job.count for job in jobs.values())
+    seconds = _wall_time(count, rate, concurrency, typical)
+    return PlanEstimate(list(jobs.values()), seconds, rate, concurrency, typical)
+
+
+def add(job: JobEstimate, planned: PlannedPrediction, timeout: float | None) -> None:
+    """Count one prediction `run` would create into its job's estimate."""
+    job.count += 1
+    limits = bounds(planned.input, timeout)
+    job.images += limits.images
+    if job.price is None:
+        return
+    guess = job.price.estimate(limits, job.learned)
+    if guess is None:
+        job.unknown = True
+    else:
+        job.known += guess
+    job.ceiling += job.price.ceiling(limits)
+
+
+def _wall_time(
+    count: int, rate: float, concurrency: int, run_seconds: float | None
+) -> float | None:
+    if count == 0:
+        return 0.0
+    if run_seconds is None:
+        return None
+    # The slower of the two limits: creates at the rate, or predictions `concurrency` at a time.
+    return max(count / rate, math.ceil(count / concurrency) * run_seconds)
+
+
+def _to_create(spec: Spec, selection: Selection, run_dir: Path) -> Iterable[PlannedPrediction]:
+    if not manifest_paths(run_dir):
+        yield from iter_selected(spec, selection)
+        return
+    for planned, state in iter_states(spec, selection=selection, output=run_dir):
+        if state is State.NEW:
+            yield planned

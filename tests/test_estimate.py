@@ -1,0 +1,86 @@
+"""`plan` shows the bill: per job and in total, text and JSON, and says how it estimated it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from runs import records, run_spec, write_spec
+
+from batchrun.cli import main
+from batchrun.cost import money
+from batchrun.sandbox import Sandbox
+
+SPEC = """
+batchrun: 1
+timeout: 5m
+jobs:
+  - model: acme/painter
+    price: {per_image: 0.003}
+    input: {prompt: "p${i}", num_outputs: 2}
+    matrix: {i: {range: [0, 200]}}
+  - model: acme/slow
+    price: {per_second: 0.5}
+    input: {prompt: "s${i}"}
+    matrix: {i: [1, 2, 3, 4]}
+  - model: acme/free
+    input: {prompt: "free"}
+"""
+
+
+def _plan(spec: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    assert main(["plan", str(spec), "--out", str(spec.parent / "run"), *extra]) == 0
+    return capsys.readouterr().out
+
+
+def test_plan_shows_the_bill_before_anything_ran(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    lines = _plan(spec, capsys).splitlines()
+    start = lines.index("cost of what run would create (estimated from your prices):")
+    assert lines[start + 1 : start + 5] == [
+        "  painter: $1.20 for 200 predictions: 400 images (num_outputs, else 1) × per_image"
+        " (price from jobs[0].price)",
+        "  slow: unknown until the first predictions finish (4 predictions); at most $600.00:"
+        " per_second × its timeout (5m 00s) (price from jobs[1].price)",
+        "  no price: free (not counted)",
+        "  total: $1.20 known so far; at most $601.20",
+    ]
+    assert lines[start + 5].startswith("time: at least 20.5s (creates at 10/s, 32 in flight);")
+
+    rows = [json.loads(line) for line in _plan(spec, capsys, "--json").splitlines()]
+    assert rows[0]["cost"] == {
+        "estimated_usd": 0.006,
+        "at_most_usd": 0.006,
+        "price": {"per_image": 0.003},
+        "estimated_from": "your prices",
+    }
+    assert rows[200]["cost"]["estimated_usd"] is None
+    assert rows[200]["cost"]["at_most_usd"] == 150.0
+    assert "cost" not in rows[-1]
+    by_job: dict[str, float] = {}
+    for row in rows:
+        if "cost" in row and row["cost"]["estimated_usd"] is not None:
+            by_job[row["job"]] = by_job.get(row["job"], 0) + row["cost"]["estimated_usd"]
+    assert by_job == {"painter": pytest.approx(1.2)}
+
+
+def test_per_second_is_learned_from_this_folders_manifest(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path, SPEC)
+    run_spec(spec, sandbox, limit=202)  # the painter's 200 and two of slow's
+    slow = [r for r in records(tmp_path / "run").values() if r.job == "slow"]
+    mean = sum(r.metrics["predict_time"] for r in slow) / len(slow)
+
+    lines = _plan(spec, capsys).splitlines()
+    start = lines.index("cost of what run would create (estimated from your prices):")
+    learned = f"{mean:.3g}s predict time learned from 2 in this folder × per_second"
+    assert lines[start + 1] == (
+        f"  slow: {money(2 * mean * 0.5)} for 2 predictions: {learned} (price from jobs[1].price)"
+    )
+    assert lines[start + 3] == f"  total: {money(2 * mean * 0.5)}"
+    # The free job has not run here yet: how long its predictions take is not known.
+    assert lines[-1].startswith("time: at least 0.3s (creates at 10/s, 32 in flight)")
