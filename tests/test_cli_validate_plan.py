@@ -144,15 +144,15 @@ def test_plan_json_lists_every_prediction(capsys: pytest.CaptureFixture[str]) ->
         "key": records[0]["key"],
         "job": "flux",
         "target": {"model": "black-forest-labs/flux-schnell"},
-        "vars": {"subject": "a red fox", "style": "watercolor", "seed": 1, "size": 768},
-        "input": {"prompt": "a red fox, watercolor", "seed": 1, "width": 768, "height": 768},
+        "vars": {"subject": "a red fox", "style": "watercolor", "seed": 1, "ratio": "1:1"},
+        "input": {"prompt": "a red fox, watercolor", "seed": 1, "aspect_ratio": "1:1"},
         "repeat": 0,
     }
     assert records[-1]["vars"] == {
         "subject": "a blue whale",
         "style": "watercolor",
         "seed": 7,
-        "size": 1024,
+        "ratio": "16:9",
     }
     assert len({r["key"] for r in records}) == 23
 

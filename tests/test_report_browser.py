@@ -43,7 +43,8 @@ name: browser-check
 files: "${job}/${subject}/${key}-${index}${ext}"
 jobs:
   - id: flux
-    model: black-forest-labs/flux-schnell
+    # Not flux-schnell: its schema (as Replicate publishes it) takes no width and height.
+    model: acme/flux
     input:
       prompt: "${subject}"
       seed: ${seed}
@@ -134,7 +135,8 @@ batchrun: 1
 name: wide
 jobs:
   - id: flux
-    model: black-forest-labs/flux-schnell
+    # Not flux-schnell: its schema (as Replicate publishes it) takes no width and height.
+    model: acme/flux
     input:
       prompt: "${subject}, seed ${seed}"
       seed: ${seed}

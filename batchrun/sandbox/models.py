@@ -18,6 +18,9 @@ from batchrun.sandbox.inputs import BOUNDS
 from batchrun.sandbox.outputs import DEFAULT_SIDE
 
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+# The sandbox's reserved inputs that take text (batchrun.sandbox): declared in a strict schema
+# too, so a test can steer a prediction of a model that refuses every other undeclared input.
+RESERVED_STRINGS = ("sandbox_status", "sandbox_error", "sandbox_output")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 LANGUAGE_HINTS = ("llama", "gpt", "mistral", "qwen", "gemma", "chat", "llm", "text")
 COG_VERSION = "0.13.7"
@@ -28,10 +31,16 @@ def is_model_name(owner: str, name: str) -> bool:
     return bool(_NAME.match(owner) and _NAME.match(name))
 
 
+# Models the seed specs and docs name, which publish a schema shaped like Replicate's own: the
+# pre-flight catches in the sandbox what it would catch on Replicate (an input they do not take,
+# num_inference_steps above 4, an aspect ratio they do not know).
+PUBLISHED = ("black-forest-labs/flux-schnell", "lucataco/flux-schnell-lora")
+
+
 def is_strict(model: str) -> bool:
-    """Models named `*strict*` publish a schema like a real Cog model's: no inputs beyond those
-    it declares, enums and bounds (as black-forest-labs/flux-schnell does)."""
-    return "strict" in model.partition("/")[2].lower()
+    """Models named `*strict*`, and those in `PUBLISHED`, publish a schema like a real Cog
+    model's: no inputs beyond those it declares, enums and bounds (as flux-schnell's)."""
+    return model in PUBLISHED or "strict" in model.partition("/")[2].lower()
 
 
 def model_kind(model: str) -> str:
@@ -63,7 +72,11 @@ class Version:
             "id": self.id,
             "created_at": iso,
             "cog_version": COG_VERSION,
-            "openapi_schema": openapi_schema(model_kind(self.model), strict=is_strict(self.model)),
+            "openapi_schema": openapi_schema(
+                model_kind(self.model),
+                strict=is_strict(self.model),
+                lora=self.model == "lucataco/flux-schnell-lora",
+            ),
         }
 
 
@@ -133,14 +146,14 @@ class ModelRegistry:
         return version
 
 
-def openapi_schema(kind: str, *, strict: bool = False) -> dict[str, Any]:
+def openapi_schema(kind: str, *, strict: bool = False, lora: bool = False) -> dict[str, Any]:
     """A Cog-style schema of the inputs the sandbox understands and the output it returns.
 
     The sandbox takes any other input (and ignores it), so its usual schema says so with
     `additionalProperties: true`; a strict model's schema, like Cog's, does not.
     """
     if strict:
-        return _strict_schema()
+        return _strict_schema(lora=lora)
     inputs: dict[str, Any] = {
         "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
         "seed": {"type": "integer", "title": "Seed", "x-order": 1},
@@ -168,9 +181,12 @@ def openapi_schema(kind: str, *, strict: bool = False) -> dict[str, Any]:
 
 ASPECT_RATIOS = ["1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"]
 OUTPUT_FORMATS = ["webp", "jpg", "png"]
+MEGAPIXELS = ["1", "0.25"]
 
 
-def _strict_schema() -> dict[str, Any]:
+def _strict_schema(*, lora: bool = False) -> dict[str, Any]:
+    """flux-schnell's inputs as Replicate publishes them (flux-schnell-lora's add its LoRA's),
+    and the sandbox's own reserved inputs (`sandbox_*`), which only the sandbox takes."""
     low, high = BOUNDS["num_outputs"]
     inputs = {
         "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
@@ -201,11 +217,43 @@ def _strict_schema() -> dict[str, Any]:
             "default": "webp",
             "x-order": 5,
         },
-        "go_fast": {"type": "boolean", "title": "Go Fast", "default": True, "x-order": 6},
+        "output_quality": {
+            "type": "integer",
+            "title": "Output Quality",
+            "minimum": 0,
+            "maximum": 100,
+            "default": 80,
+            "x-order": 6,
+        },
+        "disable_safety_checker": {
+            "type": "boolean",
+            "title": "Disable Safety Checker",
+            "default": False,
+            "x-order": 7,
+        },
+        "go_fast": {"type": "boolean", "title": "Go Fast", "default": True, "x-order": 8},
+        "megapixels": {
+            "allOf": [{"$ref": "#/components/schemas/megapixels"}],
+            "default": "1",
+            "x-order": 9,
+        },
     }
+    if lora:
+        inputs["hf_lora"] = {"type": "string", "title": "Hf Lora", "x-order": 10}
+        inputs["lora_scale"] = {
+            "type": "number",
+            "title": "Lora Scale",
+            "default": 0.8,
+            "minimum": -1,
+            "maximum": 2,
+            "x-order": 11,
+        }
+    inputs |= {name: {"type": "string", "title": name} for name in RESERVED_STRINGS}
+    inputs["sandbox_latency"] = {"type": "number", "title": "sandbox_latency", "minimum": 0}
     enums = {
         "aspect_ratio": {"title": "aspect_ratio", "type": "string", "enum": ASPECT_RATIOS},
         "output_format": {"title": "output_format", "type": "string", "enum": OUTPUT_FORMATS},
+        "megapixels": {"title": "megapixels", "type": "string", "enum": MEGAPIXELS},
     }
     return _document(
         {"type": "object", "title": "Input", "required": ["prompt"], "properties": inputs},

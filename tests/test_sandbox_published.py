@@ -1,0 +1,49 @@
+"""The models the seed specs name publish schemas shaped like Replicate's: the pre-flight
+catches in the sandbox what it would catch on Replicate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from runs import TOKEN, write_spec
+
+from batchrun.cli import main
+from batchrun.sandbox import Sandbox
+
+
+def test_flux_schnell_refuses_what_replicates_refuses(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: black-forest-labs/flux-schnell
+            input:
+              prompt: a fox
+              go_fast: true
+              megapixels: "1"
+              aspect_ratio: "16:9"
+              output_format: jpg
+              output_quality: 80
+              num_inference_steps: 5
+              width: 768
+          - model: lucataco/flux-schnell-lora
+            input: {prompt: a fox, hf_lora: alvdansen/frosting_lane_flux, lora_scale: 0.8}
+        """,
+    )
+    command = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "run")]
+    assert main([*command, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "jobs[0].input.num_inference_steps:" in err
+    assert "jobs[0].input.width: the model black-forest-labs/flux-schnell has no input 'width'" in (
+        err
+    )
+    assert "jobs[1]" not in err
+    assert sandbox.state.snapshot()["creates"] == 0
