@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,47 @@ def test_per_second_is_learned_from_this_folders_manifest(
     assert lines[start + 3] == f"  total: {money(2 * mean * 0.5)}"
     # The free job has not run here yet: how long its predictions take is not known.
     assert lines[-1].startswith("time: at least 0.3s (creates at 10/s, 32 in flight)")
+
+
+def _git(repo: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True, check=True)
+
+
+def test_plan_diff_markdown_shows_the_money_a_change_adds_and_removes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            price: {per_image: 0.05}
+            input: {prompt: "p${i}", num_outputs: 2}
+            matrix: {i: [1, 2, 3]}
+          - model: acme/other
+            price: {per_prediction: 0.03}
+            input: {prompt: "o${i}"}
+            matrix: {i: [1, 2]}
+        """,
+    )
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+    text = spec.read_text()
+    text = text.replace("i: [1, 2, 3]", "i: [1, 2, 3, 4]").replace("i: [1, 2]}", "i: [1]}")
+    spec.write_text(text)
+
+    assert main(["plan", str(spec), "--diff", "HEAD", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "| predict time to expect | money (estimated from your prices) |" in out
+    assert "| `painter` | 1 | 0 | 0 | 3 | no recorded runs | +$0.10 |" in out
+    assert "| `other` | 0 | 0 | 1 | 1 | — | -$0.03 |" in out
+    assert "| **total** | **1** | **0** | **1** | **4** | | **+$0.10 -$0.03** |" in out

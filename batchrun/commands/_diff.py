@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from batchrun.cost import ESTIMATED
 from batchrun.humanize import counted, human_seconds
+from batchrun.manifest.estimate import MoneyChange
 from batchrun.manifest.timing import JobTiming, Recorded
 from batchrun.planner.columns import flat_vars
 from batchrun.planner.diff import (
@@ -217,10 +219,17 @@ def _vars_text(planned: PlannedPrediction) -> str:
 # --- for a pull request ---------------------------------------------------------------------
 
 
-def render_markdown(diff: PlanDiff, old: SpecAtRevision, shown: str, recorded: Recorded) -> str:
+def render_markdown(
+    diff: PlanDiff,
+    old: SpecAtRevision,
+    shown: str,
+    recorded: Recorded,
+    money: Mapping[str, MoneyChange] | None = None,
+) -> str:
     """The diff as a pull-request comment: a table of counts, then each list folded away,
-    within MARKDOWN_BUDGET characters."""
-    head = _markdown_head(diff, old, shown, recorded)
+    within MARKDOWN_BUDGET characters. With `money` (jobs with a price), a column says what
+    the change adds and removes in money, estimated from the user's prices."""
+    head = _markdown_head(diff, old, shown, recorded, money or {})
     total_rows = sum(job.changed_count + len(job.added) + len(job.removed) for job in diff.jobs)
 
     def fits(rows: int) -> tuple[str, int]:
@@ -254,26 +263,45 @@ def render_markdown(diff: PlanDiff, old: SpecAtRevision, shown: str, recorded: R
 
 
 def _markdown_head(
-    diff: PlanDiff, old: SpecAtRevision, shown: str, recorded: Recorded
+    diff: PlanDiff,
+    old: SpecAtRevision,
+    shown: str,
+    recorded: Recorded,
+    money: Mapping[str, MoneyChange],
 ) -> list[str]:
     lines = [f"### batchrun plan: `{shown}` against `{old.revision}` ({old.commit[:12]})", ""]
     said = base_note(old, diff)
     if said:
         lines += [_inline(said[0].upper() + said[1:]) + ".", ""]
-    lines += [
-        "| job | added | changed | removed | unchanged | predict time to expect |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
+    head = "| job | added | changed | removed | unchanged | predict time to expect |"
+    rule = "|---|---:|---:|---:|---:|---|"
+    if money:
+        head += f" money ({ESTIMATED}) |"
+        rule += "---|"
+    lines += [head, rule]
     for job in diff.jobs:
         timing = recorded.timings.get(job.id)
-        lines.append(
+        row = (
             f"| `{job.id}` | {len(job.added):,} | {job.changed_count:,} | {len(job.removed):,} "
             f"| {job.unchanged:,} | {_time_cell(job, timing)} |"
         )
-    lines.append(
+        if money:
+            change = money.get(job.id)
+            row += f" {change.shown() if change else '—'} |"
+        lines.append(row)
+    total = (
         f"| **total** | **{diff.added:,}** | **{diff.changed:,}** | **{diff.removed:,}** "
         f"| **{diff.unchanged:,}** | |"
     )
+    if money:
+        whole = MoneyChange(
+            added=sum(c.added for c in money.values()),
+            removed=sum(c.removed for c in money.values()),
+            unknown=any(c.unknown for c in money.values()),
+            added_ceiling=sum(c.added_ceiling for c in money.values()),
+        )
+        total += f" **{whole.shown()}** |"
+    lines.append(total)
     return lines
 
 

@@ -38,11 +38,18 @@ from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, human_seconds, shown_path
 from batchrun.manifest.compare import PlanComparison, compare, iter_states
-from batchrun.manifest.estimate import UNKNOWN, PlanEstimate, estimate, learned
+from batchrun.manifest.estimate import (
+    UNKNOWN,
+    MoneyChange,
+    PlanEstimate,
+    estimate,
+    learned,
+    money_changes,
+)
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.state import STATES, State
 from batchrun.manifest.timing import recorded
-from batchrun.planner.diff import diff_plans
+from batchrun.planner.diff import PlanDiff, diff_plans
 from batchrun.planner.expand import (
     FileInput,
     PlannedPrediction,
@@ -113,10 +120,24 @@ def _print_diff(
                 print(f"batchrun: {base_note(old, diff)}", file=sys.stderr)
             return _write_lines(diff_lines(diff, known))
         if args.markdown:
-            sys.stdout.write(render_markdown(diff, old, shown, known))
+            money = _money(diff, spec, old.spec, output or spec.output)
+            sys.stdout.write(render_markdown(diff, old, shown, known, money))
         else:
             print(render_diff(diff, old, shown, known))
     return ExitCode.OK
+
+
+def _money(diff: PlanDiff, new: Spec, old: Spec | None, run_dir: Path) -> dict[str, MoneyChange]:
+    """Per priced job, the money the diff adds (added, and changed as they are now) and removes
+    (removed, and changed as they were)."""
+    added = {
+        job.id: [*job.added, *(c.new for g in job.changed for c in g.changes)] for job in diff.jobs
+    }
+    removed = {
+        job.id: [*job.removed, *(c.old for g in job.changed for c in g.changes)]
+        for job in diff.jobs
+    }
+    return money_changes(added, removed, new, old, run_dir)
 
 
 def _print_json(spec: Spec, selection: Selection, output: Path | None, has_manifest: bool) -> int:

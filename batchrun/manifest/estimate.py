@@ -12,12 +12,12 @@ this folder says the job's predictions run. Every figure is estimated from the u
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchrun.api.objects import parse_time
-from batchrun.cost import Learned, Price, bounds
+from batchrun.cost import Learned, Price, bounds, signed_money
 from batchrun.humanize import human_seconds
 from batchrun.manifest.compare import iter_states
 from batchrun.manifest.reader import load_records, manifest_paths
@@ -232,3 +232,56 @@ def _to_create(spec: Spec, selection: Selection, run_dir: Path) -> Iterable[Plan
     for planned, state in iter_states(spec, selection=selection, output=run_dir):
         if state is State.NEW:
             yield planned
+
+
+@dataclass
+class MoneyChange:
+    """What an edit of a spec adds and removes in money for one job (USD, estimated)."""
+
+    added: float = 0.0
+    removed: float = 0.0
+    unknown: bool = False  # some part waits for the first predictions to finish
+    added_ceiling: float = 0.0
+
+    def shown(self) -> str:
+        """`+$0.10`, `+$0.10 -$0.03`, or `+? (at most +$6.00)` while a part is unknown."""
+        parts = []
+        if self.unknown:
+            parts.append(f"+? (at most {signed_money(self.added_ceiling)})")
+        elif self.added or not self.removed:
+            parts.append(signed_money(self.added))
+        if self.removed:
+            parts.append(signed_money(-self.removed))
+        return " ".join(parts)
+
+
+def money_changes(
+    added: Mapping[str, Iterable[PlannedPrediction]],
+    removed: Mapping[str, Iterable[PlannedPrediction]],
+    new: Spec,
+    old: Spec | None,
+    run_dir: Path,
+) -> dict[str, MoneyChange]:
+    """Per job with a price (in the new spec, or the old one for what it removes), what the
+    predictions an edit adds and removes should cost: `plan --diff REV --markdown`."""
+    means = learned(run_dir)
+    changes: dict[str, MoneyChange] = {}
+    for spec, lists, adds in ((new, added, True), (old, removed, False)):
+        if spec is None:
+            continue
+        for job in spec.jobs:
+            if job.price is None:
+                continue
+            change = changes.setdefault(job.id, MoneyChange())
+            for planned in lists.get(job.id, ()):
+                limits = bounds(planned.input, job.timeout)
+                guess = job.price.estimate(limits, means.get(job.id, Learned()))
+                if adds:
+                    change.added_ceiling += job.price.ceiling(limits)
+                    if guess is None:
+                        change.unknown = True
+                    else:
+                        change.added += guess
+                elif guess is not None:
+                    change.removed += guess
+    return changes
