@@ -11,6 +11,7 @@ unless asked). Each record's API (`api`) is counted too: a folder may hold resul
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
