@@ -287,9 +287,10 @@ class Lifecycle:
         self, planned: PlannedPrediction, record: Record, previous: Record | None
     ) -> tuple[Record, Prediction, float | None] | None:
         """Create the key's prediction: (its record, the prediction, when its timeout runs out),
-        or None when the API refused this key's input (an `error` record). A create refused for a reason that is not
-        the key's own records the key as not created and raises NotCreated (JobStopped for a
-        job the answers stopped); a refused token also halts the run (see `halt`)."""
+        or None when the API refused this key's input (an `error` record). A create refused for
+        a reason that is not the key's own records the key as not created and raises NotCreated
+        (JobStopped for a job the answers stopped); a refused token also halts the run (see
+        `halt`)."""
         flagged_before = previous is not None and previous.possible_duplicate
         try:
             sent = await self.files.resolve(planned.input)
