@@ -115,7 +115,7 @@ class VerifyArgs:
     target: str
     json: bool = False
     allow_sandbox: bool = False
-    deep: bool = False
+    quick: bool = False
 
 
 @dataclass(frozen=True)

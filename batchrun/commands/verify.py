@@ -1,4 +1,4 @@
-"""`batchrun verify RUN_OR_SPEC_OR_DATASET [--json] [--allow-sandbox]`: complete and unmodified?
+"""`batchrun verify RUN_OR_SPEC_OR_DATASET [--quick]`: is a run or dataset complete and unmodified?
 
 A spec or a run folder: every prediction the spec plans succeeded, with every file as the
 manifest records it. A dataset (`export --format hf`): every file as its export record lists
@@ -28,7 +28,7 @@ from batchrun.spec.load import Spec, load_spec
 def main(args: VerifyArgs) -> int:
     """Verify, print each problem (or the JSON), and say on stderr what was proved."""
     target = Path(args.target)
-    found = _verify(target, args.allow_sandbox, args.deep)
+    found = _verify(target, args.allow_sandbox, deep=not args.quick)
     if args.json:
         json.dump(found.to_json(), sys.stdout, indent=2)
         print()
@@ -42,7 +42,7 @@ def main(args: VerifyArgs) -> int:
     return ExitCode.OK if found.ok else ExitCode.FAILED
 
 
-def _verify(target: Path, allow_sandbox: bool, deep: bool) -> Verification:
+def _verify(target: Path, allow_sandbox: bool, *, deep: bool) -> Verification:
     if target.is_dir() and (target / EXPORT_RECORD).is_file():
         return verify_dataset(target, allow_sandbox=allow_sandbox)
     if target.is_file():
