@@ -5,6 +5,11 @@
     fields.check("aspect_ratio", "16:9")   # the first ValidationError, or None
     fields.skipped                         # patterns not checked, and why
 
+`FieldChecker` checks a value twice over at most: a field whose schema uses only the plain
+keywords Cog writes (a type, bounds, an enum of strings, one `allOf` `$ref` to such an enum)
+gets a predicate compiled once that passes what certainly fits; anything it does not pass, and
+every other field, goes to jsonschema, whose errors are the only ones reported.
+
 The API is not trusted (docs/SECURITY.md), and a schema is part of its answer. So a schema is
 never a program: nothing it names is fetched (a `$ref` leaves the document only to be refused,
 whatever `referencing` would otherwise retrieve), its size, depth, references and enums are
@@ -17,7 +22,7 @@ tell); a pattern the automaton cannot run is skipped on its own, also with a not
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -162,6 +167,89 @@ def _no_retrieval(uri: str) -> referencing.Resource[Any]:
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
+# Keywords a compiled predicate ignores: annotations (and `format`, which Draft 2020-12 only
+# annotates unless a format checker is given, and FieldChecker gives none).
+_ANNOTATIONS = frozenset(
+    ("title", "description", "default", "examples", "x-order", "format", "readOnly",
+     "writeOnly", "deprecated", "nullable", "x-cog-array-type", "x-cog-array-display")
+)  # fmt: skip
+# The keywords a compiled predicate checks; a schema with any other goes to jsonschema.
+_CHECKED = frozenset(("type", "minimum", "maximum", "enum", "allOf"))
+_NUMBER = (int, float)
+
+Predicate = Callable[[Any], bool]
+
+
+def _fits(root: Any, schema: Any, depth: int = 0) -> Predicate | None:
+    """A predicate that is True only for values `schema` certainly accepts (a False says
+    nothing: jsonschema decides), or None where the schema uses more than it checks."""
+    if not isinstance(schema, Mapping) or depth > MAX_REF_CHAIN:
+        return None
+    if not set(schema) <= _ANNOTATIONS | _CHECKED | {"$ref"}:
+        return None
+    tests: list[Predicate] = []
+    if "$ref" in schema:
+        ref = schema["$ref"]
+        target = (
+            _lookup(root, _pointer(ref))
+            if isinstance(ref, str) and ref.startswith("#/")
+            else _MISSING
+        )
+        inner = None if target is _MISSING else _fits(root, target, depth + 1)
+        if inner is None:
+            return None
+        tests.append(inner)
+    if "allOf" in schema:
+        parts = schema["allOf"]
+        if not isinstance(parts, list) or not parts:
+            return None
+        for part in parts:
+            inner = _fits(root, part, depth + 1)
+            if inner is None:
+                return None
+            tests.append(inner)
+    if "type" in schema:
+        kind = _TYPES.get(schema["type"]) if isinstance(schema["type"], str) else None
+        if kind is None:
+            return None
+        tests.append(kind)
+    for keyword, holds in (("minimum", _at_least), ("maximum", _at_most)):
+        if keyword in schema:
+            bound = schema[keyword]
+            if not isinstance(bound, _NUMBER) or isinstance(bound, bool):
+                return None
+            tests.append(holds(bound))
+    if "enum" in schema:
+        allowed = schema["enum"]
+        if not isinstance(allowed, list) or not all(isinstance(item, str) for item in allowed):
+            return None
+        names = frozenset(allowed)
+        tests.append(lambda value: type(value) is str and value in names)
+    return lambda value: all(test(value) for test in tests)
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _at_least(bound: float) -> Predicate:
+    return lambda value: not _is_number(value) or value >= bound
+
+
+def _at_most(bound: float) -> Predicate:
+    return lambda value: not _is_number(value) or value <= bound
+
+
+# Types passed only where jsonschema surely agrees (a float is left to it, as are NaN's bounds).
+_TYPES: dict[str, Predicate] = {
+    "string": lambda value: type(value) is str,
+    "integer": lambda value: type(value) is int,
+    "number": lambda value: type(value) is int,
+    "boolean": lambda value: type(value) is bool,
+    "null": lambda value: value is None,
+}
+
+
 class FieldChecker:
     """Each input field against its property schema, with jsonschema, refusing retrieval and
     running patterns on the automaton. Call only for components that `refusal` passed."""
@@ -170,6 +258,7 @@ class FieldChecker:
         self._root = {"components": components}
         self._registry: referencing.Registry[Any] = referencing.Registry(retrieve=_no_retrieval)  # type: ignore[call-arg]
         self._validators: dict[str, Any] = {}
+        self._fits: dict[str, Predicate | None] = {}
         self._patterns: dict[str, Pattern | None] = {}
         # Patterns not checked (the pattern → why), for the pre-flight's notes.
         self.skipped: dict[str, str] = {}
@@ -179,6 +268,13 @@ class FieldChecker:
 
     def check(self, name: str, value: Any) -> Any:
         """The first of the ValidationErrors of `value` for the field `name` (by path), or None."""
+        if name not in self._fits:
+            properties = _lookup(self._root, ("components", "schemas", "Input", "properties"))
+            found = properties.get(name) if isinstance(properties, Mapping) else None
+            self._fits[name] = _fits(self._root, found)
+        fits = self._fits[name]
+        if fits is not None and fits(value):
+            return None
         validator = self._validators.get(name)
         if validator is None:
             pointer = name.replace("~", "~0").replace("/", "~1")

@@ -379,22 +379,32 @@ class _FieldValidator:
         # Cog puts enums in components and points at them with $ref: keep the components
         # as the root, so references resolve (and only there: batchrun.engine.modelschema).
         self.fields = FieldChecker(schema.get("components", {}))
-        self._said: dict[tuple[str, str], tuple[str, str] | None] = {}
+        self._said: dict[tuple[str, Any, Any], tuple[str, str] | None] = {}
 
     def check(self, name: str, value: Any) -> tuple[str, str] | None:
         """(the rule broken, a sentence saying how), or None if the value fits."""
-        value = _as_sent(value)
-        try:
-            text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError):
-            return None
-        key = (name, text)
+        key: tuple[str, Any, Any]
+        if type(value) in _PLAIN:
+            # A plain value is its own key (with its type: True == 1 and 1 == 1.0 in Python).
+            key = (name, type(value), value)
+        else:
+            value = _as_sent(value)
+            try:
+                text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+            except (TypeError, ValueError):
+                return None
+            key = (name, None, text)
         if key in self._said:
             return self._said[key]
         error = self.fields.check(name, value)
         said = (str(error.validator), _sentence(error, value)) if error is not None else None
         self._said[key] = said
         return said
+
+
+# Values that are their own cache key: equal only when JSON would write them alike. (A float is
+# not among them: -0.0 == 0.0, and NaN equals nothing, so it would never be found again.)
+_PLAIN = frozenset((str, int, bool, type(None)))
 
 
 def _as_sent(value: Any) -> Any:
