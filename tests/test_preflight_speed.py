@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
+from runs import TOKEN, RunCli, write_spec
 
 from batchrun.engine.modelschema import FieldChecker
+from batchrun.engine.preflight import check_inputs
+from batchrun.planner.expand import Shard
+from batchrun.planner.sample import Selection, iter_selected
+from batchrun.sandbox import Sandbox
+from batchrun.spec.load import load_spec
 
 ENUM = ["1:1", "16:9", "3:2"]
 PROPERTIES: dict[str, Any] = {
@@ -49,3 +56,49 @@ def test_the_quick_path_agrees_with_jsonschema_on_every_value(name: str) -> None
         error = fields.check(name, value)
         said = (str(error.validator), error.message) if error is not None else None
         assert said == _jsonschema_says(name, value), (name, value)
+
+
+# Steps 1 to 4 fit acme/strict-painter; every later row's are over its maximum.
+STEPS = """
+batchrun: 1
+jobs:
+  - model: acme/strict-painter
+    input: {prompt: "p${i}", num_inference_steps: "${i}", output_format: png}
+    matrix: {i: {range: [1, 9]}}
+"""
+
+
+def test_run_checks_only_the_inputs_its_limit_selects(
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    spec = write_spec(tmp_path, STEPS)
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url, "--limit", "1")
+    assert (code, err.count("refuses this value")) == (0, 0)
+    assert int(sandbox.state.snapshot()["creates"]) == 1
+    code, _, err = run_cli(
+        "run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "all")
+    )
+    assert code == 2  # the whole plan holds rows the model refuses
+    assert "5 is more than the maximum 4; in the row {i: 5} and 3 more" in err
+    assert int(sandbox.state.snapshot()["creates"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("selection", "checked"),
+    [
+        (None, 8),
+        (Selection(limit=1), 1),
+        (Selection(limit=3), 3),
+        (Selection(sample=2), 2),
+        (Selection(shard=Shard(1, 2), limit=100), None),
+    ],
+)
+def test_check_inputs_checks_what_the_selection_selects(
+    tmp_path: Path, selection: Selection | None, checked: int | None
+) -> None:
+    spec = load_spec(write_spec(tmp_path, STEPS))
+    schema = {"components": COMPONENTS}
+    found, _, _ = check_inputs(spec, spec.jobs[0], schema, selection=selection)
+    expected = checked if checked is not None else sum(1 for _ in iter_selected(spec, selection))
+    assert 0 < found == expected

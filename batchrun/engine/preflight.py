@@ -15,7 +15,9 @@ did-you-mean, then types, enums and minimum/maximum with jsonschema, every probl
 A 401/403 is not caught here: it ends the run before anything is created.
 
 Checking a million inputs field by field would be slow; values repeat across rows, so each
-(field, value) pair is checked once.
+(field, value) pair is checked once, and a field the job sets to one value in every row, once
+per job. A run given `--shard`, `--sample` or `--limit` checks only the inputs they select
+(`selection`, with the survey's sampled keys): `run --limit 1` checks one input.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,9 +40,10 @@ from batchrun.errors import (
     SpecIssue,
 )
 from batchrun.humanize import printable
-from batchrun.planner.expand import MULTI_OUTPUT_FIELDS, iter_plan
+from batchrun.planner.expand import MULTI_OUTPUT_FIELDS, PlannedPrediction, iter_plan
 from batchrun.planner.keys import FileInput
 from batchrun.planner.lock import Lock, lock_path
+from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.describe import did_you_mean, join_names, show, show_row
 from batchrun.spec.jobs import Job
 from batchrun.spec.load import Spec
@@ -110,8 +113,11 @@ async def preflight(
     *,
     lock: Lock | None = None,
     jobs: Collection[str] | None = None,
+    selection: Selection | None = None,
+    sampled: frozenset[str] | None = None,
 ) -> PreflightResult:
-    """Ask the API about each distinct target of the chosen jobs, then check their inputs."""
+    """Ask the API about each distinct target of the chosen jobs, then check their inputs: the
+    ones `selection` selects (`sampled`: its sample's keys, where the caller has them)."""
     result = PreflightResult()
     chosen = [job for job in spec.jobs if jobs is None or job.id in jobs]
     targets = {job.id: lock.resolve(job.target) if lock else job.target for job in chosen}
@@ -148,7 +154,9 @@ async def preflight(
                     " not checked against it"
                 )
                 continue
-            _, issues, notes = check_inputs(spec, job, answer.schema)
+            _, issues, notes = check_inputs(
+                spec, job, answer.schema, selection=selection, sampled=sampled
+            )
             result.issues.extend(issues)
             result.notes.extend(notes)
     return result
@@ -269,10 +277,15 @@ def several_files(schema: Mapping[str, Any]) -> bool:
 
 
 def check_inputs(
-    spec: Spec, job: Job, schema: Mapping[str, Any]
+    spec: Spec,
+    job: Job,
+    schema: Mapping[str, Any],
+    *,
+    selection: Selection | None = None,
+    sampled: frozenset[str] | None = None,
 ) -> tuple[int, list[SpecIssue], list[str]]:
-    """Every planned input of `job` against the Cog schema (one that `refusal` passed):
-    (inputs checked, issues, notes on what could not be checked)."""
+    """Every planned input of `job` (that `selection` selects, if given) against the Cog schema
+    (one that `refusal` passed): (inputs checked, issues, notes on what could not be checked)."""
     input_schema = _input_schema(schema)
     assert input_schema is not None
     properties: Mapping[str, Any] = input_schema["properties"]
@@ -280,19 +293,26 @@ def check_inputs(
     required = [name for name in input_schema.get("required", ()) if isinstance(name, str)]
     validator = _FieldValidator(schema)
     problems: dict[tuple[str, str], _Problem] = {}
+    # Fields the job sets to the same value in every row: one that fits is not checked again.
+    constant = {name for name, value in job.input.items() if not _templated(value)}
+    fitting: set[str] = set()
     checked = 0
-    for planned in iter_plan(spec, jobs=[job.id]):
+    for planned in _inputs_of(spec, job, selection, sampled):
         checked += 1
         input = planned.input
         for name in required:
             if name not in input:
                 _add(problems, (name, "required"), planned.vars, f"the model requires '{name}'")
         for name, value in input.items():
+            if name in fitting:
+                continue
             if name not in properties:
                 if not open_ended:
                     _add(problems, (name, "unknown"), planned.vars, "")
                 continue
             said = validator.check(name, value)
+            if said is None and name in constant:
+                fitting.add(name)
             if said is not None:
                 _add(problems, (name, said[0]), planned.vars, said[1])
     issues = [_issue(spec, job, key, problem, properties) for key, problem in problems.items()]
@@ -310,6 +330,22 @@ def check_inputs(
         for pattern, why in validator.fields.skipped.items()
     ]
     return checked, issues, notes
+
+
+def _inputs_of(
+    spec: Spec, job: Job, selection: Selection | None, sampled: frozenset[str] | None
+) -> Iterator[PlannedPrediction]:
+    if not selection:
+        yield from iter_plan(spec, jobs=[job.id])
+        return
+    for planned in iter_selected(spec, selection, sampled=sampled):
+        if planned.job == job.id:
+            yield planned
+
+
+def _templated(value: Any) -> bool:
+    """Whether an input's value in the spec changes from row to row (it names a variable)."""
+    return "${" in json.dumps(value, default=str)
 
 
 def _names_several(files: str) -> bool:
@@ -365,7 +401,7 @@ def _issue(
         return spec.issue((*job.path, "input"), f"{problem.message}, which the input lacks")
     else:
         message = f"the {target} refuses this value: {problem.message}"
-        if problem.row and "${" in json.dumps(job.input.get(name), default=str):
+        if problem.row and _templated(job.input.get(name)):
             more = f" and {problem.count - 1} more" if problem.count > 1 else ""
             message += f"; in the row {show_row(problem.row)}{more}"
     path = (*job.path, "input", name) if name in job.input else (*job.path, "input")

@@ -41,7 +41,7 @@ from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.signals import Stopper
-from batchrun.engine.survey import Survey, classify, in_scope, survey
+from batchrun.engine.survey import Survey, classify, in_scope, selection_of, survey
 from batchrun.errors import (
     AuthenticationError,
     BatchrunError,
@@ -378,7 +378,10 @@ class _Runner:
             token_env=self.options.token_env,
             retry=PREFLIGHT_RETRIES,
         ) as asking:
-            result = await preflight(self.spec, asking, lock=lock, jobs=jobs)
+            result = await preflight(
+                self.spec, asking, lock=lock, jobs=jobs, selection=selection_of(self.options),
+                sampled=self.survey.sample,
+            )  # fmt: skip
         for note in result.notes:
             self.progress.message(note)
         if result.issues:

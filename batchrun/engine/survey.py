@@ -112,6 +112,11 @@ def _expired(state: KeyState) -> bool:
     return datetime.now(UTC) - completed > URL_LIFETIME
 
 
+def selection_of(scope: RunChoices) -> Selection:
+    """The part of the plan a run acts on: its `--shard`, `--sample` and `--limit`."""
+    return Selection(Shard(*scope.shard) if scope.shard else None, scope.sample, scope.limit)
+
+
 def survey(
     spec: Spec,
     states: dict[str, KeyState],
@@ -133,7 +138,7 @@ def survey(
     namers = JobNamers.of_spec(spec) if read is not None else None
     for job in spec.jobs:
         found.quota[job.id] = 0
-    selection = Selection(Shard(*scope.shard) if scope.shard else None, scope.sample, scope.limit)
+    selection = selection_of(scope)
     if scope.sample is not None:
         found.sample = sample_keys(spec, scope.sample, shard=scope.shard)
     for planned in iter_selected(spec, selection, sampled=found.sample):
