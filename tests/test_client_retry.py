@@ -8,7 +8,7 @@ Every test runs on trio with an autojumping MockClock (see test_ratelimit.virtua
 from __future__ import annotations
 
 import email.utils
-import time
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -18,6 +18,7 @@ from test_client import FLUX, Script, ok, page, prediction, problem
 from test_ratelimit import virtual_time
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
+from batchrun.api import retry
 from batchrun.api.client import FIRST_CONTACT_TRIES, Client
 from batchrun.api.ratelimit import RateLimiter
 from batchrun.errors import (
@@ -98,17 +99,17 @@ async def test_the_header_wins_over_the_body() -> None:
 
 
 @virtual_time
-async def test_a_429_waits_until_an_http_date() -> None:
-    before = time.time()
-    when = email.utils.formatdate(before + 30, usegmt=True)
+async def test_a_429_waits_until_an_http_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The wall clock stands still at half past a second (the header has whole seconds): the
+    # wait is the date less the time it was read, exactly, however busy the machine.
+    now = 1_800_000_000.5
+    monkeypatch.setattr(retry, "time", SimpleNamespace(time=lambda: now))
+    when = email.utils.formatdate(now + 30, usegmt=True)
     script = Clocked(throttled(when), ok())
     async with client_on(script) as client:
         await client.get("p1")
-    after = time.time()
-    # The header has whole seconds; the wait is the date less the wall clock when it was read,
-    # which a busy machine may take a while to reach.
-    date = float(int(before + 30))
-    assert date - after - 0.1 <= script.times[1] <= date - before + 0.1
+    # 29.5 s, then a token at the halved rate of 25/s (as the body's retry_after above).
+    assert script.times[1] == pytest.approx(29.5 + 1 / 25)
 
 
 @virtual_time
