@@ -322,6 +322,12 @@ def test_a_resume_does_not_ask_the_api_again(
     assert run_cli(*argv)[0] == 0
     asked = sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"]
     assert asked == 1
-    assert run_cli(*argv[:-2])[0] == 0
+    assert run_cli(*argv)[0] == 0  # the same selection again: nothing new to check
     assert sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"] == asked
+    # The whole plan: its 15 other inputs were never checked, so the API is asked once more.
+    assert run_cli(*argv[:-2])[0] == 0
+    assert sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"] == asked + 1
     assert int(sandbox.state.snapshot()["creates"]) == 20
+    # A pre-flight of the whole plan covers any selection of it.
+    assert run_cli(*argv)[0] == 0
+    assert sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"] == asked + 1

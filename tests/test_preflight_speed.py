@@ -76,9 +76,9 @@ def test_run_checks_only_the_inputs_its_limit_selects(
     code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url, "--limit", "1")
     assert (code, err.count("refuses this value")) == (0, 0)
     assert int(sandbox.state.snapshot()["creates"]) == 1
-    code, _, err = run_cli(
-        "run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "all")
-    )
+    # The whole plan, in the same folder: the rows --limit left unchecked are checked now,
+    # before any create (the recorded pre-flight covered one input only).
+    code, _, err = run_cli("run", str(spec), "--base-url", sandbox.base_url)
     assert code == 2  # the whole plan holds rows the model refuses
     assert "5 is more than the maximum 4; in the row {i: 5} and 3 more" in err
     assert int(sandbox.state.snapshot()["creates"]) == 1

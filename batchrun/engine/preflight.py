@@ -484,21 +484,26 @@ RECORD_NAME = "preflight.json"
 RECORD_FORMAT = 1
 
 
-def fingerprint(spec: Spec, base_url: str, lock: Lock | None) -> str:
-    """What a pre-flight's answer depends on, as one sha256."""
+def fingerprint(
+    spec: Spec, base_url: str, lock: Lock | None, selection: Selection | None = None
+) -> str:
+    """What a pre-flight's answer depends on, as one sha256: with a `selection`, it checked only
+    the inputs that selection selects, so a run selecting others (or all) must check again."""
     pins = sorted((model, pin.version or "") for model, pin in lock.pins.items()) if lock else []
-    text = json.dumps([RECORD_FORMAT, spec.sha256, base_url.rstrip("/"), pins])
+    selected = selection.describe() if selection else ""
+    text = json.dumps([RECORD_FORMAT, spec.sha256, base_url.rstrip("/"), pins, selected])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def recorded(run_dir: Path, print_: str, jobs: Collection[str]) -> set[str] | None:
-    """The jobs a recorded pre-flight confirmed, if it was made for this fingerprint and
-    checked every one of `jobs`."""
+def recorded(run_dir: Path, prints: Collection[str], jobs: Collection[str]) -> set[str] | None:
+    """The jobs a recorded pre-flight confirmed, if it was made for one of these fingerprints
+    (this run's selection, or the whole plan, which covers any selection) and checked every one
+    of `jobs`."""
     try:
         data = json.loads((run_dir / RECORD_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("fingerprint") != print_:
+    if not isinstance(data, dict) or data.get("fingerprint") not in prints:
         return None
     checked = data.get("jobs")
     if not isinstance(checked, list) or not set(jobs) <= set(checked):

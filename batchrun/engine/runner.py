@@ -363,8 +363,10 @@ class _Runner:
         """The online pre-flight (see batchrun.engine.preflight), unless this run folder
         already holds one made for the same spec, lock, base URL and jobs."""
         jobs = sorted(job.id for job in self.spec.jobs if self.survey.work[job.id])
-        mark = fingerprint(self.spec, self.options.base_url, lock)
-        known = recorded(self.run_dir, mark, jobs)
+        selection = selection_of(self.options)
+        mark = fingerprint(self.spec, self.options.base_url, lock, selection)
+        whole = fingerprint(self.spec, self.options.base_url, lock)
+        known = recorded(self.run_dir, {mark, whole}, jobs)
         if known is not None:
             self.confirmed = known
             return
@@ -379,7 +381,7 @@ class _Runner:
             retry=PREFLIGHT_RETRIES,
         ) as asking:
             result = await preflight(
-                self.spec, asking, lock=lock, jobs=jobs, selection=selection_of(self.options),
+                self.spec, asking, lock=lock, jobs=jobs, selection=selection,
                 sampled=self.survey.sample,
             )  # fmt: skip
         for note in result.notes:
