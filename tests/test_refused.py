@@ -82,11 +82,13 @@ def test_a_revoked_token_leaves_keys_not_started_and_the_next_run_creates_them(
     monkeypatch.setenv("REPLICATE_API_TOKEN", "hk-old")
     assert cli(capsys, *argv, "--limit", "1")[0] == 0  # the pre-flight is recorded
 
-    sandbox.configure(tokens=["hk-new"])  # the old token is revoked
+    # The token is refused for creates only (revoked between the pre-flight's reads and the
+    # creates; or a proxy key allowed to read but not to spend): the creates meet the 401.
+    sandbox.configure(error_rate=1.0, error_methods=frozenset({"POST"}), error_status=401)
     code, _, err = cli(capsys, *argv)
     assert code == 3
     assert err.rstrip().endswith("; check the API token in $REPLICATE_API_TOKEN")
-    assert creates_sent(sandbox) > 1  # the resume skipped the pre-flight: creates met the 401
+    assert creates_sent(sandbox) > 1  # creates met the 401
     assert int(sandbox.state.snapshot()["creates"]) == 1
     refused = len([r for r in records(out).values() if r.not_created])
     assert refused >= 1
@@ -101,7 +103,7 @@ def test_a_revoked_token_leaves_keys_not_started_and_the_next_run_creates_them(
     assert f"1 of {KEYS} done, {KEYS - 1} not started" in stdout.splitlines()
     assert "failures:" not in stdout
 
-    monkeypatch.setenv("REPLICATE_API_TOKEN", "hk-new")
+    sandbox.configure(error_rate=0.0)  # the token is good for creates again
     code, _, err = cli(capsys, *argv)
     assert code == 0, err
     assert "may have run twice" not in err
