@@ -4,6 +4,7 @@ a prediction past its timeout is canceled, and every record says what it cost.""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import tempfile
 from collections.abc import Callable
@@ -246,3 +247,35 @@ def test_cost_in_status_report_and_export(
         ("painter", "oil", "3"): "0.03",
         ("free", "", ""): "",
     }
+
+
+def test_status_csv_carries_each_rows_cost(
+    tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            price: {per_prediction: 0.002, per_image: 0.01}
+            input: {prompt: "a fox", num_outputs: "${n}"}
+            matrix: {n: [1, 2, 3]}
+          - model: acme/free
+            input: {prompt: "free"}
+        """,
+    )
+    run_spec(spec, sandbox)
+    run_dir = tmp_path / "run"
+    assert main(["status", str(run_dir), "--csv", "-"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    costs = {(row["job"], json.loads(row["vars"]).get("n")): row["cost"] for row in rows}
+    assert costs == {
+        ("painter", 1): "0.012",
+        ("painter", 2): "0.022",
+        ("painter", 3): "0.032",
+        ("free", None): "",  # no price: no cost, not $0
+    }
+    by_key = {row["key"]: row for row in rows}
+    for key, record in records(run_dir).items():
+        assert by_key[key]["cost"] == ("" if record.cost is None else str(record.estimated_cost))

@@ -81,6 +81,9 @@ class Api:
         return f"{self.url} (sandbox)" if self.sandbox else self.url
 
 
+# A cost's decimal places in a CSV: below a billionth of a dollar is a sum's float noise
+# (0.01 + 0.02 = 0.030000000000000002), which a spreadsheet would show as it is.
+COST_PLACES = 9
 UNKNOWN_API = "unknown"  # how a record written before `api` existed shows its origin
 
 
@@ -176,6 +179,14 @@ class Record:
     def spent(self) -> float:
         """What every prediction this key made has cost, as far as it is known (USD)."""
         return (self.cost or 0.0) + self.cost_before
+
+    @property
+    def estimated_cost(self) -> float | None:
+        """`spent` as the CSVs show it (USD, estimated from the user's prices); None when no
+        prediction of this key was priced (the job has no price, or none has ended yet)."""
+        if self.cost is None and not self.cost_before:
+            return None
+        return round(self.spent, COST_PLACES)
 
     @property
     def terminal(self) -> bool:

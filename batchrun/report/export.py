@@ -95,7 +95,7 @@ def export_row(record: Record) -> dict[str, Any]:
         value = record.metrics.get(name)
         row[name] = value if _is_number(value) else None
     # USD, estimated from the user's prices (docs/cost.md); None for a job without a price.
-    row["cost"] = round(record.spent, 9) if record.cost is not None else None
+    row["cost"] = record.estimated_cost
     row["error"] = record.error
     return row
 

@@ -235,7 +235,7 @@ def _add(status: RunStatus, record: Record, state: State) -> None:
     status.bytes += sum(f.bytes for f in record.files)
     status.missing_files += len(record.missing)
     status.possible_duplicates += record.possible_duplicate
-    if record.cost is not None or record.cost_before:
+    if record.estimated_cost is not None:
         _add_cost(status, record)
     if state in (State.FAILED, State.DOWNLOAD):
         status.failures.append(record)
@@ -291,6 +291,7 @@ CSV_COLUMNS = (
     "completed_at",
     "attempts",
     "api",  # {"url", "sandbox"} as the record has it; empty: written before it was kept
+    "cost",  # USD, estimated from the user's prices (docs/cost.md); empty: no price
 )
 
 
@@ -318,4 +319,5 @@ def _csv_row(record: Record) -> tuple[Any, ...]:
         record.completed_at,
         record.attempts,
         record.api.to_json() if record.api is not None else None,
+        record.estimated_cost,
     )
