@@ -42,7 +42,10 @@ def _spent(run_dir: Path, price: Price) -> float:
     images=st.integers(min_value=1, max_value=3),
     per_image=st.sampled_from([0.0, 0.001, 0.003, 0.04]),
     per_second=st.sampled_from([0.0, 0.01, 0.5]),
-    latencies=st.lists(st.floats(min_value=0.0, max_value=0.3), min_size=1, max_size=4),
+    # Milliseconds, written with a dot: YAML reads a bare `1e-09` as a string, not a number.
+    latencies=st.lists(
+        st.floats(min_value=0.0, max_value=0.3).map(lambda s: round(s, 3)), min_size=1, max_size=4
+    ),
     share=st.floats(min_value=0.0, max_value=1.2),
 )
 def test_what_is_spent_never_passes_the_budget(
@@ -62,6 +65,7 @@ def test_what_is_spent_never_passes_the_budget(
     budget = round(max(ceiling * count * share, 0.0001), 6)
     sandbox = make_sandbox()
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    lats = ", ".join(f"{s:.3f}" for s in latencies)
     spec = write_spec(
         folder,
         f"""
@@ -73,7 +77,7 @@ def test_what_is_spent_never_passes_the_budget(
           - model: acme/painter
             price: {price.to_json()}
             input: {{prompt: "p${{i}}", num_outputs: {images}, sandbox_latency: "${{lat}}"}}
-            matrix: {{i: {{range: [0, {count}]}}, lat: {latencies}}}
+            matrix: {{i: {{range: [0, {count}]}}, lat: [{lats}]}}
         """,
     )
     summary = run_spec(spec, sandbox)
