@@ -10,7 +10,10 @@ library itself never prints and never exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -348,11 +351,37 @@ def _add_completion(commands: Commands, root: argparse.ArgumentParser) -> None:
     completion.set_defaults(parser=root)
 
 
+def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """argparse's parse, except that `run --json` answers a usage error with its JSON object
+    too (docs/exit-codes.md): a script reading stdout gets one object on every exit."""
+    if not _run_json(words):
+        return parser.parse_args(words)
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parser.parse_args(words)
+    except SystemExit as stop:
+        if stop.code == ExitCode.USAGE:
+            last = said.getvalue().strip().splitlines()[-1:] or ["usage error"]
+            data = {"ok": False, "interrupted": False, "error": printable(last[0])}
+            print(json.dumps({**data, "exit_code": int(ExitCode.USAGE)}))
+        raise
+    finally:
+        sys.stderr.write(said.getvalue())  # argparse's own words, as they would have been
+
+
+def _run_json(words: Sequence[str]) -> bool:
+    """Whether the command line asks for `run ... --json`."""
+    command = next((word for word in words if not word.startswith("-")), None)
+    return command == "run" and "--json" in words
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `batchrun` console script and of `python -m batchrun`."""
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        parsed = parser.parse_args(argv)
+        parsed = _parse(parser, words)
         if parsed.command is None:
             parser.print_help()
             sys.stdout.flush()

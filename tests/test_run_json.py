@@ -176,3 +176,23 @@ def test_ctrl_c_mid_run_says_what_was_stopped(
         assert out == ""
         summary = textwrap.dedent(err)
         assert " not started (stopped); run again to continue" in summary
+
+
+def test_a_usage_error_prints_its_json_object_too(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["run", "spec.yaml", "--json", "--concurrency-typo", "3"])
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {
+        "ok": False,
+        "interrupted": False,
+        "error": "batchrun: error: unrecognized arguments: --concurrency-typo 3",
+        "exit_code": 2,
+    }
+    assert err.splitlines()[-1] == "batchrun: error: unrecognized arguments: --concurrency-typo 3"
+    # Without --json, argparse's words alone, as ever.
+    with pytest.raises(SystemExit):
+        main(["run", "spec.yaml", "--concurrency-typo", "3"])
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("usage: ")
