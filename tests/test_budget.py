@@ -42,9 +42,13 @@ def _spent(run_dir: Path, price: Price) -> float:
     images=st.integers(min_value=1, max_value=3),
     per_image=st.sampled_from([0.0, 0.001, 0.003, 0.04]),
     per_second=st.sampled_from([0.0, 0.01, 0.5]),
-    # Milliseconds, written with a dot: YAML reads a bare `1e-09` as a string, not a number.
+    # Milliseconds, written with a dot (YAML reads a bare `1e-09` as a string, not a number),
+    # and each once: a matrix axis refuses a repeated value.
     latencies=st.lists(
-        st.floats(min_value=0.0, max_value=0.3).map(lambda s: round(s, 3)), min_size=1, max_size=4
+        st.floats(min_value=0.0, max_value=0.3).map(lambda s: round(s, 3)),
+        min_size=1,
+        max_size=4,
+        unique=True,
     ),
     share=st.floats(min_value=0.0, max_value=1.2),
 )
