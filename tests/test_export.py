@@ -6,8 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import os
-import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from runs import TOKEN, run_spec, write_spec
+from runs import TOKEN, Git, run_spec, write_spec
 
 from batchrun import safefs
 from batchrun._version import __version__
@@ -306,25 +304,12 @@ def test_a_file_changed_after_the_run_is_not_exported_as_the_models(
     assert len(list((dest / "pics").glob("*.png"))) == 3
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
 def test_card_metadata_holds_the_provenance(
     tmp_path: Path,
     sandbox: Sandbox,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    git: Git,
 ) -> None:
     monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     repo = tmp_path / "repo"

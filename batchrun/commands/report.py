@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from batchrun import safefs
 from batchrun.commands._output import direct_stream
@@ -43,11 +44,7 @@ def main(args: ReportArgs) -> int:
             everything=args.all,
             embed_limit=int(args.embed_limit * 1024 * 1024),
         )
-        if stream is None:
-            write_atomically(dest, page)
-            print(dest)
-        else:
-            stream.write(page)
+        _deliver(page, dest, stream)
     return 0
 
 
@@ -57,6 +54,15 @@ COMPARE_NAME = "compare.html"
 def write_atomically(dest: Path, text: str) -> None:
     """Write `text` to `dest` through a temporary file, so a reader never sees half a page."""
     safefs.write_atomically(dest, text, None)
+
+
+def _deliver(page: str, dest: Path, stream: IO[str] | None) -> None:
+    """The page to its file (atomically, then its path on stdout) or to the stream asked for."""
+    if stream is None:
+        write_atomically(dest, page)
+        print(dest)
+    else:
+        stream.write(page)
 
 
 def _compare(args: ReportArgs, other: str, run_dir: Path, spec: Spec | None) -> int:
@@ -81,11 +87,7 @@ def _compare(args: ReportArgs, other: str, run_dir: Path, spec: Spec | None) -> 
             generated=datetime.now(UTC),
             embed_limit=int(args.embed_limit * 1024 * 1024),
         )
-        if stream is None:
-            write_atomically(dest, page)
-            print(dest)
-        else:
-            stream.write(page)
+        _deliver(page, dest, stream)
     return 0
 
 
