@@ -6,7 +6,8 @@ committed folder with a `.part` link in it, and a server chooses file names. So 
 - checks that the folder it writes into resolves (links followed) inside `root`, the folder the
   write belongs to (the run folder; None when the user named the file on the command line);
 - creates temporaries with O_CREAT | O_EXCL | O_NOFOLLOW: a planted link at that name is
-  removed, never followed;
+  removed, never followed; they are named `.NAME.<12 hex>.tmp` (or `.part`, a download's), so
+  the ones a `kill -9` leaves behind are recognisably batchrun's (`remove_temporaries`);
 - puts files in place with `os.replace`, which swaps a link at the destination for the new file
   instead of writing through it;
 - appends (the manifest) with O_NOFOLLOW.
@@ -25,6 +26,7 @@ import contextlib
 import errno
 import io
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -41,6 +43,13 @@ _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
 # O_NONBLOCK: opening a FIFO to read must not wait for a writer that never comes.
 _READ = os.O_RDONLY | _NOFOLLOW | _BINARY | getattr(os, "O_NONBLOCK", 0)
 _FILE_MODE = 0o666  # before the umask, as open() does
+# Hex digits in a temporary's name: two writers never share one, and nobody can plant one in
+# advance at a name a writer will use.
+_TEMPORARY_HEX_BYTES = 6
+# What `temporary_for` names: a leading dot, the file's name, 12 hex digits, `.tmp` or `.part`.
+# A result is named so only by a `files` template that spells out that shape itself (a value's
+# leading dots are dropped when it fills a template), so removing what matches removes no result.
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.(?:tmp|part)")
 
 
 def storage_error(error: OSError, path: Path, what: str = "") -> StorageError:
@@ -113,6 +122,36 @@ def open_append(path: Path, root: Path | None, *, what: str = "") -> BinaryIO:
     return os.fdopen(fd, "ab", buffering=0)
 
 
+def temporary_for(dest: Path, suffix: str = ".tmp") -> Path:
+    """A new temporary's path beside `dest`: `.NAME.<12 hex>.tmp` (`suffix` `.part` for a
+    download), random so that two writers never share one, and recognisable afterwards."""
+    return dest.with_name(f".{dest.name}.{secrets.token_hex(_TEMPORARY_HEX_BYTES)}{suffix}")
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries a killed batchrun left in `folder` and its subfolders; return them.
+
+    Only regular files named as `temporary_for` names them: a link is never followed (a linked
+    folder is not entered, a link with a temporary's name is left alone), so nothing outside
+    `folder` is touched. The caller makes sure no other batchrun writes in `folder` meanwhile.
+    """
+    removed: list[Path] = []
+    pending = [folder]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False) and _TEMPORARY.fullmatch(entry.name):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
+                            removed.append(Path(entry.path))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue  # gone, or not ours to read: nothing of ours to remove there
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_writer(
     dest: Path, root: Path | None, *, durable: bool = False, what: str = ""
@@ -123,8 +162,7 @@ def atomic_writer(
     other files are rebuilt from the manifest and skip the disk flush.
     """
     check_inside(dest, root)
-    # A random name: two writers never share a temporary, and nobody can plant one in advance.
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.tmp")
+    tmp = temporary_for(dest)
     try:
         fd = os.open(tmp, _NEW, _FILE_MODE)
     except OSError as error:

@@ -117,7 +117,7 @@ def downloading(run_dir: Path) -> bool:
     An output's `.part` only: the pre-flight's record (`preflight.json.part`) is written before
     the first create, and a signal sent when it shows stops a run that has created nothing.
     """
-    return any(run_dir.rglob("*.png.part"))
+    return any(run_dir.rglob(".*.png.*.part"))  # safefs.temporary_for: `.NAME.<hex>.part`
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:

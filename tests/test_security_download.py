@@ -17,6 +17,7 @@ from hostile import Request, answer, hostile
 from test_token_safety import TOKEN, errors_never_show_token  # noqa: F401  (a fixture)
 
 import batchrun.api.download
+import batchrun.safefs
 from batchrun.api.client import Client
 from batchrun.api.download import refused_address
 from batchrun.api.http11 import Http11Transport, RefusedAddressError
@@ -138,13 +139,17 @@ async def test_a_dripping_file_host_is_stopped(
     assert os.listdir(tmp_path) == []
 
 
-async def test_a_link_at_the_part_name_is_replaced_not_followed(tmp_path: Path) -> None:
-    # A committed output folder can carry a relative link where the `.part` will be written.
+async def test_a_link_at_the_part_name_is_replaced_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A committed output folder can carry a relative link where the `.part` will be written
+    # (its name is random: the test makes it known, as a lucky guess would).
+    monkeypatch.setattr(batchrun.safefs.secrets, "token_hex", lambda size: "0123456789ab")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     run = tmp_path / "run"
     run.mkdir()
-    (run / "a.png.part").symlink_to("../victim.txt")
+    (run / ".a.png.0123456789ab.part").symlink_to("../victim.txt")
     (run / "b.png").symlink_to("../victim.txt")
     with hostile(png) as files:
         async with client("https://api.test") as api:

@@ -16,7 +16,7 @@ from batchrun.errors import StorageError
 from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import Record
 from batchrun.manifest.state import file_intact
-from batchrun.manifest.writer import ManifestWriter, new_header
+from batchrun.manifest.writer import FOLDER_LOCK, ManifestWriter, exclusive, new_header
 from batchrun.planner.lock import Pin, write_lock
 from batchrun.report.status import write_csv
 from batchrun.sandbox import Sandbox
@@ -141,6 +141,82 @@ def test_temporaries_are_new_files_with_unguessable_names(tmp_path: Path) -> Non
     assert len(tmp_name) > len(".report.html..tmp") + 8
     assert os.listdir(tmp_path) == ["report.html"]
     assert dest.read_bytes() == b"page"
+
+
+def test_a_link_planted_at_the_manifests_lock_file_is_refused_not_followed(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    outside = tmp_path / "outside" / "created.txt"
+    outside.parent.mkdir()
+    (run / "manifest.jsonl.lock").symlink_to(outside)
+    with pytest.raises(StorageError) as caught, exclusive(run / "manifest.jsonl"):
+        pass
+    assert str(caught.value) == (
+        f"cannot write the lock {run / 'manifest.jsonl.lock'}: it is a link, and batchrun does not"
+        " write through links; remove it and run again"
+    )
+    assert not outside.exists()  # opening it to append used to create the file it points to
+
+
+STALE = [
+    ".a.png.0123456789ab.part",
+    "sub/.b.png.abcdef012345.part",
+    ".manifest.jsonl.00ff00ff00ff.tmp",
+]
+
+
+def plant_temporaries(run: Path, outside: Path) -> None:
+    """A killed run's temporaries, and what looks like them but is not batchrun's to remove."""
+    (run / "sub").mkdir(parents=True)
+    for name in STALE:
+        (run / name).write_bytes(b"torn")
+    (run / "a.part").write_bytes(b"a result whose extension is .part")
+    (run / "sub" / ".notes.tmp").write_bytes(b"not a name batchrun makes")
+    (run / ".x.png.0123456789ab.part").symlink_to(victim(outside))
+    (outside / ".y.png.0123456789ab.part").write_bytes(b"outside")
+    (run / "linked").symlink_to(outside, target_is_directory=True)
+
+
+def test_the_next_run_removes_the_temporaries_a_killed_run_left_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    outside.mkdir()
+    plant_temporaries(run, outside)
+    with exclusive(run / "manifest.jsonl"):
+        left = sorted(str(p.relative_to(run)) for p in run.rglob("*") if not p.is_dir())
+    assert left == [
+        ".batchrun-run.lock",
+        ".x.png.0123456789ab.part",  # a link: not a file batchrun wrote
+        "a.part",
+        "manifest.jsonl.lock",
+        "sub/.notes.tmp",
+    ]
+    assert (outside / "victim.txt").read_text() == "keep me"
+    assert (outside / ".y.png.0123456789ab.part").exists()  # behind a linked folder: not entered
+
+
+def test_temporaries_stay_while_another_shards_run_writes_in_the_folder(tmp_path: Path) -> None:
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    outside.mkdir()
+    with exclusive(run / "manifest-shard-1-of-2.jsonl"):
+        plant_temporaries(run, outside)  # as the other shard's downloads would be, in flight
+        with exclusive(run / "manifest-shard-2-of-2.jsonl"):
+            assert all((run / name).exists() for name in STALE)
+    assert (run / FOLDER_LOCK).is_file()
+
+
+def test_downloads_and_atomic_writes_name_their_temporaries_recognisably(tmp_path: Path) -> None:
+    names = [
+        safefs.temporary_for(tmp_path / "a.png", ".part"),
+        safefs.temporary_for(tmp_path / "m"),
+    ]
+    for path in names:
+        path.write_bytes(b"")
+    assert sorted(safefs.remove_temporaries(tmp_path)) == sorted(names)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_edited_manifest_cannot_export_a_file_from_outside_the_run(

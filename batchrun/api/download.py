@@ -139,7 +139,8 @@ class FileFetcher:
             self._folders.add(dest.parent)
         else:
             safefs.check_inside(dest, root)
-        part = dest.with_name(dest.name + ".part")
+        # `.NAME.<hex>.part`: a run that was killed leaves one a next run recognises (safefs).
+        part = safefs.temporary_for(dest, ".part")
         try:
             # A total deadline over every attempt: a host that keeps just above the minimum
             # rate (or answers each retry slowly) still ends.
@@ -236,7 +237,7 @@ class FileFetcher:
         digest = hashlib.sha256()
         size = 0
         deadline = pace.deadline
-        # A new file, never through a link planted at the `.part` name (safefs).
+        # A new file, never through a link at the `.part` name (safefs).
         with safefs.create_new(part, root) as file:
             try:
                 async for chunk in response.aiter_bytes(self._chunk_size):

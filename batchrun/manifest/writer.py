@@ -165,21 +165,27 @@ def _relocated(index: ManifestIndex, moved: dict[str, KeyState]) -> ManifestInde
     return dataclasses.replace(index, paths=list(index.paths), states={**index.states, **moved})
 
 
+# Held shared by every run in a run folder, for as long as it runs; held exclusively only while
+# a run removes the temporaries a killed run left (`exclusive`), so it never removes a
+# temporary another shard's run is writing.
+FOLDER_LOCK = ".batchrun-run.lock"
+
+
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
     """Hold `path`'s journal for this process alone while the block runs.
 
     Two runs appending to one journal would each compact it (replacing the file under the
     other) and create every prediction twice. Shards have journals of their own, so different
-    shards can still share a run folder.
+    shards can still share a run folder. A run alone in its folder first removes the
+    temporaries (`.tmp`, `.part`) a killed run left there (`safefs.remove_temporaries`).
     """
-    lock_path = path.with_name(path.name + ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("a")
     except OSError as error:
         raise _storage_error(path, error) from None
-    with handle:
+    # Through safefs: a link planted at the lock's name is refused, never followed.
+    with _lock_file(path.with_name(path.name + ".lock")) as handle:
         if fcntl is not None:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -188,7 +194,29 @@ def exclusive(path: Path) -> Iterator[None]:
                     f"another batchrun run is writing {path}; wait for it to finish, "
                     "or give this one another --out (or another --shard)"
                 ) from None
-        yield
+        with _lock_file(path.parent / FOLDER_LOCK) as folder:
+            if fcntl is not None:
+                _clean_when_alone(folder, path.parent)
+            yield
+
+
+def _lock_file(path: Path) -> IO[bytes]:
+    try:
+        return safefs.open_append(path, None, what="the lock ")
+    except StorageError as error:
+        raise StorageError(f"{error}; remove it and run again") from None
+
+
+def _clean_when_alone(folder: IO[bytes], run_dir: Path) -> None:
+    """Remove stale temporaries if no other run holds the folder, then hold it shared."""
+    try:
+        fcntl.flock(folder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass  # another shard's run is writing here: its temporaries are not stale
+    else:
+        safefs.remove_temporaries(run_dir)
+    # Blocks only while another run removes temporaries, which takes one walk of the folder.
+    fcntl.flock(folder.fileno(), fcntl.LOCK_SH)
 
 
 def encode_line(data: Mapping[str, Any]) -> bytes:
