@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from runs import TOKEN, write_spec
 
@@ -47,3 +48,31 @@ def test_flux_schnell_refuses_what_replicates_refuses(
     )
     assert "jobs[1]" not in err
     assert sandbox.state.snapshot()["creates"] == 0
+
+
+def test_flux_schnell_four_publishes_a_default_of_four_images_and_makes_them(
+    api: httpx.Client,
+) -> None:
+    """sandbox/flux-schnell-four: flux-schnell's schema with num_outputs defaulting to 4, which
+    an input without num_outputs gets (and is billed for), as a Cog model's default works."""
+    model = api.get("/v1/models/sandbox/flux-schnell-four").json()
+    properties = model["latest_version"]["openapi_schema"]["components"]["schemas"]["Input"][
+        "properties"
+    ]
+    assert properties["num_outputs"] == {
+        "type": "integer",
+        "title": "Num Outputs",
+        "minimum": 1,
+        "maximum": 4,
+        "default": 4,
+        "x-order": 2,
+    }
+    for sent, images in (({}, 4), ({"num_outputs": 2}, 2)):
+        created = api.post(
+            "/v1/models/sandbox/flux-schnell-four/predictions",
+            json={"input": {"prompt": "a fox", "sandbox_latency": 0, **sent}},
+            headers={"Prefer": "wait"},
+        ).json()
+        assert created["status"] == "succeeded"
+        assert len(created["output"]) == images
+        assert created["metrics"]["image_count"] == images

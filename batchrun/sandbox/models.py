@@ -34,7 +34,20 @@ def is_model_name(owner: str, name: str) -> bool:
 # Models the seed specs and docs name, which publish a schema shaped like Replicate's own: the
 # pre-flight catches in the sandbox what it would catch on Replicate (an input they do not take,
 # num_inference_steps above 4, an aspect ratio they do not know).
-PUBLISHED = ("black-forest-labs/flux-schnell", "lucataco/flux-schnell-lora")
+PUBLISHED = (
+    "black-forest-labs/flux-schnell",
+    "lucataco/flux-schnell-lora",
+    "sandbox/flux-schnell-four",
+)
+# Models whose schema asks for more than one image unless an input says otherwise (flux-schnell's
+# schema with `num_outputs` defaulting to 4): a plan's estimate and a run's budget count the
+# images a model makes by default, and the sandbox bills them (`metrics.image_count`).
+DEFAULT_OUTPUTS = {"sandbox/flux-schnell-four": 4}
+
+
+def default_outputs(model: str) -> int:
+    """The images a prediction of `model` makes when its input sets no `num_outputs`."""
+    return DEFAULT_OUTPUTS.get(model, 1)
 
 
 def is_strict(model: str) -> bool:
@@ -76,6 +89,7 @@ class Version:
                 model_kind(self.model),
                 strict=is_strict(self.model),
                 lora=self.model == "lucataco/flux-schnell-lora",
+                outputs=default_outputs(self.model),
             ),
         }
 
@@ -146,20 +160,23 @@ class ModelRegistry:
         return version
 
 
-def openapi_schema(kind: str, *, strict: bool = False, lora: bool = False) -> dict[str, Any]:
-    """A Cog-style schema of the inputs the sandbox understands and the output it returns.
+def openapi_schema(
+    kind: str, *, strict: bool = False, lora: bool = False, outputs: int = 1
+) -> dict[str, Any]:
+    """A Cog-style schema of the inputs the sandbox understands and the output it returns
+    (`outputs`: the images it makes by default, `num_outputs`' default).
 
     The sandbox takes any other input (and ignores it), so its usual schema says so with
     `additionalProperties: true`; a strict model's schema, like Cog's, does not.
     """
     if strict:
-        return _strict_schema(lora=lora)
+        return _strict_schema(lora=lora, outputs=outputs)
     inputs: dict[str, Any] = {
         "prompt": {"type": "string", "title": "Prompt", "x-order": 0},
         "seed": {"type": "integer", "title": "Seed", "x-order": 1},
     }
     if kind == "image":
-        defaults = {"num_outputs": 1, "width": DEFAULT_SIDE, "height": DEFAULT_SIDE}
+        defaults = {"num_outputs": outputs, "width": DEFAULT_SIDE, "height": DEFAULT_SIDE}
         inputs |= {
             name: {"type": "integer", "minimum": low, "maximum": high, "default": defaults[name]}
             for name, (low, high) in BOUNDS.items()
@@ -184,7 +201,7 @@ OUTPUT_FORMATS = ["webp", "jpg", "png"]
 MEGAPIXELS = ["1", "0.25"]
 
 
-def _strict_schema(*, lora: bool = False) -> dict[str, Any]:
+def _strict_schema(*, lora: bool = False, outputs: int = 1) -> dict[str, Any]:
     """flux-schnell's inputs as Replicate publishes them (flux-schnell-lora's add its LoRA's),
     and the sandbox's own reserved inputs (`sandbox_*`), which only the sandbox takes."""
     low, high = BOUNDS["num_outputs"]
@@ -200,7 +217,7 @@ def _strict_schema(*, lora: bool = False) -> dict[str, Any]:
             "title": "Num Outputs",
             "minimum": low,
             "maximum": high,
-            "default": 1,
+            "default": outputs,
             "x-order": 2,
         },
         "num_inference_steps": {

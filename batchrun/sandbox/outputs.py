@@ -38,11 +38,12 @@ def output_mode(kind: str, inputs: Mapping[str, Any]) -> str:
     return "images" if kind == "image" else "tokens"
 
 
-def file_names(mode: str, inputs: Mapping[str, Any]) -> list[str]:
-    """The output files a prediction of this mode serves."""
+def file_names(mode: str, inputs: Mapping[str, Any], default: int = 1) -> list[str]:
+    """The output files a prediction of this mode serves (`default`: the images the model
+    makes when the input sets no `num_outputs`)."""
     if mode == "images":
-        count = inputs.get("num_outputs", 1)
-        return [f"out-{i}.png" for i in range(count if isinstance(count, int) else 1)]
+        count = inputs.get("num_outputs", default)
+        return [f"out-{i}.png" for i in range(count if isinstance(count, int) else default)]
     if mode == "dict":
         return ["out-0.png"]
     return []
@@ -112,9 +113,12 @@ def score(digest: bytes) -> float:
     return round(int.from_bytes(digest[5:9], "big") / 2**32, 6)
 
 
-def build_output(mode: str, digest: bytes, inputs: Mapping[str, Any], file_url: str) -> object:
-    """The `output` of a succeeded prediction; `file_url` is the prefix of its files' URLs."""
-    names = file_names(mode, inputs)
+def build_output(
+    mode: str, digest: bytes, inputs: Mapping[str, Any], file_url: str, default: int = 1
+) -> object:
+    """The `output` of a succeeded prediction; `file_url` is the prefix of its files' URLs
+    (`default`: the images the model makes when the input sets no `num_outputs`)."""
+    names = file_names(mode, inputs, default)
     urls = [f"{file_url}/{name}" for name in names]
     text = sentence(digest, inputs.get("prompt"))
     if mode == "images":

@@ -60,6 +60,8 @@ class Prediction:
     error: str | None
     deployment: str | None = None
     deadline: float | None = None
+    default_outputs: int = 1
+    """The images it makes when its input sets no `num_outputs` (its model's schema default)."""
     canceled_at: float | None = None
     changed: Any = None
     """An anyio.Event that `Prefer: wait` waiters sleep on; set when the prediction is canceled."""
@@ -87,7 +89,8 @@ class Prediction:
 
     def file_names(self) -> list[str]:
         """Names of the output files it serves once succeeded."""
-        return outputs.file_names(outputs.output_mode(self.kind, self.input), self.input)
+        mode = outputs.output_mode(self.kind, self.input)
+        return outputs.file_names(mode, self.input, self.default_outputs)
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def render(
     if status == "succeeded":
         mode = outputs.output_mode(p.kind, p.input)
         body["output"] = outputs.build_output(
-            mode, p.digest, p.input, f"{origins.files}/delivery/{p.id}"
+            mode, p.digest, p.input, f"{origins.files}/delivery/{p.id}", p.default_outputs
         )
         if mode in ("images", "dict"):
             body["metrics"]["image_count"] = len(p.file_names())

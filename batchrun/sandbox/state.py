@@ -20,7 +20,14 @@ from batchrun.sandbox import outputs
 from batchrun.sandbox.config import SandboxConfig
 from batchrun.sandbox.faults import Faults
 from batchrun.sandbox.images import ImageCache
-from batchrun.sandbox.models import VERSION_ID, Model, ModelRegistry, Version, model_kind
+from batchrun.sandbox.models import (
+    VERSION_ID,
+    Model,
+    ModelRegistry,
+    Version,
+    default_outputs,
+    model_kind,
+)
 from batchrun.sandbox.predictions import STARTING_SHARE, Prediction, microseconds, new_id
 from batchrun.sandbox.problems import invalid_version
 
@@ -263,6 +270,7 @@ class SandboxState:
                 error=error,
                 deployment=target.deployment,
                 deadline=None if cancel_after is None else now + cancel_after,
+                default_outputs=default_outputs(target.model),
             )
             self.predictions[prediction.id] = prediction
             self._ordered.append(prediction)
