@@ -35,6 +35,9 @@ PRICE_FIELDS = (
 ESTIMATED = "estimated from your prices"
 # Input keys that bound a language model's output tokens, as Replicate's models name them.
 MAX_TOKEN_INPUTS = ("max_tokens", "max_new_tokens")
+# The input that asks an image model for several images, as Replicate's models name it; a model
+# that publishes a schema gives its default there.
+IMAGE_COUNT_INPUT = "num_outputs"
 # A language model's prompt costs at most one token per byte of its text (byte-level tokenizers
 # never merge less than one byte into a token), plus what its chat template adds around it.
 TEMPLATE_TOKENS = 256
@@ -171,16 +174,91 @@ def _text_bytes(value: object) -> int:
     return 0
 
 
-def images_asked(values: Mapping[str, Any], default: int = 1) -> int:
-    """The images an input asks for: `num_outputs`, else the model's default."""
-    count = values.get("num_outputs")
-    return int(count) if _is_number(count) and count >= 0 else default
+@dataclass(frozen=True, slots=True)
+class SchemaCount:
+    """What a model's published input schema says of `num_outputs`, as the pre-flight found it.
+
+    `published` False: the API publishes no input schema for the model. `default` None: the
+    schema gives `num_outputs` no default (the model takes no such input). A job whose model
+    nothing was recorded of has no `SchemaCount` at all (None where one is passed).
+    """
+
+    published: bool = True
+    default: int | None = None
+
+    @classmethod
+    def of_input(cls, properties: Mapping[str, Any] | None) -> SchemaCount:
+        """From a Cog schema's `Input.properties` (None: the API published none)."""
+        if properties is None:
+            return cls(published=False)
+        found = properties.get(IMAGE_COUNT_INPUT)
+        if not isinstance(found, Mapping):
+            return cls()
+        return cls(default=_count(found.get("default")))
+
+    @classmethod
+    def from_json(cls, data: object) -> SchemaCount | None:
+        """One recorded in `RUN/preflight.json` (None for anything else)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("published"), bool):
+            return None
+        return cls(data["published"], _count(data.get("default")))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"published": self.published, "default": self.default}
 
 
-def bounds(values: Mapping[str, Any], timeout: float | None, *, images: int = 1) -> Bounds:
-    """What caps the cost of a prediction of this input (`images`: the model's default count)."""
+def _count(value: object) -> int | None:
+    """A whole number of images, or None (an int is taken as it is: a huge one would overflow
+    the float `_is_number` makes of it)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
+def images_asked(values: Mapping[str, Any], schema: SchemaCount | None = None) -> int:
+    """The images an input asks for: its `num_outputs`, else the model's schema default, else 1
+    (the one rule the plan's estimate and the run's budget count with)."""
+    count = _count(values.get(IMAGE_COUNT_INPUT))
+    if count is not None:
+        return count
+    if schema is not None and schema.default is not None:
+        return schema.default
+    return 1
+
+
+def count_from(values: Mapping[str, Any], schema: SchemaCount | None) -> str:
+    """Which of `images_asked`'s rules gave the count: `input`, `schema` (the model's published
+    schema: its default, or 1 where it has none) or `assumed` (1: nothing known of the model)."""
+    if _count(values.get(IMAGE_COUNT_INPUT)) is not None:
+        return "input"
+    return "schema" if schema is not None and schema.published else "assumed"
+
+
+def count_source(schema: SchemaCount | None) -> str:
+    """Where `images_asked` took the count of an input without `num_outputs`, in a few words."""
+    if schema is None:
+        return (
+            f"{IMAGE_COUNT_INPUT} assumed 1: no model schema recorded in this folder;"
+            " `batchrun plan --online` asks the API"
+        )
+    if not schema.published:
+        return f"{IMAGE_COUNT_INPUT} assumed 1: the API publishes no input schema for the model"
+    if schema.default is None:
+        return f"{IMAGE_COUNT_INPUT} 1: the model's schema gives it no default"
+    return f"{IMAGE_COUNT_INPUT} from the model's schema default ({schema.default})"
+
+
+def bounds(
+    values: Mapping[str, Any], timeout: float | None, schema: SchemaCount | None = None
+) -> Bounds:
+    """What caps the cost of a prediction of this input (`schema`: what the model's published
+    schema says of `num_outputs`, if the pre-flight recorded it)."""
     return Bounds(
-        images=images_asked(values, images),
+        images=images_asked(values, schema),
         seconds=timeout,
         input_tokens=input_token_bound(values),
         output_tokens=output_token_bound(values),
@@ -229,12 +307,16 @@ def over(amount: float, budget: float) -> bool:
 
 __all__ = [
     "ESTIMATED",
+    "IMAGE_COUNT_INPUT",
     "MAX_TOKEN_INPUTS",
     "PRICE_FIELDS",
     "Bounds",
     "Learned",
     "Price",
+    "SchemaCount",
     "bounds",
+    "count_from",
+    "count_source",
     "images_asked",
     "input_token_bound",
     "money",

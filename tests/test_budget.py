@@ -287,3 +287,34 @@ def test_status_csv_carries_each_rows_cost(
     by_key = {row["key"]: row for row in rows}
     for key, record in records(run_dir).items():
         assert by_key[key]["cost"] == ("" if record.cost is None else str(record.estimated_cost))
+
+
+def test_the_budget_reserves_the_images_a_model_makes_by_its_schemas_default(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    """sandbox/flux-schnell-four makes 4 images when the input sets no num_outputs: each create
+    reserves 4 × per_image (reserving 1 would let four in flight at once spend $0.16)."""
+    sandbox = make_sandbox(latency=0.3)
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        budget: 0.1
+        concurrency: 4
+        files: "${key}-${index}${ext}"
+        jobs:
+          - model: sandbox/flux-schnell-four
+            price: {per_image: 0.01}
+            input: {prompt: "p${i}"}
+            matrix: {i: {range: [0, 5]}}
+        """,
+    )
+    summary = run_spec(spec, sandbox)
+    made = records(tmp_path / "run")
+    assert summary.budget.refused_at is not None
+    assert summary.budget.refused_at[2] == pytest.approx(0.04)  # what the third create asked
+    assert len(made) == 2
+    assert sandbox.state.snapshot()["creates"] == 2
+    assert {r.metrics["image_count"] for r in made.values()} == {4}
+    assert _spent(tmp_path / "run", Price(per_image=0.01)) == pytest.approx(0.08)
+    assert summary.left == 3

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from batchrun.cost import Bounds, Price, money, parse_duration, signed_money
+from batchrun.cost import (
+    Bounds,
+    Price,
+    SchemaCount,
+    bounds,
+    count_from,
+    count_source,
+    images_asked,
+    money,
+    parse_duration,
+    signed_money,
+)
 from batchrun.errors import SpecError
 from batchrun.spec.load import load_spec
 
@@ -25,6 +36,38 @@ def test_token_prices() -> None:
     price = Price(per_million_input_tokens=0.05, per_million_output_tokens=0.25)
     metrics = {"input_token_count": 1_000_000, "output_token_count": 2_000_000}
     assert price.cost(metrics, files=0, succeeded=True) == pytest.approx(0.55)
+
+
+def test_images_come_from_the_input_else_the_schemas_default_else_one() -> None:
+    four = SchemaCount(default=4)
+    assert images_asked({"num_outputs": 2}, four) == 2
+    assert images_asked({"num_outputs": 0}, four) == 0
+    assert images_asked({}, four) == 4
+    assert images_asked({"num_outputs": True}, four) == 4  # a flag is no count
+    assert images_asked({}, SchemaCount(default=None)) == 1  # the model takes no num_outputs
+    assert images_asked({}, SchemaCount(published=False)) == 1
+    assert images_asked({}, None) == 1
+    # The budget reserves by the same rule the estimate counts with.
+    assert bounds({}, None, four).images == 4
+    assert [count_from(values, four) for values in ({"num_outputs": 1}, {})] == ["input", "schema"]
+    assert count_from({}, SchemaCount(published=False)) == "assumed"
+    assert count_from({}, None) == "assumed"
+    assert count_source(four) == "num_outputs from the model's schema default (4)"
+    assert "no model schema recorded" in count_source(None)
+    assert "publishes no input schema" in count_source(SchemaCount(published=False))
+
+
+def test_a_schema_count_is_read_from_cog_properties_and_the_record() -> None:
+    properties = {"num_outputs": {"type": "integer", "default": 4, "maximum": 4}}
+    assert SchemaCount.of_input(properties) == SchemaCount(default=4)
+    assert SchemaCount.of_input({"prompt": {"type": "string"}}) == SchemaCount(default=None)
+    assert SchemaCount.of_input(None) == SchemaCount(published=False)
+    # A default that is no whole number of images says nothing.
+    for default in (-1, 2.5, "4", True, math.inf):
+        assert SchemaCount.of_input({"num_outputs": {"default": default}}).default is None
+    assert SchemaCount.from_json(SchemaCount(default=4).to_json()) == SchemaCount(default=4)
+    assert SchemaCount.from_json({"default": 4}) is None
+    assert SchemaCount.from_json([]) is None
 
 
 def test_ceiling_is_exact_or_bounded_or_infinite() -> None:

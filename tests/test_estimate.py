@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from runs import records, run_spec, write_spec
+from runs import TOKEN, records, run_spec, write_spec
 
 from batchrun.cli import main
 from batchrun.cost import money
@@ -43,7 +43,7 @@ def test_plan_shows_the_bill_before_anything_ran(
     lines = _plan(spec, capsys).splitlines()
     start = lines.index("cost of what run would create (estimated from your prices):")
     assert lines[start + 1 : start + 5] == [
-        "  painter: $1.20 for 200 predictions: 400 images (num_outputs, else 1) × per_image"
+        "  painter: $1.20 for 200 predictions: 400 images (num_outputs from the input) × per_image"
         " (price from jobs[0].price)",
         "  slow: unknown until the first predictions finish (4 predictions); at most $600.00:"
         " per_second × its timeout (5m 00s) (price from jobs[1].price)",
@@ -58,6 +58,8 @@ def test_plan_shows_the_bill_before_anything_ran(
         "at_most_usd": 0.006,
         "price": {"per_image": 0.003},
         "estimated_from": "your prices",
+        "images": 2,
+        "images_from": "input",
     }
     assert rows[200]["cost"]["estimated_usd"] is None
     assert rows[200]["cost"]["at_most_usd"] == 150.0
@@ -130,3 +132,78 @@ def test_plan_diff_markdown_shows_the_money_a_change_adds_and_removes(
     assert "| `painter` | 1 | 0 | 0 | 3 | no recorded runs | +$0.10 |" in out
     assert "| `other` | 0 | 0 | 1 | 1 | — | -$0.03 |" in out
     assert "| **total** | **1** | **0** | **1** | **4** | | **+$0.10 -$0.03** |" in out
+
+
+FOUR = """
+batchrun: 1
+files: "${key}-${index}${ext}"
+jobs:
+  - id: four
+    model: sandbox/flux-schnell-four
+    price: {per_image: 0.003}
+    input: {prompt: "p${i}"}
+    matrix: {i: {range: [0, 6]}}
+  - id: two
+    model: sandbox/flux-schnell-four
+    price: {per_image: 0.003}
+    input: {prompt: "q${i}", num_outputs: "${n}"}
+    matrix: {i: [1], n: [2]}
+"""
+
+
+def _cost_line(text: str, job: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(f"  {job}: "))
+
+
+def test_plan_counts_the_images_a_model_makes_by_its_schemas_default(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """sandbox/flux-schnell-four makes 4 images unless num_outputs says otherwise: the plan
+    counts 4 once a pre-flight recorded its schema, says where each count came from, and what it
+    estimates is what the sandbox then bills."""
+    spec = write_spec(tmp_path, FOUR)
+    assumed = _cost_line(_plan(spec, capsys), "four")
+    assert assumed == (
+        "  four: $0.018 for 6 predictions: 6 images (num_outputs assumed 1: no model schema"
+        " recorded in this folder; `batchrun plan --online` asks the API) × per_image"
+        " (price from jobs[0].price)"
+    )
+    assert "2 images (num_outputs from the input)" in _cost_line(_plan(spec, capsys), "two")
+
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    online = _plan(spec, capsys, "--online", "--base-url", sandbox.base_url)
+    assert (
+        "$0.072 for 6 predictions: 24 images (num_outputs from the model's schema default (4))"
+        in (_cost_line(online, "four"))
+    )
+    assert not (tmp_path / "run" / "preflight.json").exists()  # plan --online writes nothing
+
+    run_spec(spec, sandbox, limit=1)  # its pre-flight records the schema in the run folder
+    recorded = json.loads((tmp_path / "run" / "preflight.json").read_text())
+    assert recorded["num_outputs"] == {
+        "sandbox/flux-schnell-four": {"published": True, "default": 4}
+    }
+    offline = _plan(spec, capsys)
+    assert _cost_line(offline, "four") == (
+        "  four: $0.06 for 5 predictions: 20 images (num_outputs from the model's schema"
+        " default (4)) × per_image (price from jobs[0].price)"
+    )
+    rows = [json.loads(line) for line in _plan(spec, capsys, "--json").splitlines()]
+    to_create = [row for row in rows if row["state"] == "new"]
+    assert {
+        (row["job"], row["cost"]["images"], row["cost"]["images_from"]) for row in to_create
+    } == {
+        ("four", 4, "schema"),
+        ("two", 2, "input"),
+    }
+    estimated = sum(row["cost"]["estimated_usd"] for row in to_create)
+
+    before = set(records(tmp_path / "run"))
+    run_spec(spec, sandbox)
+    made = {k: r for k, r in records(tmp_path / "run").items() if k not in before}
+    assert {r.job: r.metrics["image_count"] for r in made.values()} == {"four": 4, "two": 2}
+    assert sum(len(r.files) for r in made.values() if r.job == "four") == 20
+    assert sum(r.spent for r in made.values()) == pytest.approx(estimated)

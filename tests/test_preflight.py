@@ -6,6 +6,7 @@ the sandbox; it counts the creates the sandbox received (0, or 1 where a create 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,10 @@ import pytest
 from runs import TOKEN, RunCli, wait_for, write_spec
 
 from batchrun.cli import main
+from batchrun.cost import SchemaCount
+from batchrun.engine.preflight import PreflightResult, record, recorded
 from batchrun.sandbox import Sandbox
+from batchrun.spec.load import load_spec
 
 
 def creates(sandbox: Sandbox) -> int:
@@ -331,3 +335,27 @@ def test_a_resume_does_not_ask_the_api_again(
     # A pre-flight of the whole plan covers any selection of it.
     assert run_cli(*argv)[0] == 0
     assert sandbox.state.snapshot()["requests"]["GET /v1/models/{owner}/{name}"] == asked + 1
+
+    record = load_spec(spec).output / "preflight.json"
+    data = json.loads(record.read_text())
+    assert data["num_outputs"] == {"acme/painter": {"published": True, "default": 1}}
+
+
+def test_a_record_without_the_schemas_counts_is_asked_again(tmp_path: Path) -> None:
+    """The budget reserves for the images a model makes by default: a record an older batchrun
+    wrote, which says nothing of num_outputs, is no reason to skip the pre-flight."""
+    found = PreflightResult(confirmed={"flux"}, counts={"a/b": SchemaCount(default=4)})
+    record(tmp_path, "print", ["flux"], found)
+    assert recorded(tmp_path, {"print"}, ["flux"]) == {"flux"}
+    data = json.loads((tmp_path / "preflight.json").read_text())
+    assert data["num_outputs"] == {"a/b": {"published": True, "default": 4}}
+    del data["num_outputs"]
+    (tmp_path / "preflight.json").write_text(json.dumps(data))
+    assert recorded(tmp_path, {"print"}, ["flux"]) is None
+    # A later record keeps what an earlier one said of models this pre-flight did not ask about.
+    record(tmp_path, "other", ["flux"], PreflightResult(counts={"c/d": SchemaCount()}))
+    record(tmp_path, "other", ["flux"], PreflightResult(counts={"a/b": SchemaCount(default=2)}))
+    assert set(json.loads((tmp_path / "preflight.json").read_text())["num_outputs"]) == {
+        "a/b",
+        "c/d",
+    }

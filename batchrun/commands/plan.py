@@ -25,7 +25,7 @@ import math
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from batchrun.commands._diff import base_note, diff_lines, render_diff, render_m
 from batchrun.commands._output import write_lines
 from batchrun.commands._runs import reach_lines
 from batchrun.commands.options import PlanArgs
-from batchrun.cost import ESTIMATED, Learned, bounds, money
+from batchrun.cost import ESTIMATED, Learned, SchemaCount, bounds, count_from, money
 from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.humanize import counted, human_seconds, shown_path
@@ -46,6 +46,7 @@ from batchrun.manifest.estimate import (
     learned,
     money_changes,
 )
+from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.state import STATES, State
 from batchrun.manifest.timing import recorded
@@ -79,6 +80,7 @@ def main(args: PlanArgs) -> int:
         return _print_diff(args, args.diff, spec, selection, output)
     if args.markdown:
         raise UsageError("--markdown shows a diff: use it with --diff REV")
+    counts: dict[str, SchemaCount] = {}  # what a pre-flight here found of each model's num_outputs
     if args.online:
         # Here, not at the top: offline, `plan` never loads the HTTP stack.
         from batchrun.commands._online import online_check
@@ -86,9 +88,10 @@ def main(args: PlanArgs) -> int:
         found = online_check(spec, args)
         if found.issues:
             raise SpecError(found.issues)
+        counts = found.counts
     has_manifest = bool(manifest_paths(output or spec.output))
     if args.json:
-        return _print_json(spec, selection, output, has_manifest)
+        return _print_json(spec, selection, output, has_manifest, counts)
     # A sample is there to be looked at: each of its predictions, up to a screenful.
     examples = min(args.sample, SAMPLE_EXAMPLES) if args.sample else EXAMPLES
     if has_manifest:
@@ -98,7 +101,7 @@ def main(args: PlanArgs) -> int:
         chosen = iter_selected(spec, selection)
         summary = summarize(spec, shard=shard, output=output, examples=examples, plan=chosen)
         print(render_summary(summary, spec, selection))
-    estimated = render_estimate(estimate(spec, selection=selection, output=output))
+    estimated = render_estimate(estimate(spec, selection=selection, output=output, found=counts))
     if estimated:
         print("\n".join(estimated))
     return ExitCode.OK
@@ -140,9 +143,15 @@ def _money(diff: PlanDiff, new: Spec, old: Spec | None, run_dir: Path) -> dict[s
     return money_changes(added, removed, new, old, run_dir)
 
 
-def _print_json(spec: Spec, selection: Selection, output: Path | None, has_manifest: bool) -> int:
+def _print_json(
+    spec: Spec,
+    selection: Selection,
+    output: Path | None,
+    has_manifest: bool,
+    found: Mapping[str, SchemaCount],
+) -> int:
     lines: Iterator[dict[str, Any]]
-    priced = _pricer(spec, output)
+    priced = _pricer(spec, output, found)
     if has_manifest:
         lines = (
             {**planned.to_json(), "state": state, **priced(planned, state is State.NEW)}
@@ -156,27 +165,34 @@ def _print_json(spec: Spec, selection: Selection, output: Path | None, has_manif
     return _write_lines(lines)
 
 
-def _pricer(spec: Spec, output: Path | None) -> Callable[[PlannedPrediction, bool], dict[str, Any]]:
+def _pricer(
+    spec: Spec, output: Path | None, found: Mapping[str, SchemaCount]
+) -> Callable[[PlannedPrediction, bool], dict[str, Any]]:
     """What a `plan --json` line adds for a priced job: what that prediction should cost, and
-    the most it can (for one `run` would create)."""
+    the most it can (for one `run` would create), and for a per-image price how many images
+    it counted and where that count came from."""
     means = learned(output or spec.output)
+    counts = schema_counts(spec, output or spec.output, found)
     jobs = {job.id: job for job in spec.jobs}
 
     def priced(planned: PlannedPrediction, to_create: bool) -> dict[str, Any]:
         job = jobs[planned.job]
         if job.price is None or not to_create:
             return {}
-        limits = bounds(planned.input, job.timeout)
+        schema = counts[job.id]
+        limits = bounds(planned.input, job.timeout, schema)
         guess = job.price.estimate(limits, means.get(job.id, Learned()))
         ceiling = job.price.ceiling(limits)
-        return {
-            "cost": {
-                "estimated_usd": None if guess is None else round(guess, 9),
-                "at_most_usd": None if math.isinf(ceiling) else round(ceiling, 9),
-                "price": job.price.to_json(),
-                "estimated_from": "your prices",
-            }
+        cost: dict[str, Any] = {
+            "estimated_usd": None if guess is None else round(guess, 9),
+            "at_most_usd": None if math.isinf(ceiling) else round(ceiling, 9),
+            "price": job.price.to_json(),
+            "estimated_from": "your prices",
         }
+        if job.price.per_image:
+            cost["images"] = limits.images
+            cost["images_from"] = count_from(planned.input, schema)
+        return {"cost": cost}
 
     return priced
 

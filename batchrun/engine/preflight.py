@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from batchrun import safefs
 from batchrun.api.objects import Deployment, Model, ModelVersion
+from batchrun.cost import SchemaCount
 from batchrun.engine.modelschema import FieldChecker, refusal
 from batchrun.errors import (
     InvalidRequestError,
@@ -40,6 +39,14 @@ from batchrun.errors import (
     SpecIssue,
 )
 from batchrun.humanize import printable
+from batchrun.manifest.preflight import (
+    COUNTS_KEY,
+    RECORD_FORMAT,
+    counts_json,
+    read_record,
+    recorded_counts,
+    write_record,
+)
 from batchrun.planner.expand import MULTI_OUTPUT_FIELDS, PlannedPrediction, iter_plan
 from batchrun.planner.keys import FileInput
 from batchrun.planner.lock import Lock, lock_path
@@ -96,6 +103,9 @@ class PreflightResult:
     issues: list[SpecIssue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     confirmed: set[str] = field(default_factory=set)
+    # By target as the spec writes it: what its schema says of `num_outputs` (for the estimate
+    # and the budget, batchrun.cost.images_asked).
+    counts: dict[str, SchemaCount] = field(default_factory=dict)
 
 
 def describe_target(target: Target) -> str:
@@ -140,6 +150,7 @@ async def preflight(
             continue
         if answer.exists:
             result.confirmed.add(job.id)
+            result.counts[str(job.target)] = schema_count(answer.schema)
         if answer.exists and not _input_schema(answer.schema):
             result.notes.append(
                 f"batchrun: the API publishes no input schema for {describe_target(target)};"
@@ -257,6 +268,12 @@ def _input_schema(schema: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if isinstance(found, Mapping) and isinstance(found.get("properties"), Mapping):
         return found if found["properties"] else None
     return None
+
+
+def schema_count(schema: Mapping[str, Any]) -> SchemaCount:
+    """What a version's published schema says of `num_outputs` (its default, if any)."""
+    found = _input_schema(schema)
+    return SchemaCount.of_input(found["properties"] if found is not None else None)
 
 
 def several_files(schema: Mapping[str, Any]) -> bool:
@@ -478,10 +495,9 @@ def _said(error: Any, value: Any) -> str:
     return printable(str(error.message), SCHEMA_TEXT_SHOWN)
 
 
-# The record of a passed pre-flight, in the run folder: a resume with the same spec, lock and
-# base URL does not ask the API again. Anything else that changed is a reason to ask.
-RECORD_NAME = "preflight.json"
-RECORD_FORMAT = 1
+# The record of a passed pre-flight, in the run folder (batchrun.manifest.preflight): a
+# resume with the same spec, lock and base URL does not ask the API again. Anything else that
+# changed is a reason to ask.
 
 
 def fingerprint(
@@ -499,14 +515,13 @@ def recorded(run_dir: Path, prints: Collection[str], jobs: Collection[str]) -> s
     """The jobs a recorded pre-flight confirmed, if it was made for one of these fingerprints
     (this run's selection, or the whole plan, which covers any selection) and checked every one
     of `jobs`."""
-    try:
-        data = json.loads((run_dir / RECORD_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("fingerprint") not in prints:
+    data = read_record(run_dir)
+    if data is None or data.get("fingerprint") not in prints:
         return None
     checked = data.get("jobs")
     if not isinstance(checked, list) or not set(jobs) <= set(checked):
+        return None
+    if COUNTS_KEY not in data:  # an older batchrun's record: the budget needs the counts
         return None
     confirmed = data.get("confirmed")
     if not isinstance(confirmed, list):
@@ -515,23 +530,19 @@ def recorded(run_dir: Path, prints: Collection[str], jobs: Collection[str]) -> s
 
 
 def record(run_dir: Path, print_: str, jobs: Collection[str], result: PreflightResult) -> None:
-    """Keep a passed pre-flight's answer (written whole, or not at all)."""
-    data = {
-        "batchrun_preflight": RECORD_FORMAT,
-        "fingerprint": print_,
-        "jobs": sorted(jobs),
-        "confirmed": sorted(result.confirmed),
-        "notes": result.notes,
-    }
-    # Through safefs, like every write: a link planted at the temporary's name is removed, never
-    # written through, and `os.replace` swaps a link at the record's name for the file. The
-    # temporary keeps one name, so one a kill -9 left behind is replaced by the next run.
-    safefs.ensure_folder(run_dir, None)
-    part = run_dir / (RECORD_NAME + ".part")
-    try:
-        with safefs.create_new(part, run_dir) as out:
-            out.write((json.dumps(data, indent=1) + "\n").encode("utf-8"))
-        os.replace(part, run_dir / RECORD_NAME)
-    except OSError as error:
-        part.unlink(missing_ok=True)
-        raise safefs.storage_error(error, run_dir / RECORD_NAME) from None
+    """Keep a passed pre-flight's answer (written whole, or not at all). What the models'
+    schemas say of `num_outputs` adds to what an earlier record said of other models: `plan`
+    counts images with it whichever jobs this run checked."""
+    counts = recorded_counts(read_record(run_dir))
+    counts.update(result.counts)
+    write_record(
+        run_dir,
+        {
+            "batchrun_preflight": RECORD_FORMAT,
+            "fingerprint": print_,
+            "jobs": sorted(jobs),
+            "confirmed": sorted(result.confirmed),
+            "notes": result.notes,
+            COUNTS_KEY: counts_json(counts),
+        },
+    )

@@ -32,7 +32,7 @@ from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.endpoint import DEFAULT_BASE_URL, normalize_base_url, resolve_token
 from batchrun.api.ratelimit import Withdrawn, polite
 from batchrun.api.retry import RetryPolicy
-from batchrun.cost import ESTIMATED, bounds, money
+from batchrun.cost import ESTIMATED, SchemaCount, bounds, money
 from batchrun.engine import signals
 from batchrun.engine.budget import Budget
 from batchrun.engine.choices import RunChoices
@@ -51,6 +51,7 @@ from batchrun.errors import (
 )
 from batchrun.humanize import human_bytes, shown_path
 from batchrun.manifest.filestat import HashedFiles
+from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
 from batchrun.manifest.records import Api
 from batchrun.manifest.state import State
@@ -204,6 +205,9 @@ class _Runner:
         self._last_retry_note = float("-inf")
         self.lifecycle: Lifecycle | None = None
         self.confirmed: set[str] = set()  # jobs whose target the pre-flight confirmed
+        # Per job, what its model's schema says of num_outputs (the pre-flight's record): the
+        # images a prediction without num_outputs makes, which the budget reserves for.
+        self.counts: dict[str, SchemaCount | None] = {}
         self.api: Api | None = None  # known before the survey: it decides what counts as done
         self._said_budget = False
         self.budget = Budget(options.budget if options.budget is not None else spec.budget)
@@ -269,6 +273,7 @@ class _Runner:
             except BaseException:
                 await client.aclose()
                 raise
+        self.counts = await anyio.to_thread.run_sync(schema_counts, self.spec, self.run_dir)
         writer = ManifestWriter.open(path, new_header(
             spec_path=self.spec.path,
             spec_sha256=self.spec.sha256,
@@ -535,7 +540,8 @@ class _Runner:
         """Hold the most this key's prediction can cost; False when the budget has no room."""
         if work.action not in (Action.CREATE, Action.RECONCILE, Action.POLL) or job.price is None:
             return True
-        ceiling = job.price.ceiling(bounds(work.planned.input, self.timeouts.get(job.id)))
+        limits = bounds(work.planned.input, self.timeouts.get(job.id), self.counts.get(job.id))
+        ceiling = job.price.ceiling(limits)
         if self.budget.reserve(work, ceiling):
             return True
         if self.budget.refused_at is not None and not self._said_budget:

@@ -2,7 +2,8 @@
 folder's manifest learned of each job (its predictions' predict time, tokens and run time).
 
 Per-prediction and per-image prices are exact before anything runs (images: the input's
-`num_outputs`, else one). Per-second and per-token prices need what the API will report: the
+`num_outputs`, else the model's schema default the pre-flight recorded, else one:
+`batchrun.cost.images_asked`). Per-second and per-token prices need what the API will report: the
 mean of what this run folder recorded for the same job, else the estimate is "unknown until the
 first predictions finish", with the ceiling the job's `timeout` or its `max_tokens` sets.
 Time: the creates at the spec's rate, and the predictions `concurrency` at a time for as long as
@@ -17,9 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchrun.api.objects import parse_time
-from batchrun.cost import Learned, Price, bounds, signed_money
+from batchrun.cost import (
+    IMAGE_COUNT_INPUT,
+    Learned,
+    Price,
+    SchemaCount,
+    bounds,
+    count_from,
+    count_source,
+    signed_money,
+)
 from batchrun.humanize import human_seconds
 from batchrun.manifest.compare import iter_states
+from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State
@@ -42,8 +53,10 @@ class JobEstimate:
     unknown: bool = False  # some part waits for the first predictions to finish
     ceiling: float = 0.0  # USD: the most they can cost (inf: unbounded)
     images: int = 0
+    from_input: int = 0  # predictions whose input says how many images (num_outputs)
     learned: Learned = field(default_factory=Learned)
     timeout: float | None = None
+    schema: SchemaCount | None = None  # what its model's schema says of num_outputs
 
     @property
     def cost(self) -> float | None:
@@ -70,7 +83,7 @@ class JobEstimate:
         if price.per_prediction:
             parts.append(f"{self.count:,} × per_prediction")
         if price.per_image:
-            parts.append(f"{self.images:,} images (num_outputs, else 1) × per_image")
+            parts.append(f"{self.images:,} images ({self.images_how()}) × per_image")
         if price.by_time:
             if self.learned.seconds is not None:
                 parts.append(
@@ -85,6 +98,16 @@ class JobEstimate:
             else:
                 parts.append("per token: " + UNKNOWN)
         return "; ".join(parts) + f" (price from {self.source})"
+
+    def images_how(self) -> str:
+        """Where the image count came from: the inputs, the model's schema, or neither."""
+        if self.count and self.from_input == self.count:
+            return f"{IMAGE_COUNT_INPUT} from the input"
+        rest = count_source(self.schema)
+        if self.from_input:
+            rest = rest.removeprefix(f"{IMAGE_COUNT_INPUT} ")
+            return f"{IMAGE_COUNT_INPUT} from the input, else {rest}"
+        return rest
 
 
 @dataclass
@@ -166,11 +189,17 @@ def _run_seconds(record: Record) -> float | None:
 
 
 def estimate(
-    spec: Spec, *, selection: Selection | None = None, output: Path | None = None
+    spec: Spec,
+    *,
+    selection: Selection | None = None,
+    output: Path | None = None,
+    found: Mapping[str, SchemaCount] | None = None,
 ) -> PlanEstimate:
-    """What `run` would create, priced and timed (walks the plan once; sends nothing)."""
+    """What `run` would create, priced and timed (walks the plan once; sends nothing). `found`:
+    what a pre-flight just made (`plan --online`) found of each target's `num_outputs`."""
     run_dir = output or spec.output
     means = learned(run_dir)
+    counts = schema_counts(spec, run_dir, found)
     jobs = {
         job.id: JobEstimate(
             job.id,
@@ -178,12 +207,12 @@ def estimate(
             job.price_source,
             learned=means.get(job.id, Learned()),
             timeout=job.timeout,
+            schema=counts[job.id],
         )
         for job in spec.jobs
     }
-    timeouts = {job.id: job.timeout for job in spec.jobs}
     for planned in _to_create(spec, selection or Selection(), run_dir):
-        add(jobs[planned.job], planned, timeouts[planned.job])
+        add(jobs[planned.job], planned)
     concurrency = spec.concurrency
     rate = spec.rate.per_second
     # Each job's predictions as long as this folder says they run; unknown if one job's are.
@@ -199,11 +228,12 @@ def estimate(
     return PlanEstimate(list(jobs.values()), seconds, rate, concurrency, typical)
 
 
-def add(job: JobEstimate, planned: PlannedPrediction, timeout: float | None) -> None:
+def add(job: JobEstimate, planned: PlannedPrediction) -> None:
     """Count one prediction `run` would create into its job's estimate."""
     job.count += 1
-    limits = bounds(planned.input, timeout)
+    limits = bounds(planned.input, job.timeout, job.schema)
     job.images += limits.images
+    job.from_input += count_from(planned.input, job.schema) == "input"
     if job.price is None:
         return
     guess = job.price.estimate(limits, job.learned)
@@ -269,12 +299,13 @@ def money_changes(
     for spec, lists, adds in ((new, added, True), (old, removed, False)):
         if spec is None:
             continue
+        counts = schema_counts(spec, run_dir)
         for job in spec.jobs:
             if job.price is None:
                 continue
             change = changes.setdefault(job.id, MoneyChange())
             for planned in lists.get(job.id, ()):
-                limits = bounds(planned.input, job.timeout)
+                limits = bounds(planned.input, job.timeout, counts[job.id])
                 guess = job.price.estimate(limits, means.get(job.id, Learned()))
                 if adds:
                     change.added_ceiling += job.price.ceiling(limits)

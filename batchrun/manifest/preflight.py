@@ -1,0 +1,76 @@
+"""`RUN/preflight.json`: what a passed pre-flight found, kept for the next run and for `plan`.
+
+The pre-flight (`batchrun.engine.preflight`) writes it; a run that resumes with the same
+fingerprint reads which jobs it confirmed instead of asking again, and `plan`, offline, reads
+what each model's published schema says of `num_outputs` (`batchrun.cost.SchemaCount`), so its
+estimate counts the images a model makes by default (docs/cost.md).
+
+    counts = schema_counts(spec, run_dir)   # job id → SchemaCount, or None: nothing recorded
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from batchrun import safefs
+from batchrun.cost import SchemaCount
+from batchrun.spec.load import Spec
+
+RECORD_NAME = "preflight.json"
+RECORD_FORMAT = 1
+# The record's key for what each model's schema says of `num_outputs`, by target as the spec
+# writes it (`owner/name`, `owner/name:VERSION`, `deployment owner/name`).
+COUNTS_KEY = "num_outputs"
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """The recorded pre-flight, or None when there is none (or it cannot be read)."""
+    try:
+        data = json.loads((run_dir / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_record(run_dir: Path, data: Mapping[str, Any]) -> None:
+    """Keep a passed pre-flight's answer (written whole, or not at all)."""
+    # Through safefs, like every write: a link planted at the temporary's name is removed, never
+    # written through, and `os.replace` swaps a link at the record's name for the file. The
+    # temporary keeps one name, so one a kill -9 left behind is replaced by the next run.
+    safefs.ensure_folder(run_dir, None)
+    part = run_dir / (RECORD_NAME + ".part")
+    try:
+        with safefs.create_new(part, run_dir) as out:
+            out.write((json.dumps(data, indent=1) + "\n").encode("utf-8"))
+        os.replace(part, run_dir / RECORD_NAME)
+    except OSError as error:
+        part.unlink(missing_ok=True)
+        raise safefs.storage_error(error, run_dir / RECORD_NAME) from None
+
+
+def recorded_counts(data: Mapping[str, Any] | None) -> dict[str, SchemaCount]:
+    """By target, what the record says each model's schema says of `num_outputs`."""
+    found = data.get(COUNTS_KEY) if data is not None else None
+    if not isinstance(found, Mapping):
+        return {}
+    counts = {target: SchemaCount.from_json(value) for target, value in found.items()}
+    return {target: count for target, count in counts.items() if count is not None}
+
+
+def counts_json(counts: Mapping[str, SchemaCount]) -> dict[str, Any]:
+    """The record's form of `counts` (by target)."""
+    return {target: count.to_json() for target, count in sorted(counts.items())}
+
+
+def schema_counts(
+    spec: Spec, run_dir: Path, found: Mapping[str, SchemaCount] | None = None
+) -> dict[str, SchemaCount | None]:
+    """Per job, what its model's schema says of `num_outputs`: from `found` (a pre-flight just
+    made) where it has the job's target, else from the run folder's record; None: unknown."""
+    counts = recorded_counts(read_record(run_dir))
+    counts.update(found or {})
+    return {job.id: counts.get(str(job.target)) for job in spec.jobs}
