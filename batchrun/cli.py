@@ -1,7 +1,7 @@
 """The command line: argparse in one place, one error handler, exit codes (docs/exit-codes.md).
 
 Each command lives in `batchrun/commands/<name>.py` as `main(args) -> int`, where `args` is the
-command's frozen record from `batchrun/commands/options.py` (built here from argparse's namespace,
+command's frozen record from `batchrun/frontend/options.py` (built here from argparse's namespace,
 so no command sees argparse); it may print its own results. Everything under it raises
 `BatchrunError`s, which `main` below turns into one message on stderr and an exit code. The
 library itself never prints and never exits.
@@ -22,11 +22,11 @@ from typing import Any, TypeAlias
 
 from batchrun._version import __version__
 from batchrun.commands.completion import SHELLS
-from batchrun.commands.options import ARGS_OF, CommandArgs, RunArgs
 from batchrun.engine.choices import SELECTION, RunChoices, flag_of
 from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import BatchrunError, SpecError, redact_environment
 from batchrun.exitcodes import ExitCode, exit_code_for
+from batchrun.frontend.options import ARGS_OF, CommandArgs, RunArgs
 from batchrun.humanize import printable
 from batchrun.sandbox.help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
 

@@ -22,7 +22,18 @@ BEGIN = "<!-- tree: written by docs/make_architecture_tree.py; do not edit by ha
 END = "<!-- end of tree -->"
 # Subpackages in the order data flows through them, then the rest; see the layers below the tree.
 SUMMARY_WIDTH = 96  # after the 19 columns of the name: lines of at most 115, no wrapping on GitHub
-ORDER = ("spec", "planner", "api", "manifest", "engine", "report", "commands", "sandbox")
+ORDER = (
+    "spec",
+    "planner",
+    "api",
+    "manifest",
+    "engine",
+    "results",
+    "report",
+    "frontend",
+    "commands",
+    "sandbox",
+)
 
 
 def main() -> int:

@@ -9,8 +9,8 @@ import pytest
 
 from batchrun import RunKeywords
 from batchrun.cli import build_parser, options_from
-from batchrun.commands.options import ARGS_OF, PlanArgs, RunArgs, SandboxArgs, ValidateArgs
 from batchrun.engine.choices import RunChoices
+from batchrun.frontend.options import ARGS_OF, PlanArgs, RunArgs, SandboxArgs, ValidateArgs
 
 # argparse's own destinations, which no command reads.
 _ARGPARSE_ONLY = {"help"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from batchrun.cli import main
-from batchrun.commands._output import WRITE_CHUNK
+from batchrun.frontend.destination import WRITE_CHUNK
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,9 @@ import batchrun
 from batchrun import errors
 
 PACKAGE = Path(batchrun.__file__).resolve().parent
-# The command line and its commands write to a terminal; the library returns data or raises.
-MAY_PRINT = ("cli.py", "commands/")
+# The command line, its commands and their frontend (progress, the diff's views, where output goes)
+# write to a terminal; the library returns data or raises.
+MAY_PRINT = ("cli.py", "commands/", "frontend/")
 
 
 def _prints(path: Path) -> list[str]:

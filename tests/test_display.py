@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from batchrun.cli import main
-from batchrun.commands._display import (
+from batchrun.engine.collector import Failure, Tally
+from batchrun.frontend.progress import (
     BarProgress,
     Counts,
     LinesProgress,
     make_progress,
     progress_line,
 )
-from batchrun.engine.collector import Failure, Tally
 from batchrun.sandbox import Sandbox
 from tests.runs import TOKEN, write_spec
 

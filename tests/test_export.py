@@ -19,7 +19,7 @@ from batchrun import safefs
 from batchrun._version import __version__
 from batchrun.cli import main
 from batchrun.planner.lock import read_lock
-from batchrun.report.export import Card, HfJob, Provenance, dataset_card
+from batchrun.results.export import Card, HfJob, Provenance, dataset_card
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

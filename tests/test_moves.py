@@ -8,8 +8,8 @@ import pytest
 from runs import assert_files_intact, records, run_spec, sha256, write_spec
 
 from batchrun.cli import main
-from batchrun.commands._display import summary_lines
 from batchrun.engine.runner import Tally
+from batchrun.frontend.progress import summary_lines
 from batchrun.manifest.compare import compare
 from batchrun.manifest.state import State
 from batchrun.sandbox import Sandbox

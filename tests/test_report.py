@@ -12,8 +12,8 @@ import pytest
 
 from batchrun.cli import main as cli_main
 from batchrun.commands import report as report_command
-from batchrun.commands.options import ReportArgs
 from batchrun.errors import UsageError
+from batchrun.frontend.options import ReportArgs
 from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import FileRecord, Record
 from batchrun.manifest.writer import ManifestWriter, new_header

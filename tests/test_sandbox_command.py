@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from batchrun.cli import build_parser, options_from
-from batchrun.commands.options import SandboxArgs
 from batchrun.commands.sandbox import settings_from
 from batchrun.errors import UsageError
+from batchrun.frontend.options import SandboxArgs
 from batchrun.sandbox import Sandbox
 
 BANNER = re.compile(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-from batchrun.commands.options import CompletionArgs
 from batchrun.exitcodes import ExitCode
+from batchrun.frontend.options import CompletionArgs
 
 SHELLS = ("bash", "zsh", "fish")
 # Positionals and options by metavar that name a file or a folder, for completion scripts.

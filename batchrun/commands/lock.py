@@ -8,9 +8,9 @@ import sys
 import anyio
 
 from batchrun.api.client import Client
-from batchrun.commands._runs import Api, api_endpoint
-from batchrun.commands.options import LockArgs
 from batchrun.engine.pins import resolve_pins
+from batchrun.frontend.options import LockArgs
+from batchrun.frontend.run_target import Api, api_endpoint
 from batchrun.humanize import shown_path
 from batchrun.planner.lock import Pin, write_lock
 from batchrun.spec.allow import Allowances

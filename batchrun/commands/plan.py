@@ -29,13 +29,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from batchrun.commands._diff import base_note, diff_lines, render_diff, render_markdown
-from batchrun.commands._output import write_lines
-from batchrun.commands._runs import reach_lines
-from batchrun.commands.options import PlanArgs
 from batchrun.cost import ESTIMATED, Learned, SchemaCount, bounds, count_from, money
 from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
+from batchrun.frontend.destination import write_lines
+from batchrun.frontend.diff_views import base_note, diff_lines, render_diff, render_markdown
+from batchrun.frontend.options import PlanArgs
+from batchrun.frontend.run_target import reach_lines
 from batchrun.humanize import counted, human_seconds, shown_path
 from batchrun.manifest.compare import PlanComparison, compare, iter_states
 from batchrun.manifest.estimate import (
@@ -83,7 +83,7 @@ def main(args: PlanArgs) -> int:
     counts: dict[str, SchemaCount] = {}  # what a pre-flight here found of each model's num_outputs
     if args.online:
         # Here, not at the top: offline, `plan` never loads the HTTP stack.
-        from batchrun.commands._online import online_check
+        from batchrun.frontend.online_check import online_check
 
         found = online_check(spec, args)
         if found.issues:

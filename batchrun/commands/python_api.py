@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from batchrun import safefs
-from batchrun.commands._display import make_progress
-from batchrun.commands._runs import api_endpoint, run_and_spec, sandbox_output
-from batchrun.commands.options import RunArgs
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
 from batchrun.engine.runner import run as run_blocking
+from batchrun.frontend.options import RunArgs
+from batchrun.frontend.progress import make_progress
+from batchrun.frontend.run_target import api_endpoint, run_and_spec, sandbox_output
 from batchrun.manifest.compare import iter_states
 from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run

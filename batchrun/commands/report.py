@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import IO
 
 from batchrun import safefs
-from batchrun.commands._output import direct_stream
-from batchrun.commands._runs import run_and_spec, run_dir_of, sandbox_output
-from batchrun.commands.options import ReportArgs
 from batchrun.errors import UsageError
+from batchrun.frontend.destination import direct_stream
+from batchrun.frontend.options import ReportArgs
+from batchrun.frontend.run_target import run_and_spec, run_dir_of, sandbox_output
 from batchrun.humanize import shown_path
 from batchrun.planner.expand import iter_plan
 from batchrun.report.build import REPORT_NAME, build_report

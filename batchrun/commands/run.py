@@ -13,12 +13,12 @@ import os
 import sys
 from typing import Any
 
-from batchrun.commands._display import error_lines, make_progress, summary_json, summary_lines
-from batchrun.commands.options import RunArgs
 from batchrun.commands.python_api import prepared_run
 from batchrun.engine.runner import run
 from batchrun.errors import BatchrunError, SpecError, redact_environment
 from batchrun.exitcodes import ExitCode, exit_code_for
+from batchrun.frontend.options import RunArgs
+from batchrun.frontend.progress import error_lines, make_progress, summary_json, summary_lines
 from batchrun.humanize import printable
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import load_spec

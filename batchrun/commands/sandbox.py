@@ -8,8 +8,8 @@ import signal
 import threading
 from typing import Any
 
-from batchrun.commands.options import SandboxArgs
 from batchrun.errors import UsageError
+from batchrun.frontend.options import SandboxArgs
 from batchrun.sandbox import Sandbox, SandboxConfig
 
 

@@ -13,11 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-from batchrun.commands._output import is_stdout, output_stream, shown_as
-from batchrun.commands._runs import run_and_spec
-from batchrun.commands.options import StatusArgs
 from batchrun.cost import ESTIMATED, money
 from batchrun.errors import BatchrunError, UsageError
+from batchrun.frontend.destination import is_stdout, output_stream, shown_as
+from batchrun.frontend.options import StatusArgs
+from batchrun.frontend.run_target import run_and_spec
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.compare import PlanComparison, compare
 from batchrun.manifest.filestat import HashedFiles
@@ -25,7 +25,7 @@ from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.manifest.state import State, pins_for_reading
-from batchrun.report.status import (
+from batchrun.results.status import (
     SANDBOX_NOTE,
     RunStatus,
     failure_reason,

@@ -18,10 +18,10 @@ import os
 import sys
 from typing import Any
 
-from batchrun.commands._runs import endpoint_of
-from batchrun.commands.options import ValidateArgs
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.exitcodes import ExitCode
+from batchrun.frontend.options import ValidateArgs
+from batchrun.frontend.run_target import endpoint_of
 from batchrun.humanize import counted, shown_path
 from batchrun.planner.expand import check_plan
 from batchrun.spec.allow import Allowances
@@ -45,7 +45,7 @@ def main(args: ValidateArgs) -> int:
             issues = checked.issues
             if args.online and not issues:
                 # Here, not at the top: offline, `validate` never loads the HTTP stack.
-                from batchrun.commands._online import online_check
+                from batchrun.frontend.online_check import online_check
 
                 issues = tuple(sorted(online_check(spec, args).issues))
         if issues:

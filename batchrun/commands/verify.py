@@ -13,15 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from batchrun.commands._runs import sandbox_output
-from batchrun.commands.options import VerifyArgs
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.exitcodes import ExitCode
+from batchrun.frontend.options import VerifyArgs
+from batchrun.frontend.run_target import sandbox_output
 from batchrun.humanize import counted, human_bytes, printable, shown_path
 from batchrun.manifest.reader import iter_journal, manifest_paths
 from batchrun.manifest.scope import spec_of_run
-from batchrun.report.export import EXPORT_RECORD
-from batchrun.report.verify import Verification, verify_dataset, verify_run
+from batchrun.results.export import EXPORT_RECORD
+from batchrun.results.verify import Verification, verify_dataset, verify_run
 from batchrun.spec.load import Spec, load_spec
 
 

@@ -1,1 +1,1 @@
-"""Reading a run: its status, the HTML report, and exports as datasets."""
+"""The HTML report: a run folder as one self-contained page, and two runs side by side."""

@@ -37,7 +37,7 @@ from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
 from batchrun.report.html import Page, render_page
 from batchrun.report.layout import choose_layout
-from batchrun.report.status import summarize
+from batchrun.results.status import summarize
 from batchrun.spec.load import Spec, load_spec
 
 REPORT_NAME = "report.html"

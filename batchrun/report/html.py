@@ -24,8 +24,8 @@ from batchrun.report.cells import ERROR_CHARS, Href, cut, is_text, render_item, 
 from batchrun.report.filters import cell_about, cell_attributes, filter_bar
 from batchrun.report.grid import Gallery, Section
 from batchrun.report.layout import Layout, Value, label
-from batchrun.report.status import SANDBOX_NOTE, RunStatus
 from batchrun.report.style import CHECK_SCRIPT, FILTER_SCRIPT, STYLE
+from batchrun.results.status import SANDBOX_NOTE, RunStatus
 
 FAILURES_LISTED = 20
 

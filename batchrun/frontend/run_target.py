@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batchrun.api.endpoint import Endpoint, resolve_endpoint, resolve_token
-from batchrun.commands.options import LockArgs, PlanArgs, RunArgs, ValidateArgs
 from batchrun.errors import UsageError
+from batchrun.frontend.options import LockArgs, PlanArgs, RunArgs, ValidateArgs
 from batchrun.humanize import shown_path
 from batchrun.manifest.reader import manifest_paths
 from batchrun.spec.load import Spec, load_spec

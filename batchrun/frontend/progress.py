@@ -15,10 +15,10 @@ from typing import IO, Any, NamedTuple
 
 from tqdm import tqdm
 
-from batchrun.commands.options import ProgressStyle
 from batchrun.cost import ESTIMATED, money
 from batchrun.engine.collector import Tally
 from batchrun.engine.runner import Progress, RunSummary
+from batchrun.frontend.options import ProgressStyle
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 
 FAILURES_SHOWN = 5
