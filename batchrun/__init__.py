@@ -66,7 +66,7 @@ __all__ = [
 class RunKeywords(TypedDict, total=False):
     """`batchrun run`'s options, as keyword arguments of `run` and `arun`: the fields of
     `batchrun.engine.choices.RunChoices` (their text form where the flag takes text), spelled
-    again here for type checkers; tests/test_cli_options.py keeps the two the same."""
+    again here for type checkers; tests/commands/test_cli_options.py keeps the two the same."""
 
     out: PathLike | None
     base_url: str | None

@@ -1,5 +1,14 @@
 """Shared fixtures. Async tests use anyio's pytest plugin: mark them `@pytest.mark.anyio`.
 
+The tests mirror the package: one folder per layer (`spec/`, `planner/`, `api/`, `manifest/`,
+`engine/`, `results/`, `report/`, `commands/` with the frontend, `sandbox/`), `root/` for the
+modules at the package's root, then `e2e/` (the command line against the sandbox, crashes and
+signals included), `security/` (hostile specs, APIs and file hosts), `faults/` (the fault suite)
+and `project/` (the docs, the layers' contracts, the pre-commit hook and the CI recipe). Helpers
+several folders share sit here: `runs.py` (specs and runs), `scripted.py` (an API scripted over
+MockTransport), `leaks.py` (the token a leak would show), `runfolder.py` (run folders written
+by hand), `virtual.py` (virtual time), `hostile.py` and `openapi.py`.
+
 Sandbox fixtures (real loopback sockets, stopped after the test):
 
 - `sandbox`: a started `Sandbox` with `latency=0.05`; `sandbox.base_url` is the API base
@@ -37,6 +46,7 @@ from typing import Any
 
 import httpx
 import pytest
+from leaks import errors_never_show_token  # noqa: F401  (a fixture: the client and security tests use it)
 from openapi import openapi_checked
 from runs import Git, RunCli
 
@@ -52,9 +62,9 @@ TOKEN = "r8_sandbox_test_token"
 # together), and a pair that must share a process (the second reads what the first found).
 SERIAL = (
     "tests/faults/",
-    "tests/test_shard_rate.py::test_shards_running_at_once_on_one_account_stay_under_its_limit",
-    "tests/test_spec_properties.py::test_plausible_specs_plan_or_fail_with_placed_errors",
-    "tests/test_spec_properties.py::test_the_plausible_specs_reach_every_outcome",
+    "tests/engine/test_shard_rate.py::test_shards_running_at_once_on_one_account_stay_under_its_limit",
+    "tests/spec/test_spec_properties.py::test_plausible_specs_plan_or_fail_with_placed_errors",
+    "tests/spec/test_spec_properties.py::test_the_plausible_specs_reach_every_outcome",
 )
 
 

@@ -68,7 +68,7 @@ Transport = httpx.AsyncBaseTransport
 _CANCEL_AFTER = re.compile(r"\d+|(?=\d)(\d+h)?(\d+m)?(\d+s)?")
 _JSON = {"Content-Type": "application/json"}
 # The header batchrun's sandbox puts on every answer (batchrun/sandbox/app.py names it too: the
-# sandbox imports nothing of batchrun; tests/test_sandbox_app.py checks the two agree).
+# sandbox imports nothing of batchrun; tests/sandbox/test_sandbox_app.py checks the two agree).
 SANDBOX_HEADER = "X-Batchrun-Sandbox"
 FIRST_CONTACT_TRIES = 3  # connection attempts per request before the API has ever answered
 # A proxy without the list endpoint answers one of these; the runner then creates again.

@@ -2,7 +2,7 @@
 
 `batchrun run` runs in a child process. SIGTERM means "leave now, resumably": exit 130 at once,
 with every prediction id in the manifest. kill -9 gives no warning at all. Either way the next
-run picks everything up without creating anything twice (tests/test_crash.py covers kill -9 and
+run picks everything up without creating anything twice (tests/e2e/test_crash.py covers kill -9 and
 Ctrl-C on a healthy sandbox; these add SIGTERM, and kills combined with faults).
 """
 
