@@ -9,7 +9,8 @@ lists the heaviest imports and whether the HTTP stack (httpx, rich, anyio, h11) 
 offline, nothing may need it.
 
 Goal (issue 22): ≤ 0.12 s, no HTTP stack imported. Kept out of the test suite: timings belong
-to a quiet machine; tests/commands/test_startup.py checks the imports, which do not depend on the load.
+to a quiet machine; tests/commands/test_startup.py checks the imports, which do not depend on
+the load.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ ORDER = (
     "api",
     "manifest",
     "engine",
-    "results",
+    "readout",
     "report",
     "frontend",
     "commands",

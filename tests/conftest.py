@@ -1,7 +1,7 @@
 """Shared fixtures. Async tests use anyio's pytest plugin: mark them `@pytest.mark.anyio`.
 
 The tests mirror the package: one folder per layer (`spec/`, `planner/`, `api/`, `manifest/`,
-`engine/`, `results/`, `report/`, `commands/` with the frontend, `sandbox/`), `root/` for the
+`engine/`, `readout/`, `report/`, `commands/` with the frontend, `sandbox/`), `root/` for the
 modules at the package's root, then `e2e/` (the command line against the sandbox, crashes and
 signals included), `security/` (hostile specs, APIs and file hosts), `faults/` (the fault suite)
 and `project/` (the docs, the layers' contracts, the pre-commit hook and the CI recipe). Helpers

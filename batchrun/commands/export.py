@@ -1,7 +1,7 @@
 """`batchrun export RUN_OR_SPEC --format jsonl|csv|hf --to PATH [--all] [--force]`: a run as a
 dataset.
 
-One row per prediction of the current spec (see batchrun/results/export.py for the columns);
+One row per prediction of the current spec (see batchrun/readout/export.py for the columns);
 with `--all`, the recorded predictions the spec no longer plans too. `--to -` writes JSON Lines
 or CSV to stdout; `hf` writes a folder the Hugging Face `datasets` library loads as it is, with a
 card that says how much of the plan it holds and where it came from.
@@ -21,7 +21,7 @@ from batchrun.frontend.run_target import run_and_spec
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.reader import load_records
 from batchrun.manifest.scope import scope, spec_of_run
-from batchrun.results.export import (
+from batchrun.readout.export import (
     Card,
     export_row,
     provenance,

@@ -25,7 +25,7 @@ from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.manifest.state import State, pins_for_reading
-from batchrun.results.status import (
+from batchrun.readout.status import (
     SANDBOX_NOTE,
     RunStatus,
     failure_reason,

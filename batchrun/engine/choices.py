@@ -13,7 +13,8 @@ derived from it:
 
 To add a run option: one field below, `option(default, help=..., ...)`, and the engine code that
 reads it. Type checkers need the keyword spelled in `batchrun.RunKeywords` as well (a typed
-dict cannot be derived from a dataclass); tests/commands/test_cli_options.py fails until it is there.
+dict cannot be derived from a dataclass); tests/commands/test_cli_options.py fails until it
+is there.
 """
 
 from __future__ import annotations

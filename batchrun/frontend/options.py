@@ -3,10 +3,10 @@
 The commands take these records, never an `argparse.Namespace`, so mypy checks every option a
 command reads. A field's name is the argparse `dest` of its flag (`--allow-outside` is
 `allow_outside`); `cli.py` fills each record from the parsed namespace by field name, and
-tests/commands/test_cli_options.py checks that every flag of the parser has its field and back. To add a
-flag: one `add_argument` line in the command's `_add_<command>` in `cli.py`, one field here
-(with its default). A run option is declared in `engine/choices.py` instead: `run`'s flags and
-`RunArgs.choices` follow from it.
+tests/commands/test_cli_options.py checks that every flag of the parser has its field and
+back. To add a flag: one `add_argument` line in the command's `_add_<command>` in `cli.py`, one
+field here (with its default). A run option is declared in `engine/choices.py` instead: `run`'s
+flags and `RunArgs.choices` follow from it.
 """
 
 from __future__ import annotations

@@ -33,11 +33,11 @@ from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import Record
 from batchrun.manifest.scope import scope
 from batchrun.manifest.state import counts_as_sandbox, pins_for_reading
+from batchrun.readout.status import summarize
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
 from batchrun.report.html import Page, render_page
 from batchrun.report.layout import choose_layout
-from batchrun.results.status import summarize
 from batchrun.spec.load import Spec, load_spec
 
 REPORT_NAME = "report.html"

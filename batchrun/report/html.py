@@ -20,12 +20,12 @@ from batchrun._version import __version__
 from batchrun.cost import ESTIMATED, money
 from batchrun.humanize import human_bytes, human_seconds
 from batchrun.manifest.records import ALL_STATUSES, Record
+from batchrun.readout.status import SANDBOX_NOTE, RunStatus
 from batchrun.report.cells import ERROR_CHARS, Href, cut, is_text, render_item, status_class
 from batchrun.report.filters import cell_about, cell_attributes, filter_bar
 from batchrun.report.grid import Gallery, Section
 from batchrun.report.layout import Layout, Value, label
 from batchrun.report.style import CHECK_SCRIPT, FILTER_SCRIPT, STYLE
-from batchrun.results.status import SANDBOX_NOTE, RunStatus
 
 FAILURES_LISTED = 20
 

@@ -18,7 +18,7 @@ from batchrun.manifest.records import Record
 from batchrun.manifest.state import file_intact
 from batchrun.manifest.writer import FOLDER_LOCK, ManifestWriter, exclusive, new_header
 from batchrun.planner.lock import Pin, write_lock
-from batchrun.results.status import write_csv
+from batchrun.readout.status import write_csv
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

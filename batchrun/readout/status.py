@@ -27,7 +27,7 @@ from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
 from batchrun.planner.columns import flat_vars
-from batchrun.results import sheet
+from batchrun.readout import sheet
 
 # Said of a run folder counted as the sandbox's (status, report).
 SANDBOX_NOTE = "these are the sandbox's made-up results, not a real model's output"

@@ -30,7 +30,7 @@ from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
 from batchrun.manifest.state import State, file_difference, key_state, pinned_versions
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import read_lock
-from batchrun.results.export import EXPORT_FORMAT, EXPORT_RECORD
+from batchrun.readout.export import EXPORT_FORMAT, EXPORT_RECORD
 from batchrun.spec.load import Spec
 
 # What git and huggingface_hub add to a dataset folder once it is cloned or downloaded (a

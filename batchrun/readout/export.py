@@ -41,7 +41,7 @@ from batchrun.manifest.records import UNKNOWN_API, Record, Status, utcnow
 from batchrun.manifest.state import State, key_state
 from batchrun.planner.columns import flat_vars
 from batchrun.planner.lock import lock_path, read_lock
-from batchrun.results import sheet
+from batchrun.readout import sheet
 from batchrun.spec.load import Spec
 from batchrun.spec.revision import GitState, git_state
 
