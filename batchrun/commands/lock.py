@@ -10,7 +10,7 @@ import anyio
 from batchrun.api.client import Client
 from batchrun.engine.pins import resolve_pins
 from batchrun.frontend.options import LockArgs
-from batchrun.frontend.run_target import Api, api_endpoint
+from batchrun.frontend.run_target import ApiAccess, api_endpoint
 from batchrun.humanize import shown_path
 from batchrun.planner.lock import Pin, write_lock
 from batchrun.spec.allow import Allowances
@@ -38,6 +38,6 @@ def main(args: LockArgs) -> int:
     return 0
 
 
-async def _resolve(spec: Spec, api: Api) -> list[Pin]:
+async def _resolve(spec: Spec, api: ApiAccess) -> list[Pin]:
     async with Client(api.base_url, api.token, token_env=api.token_env) as client:
         return await resolve_pins(spec, client)

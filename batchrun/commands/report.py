@@ -1,7 +1,7 @@
 """`batchrun report RUN_OR_SPEC [--rows VAR] [--cols VAR] [--output FILE|-]`: the HTML gallery.
 
 `--compare OTHER` writes another page instead (RUN/compare.html): this run beside OTHER, another
-run folder or a git revision of the spec (batchrun/report/compare.py, compare_page.py).
+run folder or a git revision of the spec (batchrun/report/pairing.py, compare_page.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from batchrun.frontend.run_target import run_and_spec, run_dir_of, sandbox_outpu
 from batchrun.humanize import shown_path
 from batchrun.planner.expand import iter_plan
 from batchrun.report.build import REPORT_NAME, build_report
-from batchrun.report.compare import Side, compare_sides, keys_side, run_side
 from batchrun.report.compare_page import render_comparison
+from batchrun.report.pairing import Side, compare_sides, keys_side, run_side
 from batchrun.spec.load import Spec
 from batchrun.spec.revision import spec_at_revision
 

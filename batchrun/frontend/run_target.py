@@ -81,7 +81,7 @@ def reach_lines(spec: Spec) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Api:
+class ApiAccess:
     """The API a command talks to: its base URL, the token, and the variable the token came
     from (None: handed over as `token=`, or the sandbox's), which hints name."""
 
@@ -93,17 +93,17 @@ class Api:
 @contextlib.contextmanager
 def api_endpoint(
     args: RunArgs | LockArgs, spec: Spec, *, token: str | None = None
-) -> Iterator[Api]:
+) -> Iterator[ApiAccess]:
     """The API to use, with its token (`token`, else the environment's): the in-process
     emulator's with --sandbox."""
     if not args.sandbox:
         # Refused before anything is sent when a spec asks for a host or secret on its own.
         endpoint = endpoint_of(spec, args).checked()
         if token:
-            yield Api(endpoint.base_url, token, None)
+            yield ApiAccess(endpoint.base_url, token, None)
         else:
             found = resolve_token(spec, os.environ, endpoint.token_env)
-            yield Api(endpoint.base_url, found, endpoint.token_env)
+            yield ApiAccess(endpoint.base_url, found, endpoint.token_env)
         return
     if args.base_url:
         raise UsageError("--sandbox and --base-url exclude each other")
@@ -115,4 +115,4 @@ def api_endpoint(
                 f"batchrun: running against the built-in sandbox at {sandbox.base_url}",
                 file=sys.stderr,
             )
-        yield Api(sandbox.base_url, SANDBOX_TOKEN, None)
+        yield ApiAccess(sandbox.base_url, SANDBOX_TOKEN, None)

@@ -24,8 +24,8 @@ from batchrun.manifest.records import Record
 from batchrun.planner.diff import ABSENT, value_at
 from batchrun.report.build import embedding, relative_href
 from batchrun.report.cells import Href, compact, cut, is_text, render_item
-from batchrun.report.compare import Comparison, Located, Pair
 from batchrun.report.html import sha256_source
+from batchrun.report.pairing import Comparison, Located, Pair
 from batchrun.report.style import STYLE
 
 # Pairs shown on one page, and predictions listed from each side alone: past these the page

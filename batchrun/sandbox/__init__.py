@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from batchrun.sandbox.app import SandboxApp, create_app
     from batchrun.sandbox.config import SandboxConfig
     from batchrun.sandbox.server import Sandbox
-    from batchrun.sandbox.state import SandboxState
+    from batchrun.sandbox.store import SandboxState
 
 # Imported when first used: `batchrun --help` reads the help above without starlette and uvicorn.
 _LAZY = {
@@ -34,7 +34,7 @@ _LAZY = {
     "create_app": "batchrun.sandbox.app",
     "SandboxConfig": "batchrun.sandbox.config",
     "Sandbox": "batchrun.sandbox.server",
-    "SandboxState": "batchrun.sandbox.state",
+    "SandboxState": "batchrun.sandbox.store",
 }
 
 

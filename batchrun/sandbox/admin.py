@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchrun.errors import UsageError
-from batchrun.sandbox.api import json_body, model_name
 from batchrun.sandbox.problems import bad_request
-from batchrun.sandbox.state import SandboxState
+from batchrun.sandbox.routes import json_body, model_name
+from batchrun.sandbox.store import SandboxState
 
 
 class Admin:

@@ -23,12 +23,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Match, Route
 
 from batchrun.sandbox.admin import Admin
-from batchrun.sandbox.api import DROP_CONNECTION, Api
 from batchrun.sandbox.config import SandboxConfig
 from batchrun.sandbox.faults import Message, Receive, Send, drop_connection
 from batchrun.sandbox.files import Files
 from batchrun.sandbox.problems import Problem, not_found
-from batchrun.sandbox.state import SandboxState
+from batchrun.sandbox.routes import DROP_CONNECTION, V1Routes
+from batchrun.sandbox.store import SandboxState
 
 # Every answer carries this header (unless `announce` is off), on every route and fault page:
 # it is how batchrun tells the sandbox from a real API reached by `--base-url`, so that nothing
@@ -92,7 +92,7 @@ class SandboxApp:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.routes: list[Route] = [
-            *Api(state).routes(),
+            *V1Routes(state).routes(),
             *Files(state).routes(),
             *Admin(state).routes(),
         ]

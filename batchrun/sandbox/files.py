@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from batchrun.sandbox import multipart, outputs
-from batchrun.sandbox.api import bounded_body, origins
 from batchrun.sandbox.inputs import InvalidField
 from batchrun.sandbox.predictions import iso
 from batchrun.sandbox.problems import Problem, bad_request, invalid_input, not_found
-from batchrun.sandbox.state import SandboxState, UploadedFile
+from batchrun.sandbox.routes import bounded_body, origins
+from batchrun.sandbox.store import SandboxState, UploadedFile
 
 _CHUNK = 16 * 1024
 

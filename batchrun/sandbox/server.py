@@ -25,7 +25,7 @@ import uvicorn
 from batchrun.errors import UsageError
 from batchrun.sandbox.app import SandboxApp
 from batchrun.sandbox.config import SandboxConfig
-from batchrun.sandbox.state import SandboxState
+from batchrun.sandbox.store import SandboxState
 
 BACKLOG = 4096
 KEEP_ALIVE = 30

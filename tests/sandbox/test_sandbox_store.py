@@ -8,7 +8,7 @@ import pytest
 
 from batchrun.sandbox import SandboxConfig, SandboxState
 from batchrun.sandbox.predictions import Origins, Prediction, iso, microseconds, render
-from batchrun.sandbox.state import Target
+from batchrun.sandbox.store import Target
 
 ORIGINS = Origins(api="http://api", files="http://files")
 START = 1_700_000_000.0

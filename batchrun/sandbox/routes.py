@@ -31,7 +31,7 @@ from batchrun.sandbox.inputs import (
 from batchrun.sandbox.models import is_model_name, model_kind
 from batchrun.sandbox.predictions import EPOCH, Origins, Prediction, iso, render
 from batchrun.sandbox.problems import Problem, bad_request, invalid_input, not_found
-from batchrun.sandbox.state import SandboxState, Target
+from batchrun.sandbox.store import SandboxState, Target
 
 DROP_CONNECTION = "batchrun.sandbox.drop"
 """Scope key a handler sets to have its answer replaced by a dropped connection."""
@@ -110,8 +110,8 @@ def _checked_input(body: dict[str, Any]) -> dict[str, Any]:
     return inputs
 
 
-class Api:
-    """The /v1 handlers over one state."""
+class V1Routes:
+    """The /v1 handlers over one store."""
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
