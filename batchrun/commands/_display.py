@@ -15,6 +15,7 @@ from typing import IO, Any, NamedTuple
 
 from tqdm import tqdm
 
+from batchrun.commands._output import redacted
 from batchrun.commands.options import ProgressStyle
 from batchrun.cost import ESTIMATED, money
 from batchrun.engine.collector import Tally
@@ -36,7 +37,7 @@ def make_progress(
     stream: IO[str] | None = None,
 ) -> Progress:
     """The display `--progress STYLE -q -v` asks for; `auto` is a bar on a terminal, else lines."""
-    stream = stream or sys.stderr
+    stream = redacted(stream or sys.stderr)  # a failure's text may quote a server
     if style == "auto":
         style = "bar" if stream.isatty() else "lines"
     if quiet:

@@ -28,6 +28,7 @@ from batchrun.commands.options import RunArgs
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
 from batchrun.engine.runner import run as run_blocking
+from batchrun.errors import refresh_secrets
 from batchrun.manifest.compare import iter_states
 from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run
@@ -121,11 +122,12 @@ def results(run_or_spec: PathLike, *, all: bool = False) -> Iterator[dict[str, A
     from elsewhere (docs/SECURITY.md)."""
     run_dir, spec = run_and_spec(os.fspath(run_or_spec))
     headers, by_key = load_records(run_dir)
+    redactor = refresh_secrets()  # a sink: a record may quote a server that echoed the token
     for record in scope(by_key.values(), spec or spec_of_run(headers)).chosen(all):
         row = record.to_json()
         paths = (Path(os.path.abspath(run_dir / file.path)) for file in record.files)
         row["paths"] = [str(path) for path in paths if safefs.is_inside(path, run_dir)]
-        yield row
+        yield redactor.value(row)
 
 
 @contextlib.contextmanager
@@ -138,6 +140,7 @@ def prepared_run(
 ) -> Iterator[tuple[Spec, RunOptions]]:
     """The spec (loaded from `args.spec` unless given) and the run options `args` ask for, with
     the API (or the sandbox) to talk to."""
+    refresh_secrets()  # what the environment holds now is redacted at every sink
     spec = spec or load_spec(args.spec, Allowances.of(args.allow_outside, args.max_predictions))
     choices = RunChoices.parsed(args.choices)
     if args.sandbox and choices.get("out") is None:

@@ -15,7 +15,7 @@ from batchrun import safefs
 from batchrun.commands._output import direct_stream
 from batchrun.commands._runs import run_and_spec, run_dir_of, sandbox_output
 from batchrun.commands.options import ReportArgs
-from batchrun.errors import UsageError
+from batchrun.errors import UsageError, secrets_in_use
 from batchrun.humanize import shown_path
 from batchrun.planner.expand import iter_plan
 from batchrun.report.build import REPORT_NAME, build_report
@@ -57,7 +57,9 @@ def write_atomically(dest: Path, text: str) -> None:
 
 
 def _deliver(page: str, dest: Path, stream: IO[str] | None) -> None:
-    """The page to its file (atomically, then its path on stdout) or to the stream asked for."""
+    """The page to its file (atomically, then its path on stdout) or to the stream asked for,
+    the secrets of this process redacted in it (a record may quote a server)."""
+    page = secrets_in_use().document(page)
     if stream is None:
         write_atomically(dest, page)
         print(dest)

@@ -9,7 +9,6 @@ stderr, from `cli.py`, as without `--json`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -17,7 +16,7 @@ from batchrun.commands._display import error_lines, make_progress, summary_json,
 from batchrun.commands.options import RunArgs
 from batchrun.commands.python_api import prepared_run
 from batchrun.engine.runner import run
-from batchrun.errors import BatchrunError, SpecError, redact_environment
+from batchrun.errors import BatchrunError, SpecError
 from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.humanize import printable
 from batchrun.spec.allow import Allowances
@@ -48,7 +47,7 @@ def main(args: RunArgs) -> int:
         raise
     except Exception as error:  # a bug: cli.py says so on stderr; stdout still gets its object
         if args.json and not answered:
-            text = redact_environment(f"{type(error).__name__}: {error}", os.environ)
+            text = f"{type(error).__name__}: {error}"
             _print_json(
                 {
                     "ok": False,
@@ -75,7 +74,7 @@ def error_json(error: BatchrunError | KeyboardInterrupt) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ok": False,
         "interrupted": False,
-        "error": printable(redact_environment(str(error), os.environ)),
+        "error": printable(str(error)),
         "exit_code": int(exit_code_for(error)),
     }
     if isinstance(error, SpecError):

@@ -18,6 +18,7 @@ from typing import Any
 
 from batchrun import safefs
 from batchrun.cost import SchemaCount
+from batchrun.errors import secrets_in_use
 from batchrun.spec.load import Spec
 
 RECORD_NAME = "preflight.json"
@@ -45,7 +46,9 @@ def write_record(run_dir: Path, data: Mapping[str, Any]) -> None:
     part = run_dir / (RECORD_NAME + ".part")
     try:
         with safefs.create_new(part, run_dir) as out:
-            out.write((json.dumps(data, indent=1) + "\n").encode("utf-8"))
+            # A sink (docs/SECURITY.md): its notes may quote a server that echoed the token.
+            text = json.dumps(secrets_in_use().value(data), indent=1)
+            out.write((text + "\n").encode("utf-8"))
         os.replace(part, run_dir / RECORD_NAME)
     except OSError as error:
         part.unlink(missing_ok=True)
