@@ -23,6 +23,9 @@ from batchrun.spec.load import Spec
 
 RECORD_NAME = "preflight.json"
 RECORD_FORMAT = 1
+# Bytes of a record read at most: it holds a note and a count per model of a spec, which is at
+# most 16 MiB itself (spec/load.py); a run folder's file is untrusted (/dev/zero behind a link).
+MAX_RECORD_BYTES = 16 << 20
 # The record's key for what each model's schema says of `num_outputs`, by target as the spec
 # writes it (`owner/name`, `owner/name:VERSION`, `deployment owner/name`).
 COUNTS_KEY = "num_outputs"
@@ -31,7 +34,8 @@ COUNTS_KEY = "num_outputs"
 def read_record(run_dir: Path) -> dict[str, Any] | None:
     """The recorded pre-flight, or None when there is none (or it cannot be read)."""
     try:
-        data = json.loads((run_dir / RECORD_NAME).read_text(encoding="utf-8"))
+        # A regular file only: a FIFO planted there must not stall `plan` or `run`.
+        data = json.loads(safefs.read_regular(run_dir / RECORD_NAME, MAX_RECORD_BYTES, run_dir))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
