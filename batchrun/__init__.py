@@ -1,8 +1,8 @@
 """batchrun: run large batches of Replicate predictions from reviewed YAML specs.
 
-The Python API (see the README): `plan`, `run`, `arun` and `results` below. They import the rest
-of batchrun when first called, so `import batchrun` (and `batchrun --help`) stays quick; the
-code is in `batchrun/commands/python_api.py`, which `batchrun run` uses too.
+The Python API (see the README): `plan`, `run`, `arun`, `results` and `verify` below. They
+import the rest of batchrun when first called, so `import batchrun` (and `batchrun --help`)
+stays quick; the code is in `batchrun/commands/python_api.py`, which `batchrun run` uses too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from batchrun.commands.python_api import PathLike
     from batchrun.engine.runner import RunSummary
+    from batchrun.readout.verify import Verification
 
 from batchrun._version import __version__
 from batchrun.errors import (
@@ -60,6 +61,7 @@ __all__ = [
     "plan",
     "results",
     "run",
+    "verify",
 ]
 
 
@@ -121,3 +123,12 @@ def results(run_or_spec: PathLike, *, all: bool = False) -> Iterator[dict[str, A
     from batchrun.commands import python_api
 
     return python_api.results(run_or_spec, all=all)
+
+
+def verify(
+    run_or_spec_or_dataset: PathLike, *, allow_sandbox: bool = False, quick: bool = False
+) -> Verification:
+    """Whether a run or an exported dataset is complete and unmodified (`.ok`, `.problems`)."""
+    from batchrun.commands import python_api
+
+    return python_api.verify(run_or_spec_or_dataset, allow_sandbox=allow_sandbox, quick=quick)

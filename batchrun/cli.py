@@ -24,8 +24,9 @@ from batchrun._version import __version__
 from batchrun.commands.completion import SHELLS
 from batchrun.engine.choices import SELECTION, RunChoices, flag_of
 from batchrun.engine.signals import sigterm_interrupts
-from batchrun.errors import BatchrunError, SpecError, redact_environment
+from batchrun.errors import BatchrunError, SpecError, refresh_secrets
 from batchrun.exitcodes import ExitCode, exit_code_for
+from batchrun.frontend.destination import redacted
 from batchrun.frontend.options import ARGS_OF, CommandArgs, RunArgs
 from batchrun.humanize import printable
 from batchrun.sandbox.help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
@@ -378,6 +379,18 @@ def _run_json(words: Sequence[str]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `batchrun` console script and of `python -m batchrun`."""
+    # The terminal is a sink: whatever a command prints passes the redaction of every secret
+    # this process holds (docs/SECURITY.md), whichever code printed it.
+    refresh_secrets()
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = redacted(stdout), redacted(stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -411,13 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("batchrun: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BatchrunError as error:
-        print(_redacted(_describe(error)), file=sys.stderr)
+        print(_describe(error), file=sys.stderr)
         return exit_code_for(error)
     except Exception as error:  # a bug in batchrun: say so in one line, not a traceback
         if os.environ.get("BATCHRUN_DEBUG"):
             raise
         print(
-            _redacted(f"batchrun: internal error: {type(error).__name__}: {error}")
+            f"batchrun: internal error: {type(error).__name__}: {error}"
             + "\nbatchrun: this is a bug; run again with BATCHRUN_DEBUG=1 to see where it happened",
             file=sys.stderr,
         )
@@ -456,10 +469,6 @@ def _detach_stdout() -> None:
         pass
     finally:
         os.close(devnull)
-
-
-def _redacted(text: str) -> str:
-    return redact_environment(text, os.environ)
 
 
 def _describe(error: BatchrunError) -> str:

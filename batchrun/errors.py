@@ -20,18 +20,30 @@
                                    have created a prediction, so it must not be blindly retried
 
 Messages never contain the API token: every message that names a request shows the method and
-URL only, and `redact` scrubs any text that came from elsewhere.
+URL only, and every text an exception is made with passes through `Redactor.text` (below), the
+one redaction every sink applies.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 
 class BatchrunError(Exception):
-    """Base class of every error batchrun raises on purpose."""
+    """Base class of every error batchrun raises on purpose.
+
+    An exception is a sink: its text may quote a server, a manifest or a file, and a caller
+    may log it. Every text it is made with is redacted then (`secrets_in_use`).
+    """
+
+    def __init__(self, *args: object) -> None:
+        redactor = secrets_in_use()
+        super().__init__(*(redactor.text(a) if isinstance(a, str) else a for a in args))
 
 
 @dataclass(frozen=True, order=True)
@@ -79,7 +91,7 @@ class DownloadError(BatchrunError):
     """An output file could not be fetched or stored."""
 
     def __init__(self, message: str, *, url: str = "") -> None:
-        self.url = url
+        self.url = secrets_in_use().text(url)
         super().__init__(message)
 
 
@@ -91,7 +103,7 @@ class ApiError(BatchrunError):
     """The API answered with an error, or could not be reached.
 
     `method` and `url` name the request (never its headers); `status` is the HTTP status or
-    None when no answer came; `detail` is the server's own explanation, already redacted.
+    None when no answer came; `detail` is the server's own explanation; both redacted.
     """
 
     def __init__(
@@ -103,10 +115,11 @@ class ApiError(BatchrunError):
         status: int | None = None,
         detail: str = "",
     ) -> None:
+        redactor = secrets_in_use()
         self.method = method
-        self.url = url
+        self.url = redactor.text(url)
         self.status = status
-        self.detail = detail
+        self.detail = redactor.text(detail)
         super().__init__(message)
 
 
@@ -131,7 +144,7 @@ class InvalidRequestError(ApiError):
         status: int | None = None,
         detail: str = "",
     ) -> None:
-        self.invalid_fields = tuple(invalid_fields)
+        self.invalid_fields = tuple(secrets_in_use().text(name) for name in invalid_fields)
         super().__init__(message, method=method, url=url, status=status, detail=detail)
 
 
@@ -172,10 +185,21 @@ class OutcomeUnknownError(ApiError):
 # 548 of 1,000 downloads; it protects nothing that a 2-character guess would not find.
 MIN_SECRET_LENGTH = 8
 
+# Secrets handed to this process other than through a `*_TOKEN` variable (`--token-env
+# AWS_SECRET_ACCESS_KEY`, the Python API's `token=`): the client remembers each one it is given.
+_remembered: set[str] = set()
+
+
+def remember_secret(secret: str) -> None:
+    """Redact `secret` at every sink from now on, as the `*_TOKEN` variables are."""
+    if len(secret) >= MIN_SECRET_LENGTH and secret not in _remembered:
+        _remembered.add(secret)
+        refresh_secrets()
+
 
 def redacted_secrets(secrets: Iterable[str]) -> list[str]:
     """The secrets that are redacted (long enough to be one), longest first."""
-    return sorted((s for s in secrets if len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+    return sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -186,10 +210,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def redact_environment(text: str, env: Mapping[str, str]) -> str:
-    """`text` with the value of every `*_TOKEN` variable of `env` replaced by `***`: the last
-    line of defence of what a command prints (the library never puts a token in a message)."""
-    # `redact` keeps only secrets of MIN_SECRET_LENGTH or more, longest first.
-    return redact(text, [value for name, value in env.items() if name.endswith("_TOKEN")])
+    """`text` with the value of every `*_TOKEN` variable of `env` replaced by `***`."""
+    return redact(text, _environment_secrets(env))
 
 
 def redact_json(value: Any, secrets: Iterable[str]) -> Any:
@@ -202,8 +224,89 @@ def redact_json(value: Any, secrets: Iterable[str]) -> Any:
 def _redact_value(value: Any, found: list[str]) -> Any:
     if isinstance(value, str):
         return redact(value, found)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_redact_value(item, found) for item in value]
     if isinstance(value, dict):
         return {redact(str(k), found): _redact_value(v, found) for k, v in value.items()}
     return value
+
+
+def _environment_secrets(env: Mapping[str, str]) -> list[str]:
+    return [value for name, value in env.items() if name.endswith("_TOKEN")]
+
+
+@dataclass(frozen=True, slots=True)
+class Redactor:
+    """The secrets of this process, as one sink sees them when it starts writing.
+
+    batchrun keeps what it receives as it was received (an id or a URL that holds the token
+    still works); what it writes or shows goes through a Redactor first, at each sink: the
+    terminal, the manifest, the CSV, the report, an export and its card, `results()`, and the
+    exceptions it raises (docs/SECURITY.md). `value` and `text` work on decoded text, so a
+    token that arrived JSON-escaped is found; `document` is for text already encoded (a page,
+    JSON, CSV) and finds each secret as those encodings write it.
+    """
+
+    secrets: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def text(self, text: str) -> str:
+        """`text` (decoded) with every secret as `***`."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with every text in it redacted, keys included (a copy, when a
+        secret is in it; else the value itself)."""
+        if not self.secrets or not self.finds_in(value):
+            return value
+        return _redact_value(value, list(self.secrets))
+
+    def finds_in(self, value: Any) -> bool:
+        """Whether any text of a JSON-like value holds a secret."""
+        if isinstance(value, str):
+            return any(secret in value for secret in self.secrets)
+        if isinstance(value, list | tuple):
+            return any(self.finds_in(item) for item in value)
+        if isinstance(value, dict):
+            return any(self.finds_in(str(k)) or self.finds_in(v) for k, v in value.items())
+        return False
+
+    def document(self, text: str) -> str:
+        """Encoded text (HTML, JSON, CSV) with every secret as `***`, in each form those
+        encodings give it (the same text, for a token of letters, digits and `_`)."""
+        for secret in self.secrets:
+            for form in _written_forms(secret):
+                if form in text:
+                    text = text.replace(form, "***")
+        return text
+
+
+def _written_forms(secret: str) -> list[str]:
+    quoted = [secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]]
+    forms = [*quoted, *(html.escape(form) for form in quoted), secret.replace('"', '""')]
+    return sorted(set(forms), key=len, reverse=True)
+
+
+# The Redactor of the last `refresh_secrets`: reading the environment costs tens of
+# microseconds, too much for each line a sink writes, and it changes only between commands.
+_current: Redactor | None = None
+
+
+def secrets_in_use() -> Redactor:
+    """The Redactor for this process's secrets, as of the last `refresh_secrets` (every
+    command, Python API call, client and manifest writer refreshes it as it starts)."""
+    return _current if _current is not None else refresh_secrets()
+
+
+def refresh_secrets() -> Redactor:
+    """Read the secrets again: the value of every `*_TOKEN` variable of the environment, and
+    each secret a client was given (`remember_secret`)."""
+    global _current
+    found = [*_environment_secrets(os.environ), *_remembered]
+    _current = Redactor(tuple(redacted_secrets(found)))
+    return _current

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+from batchrun.errors import secrets_in_use
+
 
 def counted(n: int, noun: str) -> str:
     """1 → '1 job', 3 → '3 jobs', 1200 → '1,200 jobs'."""
@@ -54,9 +56,10 @@ MAX_SHOWN = 500
 
 
 def printable(text: str, limit: int = MAX_SHOWN) -> str:
-    """Text from elsewhere (a server, a manifest) as a terminal may show it: escape sequences
-    dropped, other control characters as one space, cut to `limit` characters with a note."""
-    clean = _CONTROLS.sub(" ", _ESCAPES.sub("", text))
+    """Text from elsewhere (a server, a manifest) as a terminal may show it: secrets redacted
+    (before the cut, which could leave the start of one), escape sequences dropped, other
+    control characters as one space, cut to `limit` characters with a note."""
+    clean = _CONTROLS.sub(" ", _ESCAPES.sub("", secrets_in_use().text(text)))
     if len(clean) <= limit:
         return clean
     return f"{clean[:limit]}… ({len(clean):,} characters in all)"

@@ -10,15 +10,17 @@ Creates are the one non-idempotent call: a create that may have reached the serv
 repeated here. It raises `OutcomeUnknownError` and the runner reconciles with the list endpoint.
 
 The API's answers are not trusted (docs/SECURITY.md): each is read up to MAX_ANSWER_BYTES after
-decoding, within CALL_DEADLINE, nested at most MAX_JSON_DEPTH deep, and with the token replaced
-by `***` before anything parses, stores or shows it; the list is followed for MAX_LIST_PAGES.
+decoding, within CALL_DEADLINE, nested at most MAX_JSON_DEPTH deep; the list is followed for
+MAX_LIST_PAGES. An answer is kept as it came (an id or a URL is used as the server wrote it): the
+token a server echoes is redacted where batchrun writes or shows text (`errors.Redactor`), and a
+prediction whose id holds the token is refused, since that id would be stored redacted.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,8 +58,8 @@ from batchrun.errors import (
     ServerError,
     StorageError,
     UsageError,
-    redact_json,
-    redacted_secrets,
+    refresh_secrets,
+    remember_secret,
 )
 from batchrun.spec.rate import DEFAULT_RATE, DEFAULT_REQUESTS, Rate
 from batchrun.spec.target import Target
@@ -138,6 +140,9 @@ class Client:
         self._api_url = httpx.URL(self._api)
         self._wait = _checked_wait(wait)
         self._secrets = (token,) if token else ()
+        remember_secret(token)  # every sink redacts it, whatever variable it came from
+        # The secrets the sinks will redact (the environment's `*_TOKEN`s too), for `_parse`.
+        self._redactor = refresh_secrets()
         self._token_env = token_env
         self._retry = retry or RetryPolicy()
         # Told of every failure about to be retried, and whether it was a 429 (progress display).
@@ -493,8 +498,6 @@ class Client:
     def _answer(
         self, response: httpx.Response, request: httpx.Request, body: bytes
     ) -> httpx.Response:
-        # A proxy may echo the token (in an error, a log line): it goes before anything reads it.
-        body = _redacted_body(body, self._secrets)
         headers = [
             (name, value)
             for name, value in response.headers.multi_items()
@@ -521,9 +524,15 @@ class Client:
 
     def _parse(self, parse: Callable[[Any], T], data: Any, method: str, url: str) -> T:
         try:
-            return parse(data)
+            parsed = parse(data)
         except ServerError as exc:
             raise bad_body_error(method, url, 200, str(exc), self._secrets) from None
+        if isinstance(parsed, Prediction) and self._redactor.finds_in(parsed.id):
+            # Stored, the id would be redacted, and a resume could not find the prediction
+            # again: a server that puts the token in an id is broken, like one that puts `/`.
+            problem = "the prediction id in the response holds the API token"
+            raise bad_body_error(method, url, 200, problem, self._secrets)
+        return parsed
 
     def _next_page(self, link: httpx.URL, first: httpx.URL) -> httpx.URL:
         # A proxy hands out api.replicate.com links; only the cursor in them is ours to use.
@@ -562,23 +571,6 @@ def _segment(value: str) -> str:
     if not value:
         raise UsageError("an empty name or id cannot be part of an API path")
     return quote(value, safe="")
-
-
-def _redacted_body(body: bytes, secrets: Sequence[str]) -> bytes:
-    """`body` with every secret redacted in its decoded text: JSON is parsed first, so a token
-    escaped as `\\u0068\\u006b...` is found as well as one written plainly."""
-    found = redacted_secrets(secrets)
-    if not found:
-        return body  # a token too short to redact: it would match by chance (errors.py)
-    for secret in found:
-        body = body.replace(secret.encode(), b"***")
-    if b"\\u" not in body:
-        return body  # no escapes: what is plain is all there is
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        return body  # not JSON: bytes are what a reader will see
-    return json.dumps(redact_json(data, found), ensure_ascii=False).encode()
 
 
 _TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"

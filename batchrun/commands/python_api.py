@@ -1,6 +1,7 @@
 """The Python API: the commands as functions, for notebooks and scripts.
 
-`batchrun.plan`, `batchrun.run`, `batchrun.arun` and `batchrun.results` (re-exported lazily by
+`batchrun.plan`, `batchrun.run`, `batchrun.arun`, `batchrun.results` and `batchrun.verify`
+(re-exported lazily by
 `batchrun/__init__.py`) take the command line's options as keyword arguments and return data
 instead of printing. `batchrun run` itself goes through `prepared_run` below, so the command line
 is a thin layer over the same code. It lives beside the commands because `progress=True` draws
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from batchrun import safefs
+from batchrun.commands.verify import verify_target
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
 from batchrun.engine.runner import run as run_blocking
+from batchrun.errors import refresh_secrets
 from batchrun.frontend.options import RunArgs
 from batchrun.frontend.progress import make_progress
 from batchrun.frontend.run_target import api_endpoint, run_and_spec, sandbox_output
@@ -33,6 +36,7 @@ from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.planner.expand import parse_shard
 from batchrun.planner.sample import Selection, iter_selected
+from batchrun.readout.verify import Verification
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 
@@ -121,11 +125,23 @@ def results(run_or_spec: PathLike, *, all: bool = False) -> Iterator[dict[str, A
     from elsewhere (docs/SECURITY.md)."""
     run_dir, spec = run_and_spec(os.fspath(run_or_spec))
     headers, by_key = load_records(run_dir)
+    redactor = refresh_secrets()  # a sink: a record may quote a server that echoed the token
     for record in scope(by_key.values(), spec or spec_of_run(headers)).chosen(all):
         row = record.to_json()
         paths = (Path(os.path.abspath(run_dir / file.path)) for file in record.files)
         row["paths"] = [str(path) for path in paths if safefs.is_inside(path, run_dir)]
-        yield row
+        yield redactor.value(row)
+
+
+def verify(
+    run_or_spec_or_dataset: PathLike, *, allow_sandbox: bool = False, quick: bool = False
+) -> Verification:
+    """Whether a run (against its spec) or an exported dataset (against its record) is complete
+    and unmodified, as `batchrun verify` proves it: `.ok`, `.problems` (each with `subject`,
+    `kind`, `detail`) and `.to_json()`. Reads every byte unless `quick` (a run folder's stat
+    index is trusted then, as `status` does); prints nothing."""
+    target = Path(os.fspath(run_or_spec_or_dataset))
+    return verify_target(target, allow_sandbox=allow_sandbox, deep=not quick)
 
 
 @contextlib.contextmanager
@@ -138,6 +154,7 @@ def prepared_run(
 ) -> Iterator[tuple[Spec, RunOptions]]:
     """The spec (loaded from `args.spec` unless given) and the run options `args` ask for, with
     the API (or the sandbox) to talk to."""
+    refresh_secrets()  # what the environment holds now is redacted at every sink
     spec = spec or load_spec(args.spec, Allowances.of(args.allow_outside, args.max_predictions))
     choices = RunChoices.parsed(args.choices)
     if args.sandbox and choices.get("out") is None:

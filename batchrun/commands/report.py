@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from batchrun import safefs
-from batchrun.errors import UsageError
+from batchrun.errors import UsageError, secrets_in_use
 from batchrun.frontend.destination import direct_stream
 from batchrun.frontend.options import ReportArgs
 from batchrun.frontend.run_target import run_and_spec, run_dir_of, sandbox_output
@@ -57,7 +57,9 @@ def write_atomically(dest: Path, text: str) -> None:
 
 
 def _deliver(page: str, dest: Path, stream: IO[str] | None) -> None:
-    """The page to its file (atomically, then its path on stdout) or to the stream asked for."""
+    """The page to its file (atomically, then its path on stdout) or to the stream asked for,
+    the secrets of this process redacted in it (a record may quote a server)."""
+    page = secrets_in_use().document(page)
     if stream is None:
         write_atomically(dest, page)
         print(dest)

@@ -9,13 +9,12 @@ stderr, from `cli.py`, as without `--json`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
 from batchrun.commands.python_api import prepared_run
 from batchrun.engine.runner import run
-from batchrun.errors import BatchrunError, SpecError, redact_environment
+from batchrun.errors import BatchrunError, SpecError
 from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.frontend.options import RunArgs
 from batchrun.frontend.progress import error_lines, make_progress, summary_json, summary_lines
@@ -48,7 +47,7 @@ def main(args: RunArgs) -> int:
         raise
     except Exception as error:  # a bug: cli.py says so on stderr; stdout still gets its object
         if args.json and not answered:
-            text = redact_environment(f"{type(error).__name__}: {error}", os.environ)
+            text = f"{type(error).__name__}: {error}"
             _print_json(
                 {
                     "ok": False,
@@ -75,7 +74,7 @@ def error_json(error: BatchrunError | KeyboardInterrupt) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ok": False,
         "interrupted": False,
-        "error": printable(redact_environment(str(error), os.environ)),
+        "error": printable(str(error)),
         "exit_code": int(exit_code_for(error)),
     }
     if isinstance(error, SpecError):

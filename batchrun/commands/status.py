@@ -2,9 +2,10 @@
 
 It counts the current spec's whole plan, recorded or not ("20 of 100 done, 80 not started"),
 with the numbers `plan` gives (both come from `manifest.compare.compare`), and exits 0 only when
-every planned prediction succeeded, as `run` does. With `--all`, it also counts the recorded
-predictions the spec no longer plans (after an edit), which are otherwise only counted on a line
-of their own. Each API the records came from is named, with how many it made.
+every planned prediction succeeded, as `run` does; a spec that never ran is its whole plan not
+started ("0 of 100 planned predictions done, 100 not started", exit 1). With `--all`, it also
+counts the recorded predictions the spec no longer plans (after an edit), which are otherwise
+only counted on a line of their own. Each API the records came from is named, with how many it made.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from batchrun.cost import ESTIMATED, money
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.frontend.destination import is_stdout, output_stream, shown_as
 from batchrun.frontend.options import StatusArgs
-from batchrun.frontend.run_target import run_and_spec
+from batchrun.frontend.run_target import run_and_spec, sandbox_hint
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.compare import PlanComparison, compare
 from batchrun.manifest.filestat import HashedFiles
-from batchrun.manifest.reader import load_records
+from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.manifest.state import State, pins_for_reading
@@ -39,7 +40,8 @@ FAILURES_SHOWN = 10
 
 def main(args: StatusArgs) -> int:
     """Print the run's status; exit 0 when every planned key succeeded (files as recorded)."""
-    run_dir, spec = run_and_spec(args.target)
+    run_dir, spec = run_and_spec(args.target, ran=False)
+    never_ran = not manifest_paths(run_dir)  # only a spec's folder (run_and_spec checks others)
     headers, by_key = load_records(run_dir)  # once: a manifest may be hundreds of megabytes
     # The current spec's predictions; those it no longer plans are named on a line of their own.
     split = scope(by_key.values(), spec or spec_of_run(headers))
@@ -47,9 +49,12 @@ def main(args: StatusArgs) -> int:
     # Files whose size, mtime and inode are as when last hashed are not read (unless --deep).
     hashed = HashedFiles(run_dir, deep=args.deep)
     plan = _plan(split.spec, run_dir, hashed)
+    if never_ran and plan is None:  # nothing recorded, and the plan cannot be counted
+        run_and_spec(args.target)  # says so: no manifest here, nothing has run yet
     pins = pins_for_reading(split.spec)
     status = summarize(run_dir, headers, records, pins, plan=plan, hashed=hashed)
-    hashed.save()
+    if not never_ran:  # a status writes nothing into a folder that is not there yet
+        hashed.save()
     csv_on_stdout = args.csv is not None and is_stdout(args.csv)
     if csv_on_stdout and args.json:
         raise UsageError(
@@ -68,7 +73,8 @@ def main(args: StatusArgs) -> int:
         print()
     else:
         # With the CSV on stdout, the status goes to stderr: stdout stays one CSV document.
-        shown = "\n".join(render(status) + ([note] if note else []))
+        lines = _never_ran(status, split.spec) if never_ran else render(status)
+        shown = "\n".join(lines + ([note] if note else []))
         print(shown, file=sys.stderr if csv_on_stdout else sys.stdout)
     return 0 if status.complete else 1
 
@@ -82,6 +88,17 @@ def _plan(spec: Spec | None, run_dir: Path, hashed: HashedFiles) -> PlanComparis
         return compare(spec, output=run_dir, keep_states=True, hashed=hashed)
     except BatchrunError:
         return None
+
+
+def _never_ran(status: RunStatus, spec: Spec | None) -> list[str]:
+    """A spec's status before its first run: its whole plan, not started."""
+    hint = sandbox_hint(spec) if spec is not None else ""
+    first = f"{shown_path(status.run_dir)}: no manifest yet; nothing has run here"
+    lines = [first + (f" ({hint})" if hint else "")]
+    if status.planned is not None:
+        planned = status.planned
+        lines.append(f"0 of {planned:,} planned predictions done, {planned:,} not started")
+    return lines
 
 
 # How status names a planned key's state after "N of M done" (plan's words, but for "new").

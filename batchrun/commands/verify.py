@@ -28,7 +28,7 @@ from batchrun.spec.load import Spec, load_spec
 def main(args: VerifyArgs) -> int:
     """Verify, print each problem (or the JSON), and say on stderr what was proved."""
     target = Path(args.target)
-    found = _verify(target, args.allow_sandbox, deep=not args.quick)
+    found = verify_target(target, allow_sandbox=args.allow_sandbox, deep=not args.quick)
     if args.json:
         json.dump(found.to_json(), sys.stdout, indent=2)
         print()
@@ -42,7 +42,9 @@ def main(args: VerifyArgs) -> int:
     return ExitCode.OK if found.ok else ExitCode.FAILED
 
 
-def _verify(target: Path, allow_sandbox: bool, *, deep: bool) -> Verification:
+def verify_target(target: Path, *, allow_sandbox: bool, deep: bool) -> Verification:
+    """A spec, a run folder or a dataset verified (`deep`: every byte read; the command's and
+    the Python API's `verify`); UsageError for a target that is none of them."""
     if target.is_dir() and (target / EXPORT_RECORD).is_file():
         return verify_dataset(target, allow_sandbox=allow_sandbox)
     if target.is_file():

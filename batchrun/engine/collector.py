@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from batchrun.errors import secrets_in_use
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.writer import ManifestWriter
 
@@ -225,5 +226,7 @@ class Collector:
         if record.status != Status.SUCCEEDED or (record.missing and self._missing_is_failure):
             tally.failure_count += 1
             if len(tally.failures) < FAILURES_KEPT:
-                error = record.error or record.status
+                # The summary is a sink (a caller of `run()` may log it): the record itself
+                # is kept as the server sent it.
+                error = secrets_in_use().text(record.error or record.status)
                 tally.failures.append(Failure(record.key, record.job, record.status, error))

@@ -1,6 +1,7 @@
 """Where a command's output goes: `-` is stdout, a special file is written in place, and a
 regular file atomically. Every option that writes a file (`status --csv`, `export --to`, `report
---output`) goes through `output_stream`; the library writes to the stream it is handed.
+--output`) goes through `output_stream`; the library writes to the stream it is handed. What
+is written there, and on the terminal, is redacted on the way (`redacted`).
 
 A regular file is written atomically (temp file + rename), so a reader never sees half of it.
 That rename must never happen to `/dev/stdout`, a FIFO or a device: run as root, it replaced the
@@ -16,15 +17,46 @@ import stat
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 from batchrun import safefs
-from batchrun.errors import StorageError
+from batchrun.errors import StorageError, secrets_in_use
 
 STDOUT = "-"
 # Text gathered before one write: with PYTHONUNBUFFERED=1 (common in containers) each write to
 # stdout is a system call of its own, and a million JSON lines written one by one cost seconds.
 WRITE_CHUNK = 64 * 1024
+
+
+class RedactedStream:
+    """A text stream whose every write is redacted first (`Redactor.document`, with the secrets
+    in use at the time of the write): what a command prints, and every file it writes through
+    `output_stream`, is a sink (docs/SECURITY.md).
+
+    Writers here write whole lines, JSON strings or CSV rows at a time, so a secret is never
+    split between two writes. Everything else (isatty, fileno, buffer) is the stream's own.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(secrets_in_use().document(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def redacted(stream: IO[str]) -> IO[str]:
+    """`stream`, its writes redacted of this process's secrets (`secrets_in_use`)."""
+    if isinstance(stream, RedactedStream):
+        return stream
+    return cast(IO[str], RedactedStream(stream))
 
 
 def is_special(path: Path) -> bool:
@@ -94,8 +126,8 @@ def output_stream(dest: str) -> Iterator[IO[str]]:
     atomic temporary (renamed into place when the block ends without an error)."""
     with direct_stream(dest) as stream:
         if stream is not None:
-            yield stream
+            yield redacted(stream)
             return
         # The user named `dest`; safefs still never writes through a link at its temporary.
         with safefs.atomic_text_writer(Path(dest), None) as handle:
-            yield handle
+            yield redacted(handle)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from batchrun.cost import ESTIMATED, money
 from batchrun.engine.collector import Tally
 from batchrun.engine.runner import Progress, RunSummary
+from batchrun.frontend.destination import redacted
 from batchrun.frontend.options import ProgressStyle
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 
@@ -36,7 +37,7 @@ def make_progress(
     stream: IO[str] | None = None,
 ) -> Progress:
     """The display `--progress STYLE -q -v` asks for; `auto` is a bar on a terminal, else lines."""
-    stream = stream or sys.stderr
+    stream = redacted(stream or sys.stderr)  # a failure's text may quote a server
     if style == "auto":
         style = "bar" if stream.isatty() else "lines"
     if quiet:

@@ -38,20 +38,28 @@ def run_dir_of(text: str) -> Path:
     raise UsageError(f"{text}: no such run folder or spec file")
 
 
-def run_and_spec(text: str) -> tuple[Path, Spec | None]:
-    """The run folder `text` names, and the spec when `text` is a spec file."""
+def run_and_spec(text: str, *, ran: bool = True) -> tuple[Path, Spec | None]:
+    """The run folder `text` names, and the spec when `text` is a spec file. `ran`: the spec's
+    folder must hold a manifest (`status` counts a spec's plan without one)."""
     path = Path(text)
     spec = load_spec(path) if path.is_file() else None
-    return run_dir_of(text) if spec is None else _with_manifest(spec.output, spec), spec
+    if spec is None:
+        return run_dir_of(text), None
+    return (_with_manifest(spec.output, spec) if ran else spec.output), spec
 
 
 def _with_manifest(folder: Path, spec: Spec | None = None) -> Path:
     if not manifest_paths(folder):
-        hint = ""
-        if spec is not None and manifest_paths(sandbox_output(spec)):
-            hint = f" (the sandbox's runs are in {shown_path(sandbox_output(spec))})"
+        hint = f" ({sandbox_hint(spec)})" if spec is not None and sandbox_hint(spec) else ""
         raise UsageError(f"{folder}: no manifest here; nothing has run yet{hint}")
     return folder
+
+
+def sandbox_hint(spec: Spec) -> str:
+    """Where the spec's sandbox runs are, when `run --sandbox` made some ("" if none)."""
+    if not manifest_paths(sandbox_output(spec)):
+        return ""
+    return f"the sandbox's runs are in {shown_path(sandbox_output(spec))}"
 
 
 def endpoint_of(

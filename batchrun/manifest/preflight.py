@@ -18,10 +18,14 @@ from typing import Any
 
 from batchrun import safefs
 from batchrun.cost import SchemaCount
+from batchrun.errors import secrets_in_use
 from batchrun.spec.load import Spec
 
 RECORD_NAME = "preflight.json"
 RECORD_FORMAT = 1
+# Bytes of a record read at most: it holds a note and a count per model of a spec, which is at
+# most 16 MiB itself (spec/load.py); a run folder's file is untrusted (/dev/zero behind a link).
+MAX_RECORD_BYTES = 16 << 20
 # The record's key for what each model's schema says of `num_outputs`, by target as the spec
 # writes it (`owner/name`, `owner/name:VERSION`, `deployment owner/name`).
 COUNTS_KEY = "num_outputs"
@@ -30,7 +34,8 @@ COUNTS_KEY = "num_outputs"
 def read_record(run_dir: Path) -> dict[str, Any] | None:
     """The recorded pre-flight, or None when there is none (or it cannot be read)."""
     try:
-        data = json.loads((run_dir / RECORD_NAME).read_text(encoding="utf-8"))
+        # A regular file only: a FIFO planted there must not stall `plan` or `run`.
+        data = json.loads(safefs.read_regular(run_dir / RECORD_NAME, MAX_RECORD_BYTES, run_dir))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -45,7 +50,9 @@ def write_record(run_dir: Path, data: Mapping[str, Any]) -> None:
     part = run_dir / (RECORD_NAME + ".part")
     try:
         with safefs.create_new(part, run_dir) as out:
-            out.write((json.dumps(data, indent=1) + "\n").encode("utf-8"))
+            # A sink (docs/SECURITY.md): its notes may quote a server that echoed the token.
+            text = json.dumps(secrets_in_use().value(data), indent=1)
+            out.write((text + "\n").encode("utf-8"))
         os.replace(part, run_dir / RECORD_NAME)
     except OSError as error:
         part.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover  (Windows: no advisory locks; runs are n
 
 from batchrun import safefs
 from batchrun._version import __version__
-from batchrun.errors import StorageError, UsageError
+from batchrun.errors import Redactor, StorageError, UsageError, refresh_secrets
 from batchrun.manifest.reader import KeyState, ManifestIndex
 from batchrun.manifest.records import FORMAT, WRITTEN, Api, Record, utcnow
 
@@ -48,6 +48,8 @@ class ManifestWriter:
         self._handle = handle
         self._dirty = False
         self._last_stamp = 0
+        # The manifest is a sink: what a server echoed of the token is redacted in each line.
+        self._redactor = refresh_secrets()
 
     def _stamp(self) -> int:
         # Nanoseconds since the epoch, strictly increasing within this writer.
@@ -71,7 +73,7 @@ class ManifestWriter:
         except OSError as error:
             raise _storage_error(path, error) from None
         with safefs.atomic_writer(path, None, durable=True, what=what) as out:
-            out.write(encode_line(dict(header)))
+            out.write(encode_line(dict(header), refresh_secrets()))
             moved = _copy_last_lines(index, path, out)
         # Unbuffered: each record is one write() of a whole line, with nothing left in a
         # buffer to fail again (or to be lost) when the disk is full.
@@ -87,7 +89,8 @@ class ManifestWriter:
         try:
             data = memoryview(
                 b"".join(
-                    encode_line({**record.to_json(), WRITTEN: self._stamp()}) for record in records
+                    encode_line({**record.to_json(), WRITTEN: self._stamp()}, self._redactor)
+                    for record in records
                 )
             )
             while data:
@@ -219,8 +222,21 @@ def _clean_when_alone(folder: IO[bytes], run_dir: Path) -> None:
     fcntl.flock(folder.fileno(), fcntl.LOCK_SH)
 
 
-def encode_line(data: Mapping[str, Any]) -> bytes:
+def encode_line(data: Mapping[str, Any], redactor: Redactor | None = None) -> bytes:
     """One line of the journal: compact JSON, UTF-8, newline-terminated (the format of every
-    line ever written: readers and old journals depend on it byte for byte)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    line ever written: readers and old journals depend on it byte for byte), with `redactor`'s
+    secrets as `***` in its decoded text.
+
+    A record is kept in memory as it came (batchrun acts on it); only the line holds `***`. A
+    prediction id never does (the client refuses an id that holds the token); an output URL
+    that holds it is stored so, and a later run cannot fetch from it (it expires within the
+    hour in any case).
+    """
+    text = _dumps(data)
+    if redactor and redactor.document(text) != text:  # found as written: redact the values
+        text = _dumps(redactor.value(data))
     return text.encode() + b"\n"
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

@@ -35,7 +35,13 @@ from typing import IO, Any
 import yaml
 
 from batchrun import safefs
-from batchrun.errors import BatchrunError, ManifestError, StorageError, UsageError
+from batchrun.errors import (
+    BatchrunError,
+    ManifestError,
+    StorageError,
+    UsageError,
+    secrets_in_use,
+)
 from batchrun.humanize import printable
 from batchrun.manifest.records import UNKNOWN_API, Record, Status, utcnow
 from batchrun.manifest.state import State, key_state
@@ -443,7 +449,8 @@ def _write_job(
 
 
 def _write_text(folder: Path, name: str, text: str, root: Path | None = None) -> FileSum:
-    data = text.encode("utf-8")
+    # A sink (docs/SECURITY.md): a record may quote a server that echoed the token.
+    data = secrets_in_use().document(text).encode("utf-8")
     # Through safefs like every write (docs/SECURITY.md), though the folder is new.
     with safefs.create_new(folder / name, root or folder) as out:
         out.write(data)
@@ -470,6 +477,7 @@ def _write_export_record(path: Path, card: Card, sums: Sequence[FileSum]) -> Non
     lines += [{"missing": key, "job": job, "why": why} for key, job, why in card.missing]
     lines += [{"sandbox": key, "job": job, "api": url} for key, job, url in card.sandbox]
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    text = secrets_in_use().document(text)  # a sink, like `_write_text`
     with safefs.create_new(path, path.parent) as out:
         out.write(text.encode("utf-8"))
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
+from batchrun.errors import secrets_in_use
 from batchrun.manifest.records import FAILED, IN_FLIGHT, FileRecord, Record
 from batchrun.report.layout import Value
 
@@ -29,6 +30,9 @@ Href = Callable[[str], str]  # a file's path in the run folder → its address f
 
 def cut(text: str, limit: int) -> str:
     """`text`, or its first `limit` characters and how many more there were."""
+    if len(text) <= limit:
+        return text  # the page is redacted whole when it is written (commands/report.py)
+    text = secrets_in_use().text(text)  # before the cut, which could leave a secret's start
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text) - limit:,} more characters)"

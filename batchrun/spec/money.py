@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from batchrun import safefs
 from batchrun.cost import MAX_TOKEN_INPUTS, PRICE_FIELDS, Price, parse_duration
 from batchrun.errors import SpecError
 from batchrun.spec.checker import Checker
@@ -73,7 +74,8 @@ def price_list(check: Checker, written: Any) -> PriceList | None:
         if file.stat().st_size > MAX_PRICES_BYTES:
             check.add(("prices",), f"'{written}' is larger than {MAX_PRICES_BYTES:,} bytes")
             return None
-        text = file.read_text(encoding="utf-8")
+        # A regular file only (a FIFO is refused, not waited on), read within the cap.
+        text = safefs.read_regular(file, MAX_PRICES_BYTES, follow=True).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         check.add(("prices",), f"cannot read '{written}': {reason}")

@@ -1,4 +1,5 @@
-"""The Python API: batchrun.plan, run, arun and results, from plain code and inside a loop."""
+"""The Python API: batchrun.plan, run, arun, results and verify, from plain code and inside a
+loop."""
 
 from __future__ import annotations
 
@@ -63,6 +64,32 @@ def test_plan_run_results_in_plain_code_print_nothing(
         assert [Path(p).is_file() for p in row["paths"]] == [True]
         assert row["vars"]["animal"] in ("fox", "owl")
     assert assert_files_intact(spec.parent / "runs" / "spec") == 3
+
+
+def test_verify_proves_a_run_as_the_command_does_and_prints_nothing(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = batchrun.verify(spec)  # nothing ran yet: every planned key is not started
+    assert not found.ok
+    assert [p.kind for p in found.problems] == ["not_started"] * 4
+    batchrun.run(spec, sandbox=True)  # into runs/spec-sandbox, as `run --sandbox`
+    run_dir = spec.parent / "runs" / "spec-sandbox"
+    # Made by the sandbox: a problem unless allowed, as `verify --allow-sandbox` allows it.
+    assert {p.kind for p in batchrun.verify(run_dir).problems} == {"sandbox"}
+    found = batchrun.verify(run_dir, allow_sandbox=True)
+    assert found.ok
+    assert (found.kind, found.planned, found.succeeded, found.files) == ("run", 4, 4, 4)
+    assert found.to_json()["ok"] is True
+    assert batchrun.verify(str(run_dir), allow_sandbox=True, quick=True).ok
+    first = next(run_dir.glob("**/*.png"))
+    first.write_bytes(first.read_bytes()[:-1])
+    broken = batchrun.verify(run_dir, allow_sandbox=True)
+    assert [(p.subject, p.kind) for p in broken.problems] == [
+        (first.relative_to(run_dir).as_posix(), "file")
+    ]
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(UsageError, match="no such run folder, spec file or dataset"):
+        batchrun.verify(spec.parent / "nowhere")
 
 
 def test_run_takes_the_command_lines_options(spec: Path, tmp_path: Path) -> None:

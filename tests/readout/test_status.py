@@ -92,10 +92,32 @@ def test_status_of_a_spec_that_never_ran(
         batchrun: 1
         jobs:
           - model: acme/painter
-            input: {prompt: "x"}
+            input: {prompt: "x${i}"}
+            matrix: {i: [1, 2, 3]}
         """,
     )
-    assert main(["status", str(spec)]) == 2
-    assert capsys.readouterr().err == (
-        f"batchrun: {tmp_path / 'runs' / 'spec'}: no manifest here; nothing has run yet\n"
+    run_dir = tmp_path / "runs" / "spec"
+    assert main(["status", str(spec)]) == 1  # the plan is not done: as for any incomplete plan
+    said = capsys.readouterr().out.splitlines()
+    assert said == [
+        f"{run_dir}: no manifest yet; nothing has run here",
+        "0 of 3 planned predictions done, 3 not started",
+    ]
+    assert main(["status", str(spec), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["planned"], data["done"], data["not_started"]) == (3, 0, 3)
+    assert data["complete"] is False
+    assert data["manifests"] == []
+    assert not run_dir.exists()  # a status writes nothing
+    # Where `run --sandbox` left its runs of the spec, it says so.
+    (tmp_path / "runs" / "spec-sandbox").mkdir(parents=True)
+    (tmp_path / "runs" / "spec-sandbox" / "manifest.jsonl").write_text("")
+    assert main(["status", str(spec)]) == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{run_dir}: no manifest yet; nothing has run here"
+        f" (the sandbox's runs are in {tmp_path / 'runs' / 'spec-sandbox'})"
     )
+    # A run folder named as such still needs a manifest: without a spec there is no plan.
+    run_dir.mkdir(parents=True)
+    assert main(["status", str(run_dir)]) == 2
+    assert "no manifest here; nothing has run yet" in capsys.readouterr().err

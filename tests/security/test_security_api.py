@@ -18,7 +18,8 @@ import batchrun.api.client
 from batchrun.api.client import Client
 from batchrun.api.ratelimit import RateLimiter
 from batchrun.api.retry import RetryPolicy
-from batchrun.errors import ApiConnectionError, InvalidRequestError, ServerError
+from batchrun.errors import ApiConnectionError, InvalidRequestError, ServerError, secrets_in_use
+from batchrun.manifest.writer import encode_line
 
 pytestmark = [
     pytest.mark.anyio,
@@ -151,14 +152,17 @@ async def test_a_list_with_endless_pages_stops(monkeypatch: pytest.MonkeyPatch) 
     )
 
 
-async def test_an_echoed_token_is_redacted_in_a_prediction_error_and_logs() -> None:
+async def test_an_echoed_token_is_kept_as_it_came_and_redacted_in_what_is_written() -> None:
+    # The answer is data batchrun acts on: the sinks redact (tests/test_security_redaction.py).
     echoed = {**PREDICTION, "status": "failed", "error": f"bad token {TOKEN}", "logs": TOKEN}
     body = json.dumps(echoed).encode()
     with hostile(lambda request, conn: answer(conn, 200, body)) as server:
         async with client(server.url) as api:
             got = await api.get("p1")
-    assert got.error == "bad token ***"
-    assert got.logs == "***"
+    assert (got.error, got.logs) == (f"bad token {TOKEN}", TOKEN)
+    assert encode_line(got.raw, secrets_in_use()) == encode_line(
+        json.loads(body.replace(TOKEN.encode(), b"***"))
+    )
 
 
 async def test_an_echoed_token_is_redacted_in_a_refusal() -> None:
@@ -187,7 +191,7 @@ async def test_a_prediction_id_that_is_not_an_id_is_a_bad_answer(ident: str) -> 
     assert "in the response is not an id" in str(caught.value)
 
 
-async def test_a_token_echoed_json_escaped_is_redacted_in_the_decoded_text() -> None:
+async def test_a_token_echoed_json_escaped_is_found_in_the_decoded_text() -> None:
     escaped = "".join(f"\\u{ord(c):04x}" for c in TOKEN)
     body = (
         json.dumps({**PREDICTION, "status": "failed", "output": None, "error": "ECHO"})
@@ -202,8 +206,10 @@ async def test_a_token_echoed_json_escaped_is_redacted_in_the_decoded_text() -> 
     with hostile(echoing) as server:
         async with client(server.url) as api:
             got = await api.get("p1")
-    assert got.error == "bad token ***"
-    assert TOKEN not in json.dumps(got.raw)
+    assert got.error == f"bad token {TOKEN}"  # decoded, as it came
+    line = encode_line(got.raw, secrets_in_use())  # the manifest's line for it
+    assert TOKEN not in line.decode()
+    assert json.loads(line)["error"] == "bad token ***"
 
 
 async def test_a_short_token_never_changes_the_data_batchrun_acts_on() -> None:

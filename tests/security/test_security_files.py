@@ -329,8 +329,13 @@ SPEC_HEAD = "batchrun: 1\njobs:\n  - model: acme/flux\n"
             "not a regular file",
         ),
         (SPEC_HEAD + "    input: {image: {file: in.png}}\n", "in.png", "not a regular file"),
+        (
+            SPEC_HEAD.replace("jobs:", "prices: p.yaml\njobs:") + "    input: {prompt: hi}\n",
+            "p.yaml",
+            "cannot read 'p.yaml'",
+        ),
     ],
-    ids=["spec", "lines", "json", "file-input"],
+    ids=["spec", "lines", "json", "file-input", "prices"],
 )
 def test_a_fifo_where_a_file_is_read_is_refused_not_waited_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, fifo: str, message: str
@@ -345,6 +350,17 @@ def test_a_fifo_where_a_file_is_read_is_refused_not_waited_on(
     err = capsys.readouterr().err
     assert message in err
     assert "not a regular file" in err
+
+
+def test_a_fifo_planted_at_the_preflight_record_is_not_waited_on(tmp_path: Path) -> None:
+    from batchrun.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_HEAD + "    input: {prompt: hi}\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "preflight.json")  # `plan` reads the record offline: it used to wait here
+    assert main(["plan", str(spec), "--out", str(run)]) == 0
 
 
 def test_a_fifo_as_the_lock_or_the_manifests_spec_is_refused(
