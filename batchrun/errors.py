@@ -204,50 +204,30 @@ def redacted_secrets(secrets: Iterable[str]) -> list[str]:
 
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Return `text` with every secret (of at least MIN_SECRET_LENGTH characters) as `***`."""
-    for secret in redacted_secrets(secrets):
-        text = text.replace(secret, "***")
-    return text
-
-
-def redact_environment(text: str, env: Mapping[str, str]) -> str:
-    """`text` with the value of every `*_TOKEN` variable of `env` replaced by `***`."""
-    return redact(text, _environment_secrets(env))
-
-
-def redact_json(value: Any, secrets: Iterable[str]) -> Any:
-    """A parsed JSON value with `redact` applied to every text in it, keys included: the
-    decoded text, so a secret the server escaped (`\\u0068...`) is found too."""
-    found = redacted_secrets(secrets)
-    return _redact_value(value, found) if found else value
-
-
-def _redact_value(value: Any, found: list[str]) -> Any:
-    if isinstance(value, str):
-        return redact(value, found)
-    if isinstance(value, list | tuple):
-        return [_redact_value(item, found) for item in value]
-    if isinstance(value, dict):
-        return {redact(str(k), found): _redact_value(v, found) for k, v in value.items()}
-    return value
-
-
-def _environment_secrets(env: Mapping[str, str]) -> list[str]:
-    return [value for name, value in env.items() if name.endswith("_TOKEN")]
+    return Redactor.of(secrets).text(text)
 
 
 @dataclass(frozen=True, slots=True)
 class Redactor:
-    """The secrets of this process, as one sink sees them when it starts writing.
+    """The one redaction: the secrets of this process as `***`, applied at every sink.
 
     batchrun keeps what it receives as it was received (an id or a URL that holds the token
     still works); what it writes or shows goes through a Redactor first, at each sink: the
     terminal, the manifest, the CSV, the report, an export and its card, `results()`, and the
-    exceptions it raises (docs/SECURITY.md). `value` and `text` work on decoded text, so a
+    exceptions it raises (docs/SECURITY.md). `text` and `value` work on decoded text, so a
     token that arrived JSON-escaped is found; `document` is for text already encoded (a page,
     JSON, CSV) and finds each secret as those encodings write it.
     """
 
-    secrets: tuple[str, ...]
+    secrets: tuple[str, ...]  # longest first, so a secret inside another goes with it
+    forms: tuple[str, ...]  # each secret as HTML, JSON and CSV write it, longest first
+
+    @classmethod
+    def of(cls, secrets: Iterable[str]) -> Redactor:
+        """A Redactor for `secrets` (those shorter than MIN_SECRET_LENGTH are left out)."""
+        found = redacted_secrets(secrets)
+        forms = {form for secret in found for form in _written_forms(secret)}
+        return cls(tuple(found), tuple(sorted(forms, key=len, reverse=True)))
 
     def __bool__(self) -> bool:
         return bool(self.secrets)
@@ -262,9 +242,7 @@ class Redactor:
     def value(self, value: Any) -> Any:
         """A JSON-like value with every text in it redacted, keys included (a copy, when a
         secret is in it; else the value itself)."""
-        if not self.secrets or not self.finds_in(value):
-            return value
-        return _redact_value(value, list(self.secrets))
+        return self._copy(value) if self.secrets and self.finds_in(value) else value
 
     def finds_in(self, value: Any) -> bool:
         """Whether any text of a JSON-like value holds a secret."""
@@ -279,17 +257,28 @@ class Redactor:
     def document(self, text: str) -> str:
         """Encoded text (HTML, JSON, CSV) with every secret as `***`, in each form those
         encodings give it (the same text, for a token of letters, digits and `_`)."""
-        for secret in self.secrets:
-            for form in _written_forms(secret):
-                if form in text:
-                    text = text.replace(form, "***")
+        for form in self.forms:
+            if form in text:
+                text = text.replace(form, "***")
         return text
+
+    def _copy(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list | tuple):
+            return [self._copy(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(str(k)): self._copy(v) for k, v in value.items()}
+        return value
 
 
 def _written_forms(secret: str) -> list[str]:
     quoted = [secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]]
-    forms = [*quoted, *(html.escape(form) for form in quoted), secret.replace('"', '""')]
-    return sorted(set(forms), key=len, reverse=True)
+    return [*quoted, *(html.escape(form) for form in quoted), secret.replace('"', '""')]
+
+
+def _environment_secrets(env: Mapping[str, str]) -> list[str]:
+    return [value for name, value in env.items() if name.endswith("_TOKEN")]
 
 
 # The Redactor of the last `refresh_secrets`: reading the environment costs tens of
@@ -308,5 +297,5 @@ def refresh_secrets() -> Redactor:
     each secret a client was given (`remember_secret`)."""
     global _current
     found = [*_environment_secrets(os.environ), *_remembered]
-    _current = Redactor(tuple(redacted_secrets(found)))
+    _current = Redactor.of(found)
     return _current
