@@ -527,11 +527,13 @@ class Client:
             parsed = parse(data)
         except ServerError as exc:
             raise bad_body_error(method, url, 200, str(exc), self._secrets) from None
-        if isinstance(parsed, Prediction) and self._redactor.finds_in(parsed.id):
-            # Stored, the id would be redacted, and a resume could not find the prediction
-            # again: a server that puts the token in an id is broken, like one that puts `/`.
-            problem = "the prediction id in the response holds the API token"
-            raise bad_body_error(method, url, 200, problem, self._secrets)
+        for what, ident in _identifiers(parsed):
+            if ident is not None and self._redactor.finds_in(ident):
+                # Stored (in the manifest, in SPEC.lock), the id would be redacted and name
+                # nothing when read back: a server that puts the token in an id is broken,
+                # like one that puts `/` there.
+                problem = f"the {what} in the response holds the API token"
+                raise bad_body_error(method, url, 200, problem, self._secrets)
         return parsed
 
     def _next_page(self, link: httpx.URL, first: httpx.URL) -> httpx.URL:
@@ -557,6 +559,19 @@ class Client:
         self.stats.retries += 1
         if self._on_retry is not None:
             self._on_retry(retry.error, retry.rate_limited)
+
+
+def _identifiers(parsed: object) -> list[tuple[str, str | None]]:
+    """The ids in a parsed answer that batchrun acts on and stores, each with its name."""
+    if isinstance(parsed, Prediction):
+        return [("prediction id", parsed.id), ("prediction's version", parsed.version)]
+    if isinstance(parsed, Model):
+        return [("model's latest version", parsed.latest_version)]
+    if isinstance(parsed, ModelVersion):
+        return [("version id", parsed.id)]
+    if isinstance(parsed, Deployment):
+        return [("deployment's version", parsed.version)]
+    return []
 
 
 def _checked_wait(wait: int | None) -> int:

@@ -98,6 +98,22 @@ def test_a_prediction_whose_id_holds_the_token_is_refused_not_stored(
     assert "***" not in manifest  # refused, not stored redacted
 
 
+def test_a_version_holding_the_token_is_never_pinned_in_the_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SPEC.lock is committed: stored redacted, the pin would name no version either.
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    model = {"owner": "acme", "name": "flux", "latest_version": {"id": f"v{TOKEN}"}}
+    with hostile(api_answering(json.dumps(model).encode())) as api:
+        code = main(["lock", str(spec), "--base-url", api.url])
+    out, err = capsys.readouterr()
+    assert code != 0
+    assert "the model's latest version in the response holds the API token" in err
+    assert TOKEN not in out + err
+    assert not (tmp_path / "spec.yaml.lock").exists()
+
+
 def record(**changes: Any) -> Record:
     base = Record(
         key="k1",
