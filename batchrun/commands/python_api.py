@@ -141,6 +141,7 @@ def verify(
     `kind`, `detail`) and `.to_json()`. Reads every byte unless `quick` (a run folder's stat
     index is trusted then, as `status` does); prints nothing."""
     target = Path(os.fspath(run_or_spec_or_dataset))
+    refresh_secrets()  # a problem may quote a record's error: `printable` redacts it
     return verify_target(target, allow_sandbox=allow_sandbox, deep=not quick)
 
 

@@ -203,7 +203,9 @@ def test_every_sink_redacts_a_token_a_manifest_quotes(
     ]
     rows = list(batchrun.results(run))
     assert rows[0]["output"] == ["https://files.test/***/out.png"]
-    for text in [*shown, *written, json.dumps(rows)]:
+    verified = json.dumps(batchrun.verify(run, allow_sandbox=True).to_json())
+    assert "failed" in verified
+    for text in [*shown, *written, json.dumps(rows), verified]:
         assert TOKEN not in text
         assert TOKEN[:12] not in text  # not even the start of it, where a text is cut
 
