@@ -66,3 +66,18 @@ def test_the_architecture_tree_lists_the_package_as_it_is() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_every_limit_and_rule_security_md_names_is_where_it_says() -> None:
+    # "`api/client.py` `MAX_ANSWER_BYTES`": a module moved or a constant renamed would leave
+    # the threat model pointing at nothing.
+    text = (ROOT / "docs" / "SECURITY.md").read_text()
+    pairs = re.findall(r"`([a-z_/]+\.py)` `([A-Za-z_][\w.]*)`", text)
+    assert len(pairs) >= 20  # the pattern still finds them
+    stale = [
+        f"{path} {name}"
+        for path, name in pairs
+        if not (ROOT / "batchrun" / path).is_file()
+        or name.rsplit(".", 1)[-1] not in (ROOT / "batchrun" / path).read_text()
+    ]
+    assert stale == []
