@@ -35,9 +35,10 @@ PRICE_FIELDS = (
 ESTIMATED = "estimated from your prices"
 # Input keys that bound a language model's output tokens, as Replicate's models name them.
 MAX_TOKEN_INPUTS = ("max_tokens", "max_new_tokens")
-# The input that asks an image model for several images, as Replicate's models name it; a model
-# that publishes a schema gives its default there.
-IMAGE_COUNT_INPUT = "num_outputs"
+# Inputs that ask an image model for several images, as Replicate's models name them (most say
+# num_outputs, some num_images): what `images_asked` counts, and what the planner makes a job tell
+# its outputs apart by. A model that publishes a schema gives the default there.
+IMAGE_COUNT_INPUTS = ("num_outputs", "num_images")
 # A language model's prompt costs at most one token per byte of its text (byte-level tokenizers
 # never merge less than one byte into a token), plus what its chat template adds around it.
 TEMPLATE_TOKENS = 256
@@ -176,35 +177,40 @@ def _text_bytes(value: object) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SchemaCount:
-    """What a model's published input schema says of `num_outputs`, as the pre-flight found it.
+    """What a model's published input schema says of its image count (`num_outputs`, or
+    `num_images`: `input`), as the pre-flight found it.
 
     `published` False: the API publishes no input schema for the model. `default` None: the
-    schema gives `num_outputs` no default (the model takes no such input). A job whose model
+    schema gives the count no default (the model takes no such input). A job whose model
     nothing was recorded of has no `SchemaCount` at all (None where one is passed).
     """
 
     published: bool = True
     default: int | None = None
+    input: str = IMAGE_COUNT_INPUTS[0]
 
     @classmethod
     def of_input(cls, properties: Mapping[str, Any] | None) -> SchemaCount:
         """From a Cog schema's `Input.properties` (None: the API published none)."""
         if properties is None:
             return cls(published=False)
-        found = properties.get(IMAGE_COUNT_INPUT)
-        if not isinstance(found, Mapping):
-            return cls()
-        return cls(default=_count(found.get("default")))
+        for name in IMAGE_COUNT_INPUTS:
+            found = properties.get(name)
+            if isinstance(found, Mapping):
+                return cls(default=_count(found.get("default")), input=name)
+        return cls()
 
     @classmethod
     def from_json(cls, data: object) -> SchemaCount | None:
         """One recorded in `RUN/preflight.json` (None for anything else)."""
         if not isinstance(data, Mapping) or not isinstance(data.get("published"), bool):
             return None
-        return cls(data["published"], _count(data.get("default")))
+        name = data.get("input")
+        known = name if name in IMAGE_COUNT_INPUTS else IMAGE_COUNT_INPUTS[0]
+        return cls(data["published"], _count(data.get("default")), str(known))
 
     def to_json(self) -> dict[str, Any]:
-        return {"published": self.published, "default": self.default}
+        return {"published": self.published, "input": self.input, "default": self.default}
 
 
 def _count(value: object) -> int | None:
@@ -219,10 +225,16 @@ def _count(value: object) -> int | None:
     return None
 
 
+def asked_by(values: Mapping[str, Any]) -> str | None:
+    """The input field by which an input itself says how many images it asks for, if any."""
+    return next((n for n in IMAGE_COUNT_INPUTS if _count(values.get(n)) is not None), None)
+
+
 def images_asked(values: Mapping[str, Any], schema: SchemaCount | None = None) -> int:
-    """The images an input asks for: its `num_outputs`, else the model's schema default, else 1
-    (the one rule the plan's estimate and the run's budget count with)."""
-    count = _count(values.get(IMAGE_COUNT_INPUT))
+    """The images an input asks for: its `num_outputs` (or `num_images`), else the model's
+    schema default, else 1 (the one rule the plan's estimate and the run's budget count with)."""
+    field = asked_by(values)
+    count = _count(values.get(field)) if field is not None else None
     if count is not None:
         return count
     if schema is not None and schema.default is not None:
@@ -233,23 +245,24 @@ def images_asked(values: Mapping[str, Any], schema: SchemaCount | None = None) -
 def count_from(values: Mapping[str, Any], schema: SchemaCount | None) -> str:
     """Which of `images_asked`'s rules gave the count: `input`, `schema` (the model's published
     schema: its default, or 1 where it has none) or `assumed` (1: nothing known of the model)."""
-    if _count(values.get(IMAGE_COUNT_INPUT)) is not None:
+    if asked_by(values) is not None:
         return "input"
     return "schema" if schema is not None and schema.published else "assumed"
 
 
 def count_source(schema: SchemaCount | None) -> str:
-    """Where `images_asked` took the count of an input without `num_outputs`, in a few words."""
+    """Where `images_asked` took the count of an input that sets none, in a few words."""
+    name = schema.input if schema is not None else IMAGE_COUNT_INPUTS[0]
     if schema is None:
         return (
-            f"{IMAGE_COUNT_INPUT} assumed 1: no model schema recorded in this folder;"
+            f"{name} assumed 1: no model schema recorded in this folder;"
             " `batchrun plan --online` asks the API"
         )
     if not schema.published:
-        return f"{IMAGE_COUNT_INPUT} assumed 1: the API publishes no input schema for the model"
+        return f"{name} assumed 1: the API publishes no input schema for the model"
     if schema.default is None:
-        return f"{IMAGE_COUNT_INPUT} 1: the model's schema gives it no default"
-    return f"{IMAGE_COUNT_INPUT} from the model's schema default ({schema.default})"
+        return f"{name} 1: the model's schema gives it no default"
+    return f"{name} from the model's schema default ({schema.default})"
 
 
 def bounds(
@@ -307,13 +320,14 @@ def over(amount: float, budget: float) -> bool:
 
 __all__ = [
     "ESTIMATED",
-    "IMAGE_COUNT_INPUT",
+    "IMAGE_COUNT_INPUTS",
     "MAX_TOKEN_INPUTS",
     "PRICE_FIELDS",
     "Bounds",
     "Learned",
     "Price",
     "SchemaCount",
+    "asked_by",
     "bounds",
     "count_from",
     "count_source",

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from batchrun.api.objects import parse_time
 from batchrun.cost import (
-    IMAGE_COUNT_INPUT,
+    IMAGE_COUNT_INPUTS,
     Learned,
     Price,
     SchemaCount,
+    asked_by,
     bounds,
-    count_from,
     count_source,
     signed_money,
 )
@@ -54,6 +54,7 @@ class JobEstimate:
     ceiling: float = 0.0  # USD: the most they can cost (inf: unbounded)
     images: int = 0
     from_input: int = 0  # predictions whose input says how many images (num_outputs)
+    input_field: str | None = None  # the field the first of them says it by
     learned: Learned = field(default_factory=Learned)
     timeout: float | None = None
     schema: SchemaCount | None = None  # what its model's schema says of num_outputs
@@ -101,13 +102,11 @@ class JobEstimate:
 
     def images_how(self) -> str:
         """Where the image count came from: the inputs, the model's schema, or neither."""
+        given = f"{self.input_field or IMAGE_COUNT_INPUTS[0]} from the input"
         if self.count and self.from_input == self.count:
-            return f"{IMAGE_COUNT_INPUT} from the input"
+            return given
         rest = count_source(self.schema)
-        if self.from_input:
-            rest = rest.removeprefix(f"{IMAGE_COUNT_INPUT} ")
-            return f"{IMAGE_COUNT_INPUT} from the input, else {rest}"
-        return rest
+        return f"{given}, else {rest}" if self.from_input else rest
 
 
 @dataclass
@@ -233,7 +232,10 @@ def add(job: JobEstimate, planned: PlannedPrediction) -> None:
     job.count += 1
     limits = bounds(planned.input, job.timeout, job.schema)
     job.images += limits.images
-    job.from_input += count_from(planned.input, job.schema) == "input"
+    field = asked_by(planned.input)
+    if field is not None:
+        job.from_input += 1
+        job.input_field = job.input_field or field
     if job.price is None:
         return
     guess = job.price.estimate(limits, job.learned)

@@ -2,8 +2,9 @@
 
 The pre-flight (`batchrun.engine.preflight`) writes it; a run that resumes with the same
 fingerprint reads which jobs it confirmed instead of asking again, and `plan`, offline, reads
-what each model's published schema says of `num_outputs` (`batchrun.cost.SchemaCount`), so its
-estimate counts the images a model makes by default (docs/cost.md).
+what each model's published schema says of its image count (`num_outputs` or `num_images`:
+`batchrun.cost.SchemaCount`), so its estimate counts the images a model makes by default
+(docs/cost.md).
 
     counts = schema_counts(spec, run_dir)   # job id → SchemaCount, or None: nothing recorded
 """
@@ -26,9 +27,9 @@ RECORD_FORMAT = 1
 # Bytes of a record read at most: it holds a note and a count per model of a spec, which is at
 # most 16 MiB itself (spec/load.py); a run folder's file is untrusted (/dev/zero behind a link).
 MAX_RECORD_BYTES = 16 << 20
-# The record's key for what each model's schema says of `num_outputs`, by target as the spec
+# The record's key for what each model's schema says of its image count, by target as the spec
 # writes it (`owner/name`, `owner/name:VERSION`, `deployment owner/name`).
-COUNTS_KEY = "num_outputs"
+COUNTS_KEY = "image_counts"
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:
@@ -60,7 +61,7 @@ def write_record(run_dir: Path, data: Mapping[str, Any]) -> None:
 
 
 def recorded_counts(data: Mapping[str, Any] | None) -> dict[str, SchemaCount]:
-    """By target, what the record says each model's schema says of `num_outputs`."""
+    """By target, what the record says each model's schema says of its image count."""
     found = data.get(COUNTS_KEY) if data is not None else None
     if not isinstance(found, Mapping):
         return {}
@@ -76,7 +77,7 @@ def counts_json(counts: Mapping[str, SchemaCount]) -> dict[str, Any]:
 def schema_counts(
     spec: Spec, run_dir: Path, found: Mapping[str, SchemaCount] | None = None
 ) -> dict[str, SchemaCount | None]:
-    """Per job, what its model's schema says of `num_outputs`: from `found` (a pre-flight just
+    """Per job, what its model's schema says of its image count: from `found` (a pre-flight just
     made) where it has the job's target, else from the run folder's record; None: unknown."""
     counts = recorded_counts(read_record(run_dir))
     counts.update(found or {})

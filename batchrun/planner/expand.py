@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from batchrun.cost import IMAGE_COUNT_INPUTS
 from batchrun.errors import BatchrunError, SpecError, SpecIssue, UsageError
 from batchrun.humanize import shown_path
 from batchrun.planner.keys import (
@@ -186,8 +187,9 @@ class PlanCheck:
 # them are worth fixing in one pass, up to a number a terminal can still show.
 MANY_KINDS = frozenset({"duplicate", "collision"})
 MANY_SHOWN = 200
-# Input fields by which a model is asked for several outputs per prediction.
-MULTI_OUTPUT_FIELDS = ("num_outputs", "num_images")
+# Input fields by which a model is asked for several outputs per prediction: those the price
+# rule counts images by (one list, in batchrun.cost).
+MULTI_OUTPUT_FIELDS = IMAGE_COUNT_INPUTS
 
 
 def check_plan(spec: Spec, *, per_kind: int = 1) -> PlanCheck:

@@ -11,8 +11,11 @@ import pytest
 from runs import TOKEN, records, run_spec, write_spec
 
 from batchrun.cli import main
-from batchrun.cost import money
+from batchrun.cost import Price, SchemaCount, money
+from batchrun.manifest.estimate import JobEstimate, add
+from batchrun.planner.expand import PlannedPrediction
 from batchrun.sandbox import Sandbox
+from batchrun.spec.target import Target
 
 SPEC = """
 batchrun: 1
@@ -183,8 +186,8 @@ def test_plan_counts_the_images_a_model_makes_by_its_schemas_default(
 
     run_spec(spec, sandbox, limit=1)  # its pre-flight records the schema in the run folder
     recorded = json.loads((tmp_path / "run" / "preflight.json").read_text())
-    assert recorded["num_outputs"] == {
-        "sandbox/flux-schnell-four": {"published": True, "default": 4}
+    assert recorded["image_counts"] == {
+        "sandbox/flux-schnell-four": {"published": True, "input": "num_outputs", "default": 4}
     }
     offline = _plan(spec, capsys)
     assert _cost_line(offline, "four") == (
@@ -207,3 +210,14 @@ def test_plan_counts_the_images_a_model_makes_by_its_schemas_default(
     assert {r.job: r.metrics["image_count"] for r in made.values()} == {"four": 4, "two": 2}
     assert sum(len(r.files) for r in made.values() if r.job == "four") == 20
     assert sum(r.spent for r in made.values()) == pytest.approx(estimated)
+
+
+def test_the_image_count_says_where_each_part_came_from() -> None:
+    """A job some of whose rows set the count (by either name) and some do not."""
+    job = JobEstimate("mixed", Price(per_image=0.01), "price", schema=SchemaCount(default=4))
+    for values in ({"num_images": 2}, {"num_outputs": 3}, {}):
+        add(job, PlannedPrediction("k", "mixed", Target.parse("model", "a/b"), values, {}, 0))
+    assert job.images == 2 + 3 + 4
+    assert job.images_how() == (
+        "num_images from the input, else num_outputs from the model's schema default (4)"
+    )

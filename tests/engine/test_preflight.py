@@ -338,7 +338,9 @@ def test_a_resume_does_not_ask_the_api_again(
 
     record = load_spec(spec).output / "preflight.json"
     data = json.loads(record.read_text())
-    assert data["num_outputs"] == {"acme/painter": {"published": True, "default": 1}}
+    assert data["image_counts"] == {
+        "acme/painter": {"published": True, "input": "num_outputs", "default": 1}
+    }
 
 
 def test_a_record_without_the_schemas_counts_is_asked_again(tmp_path: Path) -> None:
@@ -348,14 +350,16 @@ def test_a_record_without_the_schemas_counts_is_asked_again(tmp_path: Path) -> N
     record(tmp_path, "print", ["flux"], found)
     assert recorded(tmp_path, {"print"}, ["flux"]) == {"flux"}
     data = json.loads((tmp_path / "preflight.json").read_text())
-    assert data["num_outputs"] == {"a/b": {"published": True, "default": 4}}
-    del data["num_outputs"]
+    assert data["image_counts"] == {
+        "a/b": {"published": True, "input": "num_outputs", "default": 4}
+    }
+    del data["image_counts"]
     (tmp_path / "preflight.json").write_text(json.dumps(data))
     assert recorded(tmp_path, {"print"}, ["flux"]) is None
     # A later record keeps what an earlier one said of models this pre-flight did not ask about.
     record(tmp_path, "other", ["flux"], PreflightResult(counts={"c/d": SchemaCount()}))
     record(tmp_path, "other", ["flux"], PreflightResult(counts={"a/b": SchemaCount(default=2)}))
-    assert set(json.loads((tmp_path / "preflight.json").read_text())["num_outputs"]) == {
+    assert set(json.loads((tmp_path / "preflight.json").read_text())["image_counts"]) == {
         "a/b",
         "c/d",
     }

@@ -11,6 +11,7 @@ from batchrun.cost import (
     Bounds,
     Price,
     SchemaCount,
+    asked_by,
     bounds,
     count_from,
     count_source,
@@ -44,6 +45,11 @@ def test_images_come_from_the_input_else_the_schemas_default_else_one() -> None:
     assert images_asked({"num_outputs": 0}, four) == 0
     assert images_asked({}, four) == 4
     assert images_asked({"num_outputs": True}, four) == 4  # a flag is no count
+    assert images_asked({"num_images": 3}, four) == 3  # as some models name it
+    assert bounds({"num_images": 3}, None).images == 3
+    assert asked_by({"num_images": 3}) == "num_images"
+    assert asked_by({"num_outputs": 2, "num_images": 3}) == "num_outputs"
+    assert asked_by({"prompt": "x"}) is None
     assert images_asked({}, SchemaCount(default=None)) == 1  # the model takes no num_outputs
     assert images_asked({}, SchemaCount(published=False)) == 1
     assert images_asked({}, None) == 1
@@ -62,6 +68,13 @@ def test_a_schema_count_is_read_from_cog_properties_and_the_record() -> None:
     assert SchemaCount.of_input(properties) == SchemaCount(default=4)
     assert SchemaCount.of_input({"prompt": {"type": "string"}}) == SchemaCount(default=None)
     assert SchemaCount.of_input(None) == SchemaCount(published=False)
+    images = SchemaCount.of_input({"num_images": {"type": "integer", "default": 2}})
+    assert images == SchemaCount(default=2, input="num_images")
+    assert count_source(images) == "num_images from the model's schema default (2)"
+    assert SchemaCount.from_json(images.to_json()) == images
+    assert SchemaCount.from_json({"published": True, "input": "n", "default": 2}) == (
+        SchemaCount(default=2)  # an input it does not know is read as num_outputs
+    )
     # A default that is no whole number of images says nothing.
     for default in (-1, 2.5, "4", True, math.inf):
         assert SchemaCount.of_input({"num_outputs": {"default": default}}).default is None
