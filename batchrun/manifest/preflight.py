@@ -12,7 +12,6 @@ what each model's published schema says of its image count (`num_outputs` or `nu
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,20 +43,12 @@ def read_record(run_dir: Path) -> dict[str, Any] | None:
 
 def write_record(run_dir: Path, data: Mapping[str, Any]) -> None:
     """Keep a passed pre-flight's answer (written whole, or not at all)."""
-    # Through safefs, like every write: a link planted at the temporary's name is removed, never
-    # written through, and `os.replace` swaps a link at the record's name for the file. The
-    # temporary keeps one name, so one a kill -9 left behind is replaced by the next run.
+    # safefs's one atomic write: a temporary named as every other (`.NAME.<hex>.tmp`, so one a
+    # kill -9 left behind is cleaned like the rest), never a link followed.
     safefs.ensure_folder(run_dir, None)
-    part = run_dir / (RECORD_NAME + ".part")
-    try:
-        with safefs.create_new(part, run_dir) as out:
-            # A sink (docs/SECURITY.md): its notes may quote a server that echoed the token.
-            text = json.dumps(secrets_in_use().value(data), indent=1)
-            out.write((text + "\n").encode("utf-8"))
-        os.replace(part, run_dir / RECORD_NAME)
-    except OSError as error:
-        part.unlink(missing_ok=True)
-        raise safefs.storage_error(error, run_dir / RECORD_NAME) from None
+    # A sink (docs/SECURITY.md): its notes may quote a server that echoed the token.
+    text = json.dumps(secrets_in_use().value(data), indent=1)
+    safefs.write_atomically(run_dir / RECORD_NAME, text + "\n", run_dir)
 
 
 def recorded_counts(data: Mapping[str, Any] | None) -> dict[str, SchemaCount]:
