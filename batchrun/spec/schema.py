@@ -19,15 +19,17 @@ import json
 from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
-from typing import Any
-
-# No stubs ship for jsonschema and none are in the test extras; the calls used here are few.
-import jsonschema  # type: ignore[import-untyped]
-from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from batchrun.errors import SpecIssue
+from batchrun.spec.conforms import conforms
 from batchrun.spec.describe import did_you_mean, join_names, show
 from batchrun.spec.yamlpos import KeyPath, YamlDocument
+
+if TYPE_CHECKING:
+    # No stubs ship for jsonschema and none are in the test extras; the calls used here are few.
+    import jsonschema  # type: ignore[import-untyped]
+    from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]
 
 SCHEMA_RESOURCE = ("batchrun", "data/batchrun.schema.json")
 
@@ -53,11 +55,16 @@ def load_schema() -> dict[str, Any]:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    # Imported here: it is most of an offline `validate`'s time, and a valid spec never needs it.
+    import jsonschema
+
     return jsonschema.Draft202012Validator(load_schema())
 
 
 def check_structure(doc: YamlDocument) -> list[tuple[KeyPath, SpecIssue]]:
     """Every schema error in a document, each with the path it makes untrustworthy."""
+    if conforms(doc.value, load_schema()) is True:
+        return []  # certainly valid (spec/conforms.py): jsonschema would find nothing
     found: list[tuple[KeyPath, SpecIssue]] = []
     for error in _validator().iter_errors(doc.value):
         found.extend(_translate(error, doc))

@@ -45,3 +45,23 @@ def test_offline_commands_do_not_import_the_http_stack(tmp_path: Path, command: 
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == "loaded: "
+
+
+def test_validate_of_a_valid_spec_does_not_import_jsonschema(tmp_path: Path) -> None:
+    # spec/conforms.py decides a valid spec alone; jsonschema words the errors of the others.
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(SPEC.replace("batchrun: 1", "batchrun: 1\nwait: 0"), encoding="utf-8")
+    probe = PROBE.replace(repr(set(HTTP_STACK)), repr({"jsonschema"}))
+    answers = [
+        subprocess.run(
+            [sys.executable, "-c", probe, "validate", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for path in (spec, broken)
+    ]
+    assert [done.returncode for done in answers] == [0, 2]
+    assert [done.stderr.splitlines()[-1] for done in answers] == ["loaded: ", "loaded: jsonschema"]
