@@ -5,8 +5,10 @@
 
 A synthetic run folder: a spec of N image predictions, a manifest with each of them succeeded
 and its file on disk (the same small PNG under N names: 1.2 kB each), as if the API at the
-base URL (nothing listens there; a no-op run sends nothing) had made them. Then, each a fresh
-process timed from the outside:
+base URL had made them. A stub API on loopback answers the one request a no-op `run` sends
+(whether the API is the sandbox: a real API's answer, without the sandbox's header), as a
+reachable API would; nothing listening there would add the retries of a refused connection.
+Then, each a fresh process timed from the outside:
 
     status (first)  `batchrun status SPEC`, no `.batchrun-files.jsonl` yet: every file hashed
     status          again: the files' stats are as the index recorded, none is read
@@ -20,16 +22,19 @@ Goal (issue 22): the no-op `run` and `status` of 50,000 files in at most 1.5 s.
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from batchrun.manifest.records import FileRecord, Record
+from batchrun.api.endpoint import normalize_base_url
+from batchrun.manifest.records import Api, FileRecord, Record
 from batchrun.manifest.writer import new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import load_spec
@@ -50,8 +55,9 @@ PNG = bytes.fromhex(  # a 1 × 1 PNG, padded to a typical small image's size by 
 GOAL_S = 1.5
 
 
-def build(folder: Path, keys: int) -> Path:
-    """The spec and its run folder: a manifest of `keys` succeeded keys, their files in place."""
+def build(folder: Path, keys: int, api: str = BASE_URL) -> Path:
+    """The spec and its run folder: a manifest of `keys` succeeded keys, their files in place,
+    as a run on the API at `api` leaves it (its header names that API)."""
     import hashlib
 
     spec_path = folder / "spec.yaml"
@@ -61,7 +67,13 @@ def build(folder: Path, keys: int) -> Path:
     (run_dir / "painter").mkdir(parents=True)
     data = PNG + b"\0" * 1200
     digest = hashlib.sha256(data).hexdigest()
-    header = new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=None)
+    header = new_header(
+        spec_path=spec.path,
+        spec_sha256=spec.sha256,
+        name=spec.name,
+        shard=None,
+        api=Api(url=normalize_base_url(api), sandbox=False),
+    )
     stamp = "2026-01-01T00:00:00.000Z"
     with (run_dir / "manifest.jsonl").open("w", encoding="utf-8") as out:
         out.write(json.dumps(header, separators=(",", ":")) + "\n")
@@ -80,6 +92,33 @@ def build(folder: Path, keys: int) -> Path:
             )
             out.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
     return spec_path
+
+
+class _StubApi(http.server.BaseHTTPRequestHandler):
+    """Any request: 401, as a real API answers a token it does not know (no sandbox header)."""
+
+    requests = 0
+
+    def do_GET(self) -> None:
+        type(self).requests += 1
+        body = b'{"detail":"Unauthenticated"}'
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def stub_api() -> tuple[http.server.ThreadingHTTPServer, str]:
+    """A stub API on a free loopback port, serving in a thread, and its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def timed(*argv: str) -> tuple[float, float, int]:
@@ -109,8 +148,9 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=50_000, help="keys, one file each")
     parser.add_argument("--json", type=Path, help="where to write the figures")
     args = parser.parse_args()
+    server, api = stub_api()
     with tempfile.TemporaryDirectory(prefix="folder-") as name:
-        spec = str(build(Path(name), args.keys))
+        spec = str(build(Path(name), args.keys, api))
         # The index trusts only files changed over 2 s before it was written (racy entries).
         time.sleep(2.5)
         load = os.getloadavg()[0]
@@ -118,7 +158,7 @@ def main() -> int:
             ("status (first)", ["status", spec]),
             ("status", ["status", spec]),
             ("status --deep", ["status", spec, "--deep"]),
-            ("run", ["run", spec, "--base-url", BASE_URL]),
+            ("run", ["run", spec, "--base-url", api]),
             ("verify", ["verify", spec, "--allow-sandbox"]),
         ]
         figures: dict[str, float | int] = {"keys": args.keys}
@@ -132,7 +172,10 @@ def main() -> int:
             figures[f"{step} cpu s"] = round(cpu, 2)
             cells.append(f"{seconds:.2f} ({cpu:.2f})" + ("" if code == 0 else f" exit {code}"))
         figures["load_before"] = round(load, 2)
+        figures["run requests"] = _StubApi.requests
         print(f"| {args.keys:,} | {' | '.join(cells)} | {load:.2f} |")
+        print(f"requests the no-op run sent: {_StubApi.requests}")
+    server.shutdown()
     out = args.json or Path(__file__).parent / "results" / "folder_bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

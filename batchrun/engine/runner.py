@@ -55,7 +55,7 @@ from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
 from batchrun.manifest.records import Api
 from batchrun.manifest.state import State
-from batchrun.manifest.writer import ManifestWriter, exclusive, new_header
+from batchrun.manifest.writer import ManifestWriter, exclusive, new_header, says_already
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import JobNamers
@@ -273,14 +273,23 @@ class _Runner:
             except BaseException:
                 await client.aclose()
                 raise
-        self.counts = await anyio.to_thread.run_sync(schema_counts, self.spec, self.run_dir)
-        writer = ManifestWriter.open(path, new_header(
+        header = new_header(
             spec_path=self.spec.path,
             spec_sha256=self.spec.sha256,
             name=self.spec.name,
             shard=self.options.shard,
             api=api,
-        ), index)  # fmt: skip
+        )
+        if not self.survey.total_work and says_already(path, header):
+            # Nothing to do, and the journal already says what this run would write first:
+            # it stays as it is (a no-op rerun of a large folder reads, and writes nothing).
+            await client.aclose()
+            self.progress.start(tally)
+            self.progress.close()
+            await anyio.to_thread.run_sync(hashed.save)
+            return self._summary(began, path, tally, client)
+        self.counts = await anyio.to_thread.run_sync(schema_counts, self.spec, self.run_dir)
+        writer = ManifestWriter.open(path, header, index)
         index = writer.index  # compaction moved the lines: read records back through this one
         journal, receive = open_journal()
         collector = Collector(

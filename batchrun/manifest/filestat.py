@@ -49,6 +49,7 @@ class HashedFiles:
         self._written_ns = 0
         self._changed = False
         self._real_root = os.path.realpath(run_dir)
+        self._root = str(run_dir)  # joined as text: a Path per file costs more than its lstat
         if not deep:
             self._load()
 
@@ -57,10 +58,12 @@ class HashedFiles:
         try:
             with safefs.open_regular(path, self.run_dir) as handle:
                 self._written_ns = os.fstat(handle.fileno()).st_mtime_ns
-                for raw in handle:
-                    relative, size, mtime, ctime, inode, device, sha256 = json.loads(raw)
-                    found = (int(size), int(mtime), int(ctime), int(inode), int(device))
-                    self._entries[str(relative)] = (found, str(sha256))
+                # One JSON array of every line: a single parse, not one call per line (no
+                # line holds a newline: json.dumps escapes them).
+                rows = json.loads(b"[" + b",".join(handle.read().splitlines()) + b"]")
+            for relative, size, mtime, ctime, inode, device, sha256 in rows:
+                found = (int(size), int(mtime), int(ctime), int(inode), int(device))
+                self._entries[str(relative)] = (found, str(sha256))
         except (OSError, ValueError, TypeError):
             self._entries = {}  # no index, or not one this code wrote: hash what is asked
 
@@ -73,7 +76,7 @@ class HashedFiles:
         # it, as it checks every file it reads (with the root resolved once).
         before: _Stat | None = None
         try:
-            found = os.lstat(self.run_dir / relative)
+            found = os.lstat(os.path.join(self._root, relative))
         except (OSError, ValueError):
             found = None
         if found is not None and stat.S_ISREG(found.st_mode):

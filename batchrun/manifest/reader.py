@@ -125,7 +125,7 @@ def iter_journal(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
             number += 1
             start, offset = offset, offset + len(raw)
             try:
-                data = json.loads(raw)
+                data = json.loads(raw.decode())  # str: json.loads(bytes) first guesses the encoding
                 if not isinstance(data, dict):
                     raise TypeError
             except (ValueError, TypeError):

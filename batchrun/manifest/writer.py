@@ -141,6 +141,26 @@ def new_header(
     return header
 
 
+# Header fields a run with nothing to do need not bring up to date: when it ran.
+_WHEN = frozenset(("written_at",))
+
+
+def says_already(path: Path, header: Mapping[str, Any]) -> bool:
+    """Whether the journal at `path` starts with `header`, but for when it was written: a run
+    with nothing to do over it then writes nothing (no compaction, no new header), since
+    every reader would learn from the rewrite only that a run looked."""
+    try:
+        with safefs.open_regular(path, None, follow=True) as journal:
+            first = json.loads(journal.readline())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(first, dict):
+        return False
+    return {k: v for k, v in first.items() if k not in _WHEN} == {
+        k: v for k, v in header.items() if k not in _WHEN
+    }
+
+
 def _copy_last_lines(index: ManifestIndex, path: Path, out: IO[bytes]) -> dict[str, KeyState]:
     """Copy each key's last line of `path` to `out`; return each such key's state as it is
     there (new objects: the index given is not changed)."""

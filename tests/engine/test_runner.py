@@ -163,6 +163,34 @@ def test_a_second_run_creates_nothing_and_a_deleted_file_is_fetched_again(
     assert assert_files_intact(tmp_path / "run") == 5
 
 
+def test_a_run_with_nothing_to_do_leaves_the_journal_as_it_was_unless_its_header_moved(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "fox ${seed}"}
+            matrix: {seed: {range: [0, 3]}}
+        """,
+    )
+    assert run_spec(spec, sandbox).ok
+    journal = tmp_path / "run" / "manifest.jsonl"
+    kept = records(tmp_path / "run")
+    before = journal.read_bytes(), journal.stat().st_ino
+    again = run_spec(spec, sandbox)
+    assert again.ok
+    assert again.survey.done == 3
+    assert (journal.read_bytes(), journal.stat().st_ino) == before  # not even compacted anew
+    # The spec's text changed (not its plan): the header names its new sha256, so it is written.
+    spec.write_text(spec.read_text() + "# a comment\n")
+    assert run_spec(spec, sandbox).ok
+    assert journal.read_bytes().splitlines()[0] != before[0].splitlines()[0]
+    assert records(tmp_path / "run") == kept
+
+
 class Messages:
     """A progress display that keeps the runner's messages."""
 
