@@ -17,7 +17,7 @@ from batchrun.spec.conforms import conforms
 from batchrun.spec.schema import check_structure, load_schema
 from batchrun.spec.yamlpos import parse_yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VALID: dict[str, Any] = {
     "batchrun": 1,
     "name": "sweep",
