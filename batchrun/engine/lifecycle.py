@@ -143,13 +143,25 @@ class CreatesFirst:
 
 
 class PathClaims:
-    """Output paths handed out in this run: no two outputs may write one file."""
+    """Output paths handed out in this run: no two outputs may write one file.
+
+    A template that names the key (`${key}`, the default) gives each key paths no other key's
+    can equal (the plan's check of templates, planner/expand.py, relies on it too): such a
+    key's claims are checked among its own outputs and dropped once it is done (`release`),
+    so a run keeps nothing per finished prediction. Paths of other templates are kept to the end.
+    """
 
     def __init__(self) -> None:
-        self._owner: dict[str, tuple[str, int]] = {}
+        self._owner: dict[str, tuple[str, int]] = {}  # templates without ${key}: path → owner
+        self._own: dict[str, dict[str, int]] = {}  # key → its paths → output (with ${key})
 
-    def claim(self, path: str, key: str, index: int) -> None:
-        owner_key, owner_index = self._owner.setdefault(path, (key, index))
+    def claim(self, path: str, key: str, index: int, *, keyed: bool = False) -> None:
+        """Take `path` for output `index` of `key` (`keyed`: the template names the key);
+        NamingError if another output holds it."""
+        if keyed:
+            owner_key, owner_index = key, self._own.setdefault(key, {}).setdefault(path, index)
+        else:
+            owner_key, owner_index = self._owner.setdefault(path, (key, index))
         if owner_key != key:
             raise NamingError(
                 f"the files template maps keys {owner_key} and {key} to one file {path!r}; "
@@ -160,6 +172,10 @@ class PathClaims:
                 f"the files template maps outputs {owner_index} and {index} of {key} to one "
                 f"file {path!r}; add ${{index}} to `files`"
             )
+
+    def release(self, key: str) -> None:
+        """The key is done: its paths (of a template naming the key) need no guarding."""
+        self._own.pop(key, None)
 
 
 class Lifecycle:
@@ -204,6 +220,12 @@ class Lifecycle:
         `settled` is awaited once the prediction itself is over and only its downloads remain:
         the runner frees its place among the predictions in flight then.
         """
+        try:
+            await self._process(work, settled)
+        finally:
+            self.claims.release(work.planned.key)
+
+    async def _process(self, work: Work, settled: Callable[[], Awaitable[None]]) -> None:
         record = _record_for(work.planned, work.previous, self.settings.api)
         if work.action is Action.MOVE:
             await settled()
@@ -637,7 +659,7 @@ class Lifecycle:
         for place, new in sorted(moves(record, namer).items()):
             old = files[place]
             try:
-                self.claims.claim(new, record.key, place)
+                self.claims.claim(new, record.key, place, keyed="key" in namer.variables)
             except NamingError as error:
                 problems.append(f"{old.path} stays: {error}")
                 continue
@@ -656,7 +678,8 @@ class Lifecycle:
     async def _download(
         self, record: Record, index: int, url: str, name: str | None = None
     ) -> FileRecord:
-        relative = self.namers(record.job).path_for(
+        namer = self.namers(record.job)
+        relative = namer.path_for(
             job=record.job,
             key=record.key,
             index=index,
@@ -665,7 +688,7 @@ class Lifecycle:
             vars=record.vars,
             output=name,
         )
-        self.claims.claim(relative, record.key, index)
+        self.claims.claim(relative, record.key, index, keyed="key" in namer.variables)
         dest = self.settings.run_dir / relative
         if is_data_uri(url):
             data = decode_data_uri(url)

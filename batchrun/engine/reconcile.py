@@ -12,6 +12,7 @@ creates again, flagging the key as a possible duplicate.
 
 from __future__ import annotations
 
+import array
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
@@ -58,9 +59,12 @@ class Reconciler:
     def __init__(self, client: Lister, owned_ids: Callable[[], Iterable[str]]) -> None:
         self._client = client
         self._owned_ids = owned_ids
-        # Ids keys of this run folder own: those created in this run from the start, those of
-        # the manifest as loaded added on the first lookup (reading them costs a pass).
+        # Ids keys of this run folder own: those of the manifest as loaded, added on the first
+        # lookup (reading them costs a pass), and those this run created, kept as the 8 bytes
+        # of their hash (a run of a million keeps 8 MB, not a set of a million strings; two ids
+        # sharing a hash by chance would at worst make a lost create be made again).
         self._claimed: set[str] = set()
+        self._created = array.array("q")
         self._loaded_owned = False
         self._lock = anyio.Lock()
         self._listed: list[Prediction] = []
@@ -70,7 +74,10 @@ class Reconciler:
 
     def claim(self, prediction_id: str) -> None:
         """Record that a key of this run owns `prediction_id`, so no other key takes it."""
-        self._claimed.add(prediction_id)
+        self._created.append(hash(prediction_id))
+
+    def _owned(self, prediction_id: str) -> bool:
+        return prediction_id in self._claimed or hash(prediction_id) in self._created
 
     async def find(self, target: Target, sha256: str, sent_at: str | None) -> Prediction | None:
         """The unclaimed listed prediction created for this request, or None."""
@@ -86,11 +93,11 @@ class Reconciler:
                 await self._refresh(sent_at)
             for prediction in self._listed:
                 if (
-                    prediction.id not in self._claimed
-                    and matches_target(prediction, target)
+                    matches_target(prediction, target)
                     and request_sha256(prediction.input) == sha256
+                    and not self._owned(prediction.id)
                 ):
-                    self._claimed.add(prediction.id)
+                    self.claim(prediction.id)
                     return prediction
             return None
 

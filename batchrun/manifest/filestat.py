@@ -19,6 +19,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from batchrun import safefs
 from batchrun.errors import StorageError
@@ -29,8 +30,16 @@ FILES_INDEX = ".batchrun-files.jsonl"
 # coarse clock without its mtime moving: such an entry is hashed again next time.
 RACY_NS = 2_000_000_000
 
+# Lines of files fetched again (older lines of one path) an index may hold before it is rewritten.
+STALE_LINES_KEPT = 10_000
+
 _Stat = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, device
 _Entry = tuple[_Stat, str]  # the stat when hashed, the sha256 it hashed to
+
+
+def _line(relative: str, found: _Stat, sha256: str) -> bytes:
+    """One line of the index: [path, size, mtime_ns, ctime_ns, inode, device, sha256]."""
+    return (json.dumps([relative, *found, sha256], separators=(",", ":")) + "\n").encode()
 
 
 def _stat_of(found: os.stat_result) -> _Stat:
@@ -47,7 +56,9 @@ class HashedFiles:
         self.trusted = 0  # files taken as unchanged by their stat
         self._entries: dict[str, _Entry] = {}
         self._written_ns = 0
-        self._changed = False
+        self._changed = False  # entries learned by hashing, for `save` to write
+        self._appender: BinaryIO | None = None  # where `note` appends (opened on first use)
+        self._noted = False  # whether `note` appended lines since the index was read
         self._real_root = os.path.realpath(run_dir)
         self._root = str(run_dir)  # joined as text: a Path per file costs more than its lstat
         if not deep:
@@ -66,6 +77,10 @@ class HashedFiles:
                 self._entries[str(relative)] = (found, str(sha256))
         except (OSError, ValueError, TypeError):
             self._entries = {}  # no index, or not one this code wrote: hash what is asked
+            return
+        # Downloads append their lines (`note`); a file fetched again leaves an older line
+        # behind. Once those outnumber the live ones, the next `save` writes the index anew.
+        self._changed = len(rows) > 2 * len(self._entries) + STALE_LINES_KEPT
 
     def difference(self, relative: str, size: int, sha256: str) -> str | None:
         """How a recorded file differs from the record, in words; None when it is as recorded
@@ -102,26 +117,38 @@ class HashedFiles:
         )
 
     def note(self, relative: str, sha256: str) -> None:
-        """A file just written with these bytes (a download): known without hashing it again."""
+        """A file just written with these bytes (a download): known without hashing it again.
+
+        Its line goes straight to the index (appended), not into memory: a run keeps nothing
+        per file it fetched, however many. A later line of a path wins over an earlier one.
+        """
         try:
-            found = os.lstat(self.run_dir / relative)
-        except OSError:
-            return
-        self._entries[relative] = (_stat_of(found), sha256)
-        self._changed = True
+            found = os.lstat(os.path.join(self._root, relative))
+            if self._appender is None:
+                self._appender = safefs.open_append(self.run_dir / FILES_INDEX, self.run_dir)
+            self._appender.write(_line(relative, _stat_of(found), sha256))
+        except (OSError, StorageError):
+            return  # a cache: the file is hashed next time instead
+        self._noted = True
+        self._entries.pop(relative, None)  # its line on disk is newer than what was loaded
 
     def save(self) -> None:
-        """Write the index if anything was learned; a folder that cannot take it keeps none."""
+        """Write the index anew if hashing learned anything (with the lines `note` appended
+        since it was read); a folder that cannot take it keeps none."""
+        self._close_appender()
         if not self._changed:
             return
-        lines = (
-            json.dumps([relative, *found, sha256], separators=(",", ":")) + "\n"
-            for relative, (found, sha256) in self._entries.items()
-        )
+        entries = self._entries
+        if self._noted:  # lines on disk that memory does not hold
+            entries = {**HashedFiles(self.run_dir)._entries, **entries}
+        lines = (_line(relative, found, sha256) for relative, (found, sha256) in entries.items())
         try:
-            safefs.write_atomically(
-                self.run_dir / FILES_INDEX, "".join(lines).encode(), self.run_dir
-            )
+            safefs.write_atomically(self.run_dir / FILES_INDEX, b"".join(lines), self.run_dir)
         except (OSError, StorageError):
             return
         self._changed = False
+
+    def _close_appender(self) -> None:
+        if self._appender is not None:
+            self._appender.close()
+            self._appender = None

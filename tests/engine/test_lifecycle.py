@@ -16,12 +16,12 @@ from runs import write_spec
 
 from batchrun.api.client import Client
 from batchrun.engine.collector import FINAL, PROGRESS, open_journal
-from batchrun.engine.lifecycle import DATA_REMOVED, Action, Lifecycle, Settings, Work
+from batchrun.engine.lifecycle import DATA_REMOVED, Action, Lifecycle, PathClaims, Settings, Work
 from batchrun.engine.polling import PollSchedule
 from batchrun.engine.reconcile import Reconciler
 from batchrun.manifest.records import FileRecord, Record, Status
 from batchrun.planner.expand import PlannedPrediction, iter_plan
-from batchrun.planner.naming import JobNamers
+from batchrun.planner.naming import JobNamers, NamingError
 from batchrun.spec.load import load_spec
 
 pytestmark = pytest.mark.anyio
@@ -246,3 +246,17 @@ def test_records_round_trip_through_json(tmp_path: Path) -> None:
     # What the lifecycle writes is what the manifest reads back.
     record = Record.planned(planned_one(tmp_path)).replace(status=Status.ERROR, error="boom")
     assert Record.from_json(json.loads(json.dumps(record.to_json()))) == record
+
+
+def test_claims_of_a_template_naming_the_key_are_the_keys_own_until_it_is_done() -> None:
+    claims = PathClaims()
+    claims.claim("k1-0.png", "k1", 0, keyed=True)
+    with pytest.raises(NamingError, match="outputs 0 and 1 of k1"):
+        claims.claim("k1-0.png", "k1", 1, keyed=True)
+    claims.release("k1")
+    claims.claim("k1-0.png", "k1", 1, keyed=True)  # forgotten once the key was done
+    # Without ${key}, a path stays taken for the whole run, whoever finished.
+    claims.claim("same.png", "k1", 0)
+    claims.release("k1")
+    with pytest.raises(NamingError, match="keys k1 and k2"):
+        claims.claim("same.png", "k2", 0)

@@ -135,3 +135,41 @@ def test_a_link_in_place_of_a_file_is_read_and_refused_whatever_the_index_says(
     path.symlink_to(outside)
     assert main(["status", str(run_dir), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["states"]["download"] == 1
+
+
+def test_a_download_appends_its_line_as_it_lands_and_a_later_line_of_a_path_wins(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    data = b"first bytes"
+    (run / "a.png").write_bytes(data)
+    first = filestat.HashedFiles(run)
+    first.note("a.png", hashlib.sha256(data).hexdigest())
+    # On disk at once, before any save: nothing of it waits in memory.
+    assert [json.loads(line)[0] for line in (run / FILES_INDEX).read_text().splitlines()] == [
+        "a.png"
+    ]
+    data = b"other bytes"
+    (run / "a.png").write_bytes(data)
+    first.note("a.png", hashlib.sha256(data).hexdigest())
+    first.save()
+    assert len((run / FILES_INDEX).read_text().splitlines()) == 2  # appended, not rewritten
+    age_index(run)
+    again = filestat.HashedFiles(run)
+    assert again.difference("a.png", len(data), hashlib.sha256(data).hexdigest()) is None
+    assert (again.trusted, again.hashed) == (1, 0)
+
+
+def test_hashing_after_downloads_writes_one_line_per_path_keeping_both(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("fetched.png", "hashed.png"):
+        (run / name).write_bytes(name.encode())
+    files = filestat.HashedFiles(run)
+    files.note("fetched.png", hashlib.sha256(b"fetched.png").hexdigest())
+    files.note("fetched.png", hashlib.sha256(b"fetched.png").hexdigest())
+    assert files.difference("hashed.png", 10, hashlib.sha256(b"hashed.png").hexdigest()) is None
+    files.save()
+    lines = [json.loads(line) for line in (run / FILES_INDEX).read_text().splitlines()]
+    assert sorted(line[0] for line in lines) == ["fetched.png", "hashed.png"]

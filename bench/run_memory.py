@@ -1,0 +1,142 @@
+"""How a run's memory grows with its size: peak RSS at two sizes, and the slope per prediction.
+
+    python bench/run_memory.py                       # 10,000 and 50,000 predictions
+    python bench/run_memory.py --sizes 2000,10000    # smaller, to try it
+    python bench/run_memory.py --trace 5000          # where what is kept was allocated
+
+Each size runs in its own child process (`batchrun.engine.runner.run` against a fresh `batchrun
+sandbox` process, predictions that end at once, the same concurrency at every size), so its peak
+resident set is that run's alone. With the same number in flight at both sizes, what grows with
+the size is what the run keeps of predictions that are over:
+
+    slope KB/pred = (peak RSS of the larger run - peak RSS of the smaller) / (difference in N)
+
+Goal (issue 22): at most 0.1 KB per prediction beyond what is in flight. `--trace N` runs one
+child under tracemalloc and lists the lines whose allocations were still alive at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sandbox_capacity import raise_open_files, start_sandbox
+
+SPEC = """\
+batchrun: 1
+concurrency: {concurrency}
+rate: 100000000/min
+requests: 100000000/min
+jobs:
+  - model: acme/painter
+    input: {{prompt: "memory ${{i}}", width: 64, height: 64}}
+    matrix: {{i: {{range: [0, {n}]}}}}
+"""
+GOAL_KB = 0.1  # issue 22
+
+
+def child(base_url: str, n: int, concurrency: int, trace: bool) -> dict[str, Any]:
+    """One run of N predictions; its figures (and, traced, the top kept allocations)."""
+    import tracemalloc
+
+    from batchrun.engine.runner import RunOptions, run
+    from batchrun.spec.load import load_spec
+
+    with tempfile.TemporaryDirectory(prefix="memory-") as name:
+        folder = Path(name)
+        spec_path = folder / "memory.yaml"
+        spec_path.write_text(SPEC.format(n=n, concurrency=concurrency))
+        spec = load_spec(spec_path)
+        if trace:
+            tracemalloc.start(8)
+        began = time.perf_counter()
+        summary = run(spec, RunOptions(base_url=base_url, token="bench", out=folder / "run"))
+        wall = time.perf_counter() - began
+        kept: list[str] = []
+        if trace:
+            snapshot = tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.Filter(False, tracemalloc.__file__)]
+            )
+            for stat in snapshot.statistics("traceback")[:12]:
+                frames = [f"{f.filename.split('/')[-1]}:{f.lineno}" for f in stat.traceback]
+                where = " < ".join(frames[-4:])
+                kept.append(f"{stat.size / n:8.1f} B/pred {stat.count:7d} blocks  {where}")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "n": n,
+        "ok": summary.ok,
+        "succeeded": summary.tally.succeeded,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 2),
+        "kept": kept,
+    }
+
+
+def measure(n: int, concurrency: int, trace: bool = False) -> dict[str, Any]:
+    """A fresh sandbox and a child process for one run of N."""
+    process, base = start_sandbox(0.0)
+    try:
+        httpx.post(f"{base}/_sandbox/config", json={"honor_wait": True}).raise_for_status()
+        argv = [sys.executable, __file__, "--child", str(n), "--concurrency", str(concurrency)]
+        argv += ["--base-url", base] + (["--traced"] if trace else [])
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"child failed: {done.stderr[-2000:]}")
+        figures: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return figures
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000", help="two run sizes, comma-separated")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--trace", type=int, help="one traced run of this size instead")
+    parser.add_argument("--json", type=Path, help="where to write the figures")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.base_url, args.child, args.concurrency, args.traced)))
+        return 0
+    raise_open_files()
+    if args.trace:
+        figures = measure(args.trace, args.concurrency, trace=True)
+        print(f"N={args.trace}, peak RSS {figures['peak_rss_mb']} MB; alive at the end:")
+        print("\n".join(figures["kept"]))
+        return 0
+    small_n, large_n = (int(size) for size in args.sizes.split(","))
+    load = os.getloadavg()[0]
+    small, large = measure(small_n, args.concurrency), measure(large_n, args.concurrency)
+    for row in (small, large):
+        if not row["ok"]:
+            raise SystemExit(f"the run of {row['n']} did not succeed")
+    slope = (large["peak_rss_mb"] - small["peak_rss_mb"]) * 1024 / (large_n - small_n)
+    print(f"concurrency {args.concurrency}, load average {load:.2f} before")
+    print("| predictions | wall s | CPU s | peak RSS MB |")
+    print("|---|---|---|---|")
+    for row in (small, large):
+        print(f"| {row['n']:,} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_mb']} |")
+    print(f"RSS slope: {slope:.3f} KB per prediction (goal ≤ {GOAL_KB})")
+    out = args.json or Path(__file__).parent / "results" / "run_memory.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {"load_before": load, "runs": [small, large], "slope_kb_per_prediction": slope}
+    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
