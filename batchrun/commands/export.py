@@ -10,6 +10,7 @@ card that says how much of the plan it holds and where it came from.
 from __future__ import annotations
 
 import sys
+from array import array
 from pathlib import Path
 
 from batchrun._version import __version__
@@ -19,12 +20,14 @@ from batchrun.frontend.destination import is_stdout, output_stream, shown_as
 from batchrun.frontend.options import ExportArgs
 from batchrun.frontend.run_target import run_and_spec
 from batchrun.humanize import counted, shown_path
-from batchrun.manifest.reader import load_records
-from batchrun.manifest.scope import scope, spec_of_run
+from batchrun.manifest.scope import scope_table, spec_of_run, spec_to_scope
+from batchrun.manifest.table import load_table
 from batchrun.readout.export import (
     Card,
     export_row,
     provenance,
+    table_columns,
+    variable_columns,
     write_csv,
     write_hf,
     write_jsonl,
@@ -34,9 +37,11 @@ from batchrun.readout.export import (
 def main(args: ExportArgs) -> int:
     """Write the export and say on stderr what went in and what was left out."""
     run_dir, spec = run_and_spec(args.target)
-    headers, by_key = load_records(run_dir)
-    split = scope(by_key.values(), spec or spec_of_run(headers))
-    records = split.chosen(args.all)
+    # A few numbers per key (and its variables' columns); each record is read back as written.
+    table = load_table(run_dir, columns=variable_columns)
+    scoped, why_unscoped = spec_to_scope(spec or spec_of_run(table.headers))
+    split = scope_table(table, scoped, why_unscoped, keep_gone=args.all)
+    chosen = array("I", (row for _, row in split.chosen(args.all)))  # 4 bytes a row
     stdout = is_stdout(args.to)
     notes = []
     if args.format == "hf":
@@ -44,13 +49,13 @@ def main(args: ExportArgs) -> int:
             raise UsageError("--format hf writes a folder; --to - (stdout) takes jsonl or csv")
         card = Card(
             name=split.spec.name if split.spec else run_dir.name,
-            provenance=provenance(split.spec, headers, __version__),
+            provenance=provenance(split.spec, table.headers, __version__),
             planned=split.planned,
             why_unplanned=split.why_unscoped,
             not_started=split.unrecorded,
-            gone=frozenset(record.key for record in split.gone) if args.all else frozenset(),
+            gone=split.gone_keys,
         )
-        jobs = write_hf(records, run_dir, Path(args.to), card, force=args.force)
+        jobs = write_hf(table, chosen, run_dir, Path(args.to), card, force=args.force)
         rows = sum(job.rows for job in jobs)
         said = f"{counted(rows, 'row')} in {counted(len(jobs), 'job folder')}"
         shortfall = card.shortfall()
@@ -62,10 +67,11 @@ def main(args: ExportArgs) -> int:
                 "(the card says so; `batchrun verify` refuses them without --allow-sandbox)"
             )
     else:
-        rows_out = [export_row(record) for record in records]
+        columns = table_columns(table, chosen)
+        rows_out = (export_row(record) for record in table.records(chosen))
         write = write_jsonl if args.format == "jsonl" else write_csv
         with output_stream(args.to) as stream:
-            count = write(rows_out, stream)
+            count = write(rows_out, stream, columns)
         said = counted(count, "row")
         if split.unrecorded:
             not_started = counted(len(split.unrecorded), "planned prediction")

@@ -49,6 +49,7 @@ from batchrun.manifest.estimate import (
 from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.state import STATES, State
+from batchrun.manifest.table import KeyTable, load_table
 from batchrun.manifest.timing import recorded
 from batchrun.planner.diff import PlanDiff, diff_plans
 from batchrun.planner.expand import (
@@ -94,14 +95,19 @@ def main(args: PlanArgs) -> int:
         return _print_json(spec, selection, output, has_manifest, counts)
     # A sample is there to be looked at: each of its predictions, up to a screenful.
     examples = min(args.sample, SAMPLE_EXAMPLES) if args.sample else EXAMPLES
+    table = None
     if has_manifest:
-        compared = compare(spec, selection=selection, output=output, examples=examples)
+        # Read once, a few numbers per key: the comparison places each key in it, and the
+        # estimate reads those places and what the folder learned from it.
+        table = load_table(output or spec.output)
+        compared = compare(spec, selection=selection, output=output, examples=examples, table=table)
         print(render_comparison(compared, spec, selection))
     else:
         chosen = iter_selected(spec, selection)
         summary = summarize(spec, shard=shard, output=output, examples=examples, plan=chosen)
         print(render_summary(summary, spec, selection))
-    estimated = render_estimate(estimate(spec, selection=selection, output=output, found=counts))
+    priced = estimate(spec, selection=selection, output=output, found=counts, compared=table)
+    estimated = render_estimate(priced)
     if estimated:
         print("\n".join(estimated))
     return ExitCode.OK
@@ -151,11 +157,14 @@ def _print_json(
     found: Mapping[str, SchemaCount],
 ) -> int:
     lines: Iterator[dict[str, Any]]
-    priced = _pricer(spec, output, found)
-    if has_manifest:
+    # The manifests read once, for the states and what the folder learned of each job.
+    table = load_table(output or spec.output) if has_manifest else None
+    priced = _pricer(spec, output, found, table)
+    if table is not None:
+        states = iter_states(spec, selection=selection, output=output, table=table)
         lines = (
             {**planned.to_json(), "state": state, **priced(planned, state is State.NEW)}
-            for planned, state in iter_states(spec, selection=selection, output=output)
+            for planned, state in states
         )
     else:
         lines = (
@@ -166,12 +175,12 @@ def _print_json(
 
 
 def _pricer(
-    spec: Spec, output: Path | None, found: Mapping[str, SchemaCount]
+    spec: Spec, output: Path | None, found: Mapping[str, SchemaCount], table: KeyTable | None
 ) -> Callable[[PlannedPrediction, bool], dict[str, Any]]:
     """What a `plan --json` line adds for a priced job: what that prediction should cost, and
     the most it can (for one `run` would create), and for a per-image price how many images
     it counted and where that count came from."""
-    means = learned(output or spec.output)
+    means = learned(output or spec.output, table)
     counts = schema_counts(spec, output or spec.output, found)
     jobs = {job.id: job for job in spec.jobs}
 

@@ -22,15 +22,16 @@ from batchrun.frontend.run_target import run_and_spec, sandbox_hint
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.compare import PlanComparison, compare
 from batchrun.manifest.filestat import HashedFiles
-from batchrun.manifest.reader import load_records, manifest_paths
+from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, Status
-from batchrun.manifest.scope import scope, spec_of_run
+from batchrun.manifest.scope import scope_table, spec_of_run, spec_to_scope
 from batchrun.manifest.state import State, pins_for_reading
+from batchrun.manifest.table import KeyTable, load_table
 from batchrun.readout.status import (
     SANDBOX_NOTE,
     RunStatus,
     failure_reason,
-    summarize,
+    summarize_table,
     write_csv,
 )
 from batchrun.spec.load import Spec
@@ -42,17 +43,21 @@ def main(args: StatusArgs) -> int:
     """Print the run's status; exit 0 when every planned key succeeded (files as recorded)."""
     run_dir, spec = run_and_spec(args.target, ran=False)
     never_ran = not manifest_paths(run_dir)  # only a spec's folder (run_and_spec checks others)
-    headers, by_key = load_records(run_dir)  # once: a manifest may be hundreds of megabytes
-    # The current spec's predictions; those it no longer plans are named on a line of their own.
-    split = scope(by_key.values(), spec or spec_of_run(headers))
-    records = split.chosen(args.all)
+    # Read once, a few numbers per key: a manifest may be hundreds of megabytes.
+    table = load_table(run_dir)
+    scoped, why_unscoped = spec_to_scope(spec or spec_of_run(table.headers))
     # Files whose size, mtime and inode are as when last hashed are not read (unless --deep).
     hashed = HashedFiles(run_dir, deep=args.deep)
-    plan = _plan(split.spec, run_dir, hashed)
+    plan = _plan(scoped, run_dir, hashed, table)
     if never_ran and plan is None:  # nothing recorded, and the plan cannot be counted
         run_and_spec(args.target)  # says so: no manifest here, nothing has run yet
+    # The current spec's predictions; those it no longer plans are named on a line of their own.
+    split = scope_table(
+        table, scoped, why_unscoped, planned=plan.total if plan is not None else None
+    )
     pins = pins_for_reading(split.spec)
-    status = summarize(run_dir, headers, records, pins, plan=plan, hashed=hashed)
+    rows = split.chosen(args.all)
+    status = summarize_table(table, rows, pins, run_dir=run_dir, plan=plan, hashed=hashed)
     if not never_ran:  # a status writes nothing into a folder that is not there yet
         hashed.save()
     csv_on_stdout = args.csv is not None and is_stdout(args.csv)
@@ -61,13 +66,14 @@ def main(args: StatusArgs) -> int:
             f"--csv {args.csv} and --json both write to stdout; give --csv a file name"
         )
     if args.csv:
+        records = table.records(row for _, row in split.chosen(args.all))
         with output_stream(args.csv) as stream:
-            rows = write_csv(records, stream)
-        print(f"batchrun: wrote {rows} rows to {shown_as(args.csv)}", file=sys.stderr)
+            written = write_csv(records, stream)
+        print(f"batchrun: wrote {written} rows to {shown_as(args.csv)}", file=sys.stderr)
     note = split.note(args.all)
     if args.json:
         data = status.to_json()
-        data["not_in_spec"] = len(split.gone)
+        data["not_in_spec"] = split.gone
         data["not_in_spec_counted"] = bool(args.all and split.gone)
         json.dump(data, sys.stdout, indent=2)
         print()
@@ -79,13 +85,15 @@ def main(args: StatusArgs) -> int:
     return 0 if status.complete else 1
 
 
-def _plan(spec: Spec | None, run_dir: Path, hashed: HashedFiles) -> PlanComparison | None:
+def _plan(
+    spec: Spec | None, run_dir: Path, hashed: HashedFiles, table: KeyTable
+) -> PlanComparison | None:
     """The spec's plan against the run folder, as `plan` counts it; None without a spec, or
     when its lock cannot be read (the records alone are counted then)."""
     if spec is None:
         return None
     try:
-        return compare(spec, output=run_dir, keep_states=True, hashed=hashed)
+        return compare(spec, output=run_dir, hashed=hashed, table=table)
     except BatchrunError:
         return None
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchrun.manifest.filestat import HashedFiles
-from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
 from batchrun.manifest.records import Record
 from batchrun.manifest.state import State, counts_as_sandbox, key_state, pinned_versions
+from batchrun.manifest.table import KeyTable, load_table
 from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import JobNamers
@@ -62,8 +62,6 @@ class PlanComparison:
     lock: Lock | None
     sandbox: bool = False  # counted as the sandbox's run (state.counts_as_sandbox)
     other_api: int = 0  # planned keys recorded by the other kind of API, counted as new
-    # With `keep_states`: the state of each planned key the manifest holds (for `status`).
-    recorded_states: dict[str, State] = field(default_factory=dict)
 
     def count(self, state: State) -> int:
         """Planned keys in `state`, all jobs together."""
@@ -80,62 +78,64 @@ def compare(
     shard: Shard | None = None,
     output: Path | None = None,
     examples: int = 3,
-    keep_states: bool = False,
     selection: Selection | None = None,
     hashed: HashedFiles | None = None,
+    table: KeyTable | None = None,
 ) -> PlanComparison:
     """Walk the plan once (streaming) and place every key against the manifests of the run.
 
-    `keep_states` keeps the state of each recorded key (`recorded_states`): `status`, which
-    holds those records anyway, reads each key's state from here, so it counts what `plan`
-    counts without reading any file twice. `selection`: only what `--sample` and `--limit`
-    (and its shard) select; it replaces `shard`. `hashed`: the folder's files as last hashed
-    (manifest/filestat.py); the default reads the index but never writes it, as `plan` sends and
-    writes nothing.
+    Each recorded key's state is written into the table (`KeyTable.state_of`), and, for a walk
+    of the whole plan, whether the spec plans it (`KeyTable.planned`): `status`, given the
+    table it counts from, counts what `plan` counts without reading anything twice.
+    `selection`: only what `--sample` and `--limit` (and its shard) select; it replaces
+    `shard`. `hashed`: the folder's files as last hashed (manifest/filestat.py); the default
+    reads the index but never writes it, as `plan` sends and writes nothing.
     """
     selection = selection or Selection(shard)
     shard = selection.shard
     run_dir = output or spec.output
-    index = load_index(run_dir)
+    table = table if table is not None else load_table(run_dir)
     hashed = hashed or HashedFiles(run_dir)
     lock = read_lock(spec.path)
     pinned = pinned_versions(spec, lock)
     namers = JobNamers.of_spec(spec)
-    sandbox = counts_as_sandbox(index.headers)
+    sandbox = counts_as_sandbox(table.headers)
     jobs = {job.id: JobPlan(job.id, job.target, pinned[job.id]) for job in spec.jobs}
-    unplanned = set(index.states)
+    whole = not selection
     other_api = 0
-    kept: dict[str, State] = {}
-    for planned, state in _placed(spec, index, selection):
-        unplanned.discard(planned.key)
-        where = _where(planned, state, index, run_dir, pinned, namers, sandbox, hashed)
-        if state is not None:
+    for planned, row in _placed(spec, table, selection):
+        where = _where(planned, row, table, run_dir, pinned, namers, sandbox, hashed)
+        if row is not None:
+            if whole:
+                table.mark_planned(row)
             if where is State.NEW:  # recorded, but by the other kind of API
                 other_api += 1
-            if keep_states:
-                kept[planned.key] = where
+            table.place(row, where)
         job = jobs[planned.job]
         job.counts[where] += 1
         if where is State.NEW and len(job.new_examples) < examples:
             job.new_examples.append(planned)
     not_in_spec: Counter[str] = Counter()
-    for key in unplanned:
-        if not index.states[key].not_created:  # no prediction: nothing kept for it
-            not_in_spec[index.states[key].job or "?"] += 1
+    recorded = 0
+    for row in table.rows.values():
+        if table.not_created(row):  # no prediction: nothing kept for it
+            continue
+        recorded += 1
+        if whole and not table.planned(row):
+            not_in_spec[table.job_of(row) or "?"] += 1
     return PlanComparison(
         name=spec.name,
         spec=spec.path,
         output=run_dir,
         shard=shard,
-        manifests=index.paths,
+        manifests=table.paths,
         # Predictions: a record that says none was created is not one.
-        recorded=sum(not state.not_created for state in index.states.values()),
+        recorded=recorded,
         jobs=list(jobs.values()),
-        not_in_spec=Counter() if selection else not_in_spec,
+        not_in_spec=not_in_spec,
         lock=lock,
         sandbox=sandbox,
         other_api=other_api,
-        recorded_states=kept,
     )
 
 
@@ -145,23 +145,25 @@ def iter_states(
     shard: Shard | None = None,
     output: Path | None = None,
     selection: Selection | None = None,
+    table: KeyTable | None = None,
 ) -> Iterator[tuple[PlannedPrediction, State]]:
-    """Every planned prediction (that `selection` keeps) with its state, for `plan --json`."""
+    """Every planned prediction (that `selection` keeps) with its state, for `plan --json`
+    (`table`: the run folder's, read already)."""
     selection = selection or Selection(shard)
     run_dir = output or spec.output
-    index = load_index(run_dir)
+    table = table if table is not None else load_table(run_dir)
     pinned = pinned_versions(spec, read_lock(spec.path))
     namers = JobNamers.of_spec(spec)
-    sandbox = counts_as_sandbox(index.headers)
+    sandbox = counts_as_sandbox(table.headers)
     hashed = HashedFiles(run_dir)  # read, never written: `plan` writes nothing
-    for planned, state in _placed(spec, index, selection):
-        yield planned, _where(planned, state, index, run_dir, pinned, namers, sandbox, hashed)
+    for planned, row in _placed(spec, table, selection):
+        yield planned, _where(planned, row, table, run_dir, pinned, namers, sandbox, hashed)
 
 
 def _where(
     planned: PlannedPrediction,
-    state: KeyState | None,
-    index: ManifestIndex,
+    row: int | None,
+    table: KeyTable,
     run_dir: Path,
     pinned: dict[str, str | None],
     namers: JobNamers,
@@ -169,11 +171,11 @@ def _where(
     hashed: HashedFiles | None = None,
 ) -> State:
     def read() -> Record:
-        return index.record(planned.key)
+        return table.record(planned.key)
 
     namer = namers(planned.job)
     return key_state(
-        state,
+        None if row is None else table.key_state(planned.key, row),
         run_dir,
         pinned[planned.job],
         namer=namer,
@@ -184,7 +186,8 @@ def _where(
 
 
 def _placed(
-    spec: Spec, index: ManifestIndex, selection: Selection
-) -> Iterator[tuple[PlannedPrediction, KeyState | None]]:
+    spec: Spec, table: KeyTable, selection: Selection
+) -> Iterator[tuple[PlannedPrediction, int | None]]:
+    rows = table.rows
     for planned in iter_selected(spec, selection):
-        yield planned, index.states.get(planned.key)
+        yield planned, rows.get(planned.key)

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchrun.api.objects import parse_time
 from batchrun.cost import (
     IMAGE_COUNT_INPUTS,
     Learned,
@@ -31,9 +30,10 @@ from batchrun.cost import (
 from batchrun.humanize import human_seconds
 from batchrun.manifest.compare import iter_states
 from batchrun.manifest.preflight import schema_counts
-from batchrun.manifest.reader import load_records, manifest_paths
-from batchrun.manifest.records import Record, Status
+from batchrun.manifest.reader import manifest_paths
+from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.state import State
+from batchrun.manifest.table import NO_TIME, KeyTable, load_table
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
@@ -137,30 +137,27 @@ class PlanEstimate:
         return sum(job.ceiling for job in self.jobs)
 
 
-def learned(run_dir: Path) -> dict[str, Learned]:
-    """Per job, the means of what this folder's finished predictions reported."""
-    if not manifest_paths(run_dir):
-        return {}
-    _, records = load_records(run_dir)
-    return _means(records.values())
-
-
-def _means(records: Iterable[Record]) -> dict[str, Learned]:
+def learned(run_dir: Path, table: KeyTable | None = None) -> dict[str, Learned]:
+    """Per job, the means of what this folder's finished predictions reported (`table`: the
+    folder's, read already)."""
+    if table is None:
+        if not manifest_paths(run_dir):
+            return {}
+        table = load_table(run_dir)
     sums: dict[str, list[float]] = {}
-    for record in records:
-        if record.status != Status.SUCCEEDED:
+    succeeded = ALL_STATUSES.index(Status.SUCCEEDED)
+    for place in table.rows.values():
+        seconds = table.predict_time[place]
+        if table.status[place] != succeeded or not seconds >= 0:  # NaN: none reported
             continue
-        seconds = _number(record.metrics.get("predict_time"))
-        if seconds is None:
-            continue
-        row = sums.setdefault(record.job, [0, 0.0, 0.0, 0.0, 0.0, 0])
+        row = sums.setdefault(table.job_of(place), [0, 0.0, 0.0, 0.0, 0.0, 0])
         row[0] += 1
         row[1] += seconds
-        row[2] += _number(record.metrics.get("input_token_count")) or 0.0
-        tokens = _number(record.metrics.get("output_token_count"))
-        row[3] += tokens or 0.0
-        row[5] += tokens is not None
-        row[4] += _run_seconds(record) or seconds
+        inputs, outputs = table.input_tokens[place], table.output_tokens[place]
+        row[2] += inputs if inputs >= 0 else 0.0
+        row[3] += outputs if outputs >= 0 else 0.0
+        row[5] += outputs >= 0
+        row[4] += _run_seconds(table, place) or seconds
     return {
         job: Learned(
             seconds=total / count,
@@ -173,18 +170,16 @@ def _means(records: Iterable[Record]) -> dict[str, Learned]:
     }
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    return None
-
-
-def _run_seconds(record: Record) -> float | None:
-    start, end = parse_time(record.created_at), parse_time(record.completed_at)
-    if start is None or end is None:
+def _run_seconds(table: KeyTable, row: int) -> float | None:
+    """From created to completed, as the record's timestamps say (both with a time zone, or
+    both without)."""
+    start, end = table.created[row], table.completed[row]
+    if start == NO_TIME or end == NO_TIME:
         return None
-    seconds = (end - start).total_seconds()
-    return seconds if seconds >= 0 else None
+    if table.aware(row, "created") != table.aware(row, "completed"):
+        return None
+    micros = end - start
+    return micros / 10**6 if micros >= 0 else None
 
 
 def estimate(
@@ -193,11 +188,14 @@ def estimate(
     selection: Selection | None = None,
     output: Path | None = None,
     found: Mapping[str, SchemaCount] | None = None,
+    compared: KeyTable | None = None,
 ) -> PlanEstimate:
     """What `run` would create, priced and timed (walks the plan once; sends nothing). `found`:
-    what a pre-flight just made (`plan --online`) found of each target's `num_outputs`."""
+    what a pre-flight just made (`plan --online`) found of each target's `num_outputs`.
+    `compared`: the folder's table, which `manifest.compare.compare` has placed the same
+    selection's keys in (so they are not placed again)."""
     run_dir = output or spec.output
-    means = learned(run_dir)
+    means = learned(run_dir, compared)
     counts = schema_counts(spec, run_dir, found)
     jobs = {
         job.id: JobEstimate(
@@ -210,7 +208,7 @@ def estimate(
         )
         for job in spec.jobs
     }
-    for planned in _to_create(spec, selection or Selection(), run_dir):
+    for planned in _to_create(spec, selection or Selection(), run_dir, compared):
         add(jobs[planned.job], planned)
     concurrency = spec.concurrency
     rate = spec.rate.per_second
@@ -257,7 +255,16 @@ def _wall_time(
     return max(count / rate, math.ceil(count / concurrency) * run_seconds)
 
 
-def _to_create(spec: Spec, selection: Selection, run_dir: Path) -> Iterable[PlannedPrediction]:
+def _to_create(
+    spec: Spec, selection: Selection, run_dir: Path, compared: KeyTable | None
+) -> Iterable[PlannedPrediction]:
+    if compared is not None:
+        rows = compared.rows
+        for planned in iter_selected(spec, selection):
+            row = rows.get(planned.key)
+            if row is None or compared.state_of(row) is State.NEW:
+                yield planned
+        return
     if not manifest_paths(run_dir):
         yield from iter_selected(spec, selection)
         return

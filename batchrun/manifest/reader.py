@@ -6,8 +6,10 @@ else is an error, since skipping it could make a prediction run twice. Each shar
 its own file (`manifest.shard-2-of-4.jsonl`); readers merge them all, and a key's line from
 another file wins only when it was written later (each line carries when, `written_ns`).
 
-Two readers share that rule: `load_index`, the compact per-key index a run works from (a million
-keys must fit in memory), and `load_records`, every key's full record (for status and report).
+Three readers share that rule: `load_index`, the compact per-key index a run works from (a
+million keys must fit in memory), `table.load_table`, a few numbers per key in arrays for the
+commands that read a run (status, report, export, verify, plan), and `load_records`, every key's
+full record (for small folders: `report --compare`, the Python API's results).
 """
 
 from __future__ import annotations
@@ -150,42 +152,62 @@ T = TypeVar("T")
 Keep = Callable[[dict[str, Any], int, int, int, int], T]
 
 
+def supersedes(known: tuple[int, int], source: int, written: int) -> bool:
+    """Whether a key's line in journal `source`, written at `written`, wins over the line kept
+    for it, from journal `known[0]`, written at `known[1]`: within one journal a later line
+    always wins (it was appended later); across journals (shards, and unsharded runs over the
+    same folder) the line written later wins, not the file that sorts last."""
+    known_source, known_written = known
+    return known_source == source or written >= known_written
+
+
+@dataclass
+class Journals:
+    """Every record line of a run folder's journals in order, as (journal number, offset,
+    length, object, written_ns), collecting the headers and counting the lines and torn ends."""
+
+    paths: list[Path]
+    headers: list[dict[str, Any]] = field(default_factory=list)
+    lines: int = 0
+    torn: int = 0
+
+    def __iter__(self) -> Iterator[tuple[int, int, int, dict[str, Any], int]]:
+        for source, path in enumerate(self.paths):
+            size = path.stat().st_size
+            read_up_to = 0
+            for offset, length, data in iter_journal(path):
+                read_up_to = offset + length
+                if "batchrun_manifest" in data:
+                    self.headers.append(data)
+                    continue
+                self.lines += 1
+                yield source, offset, length, data, _written(data)
+            if read_up_to < size:
+                self.torn += 1
+
+
 def read_newest(
     paths: list[Path], keep: Keep[T], stamp: Callable[[T], tuple[int, int]]
 ) -> tuple[list[dict[str, Any]], dict[str, T], int, int]:
     """Headers, what `keep` made of each key's newest line, the record lines read, torn lines.
 
-    `stamp(kept)` gives back the (journal number, written_ns) of what was kept. Within one
-    journal a later line always wins (it was appended later); across journals (shards, and
-    unsharded runs over the same folder) the line written later wins, not the file that sorts
-    last. Lines written before stamps existed count as written at 0.
+    `stamp(kept)` gives back the (journal number, written_ns) of what was kept; the newest
+    line is the one that `supersedes` the others. Lines written before stamps existed count as
+    written at 0.
     """
-    headers: list[dict[str, Any]] = []
     kept: dict[str, T] = {}
-    lines = torn = 0
-    for source, path in enumerate(paths):
-        size = path.stat().st_size
-        read_up_to = 0
-        for offset, length, data in iter_journal(path):
-            read_up_to = offset + length
-            if "batchrun_manifest" in data:
-                headers.append(data)
-                continue
-            lines += 1
-            key = str(data["key"])
-            written = _written(data)
-            known = kept.get(key)
-            if known is not None:
-                known_source, known_written = stamp(known)
-                if known_source != source and written < known_written:
-                    continue
-            try:
-                kept[key] = keep(data, source, offset, length, written)
-            except (KeyError, TypeError, ValueError):
-                raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
-        if read_up_to < size:
-            torn += 1
-    return headers, kept, lines, torn
+    journals = Journals(paths)
+    for source, offset, length, data, written in journals:
+        key = str(data["key"])
+        known = kept.get(key)
+        if known is not None and not supersedes(stamp(known), source, written):
+            continue
+        try:
+            kept[key] = keep(data, source, offset, length, written)
+        except (KeyError, TypeError, ValueError):
+            path = paths[source]
+            raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
+    return journals.headers, kept, journals.lines, journals.torn
 
 
 def load_index(run_dir: Path) -> ManifestIndex:

@@ -7,7 +7,7 @@ the current spec (the keys its plan makes) and name the rest on a line of their 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from batchrun.errors import BatchrunError
 from batchrun.humanize import counted
 from batchrun.manifest.records import Record
+from batchrun.manifest.table import KeyTable
 from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import Spec, load_spec
 
@@ -36,14 +37,104 @@ class Scope:
 
     def note(self, everything: bool) -> str | None:
         """The line that names the recorded predictions outside the current spec, if any."""
-        if self.why_unscoped:
-            return f"every recorded prediction is counted: {self.why_unscoped}"
-        if not self.gone:
-            return None
-        gone = counted(len(self.gone), "recorded prediction")
-        if everything:
-            return f"{gone} the spec no longer plans are included (--all)"
-        return f"{gone} the spec no longer plans are not counted (--all counts them)"
+        return _note(self.why_unscoped, len(self.gone), everything)
+
+
+def _note(why_unscoped: str | None, gone: int, everything: bool) -> str | None:
+    if why_unscoped:
+        return f"every recorded prediction is counted: {why_unscoped}"
+    if not gone:
+        return None
+    said = counted(gone, "recorded prediction")
+    if everything:
+        return f"{said} the spec no longer plans are included (--all)"
+    return f"{said} the spec no longer plans are not counted (--all counts them)"
+
+
+@dataclass
+class TableScope:
+    """`Scope` over a `KeyTable`: which rows are the current spec's, by the table's planned
+    flags, without a record in memory. Rows come in the order `Scope.chosen` gives records:
+    the current spec's in the order keys were first recorded, then (with `--all`) the rest."""
+
+    table: KeyTable
+    spec: Spec | None = None
+    why_unscoped: str | None = None
+    planned: int | None = None
+    gone: int = 0
+    gone_keys: frozenset[str] = frozenset()  # with `keep_gone`
+    unrecorded: list[tuple[str, str]] = field(default_factory=list)  # (key, job) never recorded
+
+    def chosen(self, everything: bool) -> Iterator[tuple[str, int]]:
+        """(key, row) of each record a command counts (see `Scope.chosen`)."""
+        table = self.table
+        unscoped = self.why_unscoped is not None
+        for key, row in table.rows.items():
+            if not table.not_created(row) and (unscoped or table.planned(row)):
+                yield key, row
+        if everything and not unscoped:
+            for key, row in table.rows.items():
+                if not table.not_created(row) and not table.planned(row):
+                    yield key, row
+
+    def note(self, everything: bool) -> str | None:
+        return _note(self.why_unscoped, self.gone, everything)
+
+
+def spec_to_scope(spec: Spec | Path | None) -> tuple[Spec | None, str | None]:
+    """The spec that scopes a run's records, or None and why every record counts."""
+    if isinstance(spec, Path):
+        try:
+            return load_spec(spec), None
+        except BatchrunError:
+            return None, f"its spec {spec} does not load"
+    if spec is None:
+        return None, "no manifest names its spec"
+    return spec, None
+
+
+def scope_table(
+    table: KeyTable,
+    spec: Spec | None,
+    why_unscoped: str | None = None,
+    *,
+    planned: int | None = None,
+    keep_gone: bool = False,
+) -> TableScope:
+    """`scope` for a table (see `spec_to_scope` for `spec` and `why_unscoped`). `planned`: the
+    plan was walked already (`manifest.compare.compare` marked the table's planned keys) and
+    planned that many; otherwise it is walked here, and `unrecorded` listed."""
+    if spec is None:
+        return TableScope(table, why_unscoped=why_unscoped or "no manifest names its spec")
+    split = TableScope(table, spec=spec)
+    if planned is None:
+        try:
+            planned = _mark_planned(table, spec, split.unrecorded)
+        except BatchrunError:
+            return TableScope(table, why_unscoped=f"its spec {spec.path} does not plan")
+    split.planned = planned
+    gone = [
+        key
+        for key, row in table.rows.items()
+        if not table.not_created(row) and not table.planned(row)
+    ]
+    split.gone = len(gone)
+    if keep_gone:
+        split.gone_keys = frozenset(gone)
+    return split
+
+
+def _mark_planned(table: KeyTable, spec: Spec, unrecorded: list[tuple[str, str]]) -> int:
+    rows = table.rows
+    count = 0
+    for planned in iter_plan(spec):
+        count += 1
+        row = rows.get(planned.key)
+        if row is not None:
+            table.mark_planned(row)
+        if row is None or table.not_created(row):
+            unrecorded.append((planned.key, planned.job))
+    return count
 
 
 def spec_of_run(headers: Iterable[Mapping[str, Any]]) -> Path | None:

@@ -2,7 +2,7 @@
 
     rows = [export_row(record) for record in records]   # flat dicts, one per prediction
     write_jsonl(rows, handle); write_csv(rows, handle)   # to a stream `commands/` opened
-    write_hf(records, run_dir, dest, card)               # a folder `datasets` loads as it is
+    write_hf(table, rows, run_dir, dest, card)           # a folder `datasets` loads as it is
 
 Each row: key, job, every variable as a column of its own (a row value's fields as `row.prompt`),
 input, status, output (a language model's text; other outputs as JSON text), files, version,
@@ -26,8 +26,10 @@ import os
 import posixpath
 import re
 import shutil
+import tempfile
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import IO, Any
@@ -45,6 +47,7 @@ from batchrun.errors import (
 from batchrun.humanize import printable
 from batchrun.manifest.records import UNKNOWN_API, Record, Status, utcnow
 from batchrun.manifest.state import State, key_state
+from batchrun.manifest.table import KeyTable
 from batchrun.planner.columns import flat_vars
 from batchrun.planner.lock import lock_path, read_lock
 from batchrun.readout import sheet
@@ -127,18 +130,43 @@ def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
 
 
-def write_jsonl(rows: Sequence[Mapping[str, Any]], handle: IO[str]) -> int:
-    """One JSON object per row, every column in every row (None where a row lacks a variable)."""
-    columns = columns_of(rows)
+def variable_columns(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The variable columns of the row of one manifest line (`load_table(columns=...)`): what
+    `columns_of` finds in it, known without reading the record again."""
+    return tuple(variable_column(name) for name in flat_vars(dict(data.get("vars") or {})))
+
+
+def table_columns(table: KeyTable, rows: Iterable[int]) -> list[str]:
+    """`columns_of` the rows of these table rows (loaded with `columns=variable_columns`)."""
+    variables: dict[str, None] = {}
+    for group in dict.fromkeys(table.columns[row] for row in rows):
+        variables.update(dict.fromkeys(table.names.values[group]))
+    return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
+
+
+def write_jsonl(
+    rows: Iterable[Mapping[str, Any]], handle: IO[str], columns: Sequence[str] | None = None
+) -> int:
+    """One JSON object per row, every column in every row (None where a row lacks a variable).
+    `columns`: known already (`table_columns`), so the rows may stream; else the rows' own."""
+    if columns is None:
+        rows = list(rows)
+        columns = columns_of(rows)
+    count = 0
     for row in rows:
         handle.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
-    return len(rows)
+        count += 1
+    return count
 
 
-def write_csv(rows: Sequence[Mapping[str, Any]], handle: IO[str]) -> int:
+def write_csv(
+    rows: Iterable[Mapping[str, Any]], handle: IO[str], columns: Sequence[str] | None = None
+) -> int:
     """A header and one line per row; nested values (and the list of files, whose paths may
-    hold spaces) as JSON."""
-    columns = columns_of(rows)
+    hold spaces) as JSON. `columns` as for `write_jsonl`."""
+    if columns is None:
+        rows = list(rows)
+        columns = columns_of(rows)
     return sheet.write_csv(handle, columns, ([row.get(c) for c in columns] for row in rows))
 
 
@@ -311,23 +339,32 @@ def left_out_reason(record: Record, run_dir: Path) -> str | None:
 
 
 def write_hf(
-    records: Sequence[Record], run_dir: Path, dest: Path, card: Card, *, force: bool = False
+    table: KeyTable,
+    rows: Sequence[int],
+    run_dir: Path,
+    dest: Path,
+    card: Card,
+    *,
+    force: bool = False,
 ) -> list[HfJob]:
-    """The `hf` folder at `dest`, built beside it and then renamed into place, so a reader never
+    """The `hf` folder at `dest` of the records of these table rows (loaded with
+    `columns=variable_columns`), built beside it and then renamed into place, so a reader never
     sees half a dataset. `dest` must not exist or be empty; with `force` it may hold an earlier
-    export, which the new one replaces in one step."""
+    export, which the new one replaces in one step. The records stream: read back from the
+    journals a job at a time, the files' sums spooled to disk until the record is written."""
     dest = Path(os.path.abspath(dest))
     replacing = _replaceable(dest, force)
-    _files_inside(records, run_dir)
+    _files_inside(table.records(rows), run_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
     building = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir()
-        sums: list[FileSum] = []
-        jobs = _write_jobs(records, run_dir, building, card, sums)
-        sums.append(_write_text(building, "README.md", dataset_card(jobs, card)))
-        _write_export_record(building / EXPORT_RECORD, card, sums)
+        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool:
+            sums = _Sums(spool)
+            jobs = _write_jobs(table, rows, run_dir, building, card, sums)
+            sums.add(_write_text(building, "README.md", dataset_card(jobs, card)))
+            _write_export_record(building / EXPORT_RECORD, card, sums)
         if replacing:
             shutil.rmtree(safefs.swap_folder(building, dest), ignore_errors=True)
         else:
@@ -367,7 +404,7 @@ def _replaceable(dest: Path, force: bool) -> bool:
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
-def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
+def _files_inside(records: Iterable[Record], run_dir: Path) -> None:
     """A manifest someone edited may name /home/me/.ssh/id_rsa as an output file: a dataset
     (often uploaded) takes only regular files inside the run folder (docs/SECURITY.md)."""
     for record in records:
@@ -388,12 +425,30 @@ def _files_inside(records: Sequence[Record], run_dir: Path) -> None:
                 )
 
 
+class _Sums:
+    """The files of an export as `EXPORT_RECORD` lists them, one line each, spooled to a file
+    (a million files' sums need not be in memory): counted, and copied out at the end."""
+
+    def __init__(self, spool: IO[str]) -> None:
+        self.spool = spool
+        self.count = 0
+
+    def add(self, file: FileSum) -> None:
+        self.spool.write(json.dumps(file.to_json(), ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def lines(self) -> Iterator[str]:
+        self.spool.flush()
+        self.spool.seek(0)
+        yield from self.spool
+
+
 def _write_jobs(
-    records: Sequence[Record], run_dir: Path, root: Path, card: Card, sums: list[FileSum]
+    table: KeyTable, rows: Sequence[int], run_dir: Path, root: Path, card: Card, sums: _Sums
 ) -> list[HfJob]:
     card.missing = [(key, job, NOT_STARTED) for key, job in card.not_started]
-    by_job: dict[str, list[Record]] = {}
-    for record in records:
+    by_job: dict[str, array[int]] = {}
+    for row, record in zip(rows, table.records(rows), strict=True):
         reason = left_out_reason(record, run_dir)
         gone = record.key in card.gone
         if reason is not None:
@@ -409,56 +464,74 @@ def _write_jobs(
         card.apis[url, sandbox] += 1
         if sandbox:
             card.sandbox.append((record.key, record.job, url))
-        by_job.setdefault(record.job, []).append(record)
-    return [_write_job(job, kept, run_dir, root, sums) for job, kept in by_job.items()]
+        by_job.setdefault(record.job, array("I")).append(row)
+    return [_write_job(job, table, kept, run_dir, root, sums) for job, kept in by_job.items()]
 
 
 def _write_job(
-    job: str, records: list[Record], run_dir: Path, root: Path, sums: list[FileSum]
+    job: str, table: KeyTable, rows: Sequence[int], run_dir: Path, root: Path, sums: _Sums
 ) -> HfJob:
     folder = root / _folder_name(job)
     folder.mkdir()
-    extensions = Counter(
-        posixpath.splitext(file.path)[1].lower() for record in records for file in record.files
-    )
+    extensions: Counter[str] = Counter()
+    for record in table.records(rows):
+        extensions.update(posixpath.splitext(file.path)[1].lower() for file in record.files)
     kind = _kind(extensions)
     done = HfJob(job, kind)
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        done.predictions += 1
-        done.targets.add(_target_text(record.target))
-        if record.version:
-            done.versions[record.version] += 1
-        row = export_row(record)
-        if kind == "json":
-            rows.append(row)
-            continue
-        for index, file in enumerate(record.files):
-            name = f"{record.key}-{index}{posixpath.splitext(file.path)[1].lower()}"
-            _link(run_dir / file.path, folder / name, root)
-            # As recorded: `left_out_reason` has just checked the bytes against the record.
-            sums.append(FileSum(f"{folder.name}/{name}", file.bytes, file.sha256))
-            rows.append({"file_name": name, "file_index": index, **row})
-    done.rows = len(rows)
-    columns = (["file_name", "file_index"] if kind != "json" else []) + columns_of(rows)
-    text = "".join(
-        json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n" for row in rows
+    # The rows' columns: a key without files makes no row of a job of files.
+    with_rows = rows if kind == "json" else [row for row in rows if table.files[row]]
+    columns = (["file_name", "file_index"] if kind != "json" else []) + table_columns(
+        table, with_rows
     )
-    sums.append(_write_text(folder, _data_file(kind), text, root))
+
+    def lines() -> Iterator[str]:
+        for record in table.records(rows):
+            done.predictions += 1
+            done.targets.add(_target_text(record.target))
+            if record.version:
+                done.versions[record.version] += 1
+            row = export_row(record)
+            if kind == "json":
+                done.rows += 1
+                yield json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n"
+                continue
+            for index, file in enumerate(record.files):
+                name = f"{record.key}-{index}{posixpath.splitext(file.path)[1].lower()}"
+                _link(run_dir / file.path, folder / name, root)
+                # As recorded: `left_out_reason` has just checked the bytes against the record.
+                sums.add(FileSum(f"{folder.name}/{name}", file.bytes, file.sha256))
+                done.rows += 1
+                item = {"file_name": name, "file_index": index, **row}
+                yield json.dumps({c: item.get(c) for c in columns}, ensure_ascii=False) + "\n"
+
+    sums.add(_write_lines(folder, _data_file(kind), lines(), root))
     return done
 
 
 def _write_text(folder: Path, name: str, text: str, root: Path | None = None) -> FileSum:
-    # A sink (docs/SECURITY.md): a record may quote a server that echoed the token.
-    data = secrets_in_use().document(text).encode("utf-8")
-    # Through safefs like every write (docs/SECURITY.md), though the folder is new.
+    return _write_lines(folder, name, [text], root)
+
+
+def _write_lines(
+    folder: Path, name: str, lines: Iterable[str], root: Path | None = None
+) -> FileSum:
+    """Write `lines` to a new file (through safefs, like every write: docs/SECURITY.md, though
+    the folder is new), hashing them as they go. A sink (docs/SECURITY.md): a record may quote
+    a server that echoed the token, so each line is redacted (no secret spans a line)."""
+    redact = secrets_in_use().document
+    digest = hashlib.sha256()
+    size = 0
     with safefs.create_new(folder / name, root or folder) as out:
-        out.write(data)
+        for line in lines:
+            data = redact(line).encode("utf-8")
+            out.write(data)
+            digest.update(data)
+            size += len(data)
     path = (folder / name).relative_to(root or folder).as_posix()
-    return FileSum(path, len(data), hashlib.sha256(data).hexdigest())
+    return FileSum(path, size, digest.hexdigest())
 
 
-def _write_export_record(path: Path, card: Card, sums: Sequence[FileSum]) -> None:
+def _write_export_record(path: Path, card: Card, sums: _Sums) -> None:
     header = {
         "batchrun_export": EXPORT_FORMAT,
         "name": card.name,
@@ -470,16 +543,20 @@ def _write_export_record(path: Path, card: Card, sums: Sequence[FileSum]) -> Non
             {"url": url, "sandbox": sandbox, "predictions": n}
             for (url, sandbox), n in card.apis.items()
         ],
-        "files": len(sums),
+        "files": sums.count,
         "provenance": card.provenance.to_json(),
     }
-    lines = [header, *(s.to_json() for s in sums)]
-    lines += [{"missing": key, "job": job, "why": why} for key, job, why in card.missing]
-    lines += [{"sandbox": key, "job": job, "api": url} for key, job, url in card.sandbox]
-    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-    text = secrets_in_use().document(text)  # a sink, like `_write_text`
+    redact = secrets_in_use().document  # a sink, like `_write_lines`, line by line
     with safefs.create_new(path, path.parent) as out:
-        out.write(text.encode("utf-8"))
+        out.write(redact(json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
+        for line in sums.lines():
+            out.write(redact(line).encode("utf-8"))
+        for key, job, why in card.missing:
+            line = json.dumps({"missing": key, "job": job, "why": why}, ensure_ascii=False)
+            out.write(redact(line + "\n").encode("utf-8"))
+        for key, job, url in card.sandbox:
+            line = json.dumps({"sandbox": key, "job": job, "api": url}, ensure_ascii=False)
+            out.write(redact(line + "\n").encode("utf-8"))
 
 
 def _loader(kind: str) -> str:

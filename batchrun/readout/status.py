@@ -12,6 +12,7 @@ unless asked). Each record's API (`api`) is counted too: a folder may hold resul
 from __future__ import annotations
 
 import json
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,9 +24,9 @@ from batchrun.api.objects import parse_time
 from batchrun.humanize import counted
 from batchrun.manifest.compare import PlanComparison
 from batchrun.manifest.filestat import HashedFiles
-from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
+from batchrun.manifest.table import NO_TIME, KeyTable
 from batchrun.planner.columns import flat_vars
 from batchrun.readout import sheet
 
@@ -172,42 +173,82 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def summarize(
-    run_dir: Path,
-    headers: Iterable[Mapping[str, Any]],
-    records: Iterable[Record],
+def summarize_table(
+    table: KeyTable,
+    rows: Iterable[tuple[str, int]],
     pinned: Mapping[str, str | None] | None = None,
     *,
+    run_dir: Path,
     plan: PlanComparison | None = None,
     hashed: HashedFiles | None = None,
+    costs_by_value: bool = False,
 ) -> RunStatus:
-    """Summarise records already read from `run_dir` (see `load_records`); `pinned` gives each
-    job's version in the lock (see `manifest.state.pins_for_reading`), for stale keys.
+    """Summarise the (key, row) pairs of a `KeyTable` counted, in order, from the table's
+    columns; only the failures (and, with `costs_by_value`, the priced keys' variables, for
+    the report's cost tables) are read back from the journals, one record at a time.
+    `pinned` gives each job's version in the lock (`manifest.state.pins_for_reading`), for
+    stale keys.
 
-    With `plan` (`manifest.compare.compare(..., keep_states=True)` of the same folder), the
-    states count every planned key as `plan` does, and the records it placed are not placed
-    again; records it does not plan (counted only with `--all`) are placed here.
+    With `plan` (`manifest.compare.compare` given this table), each planned key's state is the
+    one the walk of the plan placed it in; any other key is placed here.
     """
-    headers = list(headers)
     status = RunStatus(
         run_dir=run_dir,
-        manifests=manifest_paths(run_dir),
-        specs=sorted({str(header.get("spec")) for header in headers if header.get("spec")}),
-        sandbox=plan.sandbox if plan is not None else counts_as_sandbox(headers),
+        manifests=table.paths,
+        specs=sorted({str(header.get("spec")) for header in table.headers if header.get("spec")}),
+        sandbox=plan.sandbox if plan is not None else counts_as_sandbox(table.headers),
     )
-    known = plan.recorded_states if plan is not None else {}
-    for record in records:
-        state = known.get(record.key)
+    pinned = pinned or {}
+    failures = array("I")  # rows: 4 bytes each, however many
+    priced = array("I")
+    first = last = -1
+    first_at = last_at = NO_TIME
+    spent_of, predict_of = table.spent, table.predict_time
+    created_of, completed_of = table.created, table.completed
+    for key, row in rows:
+        job = table.job_of(row)
+        state = table.state_of(row) if plan is not None else None
         if state is None:
+            recorded = table.key_state(key, row)
             state = key_state(
-                record,
-                run_dir,
-                (pinned or {}).get(record.job),
-                sandbox=status.sandbox,
-                hashed=hashed,
+                recorded, run_dir, pinned.get(job), sandbox=status.sandbox, hashed=hashed
             )
             status.states[state] += 1  # a planned key is counted with the plan's counts below
-        _add(status, record, state)
+        api = table.api_of(row)
+        status.apis[(api.url, api.sandbox) if api is not None else (None, False)] += 1
+        said = table.status_of(row)
+        status.counts[said] += 1
+        counts = status.jobs.get(job)
+        if counts is None:
+            counts = status.jobs[job] = Counter()
+        counts[said] += 1
+        status.files += table.files[row]
+        status.bytes += table.bytes[row]
+        status.missing_files += table.missing[row]
+        status.possible_duplicates += table.possible_duplicate(row)
+        if table.priced(row):
+            spent = spent_of[row]
+            status.priced += 1
+            status.spent += spent
+            status.job_spent[job] = status.job_spent.get(job, 0.0) + spent
+            if costs_by_value:
+                priced.append(row)
+        if state in (State.FAILED, State.DOWNLOAD):
+            failures.append(row)
+        predict_time = predict_of[row]
+        if predict_time == predict_time:  # not NaN: the record reports one
+            status.predict_time += predict_time
+        if table.aware(row, "created") and (first < 0 or created_of[row] < first_at):
+            first, first_at = row, created_of[row]
+        if table.aware(row, "completed") and (last < 0 or completed_of[row] > last_at):
+            last, last_at = row, completed_of[row]
+    status.failures = list(table.records(failures))
+    if first >= 0:
+        status.first_created = parse_time(table.record_at(first).created_at)
+    if last >= 0:
+        status.last_completed = parse_time(table.record_at(last).completed_at)
+    for record in table.records(priced):
+        _add_value_costs(status, record)
     if plan is not None:
         status.planned = plan.total
         for state in STATES:
@@ -226,42 +267,8 @@ def failure_reason(record: Record) -> str:
     return record.status
 
 
-def _add(status: RunStatus, record: Record, state: State) -> None:
-    api = record.api
-    status.apis[(api.url, api.sandbox) if api is not None else (None, False)] += 1
-    status.counts[record.status] += 1
-    status.jobs.setdefault(record.job, Counter())[record.status] += 1
-    status.files += len(record.files)
-    status.bytes += sum(f.bytes for f in record.files)
-    status.missing_files += len(record.missing)
-    status.possible_duplicates += record.possible_duplicate
-    if record.estimated_cost is not None:
-        _add_cost(status, record)
-    if state in (State.FAILED, State.DOWNLOAD):
-        status.failures.append(record)
-    predict_time = record.metrics.get("predict_time")
-    if isinstance(predict_time, int | float) and not isinstance(predict_time, bool):
-        status.predict_time += float(predict_time)
-    created, completed = parse_time(record.created_at), parse_time(record.completed_at)
-    if (
-        created
-        and created.tzinfo
-        and (status.first_created is None or created < status.first_created)
-    ):
-        status.first_created = created
-    if (
-        completed
-        and completed.tzinfo
-        and (status.last_completed is None or completed > status.last_completed)
-    ):
-        status.last_completed = completed
-
-
-def _add_cost(status: RunStatus, record: Record) -> None:
+def _add_value_costs(status: RunStatus, record: Record) -> None:
     spent = record.spent
-    status.priced += 1
-    status.spent += spent
-    status.job_spent[record.job] = status.job_spent.get(record.job, 0.0) + spent
     for name, value in flat_vars(record.vars).items():
         values = status.var_spent.setdefault(name, {})
         if len(values) > MAX_COST_VALUES and _shown_value(value) not in values:

@@ -5,10 +5,11 @@
     found.ok; found.problems                 # each names a key or a file, and what differs
 
 A run folder is checked against its spec's plan, key by key, by the rule every command applies
-(`manifest.state.key_state`): one streaming pass over the plan, against the compact index of the
-manifests. A dataset is checked against `batchrun-export.jsonl`, which `export --format hf`
-writes beside the card: the planned count, the size and sha256 of every file (the card and the
-rows included), the planned keys that are not in it and why, and the keys the sandbox made.
+(`manifest.state.key_state`): one streaming pass over the plan, against the manifests read into
+a `KeyTable` (a few numbers per key; each key's files read back as they are checked). A dataset
+is checked against `batchrun-export.jsonl`, which `export --format hf` writes beside the card:
+the planned count, the size and sha256 of every file (the card and the rows included), the
+planned keys that are not in it and why, and the keys the sandbox made.
 Either way every file is read and hashed: that is the point of the command.
 """
 
@@ -26,8 +27,9 @@ from batchrun import safefs
 from batchrun.errors import ManifestError, UsageError
 from batchrun.humanize import printable
 from batchrun.manifest.filestat import HashedFiles
-from batchrun.manifest.reader import KeyState, ManifestIndex, load_index
+from batchrun.manifest.reader import KeyState
 from batchrun.manifest.state import State, file_difference, key_state, pinned_versions
+from batchrun.manifest.table import KeyTable, load_table
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import read_lock
 from batchrun.readout.export import EXPORT_FORMAT, EXPORT_RECORD
@@ -91,15 +93,16 @@ def verify_run(
     (and made by the lock's version, where the spec is locked); none by the sandbox unless
     allowed. A file whose size, mtime and inode are as when it was last hashed is not read
     again, unless `deep` (manifest/filestat.py)."""
-    index = load_index(run_dir)
+    table = load_table(run_dir)  # a few numbers per key; each key's files read back to check
     hashed = HashedFiles(run_dir, deep=deep)
     pinned = pinned_versions(spec, read_lock(spec.path))
     found = Verification(run_dir, "run")
     count = 0
     for planned in iter_plan(spec):
         count += 1
-        recorded = index.states.get(planned.key)
-        problems = list(_key_problems(planned.key, planned.job, recorded, index, hashed, pinned))
+        row = table.rows.get(planned.key)
+        recorded = None if row is None else table.key_state(planned.key, row, every_file=True)
+        problems = list(_key_problems(planned.key, planned.job, recorded, table, hashed, pinned))
         # A record that says no prediction was created is no result of the sandbox's.
         made = recorded is not None and not recorded.not_created
         if made and recorded is not None and recorded.sandbox and not allow_sandbox:
@@ -123,7 +126,7 @@ def _key_problems(
     key: str,
     job: str,
     recorded: KeyState | None,
-    index: ManifestIndex,
+    table: KeyTable,
     hashed: HashedFiles,
     pinned: dict[str, str | None],
 ) -> Iterator[Problem]:
@@ -145,7 +148,7 @@ def _key_problems(
     if state is State.IN_FLIGHT:
         yield Problem(key, "in_flight", f"{recorded.status}, not finished (job {job})")
     elif state is State.FAILED:
-        error = index.record(key).error  # one read per failed key, for its reason
+        error = table.record(key).error  # one read per failed key, for its reason
         why = f": {printable(error)}" if error else ""
         yield Problem(key, "failed", f"{recorded.status} (job {job}){why}")
     elif state is State.STALE:

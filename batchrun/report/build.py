@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
+from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +30,13 @@ from urllib.parse import quote
 from batchrun import safefs
 from batchrun.errors import BatchrunError
 from batchrun.humanize import human_bytes
-from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import Record
-from batchrun.manifest.scope import scope
+from batchrun.manifest.scope import scope_table, spec_to_scope
 from batchrun.manifest.state import counts_as_sandbox, pins_for_reading
-from batchrun.readout.status import summarize
+from batchrun.manifest.table import KeyTable, load_table
+from batchrun.readout.status import summarize_table
 from batchrun.report.cells import Href
-from batchrun.report.grid import DEFAULT_LIMITS, Limits, build_gallery
+from batchrun.report.grid import DEFAULT_LIMITS, Gallery, Limits, build_gallery
 from batchrun.report.html import Page, render_page
 from batchrun.report.layout import choose_layout
 from batchrun.spec.load import Spec, load_spec
@@ -62,27 +63,41 @@ def build_report(
     files it shows are embedded in the page while they add up to no more than that, so the one
     file works anywhere; otherwise, and above it, they are linked by relative path.
     """
-    headers, by_key = load_records(run_dir)
+    # A few numbers per key; records are read back as the page needs them.
+    table = load_table(run_dir)
+    headers = table.headers
     spec = _first(headers, "spec")
-    split = scope(by_key.values(), current or (Path(spec) if spec else None))
-    counted = split.chosen(everything)
+    split = scope_table(table, *spec_to_scope(current or (Path(spec) if spec else None)))
     # The gallery shows the results of the kind of API the folder is counted as (its last
     # run's): a real run's report never shows the sandbox's pictures as its own. The summary
     # still names every API the records came from.
     sandbox = counts_as_sandbox(headers)
-    records = [record for record in counted if record.sandbox == sandbox]
+    shown_api = array(
+        "I", (row for _, row in split.chosen(everything) if bool(table.sandbox_of(row)) == sandbox)
+    )
+    # What places a record in the grid (its job, variables, repeat, status), not the rest of
+    # it: the records the page shows are read back whole once the grid is chosen.
+    records = [_placing(record) for record in table.records(shown_api)]
     declared = declared_axes(Path(spec)) if spec else ()
     layout = choose_layout(records, declared, rows, cols)
     gallery = build_gallery(records, layout, limits)
+    shown = _whole(table, gallery)
     href = relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent)
     embed_note = None
     if embed_limit is not None:
-        href, embed_note = embedding(run_dir, records, gallery.shown_keys, href, embed_limit)
+        href, embed_note = embedding(run_dir, shown, gallery.shown_keys, href, embed_limit)
+    status = summarize_table(
+        table,
+        split.chosen(everything),
+        pins_for_reading(split.spec),
+        run_dir=run_dir,
+        costs_by_value=True,
+    )
     page = Page(
         name=_first(headers, "name") or run_dir.name,
         run_dir=str(run_dir),
         spec=spec,
-        status=summarize(run_dir, headers, counted, pins_for_reading(split.spec)),
+        status=status,
         gallery=gallery,
         href=href,
         generated=now or datetime.now(UTC),
@@ -91,6 +106,30 @@ def build_report(
         records=records,
     )
     return render_page(page)
+
+
+def _placing(record: Record) -> Record:
+    return Record(
+        key=record.key,
+        job=record.job,
+        target={},
+        input={},
+        vars=record.vars,
+        repeat=record.repeat,
+        status=record.status,
+    )
+
+
+def _whole(table: KeyTable, gallery: Gallery) -> list[Record]:
+    """The records the gallery shows, read back whole into its cells."""
+    rows = [table.rows[key] for key in sorted(gallery.shown_keys)]
+    whole = {record.key: record for record in table.records(rows)}
+    for section in gallery.sections:
+        section.cells = {
+            position: [whole[record.key] for record in stack]
+            for position, stack in section.cells.items()
+        }
+    return list(whole.values())
 
 
 def _first(headers: Sequence[dict[str, Any]], field: str) -> str | None:
