@@ -1,0 +1,188 @@
+"""The commands that read a run at scale: `status`, `report`, `export`, `verify` and `plan`
+against a synthetic manifest of a million keys, each in a child process of its own.
+
+    python bench/manifest_scale.py                      # 1,000,000 keys, every command
+    python bench/manifest_scale.py --keys 100000 --only status export-csv
+    python bench/manifest_scale.py --keep /tmp/m1m      # build once, keep it, run again later
+
+The manifest (text outputs: no files to check, so what is measured is reading the journal) is
+shaped like a real one: two jobs, priced; 2% of keys failed once and were retried (two lines,
+the later one succeeded), 1% failed for good, 0.5% still in flight, 1% made by the sandbox,
+and a second journal (a shard) holding 5% of the keys. Each command's peak RSS comes from
+`os.wait4` (the child's own `ru_maxrss`), with its user + system CPU seconds and wall time.
+
+Goals (issue 22): at 1,000,000 keys each of `status`, `report`, `export` and `verify` in at most
+300 MB and 20 s, and `plan` in at most 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SPEC = """\
+batchrun: 1
+name: manifest-scale
+base_url: http://127.0.0.1:9
+price: {{per_second: 0.0014}}
+jobs:
+  - id: chat
+    model: meta/llama-chat
+    input: {{prompt: "question ${{i}} in ${{lang}}", max_tokens: 64}}
+    matrix: {{lang: [en, fr], i: {{range: [0, {half}]}}}}
+  - id: other
+    model: meta/other-chat
+    input: {{prompt: "question ${{i}}", max_tokens: 64}}
+    matrix: {{i: {{range: [0, {rest}]}}}}
+"""
+GOAL_MB = 300
+GOAL_S = 20.0
+STAMP = "2026-01-01T00:00:00.000Z"
+REAL = {"url": "https://api.replicate.com", "sandbox": False}
+SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
+
+# Each command as the command line takes it: {spec}, {run}, {out} are filled in.
+COMMANDS: dict[str, list[str]] = {
+    "status": ["status", "{spec}"],
+    "status-json": ["status", "{spec}", "--json"],
+    "status-csv": ["status", "{spec}", "--csv", "{out}/status.csv"],
+    "report": ["report", "{spec}", "--output", "{out}/report.html"],
+    "export-jsonl": ["export", "{spec}", "--format", "jsonl", "--to", "{out}/rows.jsonl"],
+    "export-csv": ["export", "{spec}", "--format", "csv", "--to", "{out}/rows.csv"],
+    "export-hf": ["export", "{spec}", "--format", "hf", "--to", "{out}/hf", "--force"],
+    "verify": ["verify", "{spec}", "--allow-sandbox"],
+    "plan": ["plan", "{spec}"],
+}
+
+
+def build(folder: Path, keys: int) -> float:
+    """The spec and a run folder whose manifests record every planned key (see the docstring)."""
+    from batchrun.manifest.records import Record
+    from batchrun.manifest.writer import new_header
+    from batchrun.planner.expand import iter_plan
+    from batchrun.spec.load import load_spec
+
+    began = time.perf_counter()
+    half = keys // 4
+    (folder / "spec.yaml").write_text(SPEC.format(half=half, rest=keys - 2 * half))
+    spec = load_spec(folder / "spec.yaml")
+    run = spec.output
+    run.mkdir(parents=True, exist_ok=True)
+    header = new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=None)
+    shard = new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=(2, 2))
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    written = 1_000_000_000
+    with (
+        (run / "manifest.jsonl").open("w", encoding="utf-8") as main,
+        (run / "manifest.shard-2-of-2.jsonl").open("w", encoding="utf-8") as other,
+    ):
+        main.write(dumps(header) + "\n")
+        other.write(dumps(shard) + "\n")
+        retried = []
+        for number, planned in enumerate(iter_plan(spec)):
+            written += 1
+            out = other if number % 20 == 7 else main
+            done = (
+                Record.planned(planned, "succeeded")
+                .replace(
+                    prediction_id=f"{number:026x}",
+                    version="5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
+                    output=f"The answer to question {number} is a short paragraph of text.",
+                    metrics={"predict_time": 0.8, "total_time": 0.9},
+                    created_at=STAMP,
+                    started_at=STAMP,
+                    completed_at=STAMP,
+                    attempts=1,
+                    request_sha256=f"{number:064x}",
+                    cost=0.00112,
+                    price={"per_second": 0.0014},
+                )
+                .to_json()
+            )
+            done["api"] = SANDBOX if number % 100 == 3 else REAL
+            if number % 100 == 5:  # failed for good
+                done.update(status="failed", error="CUDA out of memory", output=None)
+            elif number % 200 == 9:  # still running when the run stopped
+                done.update(status="processing", output=None, completed_at=None)
+            elif number % 50 == 1:  # failed once, retried below
+                failed = {**done, "status": "failed", "error": "timeout", "output": None}
+                failed["written_ns"] = written
+                out.write(dumps(failed) + "\n")
+                retried.append(done)
+                continue
+            done["written_ns"] = written
+            out.write(dumps(done) + "\n")
+        for done in retried:  # the retries, at the end of the journal
+            written += 1
+            done.update(attempts=2, cost_before=0.0005, written_ns=written)
+            main.write(dumps(done) + "\n")
+    return time.perf_counter() - began
+
+
+def measure(folder: Path, name: str) -> dict[str, Any]:
+    """One command in a child process: its exit code, wall and CPU seconds, peak RSS."""
+    out = folder / "out"
+    out.mkdir(exist_ok=True)
+    fill = {"spec": str(folder / "spec.yaml"), "out": str(out)}
+    argv = [arg.format(**fill) for arg in COMMANDS[name]]
+    load = os.getloadavg()[0]
+    began = time.perf_counter()
+    with open(out / f"{name}.stdout", "wb") as stdout, open(out / f"{name}.stderr", "wb") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "batchrun", *argv], stdout=stdout, stderr=err, cwd=folder
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    return {
+        "command": name,
+        "argv": "batchrun " + " ".join(COMMANDS[name]),
+        "exit": os.waitstatus_to_exitcode(status),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "load_before": round(load, 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--only", nargs="+", choices=sorted(COMMANDS), help="these commands")
+    parser.add_argument("--keep", type=Path, help="build here (once) and keep it")
+    parser.add_argument("--json", type=Path, help="where to write the figures")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="manifest-scale-") as temporary:
+        folder = args.keep or Path(temporary)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "spec.yaml").exists():
+            print(f"writing a manifest of {args.keys:,} keys...", file=sys.stderr, flush=True)
+            print(f"  {build(folder, args.keys):.1f} s", file=sys.stderr)
+        runs = folder / "runs"
+        size = sum(p.stat().st_size for p in runs.rglob("manifest*.jsonl"))
+        rows = []
+        for name in args.only or COMMANDS:
+            print(f"{name}...", file=sys.stderr, flush=True)
+            rows.append(measure(folder, name))
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+    print(f"{args.keys:,} keys, manifests {size / 2**20:.0f} MB; goal ≤ {GOAL_MB} MB, ≤ {GOAL_S} s")
+    print("| command | exit | wall s | CPU s | peak RSS MB | load |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| `{r['argv']}` | {r['exit']} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} "
+            f"| {r['peak_rss_mb']:.0f} | {r['load_before']:.2f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"keys": args.keys, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
