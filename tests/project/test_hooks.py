@@ -1,13 +1,17 @@
 """`.pre-commit-hooks.yaml`, run by the real `pre-commit` tool in a temporary git repo.
 
-`pre-commit try-repo` installs the hook from this checkout (uncommitted changes included) into a
-fresh virtual environment with pip, then runs it on the files given: what a user's
-`repo: https://github.com/...` entry does, without a release.
+The repo's `.pre-commit-config.yaml` names this checkout as a user's names
+`repo: https://github.com/...`: `pre-commit run` installs the hook from it into a fresh virtual
+environment with pip, then runs it on the files given. The checkout goes in as it is on disk,
+uncommitted changes included (as `pre-commit try-repo` takes them), as a snapshot repository
+with one commit: the hook is installed once, and the three runs below share that environment
+(`try-repo` would build a new one for each run).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +28,30 @@ INSTALL_TIMEOUT = 480
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(INSTALL_TIMEOUT + 120)]
 
 
+def snapshot(checkout: Path, into: Path, git: Git) -> str:
+    """`checkout` as it is on disk (tracked files and new ones git does not ignore) committed
+    in a new repository at `into`; the commit's id, for a pre-commit config's `rev:`."""
+    listed = git(checkout, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        source = checkout / name
+        if source.is_file():  # a tracked file deleted and not yet staged is left out
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+    git(into, "init", "-q")
+    git(into, "add", "-A")
+    git(into, "commit", "-q", "--no-verify", "-m", "snapshot")
+    return git(into, "rev-parse", "HEAD").strip()
+
+
 def test_the_validate_hook_passes_a_good_spec_and_fails_a_broken_one(
     tmp_path: Path, git: Git
 ) -> None:
+    hooks = tmp_path / "hooks"
+    rev = snapshot(ROOT, hooks, git)
+    config = tmp_path / "pre-commit-config.yaml"  # outside the repo: never staged or checked
+    config.write_text(
+        f"repos:\n  - repo: {hooks}\n    rev: {rev}\n    hooks:\n      - id: batchrun-validate\n"
+    )
     repo = tmp_path / "repo"
     (repo / "specs").mkdir(parents=True)
     (repo / "specs" / "good.yaml").write_text(
@@ -43,7 +68,7 @@ def test_the_validate_hook_passes_a_good_spec_and_fails_a_broken_one(
         "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
         "PRE_COMMIT_COLOR": "never",
     }
-    command = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "batchrun-validate"]
+    command = [sys.executable, "-m", "pre_commit", "run", "--config", str(config)]
 
     def hook(*files: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
