@@ -19,6 +19,7 @@ from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import Record
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
+from batchrun.spec.rate import Rate
 
 TOKEN = "r8_e2e_test_token_0123456789abcdef"
 
@@ -26,6 +27,11 @@ TOKEN = "r8_e2e_test_token_0123456789abcdef"
 RunCli = Callable[..., tuple[int, str, str]]  # run_cli(*argv) -> (exit code, stdout, stderr)
 Git = Callable[..., str]  # git(repo, *args) -> stdout
 PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
+# A create rate no test reaches, for `run_spec(..., rate=UNTHROTTLED)`: a run of a few hundred
+# predictions then takes as long as the sandbox takes to answer, not the 20 s that the default
+# 600/min (10 creates a second) would hold 200 creates back. Only for tests that do not look at
+# the rate or at how the run paced its creates.
+UNTHROTTLED = Rate.parse("100000/min")
 
 
 def write_spec(

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, records, run_spec, write_spec
+from runs import TOKEN, UNTHROTTLED, Git, records, run_spec, write_spec
 
 from batchrun.cli import main
 from batchrun.cost import Price, SchemaCount, money
@@ -78,7 +76,7 @@ def test_per_second_is_learned_from_this_folders_manifest(
     tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = write_spec(tmp_path, SPEC)
-    run_spec(spec, sandbox, limit=202)  # the painter's 200 and two of slow's
+    run_spec(spec, sandbox, limit=202, rate=UNTHROTTLED)  # the painter's 200 and two of slow's
     slow = [r for r in records(tmp_path / "run").values() if r.job == "slow"]
     mean = sum(r.metrics["predict_time"] for r in slow) / len(slow)
 
@@ -93,19 +91,8 @@ def test_per_second_is_learned_from_this_folders_manifest(
     assert lines[-1].startswith("time: at least 0.3s (creates at 10/s, 32 in flight)")
 
 
-def _git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True, check=True)
-
-
 def test_plan_diff_markdown_shows_the_money_a_change_adds_and_removes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], git: Git
 ) -> None:
     spec = write_spec(
         tmp_path,
@@ -122,9 +109,9 @@ def test_plan_diff_markdown_shows_the_money_a_change_adds_and_removes(
             matrix: {i: [1, 2]}
         """,
     )
-    _git(tmp_path, "init", "-q", "-b", "main")
-    _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-q", "-m", "first")
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "first")
     text = spec.read_text()
     text = text.replace("i: [1, 2, 3]", "i: [1, 2, 3, 4]").replace("i: [1, 2]}", "i: [1]}")
     spec.write_text(text)
