@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import html
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, write_spec
+from runs import TOKEN, Git, write_spec
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
@@ -32,17 +30,6 @@ jobs:
 """
 
 
-def git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True)
-
-
 def edit(spec: Path) -> None:
     """The change under review: a detail in the image prompt, another question, a new one."""
     text = spec.read_text().replace('${style}"', '${style}, highly detailed"')
@@ -51,7 +38,7 @@ def edit(spec: Path) -> None:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git: Git) -> Path:
     repo = tmp_path / "repo"
     (repo / "specs").mkdir(parents=True)
     write_spec(repo / "specs", SPEC, "sweep.yaml")
@@ -114,7 +101,7 @@ def test_two_run_folders_side_by_side(
 
 
 def test_a_git_revision_of_the_spec_looked_up_in_its_run_folder(
-    repo: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+    repo: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str], git: Git
 ) -> None:
     spec = "specs/sweep.yaml"
     run(sandbox, spec, "specs/runs/review")  # main's run, where the spec puts it
@@ -124,9 +111,7 @@ def test_a_git_revision_of_the_spec_looked_up_in_its_run_folder(
 
     assert main(["report", spec, "--compare", "main", "--output", "review.html"]) == 0
     page = (repo / "review.html").read_text()
-    commit = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout[:12]
+    commit = git(repo, "rev-parse", "HEAD")[:12]
     assert f"<h4>before · main ({commit})</h4>" in page
     assert len(pairs(page)) == 6
     assert "<dt>pairs</dt><dd>6: 6 asked differently, 0 the same</dd>" in page

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hostile import hostile
-from runs import RunCli
+from runs import Git, RunCli
 
 from batchrun.api.endpoint import resolve_endpoint
 from batchrun.cli import main
@@ -384,20 +384,8 @@ def test_an_empty_allow_outside_allows_nothing(
     assert main(["validate", str(spec), "--allow-outside", "."]) == 0
 
 
-def git(repo: Path, *args: str) -> None:
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-    }
-    subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True, check=True)
-
-
 def test_plan_diff_copies_only_what_the_spec_may_read(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, git: Git
 ) -> None:
     import batchrun.spec.revision
 
@@ -422,7 +410,7 @@ def test_plan_diff_copies_only_what_the_spec_may_read(
 
 
 def test_plan_diff_does_not_read_a_spec_that_was_a_link_to_a_secret(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], git: Git
 ) -> None:
     secrets = tmp_path / "netrc"
     secrets.write_text(NETRC)
