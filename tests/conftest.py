@@ -48,12 +48,11 @@ import httpx
 import pytest
 from leaks import errors_never_show_token  # noqa: F401  (a fixture: the client and security tests use it)
 from openapi import openapi_checked
-from runs import Git, RunCli
+from runs import TEST_LATENCY, Git, RunCli
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox, SandboxConfig
 
-TEST_LATENCY = 0.05
 TOKEN = "r8_sandbox_test_token"
 
 

@@ -22,6 +22,9 @@ from batchrun.spec.load import load_spec
 from batchrun.spec.rate import Rate
 
 TOKEN = "r8_e2e_test_token_0123456789abcdef"
+# Seconds each sandbox prediction takes in tests (the `sandbox` and `make_sandbox` fixtures'
+# default): long enough that a run has predictions in flight, short enough not to wait on.
+TEST_LATENCY = 0.05
 
 # The fixtures of tests/conftest.py that are functions, for annotations.
 RunCli = Callable[..., tuple[int, str, str]]  # run_cli(*argv) -> (exit code, stdout, stderr)

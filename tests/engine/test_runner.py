@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runs import TOKEN, assert_files_intact, records, run_spec, write_spec
+from runs import (
+    TEST_LATENCY,
+    TOKEN,
+    UNTHROTTLED,
+    assert_files_intact,
+    records,
+    run_spec,
+    write_spec,
+)
 
 from batchrun.cli import main
 from batchrun.engine import runner as runner_module
 from batchrun.errors import SpecError
-from batchrun.sandbox import Sandbox
+from batchrun.sandbox import Sandbox, SandboxConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -393,9 +402,15 @@ def test_example_specs_run_on_the_sandbox(
 ) -> None:
     shutil.copytree(REPO / "specs", tmp_path / "specs", ignore=shutil.ignore_patterns("runs"))
     monkeypatch.chdir(tmp_path)
+    # `--sandbox` starts the built-in sandbox as ever, at the tests' latency instead of its 1 s a
+    # prediction, and the creates go unthrottled: what is checked is that the examples run and
+    # leave their files whole, not how long that takes (about 15 s of waiting otherwise).
+    quick = SandboxConfig().updated(latency=TEST_LATENCY)
+    monkeypatch.setattr("batchrun.sandbox.Sandbox", functools.partial(Sandbox, quick))
     for name in ("quickstart", "sweep", "dataset"):
         out = tmp_path / "out" / name
-        code = main(["run", f"specs/{name}.yaml", "--sandbox", "--out", str(out)])
+        argv = ["run", f"specs/{name}.yaml", "--sandbox", "--out", str(out)]
+        code = main([*argv, "--rate", UNTHROTTLED.text])
         assert code == 0, capsys.readouterr().err
         found = records(out)
         assert found
