@@ -29,8 +29,9 @@ Command line and files:
 - Spec files: `write_spec` in `tests/runs.py`.
 
 The suite runs on pytest-xdist workers (`-n auto` in pyproject's addopts); tests marked `slow`
-are handed out first, so the longest ones do not start last and hold up the end, and the tests
-in `SERIAL` run one after another on one worker.
+are handed out first, so the longest ones do not start last and hold up the end, the tests in
+`SERIAL` (those that time a run) run one after another on one worker, and those in `TOGETHER`
+share one.
 """
 
 from __future__ import annotations
@@ -57,27 +58,39 @@ TOKEN = "r8_sandbox_test_token"
 
 
 # Node ids (by prefix) that run one after another on one xdist worker, never beside each other:
-# tests that time what a run does (the fault suite; shards that must keep under one limit
-# together), and a pair that must share a process (the second reads what the first found).
+# the tests that time what a run does (the fault suite's signals sent at random moments and its
+# 429 storm, output links that expire while a watcher counts downloads, shards that must keep
+# under one limit together). The fault suite's other scenarios count outcomes, not time (a full
+# disk, seeded dice on the wire, outputs removed), and run beside anything. This chain is the
+# suite's floor: keep it well under half of the whole.
 SERIAL = (
-    "tests/faults/",
+    "tests/faults/test_fault_signals.py::",
+    "tests/faults/test_fault_network.py::test_a_429_storm_on_creates_and_reads_slows_the_run_and_",
+    "tests/faults/test_fault_files.py::test_slow_file_downloads_complete_whole",
+    "tests/faults/test_fault_files.py::test_links_that_expire_mid_run_",
     "tests/engine/test_shard_rate.py::test_shards_running_at_once_on_one_account_stay_under_its_limit",
+)
+# Tests that must share a process, as one unit of work (beside the rest, and beside `SERIAL`):
+# the second reads what the first found.
+TOGETHER = (
     "tests/spec/test_spec_properties.py::test_plausible_specs_plan_or_fail_with_placed_errors",
     "tests/spec/test_spec_properties.py::test_the_plausible_specs_reach_every_outcome",
 )
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist's load scheduling, with the `SERIAL` tests as one unit of work. (`xdist_group`
-    marks with `--dist loadgroup` would say it, but xdist 3.8 cannot rename pytest 9's node
-    ids, so every test ends up in a group of its own.)"""
+    """xdist's load scheduling, with the `SERIAL` tests as one unit of work and the `TOGETHER`
+    tests as another. (`xdist_group` marks with `--dist loadgroup` would say it, but xdist 3.8
+    cannot rename pytest 9's node ids, so every test ends up in a group of its own.)"""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class SerialScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "serial" if nodeid.startswith(SERIAL) else nodeid
+            if nodeid.startswith(SERIAL):
+                return "serial"
+            return "together" if nodeid.startswith(TOGETHER) else nodeid
 
     return SerialScheduling(config, log)
 

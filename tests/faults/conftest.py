@@ -5,9 +5,10 @@ Every scenario ends with each planned key in the manifest exactly once with a te
 half-written in place. At the end of every pytest run that collected them, one line says how
 many scenarios ran and passed: `fault suite: N scenarios, M passed`.
 
-The scenarios time what a run does under faults (a 429 storm that must slow it, a signal that
-must end it at once): they run one after another on one pytest-xdist worker, never beside each
-other (`SERIAL` in tests/conftest.py).
+The scenarios that time what a run does under faults (a 429 storm that must slow it, a signal
+that must end it at once, links that expire while a watcher counts downloads) run one after
+another on one pytest-xdist worker, never beside each other (`SERIAL` in tests/conftest.py); the
+others count outcomes (a full disk, seeded dice on the wire) and run beside anything.
 """
 
 from __future__ import annotations
