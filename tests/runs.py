@@ -30,10 +30,10 @@ TEST_LATENCY = 0.05
 RunCli = Callable[..., tuple[int, str, str]]  # run_cli(*argv) -> (exit code, stdout, stderr)
 Git = Callable[..., str]  # git(repo, *args) -> stdout
 PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
-# A create rate no test reaches, for `run_spec(..., rate=UNTHROTTLED)`: a run of a few hundred
-# predictions then takes as long as the sandbox takes to answer, not the 20 s that the default
-# 600/min (10 creates a second) would hold 200 creates back. Only for tests that do not look at
-# the rate or at how the run paced its creates.
+# A create rate no test reaches (`run_spec`'s default): a run of a few hundred predictions then
+# takes as long as the sandbox takes to answer, not the 20 s that the default 600/min (10
+# creates a second) would hold 200 creates back. Only for tests that do not look at the rate
+# or at how the run paced its creates.
 UNTHROTTLED = Rate.parse("100000/min")
 
 
@@ -60,6 +60,10 @@ def run_spec(
 ) -> RunSummary:
     """Run a spec against `sandbox` through the library, into `<spec folder>/run`.
 
+    Creates go at `UNTHROTTLED` unless the test says `rate=` (`rate=None`: the spec's own rate,
+    600/min unless it sets one): the default's 10 creates a second held a run of 20 keys back
+    for 2 s, and most tests run several. Tests of pacing give their rate.
+
     The run is told whether it is on the sandbox (it is unless the sandbox plays a real API,
     `announce=False`), as `--sandbox` tells it: it sends no request to find out (the command
     line's runs by `--base-url` ask, see test_provenance.py), so a test's requests, and the
@@ -67,6 +71,7 @@ def run_spec(
     """
     spec = load_spec(spec_path)
     options.setdefault("out", spec_path.parent / "run")
+    options.setdefault("rate", UNTHROTTLED)
     options.setdefault("sandbox", sandbox.state.config.announce)
     return run(
         spec, RunOptions(base_url=sandbox.base_url, token=TOKEN, **options), progress=progress

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, UNTHROTTLED, Git, records, run_spec, write_spec
+from runs import TOKEN, Git, records, run_spec, write_spec
 
 from batchrun.cli import main
 from batchrun.cost import Price, SchemaCount, money
@@ -76,7 +76,7 @@ def test_per_second_is_learned_from_this_folders_manifest(
     tmp_path: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = write_spec(tmp_path, SPEC)
-    run_spec(spec, sandbox, limit=202, rate=UNTHROTTLED)  # the painter's 200 and two of slow's
+    run_spec(spec, sandbox, limit=202)  # the painter's 200 and two of slow's
     slow = [r for r in records(tmp_path / "run").values() if r.job == "slow"]
     mean = sum(r.metrics["predict_time"] for r in slow) / len(slow)
 

@@ -52,15 +52,17 @@ def test_a_shard_takes_its_share_of_the_rate_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spec = spec_of(tmp_path, 8, rate="600/min")
-    summary = run_spec(spec, sandbox, shard=(2, 4))
+    # rate=None: the spec's rate, which is what the test is about (run_spec's own default is a
+    # rate no test reaches).
+    summary = run_spec(spec, sandbox, shard=(2, 4), rate=None)
     assert (str(summary.rate), str(summary.account_rate), summary.rate_shared_by) == (
         "150/min",
         "600/min",
         4,
     )
-    whole = run_spec(spec, sandbox, shard=(3, 4), shard_rate="whole")
+    whole = run_spec(spec, sandbox, shard=(3, 4), shard_rate="whole", rate=None)
     assert (str(whole.rate), whole.rate_shared_by) == ("600/min", 1)
-    unsharded = run_spec(spec, sandbox, out=tmp_path / "other")
+    unsharded = run_spec(spec, sandbox, out=tmp_path / "other", rate=None)
     assert (str(unsharded.rate), unsharded.rate_shared_by) == ("600/min", 1)
 
     monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
