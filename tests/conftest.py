@@ -50,6 +50,7 @@ import pytest
 from leaks import errors_never_show_token  # noqa: F401  (a fixture: the client and security tests use it)
 from openapi import openapi_checked
 from runs import TEST_LATENCY, Git, RunCli
+from runs import TOKEN as RUNS_TOKEN
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox, SandboxConfig
@@ -146,6 +147,14 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """`tmp_path`, made the working directory."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def token_in_env(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The tests' API token (`runs.TOKEN`) in $REPLICATE_API_TOKEN for this test, as a person
+    running `batchrun` has it; the token."""
+    monkeypatch.setenv("REPLICATE_API_TOKEN", RUNS_TOKEN)
+    return RUNS_TOKEN
 
 
 @pytest.fixture

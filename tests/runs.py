@@ -55,6 +55,41 @@ def write_spec(
     return path
 
 
+def painter_spec(
+    folder: Path,
+    keys: int,
+    *,
+    concurrency: int | None = None,
+    rate: str | None = None,
+    requests: str | None = None,
+    side: int = 64,
+    extra: str = "",
+) -> Path:
+    """A spec of `keys` acme/painter predictions of `side`-pixel images (`i` from 0 to keys - 1
+    in the prompt), written as `folder/spec.yaml`: the spec the crash, fault and rate tests
+    run. `concurrency`, `rate` and `requests` are set at its top when given; `extra` adds input
+    fields (`, note: "..."`)."""
+    top = "".join(
+        f"{name}: {value}\n"
+        for name, value in (("concurrency", concurrency), ("rate", rate), ("requests", requests))
+        if value is not None
+    )
+    fields = f'prompt: "p${{i}}", width: {side}, height: {side}{extra}'
+    return write_spec(
+        folder,
+        f"batchrun: 1\n{top}jobs:\n  - model: acme/painter\n    input: {{{fields}}}\n"
+        f"    matrix: {{i: {{range: [0, {keys}]}}}}\n",
+        as_is=True,
+    )
+
+
+def run_argv(spec: Path, sandbox: Sandbox, *extra: str, out: Path | None = None) -> list[str]:
+    """`run SPEC --base-url SANDBOX [--out OUT] EXTRA...`: a run of `spec` against `sandbox`, as
+    `run_cli` and `main` take it (and `start`, in a child)."""
+    folder = ["--out", str(out)] if out is not None else []
+    return ["run", str(spec), "--base-url", sandbox.base_url, *folder, *extra]
+
+
 def run_spec(
     spec_path: Path, sandbox: Sandbox, progress: Progress | None = None, **options: Any
 ) -> RunSummary:
@@ -108,10 +143,11 @@ def start(
     """`batchrun run SPEC` against the sandbox in a child process (stderr captured)."""
     env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
     env.pop("BATCHRUN_DEBUG", None)
-    folder = out or spec.parent / "run"
-    command = [sys.executable, "-m", "batchrun", "run", str(spec), "--base-url", sandbox.base_url]
+    argv = run_argv(
+        spec, sandbox, *(["--quiet"] if quiet else []), *extra, out=out or spec.parent / "run"
+    )
     return subprocess.Popen(
-        [*command, "--out", str(folder), *(["--quiet"] if quiet else []), *extra],
+        [sys.executable, "-m", "batchrun", *argv],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from runs import write_spec
 
 from batchrun import cli
 from batchrun.commands.completion import completion_script
 from batchrun.sandbox import Sandbox
-from tests.runs import TOKEN, write_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,10 +63,9 @@ def test_validate_json_gives_each_spec_its_counts_or_its_placed_errors(
 def test_lock_json_says_what_was_pinned(
     tmp_path: Path,
     sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = write_spec(
         tmp_path,
         """

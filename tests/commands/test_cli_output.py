@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from runs import run_spec, write_spec
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
-from tests.runs import run_spec, write_spec
 
 SPEC = """
 batchrun: 1

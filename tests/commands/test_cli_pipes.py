@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.runs import run_spec, write_spec
+from runs import run_spec, write_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from runs import run_argv, write_spec
 
 from batchrun.cli import main
 from batchrun.engine.collector import Failure, Tally
@@ -19,7 +20,6 @@ from batchrun.frontend.progress import (
     progress_line,
 )
 from batchrun.sandbox import Sandbox
-from tests.runs import TOKEN, write_spec
 
 
 class Clock:
@@ -112,12 +112,11 @@ jobs:
 def test_run_off_a_terminal_prints_lines_then_the_summary(
     tmp_path: Path,
     sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = write_spec(tmp_path, SPEC)
-    code = main(["run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "r")])
+    code = main(run_argv(spec, sandbox, out=tmp_path / "r"))
     assert code == 1
     out, err = capsys.readouterr()
     assert out == ""
@@ -130,12 +129,11 @@ def test_run_off_a_terminal_prints_lines_then_the_summary(
 def test_run_verbose_names_the_failure_and_quiet_says_nothing(
     tmp_path: Path,
     sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = write_spec(tmp_path, SPEC)
-    base = ["run", str(spec), "--base-url", sandbox.base_url]
+    base = run_argv(spec, sandbox)
     assert main([*base, "--out", str(tmp_path / "v"), "-v", "--progress", "none"]) == 1
     err = capsys.readouterr().err
     failed = [
@@ -151,13 +149,12 @@ def test_run_verbose_names_the_failure_and_quiet_says_nothing(
 def test_run_json_prints_the_summary_on_stdout(
     tmp_path: Path,
     sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = write_spec(tmp_path, SPEC)
     out_dir = tmp_path / "r"
-    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(out_dir), "--json"]
+    argv = run_argv(spec, sandbox, "--json", out=out_dir)
     assert main([*argv, "-q"]) == 1
     out, err = capsys.readouterr()
     assert err == ""

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from runs import Git, RunCli, write_spec
 
 from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import load_spec
-from tests.runs import Git, RunCli, write_spec
 
 SPEC = """
     batchrun: 1

@@ -8,11 +8,11 @@ import inspect
 from pathlib import Path
 
 import pytest
+from runs import TOKEN, assert_files_intact, write_spec
 
 import batchrun
 from batchrun.errors import UsageError
 from batchrun.sandbox import Sandbox
-from tests.runs import TOKEN, assert_files_intact, write_spec
 
 SPEC = """
 batchrun: 1

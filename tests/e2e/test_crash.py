@@ -22,10 +22,10 @@ from runs import (
     finish,
     ids_recorded,
     manifest_lines,
+    painter_spec,
     records,
     start,
     wait_for,
-    write_spec,
 )
 
 from batchrun.sandbox import Sandbox
@@ -34,17 +34,8 @@ KEYS = 12
 
 
 def spec_for(folder: Path, concurrency: int = KEYS) -> Path:
-    return write_spec(
-        folder,
-        f"""
-        batchrun: 1
-        concurrency: {concurrency}
-        jobs:
-          - model: acme/painter
-            input: {{prompt: "crash ${{i}}", width: 512, height: 512}}
-            matrix: {{i: {{range: [0, {KEYS}]}}}}
-        """,
-    )
+    """KEYS predictions of 512 px images: files large enough to be killed in the middle of."""
+    return painter_spec(folder, KEYS, concurrency=concurrency, side=512)
 
 
 def finish_and_check(spec: Path, sandbox: Sandbox) -> None:

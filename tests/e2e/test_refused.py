@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, RunCli, records, write_spec
+from runs import RunCli, records, run_argv, write_spec
 
 from batchrun.commands.python_api import plan
 from batchrun.commands.python_api import run as run_api
@@ -71,7 +71,7 @@ def test_a_revoked_token_leaves_keys_not_started_and_the_next_run_creates_them(
     # flagged as a possible duplicate.
     sandbox = make_sandbox(tokens=["hk-old"], list_endpoint=False)
     spec, out = spec_for(tmp_path), tmp_path / "run"
-    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(out)]
+    argv = run_argv(spec, sandbox, out=out)
     monkeypatch.setenv("REPLICATE_API_TOKEN", "hk-old")
     assert run_cli(*argv, "--limit", "1")[0] == 0  # the pre-flight is recorded
 
@@ -112,9 +112,8 @@ def test_a_base_url_without_the_proxy_path_fails_nothing_and_the_fixed_url_runs_
     tmp_path: Path,
     sandbox: Sandbox,
     run_cli: RunCli,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec, out = spec_for(tmp_path), tmp_path / "run"
     wrong = sandbox.base_url + "/replicate"  # the sandbox serves the API at its root
     argv = ["run", str(spec), "--out", str(out), "--base-url"]
@@ -147,13 +146,12 @@ def test_the_refusals_that_stop_a_job_leave_its_keys_not_started(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
     run_cli: RunCli,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     sandbox = make_sandbox(strict_versions=True)
     spec = spec_for(tmp_path, target=f"version: {UNKNOWN_VERSION}")
     out = tmp_path / "run"
-    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(out)]
+    argv = run_argv(spec, sandbox, out=out)
     code, _, err = run_cli(*argv)
     assert code == 1
     assert creates_sent(sandbox) == 3  # the same field refused three times stops the job
@@ -176,11 +174,10 @@ def test_a_key_refused_for_its_own_input_stays_failed(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
     run_cli: RunCli,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
 ) -> None:
     # One row asks for more outputs than the model gives; the others are fine. Without a models
     # endpoint, the pre-flight cannot check inputs: the API's 422 is that key's own.
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     sandbox = make_sandbox(models_endpoint=False)
     spec = write_spec(
         tmp_path,
@@ -193,7 +190,7 @@ def test_a_key_refused_for_its_own_input_stays_failed(
         """,
     )
     out = tmp_path / "run"
-    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(out)]
+    argv = run_argv(spec, sandbox, out=out)
     code, _, _ = run_cli(*argv)
     assert code == 1
     (refused,) = [r for r in records(out).values() if r.status == "error"]
@@ -205,11 +202,10 @@ def test_a_404_is_no_such_model_where_the_api_answered_for_another(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
     run_cli: RunCli,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
 ) -> None:
     # A proxy that looks models up by name but does not list them: its answer for one model
     # shows the endpoint is there, so its 404 for the other means no such model.
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     sandbox = make_sandbox(only_models=["acme/painter"], models_list=False)
     spec = write_spec(
         tmp_path,
@@ -240,9 +236,8 @@ def test_a_404_the_api_cannot_explain_is_worded_as_either(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
     run_cli: RunCli,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     sandbox = make_sandbox(models_endpoint=False)
     spec = spec_for(tmp_path, keys=1)
     code, _, err = run_cli("validate", str(spec), "--online", "--base-url", sandbox.base_url)
@@ -268,7 +263,7 @@ def test_a_wrong_token_from_token_env_is_named_in_the_hint_of_run(
     # The spec says nothing of PROXY_TOKEN: only the command line names it.
     sandbox = make_sandbox(tokens=["hk-right"])
     spec, out = spec_for(tmp_path), tmp_path / "run"
-    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(out)]
+    argv = run_argv(spec, sandbox, out=out)
     argv += ["--token-env", "PROXY_TOKEN"]
     monkeypatch.setenv("REPLICATE_API_TOKEN", "hk-right")  # not the one in use
     monkeypatch.setenv("PROXY_TOKEN", "hk-right")
@@ -315,12 +310,11 @@ def test_quiet_hides_notes_never_the_error_that_stopped_the_job(
     tmp_path: Path,
     make_sandbox: Callable[..., Sandbox],
     run_cli: RunCli,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     sandbox = make_sandbox(only_models=["acme/painter"], models_endpoint=False)
     spec = spec_for(tmp_path, target="model: acme/paintr")
-    argv = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "run")]
+    argv = run_argv(spec, sandbox, out=tmp_path / "run")
     code, out, err = run_cli(*argv, "-q")
     assert (code, out) == (1, "")
     assert err.splitlines() == [
@@ -336,9 +330,8 @@ def test_a_pinned_version_the_api_lacks_names_the_lock_file(
     tmp_path: Path,
     sandbox: Sandbox,
     run_cli: RunCli,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = spec_for(tmp_path, keys=1)
     (tmp_path / "spec.yaml.lock").write_text(
         f"batchrun_lock: 1\nmodels:\n  acme/painter: {{version: {UNKNOWN_VERSION}}}\n"

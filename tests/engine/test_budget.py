@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from runs import TOKEN, records, run_spec, write_spec
+from runs import records, run_argv, run_spec, write_spec
 
 from batchrun.cli import main
 from batchrun.cost import Price
@@ -108,10 +108,9 @@ def test_what_is_spent_never_passes_the_budget(
 def test_the_budget_is_the_folders_same_again_creates_nothing_raised_goes_on(
     tmp_path: Path,
     sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = write_spec(
         tmp_path,
         """
@@ -125,7 +124,7 @@ def test_the_budget_is_the_folders_same_again_creates_nothing_raised_goes_on(
             matrix: {i: {range: [0, 15]}}
         """,
     )
-    command = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "run")]
+    command = run_argv(spec, sandbox, out=tmp_path / "run")
     assert main([*command, "--progress", "none"]) == 1
     said = capsys.readouterr().err
     assert "batchrun: the budget of $0.05 is reached" in said

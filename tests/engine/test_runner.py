@@ -15,6 +15,7 @@ from runs import (
     UNTHROTTLED,
     assert_files_intact,
     records,
+    run_argv,
     run_spec,
     write_spec,
 )
@@ -65,11 +66,10 @@ def test_failed_canceled_and_aborted_are_records_and_the_run_fails(
 
 
 def test_the_cli_exits_1_when_a_prediction_failed(
-    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandbox: Sandbox, token_in_env: str
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = status_spec(tmp_path)
-    code = main(["run", str(spec), "--base-url", sandbox.base_url, "--quiet"])
+    code = main(run_argv(spec, sandbox, "--quiet"))
     assert code == 1
 
 
@@ -439,7 +439,7 @@ def test_a_bad_token_stops_the_run_with_exit_3_and_keeps_the_manifest(
             matrix: {i: [0, 1, 2]}
         """,
     )
-    code = main(["run", str(spec), "--base-url", sandbox.base_url, "--quiet"])
+    code = main(run_argv(spec, sandbox, "--quiet"))
     err = capsys.readouterr().err
     assert code == 3
     # The pre-flight's first question meets the 401: nothing was created, nothing recorded
@@ -502,7 +502,7 @@ def test_the_runner_runs_on_trio_too(tmp_path: Path, make_sandbox: Callable[...,
 def test_a_second_run_on_the_same_folder_at_once_is_refused(
     tmp_path: Path,
     sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from batchrun.manifest.writer import exclusive
@@ -516,10 +516,9 @@ def test_a_second_run_on_the_same_folder_at_once_is_refused(
             input: {prompt: "p"}
         """,
     )
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     run_dir = tmp_path / "runs" / "spec"
     with exclusive(run_dir / "manifest.jsonl"):  # another run holds the journal
-        code = main(["run", str(spec), "--base-url", sandbox.base_url, "--quiet"])
+        code = main(run_argv(spec, sandbox, "--quiet"))
     assert code == 2
     assert capsys.readouterr().err == (
         f"batchrun: another batchrun run is writing {run_dir / 'manifest.jsonl'}; wait for it "

@@ -6,24 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs import records, run_spec, write_spec
+from runs import painter_spec, records, run_spec
 
 from batchrun.sandbox import Sandbox
 from batchrun.spec.rate import Rate
-
-
-def many(folder: Path, count: int, concurrency: int) -> Path:
-    return write_spec(
-        folder,
-        f"""
-        batchrun: 1
-        concurrency: {concurrency}
-        jobs:
-          - model: acme/painter
-            input: {{prompt: "p${{i}}", width: 64, height: 64}}
-            matrix: {{i: {{range: [0, {count}]}}}}
-        """,
-    )
 
 
 @pytest.mark.slow
@@ -31,7 +17,8 @@ def test_with_the_servers_own_limit_few_requests_are_refused(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
     sandbox = make_sandbox(rate_limit="3000/min")
-    summary = run_spec(many(tmp_path, 300, 100), sandbox, rate=Rate.parse("3000/min"))
+    spec = painter_spec(tmp_path, 300, concurrency=100)
+    summary = run_spec(spec, sandbox, rate=Rate.parse("3000/min"))
     stats = sandbox.state.snapshot()
     assert summary.ok
     assert stats["creates"] == 300
@@ -46,7 +33,8 @@ def test_a_much_lower_server_limit_slows_the_run_instead_of_failing_it(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
     sandbox = make_sandbox(rate_limit="300/min")  # 5 creates/s, a bucket of 5
-    summary = run_spec(many(tmp_path, 30, 30), sandbox, rate=Rate.parse("3000/min"))
+    spec = painter_spec(tmp_path, 30, concurrency=30)
+    summary = run_spec(spec, sandbox, rate=Rate.parse("3000/min"))
     stats = sandbox.state.snapshot()
     assert summary.ok
     assert {r.status for r in records(tmp_path / "run").values()} == {"succeeded"}

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, assert_files_intact, finish, records, run_spec, start, write_spec
+from runs import TOKEN, assert_files_intact, finish, painter_spec, records, run_spec, start
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
@@ -21,18 +21,7 @@ LIMIT = "3000/min"
 
 
 def spec_of(folder: Path, keys: int, rate: str = LIMIT) -> Path:
-    return write_spec(
-        folder,
-        f"""
-        batchrun: 1
-        concurrency: 64
-        rate: {rate}
-        jobs:
-          - model: acme/painter
-            input: {{prompt: "p${{i}}", width: 64, height: 64}}
-            matrix: {{i: {{range: [0, {keys}]}}}}
-        """,
-    )
+    return painter_spec(folder, keys, concurrency=64, rate=rate)
 
 
 @pytest.mark.parametrize(

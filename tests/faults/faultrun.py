@@ -20,10 +20,10 @@ from runs import (  # noqa: F401  (re-exported for the fault scenarios)
     finish,
     ids_recorded,
     manifest_lines,
+    painter_spec,
     records,
     start,
     wait_for,
-    write_spec,
 )
 
 from batchrun.manifest.records import IN_FLIGHT, Record
@@ -31,22 +31,20 @@ from batchrun.planner.expand import iter_plan
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
+# The scenarios' rates: far above what they reach, so only the sandbox's faults slow a run.
+FAULT_RATE = "100000/min"
+
 
 def spec_for(folder: Path, keys: int, concurrency: int, *, side: int = 64, extra: str = "") -> Path:
     """A spec of `keys` image predictions of `side` pixels; `extra` adds input fields."""
-    fields = f'prompt: "fault ${{i}}", width: {side}, height: {side}{extra}'
-    return write_spec(
+    return painter_spec(
         folder,
-        f"""
-        batchrun: 1
-        concurrency: {concurrency}
-        rate: 100000/min
-        requests: 100000/min
-        jobs:
-          - model: acme/painter
-            input: {{{fields}}}
-            matrix: {{i: {{range: [0, {keys}]}}}}
-        """,
+        keys,
+        concurrency=concurrency,
+        rate=FAULT_RATE,
+        requests=FAULT_RATE,
+        side=side,
+        extra=extra,
     )
 
 

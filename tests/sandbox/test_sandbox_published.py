@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runs import TOKEN, write_spec
+from runs import run_argv, write_spec
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
@@ -16,10 +16,9 @@ from batchrun.sandbox import Sandbox
 def test_flux_schnell_refuses_what_replicates_refuses(
     tmp_path: Path,
     sandbox: Sandbox,
-    monkeypatch: pytest.MonkeyPatch,
+    token_in_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     spec = write_spec(
         tmp_path,
         """
@@ -39,7 +38,7 @@ def test_flux_schnell_refuses_what_replicates_refuses(
             input: {prompt: a fox, hf_lora: alvdansen/frosting_lane_flux, lora_scale: 0.8}
         """,
     )
-    command = ["run", str(spec), "--base-url", sandbox.base_url, "--out", str(tmp_path / "run")]
+    command = run_argv(spec, sandbox, out=tmp_path / "run")
     assert main([*command, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "jobs[0].input.num_inference_steps:" in err
