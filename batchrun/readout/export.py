@@ -350,11 +350,12 @@ def write_hf(
     """The `hf` folder at `dest` of the records of these table rows (loaded with
     `columns=variable_columns`), built beside it and then renamed into place, so a reader never
     sees half a dataset. `dest` must not exist or be empty; with `force` it may hold an earlier
-    export, which the new one replaces in one step. The records stream: read back from the
-    journals a job at a time, the files' sums spooled to disk until the record is written."""
+    export, which the new one replaces in one step. The records stream, read back from the
+    journals twice: once to check and count them all, then a job at a time to write; the
+    files' sums spooled to disk until the export record is written."""
     dest = Path(os.path.abspath(dest))
     replacing = _replaceable(dest, force)
-    _files_inside(table.records(rows), run_dir)
+    by_job = _sort_out(table, rows, run_dir, card)  # before anything is written
     dest.parent.mkdir(parents=True, exist_ok=True)
     building = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
     try:
@@ -362,7 +363,10 @@ def write_hf(
         building.mkdir()
         with tempfile.TemporaryFile("w+", encoding="utf-8", dir=dest.parent) as spool:
             sums = _Sums(spool)
-            jobs = _write_jobs(table, rows, run_dir, building, card, sums)
+            jobs = [
+                _write_job(job, table, kept, kinds, run_dir, building, sums)
+                for job, (kept, kinds) in by_job.items()
+            ]
             sums.add(_write_text(building, "README.md", dataset_card(jobs, card)))
             _write_export_record(building / EXPORT_RECORD, card, sums)
         if replacing:
@@ -404,25 +408,24 @@ def _replaceable(dest: Path, force: bool) -> bool:
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
-def _files_inside(records: Iterable[Record], run_dir: Path) -> None:
+def _files_inside(record: Record, run_dir: Path) -> None:
     """A manifest someone edited may name /home/me/.ssh/id_rsa as an output file: a dataset
     (often uploaded) takes only regular files inside the run folder (docs/SECURITY.md)."""
-    for record in records:
-        if record.status != Status.SUCCEEDED or record.missing:
-            continue  # left out of the dataset anyway
-        if not _KEY_NAME.fullmatch(record.key):
-            # The key names the dataset's files: `../../../outside/x` would leave `--to`.
+    if record.status != Status.SUCCEEDED or record.missing:
+        return  # left out of the dataset anyway
+    if not _KEY_NAME.fullmatch(record.key):
+        # The key names the dataset's files: `../../../outside/x` would leave `--to`.
+        raise ManifestError(
+            f"{run_dir}: the manifest names the key {record.key[:80]!r}, which is not a key"
+            " batchrun makes; nothing was exported"
+        )
+    for file in record.files:
+        source = run_dir / file.path
+        if not safefs.is_inside(source, run_dir) or not source.is_file():
             raise ManifestError(
-                f"{run_dir}: the manifest names the key {record.key[:80]!r}, which is not a key"
-                " batchrun makes; nothing was exported"
+                f"{run_dir}: the manifest names {file.path!r} for key {record.key}, "
+                "which is not a file inside the run folder; nothing was exported"
             )
-        for file in record.files:
-            source = run_dir / file.path
-            if not safefs.is_inside(source, run_dir) or not source.is_file():
-                raise ManifestError(
-                    f"{run_dir}: the manifest names {file.path!r} for key {record.key}, "
-                    "which is not a file inside the run folder; nothing was exported"
-                )
 
 
 class _Sums:
@@ -443,12 +446,16 @@ class _Sums:
         yield from self.spool
 
 
-def _write_jobs(
-    table: KeyTable, rows: Sequence[int], run_dir: Path, root: Path, card: Card, sums: _Sums
-) -> list[HfJob]:
+def _sort_out(
+    table: KeyTable, rows: Sequence[int], run_dir: Path, card: Card
+) -> dict[str, tuple[array[int], Counter[str]]]:
+    """One pass over the records: each checked (`_files_inside`: a ManifestError before
+    anything is written), counted on the card, and, if it goes in, its row and the kinds of its
+    files kept under its job."""
     card.missing = [(key, job, NOT_STARTED) for key, job in card.not_started]
-    by_job: dict[str, array[int]] = {}
+    by_job: dict[str, tuple[array[int], Counter[str]]] = {}
     for row, record in zip(rows, table.records(rows), strict=True):
+        _files_inside(record, run_dir)
         reason = left_out_reason(record, run_dir)
         gone = record.key in card.gone
         if reason is not None:
@@ -464,18 +471,23 @@ def _write_jobs(
         card.apis[url, sandbox] += 1
         if sandbox:
             card.sandbox.append((record.key, record.job, url))
-        by_job.setdefault(record.job, array("I")).append(row)
-    return [_write_job(job, table, kept, run_dir, root, sums) for job, kept in by_job.items()]
+        kept, kinds = by_job.setdefault(record.job, (array("I"), Counter()))
+        kept.append(row)
+        kinds.update(posixpath.splitext(file.path)[1].lower() for file in record.files)
+    return by_job
 
 
 def _write_job(
-    job: str, table: KeyTable, rows: Sequence[int], run_dir: Path, root: Path, sums: _Sums
+    job: str,
+    table: KeyTable,
+    rows: Sequence[int],
+    extensions: Counter[str],
+    run_dir: Path,
+    root: Path,
+    sums: _Sums,
 ) -> HfJob:
     folder = root / _folder_name(job)
     folder.mkdir()
-    extensions: Counter[str] = Counter()
-    for record in table.records(rows):
-        extensions.update(posixpath.splitext(file.path)[1].lower() for file in record.files)
     kind = _kind(extensions)
     done = HfJob(job, kind)
     # The rows' columns: a key without files makes no row of a job of files.
