@@ -28,7 +28,8 @@ Command line and files:
 - `folder`: `tmp_path`, made the working directory.
 - Spec files: `write_spec` in `tests/runs.py`.
 
-The suite runs on pytest-xdist workers (`-n auto` in pyproject's addopts); tests marked `slow`
+The suite runs on pytest-xdist workers (`-n auto` in pyproject's addopts: two per core, see
+`pytest_xdist_auto_num_workers`); tests marked `slow`
 are handed out first, so the longest ones do not start last and hold up the end, the tests in
 `SERIAL` (those that time a run) run one after another on one worker, and those in `TOGETHER`
 share one.
@@ -77,6 +78,17 @@ TOGETHER = (
     "tests/spec/test_spec_properties.py::test_plausible_specs_plan_or_fail_with_placed_errors",
     "tests/spec/test_spec_properties.py::test_the_plausible_specs_reach_every_outcome",
 )
+
+
+# Workers per core under `-n auto`. The suite waits more than it computes (sandboxes with
+# latency, child processes, a browser): one worker per core kept the CPU 60% busy (153 s on two
+# cores, 187 CPU s); two per core keep it busy (119 s). More only adds contention.
+WORKERS_PER_CORE = 2
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return WORKERS_PER_CORE * (cores or 1)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
