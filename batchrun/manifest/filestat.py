@@ -1,10 +1,10 @@
-"""What each recorded file looked like when it was last hashed, as git's index keeps it.
+"""Whether a recorded file is as recorded, and what it looked like when it was last hashed.
 
 Checking that a run folder's files are as recorded means hashing them: seconds for a folder of
 50,000 files, on every `run`, `status` and `verify`. So the folder keeps, in `FILES_INDEX`, each
 file's size, mtime, ctime, inode and device as they were when its bytes last hashed to the
 recorded sha256. A file whose stat still says the same is taken as unchanged without reading it;
-any other is hashed again (the rule is `manifest.state.file_difference`). `--deep` hashes every
+any other is hashed again (the rule is `file_difference`, below). `--deep` hashes every
 file whatever the index says.
 
 A file changed within the same clock tick as its hashing may keep its mtime (git's "racily
@@ -15,6 +15,7 @@ one, and it never decides anything the files themselves would not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -23,7 +24,6 @@ from typing import BinaryIO
 
 from batchrun import safefs
 from batchrun.errors import StorageError
-from batchrun.manifest.state import file_difference
 
 FILES_INDEX = ".batchrun-files.jsonl"
 # A file changed this close to the index's writing may have changed again within one tick of a
@@ -84,7 +84,7 @@ class HashedFiles:
 
     def difference(self, relative: str, size: int, sha256: str) -> str | None:
         """How a recorded file differs from the record, in words; None when it is as recorded
-        (see `manifest.state.file_difference`, which this skips when the stat is unchanged)."""
+        (see `file_difference`, which this skips when the stat is unchanged)."""
         # No containment check before the stat: a file taken as unchanged is not read, and the
         # same inode, device, size and times are the very file hashed (inside) before. A link
         # is no regular file here (lstat), so it is judged by file_difference, which refuses
@@ -152,3 +152,26 @@ class HashedFiles:
         if self._appender is not None:
             self._appender.close()
             self._appender = None
+
+
+def file_difference(
+    run_dir: Path, relative: str, size: int, sha256: str, *, real_root: str | None = None
+) -> str | None:
+    """How a recorded file differs from the record, in words; None when it is as recorded.
+
+    Only a regular file inside the run folder counts: a manifest someone edited to name
+    /dev/zero, a FIFO or a file elsewhere must not be hashed (forever, or at all). `real_root`:
+    the run folder already resolved (`os.path.realpath`), for a caller checking many files.
+    """
+    try:
+        with safefs.open_regular(run_dir / relative, run_dir, real_root=real_root) as handle:
+            found = os.fstat(handle.fileno()).st_size
+            if found != size:
+                return f"{found:,} bytes, recorded {size:,}"
+            if hashlib.file_digest(handle, "sha256").hexdigest() != sha256:
+                return "its sha256 is not the one recorded (same size, other bytes)"
+            return None
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"

@@ -31,24 +31,19 @@ reads nothing more than the compact index.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from batchrun import safefs
 from batchrun.errors import BatchrunError
+from batchrun.manifest.filestat import HashedFiles, file_difference
 from batchrun.manifest.reader import FileCheck, KeyState
 from batchrun.manifest.records import FAILED, IN_FLIGHT, Record, sandbox_of
 from batchrun.output_files import output_urls, recorded_url
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import FileNamer, NamingError, output_names
 from batchrun.spec.load import Spec
-
-if TYPE_CHECKING:
-    from batchrun.manifest.filestat import HashedFiles  # which calls file_difference below
 
 
 class State(StrEnum):
@@ -170,29 +165,6 @@ def files_intact(
 def file_intact(run_dir: Path, relative: str, size: int, sha256: str) -> bool:
     """Whether a recorded file is in the run folder with its bytes; unreadable is not intact."""
     return file_difference(run_dir, relative, size, sha256) is None
-
-
-def file_difference(
-    run_dir: Path, relative: str, size: int, sha256: str, *, real_root: str | None = None
-) -> str | None:
-    """How a recorded file differs from the record, in words; None when it is as recorded.
-
-    Only a regular file inside the run folder counts: a manifest someone edited to name
-    /dev/zero, a FIFO or a file elsewhere must not be hashed (forever, or at all). `real_root`:
-    the run folder already resolved (`os.path.realpath`), for a caller checking many files.
-    """
-    try:
-        with safefs.open_regular(run_dir / relative, run_dir, real_root=real_root) as handle:
-            found = os.fstat(handle.fileno()).st_size
-            if found != size:
-                return f"{found:,} bytes, recorded {size:,}"
-            if hashlib.file_digest(handle, "sha256").hexdigest() != sha256:
-                return "its sha256 is not the one recorded (same size, other bytes)"
-            return None
-    except FileNotFoundError:
-        return "missing"
-    except OSError as error:
-        return f"cannot be read: {error.strerror or error}"
 
 
 def pinned_versions(spec: Spec, lock: Lock | None) -> dict[str, str | None]:

@@ -13,7 +13,7 @@ import pytest
 from runs import records, run_spec, write_spec
 
 from batchrun.cli import main
-from batchrun.manifest import filestat, state
+from batchrun.manifest import filestat
 from batchrun.manifest.filestat import FILES_INDEX
 from batchrun.sandbox import Sandbox
 
@@ -47,7 +47,7 @@ def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         read.append(Path(os.readlink(f"/proc/self/fd/{handle.fileno()}")).name)
         return digest(handle, name)
 
-    monkeypatch.setattr(state.hashlib, "file_digest", counting)
+    monkeypatch.setattr(filestat.hashlib, "file_digest", counting)
     return read
 
 
