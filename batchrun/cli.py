@@ -16,20 +16,25 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import Field, fields
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 from batchrun._version import __version__
-from batchrun.commands.completion import SHELLS
-from batchrun.engine.choices import SELECTION, RunChoices, flag_of
 from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import BatchrunError, SpecError, refresh_secrets
 from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.frontend.destination import redacted
-from batchrun.frontend.options import ARGS_OF, CommandArgs, RunArgs
+from batchrun.frontend.options import ARGS_OF, RunArgs
 from batchrun.humanize import printable
 from batchrun.sandbox.help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
+
+if TYPE_CHECKING:
+    from batchrun.frontend.options import CommandArgs
+
+# A command's flags, and what the flags of `run` and `plan` follow from (engine/choices.py),
+# are loaded only for the command given: a command imports and builds only what it needs, so
+# an offline `validate` starts quickly (issue 22; tests/commands/test_startup.py).
 
 
 def _positive_int(text: str) -> int:
@@ -104,8 +109,13 @@ environment:
   BATCHRUN_DEBUG=1     show the traceback of an internal error instead of one line"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: one `_add_<command>` below per command."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line: one `_add_<command>` below per command (`_COMMANDS`).
+
+    With `command`, only that command gets its flags; the others keep their line in
+    `batchrun --help`. `main` parses one command line, and building every command's flags (and
+    importing what `run`'s follow from) was a tenth of an offline `validate`'s time.
+    """
     parser = argparse.ArgumentParser(
         prog="batchrun",
         description="Run large batches of Replicate predictions from YAML specs.",
@@ -115,24 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batchrun {__version__}")
     # Not required: a bare `batchrun` prints this help (see main).
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_validate(commands)
-    _add_plan(commands)
-    _add_run(commands)
-    _add_export(commands)
-    _add_verify(commands)
-    _add_status(commands)
-    _add_report(commands)
-    _add_lock(commands)
-    _add_sandbox(commands)
-    _add_completion(commands, parser)
+    every = command is None or command == "completion"  # its script is of the whole parser
+    for name, (summary, add_flags) in _COMMANDS.items():
+        sub = commands.add_parser(name, help=summary)
+        if every or name == command:
+            add_flags(sub)
+    # The script is written from the whole parser, which the command gets in its record.
+    commands.choices["completion"].set_defaults(parser=parser)
     return parser
 
 
-Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-def _add_validate(commands: Commands) -> None:
-    validate = commands.add_parser("validate", help="check specs; print every error with its place")
+def _add_validate(validate: argparse.ArgumentParser) -> None:
     validate.add_argument("specs", nargs="+", metavar="SPEC")
     validate.add_argument(
         "--json", action="store_true", help="one JSON document: each spec's counts or errors"
@@ -141,8 +144,9 @@ def _add_validate(commands: Commands) -> None:
     _add_allowances(validate)
 
 
-def _add_plan(commands: Commands) -> None:
-    plan = commands.add_parser("plan", help="show what `run` would do; sends nothing to the API")
+def _add_plan(plan: argparse.ArgumentParser) -> None:
+    from batchrun.engine.choices import SELECTION, RunChoices
+
     plan.add_argument("spec", metavar="SPEC")
     plan.add_argument("--json", action="store_true", help="one JSON object per planned prediction")
     plan.add_argument("--out", metavar="DIR", help="run folder to compare with (default: spec's)")
@@ -159,13 +163,10 @@ def _add_plan(commands: Commands) -> None:
     _add_allowances(plan)
 
 
-def _add_run(commands: Commands) -> None:
-    run = commands.add_parser(
-        "run",
-        help="run what the plan says is left",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=ENVIRONMENT_HELP,
-    )
+def _add_run(run: argparse.ArgumentParser) -> None:
+    from batchrun.engine.choices import RunChoices
+
+    _with_environment_help(run)
     run.add_argument("spec", metavar="SPEC")
     _add_base_url(run)
     run.add_argument("--sandbox", action="store_true", help="run against the built-in emulator")
@@ -188,9 +189,17 @@ def _add_run(commands: Commands) -> None:
     _add_allowances(run)
 
 
+def _with_environment_help(parser: argparse.ArgumentParser) -> None:
+    """The command's help ends with the environment variables it reads, as `batchrun --help`."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = ENVIRONMENT_HELP
+
+
 def _add_choice(parser: argparse.ArgumentParser, choice: Field[Any]) -> None:
     """The flag of one run option: a switch for a bool (`--no-NAME` when it defaults to True),
     a whole number of at least 1 for an `int | None`, else text (`Flag.parse` reads it)."""
+    from batchrun.engine.choices import flag_of
+
     flag = flag_of(choice)
     name = "--" + choice.name.replace("_", "-")
     if choice.default is True:
@@ -207,8 +216,7 @@ def _add_choice(parser: argparse.ArgumentParser, choice: Field[Any]) -> None:
         )
 
 
-def _add_export(commands: Commands) -> None:
-    export = commands.add_parser("export", help="the run as a dataset: JSON Lines, CSV or hf")
+def _add_export(export: argparse.ArgumentParser) -> None:
     export.add_argument("target", metavar="RUN_OR_SPEC")
     export.add_argument("--format", required=True, choices=("jsonl", "csv", "hf"))
     export.add_argument(
@@ -220,10 +228,7 @@ def _add_export(commands: Commands) -> None:
     )
 
 
-def _add_verify(commands: Commands) -> None:
-    verify = commands.add_parser(
-        "verify", help="prove a run or an exported dataset complete and unmodified"
-    )
+def _add_verify(verify: argparse.ArgumentParser) -> None:
     verify.add_argument("target", metavar="RUN_OR_SPEC_OR_DATASET")
     verify.add_argument("--json", action="store_true", help="the result as one JSON object")
     verify.add_argument(
@@ -241,8 +246,7 @@ def _add_verify(commands: Commands) -> None:
     )
 
 
-def _add_status(commands: Commands) -> None:
-    status = commands.add_parser("status", help="what the manifest says")
+def _add_status(status: argparse.ArgumentParser) -> None:
     status.add_argument("target", metavar="RUN_OR_SPEC")
     status.add_argument("--json", action="store_true", help="machine-readable status")
     status.add_argument(
@@ -261,8 +265,7 @@ def _add_deep(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_report(commands: Commands) -> None:
-    report = commands.add_parser("report", help="write RUN/report.html, an offline gallery")
+def _add_report(report: argparse.ArgumentParser) -> None:
     report.add_argument("target", metavar="RUN_OR_SPEC")
     report.add_argument("--rows", metavar="VAR", help="matrix variable for the grid's rows")
     report.add_argument("--cols", metavar="VAR", help="matrix variable for the grid's columns")
@@ -292,13 +295,8 @@ def _add_all(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_lock(commands: Commands) -> None:
-    lock = commands.add_parser(
-        "lock",
-        help="pin every model: owner/name to its version in SPEC.lock",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=ENVIRONMENT_HELP,
-    )
+def _add_lock(lock: argparse.ArgumentParser) -> None:
+    _with_environment_help(lock)
     lock.add_argument("spec", metavar="SPEC")
     _add_base_url(lock)
     lock.add_argument(
@@ -308,13 +306,9 @@ def _add_lock(commands: Commands) -> None:
     _add_allowances(lock, cap=False)
 
 
-def _add_sandbox(commands: Commands) -> None:
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="serve the Replicate-compatible emulator",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=SANDBOX_EPILOG,
-    )
+def _add_sandbox(sandbox: argparse.ArgumentParser) -> None:
+    sandbox.formatter_class = argparse.RawDescriptionHelpFormatter
+    sandbox.epilog = SANDBOX_EPILOG
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
     sandbox.add_argument("--latency", type=float, metavar="S", help="seconds per prediction")
@@ -338,18 +332,32 @@ def _add_sandbox(commands: Commands) -> None:
     sandbox.add_argument("--access-log", action="store_true", help="log every request")
 
 
-def _add_completion(commands: Commands, root: argparse.ArgumentParser) -> None:
-    completion = commands.add_parser(
-        "completion",
-        help="print a shell completion script",
-        description="Print a completion script for SHELL. Try it with "
+def _add_completion(completion: argparse.ArgumentParser) -> None:
+    from batchrun.commands.completion import SHELLS
+
+    completion.description = (
+        "Print a completion script for SHELL. Try it with "
         '`eval "$(batchrun completion bash)"`; keep it in e.g. '
         "~/.local/share/bash-completion/completions/batchrun, "
-        "~/.zfunc/_batchrun (zsh) or ~/.config/fish/completions/batchrun.fish.",
+        "~/.zfunc/_batchrun (zsh) or ~/.config/fish/completions/batchrun.fish."
     )
     completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help="bash, zsh or fish")
-    # The script is written from the whole parser, which the command gets in its record.
-    completion.set_defaults(parser=root)
+
+
+# Each command, in the order `batchrun --help` lists them: its line there, and what adds its
+# flags (and the rest of its own help) to its parser.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "validate": ("check specs; print every error with its place", _add_validate),
+    "plan": ("show what `run` would do; sends nothing to the API", _add_plan),
+    "run": ("run what the plan says is left", _add_run),
+    "export": ("the run as a dataset: JSON Lines, CSV or hf", _add_export),
+    "verify": ("prove a run or an exported dataset complete and unmodified", _add_verify),
+    "status": ("what the manifest says", _add_status),
+    "report": ("write RUN/report.html, an offline gallery", _add_report),
+    "lock": ("pin every model: owner/name to its version in SPEC.lock", _add_lock),
+    "sandbox": ("serve the Replicate-compatible emulator", _add_sandbox),
+    "completion": ("print a shell completion script", _add_completion),
+}
 
 
 def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
@@ -373,8 +381,13 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
 
 def _run_json(words: Sequence[str]) -> bool:
     """Whether the command line asks for `run ... --json`."""
-    command = next((word for word in words if not word.startswith("-")), None)
-    return command == "run" and "--json" in words
+    return _command_of(words) == "run" and "--json" in words
+
+
+def _command_of(words: Sequence[str]) -> str | None:
+    """The command a command line names: its first word that is not a flag (`batchrun` itself
+    takes no flag with a value)."""
+    return next((word for word in words if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -391,8 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(words))
     try:
         parsed = _parse(parser, words)
         if parsed.command is None:
@@ -450,6 +463,8 @@ def options_from(parsed: argparse.Namespace) -> CommandArgs:
     # An `append` option never given is None; its field's default is the empty tuple.
     values = {name: value for name, value in values.items() if value is not None}
     if record is RunArgs:
+        from batchrun.engine.choices import RunChoices
+
         # The run options given (those that differ from their defaults), as typed.
         values["choices"] = {
             choice.name: getattr(parsed, choice.name)

@@ -26,7 +26,6 @@ one redaction every sink applies.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -273,6 +272,10 @@ class Redactor:
 
 
 def _written_forms(secret: str) -> list[str]:
+    # Imported here: its table of entities is a few ms of every start-up, and without a secret
+    # in the environment no form is needed.
+    import html
+
     quoted = [secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]]
     return [*quoted, *(html.escape(form) for form in quoted), secret.replace('"', '""')]
 

@@ -27,7 +27,6 @@ import errno
 import io
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,7 +124,13 @@ def open_append(path: Path, root: Path | None, *, what: str = "") -> BinaryIO:
 def temporary_for(dest: Path, suffix: str = ".tmp") -> Path:
     """A new temporary's path beside `dest`: `.NAME.<12 hex>.tmp` (`suffix` `.part` for a
     download), random so that two writers never share one, and recognisable afterwards."""
-    return dest.with_name(f".{dest.name}.{secrets.token_hex(_TEMPORARY_HEX_BYTES)}{suffix}")
+    return dest.with_name(f".{dest.name}.{_random_hex()}{suffix}")
+
+
+def _random_hex() -> str:
+    """The random part of a temporary's name: `secrets.token_hex` without importing `secrets`
+    (its hmac and random were most of what importing this module cost every command)."""
+    return os.urandom(_TEMPORARY_HEX_BYTES).hex()
 
 
 def remove_temporaries(folder: Path) -> list[Path]:

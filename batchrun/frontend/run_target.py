@@ -13,7 +13,6 @@ from batchrun.api.endpoint import Endpoint, resolve_endpoint, resolve_token
 from batchrun.errors import UsageError
 from batchrun.frontend.options import LockArgs, PlanArgs, RunArgs, ValidateArgs
 from batchrun.humanize import shown_path
-from batchrun.manifest.reader import manifest_paths
 from batchrun.spec.load import Spec, load_spec
 
 SANDBOX_TOKEN = "sandbox-token"  # the emulator takes any token; this one is not a secret
@@ -49,15 +48,23 @@ def run_and_spec(text: str, *, ran: bool = True) -> tuple[Path, Spec | None]:
 
 
 def _with_manifest(folder: Path, spec: Spec | None = None) -> Path:
-    if not manifest_paths(folder):
+    if not _manifests_in(folder):
         hint = f" ({sandbox_hint(spec)})" if spec is not None and sandbox_hint(spec) else ""
         raise UsageError(f"{folder}: no manifest here; nothing has run yet{hint}")
     return folder
 
 
+def _manifests_in(folder: Path) -> list[Path]:
+    # Imported here: `validate` uses only `endpoint_of` of this module, and the manifest layer
+    # it does not read was a tenth of its start-up (issue 22).
+    from batchrun.manifest.reader import manifest_paths
+
+    return manifest_paths(folder)
+
+
 def sandbox_hint(spec: Spec) -> str:
     """Where the spec's sandbox runs are, when `run --sandbox` made some ("" if none)."""
-    if not manifest_paths(sandbox_output(spec)):
+    if not _manifests_in(sandbox_output(spec)):
         return ""
     return f"the sandbox's runs are in {shown_path(sandbox_output(spec))}"
 

@@ -16,9 +16,9 @@ servers read too) supply the sentences for patterns and for the alternatives of 
 from __future__ import annotations
 
 import json
+import pkgutil
 from collections.abc import Iterator, Mapping
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from batchrun.errors import SpecIssue
@@ -48,8 +48,12 @@ _TYPE_NAMES = {
 def load_schema() -> dict[str, Any]:
     """The canonical JSON Schema of format version 1, as shipped inside the package."""
     package, name = SCHEMA_RESOURCE
-    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    # pkgutil, not importlib.resources: the same file through the package's loader (a zip
+    # too), without the readers and zipfile that were a twentieth of an offline `validate`.
+    data = pkgutil.get_data(package, name)
+    if data is None:  # a loader that cannot read files; none of Python's own
+        raise RuntimeError(f"cannot read {name} of the {package} package")
+    schema: dict[str, Any] = json.loads(data.decode("utf-8"))
     return schema
 
 

@@ -47,6 +47,40 @@ def test_offline_commands_do_not_import_the_http_stack(tmp_path: Path, command: 
     assert done.stderr.splitlines()[-1] == "loaded: "
 
 
+# What an offline `validate` has no use for, each a part of its start-up time once (issue 22):
+# the manifest layer, the run options and the other commands' flags, importlib.resources
+# (the schema is read through pkgutil) and `secrets` (safefs names temporaries itself).
+NOT_FOR_VALIDATE = (
+    "batchrun.manifest",
+    "batchrun.engine.choices",
+    "batchrun.commands.completion",
+    "importlib.resources",
+    "secrets",
+)
+MODULES_PROBE = """\
+import sys
+from batchrun.cli import main
+code = main(sys.argv[1:])
+print("modules:", ",".join(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_validate_imports_only_what_it_needs(tmp_path: Path) -> None:
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES_PROBE, "validate", str(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = done.stderr.splitlines()[-1].removeprefix("modules: ").split(",")
+    loaded = [m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_FOR_VALIDATE)]
+    assert loaded == []
+
+
 def test_validate_of_a_valid_spec_does_not_import_jsonschema(tmp_path: Path) -> None:
     # spec/conforms.py decides a valid spec alone; jsonschema words the errors of the others.
     spec = tmp_path / "small.yaml"

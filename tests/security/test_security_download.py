@@ -144,7 +144,7 @@ async def test_a_link_at_the_part_name_is_replaced_not_followed(
 ) -> None:
     # A committed output folder can carry a relative link where the `.part` will be written
     # (its name is random: the test makes it known, as a lucky guess would).
-    monkeypatch.setattr(batchrun.safefs.secrets, "token_hex", lambda size: "0123456789ab")
+    monkeypatch.setattr(batchrun.safefs, "_random_hex", lambda: "0123456789ab")
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     run = tmp_path / "run"
