@@ -1,8 +1,8 @@
 """The command line: argparse in one place, one error handler, exit codes (docs/exit-codes.md).
 
 Each command lives in `batchrun/commands/<name>.py` as `main(args) -> int`, where `args` is the
-command's frozen record from `batchrun/frontend/options.py` (built here from argparse's namespace,
-so no command sees argparse); it may print its own results. Everything under it raises
+command's frozen record from `batchrun/frontend/options/<name>.py` (built here from argparse's
+namespace, so no command sees argparse); it may print its own results. Everything under it raises
 `BatchrunError`s, which `main` below turns into one message on stderr and an exit code. The
 library itself never prints and never exits.
 """
@@ -25,7 +25,7 @@ from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import BatchrunError, SpecError, refresh_secrets
 from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.frontend.destination import redacted
-from batchrun.frontend.options import ARGS_OF, RunArgs
+from batchrun.frontend.options import args_of
 from batchrun.humanize import printable
 from batchrun.sandbox.help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
 
@@ -453,7 +453,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def options_from(parsed: argparse.Namespace) -> CommandArgs:
     """The command's typed record, each field taken from the flag of the same `dest`."""
-    record = ARGS_OF[parsed.command]
+    record = args_of(parsed.command)
     names = {field.name for field in fields(record)} - {"choices"}
     values = {name: getattr(parsed, name) for name in names}
     # argparse gives lists for nargs/append options; the records are frozen, so tuples.
@@ -462,7 +462,7 @@ def options_from(parsed: argparse.Namespace) -> CommandArgs:
     }
     # An `append` option never given is None; its field's default is the empty tuple.
     values = {name: value for name, value in values.items() if value is not None}
-    if record is RunArgs:
+    if parsed.command == "run":
         from batchrun.engine.choices import RunChoices
 
         # The run options given (those that differ from their defaults), as typed.

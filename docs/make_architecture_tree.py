@@ -68,10 +68,19 @@ def render() -> str:
         key=lambda p: (ORDER.index(p.name) if p.name in ORDER else len(ORDER), p.name),
     )
     for folder in folders:
-        lines.append(f"  {folder.name + '/':<17}{_summary(folder / '__init__.py')}")
-        lines += [_line(path, "    ") for path in _modules(folder)]
+        lines += _package(folder, "  ")
     lines.append("```")
     return "\n".join(lines) + "\n"
+
+
+def _package(folder: Path, indent: str) -> list[str]:
+    """A subpackage's line, its modules', then its own subpackages' (`frontend/options/`)."""
+    width = 19 - len(indent)
+    lines = [f"{indent}{folder.name + '/':<{width}}{_summary(folder / '__init__.py')}"]
+    lines += [_line(path, indent + "  ") for path in _modules(folder)]
+    for inner in sorted(p for p in folder.iterdir() if (p / "__init__.py").exists()):
+        lines += _package(inner, indent + "  ")
+    return lines
 
 
 def _modules(folder: Path) -> list[Path]:

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterator
 
 from batchrun.exitcodes import ExitCode
-from batchrun.frontend.options import CompletionArgs
+from batchrun.frontend.options.completion import CompletionArgs
 
 SHELLS = ("bash", "zsh", "fish")
 # Positionals and options by metavar that name a file or a folder, for completion scripts.

@@ -17,7 +17,7 @@ from batchrun._version import __version__
 from batchrun.errors import UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.frontend.destination import is_stdout, output_stream, shown_as
-from batchrun.frontend.options import ExportArgs
+from batchrun.frontend.options.export import ExportArgs
 from batchrun.frontend.run_target import run_and_spec
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.scope import scope_table, spec_of_run, spec_to_scope

@@ -9,7 +9,7 @@ import anyio
 
 from batchrun.api.client import Client
 from batchrun.engine.pins import resolve_pins
-from batchrun.frontend.options import LockArgs
+from batchrun.frontend.options.lock import LockArgs
 from batchrun.frontend.run_target import ApiAccess, api_endpoint
 from batchrun.humanize import shown_path
 from batchrun.planner.lock import Pin, write_lock

@@ -34,7 +34,7 @@ from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
 from batchrun.frontend.destination import write_lines
 from batchrun.frontend.diff_views import base_note, diff_lines, render_diff, render_markdown
-from batchrun.frontend.options import PlanArgs
+from batchrun.frontend.options.plan import PlanArgs
 from batchrun.frontend.run_target import reach_lines
 from batchrun.humanize import counted, human_seconds, shown_path
 from batchrun.manifest.compare import PlanComparison, compare, iter_states

@@ -28,7 +28,7 @@ from batchrun.engine.choices import RunChoices
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
 from batchrun.engine.runner import run as run_blocking
 from batchrun.errors import refresh_secrets
-from batchrun.frontend.options import RunArgs
+from batchrun.frontend.options.run import RunArgs
 from batchrun.frontend.progress import make_progress
 from batchrun.frontend.run_target import api_endpoint, run_and_spec, sandbox_output
 from batchrun.manifest.compare import iter_states

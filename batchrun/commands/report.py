@@ -14,7 +14,7 @@ from typing import IO
 from batchrun import safefs
 from batchrun.errors import UsageError, secrets_in_use
 from batchrun.frontend.destination import direct_stream
-from batchrun.frontend.options import ReportArgs
+from batchrun.frontend.options.report import ReportArgs
 from batchrun.frontend.run_target import run_and_spec, run_dir_of, sandbox_output
 from batchrun.humanize import shown_path
 from batchrun.planner.expand import iter_plan

@@ -16,7 +16,7 @@ from batchrun.commands.python_api import prepared_run
 from batchrun.engine.runner import run
 from batchrun.errors import BatchrunError, SpecError
 from batchrun.exitcodes import ExitCode, exit_code_for
-from batchrun.frontend.options import RunArgs
+from batchrun.frontend.options.run import RunArgs
 from batchrun.frontend.progress import error_lines, make_progress, summary_json, summary_lines
 from batchrun.humanize import printable
 from batchrun.spec.allow import Allowances

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from batchrun.errors import UsageError
-from batchrun.frontend.options import SandboxArgs
+from batchrun.frontend.options.sandbox import SandboxArgs
 from batchrun.sandbox import Sandbox, SandboxConfig
 
 

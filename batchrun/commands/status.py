@@ -17,7 +17,7 @@ from pathlib import Path
 from batchrun.cost import ESTIMATED, money
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.frontend.destination import is_stdout, output_stream, shown_as
-from batchrun.frontend.options import StatusArgs
+from batchrun.frontend.options.status import StatusArgs
 from batchrun.frontend.run_target import run_and_spec, sandbox_hint
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.compare import PlanComparison, compare

@@ -20,7 +20,7 @@ from typing import Any
 
 from batchrun.errors import SpecError, SpecIssue
 from batchrun.exitcodes import ExitCode
-from batchrun.frontend.options import ValidateArgs
+from batchrun.frontend.options.validate import ValidateArgs
 from batchrun.frontend.run_target import endpoint_of
 from batchrun.humanize import counted, shown_path
 from batchrun.planner.expand import check_plan

@@ -15,7 +15,7 @@ from typing import Any
 
 from batchrun.errors import BatchrunError, UsageError
 from batchrun.exitcodes import ExitCode
-from batchrun.frontend.options import VerifyArgs
+from batchrun.frontend.options.verify import VerifyArgs
 from batchrun.frontend.run_target import sandbox_output
 from batchrun.humanize import counted, human_bytes, printable, shown_path
 from batchrun.manifest.reader import iter_journal, manifest_paths

@@ -10,7 +10,8 @@ import anyio
 from batchrun.api.client import Client
 from batchrun.api.endpoint import resolve_token
 from batchrun.engine.preflight import PreflightResult, preflight
-from batchrun.frontend.options import PlanArgs, ValidateArgs
+from batchrun.frontend.options.plan import PlanArgs
+from batchrun.frontend.options.validate import ValidateArgs
 from batchrun.frontend.run_target import endpoint_of
 from batchrun.planner.lock import read_lock
 from batchrun.spec.load import Spec

@@ -19,7 +19,7 @@ from batchrun.cost import ESTIMATED, money
 from batchrun.engine.collector import Tally
 from batchrun.engine.runner import Progress, RunSummary
 from batchrun.frontend.destination import redacted
-from batchrun.frontend.options import ProgressStyle
+from batchrun.frontend.options.run import ProgressStyle
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 
 FAILURES_SHOWN = 5

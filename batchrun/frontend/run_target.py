@@ -8,12 +8,18 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batchrun.api.endpoint import Endpoint, resolve_endpoint, resolve_token
 from batchrun.errors import UsageError
-from batchrun.frontend.options import LockArgs, PlanArgs, RunArgs, ValidateArgs
 from batchrun.humanize import shown_path
 from batchrun.spec.load import Spec, load_spec
+
+if TYPE_CHECKING:  # each command loads its own record (frontend/options/__init__.py)
+    from batchrun.frontend.options.lock import LockArgs
+    from batchrun.frontend.options.plan import PlanArgs
+    from batchrun.frontend.options.run import RunArgs
+    from batchrun.frontend.options.validate import ValidateArgs
 
 SANDBOX_TOKEN = "sandbox-token"  # the emulator takes any token; this one is not a secret
 # `run --sandbox` without --out writes beside the spec's own run folder, to NAME-sandbox: the
@@ -122,6 +128,7 @@ def api_endpoint(
         return
     if args.base_url:
         raise UsageError("--sandbox and --base-url exclude each other")
+    from batchrun.frontend.options.run import RunArgs
     from batchrun.sandbox import Sandbox
 
     with Sandbox() as sandbox:

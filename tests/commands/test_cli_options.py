@@ -10,7 +10,11 @@ import pytest
 from batchrun import RunKeywords
 from batchrun.cli import build_parser, options_from
 from batchrun.engine.choices import RunChoices
-from batchrun.frontend.options import ARGS_OF, PlanArgs, RunArgs, SandboxArgs, ValidateArgs
+from batchrun.frontend.options import ARGS_OF, args_of
+from batchrun.frontend.options.plan import PlanArgs
+from batchrun.frontend.options.run import RunArgs
+from batchrun.frontend.options.sandbox import SandboxArgs
+from batchrun.frontend.options.validate import ValidateArgs
 
 # argparse's own destinations, which no command reads.
 _ARGPARSE_ONLY = {"help"}
@@ -32,10 +36,15 @@ def test_every_command_has_a_record() -> None:
 def test_each_flag_is_a_field_of_the_commands_record(command: str) -> None:
     sub = _subparsers()[command]
     dests = {action.dest for action in sub._actions} | set(sub._defaults)
-    names = {field.name for field in fields(ARGS_OF[command])}
+    names = {field.name for field in fields(args_of(command))}
     if command == "run":  # the run options travel together, in `RunArgs.choices`
         names = names - {"choices"} | {field.name for field in fields(RunChoices)}
     assert dests - _ARGPARSE_ONLY == names
+
+
+@pytest.mark.parametrize("command", sorted(ARGS_OF))
+def test_each_record_is_in_the_module_of_its_command(command: str) -> None:
+    assert args_of(command).__module__ == f"batchrun.frontend.options.{command}"
 
 
 def test_the_python_keywords_are_the_run_options() -> None:

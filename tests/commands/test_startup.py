@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from batchrun.frontend.options import ARGS_OF
+
 SPEC = """\
 batchrun: 1
 jobs:
@@ -48,12 +50,13 @@ def test_offline_commands_do_not_import_the_http_stack(tmp_path: Path, command: 
 
 
 # What an offline `validate` has no use for, each a part of its start-up time once (issue 22):
-# the manifest layer, the run options and the other commands' flags, importlib.resources
+# the manifest layer, the run options, the other commands' flags and records, importlib.resources
 # (the schema is read through pkgutil) and `secrets` (safefs names temporaries itself).
 NOT_FOR_VALIDATE = (
     "batchrun.manifest",
     "batchrun.engine.choices",
     "batchrun.commands.completion",
+    *(f"batchrun.frontend.options.{name}" for name in ARGS_OF if name != "validate"),
     "importlib.resources",
     "secrets",
 )

@@ -8,7 +8,7 @@ from runfolder import NOW, grids, image, png, rec, write_run
 from batchrun.cli import main as cli_main
 from batchrun.commands import report as report_command
 from batchrun.errors import UsageError
-from batchrun.frontend.options import ReportArgs
+from batchrun.frontend.options.report import ReportArgs
 from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import Record
 from batchrun.manifest.writer import ManifestWriter, new_header

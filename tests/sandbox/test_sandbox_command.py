@@ -13,7 +13,7 @@ import pytest
 from batchrun.cli import build_parser, options_from
 from batchrun.commands.sandbox import settings_from
 from batchrun.errors import UsageError
-from batchrun.frontend.options import SandboxArgs
+from batchrun.frontend.options.sandbox import SandboxArgs
 from batchrun.sandbox import Sandbox
 
 BANNER = re.compile(
