@@ -112,9 +112,10 @@ environment:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line: one `_add_<command>` below per command (`_COMMANDS`).
 
-    With `command`, only that command gets its flags; the others keep their line in
-    `batchrun --help`. `main` parses one command line, and building every command's flags (and
-    importing what `run`'s follow from) was a tenth of an offline `validate`'s time.
+    With `command`, the parser of a command line that begins with it: that command alone, with
+    its flags, is all argparse reads there. Building all ten (and importing what `run`'s flags
+    follow from) was a tenth of an offline `validate`'s time. Without it, every command, as
+    `batchrun --help` lists them and `completion` writes its script from them.
     """
     parser = argparse.ArgumentParser(
         prog="batchrun",
@@ -127,11 +128,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     every = command is None or command == "completion"  # its script is of the whole parser
     for name, (summary, add_flags) in _COMMANDS.items():
-        sub = commands.add_parser(name, help=summary)
         if every or name == command:
-            add_flags(sub)
-    # The script is written from the whole parser, which the command gets in its record.
-    commands.choices["completion"].set_defaults(parser=parser)
+            add_flags(commands.add_parser(name, help=summary))
+    if "completion" in commands.choices:
+        # The script is written from the whole parser, which the command gets in its record.
+        commands.choices["completion"].set_defaults(parser=parser)
     return parser
 
 
@@ -381,13 +382,8 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
 
 def _run_json(words: Sequence[str]) -> bool:
     """Whether the command line asks for `run ... --json`."""
-    return _command_of(words) == "run" and "--json" in words
-
-
-def _command_of(words: Sequence[str]) -> str | None:
-    """The command a command line names: its first word that is not a flag (`batchrun` itself
-    takes no flag with a value)."""
-    return next((word for word in words if not word.startswith("-")), None)
+    command = next((word for word in words if not word.startswith("-")), None)
+    return command == "run" and "--json" in words
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -405,7 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_of(words))
+    # Only a command line that starts with its command is parsed by that command's parser
+    # alone: before it, `-h` or a mistake shows the whole list of commands.
+    parser = build_parser(words[0] if words and words[0] in _COMMANDS else None)
     try:
         parsed = _parse(parser, words)
         if parsed.command is None:
