@@ -6,7 +6,6 @@ literal API token pasted into a spec is named as a problem but never printed bac
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -90,6 +89,8 @@ def _clip(text: str, limit: int = _LIMIT) -> str:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest choice to a misspelt word, if one is close enough."""
+    import difflib  # here: only a mistake needs it, and it is a millisecond of every start-up
+
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

@@ -16,14 +16,12 @@ faster axes are walked once per value of the slower ones). Problems inside a val
 
 from __future__ import annotations
 
-import csv
 import glob as globbing
 import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, overload
 
@@ -104,6 +102,8 @@ class DecimalRange(Sequence[float]):
     """A float range computed in decimal, so [0, 1, 0.1] gives 0.3 and not 0.30000000000000004."""
 
     def __init__(self, start: float, stop: float, step: float) -> None:
+        from decimal import Decimal  # here: a spec without a float range never needs it
+
         self._start, self._step = Decimal(repr(start)), Decimal(repr(step))
         span = (Decimal(repr(stop)) - self._start) / self._step
         self._length = max(0, int(span.to_integral_value(rounding="ROUND_CEILING")))
@@ -251,6 +251,8 @@ class CsvSource(FileSource):
     """One mapping per row, keyed by the header row; every value is text."""
 
     def _items(self, keep_going: bool) -> Iterator[tuple[int, Any] | ValueFileError]:
+        import csv  # here: a spec without a CSV file never needs it
+
         failed: list[ValueFileError] = []
 
         def text_lines() -> Iterator[str]:
