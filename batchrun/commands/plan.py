@@ -52,15 +52,9 @@ from batchrun.manifest.state import STATES, State
 from batchrun.manifest.table import KeyTable, load_table
 from batchrun.manifest.timing import recorded
 from batchrun.planner.diff import PlanDiff, diff_plans
-from batchrun.planner.expand import (
-    FileInput,
-    PlannedPrediction,
-    PlanSummary,
-    Shard,
-    parse_shard,
-    summarize,
-)
+from batchrun.planner.expand import FileInput, PlannedPrediction, Shard, parse_shard
 from batchrun.planner.sample import Selection, iter_selected
+from batchrun.planner.summary import PlanSummary, summarize
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 from batchrun.spec.revision import spec_at_revision

@@ -16,9 +16,8 @@ its line in the value file it came from, when it came from one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from batchrun.cost import IMAGE_COUNT_INPUTS
@@ -47,9 +46,7 @@ from batchrun.spec.yamlpos import format_path
 
 __all__ = [
     "FileInput",
-    "JobSummary",
     "PlanCheck",
-    "PlanSummary",
     "PlannedPrediction",
     "Shard",
     "canonical_json",
@@ -58,7 +55,6 @@ __all__ = [
     "iter_plan",
     "parse_shard",
     "prediction_key",
-    "summarize",
 ]
 
 
@@ -467,54 +463,3 @@ class _Naming:
             where = self.spec.files_path(job)
             self.report(self.spec.issue(where, message), ("collision", job.id, path))
         self.clashes.clear()
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """One job's part of a plan: its size and a few example predictions."""
-
-    id: str
-    target: Target
-    count: int
-    examples: tuple[PlannedPrediction, ...]
-
-
-@dataclass(frozen=True)
-class PlanSummary:
-    """What `plan` shows when there is no manifest to compare with yet."""
-
-    name: str
-    spec: Path
-    output: Path
-    shard: Shard | None
-    jobs: tuple[JobSummary, ...] = field(default=())
-
-    @property
-    def total(self) -> int:
-        """Predictions planned, all jobs together."""
-        return sum(job.count for job in self.jobs)
-
-
-def summarize(
-    spec: Spec,
-    *,
-    shard: tuple[int, int] | None = None,
-    output: Path | None = None,
-    examples: int = 3,
-    plan: Iterable[PlannedPrediction] | None = None,
-) -> PlanSummary:
-    """Walk the plan once (streaming) and keep counts and the first `examples` of each job.
-
-    `plan`: the part of the plan to count (what `--sample` and `--limit` kept of the shard's).
-    """
-    counts = dict.fromkeys((job.id for job in spec.jobs), 0)
-    kept: dict[str, list[PlannedPrediction]] = {job.id: [] for job in spec.jobs}
-    for planned in iter_plan(spec, shard=shard) if plan is None else plan:
-        counts[planned.job] += 1
-        if len(kept[planned.job]) < examples:
-            kept[planned.job].append(planned)
-    jobs = tuple(
-        JobSummary(job.id, job.target, counts[job.id], tuple(kept[job.id])) for job in spec.jobs
-    )
-    chosen = Shard(*shard) if shard else None
-    return PlanSummary(spec.name, spec.path, output or spec.output, chosen, jobs)

@@ -21,8 +21,8 @@ from batchrun.planner.expand import (
     iter_plan,
     parse_shard,
     prediction_key,
-    summarize,
 )
+from batchrun.planner.summary import summarize
 from batchrun.spec.load import load_spec
 from batchrun.spec.target import Target
 
