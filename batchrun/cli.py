@@ -27,14 +27,13 @@ from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.frontend.destination import redacted
 from batchrun.frontend.options import args_of
 from batchrun.humanize import printable
-from batchrun.sandbox.help import RESERVED_INPUTS_HELP as SANDBOX_EPILOG
 
 if TYPE_CHECKING:
     from batchrun.frontend.options import CommandArgs
 
-# A command's flags, and what the flags of `run` and `plan` follow from (engine/choices.py),
-# are loaded only for the command given: a command imports and builds only what it needs, so
-# an offline `validate` starts quickly (issue 22; tests/commands/test_startup.py).
+# A command's flags, and what they follow from (engine/choices.py for `run` and `plan`, the
+# sandbox's help), are loaded only for the command given: a command imports and builds only
+# what it needs, so an offline `validate` starts quickly (issue 22; tests/commands/test_startup.py).
 
 
 def _positive_int(text: str) -> int:
@@ -308,8 +307,10 @@ def _add_lock(lock: argparse.ArgumentParser) -> None:
 
 
 def _add_sandbox(sandbox: argparse.ArgumentParser) -> None:
+    from batchrun.sandbox.help import RESERVED_INPUTS_HELP
+
     sandbox.formatter_class = argparse.RawDescriptionHelpFormatter
-    sandbox.epilog = SANDBOX_EPILOG
+    sandbox.epilog = RESERVED_INPUTS_HELP
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
     sandbox.add_argument("--latency", type=float, metavar="S", help="seconds per prediction")

@@ -50,12 +50,14 @@ def test_offline_commands_do_not_import_the_http_stack(tmp_path: Path, command: 
 
 
 # What an offline `validate` has no use for, each a part of its start-up time once (issue 22):
-# the manifest layer, the run options, the other commands' flags and records, importlib.resources
+# the manifest layer, the run options, the other commands' flags and records (and the sandbox's
+# help), importlib.resources
 # (the schema is read through pkgutil) and `secrets` (safefs names temporaries itself).
 NOT_FOR_VALIDATE = (
     "batchrun.manifest",
     "batchrun.engine.choices",
     "batchrun.commands.completion",
+    "batchrun.sandbox",
     *(f"batchrun.frontend.options.{name}" for name in ARGS_OF if name != "validate"),
     "importlib.resources",
     "secrets",
