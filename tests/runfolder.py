@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import FileRecord, Record
+from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)

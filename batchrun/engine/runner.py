@@ -52,9 +52,10 @@ from batchrun.errors import (
 from batchrun.humanize import human_bytes, shown_path
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.preflight import schema_counts
-from batchrun.manifest.reader import ManifestIndex, load_index, manifest_name, manifest_paths
+from batchrun.manifest.reader import ManifestIndex, manifest_name, manifest_paths
 from batchrun.manifest.records import Api
 from batchrun.manifest.state import State
+from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, exclusive, new_header, says_already
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
@@ -314,7 +315,7 @@ class _Runner:
             journal,
             JobNamers.of_spec(self.spec),
             settings,
-            Reconciler(client, lambda: _owned_ids(index)),
+            Reconciler(client, index.owned_ids),
             lock=lock,
             notify=self.progress.message,
             budget=self.budget,
@@ -620,10 +621,6 @@ class _Runner:
             self.stopper.leave()
         else:
             self.stopper.request()
-
-
-def _owned_ids(index: ManifestIndex) -> list[str]:
-    return [state.prediction_id for state in index.states.values() if state.prediction_id]
 
 
 def _first_batchrun_error(error: BaseException) -> BaseException:

@@ -14,13 +14,13 @@ the run, with no create and no download.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from batchrun.api.objects import parse_time
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
 from batchrun.manifest.filestat import HashedFiles
@@ -34,6 +34,7 @@ from batchrun.planner.sample import Selection, iter_selected, sample_keys
 from batchrun.spec.load import Spec
 
 URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass
@@ -106,10 +107,9 @@ def classify(where: State, state: KeyState | None, scope: RunChoices) -> Action 
 
 
 def _expired(state: KeyState) -> bool:
-    completed = parse_time(state.completed_at)
-    if completed is None or completed.tzinfo is None:
+    if state.completed is None:  # no time, or one without a zone: not known to be old
         return False
-    return datetime.now(UTC) - completed > URL_LIFETIME
+    return time.time() * 1e6 - state.completed > URL_LIFETIME / _MICROSECOND
 
 
 def selection_of(scope: RunChoices) -> Selection:
@@ -119,7 +119,7 @@ def selection_of(scope: RunChoices) -> Selection:
 
 def survey(
     spec: Spec,
-    states: dict[str, KeyState],
+    states: Mapping[str, KeyState],
     run_dir: Path,
     scope: RunChoices,
     lock: Lock | None = None,

@@ -6,20 +6,21 @@ else is an error, since skipping it could make a prediction run twice. Each shar
 its own file (`manifest.shard-2-of-4.jsonl`); readers merge them all, and a key's line from
 another file wins only when it was written later (each line carries when, `written_ns`).
 
-Three readers share that rule: `load_index`, the compact per-key index a run works from (a
-million keys must fit in memory), `table.load_table`, a few numbers per key in arrays for the
-commands that read a run (status, report, export, verify, plan), and `load_records`, every key's
-full record (for small folders: `report --compare`, the Python API's results).
+Two readers share that rule: `table.load_table`, a few numbers per key in arrays for the
+commands that read a run (status, report, export, verify, plan) and, as `table.load_index`,
+the per-key index a run works from (a million keys must fit in memory); and `load_records`,
+every key's full record (for small folders: `report --compare`, the Python API's results).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sys
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from batchrun import safefs
 from batchrun.errors import ManifestError
@@ -28,9 +29,6 @@ from batchrun.manifest.records import (
     WRITTEN,
     Record,
     Status,
-    parse_status,
-    sandbox_of,
-    spent_of,
 )
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -49,8 +47,9 @@ class KeyState:
 
     status: Status
     job: str
-    prediction_id: str | None
-    completed_at: str | None
+    prediction_id: str | None  # the API's id of a key in flight (`ManifestIndex.owned_ids`)
+    # When it completed, microseconds since the epoch; None: no time, or one without a zone.
+    completed: int | None
     files: tuple[FileCheck, ...]
     missing: bool  # some output files were never downloaded
     # Where the key's last line is: which journal, its offset and length, and when it was written.
@@ -72,14 +71,11 @@ class ManifestIndex:
 
     paths: list[Path]
     headers: list[dict[str, Any]] = field(default_factory=list)
-    states: dict[str, KeyState] = field(default_factory=dict)
+    # A mapping, not necessarily a dict: `table.load_index` draws each key's from its table.
+    states: Mapping[str, KeyState] = field(default_factory=dict)
     lines: int = 0
     torn_lines: int = 0
-
-    @property
-    def spent(self) -> float:
-        """What every prediction the run folder recorded has cost (USD, estimated)."""
-        return sum(state.spent for state in self.states.values())
+    spent: float = 0.0  # what every prediction the run folder recorded has cost (USD, estimated)
 
     def record(self, key: str) -> Record:
         """The full last record of `key`, read back from its journal."""
@@ -89,9 +85,20 @@ class ManifestIndex:
             with path.open("rb") as journal:
                 journal.seek(state.offset)
                 line = journal.read(state.length)
-            return Record.from_json(json.loads(line))
+            record = Record.from_json(json.loads(line))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
+        if record.key != key:  # the journal changed under the index (or its cache lied)
+            raise ManifestError(f"{path}: cannot read the record of {key} again: moved")
+        return record
+
+    def owned_ids(self) -> list[str]:
+        """The prediction id of every key's newest line: what the keys of this run folder own.
+
+        Read back with one pass over the journals when asked (a lost create is looked for,
+        `engine/reconcile.py`), not kept for every key of a run that never needs them."""
+        _, kept, _, _ = read_newest(self.paths, _stamped_id, _id_stamp)
+        return [prediction_id for _, _, prediction_id in kept.values() if prediction_id]
 
 
 def manifest_name(shard: tuple[int, int] | None) -> str:
@@ -109,20 +116,31 @@ def manifest_paths(run_dir: Path) -> list[Path]:
     return [plain, *found] if plain.exists() else found
 
 
-def iter_journal(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+def open_journal(path: Path) -> BinaryIO:
+    """A journal opened to read: a regular file only (a manifest planted as a FIFO or a link to
+    /dev/zero would hang `status` or fill memory)."""
+    try:
+        return safefs.open_regular(path, None, follow=True)
+    except OSError as error:
+        raise ManifestError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def iter_journal(
+    path: Path, handle: BinaryIO | None = None, start: int = 0, number: int = 0
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """(offset, length, object) for each line of one journal, its header first (checked).
 
     A torn last line is skipped; an unreadable line anywhere else is a ManifestError.
+    `handle`: the journal, opened already (`open_journal`; left open), read from `start`, the
+    offset of line `number + 1` (a table kept on disk parsed the lines before it:
+    `manifest/tablecache.py`).
     """
-    try:
-        # A regular file only: a manifest planted as a FIFO or a link to /dev/zero would
-        # hang `status` or fill memory.
-        handle = safefs.open_regular(path, None, follow=True)
-    except OSError as error:
-        raise ManifestError(f"cannot read {path}: {error.strerror or error}") from None
-    with handle:
-        offset = 0
-        number = 0
+    own = handle is None
+    if handle is None:
+        handle = open_journal(path)
+    with handle if own else contextlib.nullcontext(handle):
+        handle.seek(start)
+        offset = start
         for raw in handle:
             number += 1
             start, offset = offset, offset + len(raw)
@@ -164,26 +182,51 @@ def supersedes(known: tuple[int, int], source: int, written: int) -> bool:
 @dataclass
 class Journals:
     """Every record line of a run folder's journals in order, as (journal number, offset,
-    length, object, written_ns), collecting the headers and counting the lines and torn ends."""
+    length, object, written_ns), collecting the headers and counting the lines and torn ends.
+
+    `handles` and `starts`: each journal opened already, and where to begin reading it (offset,
+    lines before it); `ends` then holds, per journal, where its last line read ends (a torn
+    one aside), and `lines_before` how many lines that is. (A last line whose newline was never
+    written but which parses is read as whole: nothing is appended after it before the next
+    run's compaction rewrites the journal, newline included.)"""
 
     paths: list[Path]
     headers: list[dict[str, Any]] = field(default_factory=list)
     lines: int = 0
     torn: int = 0
+    handles: list[BinaryIO] | None = None
+    starts: list[tuple[int, int]] | None = None
+    ends: list[int] = field(default_factory=list)
+    lines_before: list[int] = field(default_factory=list)
+    _opened: list[BinaryIO] = field(default_factory=list, repr=False)
 
     def __iter__(self) -> Iterator[tuple[int, int, int, dict[str, Any], int]]:
         for source, path in enumerate(self.paths):
-            size = path.stat().st_size
-            read_up_to = 0
-            for offset, length, data in iter_journal(path):
-                read_up_to = offset + length
-                if "batchrun_manifest" in data:
-                    self.headers.append(data)
-                    continue
-                self.lines += 1
-                yield source, offset, length, data, _written(data)
+            if self.handles is not None:
+                handle = self.handles[source]
+            else:
+                handle = open_journal(path)
+                self._opened.append(handle)
+            start, number = self.starts[source] if self.starts is not None else (0, 0)
+            size = os.fstat(handle.fileno()).st_size
+            read_up_to = start
+            try:
+                for offset, length, data in iter_journal(path, handle, start, number):
+                    read_up_to = offset + length
+                    number += 1
+                    if "batchrun_manifest" in data:
+                        self.headers.append(data)
+                        continue
+                    self.lines += 1
+                    yield source, offset, length, data, _written(data)
+            finally:
+                for opened in self._opened:
+                    opened.close()
+                self._opened.clear()
             if read_up_to < size:
                 self.torn += 1
+            self.ends.append(read_up_to)
+            self.lines_before.append(number)
 
 
 def read_newest(
@@ -210,15 +253,6 @@ def read_newest(
     return journals.headers, kept, journals.lines, journals.torn
 
 
-def load_index(run_dir: Path) -> ManifestIndex:
-    """Read every journal in a run folder into a compact per-key index."""
-    index = ManifestIndex(paths=manifest_paths(run_dir))
-    index.headers, index.states, index.lines, index.torn_lines = read_newest(
-        index.paths, _key_state, _state_stamp
-    )
-    return index
-
-
 def load_records(run_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Record]]:
     """Every journal's header, and the full last record of each key (for status and report)."""
     headers, kept, _, _ = read_newest(manifest_paths(run_dir), _stamped_record, _record_stamp)
@@ -230,37 +264,18 @@ def _written(data: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _key_state(
+_StampedId = tuple[int, int, str | None]
+
+
+def _stamped_id(
     data: dict[str, Any], source: int, offset: int, length: int, written: int
-) -> KeyState:
-    files = tuple(
-        (str(f["path"]), int(f["bytes"]), str(f["sha256"])) for f in data.get("files") or ()
-    )
-    version = data.get("version")
-    template = data.get("files_template")
-    return KeyState(
-        status=parse_status(data["status"]),
-        job=sys.intern(str(data.get("job") or "")),  # a few job ids shared by many keys
-        prediction_id=data.get("prediction_id"),
-        completed_at=data.get("completed_at"),
-        files=files,
-        missing=bool(data.get("missing")),
-        source=source,
-        offset=offset,
-        length=length,
-        written=written,
-        # A few versions shared by many keys, like job ids.
-        version=sys.intern(version) if isinstance(version, str) else None,
-        # One template shared by every key: interned, it costs a pointer per key.
-        files_template=sys.intern(template) if isinstance(template, str) else None,
-        sandbox=sandbox_of(data),
-        not_created=data.get("not_created") is True,
-        spent=spent_of(data),
-    )
+) -> _StampedId:
+    found = data.get("prediction_id")
+    return source, written, found if isinstance(found, str) else None
 
 
-def _state_stamp(state: KeyState) -> tuple[int, int]:
-    return state.source, state.written
+def _id_stamp(stamped: _StampedId) -> tuple[int, int]:
+    return stamped[0], stamped[1]
 
 
 _Stamped = tuple[int, int, Record]

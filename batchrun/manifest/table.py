@@ -17,8 +17,10 @@ reason) it reads back from the journal, one record at a time and in the table's 
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
+import operator
 import os
 import re
 from array import array
@@ -26,13 +28,22 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from batchrun.api.objects import parse_time
 from batchrun.errors import ManifestError
-from batchrun.manifest.reader import Journals, KeyState, manifest_paths, supersedes
+from batchrun.manifest import tablecache
+from batchrun.manifest.reader import (
+    Journals,
+    KeyState,
+    ManifestIndex,
+    manifest_paths,
+    open_journal,
+    supersedes,
+)
 from batchrun.manifest.records import (
     ALL_STATUSES,
+    IN_FLIGHT,
     Api,
     Record,
     Status,
@@ -79,6 +90,14 @@ class Interned(Generic[H]):
         self._places: dict[H, int] = {first: 0}
         self._last: tuple[H, int] = (first, 0)  # most lines repeat the line before's
 
+    @classmethod
+    def of(cls, values: list[H]) -> Interned[H]:
+        """Values interned already (a table cache's), in their places."""
+        made = cls(values[0])
+        made.values = list(values)
+        made._places = {value: place for place, value in enumerate(values)}
+        return made
+
     def place(self, value: H) -> int:
         last, place = self._last
         if value is last or value == last:
@@ -103,6 +122,7 @@ class KeyTable:
     # One entry per row. A key whose line is superseded gets a new row; the old one is left.
     source: array[int] = field(default_factory=lambda: array("H"))
     offset: array[int] = field(default_factory=lambda: array("q"))
+    length: array[int] = field(default_factory=lambda: array("I"))
     written: array[int] = field(default_factory=lambda: array("q"))
     status: array[int] = field(default_factory=lambda: array("B"))
     flags: array[int] = field(default_factory=lambda: array("B"))
@@ -128,8 +148,11 @@ class KeyTable:
     templates: Interned[str | None] = field(default_factory=lambda: Interned(None))
     names: Interned[tuple[str, ...]] = field(default_factory=lambda: Interned(()))
     _lines: _Lines | None = field(default=None, repr=False)
-    # Row → its files, for the first FILES_KEPT keys with files.
+    # Row → its files, for the first `files_kept` keys with files (None: every key's).
     checks: dict[int, tuple[tuple[str, int, str], ...]] = field(default_factory=dict)
+    files_kept: int | None = FILES_KEPT
+    # Per journal, where its lines read end and how many they are (`tablecache.JournalMark`).
+    resume_at: list[tuple[int, int]] = field(default_factory=list)
     _apis_at: dict[tuple[object, bool], int] = field(default_factory=dict, repr=False)
 
     # --- one row's fields ---------------------------------------------------------------
@@ -192,9 +215,9 @@ class KeyTable:
         """The full record of a row, read back from its journal."""
         if self._lines is None:
             self._lines = _Lines(self.paths)  # closed when the process ends
-        return _parsed(
-            self.paths, row, self.source[row], self._lines.line(self.source[row], self.offset[row])
-        )
+        source = self.source[row]
+        raw = self._lines.line(source, self.offset[row])
+        return _parsed(self.paths, self.rows.key_of(row), source, raw)
 
     def key_state(self, key: str, row: int, *, every_file: bool = False) -> KeyState:
         """What `manifest.state.key_state` needs of the key: its files (kept, or read back)
@@ -206,16 +229,17 @@ class KeyTable:
             checks = kept if kept is not None else self._file_checks(row)
         flags = self.flags[row]
         api = self.apis.values[self.api[row]]
+        completed = self.completed[row]
         return KeyState(  # by position: built once per key, so its keywords would show
             ALL_STATUSES[self.status[row]],
             self.jobs.values[self.job[row]],
-            None,  # prediction_id and completed_at: a reader needs neither
-            None,
+            None,  # prediction_id: see `TableStates`
+            None if completed == NO_TIME or flags & _NAIVE_COMPLETED else completed,
             checks,
             bool(flags & _MISSING),
             self.source[row],
             self.offset[row],
-            0,
+            self.length[row],
             self.written[row],
             self.versions.values[self.version[row]],
             self.templates.values[self.template[row]],
@@ -225,13 +249,25 @@ class KeyTable:
         )
 
     def _file_checks(self, row: int) -> tuple[tuple[str, int, str], ...]:
+        return _checks(self._line_of(row).get("files") or ())
+
+    def prediction_id_of(self, row: int) -> str | None:
+        """The row's prediction id, read back from its journal."""
+        found = self._line_of(row).get("prediction_id")
+        return found if isinstance(found, str) else None
+
+    def _line_of(self, row: int) -> dict[str, Any]:
+        """The object of a row's line, read back (checked to be the row's key's)."""
         if self._lines is None:
             self._lines = _Lines(self.paths)  # closed when the process ends
         source = self.source[row]
         raw = self._lines.line(source, self.offset[row])
         try:
-            return _checks(json.loads(raw).get("files") or ())
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            data = json.loads(raw)
+            if str(data["key"]) != self.rows.key_of(row):
+                raise ValueError("the line at its place is another key's")
+            return data  # type: ignore[no-any-return]
+        except (ValueError, KeyError, TypeError) as error:
             raise ManifestError(
                 f"{self.paths[source]}: cannot read a record again: {error}"
             ) from None
@@ -242,14 +278,20 @@ class KeyTable:
         with _Lines(self.paths) as lines:
             for row in rows:
                 source = self.source[row]
-                yield _parsed(self.paths, row, source, lines.line(source, self.offset[row]))
+                raw = lines.line(source, self.offset[row])
+                yield _parsed(self.paths, self.rows.key_of(row), source, raw)
 
 
-def _parsed(paths: list[Path], row: int, source: int, raw: bytes) -> Record:
+def _parsed(paths: list[Path], key: str, source: int, raw: bytes) -> Record:
+    """The record of a line read back, which must be `key`'s: a journal edited since it was
+    read (or a table cache that lies about it) is an error, not another key's record."""
     try:
-        return Record.from_json(json.loads(raw))
+        record = Record.from_json(json.loads(raw))
     except (ValueError, KeyError, TypeError) as error:
         raise ManifestError(f"{paths[source]}: cannot read a record again: {error}") from None
+    if record.key != key:
+        raise ManifestError(f"{paths[source]}: cannot read the record of {key} again: moved")
+    return record
 
 
 class _Lines:
@@ -329,6 +371,7 @@ class KeyRows(Mapping[str, int]):
         """Each key's newest row (`wins(known, row)`: the later row supersedes), and the
         first-seen order, once every line is read."""
         numbers, odd = self.numbers, self._odd_key
+        self._sorted, self._rows, self._odd = array("Q"), array("I"), {}
         first_seen = array("i", [-1]) * len(numbers)  # first row of a key → its newest row
         order = sorted((r for r in range(len(numbers)) if r not in odd), key=numbers.__getitem__)
         at = 0
@@ -351,6 +394,40 @@ class KeyRows(Mapping[str, int]):
             self._odd[key] = row if known is None or wins(known, row) else known
             first_seen[first] = self._odd[key]
         self._order = array("I", (row for row in first_seen if row >= 0))
+
+    def restore(
+        self, arrays: Mapping[str, array[int]], odd: Any, odd_rows: Any, count: int
+    ) -> bool:
+        """Take the rows a table cache kept (settled, for `count` rows); False when they do
+        not hold together (an index out of bounds, keys out of order), and nothing is taken."""
+        numbers, ordered, rows, order = (
+            arrays["numbers"],
+            arrays["_sorted"],
+            arrays["_rows"],
+            arrays["_order"],
+        )
+        if not isinstance(odd, dict) or not isinstance(odd_rows, list):
+            return False
+        odd_key = {}
+        for row, key in odd_rows:
+            if type(row) is not int or not 0 <= row < count or type(key) is not str:
+                return False
+            odd_key[row] = key
+        if not all(type(row) is int and 0 <= row < count for row in odd.values()):
+            return False
+        if len(numbers) != count or len(ordered) != len(rows):
+            return False
+        if len(order) != len(rows) + len(odd) or (order and max(order) >= count):
+            return False
+        if rows and max(rows) >= count:
+            return False
+        if not all(map(operator.lt, ordered, itertools.islice(ordered, 1, None))):
+            return False
+        if not all(map(operator.eq, map(numbers.__getitem__, rows), ordered)):
+            return False
+        self.numbers, self._sorted, self._rows, self._order = numbers, ordered, rows, order
+        self._odd, self._odd_key = dict(odd), odd_key
+        return True
 
     def key_of(self, row: int) -> str:
         odd = self._odd_key.get(row)
@@ -394,30 +471,257 @@ _HEX_KEY = re.compile(r"[0-9a-f]{16}")
 
 
 def load_table(
-    run_dir: Path, *, columns: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
+    run_dir: Path,
+    *,
+    columns: Callable[[dict[str, Any]], tuple[str, ...]] | None = None,
+    files_kept: int | None = FILES_KEPT,
+    save: bool = False,
 ) -> KeyTable:
     """Read every journal of a run folder into a `KeyTable`: a row per line, then each key's
     newest (`reader.supersedes`). `columns`: also keep, per key, the columns it gives of the
-    key's line (the export's variable columns), shared between keys."""
-    table = KeyTable(paths=manifest_paths(run_dir))
-    journals = Journals(table.paths)
-    for source, offset, _, data, written in journals:
-        key = str(data["key"])
-        try:
-            _append(table, data, source, offset, written, columns)
-        except (KeyError, TypeError, ValueError):
-            path = table.paths[source]
-            raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
-        table.rows.add(key)
+    key's line (the export's variable columns), shared between keys. `files_kept`: how many
+    keys' files the table keeps (None: every key's; beyond, they are read back when checked).
 
-    def wins(known: int, row: int) -> bool:
-        return supersedes(
-            (table.source[known], table.written[known]), table.source[row], table.written[row]
-        )
+    The table kept on disk (`manifest/tablecache.py`) stands for the lines it read when the
+    journals are still those it read: only the lines appended since are parsed. `save`: write
+    it anew when lines were parsed (the commands that write the files' stat index do)."""
+    paths = manifest_paths(run_dir)
+    handles: list[BinaryIO] = []
+    try:
+        for path in paths:
+            handles.append(open_journal(path))
+        table = None
+        if columns is None and paths:
+            table = _from_cache(run_dir, paths, handles, files_kept)
+        cached = table is not None
+        if table is None:
+            table = KeyTable(paths=paths, files_kept=files_kept)
+        starts = table.resume_at if cached else None
+        journals = Journals(paths, handles=handles, starts=starts)
+        for source, offset, length, data, written in journals:
+            key = str(data["key"])
+            try:
+                _append(table, data, source, offset, length, written, columns)
+            except (KeyError, TypeError, ValueError):
+                path = table.paths[source]
+                raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
+            table.rows.add(key)
+        parsed = journals.lines > 0 or not cached
+        if parsed:
 
-    table.rows.settle(wins)
-    table.headers, table.lines, table.torn_lines = journals.headers, journals.lines, journals.torn
+            def wins(known: int, row: int) -> bool:
+                return supersedes(
+                    (table.source[known], table.written[known]),
+                    table.source[row],
+                    table.written[row],
+                )
+
+            table.rows.settle(wins)
+            table.headers += journals.headers
+        table.lines, table.torn_lines = len(table.status), journals.torn
+        table.resume_at = list(zip(journals.ends, journals.lines_before, strict=True))
+        if save and paths and columns is None and (parsed or table.resume_at != starts):
+            # Marked through the handles read: a journal compacted since is not this one.
+            _to_cache(run_dir, table, paths, handles)
+    finally:
+        for handle in handles:
+            handle.close()
     return table
+
+
+def load_index(run_dir: Path) -> ManifestIndex:
+    """The index a run works from: each key's `KeyState`, drawn from the run folder's table
+    when asked (the table kept on disk, and written anew, as `status` keeps it)."""
+    table = load_table(run_dir, files_kept=None, save=True)
+    newest = table.rows.values()
+    return ManifestIndex(
+        paths=table.paths,
+        headers=table.headers,
+        states=TableStates(table),
+        lines=table.lines,
+        torn_lines=table.torn_lines,
+        spent=math.fsum(map(table.spent.__getitem__, newest)),
+    )
+
+
+class TableStates(Mapping[str, KeyState]):
+    """Key → its `KeyState`, made from the key's row when asked: a run keeps its table (about
+    110 bytes a key), not a KeyState object per key. A key in flight has its prediction id read
+    back from its line (there are few: those a stopped run left)."""
+
+    def __init__(self, table: KeyTable) -> None:
+        self.table = table
+
+    def get(self, key: str, default: Any = None) -> Any:
+        table = self.table
+        row = table.rows.get(key)
+        if row is None:
+            return default
+        state = table.key_state(key, row)
+        if state.status in IN_FLIGHT:
+            state.prediction_id = table.prediction_id_of(row)
+        return state
+
+    def __getitem__(self, key: str) -> KeyState:
+        state: KeyState | None = self.get(key)
+        if state is None:
+            raise KeyError(key)
+        return state
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.rows)
+
+    def __len__(self) -> int:
+        return len(self.table.rows)
+
+
+# The table's columns a cache keeps, with their typecodes (`state` is set by each walk).
+_ROW_COLUMNS = (
+    ("source", "H"),
+    ("offset", "q"),
+    ("length", "I"),
+    ("written", "q"),
+    ("status", "B"),
+    ("flags", "B"),
+    ("job", "I"),
+    ("api", "I"),
+    ("version", "I"),
+    ("template", "I"),
+    ("files", "I"),
+    ("bytes", "q"),
+    ("missing", "I"),
+    ("spent", "d"),
+    ("predict_time", "d"),
+    ("input_tokens", "d"),
+    ("output_tokens", "d"),
+    ("created", "q"),
+    ("completed", "q"),
+)
+_KEY_COLUMNS = (("numbers", "Q"), ("_sorted", "Q"), ("_rows", "I"), ("_order", "I"))
+_TYPECODES = dict(_ROW_COLUMNS + _KEY_COLUMNS)
+
+
+def _to_cache(run_dir: Path, table: KeyTable, paths: list[Path], handles: list[BinaryIO]) -> None:
+    """Keep the table on disk for the next reader (see `manifest/tablecache.py`)."""
+    try:
+        marks = [
+            tablecache.mark(path, handle, end, lines)
+            for path, handle, (end, lines) in zip(paths, handles, table.resume_at, strict=True)
+        ]
+    except OSError:
+        return
+    rows = table.rows
+    arrays = {name: getattr(table, name) for name, _ in _ROW_COLUMNS}
+    arrays.update({name: getattr(rows, name) for name, _ in _KEY_COLUMNS})
+    meta = {
+        "headers": table.headers,
+        "jobs": table.jobs.values,
+        "apis": [None if api is None else [api.url, api.sandbox] for api in table.apis.values],
+        "versions": table.versions.values,
+        "templates": table.templates.values,
+        "odd": rows._odd,
+        "odd_rows": [[row, key] for row, key in rows._odd_key.items()],
+        "checks": [[row, files] for row, files in table.checks.items()],
+    }
+    tablecache.write(run_dir, meta, marks, arrays)
+
+
+def _from_cache(
+    run_dir: Path, paths: list[Path], handles: list[BinaryIO], files_kept: int | None
+) -> KeyTable | None:
+    """The table the cache holds, if it describes these journals (as far as they were read
+    then) and every number in it is within its bounds; None otherwise."""
+    cached = tablecache.read(run_dir, _TYPECODES)
+    if cached is None or len(cached.journals) != len(paths):
+        return None
+    for known, path, handle in zip(cached.journals, paths, handles, strict=True):
+        if not known.end or not tablecache.still(known, path, handle):
+            return None
+    try:
+        return _cached_table(cached, paths, files_kept)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+        return None
+
+
+def _cached_table(
+    cached: tablecache.Cached, paths: list[Path], files_kept: int | None
+) -> KeyTable | None:
+    meta, arrays = cached.meta, cached.arrays
+    table = KeyTable(paths=paths, files_kept=files_kept)
+    count = len(arrays["status"])
+    if any(len(arrays[name]) != count for name, _ in _ROW_COLUMNS):
+        return None
+    jobs = _strings(meta["jobs"], none=False)
+    versions = _strings(meta["versions"], none=True)
+    templates = _strings(meta["templates"], none=True)
+    apis = [_api(item) for item in meta["apis"]]
+    headers = meta["headers"]
+    if not (jobs and versions and templates and apis and isinstance(headers, list)):
+        return None
+    if not all(isinstance(header, dict) for header in headers):
+        return None
+    bounds = {
+        "status": len(ALL_STATUSES),
+        "job": len(jobs),
+        "api": len(apis),
+        "version": len(versions),
+        "template": len(templates),
+        "source": len(paths),
+    }
+    if count and any(max(arrays[name]) >= bound for name, bound in bounds.items()):
+        return None
+    if count and min(arrays["offset"]) < 0:
+        return None
+    for name, _ in _ROW_COLUMNS:
+        setattr(table, name, arrays[name])
+    table.state = array("B", [NO_STATE]) * count
+    table.jobs, table.versions, table.templates = (
+        Interned.of(jobs),
+        Interned.of(versions),
+        Interned.of(templates),
+    )
+    table.apis = Interned.of(apis)
+    table._apis_at = {
+        (api.url, api.sandbox): place for place, api in enumerate(apis) if api is not None
+    }
+    table.headers = headers
+    if not table.rows.restore(arrays, meta["odd"], meta["odd_rows"], count):
+        return None
+    for row, files in meta["checks"]:
+        if files_kept is not None and len(table.checks) >= files_kept:
+            break
+        if type(row) is not int or not 0 <= row < count:
+            return None
+        table.checks[row] = tuple(_check(*file) for file in files)
+    table.resume_at = [(known.end, known.lines) for known in cached.journals]
+    return table
+
+
+def _strings(values: Any, *, none: bool) -> list[Any]:
+    """A cache's interned strings (`none`: None allowed too); [] when they are not."""
+    if not isinstance(values, list) or not values:
+        return []
+    if all(type(value) is str or (none and value is None) for value in values):
+        return values
+    return []
+
+
+def _api(item: Any) -> Api | None:
+    if item is None:
+        return None
+    url, sandbox = item
+    if type(url) is not str or type(sandbox) is not bool:
+        raise TypeError("an API of the wrong shape")
+    return Api(url, sandbox)
+
+
+def _check(path: Any, size: Any, sha256: Any) -> tuple[str, int, str]:
+    if type(path) is not str or type(size) is not int or type(sha256) is not str:
+        raise TypeError("a file of the wrong shape")
+    return path, size, sha256
 
 
 def _append(
@@ -425,6 +729,7 @@ def _append(
     data: dict[str, Any],
     source: int,
     offset: int,
+    length: int,
     written: int,
     columns: Callable[[dict[str, Any]], tuple[str, ...]] | None,
 ) -> int:
@@ -439,7 +744,8 @@ def _append(
     for f in files:  # what FileRecord reads, so a malformed file is found here
         str(f["url"]), str(f["path"]), str(f["sha256"])
         size += int(f["bytes"])
-    checks = _checks(files) if files and len(table.checks) < FILES_KEPT else None
+    kept = table.files_kept
+    checks = _checks(files) if files and (kept is None or len(table.checks) < kept) else None
     missing = get("missing")
     missing = len(tuple(missing)) if missing else 0
     metrics = get("metrics") or {}
@@ -464,6 +770,7 @@ def _append(
         table.checks[row] = checks
     table.source.append(source)
     table.offset.append(offset)
+    table.length.append(length)
     table.written.append(written)
     table.status.append(status)
     table.flags.append(flags)

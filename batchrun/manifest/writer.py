@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import time
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -185,7 +186,9 @@ def _copy_last_lines(index: ManifestIndex, path: Path, out: IO[bytes]) -> dict[s
 
 def _relocated(index: ManifestIndex, moved: dict[str, KeyState]) -> ManifestIndex:
     """A copy of `index` whose moved keys point to where compaction put their lines."""
-    return dataclasses.replace(index, paths=list(index.paths), states={**index.states, **moved})
+    # Read only, so a Mapping (the index's may be a table's view) serves as ChainMap's second.
+    states = ChainMap(moved, index.states)  # type: ignore[arg-type]
+    return dataclasses.replace(index, paths=list(index.paths), states=states)
 
 
 # Held shared by every run in a run folder, for as long as it runs; held exclusively only while

@@ -93,7 +93,8 @@ def verify_run(
     (and made by the lock's version, where the spec is locked); none by the sandbox unless
     allowed. A file whose size, mtime and inode are as when it was last hashed is not read
     again, unless `deep` (manifest/filestat.py)."""
-    table = load_table(run_dir)  # a few numbers per key; each key's files read back to check
+    # A few numbers per key (kept on disk for the next reader); files read back to check.
+    table = load_table(run_dir, save=True)
     hashed = HashedFiles(run_dir, deep=deep)
     pinned = pinned_versions(spec, read_lock(spec.path))
     found = Verification(run_dir, "run")

@@ -8,8 +8,9 @@ import anyio
 import pytest
 
 from batchrun.engine.collector import FAILURES_KEPT, Collector, Tally, open_journal
-from batchrun.manifest.reader import load_index, load_records
+from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import FileRecord, Record, Status
+from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
 
 pytestmark = pytest.mark.anyio

@@ -47,7 +47,7 @@ def state(status: Status, *, job: str = "img", sha: str = "", version: str = V1)
         status=status,
         job=job,
         prediction_id="p" if status != Status.SUBMITTING else None,
-        completed_at=None,
+        completed=None,
         files=files if status == Status.SUCCEEDED else (),
         missing=False,
         source=0,

@@ -10,12 +10,12 @@ from batchrun.errors import ManifestError, StorageError
 from batchrun.manifest.reader import (
     ManifestIndex,
     iter_journal,
-    load_index,
     load_records,
     manifest_name,
     manifest_paths,
 )
 from batchrun.manifest.records import WRITTEN, FileRecord, Record
+from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.manifest.writer import encode_line as writer_line
 

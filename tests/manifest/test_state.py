@@ -52,7 +52,7 @@ def state(
         status=Status(status),
         job="j",
         prediction_id="p1",
-        completed_at=None,
+        completed=None,
         files=(checks[files],),
         missing=missing,
         source=0,

@@ -9,8 +9,8 @@ from batchrun.cli import main as cli_main
 from batchrun.commands import report as report_command
 from batchrun.errors import UsageError
 from batchrun.frontend.options.report import ReportArgs
-from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import Record
+from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.report.build import build_report, declared_axes, relative_href
 from batchrun.report.grid import Limits

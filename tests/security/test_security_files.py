@@ -13,9 +13,9 @@ import pytest
 
 from batchrun import safefs
 from batchrun.errors import StorageError
-from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import Record
 from batchrun.manifest.state import file_intact
+from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import FOLDER_LOCK, ManifestWriter, exclusive, new_header
 from batchrun.planner.lock import Pin, write_lock
 from batchrun.readout.status import write_csv

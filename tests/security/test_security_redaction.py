@@ -16,8 +16,9 @@ from hostile import Request, answer, hostile
 import batchrun
 from batchrun.cli import main
 from batchrun.errors import ServerError, refresh_secrets
-from batchrun.manifest.reader import load_index, load_records
+from batchrun.manifest.reader import load_records
 from batchrun.manifest.records import Record
+from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.report.cells import ERROR_CHARS
 from batchrun.sandbox import Sandbox

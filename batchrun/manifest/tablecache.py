@@ -1,0 +1,169 @@
+"""A run folder's `KeyTable` kept on disk between commands: only what was appended is parsed.
+
+Reading 50,000 journal lines (one `json.loads` each, a row built from each) was most of what a
+no-op `run` or `status` did. The journals are append-only between compactions, so a table read
+from a journal's first N bytes still says what those N bytes say while the journal is the same
+file and only grew. `status`, `verify` and `run` write the table they read into `TABLE_CACHE`,
+with, per journal, its name, identity (device, inode), the end it was read up to, the lines
+before that end, and the sha256 of its first `HEAD_CHECKED` bytes (the header) and of the
+`TAIL_CHECKED` bytes before that end. The next reader takes the table from it when each journal
+still matches, and parses only the lines after each end. A journal compacted (a new file),
+cut short, rewritten or edited where the hashes look, a journal added or removed, another
+batchrun version or machine: the file is not used, and the journals are read whole.
+
+The run folder may come from anyone, so the file is plain data, never pickle: a JSON line and
+arrays of numbers. One that does not parse, or that holds a number out of its bounds, is
+ignored as if it were not there (`table.py` checks the bounds); it is a cache, never more
+trusted than the journal it describes, and a record read back whose key is not the one asked
+for is an error (`KeyTable.record_at`).
+
+    file: MAGIC, then one JSON line (`meta`), then the arrays' bytes in the order it lists
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from batchrun import safefs
+from batchrun._version import __version__
+from batchrun.errors import StorageError
+
+TABLE_CACHE = ".batchrun-table.bin"
+MAGIC = b"batchrun-table 1\n"
+# The header (the first line) is hashed whole in all but odd journals: about 300 bytes.
+HEAD_CHECKED = 4096
+# What was appended last before the end read: an edit or a rewrite of the journal shows there
+# (a compaction makes a new file, which its inode shows first).
+TAIL_CHECKED = 4096
+
+
+@dataclass(frozen=True)
+class JournalMark:
+    """Where a journal was read up to, and what says it is still that journal."""
+
+    name: str
+    device: int
+    inode: int
+    end: int  # the offset just past the last line read
+    lines: int  # lines before `end`, the header included
+    head: str  # sha256 of the first min(end, HEAD_CHECKED) bytes
+    tail: str  # sha256 of the min(end, TAIL_CHECKED) bytes before `end`
+
+    def to_json(self) -> list[Any]:
+        return [self.name, self.device, self.inode, self.end, self.lines, self.head, self.tail]
+
+
+def mark(path: Path, handle: BinaryIO, end: int, lines: int) -> JournalMark:
+    """The mark of a journal (open as `handle`) read up to `end`, after `lines` lines."""
+    found = os.fstat(handle.fileno())
+    head, tail = _hashes(handle, end)
+    return JournalMark(path.name, found.st_dev, found.st_ino, end, lines, head, tail)
+
+
+def still(known: JournalMark, path: Path, handle: BinaryIO) -> bool:
+    """Whether the journal open as `handle` is the one `known` describes, grown or not."""
+    found = os.fstat(handle.fileno())
+    if (path.name, found.st_dev, found.st_ino) != (known.name, known.device, known.inode):
+        return False
+    if found.st_size < known.end:
+        return False
+    return _hashes(handle, known.end) == (known.head, known.tail)
+
+
+def _hashes(handle: BinaryIO, end: int) -> tuple[str, str]:
+    fd = handle.fileno()
+    head = os.pread(fd, min(end, HEAD_CHECKED), 0)
+    tail_size = min(end, TAIL_CHECKED)
+    tail = os.pread(fd, tail_size, end - tail_size)
+    return hashlib.sha256(head).hexdigest(), hashlib.sha256(tail).hexdigest()
+
+
+@dataclass
+class Cached:
+    """A table cache as read: its JSON part, the journals it read, and its arrays by name."""
+
+    meta: dict[str, Any]
+    journals: list[JournalMark]
+    arrays: dict[str, array[Any]]
+
+
+def read(run_dir: Path, typecodes: dict[str, str]) -> Cached | None:
+    """The run folder's table cache, if there is one this code wrote, with exactly the arrays
+    `typecodes` names (name → typecode); None otherwise (whatever is wrong with it)."""
+    try:
+        with safefs.open_regular(run_dir / TABLE_CACHE, run_dir) as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    try:
+        return _parse(data, typecodes)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+        return None
+
+
+def _parse(data: bytes, typecodes: dict[str, str]) -> Cached | None:
+    if not data.startswith(MAGIC):
+        return None
+    end_of_meta = data.index(b"\n", len(MAGIC))
+    meta = json.loads(data[len(MAGIC) : end_of_meta])
+    if not isinstance(meta, dict):
+        return None
+    if meta.get("version") != __version__ or meta.get("byteorder") != sys.byteorder:
+        return None
+    journals = [JournalMark(*_journal_fields(item)) for item in meta["journals"]]
+    listed = meta["arrays"]
+    if sorted(name for name, _ in listed) != sorted(typecodes):
+        return None
+    arrays: dict[str, array[Any]] = {}
+    at = end_of_meta + 1
+    view = memoryview(data)
+    for name, count in listed:
+        made = array(typecodes[name])
+        size = int(count) * made.itemsize
+        if size < 0 or at + size > len(data):
+            return None
+        made.frombytes(view[at : at + size])
+        arrays[name] = made
+        at += size
+    if at != len(data):
+        return None
+    return Cached(meta, journals, arrays)
+
+
+def _journal_fields(item: Any) -> tuple[str, int, int, int, int, str, str]:
+    name, device, inode, end, lines, head, tail = item
+    fields = (name, device, inode, end, lines, head, tail)
+    kinds = (str, int, int, int, int, str, str)
+    if not all(type(value) is kind for value, kind in zip(fields, kinds, strict=True)):
+        raise TypeError("a journal mark of the wrong shape")
+    if end < 0 or lines < 0:
+        raise ValueError("a journal mark out of bounds")
+    return name, device, inode, end, lines, head, tail
+
+
+def write(
+    run_dir: Path, meta: dict[str, Any], journals: list[JournalMark], arrays: dict[str, array[Any]]
+) -> None:
+    """Write the table cache atomically (a temporary renamed into place, the run folder's rule
+    for every file: `safefs`); a folder that cannot take it keeps none, or its old one."""
+    whole = {
+        **meta,
+        "version": __version__,
+        "byteorder": sys.byteorder,
+        "journals": [journal.to_json() for journal in journals],
+        "arrays": [[name, len(values)] for name, values in arrays.items()],
+    }
+    # ASCII: a header may hold a lone surrogate (escaped in its line), which UTF-8 cannot.
+    line = json.dumps(whole, separators=(",", ":")).encode()
+    parts = [MAGIC, line, b"\n", *(values.tobytes() for values in arrays.values())]
+    try:
+        safefs.write_atomically(run_dir / TABLE_CACHE, b"".join(parts), run_dir)
+    except (OSError, StorageError):
+        return

@@ -1,0 +1,217 @@
+"""The table kept on disk (manifest/tablecache.py): the same table as a read of the journals,
+whatever happened to them since, and never trusted when it does not match or does not parse."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from batchrun.errors import ManifestError
+from batchrun.manifest.records import WRITTEN, FileRecord, Record
+from batchrun.manifest.table import _ROW_COLUMNS, KeyTable, load_index, load_table
+from batchrun.manifest.tablecache import TABLE_CACHE
+from batchrun.manifest.writer import ManifestWriter, encode_line, new_header
+
+
+def record(key: str, status: str = "succeeded", **changes: object) -> Record:
+    files = (FileRecord(f"https://f/{key}.png", f"flux/{key}.png", "00" * 32, 12),)
+    base = Record(
+        key=key,
+        job="flux",
+        target={"model": "acme/flux"},
+        input={"prompt": f"p-{key}"},
+        vars={"n": key},
+        repeat=0,
+        status=status,
+        files=files if status == "succeeded" else (),
+        created_at="2024-01-01T00:00:00Z",
+        completed_at="2024-01-01T00:00:05.5+00:00",
+        metrics={"predict_time": 1.25},
+    )
+    return base.replace(**changes)
+
+
+def keys(count: int, start: int = 0) -> list[str]:
+    return [f"{number:016x}" for number in range(start + 1, start + count + 1)]
+
+
+def journal(run: Path, records: list[Record], name: str = "manifest.jsonl") -> Path:
+    """A journal written as a run writes it (compacting what was there)."""
+    shard = None if name == "manifest.jsonl" else (1, 2)
+    header = new_header(spec_path=run / "s.yaml", spec_sha256="ab" * 32, name="x", shard=shard)
+    writer = ManifestWriter.open(run / name, header, load_index(run))
+    for item in records:
+        writer.append(item)
+    writer.close()
+    return run / name
+
+
+def append(path: Path, records: list[Record]) -> None:
+    """Lines appended as a run appends them, without compacting."""
+    with path.open("ab") as out:
+        for stamp, item in enumerate(records, start=1):
+            out.write(encode_line({**item.to_json(), WRITTEN: 10**18 + stamp}))
+
+
+def shape(table: KeyTable) -> object:
+    """Everything a reader takes from a table."""
+    columns = {name: getattr(table, name).tobytes() for name, _ in _ROW_COLUMNS}  # NaN == NaN
+    return (
+        columns,
+        list(table.rows.items()),
+        table.headers,
+        table.lines,
+        table.torn_lines,
+        table.jobs.values,
+        table.apis.values,
+        table.versions.values,
+        table.templates.values,
+        table.checks,
+    )
+
+
+def fresh(run: Path) -> KeyTable:
+    """The table read from the journals alone."""
+    (run / TABLE_CACHE).unlink(missing_ok=True)
+    return load_table(run)
+
+
+def cached(run: Path) -> KeyTable:
+    """The table as a reader with the cache gets it (and the cache written anew)."""
+    load_table(run, save=True)
+    assert (run / TABLE_CACHE).exists()
+    return load_table(run, save=True)
+
+
+def test_the_cache_stands_for_the_journals(tmp_path: Path) -> None:
+    path = journal(tmp_path, [record(key) for key in keys(50)])
+    load_table(tmp_path, save=True)
+    before = (tmp_path / TABLE_CACHE).stat().st_mtime_ns
+    again = load_table(tmp_path, save=True)
+    assert (tmp_path / TABLE_CACHE).stat().st_mtime_ns == before  # nothing parsed: not written
+    assert shape(again) == shape(fresh(tmp_path))
+    assert again.record(keys(50)[7]).key == keys(50)[7]
+    assert path.exists()
+
+
+def test_lines_appended_since_are_parsed_and_win(tmp_path: Path) -> None:
+    path = journal(tmp_path, [record(key, "processing") for key in keys(20)])
+    load_table(tmp_path, save=True)
+    append(path, [record(key) for key in keys(5)] + [record(key) for key in keys(3, 100)])
+    table = cached(tmp_path)
+    assert shape(table) == shape(fresh(tmp_path))
+    assert table.status_of(table.rows[keys(1)[0]]) == "succeeded"
+    assert len(table.rows) == 23
+
+
+def test_a_compacted_truncated_or_edited_journal_is_read_whole(tmp_path: Path) -> None:
+    path = journal(tmp_path, [record(key, "processing") for key in keys(20)])
+    load_table(tmp_path, save=True)
+    journal(tmp_path, [record(key) for key in keys(4)])  # compacted: a new file
+    assert shape(cached(tmp_path)) == shape(fresh(tmp_path))
+
+    load_table(tmp_path, save=True)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-2]))  # cut short, same inode
+    assert cached(tmp_path).lines == len(lines) - 3  # the header aside
+    assert shape(cached(tmp_path)) == shape(fresh(tmp_path))
+
+    load_table(tmp_path, save=True)
+    data = path.read_bytes()
+    edited = data.replace(b'"status":"processing"', b'"status":"succeeded" ', 1)
+    with path.open("r+b") as out:  # the same size, the same inode, one byte of a line changed
+        out.write(edited)
+    assert shape(cached(tmp_path)) == shape(fresh(tmp_path))
+
+
+def test_a_torn_last_line_is_counted_and_read_again_once_whole(tmp_path: Path) -> None:
+    path = journal(tmp_path, [record(key) for key in keys(5)])
+    with path.open("ab") as out:
+        out.write(encode_line(record(keys(1, 50)[0]).to_json())[:40])
+    first = cached(tmp_path)
+    assert first.torn_lines == 1
+    assert shape(first) == shape(fresh(tmp_path))
+    with path.open("ab") as out:  # a run cuts a torn line before it appends: here, the rest
+        out.write(encode_line(record(keys(1, 50)[0]).to_json())[40:])
+    table = cached(tmp_path)
+    assert table.torn_lines == 0
+    assert len(table.rows) == 6
+    assert shape(table) == shape(fresh(tmp_path))
+
+
+def test_shards_and_a_journal_added_or_removed(tmp_path: Path) -> None:
+    journal(tmp_path, [record(key) for key in keys(5)])
+    load_table(tmp_path, save=True)
+    shard = journal(tmp_path, [record(key) for key in keys(5, 10)], "manifest.shard-1-of-2.jsonl")
+    assert shape(cached(tmp_path)) == shape(fresh(tmp_path))
+    append(shard, [record(key, "failed") for key in keys(2)])  # wins: written later
+    assert shape(cached(tmp_path)) == shape(fresh(tmp_path))
+    load_table(tmp_path, save=True)
+    shard.unlink()
+    assert shape(cached(tmp_path)) == shape(fresh(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[: len(data) // 2],  # cut short
+        lambda data: b"not a table\n" + data,
+        lambda data: data.replace(b'"version":"', b'"version":"0.0.0-', 1),
+        lambda data: b"",
+    ],
+)
+def test_a_damaged_cache_is_ignored(tmp_path: Path, damage: object) -> None:
+    journal(tmp_path, [record(key) for key in keys(10)])
+    load_table(tmp_path, save=True)
+    cache = tmp_path / TABLE_CACHE
+    cache.write_bytes(damage(cache.read_bytes()))  # type: ignore[operator]
+    assert shape(load_table(tmp_path)) == shape(fresh(tmp_path))
+
+
+def test_numbers_out_of_bounds_are_not_trusted(tmp_path: Path) -> None:
+    """A cache made to match the journal but pointing outside what it lists is ignored."""
+    journal(tmp_path, [record(key) for key in keys(10)])
+    load_table(tmp_path, save=True)
+    cache = tmp_path / TABLE_CACHE
+    data = cache.read_bytes()
+    meta_end = data.index(b"\n", data.index(b"\n") + 1)
+    meta = json.loads(data[data.index(b"\n") + 1 : meta_end])
+    meta["jobs"] = []  # every row's job index now points nowhere
+    cache.write_bytes(data[: data.index(b"\n") + 1] + json.dumps(meta).encode() + data[meta_end:])
+    assert shape(load_table(tmp_path)) == shape(fresh(tmp_path))
+
+
+def test_a_line_read_back_must_be_the_keys(tmp_path: Path) -> None:
+    """A journal rewritten in place (or a cache that lies) cannot hand one key another's
+    record."""
+    path = journal(tmp_path, [record(key) for key in keys(3)])
+    table = load_table(tmp_path)
+    data = path.read_bytes()
+    first, second = keys(3)[:2]
+    with path.open("r+b") as out:
+        out.write(data.replace(first.encode(), b"x" * 16).replace(second.encode(), first.encode()))
+    with pytest.raises(ManifestError, match="again"):
+        table.record(first)
+
+
+def test_a_run_index_from_the_cache(tmp_path: Path) -> None:
+    items = [record(key) for key in keys(6)] + [
+        record(keys(1, 30)[0], "processing", prediction_id="p-flight", files=())
+    ]
+    journal(tmp_path, items)
+    load_table(tmp_path, save=True)
+    index = load_index(tmp_path)
+    state = index.states[keys(1, 30)[0]]
+    assert state.prediction_id == "p-flight"
+    assert state.status == "processing"
+    done = index.states[keys(1)[0]]
+    assert done.files == (("flux/" + keys(1)[0] + ".png", 12, "00" * 32),)
+    assert done.completed == 1704067205_500000
+    assert sorted(index.owned_ids()) == ["p-flight"]
+    assert index.record(keys(1)[0]).key == keys(1)[0]
+    assert len(index.states) == 7
+    assert index.lines == 7
+    assert os.path.exists(tmp_path / TABLE_CACHE)
