@@ -41,7 +41,7 @@ def main(args: ExportArgs) -> int:
     table = load_table(run_dir, columns=variable_columns)
     scoped, why_unscoped = spec_to_scope(spec or spec_of_run(table.headers))
     split = scope_table(table, scoped, why_unscoped, keep_gone=args.all)
-    chosen = array("I", (row for _, row in split.chosen(args.all)))  # 4 bytes a row
+    chosen = array("I", split.chosen_rows(args.all))  # 4 bytes a row
     stdout = is_stdout(args.to)
     notes = []
     if args.format == "hf":

@@ -56,7 +56,7 @@ def main(args: StatusArgs) -> int:
         table, scoped, why_unscoped, planned=plan.total if plan is not None else None
     )
     pins = pins_for_reading(split.spec)
-    rows = split.chosen(args.all)
+    rows = split.chosen_rows(args.all)
     status = summarize_table(table, rows, pins, run_dir=run_dir, plan=plan, hashed=hashed)
     if not never_ran:  # a status writes nothing into a folder that is not there yet
         hashed.save()
@@ -66,7 +66,7 @@ def main(args: StatusArgs) -> int:
             f"--csv {args.csv} and --json both write to stdout; give --csv a file name"
         )
     if args.csv:
-        records = table.records(row for _, row in split.chosen(args.all))
+        records = table.records(split.chosen_rows(args.all))
         with output_stream(args.csv) as stream:
             written = write_csv(records, stream)
         print(f"batchrun: wrote {written} rows to {shown_as(args.csv)}", file=sys.stderr)

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema  # type: ignore[import-untyped]
-import referencing
-import referencing.exceptions
+if TYPE_CHECKING:
+    import referencing
 
 from batchrun.engine.patterns import Pattern, Unsafe, compile_pattern
 
@@ -164,6 +163,8 @@ def _lookup(root: Any, path: tuple[str, ...]) -> Any:
 
 def _no_retrieval(uri: str) -> referencing.Resource[Any]:
     # A schema is data: nothing it names is fetched, from the network or from a file.
+    import referencing.exceptions
+
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
 
@@ -255,6 +256,10 @@ class FieldChecker:
     running patterns on the automaton. Call only for components that `refusal` passed."""
 
     def __init__(self, components: Any) -> None:
+        # Imported here: a run with nothing to create (no pre-flight) never needs them.
+        import jsonschema  # type: ignore[import-untyped]
+        import referencing
+
         self._root = {"components": components}
         self._registry: referencing.Registry[Any] = referencing.Registry(retrieve=_no_retrieval)  # type: ignore[call-arg]
         self._validators: dict[str, Any] = {}
@@ -265,6 +270,7 @@ class FieldChecker:
         self._class = jsonschema.validators.extend(
             jsonschema.Draft202012Validator, {"pattern": self._pattern}
         )
+        self._error = jsonschema.ValidationError
 
     def check(self, name: str, value: Any) -> Any:
         """The first of the ValidationErrors of `value` for the field `name` (by path), or None."""
@@ -297,7 +303,7 @@ class FieldChecker:
             )
             return
         if not compiled.search(instance):
-            yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+            yield self._error(f"{instance!r} does not match {pattern!r}")
 
     def _compiled(self, pattern: str) -> Pattern | None:
         if pattern not in self._patterns:

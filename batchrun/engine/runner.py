@@ -19,6 +19,7 @@ knows every prediction id, and the next run picks them up without creating them 
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import time
 from dataclasses import dataclass, field
@@ -246,7 +247,9 @@ class _Runner:
         with self.stopper.phase(leave_on_first=True) as early:
             self.api = api = await self._which_api()
             self._note_a_long_load()
-            index = await anyio.to_thread.run_sync(load_index, self.run_dir, abandon_on_cancel=True)
+            index = await anyio.to_thread.run_sync(
+                functools.partial(load_index, self.run_dir, save=True), abandon_on_cancel=True
+            )
             lock = read_lock(self.spec.path)
             hashed = HashedFiles(self.run_dir, deep=self.options.deep)
             # A result of the other kind (the sandbox's, for a run on a real API) is new here.

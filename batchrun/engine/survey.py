@@ -27,6 +27,7 @@ from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State, key_state, pinned_versions
+from batchrun.manifest.table import TableStates
 from batchrun.planner.expand import PlannedPrediction, Shard, in_shard
 from batchrun.planner.lock import Lock
 from batchrun.planner.naming import JobNamers
@@ -84,7 +85,10 @@ def in_scope(planned: PlannedPrediction, scope: RunChoices) -> bool:
 
 
 def classify(where: State, state: KeyState | None, scope: RunChoices) -> Action | None:
-    """What a key in state `where` needs in this run; None when it is left as it is."""
+    """What a key in state `where` needs in this run; None when it is left as it is (`state`
+    is not looked at for a key done)."""
+    if where is State.DONE:
+        return None
     if where is State.NEW or state is None:
         return Action.CREATE
     if where is State.IN_FLIGHT:
@@ -141,22 +145,34 @@ def survey(
     selection = selection_of(scope)
     if scope.sample is not None:
         found.sample = sample_keys(spec, scope.sample, shard=scope.shard)
+    # Without downloads, what is on disk changes nothing: its files are not read.
+    intact = None if scope.download else True
+    # A run's index drawn from its table places keys by kind of row (`KeyTable.placer`).
+    table = states.table if isinstance(states, TableStates) else None
+    if table is not None:
+        place = table.placer(
+            run_dir, found.pinned, namers, sandbox=sandbox, hashed=hashed, intact=intact
+        )
     for planned in iter_selected(spec, selection, sampled=found.sample):
         found.planned += 1
         found.quota[planned.job] += 1
-        state = states.get(planned.key)
-        # Without downloads, what is on disk changes nothing: its files are not read.
-        intact = None if scope.download else True
-        where = key_state(
-            state,
-            run_dir,
-            found.pinned[planned.job],
-            intact=intact,
-            namer=namers(planned.job) if namers is not None else None,
-            read=_reader(read, planned.key),
-            sandbox=sandbox,
-            hashed=hashed,
-        )
+        if table is not None:
+            row = table.rows.get(planned.key)
+            where = State.NEW if row is None else place(planned.key, row, planned.job)
+            # What a key left as done needs of its record: nothing.
+            state = None if row is None or where is State.DONE else states.get(planned.key)
+        else:
+            state = states.get(planned.key)
+            where = key_state(
+                state,
+                run_dir,
+                found.pinned[planned.job],
+                intact=intact,
+                namer=namers(planned.job) if namers is not None else None,
+                read=_reader(read, planned.key),
+                sandbox=sandbox,
+                hashed=hashed,
+            )
         real = state is not None and state.sandbox is False and not state.not_created
         if sandbox and where is State.NEW and real:
             found.real_replaced += 1  # (a record that says none was created replaces nothing)

@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchrun.manifest.filestat import HashedFiles
-from batchrun.manifest.records import Record
-from batchrun.manifest.state import State, counts_as_sandbox, key_state, pinned_versions
+from batchrun.manifest.state import State, counts_as_sandbox, pinned_versions
 from batchrun.manifest.table import KeyTable, load_table
 from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock
@@ -103,8 +102,9 @@ def compare(
     jobs = {job.id: JobPlan(job.id, job.target, pinned[job.id]) for job in spec.jobs}
     whole = not selection
     other_api = 0
+    place = table.placer(run_dir, pinned, namers, sandbox=sandbox, hashed=hashed)
     for planned, row in _placed(spec, table, selection):
-        where = _where(planned, row, table, run_dir, pinned, namers, sandbox, hashed)
+        where = State.NEW if row is None else place(planned.key, row, planned.job)  # no record: new
         if row is not None:
             if whole:
                 table.mark_planned(row)
@@ -116,12 +116,10 @@ def compare(
         if where is State.NEW and len(job.new_examples) < examples:
             job.new_examples.append(planned)
     not_in_spec: Counter[str] = Counter()
-    recorded = 0
-    for row in table.rows.values():
-        if table.not_created(row):  # no prediction: nothing kept for it
-            continue
-        recorded += 1
-        if whole and not table.planned(row):
+    # Predictions: a record that says none was created is not one.
+    recorded = sum(1 for _ in table.counted_rows(None))
+    if whole:
+        for row in table.counted_rows(planned=False):
             not_in_spec[table.job_of(row) or "?"] += 1
     return PlanComparison(
         name=spec.name,
@@ -129,7 +127,6 @@ def compare(
         output=run_dir,
         shard=shard,
         manifests=table.paths,
-        # Predictions: a record that says none was created is not one.
         recorded=recorded,
         jobs=list(jobs.values()),
         not_in_spec=not_in_spec,
@@ -156,33 +153,9 @@ def iter_states(
     namers = JobNamers.of_spec(spec)
     sandbox = counts_as_sandbox(table.headers)
     hashed = HashedFiles(run_dir)  # read, never written: `plan` writes nothing
+    place = table.placer(run_dir, pinned, namers, sandbox=sandbox, hashed=hashed)
     for planned, row in _placed(spec, table, selection):
-        yield planned, _where(planned, row, table, run_dir, pinned, namers, sandbox, hashed)
-
-
-def _where(
-    planned: PlannedPrediction,
-    row: int | None,
-    table: KeyTable,
-    run_dir: Path,
-    pinned: dict[str, str | None],
-    namers: JobNamers,
-    sandbox: bool,
-    hashed: HashedFiles | None = None,
-) -> State:
-    def read() -> Record:
-        return table.record(planned.key)
-
-    namer = namers(planned.job)
-    return key_state(
-        None if row is None else table.key_state(planned.key, row),
-        run_dir,
-        pinned[planned.job],
-        namer=namer,
-        read=read,
-        sandbox=sandbox,
-        hashed=hashed,
-    )
+        yield planned, State.NEW if row is None else place(planned.key, row, planned.job)
 
 
 def _placed(

@@ -67,15 +67,18 @@ class TableScope:
 
     def chosen(self, everything: bool) -> Iterator[tuple[str, int]]:
         """(key, row) of each record a command counts (see `Scope.chosen`)."""
+        key_of = self.table.rows.key_of
+        return ((key_of(row), row) for row in self.chosen_rows(everything))
+
+    def chosen_rows(self, everything: bool) -> Iterator[int]:
+        """The rows of `chosen`, without their keys (which cost a string each)."""
         table = self.table
-        unscoped = self.why_unscoped is not None
-        for key, row in table.rows.items():
-            if not table.not_created(row) and (unscoped or table.planned(row)):
-                yield key, row
-        if everything and not unscoped:
-            for key, row in table.rows.items():
-                if not table.not_created(row) and not table.planned(row):
-                    yield key, row
+        if self.why_unscoped is not None:
+            yield from table.counted_rows(None)
+            return
+        yield from table.counted_rows(True)
+        if everything:
+            yield from table.counted_rows(False)
 
     def note(self, everything: bool) -> str | None:
         return _note(self.why_unscoped, self.gone, everything)

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, Generic, TypeVar
 from batchrun.api.objects import parse_time
 from batchrun.errors import ManifestError
 from batchrun.manifest import tablecache
+from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import (
     Journals,
     KeyState,
@@ -50,7 +51,8 @@ from batchrun.manifest.records import (
     parse_status,
     spent_of,
 )
-from batchrun.manifest.state import STATES, State
+from batchrun.manifest.state import STATES, State, files_intact, key_state, may_move
+from batchrun.planner.naming import JobNamers
 
 H = TypeVar("H", bound=Hashable)
 
@@ -181,6 +183,17 @@ class KeyTable:
     def mark_planned(self, row: int) -> None:
         self.flags[row] |= _PLANNED
 
+    def counted_rows(self, planned: bool | None) -> Iterator[int]:
+        """Each key's newest row, in first-seen order, that is a prediction (not
+        `not_created`); `planned`: only those a walk of the plan marked planned (True) or
+        did not (False)."""
+        flags = self.flags
+        if planned is None:
+            return (row for row in self.rows.values() if not flags[row] & _NOT_CREATED)
+        wanted = _PLANNED if planned else 0
+        mask = _NOT_CREATED | _PLANNED
+        return (row for row in self.rows.values() if flags[row] & mask == wanted)
+
     def state_of(self, row: int) -> State | None:
         """The state a walk of the plan placed the key in (None: not placed)."""
         place = self.state[row]
@@ -204,6 +217,100 @@ class KeyTable:
     def columns_of(self, row: int) -> tuple[str, ...]:
         """The export columns of the key's variables (loaded with `columns=`)."""
         return self.names.values[self.columns[row]]
+
+    def placer(
+        self,
+        run_dir: Path,
+        pinned: Mapping[str, str | None],
+        namers: JobNamers | None = None,
+        *,
+        sandbox: bool = False,
+        hashed: HashedFiles | None = None,
+        intact: bool | None = None,
+    ) -> Callable[[str, int, str], State]:
+        """`manifest.state.key_state` for row after row, `place(key, row, job)` (the arguments
+        are its own; `pinned` and `namers` by the job that plans the key), asked once per kind
+        of row, not once per key.
+
+        Rows alike in every field `key_state` reads but their files (status, missing,
+        not_created, API, version, files template, whether it has files) and planned by one
+        job get its answer
+        for intact files and for broken ones once; each key then costs a look at its files,
+        and only when the two answers differ. A key whose files may move (another template)
+        is placed alone: that reads its whole record."""
+        memo: dict[tuple[int | bool | str, ...], tuple[State, State] | None] = {}
+        status, flags, api, version, template, files = (
+            self.status,
+            self.flags,
+            self.api,
+            self.version,
+            self.template,
+            self.files,
+        )
+        decides = _MISSING | _NOT_CREATED
+
+        def alone(key: str, row: int, job: str) -> State:
+            return key_state(
+                self.key_state(key, row),
+                run_dir,
+                pinned.get(job),
+                intact=intact,
+                namer=namers(job) if namers is not None else None,
+                read=lambda: self.record(key),
+                sandbox=sandbox,
+                hashed=hashed,
+            )
+
+        def place(key: str, row: int, job: str) -> State:
+            kind = (
+                status[row],
+                flags[row] & decides,
+                api[row],
+                version[row],
+                template[row],
+                files[row] > 0,
+                job,
+            )
+            try:
+                answers = memo[kind]
+            except KeyError:
+                answers = self._answers(key, row, job, run_dir, pinned, namers, sandbox)
+                memo[kind] = answers
+            if answers is None:
+                return alone(key, row, job)
+            whole, broken = answers
+            if whole is broken:
+                return whole
+            if intact is not None:
+                return whole if intact else broken
+            checks = self.checks.get(row)
+            if checks is None:
+                checks = self._file_checks(row)
+            return whole if files_intact(run_dir, checks, hashed) else broken
+
+        return place
+
+    def _answers(
+        self,
+        key: str,
+        row: int,
+        job: str,
+        run_dir: Path,
+        pinned: Mapping[str, str | None],
+        namers: JobNamers | None,
+        sandbox: bool,
+    ) -> tuple[State, State] | None:
+        """What `key_state` says of a kind of row with its files intact and with them not;
+        None when its files may move (each key is placed alone, `placer`)."""
+        recorded = self.key_state(key, row)
+        namer = namers(job) if namers is not None else None
+        if namer is not None and may_move(recorded, namer):
+            return None
+        pin = pinned.get(job)
+        return (
+            key_state(recorded, run_dir, pin, intact=True, sandbox=sandbox),
+            key_state(recorded, run_dir, pin, intact=False, sandbox=sandbox),
+        )
 
     # --- reading records back ------------------------------------------------------------
 
@@ -529,10 +636,10 @@ def load_table(
     return table
 
 
-def load_index(run_dir: Path) -> ManifestIndex:
+def load_index(run_dir: Path, *, save: bool = False) -> ManifestIndex:
     """The index a run works from: each key's `KeyState`, drawn from the run folder's table
-    when asked (the table kept on disk, and written anew, as `status` keeps it)."""
-    table = load_table(run_dir, files_kept=None, save=True)
+    when asked (the table kept on disk; `save`: written anew, as `status` keeps it)."""
+    table = load_table(run_dir, files_kept=None, save=save)
     newest = table.rows.values()
     return ManifestIndex(
         paths=table.paths,
@@ -601,7 +708,8 @@ _ROW_COLUMNS = (
     ("completed", "q"),
 )
 _KEY_COLUMNS = (("numbers", "Q"), ("_sorted", "Q"), ("_rows", "I"), ("_order", "I"))
-_TYPECODES = dict(_ROW_COLUMNS + _KEY_COLUMNS)
+_CHECK_COLUMNS = (("check_rows", "I"), ("check_sizes", "q"))
+_TYPECODES = dict(_ROW_COLUMNS + _KEY_COLUMNS + _CHECK_COLUMNS)
 
 
 def _to_cache(run_dir: Path, table: KeyTable, paths: list[Path], handles: list[BinaryIO]) -> None:
@@ -624,8 +732,14 @@ def _to_cache(run_dir: Path, table: KeyTable, paths: list[Path], handles: list[B
         "templates": table.templates.values,
         "odd": rows._odd,
         "odd_rows": [[row, key] for row, key in rows._odd_key.items()],
-        "checks": [[row, files] for row, files in table.checks.items()],
+        # The kept files in columns, a file a place: one list of each is parsed at C speed.
+        "check_paths": [path for files in table.checks.values() for path, _, _ in files],
+        "check_shas": [sha256 for files in table.checks.values() for _, _, sha256 in files],
     }
+    arrays["check_rows"] = array("I", (row for row, files in table.checks.items() for _ in files))
+    arrays["check_sizes"] = array(
+        "q", (size for files in table.checks.values() for _, size, _ in files)
+    )
     tablecache.write(run_dir, meta, marks, arrays)
 
 
@@ -690,12 +804,10 @@ def _cached_table(
     table.headers = headers
     if not table.rows.restore(arrays, meta["odd"], meta["odd_rows"], count):
         return None
-    for row, files in meta["checks"]:
-        if files_kept is not None and len(table.checks) >= files_kept:
-            break
-        if type(row) is not int or not 0 <= row < count:
-            return None
-        table.checks[row] = tuple(_check(*file) for file in files)
+    checks = _cached_checks(meta, arrays, count, files_kept)
+    if checks is None:
+        return None
+    table.checks = checks
     table.resume_at = [(known.end, known.lines) for known in cached.journals]
     return table
 
@@ -718,10 +830,29 @@ def _api(item: Any) -> Api | None:
     return Api(url, sandbox)
 
 
-def _check(path: Any, size: Any, sha256: Any) -> tuple[str, int, str]:
-    if type(path) is not str or type(size) is not int or type(sha256) is not str:
-        raise TypeError("a file of the wrong shape")
-    return path, size, sha256
+def _cached_checks(
+    meta: dict[str, Any], arrays: dict[str, array[Any]], count: int, files_kept: int | None
+) -> dict[int, tuple[tuple[str, int, str], ...]] | None:
+    """The kept files of a cache, row → its (path, size, sha256)s; None when they are not
+    what `_to_cache` writes."""
+    rows, sizes = arrays["check_rows"], arrays["check_sizes"]
+    paths, shas = meta["check_paths"], meta["check_shas"]
+    if not (isinstance(paths, list) and isinstance(shas, list)):
+        return None
+    if not len(rows) == len(sizes) == len(paths) == len(shas):
+        return None
+    if rows and (max(rows) >= count or set(map(type, paths)) | set(map(type, shas)) != {str}):
+        return None
+    files = zip(paths, sizes, shas, strict=True)
+    if len(set(rows)) == len(rows):  # one file a key, the common case: built at C speed
+        checks = dict(zip(rows, zip(files), strict=True))
+    else:
+        checks = {}
+        for row, file in zip(rows, files, strict=True):
+            checks[row] = (*checks.get(row, ()), file)
+    if files_kept is not None and len(checks) > files_kept:
+        checks = dict(itertools.islice(checks.items(), files_kept))
+    return checks
 
 
 def _append(

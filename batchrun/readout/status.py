@@ -175,7 +175,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def summarize_table(
     table: KeyTable,
-    rows: Iterable[tuple[str, int]],
+    rows: Iterable[int],
     pinned: Mapping[str, str | None] | None = None,
     *,
     run_dir: Path,
@@ -183,11 +183,11 @@ def summarize_table(
     hashed: HashedFiles | None = None,
     costs_by_value: bool = False,
 ) -> RunStatus:
-    """Summarise the (key, row) pairs of a `KeyTable` counted, in order, from the table's
-    columns; only the failures (and, with `costs_by_value`, the priced keys' variables, for
-    the report's cost tables) are read back from the journals, one record at a time.
-    `pinned` gives each job's version in the lock (`manifest.state.pins_for_reading`), for
-    stale keys.
+    """Summarise the rows of a `KeyTable` counted (`TableScope.chosen_rows`), in order, from
+    the table's columns; only the failures (and, with `costs_by_value`, the priced keys'
+    variables, for the report's cost tables) are read back from the journals, one record at
+    a time. `pinned` gives each job's version in the lock (`manifest.state.pins_for_reading`),
+    for stale keys.
 
     With `plan` (`manifest.compare.compare` given this table), each planned key's state is the
     one the walk of the plan placed it in; any other key is placed here.
@@ -203,45 +203,55 @@ def summarize_table(
     priced = array("I")
     first = last = -1
     first_at = last_at = NO_TIME
+    # Keys by (job, status, API) as numbers, counted once the rows are walked: the loop below
+    # runs once per key of a folder of a million.
+    kinds: Counter[tuple[int, int, int]] = Counter()
+    jobs_at, said_at, api_at = table.job, table.status, table.api
+    job_names = table.jobs.values
     spent_of, predict_of = table.spent, table.predict_time
     created_of, completed_of = table.created, table.completed
-    for key, row in rows:
-        job = table.job_of(row)
+    files_of, bytes_of, missing_of = table.files, table.bytes, table.missing
+    files = size = missing = duplicates = 0
+    predict_time = 0.0
+    for row in rows:
+        job = jobs_at[row]
         state = table.state_of(row) if plan is not None else None
         if state is None:
-            recorded = table.key_state(key, row)
+            recorded = table.key_state(table.rows.key_of(row), row)
             state = key_state(
-                recorded, run_dir, pinned.get(job), sandbox=status.sandbox, hashed=hashed
+                recorded, run_dir, pinned.get(job_names[job]), sandbox=status.sandbox, hashed=hashed
             )
             status.states[state] += 1  # a planned key is counted with the plan's counts below
-        api = table.api_of(row)
-        status.apis[(api.url, api.sandbox) if api is not None else (None, False)] += 1
-        said = table.status_of(row)
-        status.counts[said] += 1
-        counts = status.jobs.get(job)
-        if counts is None:
-            counts = status.jobs[job] = Counter()
-        counts[said] += 1
-        status.files += table.files[row]
-        status.bytes += table.bytes[row]
-        status.missing_files += table.missing[row]
-        status.possible_duplicates += table.possible_duplicate(row)
+        kinds[job, said_at[row], api_at[row]] += 1
+        files += files_of[row]
+        size += bytes_of[row]
+        missing += missing_of[row]
+        duplicates += table.possible_duplicate(row)
         if table.priced(row):
             spent = spent_of[row]
+            name = job_names[job]
             status.priced += 1
             status.spent += spent
-            status.job_spent[job] = status.job_spent.get(job, 0.0) + spent
+            status.job_spent[name] = status.job_spent.get(name, 0.0) + spent
             if costs_by_value:
                 priced.append(row)
         if state in (State.FAILED, State.DOWNLOAD):
             failures.append(row)
-        predict_time = predict_of[row]
-        if predict_time == predict_time:  # not NaN: the record reports one
-            status.predict_time += predict_time
+        took = predict_of[row]
+        if took == took:  # not NaN: the record reports one
+            predict_time += took
         if table.aware(row, "created") and (first < 0 or created_of[row] < first_at):
             first, first_at = row, created_of[row]
         if table.aware(row, "completed") and (last < 0 or completed_of[row] > last_at):
             last, last_at = row, completed_of[row]
+    status.files, status.bytes, status.missing_files = files, size, missing
+    status.possible_duplicates, status.predict_time = duplicates, predict_time
+    for (job, said, api_place), count in kinds.items():  # in the order each was first met
+        name, recorded_status = job_names[job], ALL_STATUSES[said]
+        api = table.apis.values[api_place]
+        status.apis[(api.url, api.sandbox) if api is not None else (None, False)] += count
+        status.counts[recorded_status] += count
+        status.jobs.setdefault(name, Counter())[recorded_status] += count
     status.failures = list(table.records(failures))
     if first >= 0:
         status.first_created = parse_time(table.record_at(first).created_at)

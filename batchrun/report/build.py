@@ -73,7 +73,8 @@ def build_report(
     # still names every API the records came from.
     sandbox = counts_as_sandbox(headers)
     shown_api = array(
-        "I", (row for _, row in split.chosen(everything) if bool(table.sandbox_of(row)) == sandbox)
+        "I",
+        (row for row in split.chosen_rows(everything) if bool(table.sandbox_of(row)) == sandbox),
     )
     # What places a record in the grid (its job, variables, repeat, status), not the rest of
     # it: the records the page shows are read back whole once the grid is chosen.
@@ -88,7 +89,7 @@ def build_report(
         href, embed_note = embedding(run_dir, shown, gallery.shown_keys, href, embed_limit)
     status = summarize_table(
         table,
-        split.chosen(everything),
+        split.chosen_rows(everything),
         pins_for_reading(split.spec),
         run_dir=run_dir,
         costs_by_value=True,

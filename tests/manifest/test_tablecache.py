@@ -203,7 +203,7 @@ def test_a_run_index_from_the_cache(tmp_path: Path) -> None:
     ]
     journal(tmp_path, items)
     load_table(tmp_path, save=True)
-    index = load_index(tmp_path)
+    index = load_index(tmp_path, save=True)
     state = index.states[keys(1, 30)[0]]
     assert state.prediction_id == "p-flight"
     assert state.status == "processing"
