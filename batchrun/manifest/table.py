@@ -12,6 +12,10 @@ reason) it reads back from the journal, one record at a time and in the table's 
     table = load_table(run_dir)
     for key, row in table.rows.items(): table.status_of(row), table.job_of(row), ...
     for record in table.records(rows): ...   # the full records of those rows, in that order
+
+With `variables=True` (the report) the table also keeps each key's variables, a column per
+variable (`Values`: per row the place of its value among the few the variable takes, 4 bytes),
+and its repeat, so the page is laid out without reading every record again.
 """
 
 from __future__ import annotations
@@ -112,6 +116,67 @@ class Interned(Generic[H]):
         return found
 
 
+class _Unset:
+    """What a row holds for a variable its line does not set (not JSON's null, which is a
+    value)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def value_key(raw: Any) -> Hashable:
+    """What tells a variable's values apart: their canonical JSON, so `1`, `1.0`, `true` and
+    `"1"` are four values, as they are four different inputs to a model. Text and integers
+    (most values) are their own key; the rest a tuple, which equals no text and no number."""
+    kind = type(raw)
+    if kind is str or kind is int:
+        itself: Hashable = raw
+        return itself
+    if isinstance(raw, str):
+        return str(raw)
+    if isinstance(raw, bool):  # before int: True is an int, and equals 1
+        return ("b", raw)
+    if isinstance(raw, int):
+        return int(raw)
+    if isinstance(raw, float):  # 1.0 equals 1: its repr tells them (and -0.0) apart
+        return ("f", repr(raw))
+    canonical = json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return ("j", canonical)
+
+
+class Values:
+    """One variable in every row: each distinct value kept once (`raws`, in the order rows
+    first show them; place 0 is UNSET, a row that does not set it), and per row its place.
+
+    A million keys whose variable takes a value of its own (a seed per key) still keep one
+    Python object per distinct value; what is per row is 4 bytes (`places`).
+    """
+
+    def __init__(self, rows: int = 0) -> None:
+        self.raws: list[Any] = [UNSET]
+        self.places: array[int] = array("I", bytes(4 * rows))  # the rows before it appeared
+        self._at: dict[Hashable, int] = {}
+
+    def append(self, raw: Any) -> None:
+        """The next row's value (UNSET: the row does not set the variable)."""
+        if raw is UNSET:
+            self.places.append(0)
+            return
+        key = value_key(raw)
+        place = self._at.get(key)
+        if place is None:
+            place = self._at[key] = len(self.raws)
+            self.raws.append(raw)
+        self.places.append(place)
+
+    def settle(self) -> None:
+        """Every row is in: the lookup from value to place is no longer needed."""
+        self._at = {}
+
+
 @dataclass
 class KeyTable:
     """The newest line of every key of a run folder's journals, in columns (see the module)."""
@@ -143,12 +208,15 @@ class KeyTable:
     created: array[int] = field(default_factory=lambda: array("q"))  # see NO_TIME, aware()
     completed: array[int] = field(default_factory=lambda: array("q"))
     state: array[int] = field(default_factory=lambda: array("B"))  # NO_STATE until placed
-    columns: array[int] = field(default_factory=lambda: array("I"))  # with `columns=` only
+    columns: array[int] = field(default_factory=lambda: array("I"))  # `columns=`, `variables`
     jobs: Interned[str] = field(default_factory=lambda: Interned(""))
     apis: Interned[Api | None] = field(default_factory=lambda: Interned(None))
     versions: Interned[str | None] = field(default_factory=lambda: Interned(None))
     templates: Interned[str | None] = field(default_factory=lambda: Interned(None))
     names: Interned[tuple[str, ...]] = field(default_factory=lambda: Interned(()))
+    # With `variables=True` only: each variable's column, and each row's repeat.
+    variables: dict[str, Values] = field(default_factory=dict)
+    repeat: array[int] = field(default_factory=lambda: array("q"))
     _lines: _Lines | None = field(default=None, repr=False)
     # Row → its files, for the first `files_kept` keys with files (None: every key's).
     checks: dict[int, tuple[tuple[str, int, str], ...]] = field(default_factory=dict)
@@ -156,6 +224,7 @@ class KeyTable:
     # Per journal, where its lines read end and how many they are (`tablecache.JournalMark`).
     resume_at: list[tuple[int, int]] = field(default_factory=list)
     _apis_at: dict[tuple[object, bool], int] = field(default_factory=dict, repr=False)
+    _named: int = field(default=0, repr=False)  # of `names`, those whose variables have columns
 
     # --- one row's fields ---------------------------------------------------------------
 
@@ -215,8 +284,18 @@ class KeyTable:
         return None if api is None else api.sandbox
 
     def columns_of(self, row: int) -> tuple[str, ...]:
-        """The export columns of the key's variables (loaded with `columns=`)."""
+        """The export columns of the key's variables (loaded with `columns=`); with
+        `variables=True`, the names of its variables, in the order its line gives them."""
         return self.names.values[self.columns[row]]
+
+    def vars_of(self, row: int) -> dict[str, Any]:
+        """The key's variables, as its line gives them (loaded with `variables=True`; a value
+        equal to one an earlier line gave, as JSON, is that line's)."""
+        found = {}
+        for name in self.names.values[self.columns[row]]:
+            values = self.variables[name]
+            found[name] = values.raws[values.places[row]]
+        return found
 
     def placer(
         self,
@@ -581,17 +660,25 @@ def load_table(
     run_dir: Path,
     *,
     columns: Callable[[dict[str, Any]], tuple[str, ...]] | None = None,
+    variables: bool = False,
     files_kept: int | None = FILES_KEPT,
     save: bool = False,
 ) -> KeyTable:
     """Read every journal of a run folder into a `KeyTable`: a row per line, then each key's
     newest (`reader.supersedes`). `columns`: also keep, per key, the columns it gives of the
-    key's line (the export's variable columns), shared between keys. `files_kept`: how many
-    keys' files the table keeps (None: every key's; beyond, they are read back when checked).
+    key's line (the export's variable columns), shared between keys. `variables`: also keep
+    each key's variables (`KeyTable.variables`) and repeat; its columns are then the names of
+    its variables. `files_kept`: how many keys' files the table keeps (None: every key's;
+    beyond, they are read back when checked).
 
     The table kept on disk (`manifest/tablecache.py`) stands for the lines it read when the
     journals are still those it read: only the lines appended since are parsed. `save`: write
-    it anew when lines were parsed (the commands that write the files' stat index do)."""
+    it anew when lines were parsed (the commands that write the files' stat index do). It keeps
+    no columns or variables: a table with them reads every line."""
+    if variables:
+        if columns is not None:
+            raise ValueError("load_table: `columns` or `variables`, not both")
+        columns = _variable_names
     paths = manifest_paths(run_dir)
     handles: list[BinaryIO] = []
     try:
@@ -609,10 +696,14 @@ def load_table(
             key = str(data["key"])
             try:
                 _append(table, data, source, offset, length, written, columns)
+                if variables:
+                    _keep_variables(table, data)
             except (KeyError, TypeError, ValueError):
                 path = table.paths[source]
                 raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
             table.rows.add(key)
+        for column in table.variables.values():
+            column.settle()  # before `settle` below sorts the keys: the lookups' memory is free
         parsed = journals.lines > 0 or not cached
         if parsed:
 
@@ -922,6 +1013,31 @@ def _append(
     if columns is not None:
         table.columns.append(table.names.place(columns(data)))
     return row
+
+
+def _vars(data: dict[str, Any]) -> dict[str, Any]:
+    """A line's variables as `Record.from_json` reads them (TypeError, ValueError: malformed)."""
+    found = data.get("vars") or {}
+    return found if type(found) is dict else dict(found)
+
+
+def _variable_names(data: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(_vars(data))
+
+
+def _keep_variables(table: KeyTable, data: dict[str, Any]) -> None:
+    """The line's variables and repeat, in the row `_append` just added (and its `columns`,
+    the names of its variables: a new set of names may bring a variable no line had)."""
+    found = _vars(data)
+    table.repeat.append(int(data.get("repeat") or 0))
+    if len(table.names.values) > table._named:  # names as no line before: maybe a new one
+        row = len(table.repeat) - 1
+        for name in found:
+            if name not in table.variables:
+                table.variables[name] = Values(row)
+        table._named = len(table.names.values)
+    for name, column in table.variables.items():
+        column.append(found.get(name, UNSET))
 
 
 def _checks(files: Iterable[Any]) -> tuple[tuple[str, int, str], ...]:

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchrun.errors import ManifestError
+from batchrun.manifest.reader import load_index
+from batchrun.manifest.records import Record
+from batchrun.manifest.table import UNSET, Values, load_table, value_key
+from batchrun.manifest.writer import ManifestWriter, new_header
+
+
+def record(key: str, variables: dict[str, object], repeat: int = 0) -> Record:
+    return Record(
+        key=key,
+        job="flux",
+        target={"model": "acme/flux"},
+        input={"prompt": key},
+        vars=variables,
+        repeat=repeat,
+        status="succeeded",
+    )
+
+
+def write(run: Path, records: list[Record]) -> None:
+    header = new_header(spec_path=run / "s.yaml", spec_sha256="ab" * 32, name="t", shard=None)
+    writer = ManifestWriter.open(run / "manifest.jsonl", header, load_index(run))
+    for each in records:
+        writer.append(each)
+    writer.close()
+
+
+def test_values_are_told_apart_by_their_json() -> None:
+    values = Values()
+    for raw in (1, 1.0, True, "1", 1, {"a": 1, "b": 2}, {"b": 2, "a": 1}, None, -0.0, 0.0):
+        values.append(raw)
+    values.append(UNSET)
+    assert values.raws == [UNSET, 1, 1.0, True, "1", {"a": 1, "b": 2}, None, -0.0, 0.0]
+    assert list(values.places) == [1, 2, 3, 4, 1, 5, 5, 6, 7, 8, 0]
+    assert len({value_key(raw) for raw in values.raws[1:]}) == 8
+
+
+def test_variables_in_columns_a_place_per_row(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        [
+            record("a", {"seed": 1, "style": "ink"}),
+            record("b", {"seed": 2}, repeat=3),
+            record("c", {"style": "oil", "size": 512, "seed": 1}),
+            record("a", {"seed": 1, "style": "ink"}, repeat=1),  # a later line of key a
+        ],
+    )
+    table = load_table(tmp_path, variables=True)
+    assert list(table.variables) == ["seed", "style", "size"]
+    seed, style, size = (table.variables[name] for name in ("seed", "style", "size"))
+    assert (seed.raws[1:], list(seed.places)) == ([1, 2], [1, 2, 1, 1])
+    assert (style.raws[1:], list(style.places)) == (["ink", "oil"], [1, 0, 2, 1])
+    assert (size.raws[1:], list(size.places)) == ([512], [0, 0, 1, 0])  # rows before: unset
+    assert list(table.repeat) == [0, 3, 0, 1]
+    assert table.columns_of(table.rows["c"]) == ("style", "size", "seed")
+    assert table.rows["a"] == 3
+
+
+def test_malformed_variables_are_a_manifest_error(tmp_path: Path) -> None:
+    write(tmp_path, [record("a", {"seed": 1})])
+    with (tmp_path / "manifest.jsonl").open("a") as journal:
+        journal.write('{"key": "b", "job": "flux", "status": "succeeded", "vars": 7}\n')
+    with pytest.raises(ManifestError, match="a malformed record for key 'b'"):
+        load_table(tmp_path, variables=True)
+    with pytest.raises(ValueError, match="not both"):
+        load_table(tmp_path, variables=True, columns=lambda data: ())
