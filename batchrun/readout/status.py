@@ -184,10 +184,10 @@ def summarize_table(
     costs_by_value: bool = False,
 ) -> RunStatus:
     """Summarise the rows of a `KeyTable` counted (`TableScope.chosen_rows`), in order, from
-    the table's columns; only the failures (and, with `costs_by_value`, the priced keys'
-    variables, for the report's cost tables) are read back from the journals, one record at
-    a time. `pinned` gives each job's version in the lock (`manifest.state.pins_for_reading`),
-    for stale keys.
+    the table's columns; only the failures are read back from the journals, one record at a
+    time. With `costs_by_value` (the report's cost tables; the table loaded with
+    `variables=True`), what each value of each variable cost. `pinned` gives each job's
+    version in the lock (`manifest.state.pins_for_reading`), for stale keys.
 
     With `plan` (`manifest.compare.compare` given this table), each planned key's state is the
     one the walk of the plan placed it in; any other key is placed here.
@@ -257,8 +257,8 @@ def summarize_table(
         status.first_created = parse_time(table.record_at(first).created_at)
     if last >= 0:
         status.last_completed = parse_time(table.record_at(last).completed_at)
-    for record in table.records(priced):
-        _add_value_costs(status, record)
+    for row in priced:
+        _add_value_costs(status, spent_of[row], table.vars_of(row))
     if plan is not None:
         status.planned = plan.total
         for state in STATES:
@@ -277,9 +277,8 @@ def failure_reason(record: Record) -> str:
     return record.status
 
 
-def _add_value_costs(status: RunStatus, record: Record) -> None:
-    spent = record.spent
-    for name, value in flat_vars(record.vars).items():
+def _add_value_costs(status: RunStatus, spent: float, variables: dict[str, Any]) -> None:
+    for name, value in flat_vars(variables).items():
         values = status.var_spent.setdefault(name, {})
         if len(values) > MAX_COST_VALUES and _shown_value(value) not in values:
             continue  # too many values to show: stop growing (the table leaves it out)

@@ -7,8 +7,9 @@ or linked by paths relative to where the page is written (`dest`, by default
 `RUN/report.html`), so it works offline and when the run folder is moved or zipped whole.
 The data flow:
 
-    manifests → records → layout (report_layout) → sections and cells within limits
-    (report_grid) → HTML (report_html, report_cells)
+    manifests → a table of a few numbers per key, its variables in columns (load_table) →
+    layout (report_layout) → sections and cells within limits (report_grid) → the records shown,
+    read back whole → HTML (report_html, report_cells)
 
 Only the spec's declared axis order is taken from the spec, and only while the spec still loads;
 everything else comes from the manifests, so a report of an old run works after its spec has
@@ -30,7 +31,7 @@ from urllib.parse import quote
 from batchrun import safefs
 from batchrun.errors import BatchrunError
 from batchrun.humanize import human_bytes
-from batchrun.manifest.records import Record
+from batchrun.manifest.records import ALL_STATUSES, Record
 from batchrun.manifest.scope import scope_table, spec_to_scope
 from batchrun.manifest.state import counts_as_sandbox, pins_for_reading
 from batchrun.manifest.table import KeyTable, load_table
@@ -38,7 +39,7 @@ from batchrun.readout.status import summarize_table
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Gallery, Limits, build_gallery
 from batchrun.report.html import Page, render_page
-from batchrun.report.layout import choose_layout
+from batchrun.report.layout import Placings, choose_layout
 from batchrun.spec.load import Spec, load_spec
 
 REPORT_NAME = "report.html"
@@ -63,8 +64,9 @@ def build_report(
     files it shows are embedded in the page while they add up to no more than that, so the one
     file works anywhere; otherwise, and above it, they are linked by relative path.
     """
-    # A few numbers per key; records are read back as the page needs them.
-    table = load_table(run_dir)
+    # A few numbers per key, its variables among them; records are read back as the page
+    # needs them: those it shows, its failures and (status) the priced ones' costs.
+    table = load_table(run_dir, variables=True)
     headers = table.headers
     spec = _first(headers, "spec")
     split = scope_table(table, *spec_to_scope(current or (Path(spec) if spec else None)))
@@ -76,17 +78,16 @@ def build_report(
         "I",
         (row for row in split.chosen_rows(everything) if bool(table.sandbox_of(row)) == sandbox),
     )
-    # What places a record in the grid (its job, variables, repeat, status), not the rest of
-    # it: the records the page shows are read back whole once the grid is chosen.
-    records = [_placing(record) for record in table.records(shown_api)]
+    placings = Placings.of_table(table, shown_api)
     declared = declared_axes(Path(spec)) if spec else ()
-    layout = choose_layout(records, declared, rows, cols)
-    gallery = build_gallery(records, layout, limits)
-    shown = _whole(table, gallery)
+    layout = choose_layout(placings, declared, rows, cols)
+    gallery = build_gallery(placings, layout, limits)
+    shown = _whole(table, placings, gallery)
     href = relative_href(run_dir, (dest or run_dir / REPORT_NAME).parent)
     embed_note = None
     if embed_limit is not None:
-        href, embed_note = embedding(run_dir, shown, gallery.shown_keys, href, embed_limit)
+        keys = {record.key for record in shown.values()}
+        href, embed_note = embedding(run_dir, list(shown.values()), keys, href, embed_limit)
     status = summarize_table(
         table,
         split.chosen_rows(everything),
@@ -104,33 +105,18 @@ def build_report(
         generated=now or datetime.now(UTC),
         scope_note=split.note(everything),
         embed_note=embed_note,
-        records=records,
+        shown=shown,
+        statuses={ALL_STATUSES[place] for place in set(map(table.status.__getitem__, shown_api))},
     )
     return render_page(page)
 
 
-def _placing(record: Record) -> Record:
-    return Record(
-        key=record.key,
-        job=record.job,
-        target={},
-        input={},
-        vars=record.vars,
-        repeat=record.repeat,
-        status=record.status,
-    )
-
-
-def _whole(table: KeyTable, gallery: Gallery) -> list[Record]:
-    """The records the gallery shows, read back whole into its cells."""
-    rows = [table.rows[key] for key in sorted(gallery.shown_keys)]
-    whole = {record.key: record for record in table.records(rows)}
-    for section in gallery.sections:
-        section.cells = {
-            position: [whole[record.key] for record in stack]
-            for position, stack in section.cells.items()
-        }
-    return list(whole.values())
+def _whole(table: KeyTable, placings: Placings, gallery: Gallery) -> dict[int, Record]:
+    """The records the gallery shows, read back whole, by their index in the `Placings` (read
+    in the order the journals hold them)."""
+    indices = sorted(gallery.shown_indices, key=placings.rows.__getitem__)
+    records = table.records(placings.rows[index] for index in indices)
+    return dict(zip(indices, records, strict=True))
 
 
 def _first(headers: Sequence[dict[str, Any]], field: str) -> str | None:

@@ -9,7 +9,7 @@ one for the status; the script in batchrun.report.style hides what does not matc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from html import escape
 
 from batchrun.manifest.records import ALL_STATUSES, Record
@@ -32,11 +32,11 @@ def variable_names(layout: Layout) -> list[str]:
 
 
 def cell_attributes(layout: Layout, index: int) -> str:
-    """The data attributes of the cell of the record at `index` (in `layout.cells` order): for
+    """The data attributes of the cell of the record at `index` (of the `Placings`): for
     variable number N, `data-vN` is the position of its value among the variable's values
-    (positions, not value keys: short, and free of the characters keys may hold)."""
+    (short, and free of any character a value may hold)."""
     return "".join(
-        f' data-v{number}="{layout.position(name, layout.cells[name][index])}"'
+        f' data-v{number}="{layout.values[name].position_of(index)}"'
         for number, name in enumerate(variable_names(layout))
     )
 
@@ -49,7 +49,7 @@ def cell_about(layout: Layout, record: Record, index: int) -> str:
         parts.append(f'<p class="prompt">{escape(cut(prompt, PROMPT_CHARS))}</p>')
     pieces = []
     for name in variable_names(layout):
-        value = layout.cells[name][index]
+        value = layout.value(name, index)
         if not value.missing:
             text = escape(cut(value.label, VALUE_CHARS))
             pieces.append(f"<span><i>{escape(name)}</i> {text}</span>")
@@ -59,8 +59,9 @@ def cell_about(layout: Layout, record: Record, index: int) -> str:
     return "".join(parts) if len(parts) > 2 else ""
 
 
-def filter_bar(layout: Layout, records: Sequence[Record]) -> str:
-    """The filter form: a menu per variable (with few enough values) and one for the status."""
+def filter_bar(layout: Layout, present: Collection[str]) -> str:
+    """The filter form: a menu per variable (with few enough values) and one for the status
+    (of those `present`: the statuses of the records the page counts)."""
     menus = []
     for number, name in enumerate(variable_names(layout)):
         values = layout.values[name]
@@ -71,7 +72,6 @@ def filter_bar(layout: Layout, records: Sequence[Record]) -> str:
             for position, value in enumerate(values)
         )
         menus.append(_menu(f"v{number}", name, options))
-    present = {record.status for record in records}
     statuses = [status for status in ALL_STATUSES if status in present]
     if len(statuses) > 1:
         options = "".join(f'<option value="{s}">{s}</option>' for s in statuses)

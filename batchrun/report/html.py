@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 
@@ -67,7 +67,13 @@ class Page:
     generated: datetime
     scope_note: str | None = None  # recorded predictions the current spec no longer plans
     embed_note: str | None = None  # why the files are linked, not embedded
-    records: Sequence[Record] = ()  # what the page counts (the filter's statuses)
+    shown: Mapping[int, Record] = field(default_factory=dict)  # by index in the gallery's cells
+    statuses: Collection[str] = ()  # of the records the page counts (the filter's)
+
+    @property
+    def shown_keys(self) -> set[str]:
+        """The keys of the predictions the page shows (a failure links to its cell)."""
+        return {record.key for record in self.shown.values()}
 
 
 def render_page(page: Page) -> str:
@@ -100,9 +106,9 @@ def _header(page: Page) -> str:
         _jobs(status),
         _facts(status),
         _layout(page.gallery.layout),
-        filter_bar(page.gallery.layout, page.records),
+        filter_bar(page.gallery.layout, page.statuses),
         _limits(page.gallery),
-        _failures(status.failures, page.gallery.shown_keys),
+        _failures(status.failures, page.shown_keys),
         "</header>\n",
     ]
     return "".join(out)
@@ -259,21 +265,20 @@ def _corner(layout: Layout) -> str:
     )
 
 
-def _cell(page: Page, stack: list[Record]) -> str:
+def _cell(page: Page, stack: list[int]) -> str:
     if not stack:
         return '<td class="empty" title="no prediction for this combination"></td>'
     layout = page.gallery.layout
-    repeats = len(stack) > 1 or any(record.repeat for record in stack)
+    records = [page.shown[index] for index in stack]
+    repeats = len(stack) > 1 or any(record.repeat for record in records)
     items = []
-    for record in stack:
-        index = page.gallery.index[record.key]
-        captions = [(name, layout.cells[name][index]) for name in layout.captions]
+    for index, record in zip(stack, records, strict=True):
+        captions = [(name, layout.value(name, index)) for name in layout.captions]
         items.append(render_item(record, page.href, captions, repeats=repeats))
     # The stack's predictions differ only in their repeat: the first one speaks for the cell.
-    first, index = stack[0], page.gallery.index[stack[0].key]
-    wide = ' class="text"' if all(is_text(record) for record in stack) else ""
-    data = cell_attributes(layout, index)
-    about = cell_about(layout, first, index)
+    wide = ' class="text"' if all(is_text(record) for record in records) else ""
+    data = cell_attributes(layout, stack[0])
+    about = cell_about(layout, records[0], stack[0])
     return f'<td{wide}{data}><div class="stack">{"".join(items)}</div>{about}</td>'
 
 

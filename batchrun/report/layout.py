@@ -20,65 +20,42 @@ The default layout, when neither `--rows` nor `--cols` is given:
    (and fuller) the sections.
 5. With several jobs, `job` is a section, unless at most one variable varies: then jobs are the
    columns, which puts the models side by side for each row of a dataset.
+
+A run may have a million records, so none is held: the layout reads `Placings`, per record a few
+numbers (its job's and each variable's place among their values, as `manifest.table.Values`
+keeps them), and a `Value` is made only for what the page shows.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
 
 from batchrun.errors import UsageError
 from batchrun.manifest.records import Record
+from batchrun.manifest.table import UNSET, KeyTable, Values
 
 JOB = "job"
-MISSING_KEY = "\x00missing"
 MISSING_LABEL = "—"
 COLS_THAT_FIT = 8
 
 
 @dataclass(frozen=True, slots=True)
 class Value:
-    """One value of a variable: `key` tells values apart, `label` is what the page shows."""
+    """One value of a variable: `key` is its position among the variable's values (display
+    order, which tells values apart within a variable), `raw` what the records hold."""
 
-    key: str
+    key: int
     raw: Any = None
-
-    @property
-    def missing(self) -> bool:
-        """True for records that do not set the variable at all."""
-        return self.key == MISSING_KEY
+    missing: bool = False  # the records that do not set the variable at all
 
     @property
     def label(self) -> str:
         """What the page shows; computed when shown, since most values of a big run are not."""
         return MISSING_LABEL if self.missing else label(self.raw)
-
-
-MISSING = Value(MISSING_KEY)
-
-
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """The variables of the grid: rows, columns, sections (outermost first) and captions."""
-
-    rows: str | None
-    cols: str | None
-    sections: tuple[str, ...]
-    captions: tuple[str, ...]
-    values: dict[str, tuple[Value, ...]]  # each variable's values in display order; job last
-    cells: dict[str, list[Value]]  # every variable's value in each record, in record order
-    positions: dict[str, dict[str, int]] = field(default_factory=dict)  # name → key → place
-
-    def position(self, name: str, value: Value) -> int:
-        """Where `value` stands among the values of `name` (the page's filter names it so)."""
-        return self.positions[name][value.key]
-
-    def ordered(self, name: str, present: Iterable[str]) -> list[Value]:
-        """The values of `name` whose keys are in `present`, in display order."""
-        keys = set(present)
-        return [value for value in self.values[name] if value.key in keys]
 
 
 def label(raw: Any) -> str:
@@ -90,88 +67,171 @@ def label(raw: Any) -> str:
     return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def identity(raw: Any) -> str:
-    """A key for a value: cheap for scalars (it is computed for every record), typed."""
-    if isinstance(raw, str):
-        return "s" + raw
-    if isinstance(raw, bool):  # before int: True is an int too
-        return "b" + str(raw)
-    if isinstance(raw, int):
-        return "i" + str(raw)
-    if isinstance(raw, float):
-        return "f" + repr(raw)
-    return "j" + json.dumps(
-        raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
-    )
+@dataclass(frozen=True)
+class Placings:
+    """The records a page counts, by column: for each (by its index, in record order) its
+    job's and each variable's place among their values (0: not set), and what orders repeats.
+
+    `names`: every variable in the order the records first show it. `order`: what sorts the
+    records of one cell, (repeat, key). `rows`: each record's row of the table it came from.
+    """
+
+    count: int
+    names: tuple[str, ...]
+    columns: dict[str, tuple[Sequence[Any], array[int]]]  # name → (raws, place per record)
+    order: Callable[[int], tuple[int, str]]
+    rows: array[int]
+
+    @classmethod
+    def of_table(cls, table: KeyTable, rows: array[int]) -> Placings:
+        """The records of `rows` of a table loaded with `variables=True`."""
+        names: dict[str, None] = {}
+        for group in dict.fromkeys(map(table.columns.__getitem__, rows)):
+            names.update(dict.fromkeys(table.names.values[group]))
+        columns: dict[str, tuple[Sequence[Any], array[int]]] = {}
+        for name in names:
+            values = table.variables[name]
+            columns[name] = (values.raws, array("I", map(values.places.__getitem__, rows)))
+        # A table's job places start at 0: shifted by one, as 0 means "not set" here.
+        jobs = (None, *table.jobs.values)
+        columns[JOB] = (jobs, array("I", (table.job[row] + 1 for row in rows)))
+        repeat, key_of = table.repeat, table.rows.key_of
+
+        def order(index: int) -> tuple[int, str]:
+            row = rows[index]
+            return repeat[row], key_of(row)
+
+        return cls(len(rows), tuple(names), columns, order, rows)
+
+    @classmethod
+    def of_records(cls, records: Sequence[Record]) -> Placings:
+        """The same of records in memory (a few: tests, and small pages)."""
+        names: dict[str, None] = {}
+        for record in records:
+            names.update(dict.fromkeys(record.vars))
+        columns: dict[str, tuple[Sequence[Any], array[int]]] = {}
+        for name in [*names, JOB]:
+            values = Values()
+            for record in records:
+                if name == JOB:
+                    values.append(record.job)
+                else:
+                    values.append(record.vars.get(name, UNSET))
+            columns[name] = (values.raws, values.places)
+
+        def order(index: int) -> tuple[int, str]:
+            return records[index].repeat, records[index].key
+
+        return cls(len(records), tuple(names), columns, order, array("I", range(len(records))))
 
 
-def variables(records: Sequence[Record], declared: Sequence[str] = ()) -> list[str]:
+class Shown(Sequence[Value]):
+    """A variable's values in display order (see `all_values`), and each record's."""
+
+    def __init__(self, raws: Sequence[Any], places: array[int], order: array[int]) -> None:
+        self._raws = raws
+        self._places = places  # per record
+        self._order = order  # places, in display order
+        self._position = array("I", bytes(4 * len(raws)))  # place → position
+        for position, place in enumerate(order):
+            self._position[place] = position
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, position: int) -> Value: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[Value]: ...
+
+    def __getitem__(self, position: int | slice) -> Value | Sequence[Value]:
+        if isinstance(position, slice):
+            return [self[at] for at in range(*position.indices(len(self)))]
+        if position < 0:
+            position += len(self)
+        place = self._order[position]
+        return Value(position, self._raws[place], missing=place == 0)
+
+    def __iter__(self) -> Iterator[Value]:
+        return (self[position] for position in range(len(self)))
+
+    def position_of(self, index: int) -> int:
+        """Where the value of record `index` stands among the variable's values."""
+        return self._position[self._places[index]]
+
+    def positions(self) -> array[int]:
+        """`position_of` every record, in record order."""
+        return array("I", map(self._position.__getitem__, self._places))
+
+    def of(self, index: int) -> Value:
+        """The value of record `index`."""
+        return self[self.position_of(index)]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The variables of the grid: rows, columns, sections (outermost first) and captions."""
+
+    rows: str | None
+    cols: str | None
+    sections: tuple[str, ...]
+    captions: tuple[str, ...]
+    values: dict[str, Shown]  # each variable's values in display order; job last
+
+    def value(self, name: str, index: int) -> Value:
+        """The value of variable `name` in record `index` (of the `Placings` laid out)."""
+        return self.values[name].of(index)
+
+
+def variables(placings: Placings, declared: Sequence[str] = ()) -> list[str]:
     """Every variable the records set: declared axes first, then in order of appearance."""
-    seen: set[str] = set()
-    for record in records:
-        seen.update(record.vars)
+    seen = set(placings.names)
     names = [name for name in dict.fromkeys(declared) if name in seen and name != JOB]
-    for record in records:
-        names.extend(name for name in record.vars if name not in names)
+    names.extend(name for name in placings.names if name not in names)
     return names
 
 
-def table(records: Sequence[Record], names: Iterable[str]) -> dict[str, list[Value]]:
-    """Each variable's value in each record, in record order; one Value per distinct value."""
-    result: dict[str, list[Value]] = {}
-    for name in names:
-        known: dict[str, Value] = {}
-        column = []
-        for record in records:
-            if name == JOB:
-                raw: Any = record.job
-            elif name in record.vars:
-                raw = record.vars[name]
-            else:
-                column.append(MISSING)
-                continue
-            key = identity(raw)
-            value = known.get(key)
-            if value is None:
-                value = known[key] = Value(key, raw)
-            column.append(value)
-        result[name] = column
-    return result
-
-
-def all_values(column: Sequence[Value]) -> tuple[Value, ...]:
-    """A variable's distinct values in display order: numbers ascending, else first seen.
+def all_values(raws: Sequence[Any], places: array[int]) -> array[int]:
+    """A variable's distinct values (as places) in display order: numbers ascending, else
+    first seen.
 
     Numbers are sorted because shards and retries scramble the manifest's order; anything else
     keeps the order the records show it, which is the plan's order. Missing comes last.
     """
-    found: dict[str, Value] = {}
-    for value in column:
-        found.setdefault(value.key, value)
-    present = [v for v in found.values() if not v.missing]
-    if present and all(_is_number(v.raw) for v in present):
-        present.sort(key=lambda v: float(v.raw))
-    if MISSING_KEY in found:
-        present.append(MISSING)
-    return tuple(present)
+    seen = bytearray(len(raws))
+    found = array("I")
+    for place in places:
+        if not seen[place]:
+            seen[place] = 1
+            found.append(place)
+    present = [place for place in found if place]
+    if present and all(_is_number(raws[place]) for place in present):
+        present.sort(key=lambda place: float(raws[place]))
+    if seen[0]:
+        present.append(0)
+    return array("I", present)
 
 
 def _is_number(raw: Any) -> bool:
     return isinstance(raw, int | float) and not isinstance(raw, bool)
 
 
-def _determined(cells: dict[str, list[Value]], name: str, by: Sequence[str]) -> bool:
+def _determined(placings: Placings, name: str, by: Sequence[str]) -> bool:
     """True when the values of `by` fix the value of `name` in every record."""
-    seen: dict[tuple[str, ...], str] = {}
-    others = [cells[other] for other in by]
-    for index, value in enumerate(cells[name]):
-        group = tuple(column[index].key for column in others)
-        if seen.setdefault(group, value.key) != value.key:
+    seen: dict[int, int] = {}
+    places = placings.columns[name][1]
+    others = [(len(raws), column) for raws, column in (placings.columns[o] for o in by)]
+    for index, place in enumerate(places):
+        group = 0
+        for radix, column in others:
+            group = group * radix + column[index]
+        if seen.setdefault(group, place) != place:
             return False
     return True
 
 
-def _pick_cols(names: Sequence[str], values: dict[str, tuple[Value, ...]]) -> str | None:
+def _pick_cols(names: Sequence[str], values: dict[str, Shown]) -> str | None:
     if not names:
         return None
     fitting = [name for name in names if len(values[name]) <= COLS_THAT_FIT]
@@ -182,7 +242,7 @@ def _pick_cols(names: Sequence[str], values: dict[str, tuple[Value, ...]]) -> st
 
 
 def choose_layout(
-    records: Sequence[Record],
+    placings: Placings,
     declared: Sequence[str] = (),
     rows: str | None = None,
     cols: str | None = None,
@@ -191,9 +251,11 @@ def choose_layout(
 
     UsageError for a variable no record has, or the same variable twice.
     """
-    names = variables(records, declared)
-    cells = table(records, [*names, JOB])
-    values = {name: all_values(column) for name, column in cells.items()}
+    names = variables(placings, declared)
+    values: dict[str, Shown] = {}
+    for name in [*names, JOB]:
+        raws, places = placings.columns[name]
+        values[name] = Shown(raws, places, all_values(raws, places))
     for option, chosen in (("--rows", rows), ("--cols", cols)):
         if chosen is not None and chosen not in values:
             known = ", ".join([*names, JOB])
@@ -205,7 +267,7 @@ def choose_layout(
     for name in reversed(varying):
         if name in declared:
             continue  # the spec says it is a dimension, even if this run's rows are too few
-        if _determined(cells, name, [other for other in kept if other != name]):
+        if _determined(placings, name, [other for other in kept if other != name]):
             kept.remove(name)
     several_jobs = len(values[JOB]) > 1
     rows, cols = _default_axes(kept, values, several_jobs, rows, cols)
@@ -214,16 +276,12 @@ def choose_layout(
     if several_jobs and JOB not in used:
         sections.insert(0, JOB)
     captions = [name for name in varying if name not in kept and name not in used]
-    positions = {
-        name: {value.key: place for place, value in enumerate(shown)}
-        for name, shown in values.items()
-    }
-    return Layout(rows, cols, tuple(sections), tuple(captions), values, cells, positions)
+    return Layout(rows, cols, tuple(sections), tuple(captions), values)
 
 
 def _default_axes(
     kept: list[str],
-    values: dict[str, tuple[Value, ...]],
+    values: dict[str, Shown],
     several_jobs: bool,
     rows: str | None,
     cols: str | None,

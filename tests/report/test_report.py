@@ -14,7 +14,7 @@ from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.report.build import build_report, declared_axes, relative_href
 from batchrun.report.grid import Limits
-from batchrun.report.layout import JOB, choose_layout
+from batchrun.report.layout import JOB, Placings, choose_layout
 
 
 def sweep_records(run: Path) -> list[Record]:
@@ -43,7 +43,9 @@ def sweep_records(run: Path) -> list[Record]:
 def test_default_layout_rows_first_axis_cols_widest_that_fits_rest_sections(
     tmp_path: Path,
 ) -> None:
-    layout = choose_layout(sweep_records(tmp_path), ("subject", "style", "seed"))
+    layout = choose_layout(
+        Placings.of_records(sweep_records(tmp_path)), ("subject", "style", "seed")
+    )
     assert (layout.rows, layout.cols) == ("subject", "style")
     assert layout.sections == ("seed",)
     assert layout.captions == ("size",)  # size follows from style: not a dimension
@@ -51,8 +53,8 @@ def test_default_layout_rows_first_axis_cols_widest_that_fits_rest_sections(
 
 def test_declared_axis_order_wins_over_the_records_key_order() -> None:
     records = [rec(f"k{s}{n}", vars={"seed": s, "name": n}) for s in (1, 2, 3) for n in ("a", "b")]
-    assert choose_layout(records).rows == "seed"
-    assert choose_layout(records, ("name", "seed")).rows == "name"
+    assert choose_layout(Placings.of_records(records)).rows == "seed"
+    assert choose_layout(Placings.of_records(records), ("name", "seed")).rows == "name"
 
 
 def test_columns_are_the_widest_axis_up_to_8_values_else_the_narrowest() -> None:
@@ -62,25 +64,25 @@ def test_columns_are_the_widest_axis_up_to_8_values_else_the_narrowest() -> None
         for b in range(9)
         for c in range(2)
     ]
-    layout = choose_layout(records)
+    layout = choose_layout(Placings.of_records(records))
     assert (layout.rows, layout.cols, layout.sections) == ("a", "c", ("b",))
     wide = [
         rec(f"k{a}-{b}", vars={"a": a, "b": b, "c": b % 12}) for a in range(2) for b in range(30)
     ]
     # c follows from b, so it is a caption; b is then the only choice left for columns.
-    assert choose_layout(wide).cols == "b"
+    assert choose_layout(Placings.of_records(wide)).cols == "b"
     both_wide = [
         rec(f"k{a}-{b}-{c}", vars={"a": a, "b": b, "c": c})
         for a in range(2)
         for b in range(10)
         for c in range(12)
     ]
-    assert choose_layout(both_wide).cols == "b"  # neither fits: the narrower
+    assert choose_layout(Placings.of_records(both_wide)).cols == "b"  # neither fits: the narrower
 
 
 def test_several_jobs_with_one_variable_put_jobs_side_by_side() -> None:
     records = [rec(f"{j}{n}", job=j, vars={"row": {"prompt": n}}) for j in "ab" for n in "xyz"]
-    layout = choose_layout(records)
+    layout = choose_layout(Placings.of_records(records))
     assert (layout.rows, layout.cols, layout.sections) == ("row", JOB, ())
 
 
@@ -92,7 +94,7 @@ def test_several_jobs_with_two_variables_make_the_job_the_outer_section() -> Non
         for s in (1, 2)
         for t in (5, 6, 7)
     ]
-    layout = choose_layout(records)
+    layout = choose_layout(Placings.of_records(records))
     assert (layout.rows, layout.cols, layout.sections) == ("n", "t", (JOB, "s"))
 
 
@@ -100,25 +102,25 @@ def test_one_given_axis_picks_the_other_by_default() -> None:
     records = [
         rec(f"k{a}{b}{c}", vars={"a": a, "b": b, "c": c}) for a in "xy" for b in "pq" for c in "mno"
     ]
-    layout = choose_layout(records, rows="c")
+    layout = choose_layout(Placings.of_records(records), rows="c")
     assert (layout.rows, layout.cols, layout.sections) == (
         "c",
         "a",
         ("b",),
     )  # a tie: declared order
-    layout = choose_layout(records, cols="a")
+    layout = choose_layout(Placings.of_records(records), cols="a")
     assert (layout.rows, layout.cols, layout.sections) == ("b", "a", ("c",))
 
 
 def test_unknown_or_doubled_variables_are_usage_errors_naming_what_exists(tmp_path: Path) -> None:
     records = sweep_records(tmp_path)
     with pytest.raises(UsageError) as error:
-        choose_layout(records, ("subject", "style", "seed"), rows="colour")
+        choose_layout(Placings.of_records(records), ("subject", "style", "seed"), rows="colour")
     assert str(error.value) == (
         "--rows colour: no such variable in this run; it has: subject, style, seed, size, job"
     )
     with pytest.raises(UsageError) as error:
-        choose_layout(records, cols="seed", rows="seed")
+        choose_layout(Placings.of_records(records), cols="seed", rows="seed")
     assert str(error.value) == "--rows and --cols are both seed; pick two different variables"
 
 
@@ -128,7 +130,7 @@ def test_values_sort_numbers_and_keep_text_in_plan_order_with_missing_last() -> 
         rec("b", vars={"seed": 2, "w": "alpha"}),
         rec("c", vars={"seed": 1}),
     ]
-    layout = choose_layout(records)
+    layout = choose_layout(Placings.of_records(records))
     assert [v.label for v in layout.values["seed"]] == ["1", "2", "10"]
     assert [v.label for v in layout.values["w"]] == ["zeta", "alpha", "—"]
 
