@@ -147,16 +147,21 @@ def value_key(raw: Any) -> Hashable:
     return ("j", canonical)
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 class Values:
     """One variable in every row: each distinct value kept once (`raws`, in the order rows
     first show them; place 0 is UNSET, a row that does not set it), and per row its place.
 
-    A million keys whose variable takes a value of its own (a seed per key) still keep one
-    Python object per distinct value; what is per row is 4 bytes (`places`).
+    What is per row is 4 bytes (`places`). A variable that takes a value of its own in each of
+    a million keys (a seed, an index) keeps a million values: while they are all integers,
+    in an array of 8 bytes each (`raws` is then an array, its place 0 a stand-in), not as a
+    list of 36-byte int objects.
     """
 
     def __init__(self, rows: int = 0) -> None:
-        self.raws: list[Any] = [UNSET]
+        self.raws: list[Any] | array[int] = array("q", [0])
         self.places: array[int] = array("I", bytes(4 * rows))  # the rows before it appeared
         self._at: dict[Hashable, int] = {}
 
@@ -169,7 +174,10 @@ class Values:
         place = self._at.get(key)
         if place is None:
             place = self._at[key] = len(self.raws)
-            self.raws.append(raw)
+            raws = self.raws
+            if type(raws) is array and not (type(raw) is int and _INT64[0] <= raw <= _INT64[1]):
+                raws = self.raws = [UNSET, *raws[1:]]  # the first value that is not an int64
+            raws.append(raw)
         self.places.append(place)
 
     def settle(self) -> None:
@@ -216,7 +224,7 @@ class KeyTable:
     names: Interned[tuple[str, ...]] = field(default_factory=lambda: Interned(()))
     # With `variables=True` only: each variable's column, and each row's repeat.
     variables: dict[str, Values] = field(default_factory=dict)
-    repeat: array[int] = field(default_factory=lambda: array("q"))
+    repeat: Values = field(default_factory=lambda: Values())
     _lines: _Lines | None = field(default=None, repr=False)
     # Row → its files, for the first `files_kept` keys with files (None: every key's).
     checks: dict[int, tuple[tuple[str, int, str], ...]] = field(default_factory=dict)
@@ -702,7 +710,7 @@ def load_table(
                 path = table.paths[source]
                 raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
             table.rows.add(key)
-        for column in table.variables.values():
+        for column in (*table.variables.values(), table.repeat):
             column.settle()  # before `settle` below sorts the keys: the lookups' memory is free
         parsed = journals.lines > 0 or not cached
         if parsed:
@@ -1031,7 +1039,7 @@ def _keep_variables(table: KeyTable, data: dict[str, Any]) -> None:
     found = _vars(data)
     table.repeat.append(int(data.get("repeat") or 0))
     if len(table.names.values) > table._named:  # names as no line before: maybe a new one
-        row = len(table.repeat) - 1
+        row = len(table.repeat.places) - 1
         for name in found:
             if name not in table.variables:
                 table.variables[name] = Values(row)

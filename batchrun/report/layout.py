@@ -95,11 +95,11 @@ class Placings:
         # A table's job places start at 0: shifted by one, as 0 means "not set" here.
         jobs = (None, *table.jobs.values)
         columns[JOB] = (jobs, array("I", (table.job[row] + 1 for row in rows)))
-        repeat, key_of = table.repeat, table.rows.key_of
+        repeats, repeat, key_of = table.repeat.raws, table.repeat.places, table.rows.key_of
 
         def order(index: int) -> tuple[int, str]:
             row = rows[index]
-            return repeat[row], key_of(row)
+            return repeats[repeat[row]], key_of(row)
 
         return cls(len(rows), tuple(names), columns, order, rows)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from array import array
 from pathlib import Path
 
 import pytest
@@ -54,10 +55,11 @@ def test_variables_in_columns_a_place_per_row(tmp_path: Path) -> None:
     table = load_table(tmp_path, variables=True)
     assert list(table.variables) == ["seed", "style", "size"]
     seed, style, size = (table.variables[name] for name in ("seed", "style", "size"))
-    assert (seed.raws[1:], list(seed.places)) == ([1, 2], [1, 2, 1, 1])
+    assert (list(seed.raws[1:]), list(seed.places)) == ([1, 2], [1, 2, 1, 1])
+    assert isinstance(seed.raws, array)  # integers only: 8 bytes each, not an object each
     assert (style.raws[1:], list(style.places)) == (["ink", "oil"], [1, 0, 2, 1])
-    assert (size.raws[1:], list(size.places)) == ([512], [0, 0, 1, 0])  # rows before: unset
-    assert list(table.repeat) == [0, 3, 0, 1]
+    assert (list(size.raws[1:]), list(size.places)) == ([512], [0, 0, 1, 0])  # rows before
+    assert [table.repeat.raws[place] for place in table.repeat.places] == [0, 3, 0, 1]
     assert table.columns_of(table.rows["c"]) == ("style", "size", "seed")
     assert table.rows["a"] == 3
 
