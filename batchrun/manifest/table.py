@@ -148,21 +148,23 @@ def value_key(raw: Any) -> Hashable:
 
 
 _INT64 = (-(2**63), 2**63 - 1)
+_WIDEST = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}  # the largest place each array holds
 
 
 class Values:
     """One variable in every row: each distinct value kept once (`raws`, in the order rows
     first show them; place 0 is UNSET, a row that does not set it), and per row its place.
 
-    What is per row is 4 bytes (`places`). A variable that takes a value of its own in each of
-    a million keys (a seed, an index) keeps a million values: while they are all integers,
-    in an array of 8 bytes each (`raws` is then an array, its place 0 a stand-in), not as a
-    list of 36-byte int objects.
+    What is per row is its place (`places`): a byte while the variable has at most 255 values,
+    then two bytes, then four. A variable that takes a value of its own in each of a million
+    keys (a seed, an index) keeps a million values: while they are all integers, in an array
+    of 8 bytes each (`raws` is then an array, its place 0 a stand-in), not as a list of 36-byte
+    int objects.
     """
 
     def __init__(self, rows: int = 0) -> None:
         self.raws: list[Any] | array[int] = array("q", [0])
-        self.places: array[int] = array("I", bytes(4 * rows))  # the rows before it appeared
+        self.places: array[int] = array("B", bytes(rows))  # the rows before it appeared
         self._at: dict[Hashable, int] = {}
 
     def append(self, raw: Any) -> None:
@@ -178,6 +180,8 @@ class Values:
             if type(raws) is array and not (type(raw) is int and _INT64[0] <= raw <= _INT64[1]):
                 raws = self.raws = [UNSET, *raws[1:]]  # the first value that is not an int64
             raws.append(raw)
+            if place > _WIDEST[self.places.typecode]:
+                self.places = array("I" if place > _WIDEST["H"] else "H", self.places)
         self.places.append(place)
 
     def settle(self) -> None:
