@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import ManifestError
-from batchrun.manifest.reader import load_index
 from batchrun.manifest.records import Record
-from batchrun.manifest.table import UNSET, Values, load_table, value_key
+from batchrun.manifest.table import UNSET, Values, load_index, load_table, value_key
 from batchrun.manifest.writer import ManifestWriter, new_header
 
 
