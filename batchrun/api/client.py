@@ -18,6 +18,7 @@ prediction whose id holds the token is refused, since that id would be stored re
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -159,8 +160,9 @@ class Client:
         # No pool timeout: waiting for a free connection is the limiters' job, not an error.
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=None)
         self._create_timeouts: dict[int, httpx.Timeout] = {}
-        # Loading the CA bundle takes ~100 ms; both clients can verify with one context.
-        verify = httpx.create_ssl_context() if transport is None or file_transport is None else True
+        # Loading the CA bundle takes ~100 ms: both clients verify with one context, made at
+        # the first TLS connection (a no-op run, or one on plain HTTP, never makes it).
+        verify = functools.cache(httpx.create_ssl_context)
         user_agent = {"User-Agent": f"batchrun/{__version__}"}
         auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = async_client(

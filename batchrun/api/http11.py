@@ -111,15 +111,17 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self,
         max_connections: int,
         *,
-        verify: ssl.SSLContext | bool = True,
+        verify: ssl.SSLContext | bool | Callable[[], ssl.SSLContext] = True,
         keepalive_expiry: float = 4.5,
         refuse: Callable[[str], bool] | None = None,
     ) -> None:
+        """`verify`: as httpx takes it, or a function that makes the context, called at the
+        first TLS connection (loading the CA bundle takes about 100 ms, which a client that
+        never connects, or only over plain HTTP, need not spend)."""
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections}")
-        self._ssl = (
-            verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
-        )
+        self._verify = verify
+        self._ssl_context: ssl.SSLContext | None = None
         self._slots = anyio.Semaphore(max_connections)
         self._idle: dict[Origin, deque[_Connection]] = {}
         self._idle_count = 0
@@ -167,6 +169,17 @@ class Http11Transport(httpx.AsyncBaseTransport):
             await self._close_one_idle()
         return await self._connect(origin, seconds)
 
+    def _ssl(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            verify = self._verify
+            if isinstance(verify, ssl.SSLContext):
+                self._ssl_context = verify
+            elif isinstance(verify, bool):
+                self._ssl_context = httpx.create_ssl_context(verify)
+            else:
+                self._ssl_context = verify()
+        return self._ssl_context
+
     async def _connect(self, origin: Origin, seconds: float | None) -> _Connection:
         scheme, host, port = origin
         tls = scheme == "https"
@@ -177,7 +190,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                     stream = await anyio.connect_tcp(
                         host,
                         port,
-                        ssl_context=self._ssl,
+                        ssl_context=self._ssl(),
                         tls_hostname=host,
                         tls_standard_compatible=False,
                     )

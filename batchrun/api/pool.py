@@ -52,16 +52,19 @@ def async_client(
     timeout: httpx.Timeout,
     max_connections: int,
     transport: httpx.AsyncBaseTransport | None = None,
-    verify: ssl.SSLContext | bool = True,
+    verify: ssl.SSLContext | bool | Callable[[], ssl.SSLContext] = True,
     refuse: Callable[[str], bool] | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient that follows no redirects and keeps no cookies, on Http11Transport.
 
     `refuse` judges each address connected to (see Http11Transport); through a proxy there is
-    no such address to judge, and the check is left to the URL's host.
+    no such address to judge, and the check is left to the URL's host. `verify` may be a
+    function that makes the SSL context: Http11Transport calls it at its first TLS connection.
     """
     if transport is None and not proxy_configured():
         transport = Http11Transport(max_connections, verify=verify, refuse=refuse)
+    if callable(verify):  # httpx's own transports (a proxy's) take a context, made now
+        verify = verify() if proxy_configured() else True
     return _CookielessClient(
         headers=headers,
         timeout=timeout,
