@@ -147,20 +147,24 @@ def survey(
         found.sample = sample_keys(spec, scope.sample, shard=scope.shard)
     # Without downloads, what is on disk changes nothing: its files are not read.
     intact = None if scope.download else True
+    done = 0
     # A run's index drawn from its table places keys by kind of row (`KeyTable.placer`).
     table = states.table if isinstance(states, TableStates) else None
     if table is not None:
         place = table.placer(
             run_dir, found.pinned, namers, sandbox=sandbox, hashed=hashed, intact=intact
         )
+    quota = found.quota
+    get_row = table.rows.get if table is not None else None
     for planned in iter_selected(spec, selection, sampled=found.sample):
-        found.planned += 1
-        found.quota[planned.job] += 1
-        if table is not None:
-            row = table.rows.get(planned.key)
+        quota[planned.job] += 1
+        if get_row is not None:
+            row = get_row(planned.key)
             where = State.NEW if row is None else place(planned.key, row, planned.job)
-            # What a key left as done needs of its record: nothing.
-            state = None if row is None or where is State.DONE else states.get(planned.key)
+            if where is State.DONE:  # the common case, once per key of a large folder
+                done += 1
+                continue
+            state = None if row is None else states.get(planned.key)
         else:
             state = states.get(planned.key)
             where = key_state(
@@ -187,9 +191,11 @@ def survey(
             elif where is State.STALE:
                 found.stale_kept += 1
             else:
-                found.done += 1
+                done += 1
             continue
         found.work[planned.job] += 1
+    found.done = done
+    found.planned = sum(quota.values())
     return found
 
 

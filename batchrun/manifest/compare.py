@@ -103,18 +103,27 @@ def compare(
     whole = not selection
     other_api = 0
     place = table.placer(run_dir, pinned, namers, sandbox=sandbox, hashed=hashed)
-    for planned, row in _placed(spec, table, selection):
-        where = State.NEW if row is None else place(planned.key, row, planned.job)  # no record: new
-        if row is not None:
+    # Counted per (job, state) as the walk goes, into the jobs' counts once it is over: this
+    # loop runs once per key of the plan, and a Counter per job costs more.
+    counted: dict[tuple[str, State], int] = {}
+    get_row, mark, placed = table.rows.get, table.mark_planned, table.place
+    for planned in iter_selected(spec, selection):
+        row = get_row(planned.key)
+        if row is None:
+            where = State.NEW  # no record: new
+        else:
+            where = place(planned.key, row, planned.job)
             if whole:
-                table.mark_planned(row)
+                mark(row)
             if where is State.NEW:  # recorded, but by the other kind of API
                 other_api += 1
-            table.place(row, where)
-        job = jobs[planned.job]
-        job.counts[where] += 1
-        if where is State.NEW and len(job.new_examples) < examples:
-            job.new_examples.append(planned)
+            placed(row, where)
+        tally = (planned.job, where)
+        counted[tally] = counted.get(tally, 0) + 1
+        if where is State.NEW and len(jobs[planned.job].new_examples) < examples:
+            jobs[planned.job].new_examples.append(planned)
+    for (job_id, where), count in counted.items():
+        jobs[job_id].counts[where] += count
     not_in_spec: Counter[str] = Counter()
     # Predictions: a record that says none was created is not one.
     recorded = sum(1 for _ in table.counted_rows(None))

@@ -66,9 +66,18 @@ def iter_selected(
     chosen = sampled
     if chosen is None and selection.sample is not None:
         chosen = sample_keys(spec, selection.sample, shard=selection.shard)
+    plan = iter_plan(spec, shard=selection.shard)
+    if chosen is None and selection.limit is None:
+        return plan  # the whole plan (of the shard): nothing to pass over a step per key
+    return _kept(plan, chosen, selection.limit)
+
+
+def _kept(
+    plan: Iterator[PlannedPrediction], chosen: frozenset[str] | None, limit: int | None
+) -> Iterator[PlannedPrediction]:
     kept = 0
-    for planned in iter_plan(spec, shard=selection.shard):
-        if selection.limit is not None and kept >= selection.limit:
+    for planned in plan:
+        if limit is not None and kept >= limit:
             return
         if chosen is None or planned.key in chosen:
             kept += 1
