@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 from batchrun import safefs
-from batchrun.commands.verify import verify_target
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run_async
 from batchrun.engine.runner import run as run_blocking
@@ -36,12 +35,12 @@ from batchrun.manifest.reader import load_records, manifest_paths
 from batchrun.manifest.scope import scope, spec_of_run
 from batchrun.planner.expand import parse_shard
 from batchrun.planner.sample import Selection, iter_selected
-from batchrun.readout.verify import Verification
 from batchrun.spec.allow import Allowances
 from batchrun.spec.load import Spec, load_spec
 
 if TYPE_CHECKING:
     from batchrun import RunKeywords
+    from batchrun.readout.verify import Verification
 
 PathLike = str | os.PathLike[str]
 
@@ -142,6 +141,9 @@ def verify(
     index is trusted then, as `status` does); prints nothing."""
     target = Path(os.fspath(run_or_spec_or_dataset))
     refresh_secrets()  # a problem may quote a record's error: `printable` redacts it
+    # Imported here: `run`, which imports this module, needs none of verify's readers.
+    from batchrun.commands.verify import verify_target
+
     return verify_target(target, allow_sandbox=allow_sandbox, deep=not quick)
 
 
