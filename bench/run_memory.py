@@ -3,6 +3,7 @@
     python bench/run_memory.py                       # 10,000 and 50,000 predictions
     python bench/run_memory.py --sizes 2000,10000    # smaller, to try it
     python bench/run_memory.py --trace 5000          # where what is kept was allocated
+    python bench/run_memory.py --trace 5000,10000    # and what each prediction more keeps
 
 Each size runs in its own child process (`batchrun.engine.runner.run` against a fresh `batchrun
 sandbox` process, predictions that end at once, the same concurrency at every size), so its peak
@@ -12,7 +13,11 @@ the size is what the run keeps of predictions that are over:
     slope KB/pred = (peak RSS of the larger run - peak RSS of the smaller) / (difference in N)
 
 Goal (issue 22): at most 0.1 KB per prediction beyond what is in flight. `--trace N` runs one
-child under tracemalloc and lists the lines whose allocations were still alive at the end.
+child under tracemalloc and lists where what was alive near the end of the run was allocated
+(the snapshot is taken while the last TRACE_BEFORE_END predictions are still to finish, so what
+the run holds only while it runs is in it). `--trace N1,N2` runs two and prints the difference
+per prediction, line by line, and in all: the bytes each finished prediction leaves behind, a
+steadier figure than the RSS slope (the allocator keeps freed memory as it sees fit).
 """
 
 from __future__ import annotations
@@ -42,15 +47,45 @@ jobs:
     matrix: {{i: {{range: [0, {n}]}}}}
 """
 GOAL_KB = 0.1  # issue 22
+# Traced runs snapshot their memory while this many predictions per place in flight are still to
+# finish: the producers are still walking the plan, and nothing of the run has been let go yet.
+TRACE_BEFORE_END = 4
+# Allocation sites a traced child reports: those holding at least this many bytes per prediction
+# (fewer would be lines that hold a constant, as the interpreter's own).
+TRACE_MIN_BYTES_PER_PRED = 0.5
+
+
+class _Snapshot:
+    """A progress display that takes the traced snapshot once the run is near its end."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.taken: Any = None
+
+    def start(self, tally: Any) -> None:
+        pass
+
+    def update(self, tally: Any) -> None:
+        import tracemalloc
+
+        if self.taken is None and tally.done >= self.at:
+            self.taken = tracemalloc.take_snapshot()
+
+    def message(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def child(base_url: str, n: int, concurrency: int, trace: bool) -> dict[str, Any]:
-    """One run of N predictions; its figures (and, traced, the top kept allocations)."""
+    """One run of N predictions; its figures (and, traced, where what it holds was allocated)."""
     import tracemalloc
 
     from batchrun.engine.runner import RunOptions, run
     from batchrun.spec.load import load_spec
 
+    snapshot = _Snapshot(max(0, n - TRACE_BEFORE_END * concurrency))
     with tempfile.TemporaryDirectory(prefix="memory-") as name:
         folder = Path(name)
         spec_path = folder / "memory.yaml"
@@ -59,18 +94,21 @@ def child(base_url: str, n: int, concurrency: int, trace: bool) -> dict[str, Any
         if trace:
             tracemalloc.start(8)
         began = time.perf_counter()
-        summary = run(spec, RunOptions(base_url=base_url, token="bench", out=folder / "run"))
+        options = RunOptions(base_url=base_url, token="bench", out=folder / "run")
+        summary = run(spec, options, progress=snapshot if trace else None)
         wall = time.perf_counter() - began
-        kept: list[str] = []
-        if trace:
-            snapshot = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(False, tracemalloc.__file__)]
-            )
-            for stat in snapshot.statistics("traceback")[:12]:
+        sites: dict[str, list[int]] = {}
+        traced = 0
+        if trace and snapshot.taken is not None:
+            taken = snapshot.taken.filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+            for stat in taken.statistics("traceback"):
+                traced += stat.size
                 frames = [f"{f.filename.split('/')[-1]}:{f.lineno}" for f in stat.traceback]
-                where = " < ".join(frames[-4:])
-                kept.append(f"{stat.size / n:8.1f} B/pred {stat.count:7d} blocks  {where}")
+                site = sites.setdefault(" < ".join(reversed(frames[-4:])), [0, 0])
+                site[0] += stat.size
+                site[1] += stat.count
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    least = TRACE_MIN_BYTES_PER_PRED * n
     return {
         "n": n,
         "ok": summary.ok,
@@ -78,8 +116,29 @@ def child(base_url: str, n: int, concurrency: int, trace: bool) -> dict[str, Any
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 2),
-        "kept": kept,
+        "traced_bytes": traced,
+        "sites": {where: got for where, got in sites.items() if got[0] >= least},
     }
+
+
+def show_sites(figures: dict[str, Any]) -> list[str]:
+    """The largest allocation sites of one traced run, per prediction."""
+    n, sites = figures["n"], figures["sites"]
+    biggest = sorted(sites.items(), key=lambda item: -item[1][0])[:15]
+    return [
+        f"{size / n:8.1f} B/pred {count:8d} blocks  {where}" for where, (size, count) in biggest
+    ]
+
+
+def show_growth(small: dict[str, Any], large: dict[str, Any]) -> list[str]:
+    """What grew between two traced runs, per prediction more, by allocation site."""
+    more = large["n"] - small["n"]
+    grown = {
+        where: (size - small["sites"].get(where, [0, 0])[0]) / more
+        for where, (size, _) in large["sites"].items()
+    }
+    biggest = sorted(grown.items(), key=lambda item: -item[1])[:15]
+    return [f"{per:8.1f} B/pred  {where}" for where, per in biggest if per >= 0.5]
 
 
 def measure(n: int, concurrency: int, trace: bool = False) -> dict[str, Any]:
@@ -103,7 +162,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,50000", help="two run sizes, comma-separated")
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--trace", type=int, help="one traced run of this size instead")
+    parser.add_argument(
+        "--trace", help="traced runs of this size (or two sizes, N1,N2, to compare) instead"
+    )
     parser.add_argument("--json", type=Path, help="where to write the figures")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -114,9 +175,21 @@ def main() -> int:
         return 0
     raise_open_files()
     if args.trace:
-        figures = measure(args.trace, args.concurrency, trace=True)
-        print(f"N={args.trace}, peak RSS {figures['peak_rss_mb']} MB; alive at the end:")
-        print("\n".join(figures["kept"]))
+        sizes = [int(size) for size in args.trace.split(",")]
+        load = os.getloadavg()[0]
+        traced = [measure(size, args.concurrency, trace=True) for size in sizes]
+        print(f"concurrency {args.concurrency}, load average {load:.2f} before")
+        for figures in traced:
+            print(
+                f"N={figures['n']}: peak RSS {figures['peak_rss_mb']} MB (traced), "
+                f"{figures['traced_bytes'] / 1e6:.2f} MB traced near the end; by site:"
+            )
+            print("\n".join(show_sites(figures)))
+        if len(traced) == 2:
+            small, large = traced
+            per = (large["traced_bytes"] - small["traced_bytes"]) / (large["n"] - small["n"])
+            print(f"traced bytes retained per prediction: {per:.1f} (goal <= {GOAL_KB * 1024:.0f})")
+            print("\n".join(show_growth(small, large)))
         return 0
     small_n, large_n = (int(size) for size in args.sizes.split(","))
     load = os.getloadavg()[0]
