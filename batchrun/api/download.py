@@ -52,6 +52,10 @@ MIN_DOWNLOAD_RATE = 16 * 1024
 # output URLs expire an hour after the prediction, so a download still going after that is a
 # host dripping just above MIN_DOWNLOAD_RATE (a 4 GiB file at that rate takes three days).
 DOWNLOAD_DEADLINE = 3600.0
+# Folders a fetcher remembers as made (one mkdir per folder, not per file). A template that gives
+# each key a folder of its own (`${key}/${index}${ext}`) meets each folder once: remembering all
+# of them would keep a path per prediction of the run; the last few are what later files reuse.
+FOLDERS_KEPT = 256
 # Cloud metadata services answer on link-local addresses, or on these names and addresses:
 # an output URL (the API's choice) must never reach them with this machine's network identity.
 _METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "instance-data"})
@@ -122,7 +126,7 @@ class FileFetcher:
         self._on_retry = on_retry
         self._max_redirects = max_redirects
         self._chunk_size = chunk_size
-        self._folders: set[Path] = set()  # folders known to exist: one mkdir per folder, not file
+        self._folders: dict[Path, None] = {}  # folders known to exist, oldest first
 
     async def fetch(
         self, url: str, dest: Path, *, max_bytes: int | None = None, root: Path | None = None
@@ -136,7 +140,9 @@ class FileFetcher:
         dest = Path(dest)
         if dest.parent not in self._folders:
             safefs.ensure_folder(dest.parent, root)
-            self._folders.add(dest.parent)
+            self._folders[dest.parent] = None
+            if len(self._folders) > FOLDERS_KEPT:
+                del self._folders[next(iter(self._folders))]
         else:
             safefs.check_inside(dest, root)
         # `.NAME.<hex>.part`: a run that was killed leaves one a next run recognises (safefs).
