@@ -146,12 +146,19 @@ def remove_temporaries(folder: Path) -> list[Path]:
         try:
             with os.scandir(pending.pop()) as entries:
                 for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=False) and _TEMPORARY.fullmatch(entry.name):
+                    # The name first: a run folder of 50,000 files has as many entries to pass,
+                    # and only a dot file can be a temporary.
+                    name = entry.name
+                    if (
+                        name[:1] == "."
+                        and _TEMPORARY.fullmatch(name)
+                        and entry.is_file(follow_symlinks=False)
+                    ):
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(entry.path)
                             removed.append(Path(entry.path))
+                    elif entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue  # gone, or not ours to read: nothing of ours to remove there
     return removed
