@@ -851,7 +851,9 @@ def _from_cache(
 ) -> KeyTable | None:
     """The table the cache holds, if it describes these journals (as far as they were read
     then) and every number in it is within its bounds; None otherwise."""
-    cached = tablecache.read(run_dir, _TYPECODES)
+    journals = sum(os.fstat(handle.fileno()).st_size for handle in handles)
+    most = journals * tablecache.CACHE_PER_JOURNAL_BYTE + tablecache.CACHE_SLACK
+    cached = tablecache.read(run_dir, _TYPECODES, most)
     if cached is None or len(cached.journals) != len(paths):
         return None
     for known, path, handle in zip(cached.journals, paths, handles, strict=True):

@@ -39,6 +39,10 @@ TABLE_CACHE = ".batchrun-table.bin"
 MAGIC = b"batchrun-table 1\n"
 # The header (the first line) is hashed whole in all but odd journals: about 300 bytes.
 HEAD_CHECKED = 4096
+# A table holds about 110 bytes a line and its files' paths and sha256s, less than the line
+# itself (a record is 300 bytes and more): twice the journals' size, and a little, is room.
+CACHE_PER_JOURNAL_BYTE = 2
+CACHE_SLACK = 1 << 20
 # What was appended last before the end read: an edit or a rewrite of the journal shows there
 # (a compaction makes a new file, which its inode shows first).
 TAIL_CHECKED = 4096
@@ -94,12 +98,16 @@ class Cached:
     arrays: dict[str, array[Any]]
 
 
-def read(run_dir: Path, typecodes: dict[str, str]) -> Cached | None:
+def read(run_dir: Path, typecodes: dict[str, str], most: int) -> Cached | None:
     """The run folder's table cache, if there is one this code wrote, with exactly the arrays
-    `typecodes` names (name → typecode); None otherwise (whatever is wrong with it)."""
+    `typecodes` names (name → typecode); None otherwise (whatever is wrong with it). One
+    larger than `most` bytes is not read: a folder from anyone cannot make a reader hold a
+    file of any size."""
     try:
         with safefs.open_regular(run_dir / TABLE_CACHE, run_dir) as handle:
-            data = handle.read()
+            if os.fstat(handle.fileno()).st_size > most:
+                return None
+            data = handle.read(most + 1)
     except OSError:
         return None
     try:

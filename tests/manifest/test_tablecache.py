@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import ManifestError
+from batchrun.manifest import tablecache
 from batchrun.manifest.records import WRITTEN, FileRecord, Record
 from batchrun.manifest.table import _ROW_COLUMNS, KeyTable, load_index, load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
@@ -215,3 +216,19 @@ def test_a_run_index_from_the_cache(tmp_path: Path) -> None:
     assert len(index.states) == 7
     assert index.lines == 7
     assert os.path.exists(tmp_path / TABLE_CACHE)
+
+
+def test_a_cache_larger_than_its_journals_could_make_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal(tmp_path, [record(key) for key in keys(10)])
+    load_table(tmp_path, save=True)
+    read: list[int] = []
+    real = tablecache._parse
+    monkeypatch.setattr(tablecache, "_parse", lambda *args: read.append(1) or real(*args))
+    load_table(tmp_path)
+    assert read == [1]
+    monkeypatch.setattr(tablecache, "CACHE_SLACK", 0)
+    monkeypatch.setattr(tablecache, "CACHE_PER_JOURNAL_BYTE", 0)
+    assert shape(load_table(tmp_path)) == shape(fresh(tmp_path))
+    assert read == [1]  # refused by its size, before a byte of it was parsed
