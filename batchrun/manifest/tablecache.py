@@ -105,22 +105,24 @@ def read(run_dir: Path, typecodes: dict[str, str], most: int) -> Cached | None:
     file of any size."""
     try:
         with safefs.open_regular(run_dir / TABLE_CACHE, run_dir) as handle:
-            if os.fstat(handle.fileno()).st_size > most:
+            size = os.fstat(handle.fileno()).st_size
+            if size > most:
                 return None
-            data = handle.read(most + 1)
-    except OSError:
-        return None
-    try:
-        return _parse(data, typecodes)
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+            return _parse(handle, size, typecodes)
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError):
         return None
 
 
-def _parse(data: bytes, typecodes: dict[str, str]) -> Cached | None:
-    if not data.startswith(MAGIC):
+def _parse(handle: BinaryIO, size: int, typecodes: dict[str, str]) -> Cached | None:
+    """The cache read from `handle` (`size` bytes): each array straight from the file into its
+    array (`array.fromfile`), never the whole file in one bytes object first, which at a million
+    keys doubled the reader's peak."""
+    if handle.read(len(MAGIC)) != MAGIC:
         return None
-    end_of_meta = data.index(b"\n", len(MAGIC))
-    meta = json.loads(data[len(MAGIC) : end_of_meta])
+    line = handle.readline(size)
+    if not line.endswith(b"\n"):
+        return None
+    meta = json.loads(line)
     if not isinstance(meta, dict):
         return None
     if meta.get("version") != __version__ or meta.get("byteorder") != sys.byteorder:
@@ -130,17 +132,16 @@ def _parse(data: bytes, typecodes: dict[str, str]) -> Cached | None:
     if sorted(name for name, _ in listed) != sorted(typecodes):
         return None
     arrays: dict[str, array[Any]] = {}
-    at = end_of_meta + 1
-    view = memoryview(data)
+    at = len(MAGIC) + len(line)
     for name, count in listed:
         made = array(typecodes[name])
-        size = int(count) * made.itemsize
-        if size < 0 or at + size > len(data):
+        length = int(count) * made.itemsize
+        if length < 0 or at + length > size:
             return None
-        made.frombytes(view[at : at + size])
+        made.fromfile(handle, int(count))  # EOFError if the file is shorter than it said
         arrays[name] = made
-        at += size
-    if at != len(data):
+        at += length
+    if at != size or handle.read(1):
         return None
     return Cached(meta, journals, arrays)
 
@@ -170,8 +171,10 @@ def write(
     }
     # ASCII: a header may hold a lone surrogate (escaped in its line), which UTF-8 cannot.
     line = json.dumps(whole, separators=(",", ":")).encode()
-    parts = [MAGIC, line, b"\n", *(values.tobytes() for values in arrays.values())]
     try:
-        safefs.write_atomically(run_dir / TABLE_CACHE, b"".join(parts), run_dir)
+        with safefs.atomic_writer(run_dir / TABLE_CACHE, run_dir) as handle:
+            handle.write(MAGIC + line + b"\n")
+            for values in arrays.values():
+                values.tofile(handle)  # in blocks: no copy of the table in memory
     except (OSError, StorageError):
         return

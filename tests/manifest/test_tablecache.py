@@ -159,6 +159,9 @@ def test_shards_and_a_journal_added_or_removed(tmp_path: Path) -> None:
     "damage",
     [
         lambda data: data[: len(data) // 2],  # cut short
+        lambda data: data[:-3],  # the last array a few bytes short
+        lambda data: data + b"\0" * 8,  # more than its arrays
+        lambda data: data[: data.index(b"\n", len(tablecache.MAGIC))],  # no end to its meta
         lambda data: b"not a table\n" + data,
         lambda data: data.replace(b'"version":"', b'"version":"0.0.0-', 1),
         lambda data: b"",
