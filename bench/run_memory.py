@@ -12,6 +12,12 @@ the size is what the run keeps of predictions that are over:
 
     slope KB/pred = (peak RSS of the larger run - peak RSS of the smaller) / (difference in N)
 
+The peak is the highest the resident set ever stood, a maximum over the allocator's passing
+spikes (a table rebuilt beside the old one, a batch of journal lines), and a longer run meets
+more of them. So each child also reads its resident set at one moment near the end (while the
+last TRACE_BEFORE_END predictions per place in flight are still to finish), and a second slope
+is drawn from those: what the run holds then, spikes aside.
+
 Goal (issue 22): at most 0.1 KB per prediction beyond what is in flight. `--trace N` runs one
 child under tracemalloc and lists where what was alive near the end of the run was allocated
 (the snapshot is taken while the last TRACE_BEFORE_END predictions are still to finish, so what
@@ -55,12 +61,24 @@ TRACE_BEFORE_END = 4
 TRACE_MIN_BYTES_PER_PRED = 0.5
 
 
-class _Snapshot:
-    """A progress display that takes the traced snapshot once the run is near its end."""
+def resident_mb() -> float | None:
+    """The resident set of this process now (Linux), in MB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
-    def __init__(self, at: int) -> None:
+
+class _Snapshot:
+    """A progress display that reads the resident set (and, traced, takes the snapshot) once
+    the run is near its end."""
+
+    def __init__(self, at: int, trace: bool) -> None:
         self.at = at
+        self.trace = trace
         self.taken: Any = None
+        self.resident: float | None = None
 
     def start(self, tally: Any) -> None:
         pass
@@ -68,8 +86,10 @@ class _Snapshot:
     def update(self, tally: Any) -> None:
         import tracemalloc
 
-        if self.taken is None and tally.done >= self.at:
-            self.taken = tracemalloc.take_snapshot()
+        if self.resident is None and tally.done >= self.at:
+            self.resident = resident_mb()
+            if self.trace:
+                self.taken = tracemalloc.take_snapshot()
 
     def message(self, text: str) -> None:
         pass
@@ -85,7 +105,7 @@ def child(base_url: str, n: int, concurrency: int, trace: bool) -> dict[str, Any
     from batchrun.engine.runner import RunOptions, run
     from batchrun.spec.load import load_spec
 
-    snapshot = _Snapshot(max(0, n - TRACE_BEFORE_END * concurrency))
+    snapshot = _Snapshot(max(0, n - TRACE_BEFORE_END * concurrency), trace)
     with tempfile.TemporaryDirectory(prefix="memory-") as name:
         folder = Path(name)
         spec_path = folder / "memory.yaml"
@@ -95,7 +115,7 @@ def child(base_url: str, n: int, concurrency: int, trace: bool) -> dict[str, Any
             tracemalloc.start(8)
         began = time.perf_counter()
         options = RunOptions(base_url=base_url, token="bench", out=folder / "run")
-        summary = run(spec, options, progress=snapshot if trace else None)
+        summary = run(spec, options, progress=snapshot)
         wall = time.perf_counter() - began
         sites: dict[str, list[int]] = {}
         traced = 0
@@ -116,6 +136,7 @@ def child(base_url: str, n: int, concurrency: int, trace: bool) -> dict[str, Any
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 2),
+        "rss_near_end_mb": round(snapshot.resident or 0.0, 2),
         "traced_bytes": traced,
         "sites": {where: got for where, got in sites.items() if got[0] >= least},
     }
@@ -198,15 +219,23 @@ def main() -> int:
         if not row["ok"]:
             raise SystemExit(f"the run of {row['n']} did not succeed")
     slope = (large["peak_rss_mb"] - small["peak_rss_mb"]) * 1024 / (large_n - small_n)
+    near_end = (large["rss_near_end_mb"] - small["rss_near_end_mb"]) * 1024 / (large_n - small_n)
     print(f"concurrency {args.concurrency}, load average {load:.2f} before")
-    print("| predictions | wall s | CPU s | peak RSS MB |")
-    print("|---|---|---|---|")
+    print("| predictions | wall s | CPU s | peak RSS MB | RSS near the end MB |")
+    print("|---|---|---|---|---|")
     for row in (small, large):
-        print(f"| {row['n']:,} | {row['wall_s']} | {row['cpu_s']} | {row['peak_rss_mb']} |")
+        figures = (row["wall_s"], row["cpu_s"], row["peak_rss_mb"], row["rss_near_end_mb"])
+        print(f"| {row['n']:,} | " + " | ".join(str(figure) for figure in figures) + " |")
     print(f"RSS slope: {slope:.3f} KB per prediction (goal ≤ {GOAL_KB})")
+    print(f"RSS near the end: {near_end:.3f} KB per prediction")
     out = args.json or Path(__file__).parent / "results" / "run_memory.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    document = {"load_before": load, "runs": [small, large], "slope_kb_per_prediction": slope}
+    document = {
+        "load_before": load,
+        "runs": [small, large],
+        "slope_kb_per_prediction": slope,
+        "near_end_kb_per_prediction": near_end,
+    }
     out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
 
