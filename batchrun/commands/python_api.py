@@ -138,7 +138,7 @@ def verify(
     """Whether a run (against its spec) or an exported dataset (against its record) is complete
     and unmodified, as `batchrun verify` proves it: `.ok`, `.problems` (each with `subject`,
     `kind`, `detail`) and `.to_json()`. Reads every byte unless `quick` (a run folder's stat
-    index is trusted then, as `status` does); prints nothing."""
+    index and kept table are trusted then, as `status` does); prints nothing."""
     target = Path(os.fspath(run_or_spec_or_dataset))
     refresh_secrets()  # a problem may quote a record's error: `printable` redacts it
     # Imported here: `run`, which imports this module, needs none of verify's readers.

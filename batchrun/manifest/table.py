@@ -675,6 +675,7 @@ def load_table(
     variables: bool = False,
     files_kept: int | None = FILES_KEPT,
     save: bool = False,
+    trust_cache: bool = True,
 ) -> KeyTable:
     """Read every journal of a run folder into a `KeyTable`: a row per line, then each key's
     newest (`reader.supersedes`). `columns`: also keep, per key, the columns it gives of the
@@ -686,7 +687,9 @@ def load_table(
     The table kept on disk (`manifest/tablecache.py`) stands for the lines it read when the
     journals are still those it read: only the lines appended since are parsed. `save`: write
     it anew when lines were parsed (the commands that write the files' stat index do). It keeps
-    no columns or variables: a table with them reads every line."""
+    no columns or variables: a table with them reads every line. `trust_cache=False` reads
+    every line whatever it says (`verify`, whose word is a proof: the cache looks at each
+    journal's identity and ends, not at every byte)."""
     if variables:
         if columns is not None:
             raise ValueError("load_table: `columns` or `variables`, not both")
@@ -697,7 +700,7 @@ def load_table(
         for path in paths:
             handles.append(open_journal(path))
         table = None
-        if columns is None and paths:
+        if columns is None and paths and trust_cache:
             table = _from_cache(run_dir, paths, handles, files_kept)
         cached = table is not None
         if table is None:

@@ -11,6 +11,9 @@ import pytest
 import yaml
 from runs import RunCli, records, run_spec, write_spec
 
+from batchrun.manifest import tablecache
+from batchrun.manifest.table import load_table
+from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 
@@ -281,3 +284,33 @@ def test_a_spec_only_the_sandbox_ran_is_not_verified_and_says_where_those_runs_a
         "with --allow-sandbox to check them",
     ]
     assert run_cli("verify", f"{real}-sandbox", "--allow-sandbox")[:2] == (0, "")
+
+
+def test_verify_reads_every_journal_line_unless_quick(
+    tmp_path: Path, sandbox: Sandbox, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table kept on disk (.batchrun-table.bin) looks at a journal's identity and the bytes
+    at its ends, not at every byte; verify's word is a proof, so it reads the journals whole."""
+    spec = ran(tmp_path, sandbox)
+    folder = load_spec(spec).output
+    # Only the journal's first and last byte are looked at: an edit in place between them, of
+    # the same length, leaves the cache standing.
+    monkeypatch.setattr(tablecache, "HEAD_CHECKED", 1)
+    monkeypatch.setattr(tablecache, "TAIL_CHECKED", 1)
+    assert run_cli("status", str(spec))[0] == 0  # keeps the table on disk, so marked
+    assert (folder / TABLE_CACHE).exists()
+    journal = folder / "manifest.jsonl"
+    data = journal.read_bytes()
+    at = data.rfind(b'"status":"succeeded"')  # some key's newest line
+    key = json.loads(data[data.rfind(b"\n", 0, at) + 1 : data.find(b"\n", at)])["key"]
+    with journal.open("r+b") as handle:  # the same file: its inode unchanged
+        handle.seek(at)
+        handle.write(b'"status":"failed"   ')
+    # The cache still stands for the journal as it was; a read of every line sees the edit.
+    cached, whole = load_table(folder), load_table(folder, trust_cache=False)
+    assert cached.status_of(cached.rows[key]) == "succeeded"
+    assert whole.status_of(whole.rows[key]) == "failed"
+    code, out, _ = run_cli("verify", str(spec), "--json")
+    problems = json.loads(out)["problems"]
+    assert code == 1
+    assert [(problem["subject"], problem["kind"]) for problem in problems] == [(key, "failed")]
