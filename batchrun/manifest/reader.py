@@ -85,12 +85,9 @@ class ManifestIndex:
             with path.open("rb") as journal:
                 journal.seek(state.offset)
                 line = journal.read(state.length)
-            record = Record.from_json(json.loads(line))
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except OSError as error:
             raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
-        if record.key != key:  # the journal changed under the index (or its cache lied)
-            raise ManifestError(f"{path}: cannot read the record of {key} again: moved")
-        return record
+        return record_read_back(path, key, line)
 
     def owned_ids(self) -> list[str]:
         """The prediction id of every key's newest line: what the keys of this run folder own.
@@ -99,6 +96,29 @@ class ManifestIndex:
         `engine/reconcile.py`), not kept for every key of a run that never needs them."""
         _, kept, _, _ = read_newest(self.paths, _stamped_id, _id_stamp)
         return [prediction_id for _, _, prediction_id in kept.values() if prediction_id]
+
+
+def line_read_back(path: Path, key: str, raw: bytes) -> dict[str, Any]:
+    """The object of `key`'s line read back from `path` where an index or a table placed it,
+    checked to be `key`'s: a journal changed since it was read (or a table kept on disk that
+    lies about it) is an error, never another key's line."""
+    try:
+        data = json.loads(raw)
+        found = data["key"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
+    if str(found) != key:
+        raise ManifestError(f"{path}: cannot read the record of {key} again: moved")
+    return data  # type: ignore[no-any-return]
+
+
+def record_read_back(path: Path, key: str, raw: bytes) -> Record:
+    """`line_read_back`, as the key's `Record`."""
+    data = line_read_back(path, key, raw)
+    try:
+        return Record.from_json(data)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
 
 
 def manifest_name(shard: tuple[int, int] | None) -> str:

@@ -42,8 +42,10 @@ from batchrun.manifest.reader import (
     Journals,
     KeyState,
     ManifestIndex,
+    line_read_back,
     manifest_paths,
     open_journal,
+    record_read_back,
     supersedes,
 )
 from batchrun.manifest.records import (
@@ -415,7 +417,7 @@ class KeyTable:
             self._lines = _Lines(self.paths)  # closed when the process ends
         source = self.source[row]
         raw = self._lines.line(source, self.offset[row])
-        return _parsed(self.paths, self.rows.key_of(row), source, raw)
+        return record_read_back(self.paths[source], self.rows.key_of(row), raw)
 
     def key_state(self, key: str, row: int, *, every_file: bool = False) -> KeyState:
         """What `manifest.state.key_state` needs of the key: its files (kept, or read back)
@@ -460,15 +462,7 @@ class KeyTable:
             self._lines = _Lines(self.paths)  # closed when the process ends
         source = self.source[row]
         raw = self._lines.line(source, self.offset[row])
-        try:
-            data = json.loads(raw)
-            if str(data["key"]) != self.rows.key_of(row):
-                raise ValueError("the line at its place is another key's")
-            return data  # type: ignore[no-any-return]
-        except (ValueError, KeyError, TypeError) as error:
-            raise ManifestError(
-                f"{self.paths[source]}: cannot read a record again: {error}"
-            ) from None
+        return line_read_back(self.paths[source], self.rows.key_of(row), raw)
 
     def records(self, rows: Iterable[int]) -> Iterator[Record]:
         """The full records of `rows`, in the order given, each read back from its journal
@@ -477,19 +471,7 @@ class KeyTable:
             for row in rows:
                 source = self.source[row]
                 raw = lines.line(source, self.offset[row])
-                yield _parsed(self.paths, self.rows.key_of(row), source, raw)
-
-
-def _parsed(paths: list[Path], key: str, source: int, raw: bytes) -> Record:
-    """The record of a line read back, which must be `key`'s: a journal edited since it was
-    read (or a table cache that lies about it) is an error, not another key's record."""
-    try:
-        record = Record.from_json(json.loads(raw))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ManifestError(f"{paths[source]}: cannot read a record again: {error}") from None
-    if record.key != key:
-        raise ManifestError(f"{paths[source]}: cannot read the record of {key} again: moved")
-    return record
+                yield record_read_back(self.paths[source], self.rows.key_of(row), raw)
 
 
 class _Lines:
