@@ -376,6 +376,8 @@ class KeyTable:
                 return whole
             if intact is not None:
                 return whole if intact else broken
+            if not files[row]:
+                return whole  # no file to look at (what reading its line back would find)
             checks = self.checks.get(row)
             if checks is None:
                 checks = self._file_checks(row)
