@@ -40,9 +40,9 @@ from batchrun.humanize import counted, human_seconds, shown_path
 from batchrun.manifest.compare import PlanComparison, compare, iter_states
 from batchrun.manifest.estimate import (
     UNKNOWN,
+    Estimator,
     MoneyChange,
     PlanEstimate,
-    estimate,
     learned,
     money_changes,
 )
@@ -89,22 +89,40 @@ def main(args: PlanArgs) -> int:
         return _print_json(spec, selection, output, has_manifest, counts)
     # A sample is there to be looked at: each of its predictions, up to a screenful.
     examples = min(args.sample, SAMPLE_EXAMPLES) if args.sample else EXAMPLES
-    table = None
+    # The plan is walked once: the estimate counts what run would create as the walk meets it.
     if has_manifest:
         # Read once, a few numbers per key: the comparison places each key in it, and the
-        # estimate reads those places and what the folder learned from it.
+        # estimate reads what the folder learned from it.
         table = load_table(output or spec.output)
-        compared = compare(spec, selection=selection, output=output, examples=examples, table=table)
+        pricing = Estimator(spec, output=output, found=counts, table=table)
+        compared = compare(
+            spec,
+            selection=selection,
+            output=output,
+            examples=examples,
+            table=table,
+            on_new=pricing.add,
+        )
         print(render_comparison(compared, spec, selection))
     else:
-        chosen = iter_selected(spec, selection)
+        pricing = Estimator(spec, output=output, found=counts)
+        chosen = _counted(iter_selected(spec, selection), pricing.add)
         summary = summarize(spec, shard=shard, output=output, examples=examples, plan=chosen)
         print(render_summary(summary, spec, selection))
-    priced = estimate(spec, selection=selection, output=output, found=counts, compared=table)
-    estimated = render_estimate(priced)
+    estimated = render_estimate(pricing.result())
     if estimated:
         print("\n".join(estimated))
     return ExitCode.OK
+
+
+def _counted(
+    plan: Iterator[PlannedPrediction], count: Callable[[PlannedPrediction], None]
+) -> Iterator[PlannedPrediction]:
+    """The plan, each prediction handed to `count` as it passes (with no manifest, every
+    planned prediction is one run would create)."""
+    for planned in plan:
+        count(planned)
+        yield planned
 
 
 def _print_diff(

@@ -16,7 +16,7 @@ succeeded keys are read to check them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +80,7 @@ def compare(
     selection: Selection | None = None,
     hashed: HashedFiles | None = None,
     table: KeyTable | None = None,
+    on_new: Callable[[PlannedPrediction], None] | None = None,
 ) -> PlanComparison:
     """Walk the plan once (streaming) and place every key against the manifests of the run.
 
@@ -88,7 +89,9 @@ def compare(
     table it counts from, counts what `plan` counts without reading anything twice.
     `selection`: only what `--sample` and `--limit` (and its shard) select; it replaces
     `shard`. `hashed`: the folder's files as last hashed (manifest/filestat.py); the default
-    reads the index but never writes it, as `plan` sends and writes nothing.
+    reads the index but never writes it, as `plan` sends and writes nothing. `on_new`: called
+    with each planned prediction `run` would create (new), in plan order, as the walk meets it
+    (`plan`'s estimate, `manifest.estimate.Estimator`: no second walk).
     """
     selection = selection or Selection(shard)
     shard = selection.shard
@@ -120,8 +123,11 @@ def compare(
             placed(row, where)
         tally = (planned.job, where)
         counted[tally] = counted.get(tally, 0) + 1
-        if where is State.NEW and len(jobs[planned.job].new_examples) < examples:
-            jobs[planned.job].new_examples.append(planned)
+        if where is State.NEW:
+            if len(jobs[planned.job].new_examples) < examples:
+                jobs[planned.job].new_examples.append(planned)
+            if on_new is not None:
+                on_new(planned)
     for (job_id, where), count in counted.items():
         jobs[job_id].counts[where] += count
     not_in_spec: Counter[str] = Counter()

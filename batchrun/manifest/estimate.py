@@ -28,14 +28,11 @@ from batchrun.cost import (
     signed_money,
 )
 from batchrun.humanize import human_seconds
-from batchrun.manifest.compare import iter_states
 from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, Status
-from batchrun.manifest.state import State
 from batchrun.manifest.table import NO_TIME, KeyTable, load_table
 from batchrun.planner.expand import PlannedPrediction
-from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
 
 UNKNOWN = "unknown until the first predictions finish"
@@ -182,47 +179,58 @@ def _run_seconds(table: KeyTable, row: int) -> float | None:
     return micros / 10**6 if micros >= 0 else None
 
 
-def estimate(
-    spec: Spec,
-    *,
-    selection: Selection | None = None,
-    output: Path | None = None,
-    found: Mapping[str, SchemaCount] | None = None,
-    compared: KeyTable | None = None,
-) -> PlanEstimate:
-    """What `run` would create, priced and timed (walks the plan once; sends nothing). `found`:
-    what a pre-flight just made (`plan --online`) found of each target's `num_outputs`.
-    `compared`: the folder's table, which `manifest.compare.compare` has placed the same
-    selection's keys in (so they are not placed again)."""
-    run_dir = output or spec.output
-    means = learned(run_dir, compared)
-    counts = schema_counts(spec, run_dir, found)
-    jobs = {
-        job.id: JobEstimate(
-            job.id,
-            job.price,
-            job.price_source,
-            learned=means.get(job.id, Learned()),
-            timeout=job.timeout,
-            schema=counts[job.id],
-        )
-        for job in spec.jobs
-    }
-    for planned in _to_create(spec, selection or Selection(), run_dir, compared):
-        add(jobs[planned.job], planned)
-    concurrency = spec.concurrency
-    rate = spec.rate.per_second
-    # Each job's predictions as long as this folder says they run; unknown if one job's are.
-    working = [job for job in jobs.values() if job.count]
-    runs = [job.learned.run_seconds for job in working]
-    typical = None
-    if working and all(run is not None for run in runs):
-        typical = sum((job.learned.run_seconds or 0) * job.count for job in working) / sum(
-            job.count for job in working
-        )
-    count = sum(job.count for job in jobs.values())
-    seconds = _wall_time(count, rate, concurrency, typical)
-    return PlanEstimate(list(jobs.values()), seconds, rate, concurrency, typical)
+class Estimator:
+    """What `run` would create, priced and timed, counted during the walk of the plan that
+    `plan` makes anyway (`manifest.compare.compare`'s `on_new`, or the summary's walk): `add`
+    each prediction run would create, then `result`. Sends nothing.
+
+    `found`: what a pre-flight just made (`plan --online`) found of each target's
+    `num_outputs`. `table`: the folder's, read already (None: read here if there is one)."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        output: Path | None = None,
+        found: Mapping[str, SchemaCount] | None = None,
+        table: KeyTable | None = None,
+    ) -> None:
+        run_dir = output or spec.output
+        means = learned(run_dir, table)
+        counts = schema_counts(spec, run_dir, found)
+        self.spec = spec
+        self.jobs = {
+            job.id: JobEstimate(
+                job.id,
+                job.price,
+                job.price_source,
+                learned=means.get(job.id, Learned()),
+                timeout=job.timeout,
+                schema=counts[job.id],
+            )
+            for job in spec.jobs
+        }
+
+    def add(self, planned: PlannedPrediction) -> None:
+        """Count one prediction `run` would create."""
+        add(self.jobs[planned.job], planned)
+
+    def result(self) -> PlanEstimate:
+        """The estimate of what was added."""
+        jobs, spec = self.jobs, self.spec
+        concurrency = spec.concurrency
+        rate = spec.rate.per_second
+        # Each job's predictions as long as this folder says they run; unknown if one job's are.
+        working = [job for job in jobs.values() if job.count]
+        runs = [job.learned.run_seconds for job in working]
+        typical = None
+        if working and all(run is not None for run in runs):
+            typical = sum((job.learned.run_seconds or 0) * job.count for job in working) / sum(
+                job.count for job in working
+            )
+        count = sum(job.count for job in jobs.values())
+        seconds = _wall_time(count, rate, concurrency, typical)
+        return PlanEstimate(list(jobs.values()), seconds, rate, concurrency, typical)
 
 
 def add(job: JobEstimate, planned: PlannedPrediction) -> None:
@@ -253,24 +261,6 @@ def _wall_time(
         return None
     # The slower of the two limits: creates at the rate, or predictions `concurrency` at a time.
     return max(count / rate, math.ceil(count / concurrency) * run_seconds)
-
-
-def _to_create(
-    spec: Spec, selection: Selection, run_dir: Path, compared: KeyTable | None
-) -> Iterable[PlannedPrediction]:
-    if compared is not None:
-        rows = compared.rows
-        for planned in iter_selected(spec, selection):
-            row = rows.get(planned.key)
-            if row is None or compared.state_of(row) is State.NEW:
-                yield planned
-        return
-    if not manifest_paths(run_dir):
-        yield from iter_selected(spec, selection)
-        return
-    for planned, state in iter_states(spec, selection=selection, output=run_dir):
-        if state is State.NEW:
-            yield planned
 
 
 @dataclass

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runs import TOKEN, Git, records, run_spec, write_spec
@@ -11,6 +13,7 @@ from runs import TOKEN, Git, records, run_spec, write_spec
 from batchrun.cli import main
 from batchrun.cost import Price, SchemaCount, money
 from batchrun.manifest.estimate import JobEstimate, add
+from batchrun.planner import sample
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.sandbox import Sandbox
 from batchrun.spec.target import Target
@@ -89,6 +92,33 @@ def test_per_second_is_learned_from_this_folders_manifest(
     assert lines[start + 3] == f"  total: {money(2 * mean * 0.5)}"
     # The free job has not run here yet: how long its predictions take is not known.
     assert lines[-1].startswith("time: at least 0.3s (creates at 10/s, 32 in flight)")
+
+
+def test_plan_walks_the_plan_once_for_its_counts_and_its_estimate(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The estimate counts what run would create during the walk that counts the plan (the
+    summary's, or the comparison's against a manifest), not in a walk of its own."""
+    spec = write_spec(tmp_path, SPEC)
+    walks: list[object] = []
+    walk = sample.iter_plan
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[PlannedPrediction]:
+        walks.append(args)
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(sample, "iter_plan", counted)
+    fresh = _plan(spec, capsys)
+    assert "  painter: $1.20 for 200 predictions:" in fresh
+    assert len(walks) == 1
+    run_spec(spec, sandbox, limit=150)
+    walks.clear()
+    compared = _plan(spec, capsys)
+    assert "  painter: $0.30 for 50 predictions:" in compared
+    assert len(walks) == 1
 
 
 def test_plan_diff_markdown_shows_the_money_a_change_adds_and_removes(
