@@ -237,13 +237,15 @@ def _add_verify(verify: argparse.ArgumentParser) -> None:
         help="accept predictions the sandbox made (otherwise each is a problem)",
     )
     # verify's word is a proof, so it reads every byte by default (a disk's silent decay moves
-    # no stat field) and every journal line; --quick trusts the caches as status and run do.
+    # no stat field) and every journal byte (the kept table is taken only for the bytes it
+    # recorded the sha256 of); --quick trusts the caches as status and run do.
     verify.add_argument(
         "--quick",
         action="store_true",
         help="trust .batchrun-files.jsonl and .batchrun-table.bin: skip hashing a file whose "
-        "size, mtime, ctime and inode are as recorded, and parse only journal lines appended "
-        "since the table was kept (a run folder only; a dataset is always hashed)",
+        "size, mtime, ctime and inode are as recorded, and take the kept table of the journals "
+        "without hashing the bytes it was read from (a run folder only; a dataset is always "
+        "hashed)",
     )
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from batchrun import safefs
 from batchrun.errors import ManifestError
@@ -145,15 +145,26 @@ def open_journal(path: Path) -> BinaryIO:
         raise ManifestError(f"cannot read {path}: {error.strerror or error}") from None
 
 
+class Digest(Protocol):
+    """What hashes the bytes of the lines read (a `hashlib` object)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
 def iter_journal(
-    path: Path, handle: BinaryIO | None = None, start: int = 0, number: int = 0
+    path: Path,
+    handle: BinaryIO | None = None,
+    start: int = 0,
+    number: int = 0,
+    digest: Digest | None = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """(offset, length, object) for each line of one journal, its header first (checked).
 
     A torn last line is skipped; an unreadable line anywhere else is a ManifestError.
     `handle`: the journal, opened already (`open_journal`; left open), read from `start`, the
     offset of line `number + 1` (a table kept on disk parsed the lines before it:
-    `manifest/tablecache.py`).
+    `manifest/tablecache.py`). `digest`: fed the bytes of each line yielded, exactly what was
+    parsed (a torn last line skipped is not).
     """
     own = handle is None
     if handle is None:
@@ -172,6 +183,8 @@ def iter_journal(
                 if not raw.endswith(b"\n"):
                     continue  # a torn last line: the write it belonged to never finished
                 raise ManifestError(f"{path}:{number}: unreadable manifest line") from None
+            if digest is not None:
+                digest.update(raw)
             if number == 1:
                 if data.get("batchrun_manifest") != FORMAT:
                     raise ManifestError(
@@ -208,7 +221,8 @@ class Journals:
     lines before it); `ends` then holds, per journal, where its last line read ends (a torn
     one aside), and `lines_before` how many lines that is. (A last line whose newline was never
     written but which parses is read as whole: nothing is appended after it before the next
-    run's compaction rewrites the journal, newline included.)"""
+    run's compaction rewrites the journal, newline included.) `digests`: one per journal, fed
+    the bytes of the lines read from it (`iter_journal`)."""
 
     paths: list[Path]
     headers: list[dict[str, Any]] = field(default_factory=list)
@@ -216,6 +230,7 @@ class Journals:
     torn: int = 0
     handles: list[BinaryIO] | None = None
     starts: list[tuple[int, int]] | None = None
+    digests: Sequence[Digest] | None = None
     ends: list[int] = field(default_factory=list)
     lines_before: list[int] = field(default_factory=list)
     _opened: list[BinaryIO] = field(default_factory=list, repr=False)
@@ -231,7 +246,8 @@ class Journals:
             size = os.fstat(handle.fileno()).st_size
             read_up_to = start
             try:
-                for offset, length, data in iter_journal(path, handle, start, number):
+                digest = self.digests[source] if self.digests is not None else None
+                for offset, length, data in iter_journal(path, handle, start, number, digest):
                     read_up_to = offset + length
                     number += 1
                     if "batchrun_manifest" in data:

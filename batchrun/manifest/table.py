@@ -21,6 +21,7 @@ and its repeat, so the page is laid out without reading every record again.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import json
 import math
@@ -659,7 +660,7 @@ def load_table(
     variables: bool = False,
     files_kept: int | None = FILES_KEPT,
     save: bool = False,
-    trust_cache: bool = True,
+    prove: bool = False,
 ) -> KeyTable:
     """Read every journal of a run folder into a `KeyTable`: a row per line, then each key's
     newest (`reader.supersedes`). `columns`: also keep, per key, the columns it gives of the
@@ -671,9 +672,10 @@ def load_table(
     The table kept on disk (`manifest/tablecache.py`) stands for the lines it read when the
     journals are still those it read: only the lines appended since are parsed. `save`: write
     it anew when lines were parsed (the commands that write the files' stat index do). It keeps
-    no columns or variables: a table with them reads every line. `trust_cache=False` reads
-    every line whatever it says (`verify`, whose word is a proof: the cache looks at each
-    journal's identity and ends, not at every byte)."""
+    no columns or variables: a table with them reads every line. `prove`: take it only when
+    every journal's bytes it was parsed from hash as they did then (`verify`, whose word is a
+    proof: the cache's other checks look at each journal's identity and ends, not every byte);
+    else read every line."""
     if variables:
         if columns is not None:
             raise ValueError("load_table: `columns` or `variables`, not both")
@@ -683,14 +685,14 @@ def load_table(
     try:
         for path in paths:
             handles.append(open_journal(path))
-        table = None
-        if columns is None and paths and trust_cache:
-            table = _from_cache(run_dir, paths, handles, files_kept)
-        cached = table is not None
-        if table is None:
-            table = KeyTable(paths=paths, files_kept=files_kept)
+        found = None
+        if columns is None and paths:
+            found = _from_cache(run_dir, paths, handles, files_kept, prove)
+        cached = found is not None
+        table, pieces = found or (KeyTable(paths=paths, files_kept=files_kept), [()] * len(paths))
         starts = table.resume_at if cached else None
-        journals = Journals(paths, handles=handles, starts=starts)
+        digests = [hashlib.sha256() for _ in paths]  # of the lines this read parses
+        journals = Journals(paths, handles=handles, starts=starts, digests=digests)
         for source, offset, length, data, written in journals:
             key = str(data["key"])
             try:
@@ -719,7 +721,14 @@ def load_table(
         table.resume_at = list(zip(journals.ends, journals.lines_before, strict=True))
         if save and paths and columns is None and (parsed or table.resume_at != starts):
             # Marked through the handles read: a journal compacted since is not this one.
-            _to_cache(run_dir, table, paths, handles)
+            begun = starts or [(0, 0)] * len(paths)
+            pieces = [
+                tablecache.pieces_after(known, start, end, digest.hexdigest())
+                for known, (start, _), end, digest in zip(
+                    pieces, begun, journals.ends, digests, strict=True
+                )
+            ]
+            _to_cache(run_dir, table, paths, handles, pieces)
     finally:
         for handle in handles:
             handle.close()
@@ -802,12 +811,21 @@ _CHECK_COLUMNS = (("check_rows", "I"), ("check_sizes", "q"))
 _TYPECODES = dict(_ROW_COLUMNS + _KEY_COLUMNS + _CHECK_COLUMNS)
 
 
-def _to_cache(run_dir: Path, table: KeyTable, paths: list[Path], handles: list[BinaryIO]) -> None:
-    """Keep the table on disk for the next reader (see `manifest/tablecache.py`)."""
+def _to_cache(
+    run_dir: Path,
+    table: KeyTable,
+    paths: list[Path],
+    handles: list[BinaryIO],
+    pieces: list[_Pieces],
+) -> None:
+    """Keep the table on disk for the next reader (see `manifest/tablecache.py`), with the
+    digest of each journal's bytes it was parsed from (`pieces`)."""
     try:
         marks = [
-            tablecache.mark(path, handle, end, lines)
-            for path, handle, (end, lines) in zip(paths, handles, table.resume_at, strict=True)
+            tablecache.mark(path, handle, end, lines, digest)
+            for path, handle, (end, lines), digest in zip(
+                paths, handles, table.resume_at, pieces, strict=True
+            )
         ]
     except OSError:
         return
@@ -833,23 +851,29 @@ def _to_cache(run_dir: Path, table: KeyTable, paths: list[Path], handles: list[B
     tablecache.write(run_dir, meta, marks, arrays)
 
 
+_Pieces = tuple[tuple[int, str], ...]  # a journal's digest (`tablecache.JournalMark.pieces`)
+
+
 def _from_cache(
-    run_dir: Path, paths: list[Path], handles: list[BinaryIO], files_kept: int | None
-) -> KeyTable | None:
+    run_dir: Path, paths: list[Path], handles: list[BinaryIO], files_kept: int | None, prove: bool
+) -> tuple[KeyTable, list[_Pieces]] | None:
     """The table the cache holds, if it describes these journals (as far as they were read
-    then) and every number in it is within its bounds; None otherwise."""
+    then: `prove`, every byte hashed again) and every number in it is within its bounds, with
+    each journal's digest; None otherwise."""
     journals = sum(os.fstat(handle.fileno()).st_size for handle in handles)
     most = journals * tablecache.CACHE_PER_JOURNAL_BYTE + tablecache.CACHE_SLACK
     cached = tablecache.read(run_dir, _TYPECODES, most)
     if cached is None or len(cached.journals) != len(paths):
         return None
+    matches = tablecache.proved if prove else tablecache.still
     for known, path, handle in zip(cached.journals, paths, handles, strict=True):
-        if not known.end or not tablecache.still(known, path, handle):
+        if not known.end or not matches(known, path, handle):
             return None
     try:
-        return _cached_table(cached, paths, files_kept)
+        table = _cached_table(cached, paths, files_kept)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
         return None
+    return None if table is None else (table, [known.pieces for known in cached.journals])
 
 
 def _cached_table(

@@ -11,6 +11,13 @@ still matches, and parses only the lines after each end. A journal compacted (a 
 cut short, rewritten or edited where the hashes look, a journal added or removed, another
 batchrun version or machine: the file is not used, and the journals are read whole.
 
+Those checks look at a journal's identity and ends, not at every byte, which `verify` (whose
+word is a proof) cannot take. So each journal's mark also keeps the sha256 of exactly the bytes
+the table was parsed from, in pieces (`JournalMark.pieces`: the lines one read parsed, hashed as
+they were parsed, `reader.iter_journal`). `verify` hashes the journal's bytes again (`proved`: a
+gigabyte a second, against a minute to parse a million lines) and takes the table only when
+every piece is the same: the table is then the parse of exactly those bytes.
+
 The run folder may come from anyone, so the file is plain data, never pickle: a JSON line and
 arrays of numbers. One that does not parse, or that holds a number out of its bounds, is
 ignored as if it were not there (`table.py` checks the bounds); it is a cache, never more
@@ -36,7 +43,7 @@ from batchrun._version import __version__
 from batchrun.errors import StorageError
 
 TABLE_CACHE = ".batchrun-table.bin"
-MAGIC = b"batchrun-table 1\n"
+MAGIC = b"batchrun-table 2\n"
 # The header (the first line) is hashed whole in all but odd journals: about 300 bytes.
 HEAD_CHECKED = 4096
 # A table holds about 110 bytes a line and its files' paths and sha256s, less than the line
@@ -46,6 +53,10 @@ CACHE_SLACK = 1 << 20
 # What was appended last before the end read: an edit or a rewrite of the journal shows there
 # (a compaction makes a new file, which its inode shows first).
 TAIL_CHECKED = 4096
+# Each read that parses lines appended to a journal adds a piece to its digest; past this many,
+# the pieces are dropped (the next `verify` reads the journal whole, and keeps one piece).
+MOST_PIECES = 64
+PROOF_READ = 1 << 20  # bytes a read while a journal's pieces are hashed again
 
 
 @dataclass(frozen=True)
@@ -59,26 +70,90 @@ class JournalMark:
     lines: int  # lines before `end`, the header included
     head: str  # sha256 of the first min(end, HEAD_CHECKED) bytes
     tail: str  # sha256 of the min(end, TAIL_CHECKED) bytes before `end`
+    # The sha256 of the bytes before `end`, in pieces: (where a piece ends, its sha256), each
+    # piece from the end of the one before (the first from 0), the last ending at `end`. Empty:
+    # not known (more than MOST_PIECES), and no proof of the table.
+    pieces: tuple[tuple[int, str], ...] = ()
 
     def to_json(self) -> list[Any]:
-        return [self.name, self.device, self.inode, self.end, self.lines, self.head, self.tail]
+        pieces = [list(piece) for piece in self.pieces]
+        return [
+            self.name,
+            self.device,
+            self.inode,
+            self.end,
+            self.lines,
+            self.head,
+            self.tail,
+            pieces,
+        ]
 
 
-def mark(path: Path, handle: BinaryIO, end: int, lines: int) -> JournalMark:
-    """The mark of a journal (open as `handle`) read up to `end`, after `lines` lines."""
+def mark(
+    path: Path, handle: BinaryIO, end: int, lines: int, pieces: tuple[tuple[int, str], ...]
+) -> JournalMark:
+    """The mark of a journal (open as `handle`) read up to `end`, after `lines` lines, whose
+    bytes before `end` hash to `pieces` (see `JournalMark`)."""
     found = os.fstat(handle.fileno())
     head, tail = _hashes(handle, end)
-    return JournalMark(path.name, found.st_dev, found.st_ino, end, lines, head, tail)
+    if len(pieces) > MOST_PIECES:
+        pieces = ()
+    return JournalMark(path.name, found.st_dev, found.st_ino, end, lines, head, tail, pieces)
+
+
+def pieces_after(
+    known: tuple[tuple[int, str], ...], start: int, end: int, digest: str
+) -> tuple[tuple[int, str], ...]:
+    """A journal's pieces once the lines from `start` to `end` (whose bytes hash to `digest`)
+    are read after those `known` stand for (none known: `start` is 0, or no proof)."""
+    if end == start:
+        return known
+    if start and not known:
+        return ()  # the bytes before `start` are not known: no piece after them proves them
+    return (*known, (end, digest))
 
 
 def still(known: JournalMark, path: Path, handle: BinaryIO) -> bool:
     """Whether the journal open as `handle` is the one `known` describes, grown or not."""
+    return _same_file(known, path, handle) and _hashes(handle, known.end) == (
+        known.head,
+        known.tail,
+    )
+
+
+def proved(known: JournalMark, path: Path, handle: BinaryIO) -> bool:
+    """Whether the journal open as `handle` is the one `known` describes and holds, before
+    `known.end`, exactly the bytes the table was parsed from: every piece hashed again.
+
+    The file's identity is asked too: the digests say the bytes are those a table was parsed
+    from, but it is the table file that says it was, and one in a folder copied from anyone
+    (another inode) is not taken for that."""
+    pieces = known.pieces
+    if not pieces or pieces[-1][0] != known.end or not _same_file(known, path, handle):
+        return False
+    fd = handle.fileno()
+    at = 0
+    for end, digest in pieces:
+        if end <= at:
+            return False
+        hashed = hashlib.sha256()
+        while at < end:
+            read = os.pread(fd, min(PROOF_READ, end - at), at)
+            if not read:
+                return False
+            hashed.update(read)
+            at += len(read)
+        if hashed.hexdigest() != digest:
+            return False
+    return True
+
+
+def _same_file(known: JournalMark, path: Path, handle: BinaryIO) -> bool:
+    """The journal's name and identity as marked, and at least as long as it was read."""
     found = os.fstat(handle.fileno())
     if (path.name, found.st_dev, found.st_ino) != (known.name, known.device, known.inode):
         return False
-    if found.st_size < known.end:
-        return False
-    return _hashes(handle, known.end) == (known.head, known.tail)
+    return found.st_size >= known.end
 
 
 def _hashes(handle: BinaryIO, end: int) -> tuple[str, str]:
@@ -127,7 +202,7 @@ def _parse(handle: BinaryIO, size: int, typecodes: dict[str, str]) -> Cached | N
         return None
     if meta.get("version") != __version__ or meta.get("byteorder") != sys.byteorder:
         return None
-    journals = [JournalMark(*_journal_fields(item)) for item in meta["journals"]]
+    journals = [_journal(item) for item in meta["journals"]]
     listed = meta["arrays"]
     if sorted(name for name, _ in listed) != sorted(typecodes):
         return None
@@ -146,15 +221,18 @@ def _parse(handle: BinaryIO, size: int, typecodes: dict[str, str]) -> Cached | N
     return Cached(meta, journals, arrays)
 
 
-def _journal_fields(item: Any) -> tuple[str, int, int, int, int, str, str]:
-    name, device, inode, end, lines, head, tail = item
-    fields = (name, device, inode, end, lines, head, tail)
-    kinds = (str, int, int, int, int, str, str)
+def _journal(item: Any) -> JournalMark:
+    name, device, inode, end, lines, head, tail, listed = item
+    fields = (name, device, inode, end, lines, head, tail, listed)
+    kinds = (str, int, int, int, int, str, str, list)
     if not all(type(value) is kind for value, kind in zip(fields, kinds, strict=True)):
         raise TypeError("a journal mark of the wrong shape")
     if end < 0 or lines < 0:
         raise ValueError("a journal mark out of bounds")
-    return name, device, inode, end, lines, head, tail
+    pieces = tuple((piece_end, digest) for piece_end, digest in listed)
+    if not all(type(at) is int and type(digest) is str for at, digest in pieces):
+        raise TypeError("a journal's digest of the wrong shape")
+    return JournalMark(name, device, inode, end, lines, head, tail, pieces)
 
 
 def write(

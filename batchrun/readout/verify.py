@@ -92,10 +92,10 @@ def verify_run(
     """Every prediction `spec` plans present in `run_dir`, succeeded, with its files as recorded
     (and made by the lock's version, where the spec is locked); none by the sandbox unless
     allowed. A file whose size, mtime and inode are as when it was last hashed is not read
-    again, unless `deep` (manifest/filestat.py); nor are the journals read whole, unless `deep`
-    (manifest/tablecache.py)."""
+    again, unless `deep` (manifest/filestat.py); nor are the journals' bytes hashed again to
+    prove the table kept on disk, unless `deep` (manifest/tablecache.py)."""
     # A few numbers per key (kept on disk for the next reader); files read back to check.
-    table = load_table(run_dir, save=True, trust_cache=not deep)
+    table = load_table(run_dir, save=True, prove=deep)
     hashed = HashedFiles(run_dir, deep=deep)
     pinned = pinned_versions(spec, read_lock(spec.path))
     found = Verification(run_dir, "run")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import ManifestError
+from batchrun.manifest import table as table_module
 from batchrun.manifest import tablecache
 from batchrun.manifest.records import WRITTEN, FileRecord, Record
 from batchrun.manifest.table import _ROW_COLUMNS, KeyTable, load_index, load_table
@@ -235,3 +236,87 @@ def test_a_cache_larger_than_its_journals_could_make_is_not_read(
     monkeypatch.setattr(tablecache, "CACHE_PER_JOURNAL_BYTE", 0)
     assert shape(load_table(tmp_path)) == shape(fresh(tmp_path))
     assert read == [1]  # refused by its size, before a byte of it was parsed
+
+
+def parsed_lines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the record lines the next reads parse (one `_append` each)."""
+    counted: list[int] = []
+    real = table_module._append
+    monkeypatch.setattr(table_module, "_append", lambda *args: counted.append(1) or real(*args))
+    return counted
+
+
+def test_a_proof_finds_a_one_byte_edit_in_the_middle(tmp_path: Path) -> None:
+    """The cache's cheap checks look at a journal's identity and ends; `prove` hashes every
+    byte the table was parsed from, so an edit in place anywhere shows."""
+    path = journal(tmp_path, [record(key) for key in keys(200)])
+    load_table(tmp_path, save=True)
+    data = path.read_bytes()
+    key = keys(200)[100]
+    at = data.index(b'"predict_time":1.25', data.index(key.encode()))
+    assert tablecache.HEAD_CHECKED < at < len(data) - tablecache.TAIL_CHECKED
+    with path.open("r+b") as out:  # one byte, the same inode and size
+        out.seek(at + len(b'"predict_time":1.'))
+        out.write(b"7")
+    trusted = load_table(tmp_path)
+    assert trusted.predict_time[trusted.rows[key]] == 1.25  # the cheap checks miss it
+    proved = load_table(tmp_path, prove=True)
+    assert proved.predict_time[proved.rows[key]] == 1.75
+    assert shape(proved) == shape(fresh(tmp_path))
+
+
+def test_a_proof_parses_only_the_lines_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = journal(tmp_path, [record(key, "processing") for key in keys(20)])
+    load_table(tmp_path, save=True)
+    append(path, [record(key) for key in keys(5)])
+    load_table(tmp_path, save=True)  # trusted by its ends; the digest gains a piece
+    append(path, [record(key, "failed") for key in keys(3, 100)])
+    counted = parsed_lines(monkeypatch)
+    proved = load_table(tmp_path, save=True, prove=True)
+    assert len(counted) == 3
+    assert shape(proved) == shape(fresh(tmp_path))
+
+    load_table(tmp_path, save=True)
+    data = path.read_bytes()
+    with path.open("r+b") as out:  # in the first piece: nothing of it is taken
+        out.write(data.replace(b'"status":"processing"', b'"status":"succeeded" ', 1))
+    counted.clear()
+    proved = load_table(tmp_path, prove=True)
+    assert len(counted) == 28
+    assert shape(proved) == shape(fresh(tmp_path))
+
+
+def test_a_digest_of_too_many_pieces_is_dropped_and_a_proof_reads_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tablecache, "MOST_PIECES", 2)
+    path = journal(tmp_path, [record(key, "processing") for key in keys(10)])
+    load_table(tmp_path, save=True)
+    for start in (100, 200):  # two pieces, then three
+        append(path, [record(key) for key in keys(2, start)])
+        load_table(tmp_path, save=True)
+    counted = parsed_lines(monkeypatch)
+    load_table(tmp_path, save=True, prove=True)
+    assert len(counted) == 14  # read whole, and kept as one piece
+    counted.clear()
+    proved = load_table(tmp_path, prove=True)
+    assert counted == []
+    assert shape(proved) == shape(fresh(tmp_path))
+
+
+def test_a_cache_of_an_older_format_is_ignored_and_written_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal(tmp_path, [record(key) for key in keys(10)])
+    load_table(tmp_path, save=True)
+    cache = tmp_path / TABLE_CACHE
+    data = cache.read_bytes()
+    assert data.startswith(tablecache.MAGIC)
+    cache.write_bytes(b"batchrun-table 1\n" + data[len(tablecache.MAGIC) :])
+    counted = parsed_lines(monkeypatch)
+    table = load_table(tmp_path, save=True)
+    assert len(counted) == 10  # every line: the older cache is not read
+    assert cache.read_bytes().startswith(tablecache.MAGIC)  # written anew, in this format
+    assert shape(table) == shape(fresh(tmp_path))

@@ -286,11 +286,12 @@ def test_a_spec_only_the_sandbox_ran_is_not_verified_and_says_where_those_runs_a
     assert run_cli("verify", f"{real}-sandbox", "--allow-sandbox")[:2] == (0, "")
 
 
-def test_verify_reads_every_journal_line_unless_quick(
+def test_verify_proves_the_kept_table_by_every_journal_byte_unless_quick(
     tmp_path: Path, sandbox: Sandbox, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The table kept on disk (.batchrun-table.bin) looks at a journal's identity and the bytes
-    at its ends, not at every byte; verify's word is a proof, so it reads the journals whole."""
+    at its ends, not at every byte; verify's word is a proof, so it hashes every byte the table
+    was read from, and reads the journals whole when they differ."""
     spec = ran(tmp_path, sandbox)
     folder = load_spec(spec).output
     # Only the journal's first and last byte are looked at: an edit in place between them, of
@@ -306,8 +307,8 @@ def test_verify_reads_every_journal_line_unless_quick(
     with journal.open("r+b") as handle:  # the same file: its inode unchanged
         handle.seek(at)
         handle.write(b'"status":"failed"   ')
-    # The cache still stands for the journal as it was; a read of every line sees the edit.
-    cached, whole = load_table(folder), load_table(folder, trust_cache=False)
+    # The cache still stands for the journal as it was; a proof of its digest sees the edit.
+    cached, whole = load_table(folder), load_table(folder, prove=True)
     assert cached.status_of(cached.rows[key]) == "succeeded"
     assert whole.status_of(whole.rows[key]) == "failed"
     code, out, _ = run_cli("verify", str(spec), "--json")
