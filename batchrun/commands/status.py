@@ -48,7 +48,7 @@ def main(args: StatusArgs) -> int:
     scoped, why_unscoped = spec_to_scope(spec or spec_of_run(table.headers))
     # Files whose size, mtime and inode are as when last hashed are not read (unless --deep).
     hashed = HashedFiles(run_dir, deep=args.deep)
-    plan = _plan(scoped, run_dir, hashed, table)
+    plan = _plan(scoped, run_dir, hashed, table, keep=not never_ran)
     if never_ran and plan is None:  # nothing recorded, and the plan cannot be counted
         run_and_spec(args.target)  # says so: no manifest here, nothing has run yet
     # The current spec's predictions; those it no longer plans are named on a line of their own.
@@ -86,14 +86,15 @@ def main(args: StatusArgs) -> int:
 
 
 def _plan(
-    spec: Spec | None, run_dir: Path, hashed: HashedFiles, table: KeyTable
+    spec: Spec | None, run_dir: Path, hashed: HashedFiles, table: KeyTable, *, keep: bool
 ) -> PlanComparison | None:
     """The spec's plan against the run folder, as `plan` counts it; None without a spec, or
-    when its lock cannot be read (the records alone are counted then)."""
+    when its lock cannot be read (the records alone are counted then). Only keys and jobs:
+    from the folder's plan cache when it holds this spec's (`keep`: write it after a walk)."""
     if spec is None:
         return None
     try:
-        return compare(spec, output=run_dir, hashed=hashed, table=table)
+        return compare(spec, output=run_dir, hashed=hashed, table=table, examples=0, keep_plan=keep)
     except BatchrunError:
         return None
 

@@ -23,9 +23,11 @@ from pathlib import Path
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.state import State, counts_as_sandbox, pinned_versions
 from batchrun.manifest.table import KeyTable, load_table
+from batchrun.planner import plancache
 from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import JobNamers
+from batchrun.planner.plancache import PlanRecorder
 from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
@@ -81,6 +83,7 @@ def compare(
     hashed: HashedFiles | None = None,
     table: KeyTable | None = None,
     on_new: Callable[[PlannedPrediction], None] | None = None,
+    keep_plan: bool = False,
 ) -> PlanComparison:
     """Walk the plan once (streaming) and place every key against the manifests of the run.
 
@@ -92,6 +95,11 @@ def compare(
     reads the index but never writes it, as `plan` sends and writes nothing. `on_new`: called
     with each planned prediction `run` would create (new), in plan order, as the walk meets it
     (`plan`'s estimate, `manifest.estimate.Estimator`: no second walk).
+
+    With no examples to keep and no `on_new`, only keys and jobs are needed: the plan's keys
+    are taken from the run folder's plan cache when it is this spec's (planner/plancache.py).
+    `keep_plan`: write that cache after a walk of the whole plan (`status` does; `plan`
+    writes nothing).
     """
     selection = selection or Selection(shard)
     shard = selection.shard
@@ -110,24 +118,28 @@ def compare(
     # loop runs once per key of the plan, and a Counter per job costs more.
     counted: dict[tuple[str, State], int] = {}
     get_row, mark, placed = table.rows.get, table.mark_planned, table.place
-    for planned in iter_selected(spec, selection):
-        row = get_row(planned.key)
+    keys_only = examples == 0 and on_new is None
+    walk, kept = _walk(spec, selection, run_dir, keys_only=keys_only, keep=keep_plan)
+    for key, job_id, planned in walk:
+        row = get_row(key)
         if row is None:
             where = State.NEW  # no record: new
         else:
-            where = place(planned.key, row, planned.job)
+            where = place(key, row, job_id)
             if whole:
                 mark(row)
             if where is State.NEW:  # recorded, but by the other kind of API
                 other_api += 1
             placed(row, where)
-        tally = (planned.job, where)
+        tally = (job_id, where)
         counted[tally] = counted.get(tally, 0) + 1
-        if where is State.NEW:
-            if len(jobs[planned.job].new_examples) < examples:
-                jobs[planned.job].new_examples.append(planned)
+        if where is State.NEW and planned is not None:
+            if len(jobs[job_id].new_examples) < examples:
+                jobs[job_id].new_examples.append(planned)
             if on_new is not None:
                 on_new(planned)
+    if kept is not None:  # the walk went to its end: the spec planned without an error
+        kept.save(run_dir)
     for (job_id, where), count in counted.items():
         jobs[job_id].counts[where] += count
     not_in_spec: Counter[str] = Counter()
@@ -149,6 +161,34 @@ def compare(
         sandbox=sandbox,
         other_api=other_api,
     )
+
+
+Walked = Iterator[tuple[str, str, PlannedPrediction | None]]
+
+
+def _walk(
+    spec: Spec, selection: Selection, run_dir: Path, *, keys_only: bool, keep: bool
+) -> tuple[Walked, PlanRecorder | None]:
+    """(key, job, planned prediction) of what `selection` keeps, in plan order; the prediction
+    is None where only keys were asked for and the run folder's plan cache gave them. With
+    `keep`, the recorder that keeps a whole walk, to be saved once it is over."""
+    if keys_only:
+        cached = plancache.read(run_dir, spec)
+        walked = cached.walk(selection) if cached is not None else None
+        if walked is not None:
+            return ((key, job, None) for key, job in walked), None
+    plan = iter_selected(spec, selection)
+    kept = plancache.recorder(spec, selection) if keep else None
+    if kept is None:
+        return ((planned.key, planned.job, planned) for planned in plan), None
+    return _recorded(plan, kept), kept
+
+
+def _recorded(plan: Iterator[PlannedPrediction], kept: PlanRecorder) -> Walked:
+    add = kept.add
+    for planned in plan:
+        add(planned.key, planned.job)
+        yield planned.key, planned.job, planned
 
 
 def iter_states(

@@ -91,14 +91,16 @@ def _reads(spec: Spec, target: Path) -> bool:
                 inside = real.relative_to(source.base.resolve()).as_posix()
                 if inside in source.materialize():
                     return True
-        if _sends_files(job.input) and is_inside(real, spec.folder.resolve()):
+        if sends_files(job.input) and is_inside(real, spec.folder.resolve()):
             return True
     return False
 
 
-def _sends_files(value: Any) -> bool:
+def sends_files(value: Any) -> bool:
+    """Whether a job's input (or a part of it) names a local file to send: a mapping with a
+    `file` key anywhere in it (more than the `{file: ...}` a job compiles: never fewer)."""
     if isinstance(value, Mapping):
-        return "file" in value or any(_sends_files(item) for item in value.values())
+        return "file" in value or any(sends_files(item) for item in value.values())
     if isinstance(value, list | tuple):
-        return any(_sends_files(item) for item in value)
+        return any(sends_files(item) for item in value)
     return False
