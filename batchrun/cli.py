@@ -17,7 +17,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import Field, fields
 from typing import TYPE_CHECKING, Any
 
 from batchrun._version import __version__
@@ -25,10 +24,12 @@ from batchrun.engine.signals import sigterm_interrupts
 from batchrun.errors import BatchrunError, SpecError, refresh_secrets
 from batchrun.exitcodes import ExitCode, exit_code_for
 from batchrun.frontend.destination import redacted
-from batchrun.frontend.options import args_of
+from batchrun.frontend.options import args_of, field_names
 from batchrun.humanize import printable
 
 if TYPE_CHECKING:
+    from dataclasses import Field
+
     from batchrun.frontend.options import CommandArgs
 
 # A command's flags, and what they follow from (engine/choices.py for `run` and `plan`, the
@@ -145,6 +146,8 @@ def _add_validate(validate: argparse.ArgumentParser) -> None:
 
 
 def _add_plan(plan: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
     from batchrun.engine.choices import SELECTION, RunChoices
 
     plan.add_argument("spec", metavar="SPEC")
@@ -164,6 +167,8 @@ def _add_plan(plan: argparse.ArgumentParser) -> None:
 
 
 def _add_run(run: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
     from batchrun.engine.choices import RunChoices
 
     _with_environment_help(run)
@@ -456,7 +461,7 @@ def _main(argv: Sequence[str] | None) -> int:
 def options_from(parsed: argparse.Namespace) -> CommandArgs:
     """The command's typed record, each field taken from the flag of the same `dest`."""
     record = args_of(parsed.command)
-    names = {field.name for field in fields(record)} - {"choices"}
+    names = field_names(record) - {"choices"}
     values = {name: getattr(parsed, name) for name in names}
     # argparse gives lists for nargs/append options; the records are frozen, so tuples.
     values = {
@@ -465,6 +470,8 @@ def options_from(parsed: argparse.Namespace) -> CommandArgs:
     # An `append` option never given is None; its field's default is the empty tuple.
     values = {name: value for name, value in values.items() if value is not None}
     if parsed.command == "run":
+        from dataclasses import fields
+
         from batchrun.engine.choices import RunChoices
 
         # The run options given (those that differ from their defaults), as typed.

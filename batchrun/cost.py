@@ -21,8 +21,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 PRICE_FIELDS = (
     "per_prediction",
@@ -48,8 +47,7 @@ CENT_FRACTION = 1e-9
 _DURATION = re.compile(r"(?=\d)(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
-@dataclass(frozen=True, slots=True)
-class Bounds:
+class Bounds(NamedTuple):
     """What caps one prediction's cost: its images, seconds and tokens (None: no bound)."""
 
     images: int = 1
@@ -58,8 +56,7 @@ class Bounds:
     output_tokens: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Learned:
+class Learned(NamedTuple):
     """What a job's finished predictions reported on average (None: nothing learned yet)."""
 
     seconds: float | None = None  # metrics.predict_time
@@ -69,8 +66,7 @@ class Learned:
     samples: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Price:
+class Price(NamedTuple):
     """USD per prediction, image, second and million tokens; the parts add up."""
 
     per_prediction: float = 0.0
@@ -86,7 +82,7 @@ class Price:
 
     def to_json(self) -> dict[str, float]:
         """The parts that are set, as the spec writes them (recorded with each cost)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        return {name: part for name, part in zip(self._fields, self, strict=True) if part}
 
     @property
     def by_time(self) -> bool:
@@ -175,8 +171,7 @@ def _text_bytes(value: object) -> int:
     return 0
 
 
-@dataclass(frozen=True, slots=True)
-class SchemaCount:
+class SchemaCount(NamedTuple):
     """What a model's published input schema says of its image count (`num_outputs`, or
     `num_images`: `input`), as the pre-flight found it.
 

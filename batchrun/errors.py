@@ -29,8 +29,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class BatchrunError(Exception):
@@ -45,9 +44,12 @@ class BatchrunError(Exception):
         super().__init__(*(redactor.text(a) if isinstance(a, str) else a for a in args))
 
 
-@dataclass(frozen=True, order=True)
-class SpecIssue:
-    """One problem in a spec, at a place a person can jump to: `file:line:col: path: message`."""
+class SpecIssue(NamedTuple):
+    """One problem in a spec, at a place a person can jump to: `file:line:col: path: message`.
+
+    Issues sort by place (file, line, column), then path and message, and compare and hash by
+    value. A NamedTuple, as the spec layer's records are (see `batchrun.spec`).
+    """
 
     file: str
     line: int
@@ -206,8 +208,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return Redactor.of(secrets).text(text)
 
 
-@dataclass(frozen=True, slots=True)
-class Redactor:
+class Redactor(NamedTuple):
     """The one redaction: the secrets of this process as `***`, applied at every sink.
 
     batchrun keeps what it receives as it was received (an id or a URL that holds the token

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from batchrun.errors import UsageError
 from batchrun.spec.load import DEFAULT_TOKEN_ENV, Spec
@@ -86,8 +86,7 @@ def resolve_token(spec: Spec, env: Mapping[str, str], name: str | None = None) -
     return token
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """The API a command would talk to, the variable its token comes from, and why."""
 
     base_url: str

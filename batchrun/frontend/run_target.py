@@ -6,9 +6,8 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from batchrun.api.endpoint import Endpoint, resolve_endpoint, resolve_token
 from batchrun.errors import UsageError
@@ -101,8 +100,7 @@ def reach_lines(spec: Spec) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True)
-class ApiAccess:
+class ApiAccess(NamedTuple):
     """The API a command talks to: its base URL, the token, and the variable the token came
     from (None: handed over as `token=`, or the sandbox's), which hints name."""
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from batchrun.safefs import is_inside, open_regular
 from batchrun.spec.allow import Allowances, outside_message
@@ -24,14 +23,36 @@ from batchrun.spec.target import Target
 from batchrun.spec.template import KeyPath, RenderError
 
 
-@dataclass(frozen=True, slots=True)
 class FileInput:
-    """A local file an input sends (`{file: path}` in the spec)."""
+    """A local file an input sends (`{file: path}` in the spec).
 
-    path: Path  # absolute
-    relpath: str  # as the spec named it, relative to the spec's folder
-    sha256: str
-    size: int
+    A frozen record compared and hashed by its fields. Not a NamedTuple: it sits inside an
+    input's values, where every walk (and the JSON encoder) would take a tuple for a list.
+    """
+
+    __slots__ = ("path", "relpath", "sha256", "size")
+    path: Final[Path]  # absolute
+    relpath: Final[str]  # as the spec named it, relative to the spec's folder
+    sha256: Final[str]
+    size: Final[int]
+
+    def __init__(self, path: Path, relpath: str, sha256: str, size: int) -> None:
+        self.path, self.relpath, self.sha256, self.size = path, relpath, sha256, size
+
+    def _fields(self) -> tuple[Path, str, str, int]:
+        return self.path, self.relpath, self.sha256, self.size
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileInput):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        path, relpath, sha256, size = self._fields()
+        return f"FileInput(path={path!r}, relpath={relpath!r}, sha256={sha256!r}, size={size!r})"
 
     def to_json(self) -> dict[str, Any]:
         """How manifests and `plan --json` show it."""

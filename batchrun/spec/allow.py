@@ -8,8 +8,8 @@ MAX_PREDICTIONS; the user widens either with `--allow-outside PATH` or `--max-pr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from batchrun.errors import UsageError
 from batchrun.safefs import is_inside
@@ -20,8 +20,7 @@ from batchrun.safefs import is_inside
 MAX_PREDICTIONS = 10_000_000
 
 
-@dataclass(frozen=True)
-class Allowances:
+class Allowances(NamedTuple):
     """Paths outside the spec's folder the user allows, and the most predictions to plan."""
 
     outside: tuple[Path, ...] = ()

@@ -13,9 +13,8 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchrun.cost import Price
 from batchrun.spec.checker import Checker
@@ -49,8 +48,7 @@ _FILE_SOURCES: dict[str, type[FileSource]] = {
 }
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(NamedTuple):
     """A validated job: what to run, with which inputs, how many times.
 
     `input` is the input as written (templates unrendered) and, like the matrix's values, is
@@ -61,9 +59,9 @@ class Job:
     target: Target
     concurrency: int | None = None
     repeat: int = 1
-    input: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    matrix: Matrix = field(default_factory=Matrix)
-    index: int = 0
+    input: Mapping[str, Any] = MappingProxyType({})
+    matrix: Matrix = Matrix()
+    position: int = 0  # its index in the spec's `jobs` (not `index`: a tuple's method)
     files: str | None = None  # its own `files` template; None: the spec's
     # What a prediction costs (batchrun.cost), where that price was written, and the seconds
     # after which a running prediction is canceled: see batchrun.spec.money.
@@ -74,7 +72,7 @@ class Job:
     @property
     def path(self) -> KeyPath:
         """Where the job sits in its spec: ("jobs", index)."""
-        return ("jobs", self.index)
+        return ("jobs", self.position)
 
     @property
     def variables(self) -> frozenset[str]:
@@ -115,7 +113,7 @@ def build_job(check: Checker, value: Any, index: int) -> Job | None:
         repeat=_int(value.get("repeat"), 1) or 1,
         input=MappingProxyType(input_value),
         matrix=matrix,
-        index=index,
+        position=index,
         files=value["files"] if isinstance(value.get("files"), str) else None,
     )
 

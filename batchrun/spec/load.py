@@ -13,9 +13,8 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchrun import safefs
 from batchrun.errors import SpecError, SpecIssue
@@ -44,16 +43,15 @@ FILES_BUILTINS = RESERVED
 MAX_SPEC_BYTES = 16 << 20
 
 
-@dataclass(frozen=True)
-class Spec:
+class Spec(NamedTuple):
     """A validated spec file; `jobs` in the order the file lists them."""
 
     path: Path
     name: str
     sha256: str
     concurrency: int = DEFAULT_CONCURRENCY
-    rate: Rate = field(default_factory=lambda: Rate.parse(DEFAULT_RATE))
-    requests: Rate = field(default_factory=lambda: Rate.parse(DEFAULT_REQUESTS))
+    rate: Rate = Rate.parse(DEFAULT_RATE)
+    requests: Rate = Rate.parse(DEFAULT_REQUESTS)
     wait: int = DEFAULT_WAIT
     output: Path = Path("runs")
     files: str = DEFAULT_FILES
@@ -63,7 +61,7 @@ class Spec:
     jobs: tuple[Job, ...] = ()
     display_path: str = ""  # the spec's path as messages show it
     places: Places | None = None  # where its values sit, for errors found while planning
-    allow: Allowances = field(default_factory=Allowances)  # what the command line allowed
+    allow: Allowances = Allowances()  # what the command line allowed
     budget: float | None = None  # USD this run folder may spend, all runs together
     outside: tuple[Path, ...] = ()  # paths outside its folder it reads or writes (allowed)
 
@@ -189,12 +187,12 @@ def _with_money(
         if job is None:
             priced.append(None)
             continue
-        value = written[job.index]
+        value = written[job.position]
         money = job_money(check, value, job.path, job.target.model or None, spec_wide, prices)
         if "budget" in top and not check.is_blocked(("budget",)):
             check_budget(check, job.id, value, job.path, money)
         priced.append(
-            replace(job, price=money.price, price_source=money.source, timeout=money.timeout)
+            job._replace(price=money.price, price_source=money.source, timeout=money.timeout)
         )
     return priced
 
@@ -229,18 +227,18 @@ def _job_ids(check: Checker, jobs: list[Job | None], written: list[Any]) -> None
         if job is None:
             continue
         if job.id not in first:
-            first[job.id] = job.index
+            first[job.id] = job.position
             continue
         other = first[job.id]
-        explicit = isinstance(written[job.index], dict) and "id" in written[job.index]
+        explicit = isinstance(written[job.position], dict) and "id" in written[job.position]
         if explicit:
             message = f"duplicate job id '{job.id}' (jobs[{other}] has it too)"
-            check.add(("jobs", job.index, "id"), message)
+            check.add(("jobs", job.position, "id"), message)
         else:
             message = (
                 f"this job would be called '{job.id}', like jobs[{other}]; give one of them an id"
             )
-            check.add(("jobs", job.index), message)
+            check.add(("jobs", job.position), message)
 
 
 def _files_template(check: Checker, path: KeyPath, written: Any, jobs: list[Job]) -> None:

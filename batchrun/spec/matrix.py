@@ -15,9 +15,8 @@ is produced without any per-row checks. Values are compared strictly: `1`, `1.0`
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchrun.spec.sources import ValueSource
 
@@ -37,8 +36,7 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@dataclass(frozen=True)
-class Matrix:
+class Matrix(NamedTuple):
     """A job's axes with their include and exclude entries."""
 
     axes: tuple[tuple[str, ValueSource], ...] = ()

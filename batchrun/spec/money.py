@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchrun import safefs
 from batchrun.cost import MAX_TOKEN_INPUTS, PRICE_FIELDS, Price, parse_duration
@@ -25,8 +24,7 @@ from batchrun.spec.yamlpos import KeyPath, YamlDocument, parse_yaml
 MAX_PRICES_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class JobMoney:
+class JobMoney(NamedTuple):
     """What one job's predictions cost and how long they may run."""
 
     price: Price | None = None
@@ -34,8 +32,7 @@ class JobMoney:
     timeout: float | None = None
 
 
-@dataclass(frozen=True)
-class PriceList:
+class PriceList(NamedTuple):
     """A `prices` file: a price per model `owner/name`."""
 
     written: str  # as the spec names it: where a job's price came from

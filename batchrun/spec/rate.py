@@ -7,7 +7,7 @@ loader.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from batchrun.spec.describe import show
 
@@ -19,18 +19,17 @@ _RATE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|min|h)\s*")
 _PERIODS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 
 
-@dataclass(frozen=True, slots=True)
-class Rate:
+class Rate(NamedTuple):
     """A number of requests per period, as the spec wrote it (e.g. 600/min)."""
 
-    count: float
+    number: float  # not `count`: that is a tuple's method
     seconds: float
     text: str
 
     @property
     def per_second(self) -> float:
         """Requests per second."""
-        return self.count / self.seconds
+        return self.number / self.seconds
 
     @classmethod
     def parse(cls, text: str) -> Rate:
@@ -47,7 +46,7 @@ class Rate:
         """This rate split `ways` ways, in the same unit (600/min by 4 is 150/min)."""
         if ways == 1:
             return self
-        count = self.count / ways
+        count = self.number / ways
         unit = next(name for name, seconds in _PERIODS.items() if seconds == self.seconds)
         return Rate(count, self.seconds, f"{count:.4g}/{unit}")
 

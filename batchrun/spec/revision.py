@@ -18,7 +18,6 @@ copy or the repository is changed.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import posixpath
 import subprocess
@@ -85,7 +84,7 @@ def spec_at_revision(
             spec, problem = None, error.one_line()
         if spec is not None:
             # Messages name the file a person knows, with the revision it came from.
-            spec = dataclasses.replace(spec, display_path=f"{revision}:{inside}")
+            spec = spec._replace(display_path=f"{revision}:{inside}")
         yield SpecAtRevision(revision, commit, spec, problem)
 
 
@@ -127,7 +126,7 @@ def _moved(allow: Allowances | None, top: Path, root: Path) -> Allowances | None
             copies.append(root / path.resolve().relative_to(real_top))
         except ValueError:
             continue
-    return dataclasses.replace(allow, outside=(*allow.outside, *copies))
+    return allow._replace(outside=(*allow.outside, *copies))
 
 
 def _load(path: Path, shown: str, allow: Allowances | None) -> Spec:
@@ -137,8 +136,7 @@ def _load(path: Path, shown: str, allow: Allowances | None) -> Spec:
         # Place each issue in the file as the revision names it, not in the temporary copy.
         temp = shown_path(path)
         raise SpecError(
-            dataclasses.replace(issue, file=shown) if issue.file == temp else issue
-            for issue in error.issues
+            issue._replace(file=shown) if issue.file == temp else issue for issue in error.issues
         ) from None
 
 

@@ -21,9 +21,8 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, overload
+from typing import Any, Final, NamedTuple, overload
 
 from batchrun import safefs
 from batchrun.spec.describe import TOKEN_MESSAGE, looks_like_token
@@ -42,7 +41,29 @@ class ValueFileError(Exception):
 
 
 class ValueSource(ABC):
-    """The values of one matrix axis, readable as often as needed."""
+    """The values of one matrix axis, readable as often as needed.
+
+    Each source is a frozen record of its `__slots__`: compared, hashed and shown by them, as a
+    frozen dataclass would be. Not a dataclass (see `batchrun.spec`: they cost `validate` its
+    start-up time), and not a NamedTuple, which cannot extend this class.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ValueSource) or type(other) is not type(self):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({shown})"
 
     @abstractmethod
     def values(self) -> Iterator[Any]:
@@ -61,11 +82,14 @@ class ValueSource(ABC):
         return ()
 
 
-@dataclass(frozen=True)
 class ListSource(ValueSource):
     """Values written in the spec itself."""
 
-    items: tuple[Any, ...]
+    __slots__ = ("items",)
+    items: Final[tuple[Any, ...]]
+
+    def __init__(self, items: tuple[Any, ...]) -> None:
+        self.items = items
 
     def values(self) -> Iterator[Any]:
         return iter(self.items)
@@ -74,17 +98,18 @@ class ListSource(ValueSource):
         return self.items
 
 
-@dataclass(frozen=True)
 class RangeSource(ValueSource):
     """Numbers from start up to stop (not included), by step."""
 
-    start: int | float
-    stop: int | float
-    step: int | float = 1
+    __slots__ = ("start", "step", "stop")
+    start: Final[int | float]
+    stop: Final[int | float]
+    step: Final[int | float]
 
-    def __post_init__(self) -> None:
-        if self.step == 0:
+    def __init__(self, start: int | float, stop: int | float, step: int | float = 1) -> None:
+        if step == 0:
             raise ValueError("the step of a range cannot be 0")
+        self.start, self.stop, self.step = start, stop, step
 
     def values(self) -> Iterator[Any]:
         return iter(self.materialize())
@@ -123,12 +148,15 @@ class DecimalRange(Sequence[float]):
         return float(self._start + (index % self._length) * self._step)
 
 
-@dataclass(frozen=True)
 class FileSource(ValueSource):
     """A source read from a file relative to the spec's folder."""
 
-    path: Path  # absolute
-    written: str  # as the spec wrote it
+    __slots__ = ("path", "written")
+    path: Final[Path]  # absolute
+    written: Final[str]  # as the spec wrote it
+
+    def __init__(self, path: Path, written: str) -> None:
+        self.path, self.written = path, written
 
     def files(self) -> tuple[Path, ...]:
         return (self.path,)
@@ -188,6 +216,8 @@ class FileSource(ValueSource):
 class LinesSource(FileSource):
     """One value per non-empty line, without surrounding whitespace."""
 
+    __slots__ = ()
+
     def _items(self, keep_going: bool) -> Iterator[tuple[int, Any] | ValueFileError]:
         for number, line in self._lines():
             if isinstance(line, ValueFileError):
@@ -200,6 +230,8 @@ class LinesSource(FileSource):
 
 class JsonlSource(FileSource):
     """One JSON value per non-empty line."""
+
+    __slots__ = ()
 
     def _items(self, keep_going: bool) -> Iterator[tuple[int, Any] | ValueFileError]:
         for number, line in self._lines():
@@ -219,6 +251,8 @@ class JsonlSource(FileSource):
 
 class JsonSource(FileSource):
     """The items of a file holding one JSON array."""
+
+    __slots__ = ()
 
     def _items(self, keep_going: bool) -> Iterator[tuple[int, Any] | ValueFileError]:
         try:
@@ -249,6 +283,8 @@ class JsonSource(FileSource):
 
 class CsvSource(FileSource):
     """One mapping per row, keyed by the header row; every value is text."""
+
+    __slots__ = ()
 
     def _items(self, keep_going: bool) -> Iterator[tuple[int, Any] | ValueFileError]:
         import csv  # here: a spec without a CSV file never needs it
@@ -306,12 +342,15 @@ def _header_problem(header: list[str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
 class GlobSource(ValueSource):
     """The files matching a pattern, as sorted paths relative to the spec's folder."""
 
-    base: Path
-    pattern: str
+    __slots__ = ("base", "pattern")
+    base: Final[Path]
+    pattern: Final[str]
+
+    def __init__(self, base: Path, pattern: str) -> None:
+        self.base, self.pattern = base, pattern
 
     def values(self) -> Iterator[Any]:
         return iter(self.materialize())

@@ -10,8 +10,7 @@ rows encodes only what each row changes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchrun.spec.template import (
     KeyPath,
@@ -29,8 +28,7 @@ Wrap = Callable[[Any, KeyPath], Any]
 Encoded = Callable[[Vars], tuple[Any, str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Compiled:
+class Compiled(NamedTuple):
     """A structure compiled for rendering: `render(vars)` builds one row's value.
 
     With an `encode` function given to `compile_value`, `render_encoded(vars)` also returns the
@@ -72,8 +70,7 @@ def compile_value(
     return Compiled(node.render, False, found, node.encoded)
 
 
-@dataclass(frozen=True, slots=True)
-class _Node:
+class _Node(NamedTuple):
     """A compiled part: a constant `value` (and its `text`), or functions that build it.
 
     A `leaf` (a templated string) is encoded by its parent calling `encode(render(vars))`

@@ -11,8 +11,7 @@ The patterns here are the ones the JSON Schema carries for editors; a test keeps
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from batchrun.spec.describe import show
 
@@ -36,8 +35,7 @@ EXPECTED: dict[str, str] = {
 _COMPILED = {kind: re.compile(pattern) for kind, pattern in PATTERNS.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """A parsed `model` / `version` / `deployment` reference."""
 
     kind: TargetKind

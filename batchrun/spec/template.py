@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 KeyPath = tuple[str | int, ...]
 Vars = Mapping[str, Any]
@@ -68,8 +67,7 @@ def _kind(value: Any) -> str:
     return "text" if isinstance(value, str) else json.dumps(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(NamedTuple):
     """One `${name.field...}` reference."""
 
     name: str
@@ -111,8 +109,7 @@ def as_text(value: Any) -> str:
 Part = str | Ref
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(NamedTuple):
     """A parsed template string."""
 
     text: str

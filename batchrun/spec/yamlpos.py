@@ -16,9 +16,8 @@ import bisect
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -59,8 +58,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
     """Where a node sits: 1-based line and column of its start, and its character range."""
 
     line: int
@@ -69,8 +67,7 @@ class Span:
     end: int
 
 
-@dataclass(frozen=True)
-class Places:
+class Places(NamedTuple):
     """Where the values of one file sit, kept after parsing for errors found while planning."""
 
     file: str

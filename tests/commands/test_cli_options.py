@@ -10,7 +10,7 @@ import pytest
 from batchrun import RunKeywords
 from batchrun.cli import build_parser, options_from
 from batchrun.engine.choices import RunChoices
-from batchrun.frontend.options import ARGS_OF, args_of
+from batchrun.frontend.options import ARGS_OF, args_of, field_names
 from batchrun.frontend.options.plan import PlanArgs
 from batchrun.frontend.options.run import RunArgs
 from batchrun.frontend.options.sandbox import SandboxArgs
@@ -36,7 +36,7 @@ def test_every_command_has_a_record() -> None:
 def test_each_flag_is_a_field_of_the_commands_record(command: str) -> None:
     sub = _subparsers()[command]
     dests = {action.dest for action in sub._actions} | set(sub._defaults)
-    names = {field.name for field in fields(args_of(command))}
+    names = set(field_names(args_of(command)))
     if command == "run":  # the run options travel together, in `RunArgs.choices`
         names = names - {"choices"} | {field.name for field in fields(RunChoices)}
     assert dests - _ARGPARSE_ONLY == names

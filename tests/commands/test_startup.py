@@ -52,7 +52,9 @@ def test_offline_commands_do_not_import_the_http_stack(tmp_path: Path, command: 
 # What an offline `validate` has no use for, each a part of its start-up time once (issue 22):
 # the manifest layer, the run options, the other commands' flags and records (and the sandbox's
 # help), importlib.resources
-# (the schema is read through pkgutil) and `secrets` (safefs names temporaries itself).
+# (the schema is read through pkgutil), `secrets` (safefs names temporaries itself), and
+# `dataclasses` with the `inspect` it imports (the spec layer's records are NamedTuples: see
+# batchrun/spec/__init__.py).
 NOT_FOR_VALIDATE = (
     "batchrun.manifest",
     "batchrun.engine.choices",
@@ -61,6 +63,8 @@ NOT_FOR_VALIDATE = (
     *(f"batchrun.frontend.options.{name}" for name in ARGS_OF if name != "validate"),
     "importlib.resources",
     "secrets",
+    "dataclasses",
+    "inspect",
 )
 MODULES_PROBE = """\
 import sys

@@ -89,7 +89,7 @@ def test_every_setting(folder: Path) -> None:
 )
 def test_rates(text: str, count: float, seconds: float) -> None:
     rate = Rate.parse(text)
-    assert (rate.count, rate.seconds, rate.text, str(rate)) == (count, seconds, text, text)
+    assert (rate.number, rate.seconds, rate.text, str(rate)) == (count, seconds, text, text)
     assert rate.per_second == count / seconds
 
 

@@ -56,3 +56,9 @@ def args_of(command: str) -> type[CommandArgs]:
     module = importlib.import_module(f"{__name__}.{command}")
     record: type[CommandArgs] = getattr(module, ARGS_OF[command])
     return record
+
+
+def field_names(record: type[CommandArgs]) -> frozenset[str]:
+    """The names of a record's fields: its annotations, a frozen dataclass's and a NamedTuple's
+    alike (`ValidateArgs` is a NamedTuple, so that `validate` imports no `dataclasses`)."""
+    return frozenset(record.__annotations__)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ValidateArgs:
-    """`batchrun validate SPEC...`"""
+class ValidateArgs(NamedTuple):
+    """`batchrun validate SPEC...`
+
+    A NamedTuple, where the other commands' records are frozen dataclasses: an offline
+    `validate` imports no `dataclasses` (see `batchrun.spec`).
+    """
 
     specs: tuple[str, ...]
     json: bool = False
