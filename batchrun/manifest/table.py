@@ -168,7 +168,7 @@ class Values:
     def __init__(self, rows: int = 0) -> None:
         self.raws: list[Any] | array[int] = array("q", [0])
         self.places: array[int] = array("B", bytes(rows))  # the rows before it appeared
-        self._at: dict[Hashable, int] = {}
+        self._at: dict[Hashable, int] | None = {}  # None: made again when a row comes
 
     def append(self, raw: Any) -> None:
         """The next row's value (UNSET: the row does not set the variable)."""
@@ -176,9 +176,12 @@ class Values:
             self.places.append(0)
             return
         key = value_key(raw)
-        place = self._at.get(key)
+        at = self._at
+        if at is None:  # settled, or read from the table kept on disk: rows appended after
+            at = self._at = {value_key(raw): place for place, raw in enumerate(self.raws) if place}
+        place = at.get(key)
         if place is None:
-            place = self._at[key] = len(self.raws)
+            place = at[key] = len(self.raws)
             raws = self.raws
             if type(raws) is array and not (type(raw) is int and _INT64[0] <= raw <= _INT64[1]):
                 raws = self.raws = [UNSET, *raws[1:]]  # the first value that is not an int64
@@ -189,7 +192,7 @@ class Values:
 
     def settle(self) -> None:
         """Every row is in: the lookup from value to place is no longer needed."""
-        self._at = {}
+        self._at = None
 
 
 @dataclass
@@ -671,8 +674,9 @@ def load_table(
 
     The table kept on disk (`manifest/tablecache.py`) stands for the lines it read when the
     journals are still those it read: only the lines appended since are parsed. `save`: write
-    it anew when lines were parsed (the commands that write the files' stat index do). It keeps
-    no columns or variables: a table with them reads every line. `prove`: take it only when
+    it anew when lines were parsed (the commands that write the files' stat index do, and the
+    report). It keeps no export columns: a table with them reads every line; with `variables`,
+    it is taken only when it keeps them too (the report wrote it). `prove`: take it only when
     every journal's bytes it was parsed from hash as they did then (`verify`, whose word is a
     proof: the cache's other checks look at each journal's identity and ends, not every byte);
     else read every line."""
@@ -686,8 +690,8 @@ def load_table(
         for path in paths:
             handles.append(open_journal(path))
         found = None
-        if columns is None and paths:
-            found = _from_cache(run_dir, paths, handles, files_kept, prove)
+        if (columns is None or variables) and paths:
+            found = _from_cache(run_dir, paths, handles, files_kept, prove, variables)
         cached = found is not None
         table, pieces = found or (KeyTable(paths=paths, files_kept=files_kept), [()] * len(paths))
         starts = table.resume_at if cached else None
@@ -719,7 +723,8 @@ def load_table(
             table.headers += journals.headers
         table.lines, table.torn_lines = len(table.status), journals.torn
         table.resume_at = list(zip(journals.ends, journals.lines_before, strict=True))
-        if save and paths and columns is None and (parsed or table.resume_at != starts):
+        kept = columns is None or variables
+        if save and paths and kept and (parsed or table.resume_at != starts):
             # Marked through the handles read: a journal compacted since is not this one.
             begun = starts or [(0, 0)] * len(paths)
             pieces = [
@@ -728,7 +733,7 @@ def load_table(
                     pieces, begun, journals.ends, digests, strict=True
                 )
             ]
-            _to_cache(run_dir, table, paths, handles, pieces)
+            _to_cache(run_dir, table, paths, handles, pieces, variables)
     finally:
         for handle in handles:
             handle.close()
@@ -817,9 +822,11 @@ def _to_cache(
     paths: list[Path],
     handles: list[BinaryIO],
     pieces: list[_Pieces],
+    variables: bool,
 ) -> None:
     """Keep the table on disk for the next reader (see `manifest/tablecache.py`), with the
-    digest of each journal's bytes it was parsed from (`pieces`)."""
+    digest of each journal's bytes it was parsed from (`pieces`), and its `variables` if it
+    has them."""
     try:
         marks = [
             tablecache.mark(path, handle, end, lines, digest)
@@ -848,6 +855,8 @@ def _to_cache(
     arrays["check_sizes"] = array(
         "q", (size for files in table.checks.values() for _, size, _ in files)
     )
+    if variables:
+        arrays.update(_variables_to_cache(table))
     tablecache.write(run_dir, meta, marks, arrays)
 
 
@@ -855,14 +864,19 @@ _Pieces = tuple[tuple[int, str], ...]  # a journal's digest (`tablecache.Journal
 
 
 def _from_cache(
-    run_dir: Path, paths: list[Path], handles: list[BinaryIO], files_kept: int | None, prove: bool
+    run_dir: Path,
+    paths: list[Path],
+    handles: list[BinaryIO],
+    files_kept: int | None,
+    prove: bool,
+    variables: bool,
 ) -> tuple[KeyTable, list[_Pieces]] | None:
     """The table the cache holds, if it describes these journals (as far as they were read
-    then: `prove`, every byte hashed again) and every number in it is within its bounds, with
-    each journal's digest; None otherwise."""
+    then: `prove`, every byte hashed again) and every number in it is within its bounds (with
+    its `variables`, if asked), with each journal's digest; None otherwise."""
     journals = sum(os.fstat(handle.fileno()).st_size for handle in handles)
     most = journals * tablecache.CACHE_PER_JOURNAL_BYTE + tablecache.CACHE_SLACK
-    cached = tablecache.read(run_dir, _TYPECODES, most)
+    cached = tablecache.read(run_dir, _TYPECODES, most, others=variables)
     if cached is None or len(cached.journals) != len(paths):
         return None
     matches = tablecache.proved if prove else tablecache.still
@@ -871,6 +885,8 @@ def _from_cache(
             return None
     try:
         table = _cached_table(cached, paths, files_kept)
+        if table is not None and variables and not _cached_variables(table, cached.arrays):
+            return None
     except (ValueError, TypeError, KeyError, IndexError, OverflowError):
         return None
     return None if table is None else (table, [known.pieces for known in cached.journals])
@@ -926,6 +942,72 @@ def _cached_table(
     table.checks = checks
     table.resume_at = [(known.end, known.lines) for known in cached.journals]
     return table
+
+
+# The table's variables in the cache: their JSON (names, and each value not in an array) as the
+# bytes of one array, read only by a reader that wants them; then the arrays below, by number.
+_VARIABLES = "variables"
+
+
+def _variables_to_cache(table: KeyTable) -> dict[str, array[Any]]:
+    """A table's variables (`load_table(variables=True)`) as arrays of the cache: the names of
+    each row's variables (`columns`), and per variable (the repeat last) the place of each
+    row's value and its values (an array of int64, or a list in the JSON)."""
+    arrays: dict[str, array[Any]] = {"columns": table.columns}
+    listed: list[list[Any]] = []
+    for number, (name, values) in enumerate([*table.variables.items(), (None, table.repeat)]):
+        arrays[f"places:{number}"] = values.places
+        if isinstance(values.raws, array):
+            arrays[f"raws:{number}"] = values.raws
+            listed.append([name, None])
+        else:
+            listed.append([name, [None, *values.raws[1:]]])  # place 0 is UNSET
+    found = {"names": table.names.values, "variables": listed}
+    arrays[_VARIABLES] = array("B", json.dumps(found, separators=(",", ":")).encode())
+    return arrays
+
+
+def _cached_variables(table: KeyTable, arrays: Mapping[str, array[Any]]) -> bool:
+    """Take the variables a cache kept into `table` (loaded from it); False when it kept none
+    or they are not what `_variables_to_cache` writes (and nothing is taken)."""
+    found = arrays.get(_VARIABLES)
+    if found is None:
+        return False
+    data = json.loads(found.tobytes())
+    count = len(table.status)
+    names = [tuple(item) for item in data["names"]]
+    if not all(type(name) is str for item in names for name in item):
+        return False
+    columns = arrays["columns"]
+    if not names or names[0] != () or columns.typecode != "I" or len(columns) != count:
+        return False
+    if count and max(columns) >= len(names):
+        return False
+    listed = data["variables"]
+    made: list[tuple[str | None, Values]] = []
+    for number, (name, raws) in enumerate(listed):
+        values = Values()
+        places = arrays[f"places:{number}"]
+        if places.typecode not in _WIDEST or len(places) != count:
+            return False
+        if raws is None:
+            raws = arrays[f"raws:{number}"]
+            if raws.typecode != "q":
+                return False
+        elif type(raws) is list:
+            raws = [UNSET, *raws[1:]]
+        if not raws or (count and max(places) >= len(raws)):
+            return False
+        values.raws, values.places, values._at = raws, places, None
+        made.append((name, values))
+    variables = {name: values for name, values in made[:-1] if type(name) is str}
+    if not made or made[-1][0] is not None or len(variables) != len(made) - 1:
+        return False
+    if not all(name in variables for item in names for name in item):
+        return False
+    table.variables, table.repeat = variables, made[-1][1]
+    table.names, table.columns, table._named = Interned.of(names), columns, len(names)
+    return True
 
 
 def _strings(values: Any, *, none: bool) -> list[Any]:

@@ -3,7 +3,8 @@
 Reading 50,000 journal lines (one `json.loads` each, a row built from each) was most of what a
 no-op `run` or `status` did. The journals are append-only between compactions, so a table read
 from a journal's first N bytes still says what those N bytes say while the journal is the same
-file and only grew. `status`, `verify` and `run` write the table they read into `TABLE_CACHE`,
+file and only grew. `status`, `verify`, `run` and `report` (with the variables' columns it
+needs, which the others pass over) write the table they read into `TABLE_CACHE`,
 with, per journal, its name, identity (device, inode), the end it was read up to, the lines
 before that end, and the sha256 of its first `HEAD_CHECKED` bytes (the header) and of the
 `TAIL_CHECKED` bytes before that end. The next reader takes the table from it when each journal
@@ -25,6 +26,7 @@ trusted than the journal it describes, and a record read back whose key is not t
 for is an error (`KeyTable.record_at`).
 
     file: MAGIC, then one JSON line (`meta`), then the arrays' bytes in the order it lists
+    ([name, count, typecode] each; a reader passes over those it does not want)
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from batchrun._version import __version__
 from batchrun.errors import StorageError
 
 TABLE_CACHE = ".batchrun-table.bin"
-MAGIC = b"batchrun-table 2\n"
+MAGIC = b"batchrun-table 3\n"
 # The header (the first line) is hashed whole in all but odd journals: about 300 bytes.
 HEAD_CHECKED = 4096
 # A table holds about 110 bytes a line and its files' paths and sha256s, less than the line
@@ -57,6 +59,7 @@ TAIL_CHECKED = 4096
 # the pieces are dropped (the next `verify` reads the journal whole, and keeps one piece).
 MOST_PIECES = 64
 PROOF_READ = 1 << 20  # bytes a read while a journal's pieces are hashed again
+TYPECODES = "BHIQqd"  # what an array of the file may hold
 
 
 @dataclass(frozen=True)
@@ -173,22 +176,25 @@ class Cached:
     arrays: dict[str, array[Any]]
 
 
-def read(run_dir: Path, typecodes: dict[str, str], most: int) -> Cached | None:
-    """The run folder's table cache, if there is one this code wrote, with exactly the arrays
-    `typecodes` names (name → typecode); None otherwise (whatever is wrong with it). One
-    larger than `most` bytes is not read: a folder from anyone cannot make a reader hold a
-    file of any size."""
+def read(
+    run_dir: Path, typecodes: dict[str, str], most: int, *, others: bool = False
+) -> Cached | None:
+    """The run folder's table cache, if there is one this code wrote, with the arrays
+    `typecodes` names (name → typecode); None otherwise (whatever is wrong with it). Its other
+    arrays (a table's variables) are read when `others`, else passed over. One larger than
+    `most` bytes is not read: a folder from anyone cannot make a reader hold a file of any
+    size."""
     try:
         with safefs.open_regular(run_dir / TABLE_CACHE, run_dir) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > most:
                 return None
-            return _parse(handle, size, typecodes)
+            return _parse(handle, size, typecodes, others)
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError):
         return None
 
 
-def _parse(handle: BinaryIO, size: int, typecodes: dict[str, str]) -> Cached | None:
+def _parse(handle: BinaryIO, size: int, typecodes: dict[str, str], others: bool) -> Cached | None:
     """The cache read from `handle` (`size` bytes): each array straight from the file into its
     array (`array.fromfile`), never the whole file in one bytes object first, which at a million
     keys doubled the reader's peak."""
@@ -204,18 +210,25 @@ def _parse(handle: BinaryIO, size: int, typecodes: dict[str, str]) -> Cached | N
         return None
     journals = [_journal(item) for item in meta["journals"]]
     listed = meta["arrays"]
-    if sorted(name for name, _ in listed) != sorted(typecodes):
+    if not set(typecodes) <= {name for name, _, _ in listed}:
         return None
     arrays: dict[str, array[Any]] = {}
     at = len(MAGIC) + len(line)
-    for name, count in listed:
-        made = array(typecodes[name])
-        length = int(count) * made.itemsize
-        if length < 0 or at + length > size:
+    for name, count, typecode in listed:
+        if typecodes.get(name, typecode) != typecode or typecode not in TYPECODES:
             return None
-        made.fromfile(handle, int(count))  # EOFError if the file is shorter than it said
-        arrays[name] = made
+        made = array(typecode)
+        length = int(count) * made.itemsize
+        if length < 0 or at + length > size or name in arrays:
+            return None
+        if name in typecodes or others:
+            made.fromfile(handle, int(count))  # EOFError if the file is shorter than it said
+            arrays[name] = made
+        else:
+            handle.seek(length, os.SEEK_CUR)
         at += length
+    if handle.tell() != at:
+        return None
     if at != size or handle.read(1):
         return None
     return Cached(meta, journals, arrays)
@@ -245,7 +258,7 @@ def write(
         "version": __version__,
         "byteorder": sys.byteorder,
         "journals": [journal.to_json() for journal in journals],
-        "arrays": [[name, len(values)] for name, values in arrays.items()],
+        "arrays": [[name, len(values), values.typecode] for name, values in arrays.items()],
     }
     # ASCII: a header may hold a lone surrogate (escaped in its line), which UTF-8 cannot.
     line = json.dumps(whole, separators=(",", ":")).encode()

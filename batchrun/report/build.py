@@ -66,7 +66,7 @@ def build_report(
     """
     # A few numbers per key, its variables among them; records are read back as the page
     # needs them: those it shows, its failures and (status) the priced ones' costs.
-    table = load_table(run_dir, variables=True)
+    table = load_table(run_dir, variables=True, save=True)  # kept on disk: tablecache.py
     headers = table.headers
     spec = _first(headers, "spec")
     split = scope_table(table, *spec_to_scope(current or (Path(spec) if spec else None)))

@@ -320,3 +320,46 @@ def test_a_cache_of_an_older_format_is_ignored_and_written_anew(
     assert len(counted) == 10  # every line: the older cache is not read
     assert cache.read_bytes().startswith(tablecache.MAGIC)  # written anew, in this format
     assert shape(table) == shape(fresh(tmp_path))
+
+
+def variables_shape(table: KeyTable) -> object:
+    """What the report takes from a table loaded with `variables=True`."""
+    columns = {
+        name: (type(values.raws), list(values.raws[1:]), values.places.tobytes())
+        for name, values in [*table.variables.items(), ("", table.repeat)]
+    }
+    return (shape(table), columns, table.names.values, table.columns.tobytes())
+
+
+def test_the_variables_the_report_reads_are_kept_and_only_lines_appended_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    odd = [{"n": 1.0}, {"n": True}, {"n": [1, {"a": None}]}, {"m": "x", "n": "é\u2028"}]
+    items = [record(key, vars={"n": number, "s": 2**70}) for number, key in enumerate(keys(20))]
+    path = journal(
+        tmp_path,
+        items + [record(key, vars=vars) for key, vars in zip(keys(4, 50), odd, strict=True)],
+    )
+    load_table(tmp_path, save=True)  # as status keeps it: no variables
+    counted = parsed_lines(monkeypatch)
+    load_table(tmp_path, variables=True, save=True)
+    assert len(counted) == 24  # read whole, and kept with its variables
+    append(path, [record(key, repeat=2, vars={"n": 3, "new": 1}) for key in keys(3, 200)])
+    counted.clear()
+    table = load_table(tmp_path, variables=True, save=True)
+    assert len(counted) == 3
+    assert table.vars_of(table.rows[keys(3, 200)[0]]) == {"n": 3, "new": 1}
+    (tmp_path / TABLE_CACHE).unlink()
+    assert variables_shape(table) == variables_shape(load_table(tmp_path, variables=True))
+
+
+def test_a_reader_without_variables_passes_them_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal(tmp_path, [record(key) for key in keys(10)])
+    load_table(tmp_path, variables=True, save=True)
+    counted = parsed_lines(monkeypatch)
+    table = load_table(tmp_path, save=True)
+    assert counted == []
+    assert table.variables == {}
+    assert shape(table) == shape(fresh(tmp_path))

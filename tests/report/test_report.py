@@ -435,7 +435,9 @@ def test_command_writes_the_report_and_prints_its_path(
     page = (run / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>")
     assert [s["title"] for s in grids(page)] == ["seed 1 6 predictions", "seed 2 6 predictions"]
-    assert sorted(p.name for p in run.iterdir()) == ["flux", "manifest.jsonl", "report.html"]
+    # Beside the page, the table it read, kept on disk for the next reader (docs/manifest.md).
+    kept = [".batchrun-table.bin", "flux", "manifest.jsonl", "report.html"]
+    assert sorted(p.name for p in run.iterdir()) == kept
 
 
 def test_command_output_option_and_usage_error_exit_code(

@@ -22,7 +22,9 @@ import pytest
 from runfolder import NOW, png
 
 from batchrun._version import __version__
+from batchrun.manifest import table as table_module
 from batchrun.manifest.records import Record
+from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.writer import new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.report.build import build_report
@@ -177,3 +179,18 @@ def test_page_is_as_before(tmp_path: Path, name: str) -> None:
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(page, encoding="utf-8")
     assert page == golden.read_text(encoding="utf-8")
+
+
+def test_a_page_from_the_table_kept_on_disk_is_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report keeps its table, variables and all, on disk (.batchrun-table.bin); the next
+    one parses no line, and writes the same page."""
+    run = load_spec(write_folder(tmp_path)).output
+    first = build_report(run, now=NOW, everything=True)
+    assert (run / TABLE_CACHE).exists()
+    parsed: list[int] = []
+    real = table_module._append
+    monkeypatch.setattr(table_module, "_append", lambda *args: parsed.append(1) or real(*args))
+    assert build_report(run, now=NOW, everything=True) == first
+    assert parsed == []
