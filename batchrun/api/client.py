@@ -208,10 +208,13 @@ class Client:
         *,
         wait: int | None = None,
         cancel_after: str | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> Prediction:
         """Create a prediction; OutcomeUnknownError if it was sent and its answer was lost.
 
         `Withdrawn` if the create limiter withdrew its turn: then nothing was sent.
+        `on_send` is called as each attempt is sent (after its turn came): the prediction is no
+        older than the time since the last call.
         """
         if target.kind == "version":
             url = f"{self._api}/predictions"
@@ -244,6 +247,7 @@ class Client:
             counter="creates",
             limiter=self.create_limiter,
             created=True,
+            on_send=on_send,
             content=content.encode(),
             headers=headers,
             timeout=self._create_timeout(seconds),
@@ -395,6 +399,7 @@ class Client:
         limiter: RateLimiter | None = None,
         created: bool = False,
         missing: frozenset[int] = frozenset(),
+        on_send: Callable[[], None] | None = None,
         **request: Any,
     ) -> Any:
         """One API call through the retry loop; returns the decoded JSON of its 2xx answer."""
@@ -404,6 +409,8 @@ class Client:
         async def attempt() -> Any:
             nonlocal refused
             setattr(stats, counter, getattr(stats, counter) + 1)
+            if on_send is not None:
+                on_send()
             try:
                 response = await self._exchange(method, url, request)
             except httpx.HTTPError as exc:

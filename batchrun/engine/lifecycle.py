@@ -60,6 +60,8 @@ RECREATE_DELAY_CAP = 30.0
 # Replicate refuses a Cancel-After shorter than this; a shorter timeout is kept by a cancel only.
 CANCEL_AFTER_MIN = 5.0
 VANISHED_AFTER = 3  # 404s in a row on a poll before a prediction counts as gone
+# A create answered within this many seconds was not held by the API: its prediction is new.
+ROUND_TRIP = 0.5
 # Said of a prediction whose files could not be named: its links are kept in the manifest.
 LATER = (
     "; the links are kept: the next `run` fetches the files while they live (an hour on Replicate)"
@@ -258,9 +260,12 @@ class Lifecycle:
             created = await self._create(work.planned, record, work.previous)
             if created is None:
                 return
-            record, prediction, deadline = created
+            record, prediction, deadline, born = created
             if not prediction.terminal:
-                prediction = await self._poll(record, prediction.id, elapsed=0.0, deadline=deadline)
+                # Its age counts from its creation, not from now: writing its id down (durably)
+                # took a moment of it already.
+                age = anyio.current_time() - born
+                prediction = await self._poll(record, prediction.id, elapsed=age, deadline=deadline)
         elif not prediction.terminal:
             deadline = self._deadline_of(record)
             prediction = await self._poll(
@@ -307,12 +312,12 @@ class Lifecycle:
 
     async def _create(
         self, planned: PlannedPrediction, record: Record, previous: Record | None
-    ) -> tuple[Record, Prediction, float | None] | None:
-        """Create the key's prediction: (its record, the prediction, when its timeout runs out),
-        or None when the API refused this key's input (an `error` record). A create refused for
-        a reason that is not the key's own records the key as not created and raises NotCreated
-        (JobStopped for a job the answers stopped); a refused token also halts the run (see
-        `halt`)."""
+    ) -> tuple[Record, Prediction, float | None, float] | None:
+        """Create the key's prediction: (its record, the prediction, when its timeout runs out,
+        when it was created, both by the event loop's clock), or None when the API
+        refused this key's input (an `error` record). A create refused for a reason that is not
+        the key's own records the key as not created and raises NotCreated (JobStopped for a job
+        the answers stopped); a refused token also halts the run (see `halt`)."""
         flagged_before = previous is not None and previous.possible_duplicate
         try:
             sent = await self.files.resolve(planned.input)
@@ -337,7 +342,7 @@ class Lifecycle:
 
         tries = 0
 
-        async def create_once() -> tuple[Record, Prediction, float | None] | None:
+        async def create_once() -> tuple[Record, Prediction, float | None, float] | None:
             nonlocal record, tries
             tries += 1
             before = record
@@ -373,10 +378,16 @@ class Lifecycle:
                 timeout = self.settings.timeouts.get(planned.job)
                 wait = _wait_within(wait, timeout)
                 began = anyio.current_time()
+
+                def sending() -> None:  # the last attempt's: its turn under the limit came
+                    nonlocal began
+                    began = anyio.current_time()
+
                 try:
                     prediction = await self.client.create(
-                        target, sent, wait=wait, cancel_after=_cancel_after(timeout)
-                    )
+                        target, sent, wait=wait, cancel_after=_cancel_after(timeout),
+                        on_send=sending,
+                    )  # fmt: skip
                 except Withdrawn:
                     # Stopped while waiting for its turn: nothing was sent.
                     await self._not_created(planned, before, previous, NOT_SENT)
@@ -404,18 +415,21 @@ class Lifecycle:
                     found, record = await self._find_lost(record, planned)
                     if found is not None:
                         gate.accepted()
+                        born = _born(began, anyio.current_time())
                         noted = await self._note(record, found)
-                        return noted, found, self._deadline_of(noted)
+                        return noted, found, self._deadline_of(noted), born
                     raise Retryable(error) from None
                 else:
                     gate.accepted()
                     self._refused_first.pop(planned.job, None)  # they stay refused (`error`)
                     deadline = None
+                    held = anyio.current_time() - began
                     if timeout is not None:
                         # The timeout counts from the create; the API held it for `wait` at most.
-                        now = anyio.current_time()
-                        deadline = now + timeout - min(now - began, float(wait or 0))
-                    return await self._note(record, prediction), prediction, deadline
+                        deadline = anyio.current_time() + timeout - min(held, float(wait or 0))
+                    born = _born(began, anyio.current_time())
+                    noted = await self._note(record, prediction)
+                    return noted, prediction, deadline, born
 
         return await with_retries(create_once, policy)
 
@@ -700,6 +714,14 @@ class Lifecycle:
             url, dest, max_bytes=self.settings.max_file_bytes, root=self.settings.run_dir
         )
         return FileRecord(url=url, path=relative, sha256=got.sha256, bytes=got.bytes)
+
+
+def _born(sent: float, answered: float) -> float:
+    """When a prediction was created, by the event loop's clock, from when its create was sent
+    and answered: an answer within ROUND_TRIP is taken as made at once (a look planned for an
+    age then comes that little late, never early); one the API held longer (`Prefer: wait`)
+    that much earlier, so that its first look is not late by the whole hold."""
+    return min(answered, sent + ROUND_TRIP)
 
 
 def _wait_within(wait: int | None, timeout: float | None) -> int | None:

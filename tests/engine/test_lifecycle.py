@@ -4,8 +4,10 @@ for each path through create, poll and download. HTTP is faked with httpx.MockTr
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,16 @@ from runs import write_spec
 
 from batchrun.api.client import Client
 from batchrun.engine.collector import FINAL, PROGRESS, open_journal
-from batchrun.engine.lifecycle import DATA_REMOVED, Action, Lifecycle, PathClaims, Settings, Work
-from batchrun.engine.polling import PollSchedule
+from batchrun.engine.lifecycle import (
+    DATA_REMOVED,
+    ROUND_TRIP,
+    Action,
+    Lifecycle,
+    PathClaims,
+    Settings,
+    Work,
+)
+from batchrun.engine.polling import Poller, PollSchedule
 from batchrun.engine.reconcile import Reconciler
 from batchrun.manifest.records import FileRecord, Record, Status
 from batchrun.planner.expand import PlannedPrediction, iter_plan
@@ -87,6 +97,7 @@ async def process(
     *,
     writing_takes: float = 0.0,
     events: list[str] | None = None,
+    schedule: PollSchedule | None = None,
 ) -> list[tuple[str, int, Record]]:
     """Run one key's lifecycle; every record it wrote: (status, kind, record).
 
@@ -116,7 +127,7 @@ async def process(
             Settings(run_dir=tmp_path / "run", wait=None, download=True, max_file_bytes=None),
             Reconciler(client, list),
         )
-        lifecycle.schedule = PollSchedule(first=0.001, floor=0.001, cap=0.001)
+        lifecycle.schedule = schedule or PollSchedule(first=0.001, floor=0.001, cap=0.001)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(collect)
             await lifecycle.process(Work(planned, action, previous))
@@ -180,6 +191,41 @@ async def test_the_id_is_in_the_journal_before_anything_else_happens_to_it(
         "wrote starting p1",
         "GET /v1/predictions/p1",
     ]
+
+
+class AgesSeen(PollSchedule):
+    """A schedule that notes how old each prediction was said to be when its polling began."""
+
+    def __init__(self) -> None:
+        super().__init__(first=0.001, floor=0.001, cap=0.001)
+        self.ages: list[float] = []
+
+    @contextlib.contextmanager
+    def poller(self, job: str, elapsed: float) -> Iterator[Poller]:
+        self.ages.append(elapsed)
+        with super().poller(job, elapsed) as poller:
+            yield poller
+
+
+@pytest.mark.parametrize("held", [0.0, ROUND_TRIP + 0.3], ids=["at once", "held"])
+async def test_polling_counts_a_predictions_age_from_its_create(
+    tmp_path: Path, held: float
+) -> None:
+    # The looks are planned on run times counted from each prediction's creation: the time
+    # its id takes to be written down is part of its age, and so is a create the API held
+    # (`Prefer: wait`), less a round trip; an answer within a round trip is taken as at once.
+    answers = api(prediction("starting"), prediction("succeeded", output="text"))
+
+    def holding(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            time.sleep(held)  # the fake API's own thread of time: the event loop's clock moves
+        return answers(request)
+
+    schedule = AgesSeen()
+    await process(tmp_path, holding, writing_takes=0.1, schedule=schedule)
+    (age,) = schedule.ages
+    expected = max(0.0, held - ROUND_TRIP) + 0.1
+    assert expected <= age < expected + 0.25
 
 
 async def test_a_refused_create_is_an_error_record_not_an_exception(tmp_path: Path) -> None:
