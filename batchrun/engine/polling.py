@@ -3,12 +3,18 @@
 A fixed interval is either wasteful (many requests per prediction) or late (the result sits
 unseen). Predictions of one job in a batch take about the same time, give or take a spread, so
 each job learns the run times of its recent predictions (`completed_at - created_at`, both by
-the server's clock) and polls each prediction when most of those as old as it would have
-finished: first at the QUANTILE of the run times seen, then at the QUANTILE of those longer
-than its age so far, never more than a growing step later than the last look (a long tail is
-followed, not jumped to). One create and one poll when the prediction ends is the floor; with
-run times of 2 s ± 25% this makes about 1.25 polls per prediction, each seen about 0.3 s after
-it finished (bench/run_bench.py --no-wait --jitter 0.5).
+the server's clock) and plans its looks on them: of all the ways to look at a prediction as old
+as this one, the one that costs least, counting each second a result waits unseen and, for each
+look that finds it still running, WORTH times the median run time. The looks fall on run times
+seen (dynamic programming over them, `looks`): with run times of 2 s ± 25% the first comes when
+about 70% of them are over, the second at the longest, about 1.3 looks per prediction, each
+result seen about 0.3 s after it finished; a job whose run times fall in two groups is looked at
+as the first group ends, then as the second does. No look comes later than REACH times the
+prediction's age (a long tail that may be gone is followed, not jumped to), and one older than
+every run time seen is looked at a growing step apart.
+
+The age counts from the create's answer (less any time the API held it for `Prefer: wait`),
+including the moment it takes to write the prediction's id down before polling begins.
 
 Before a job has finished anything, a few of its predictions (SCOUTS) poll fast, backing off
 geometrically, to learn for the rest; the others wait until the first run time is known (or a
@@ -29,14 +35,18 @@ import anyio
 from batchrun.api.objects import parse_time
 
 # Run times remembered per job: enough to see the spread, few enough to follow a change of speed
-# (a model that warms up, a busy hour) and to sort for every poll.
+# (a model that warms up, a busy hour) and to plan the looks on often.
 WINDOW = 64
-# Of the predictions as old as this one, the share that should have finished when it is polled:
-# higher means fewer polls that find it still running, lower means results seen sooner.
-QUANTILE = 0.8
-# The latest first look, in medians of the run times seen: a long tail (a quarter of the
-# predictions taking ten times longer) must not hold back the poll that finds the rest done.
-FIRST_LOOK = 2.0
+# What one look is worth, in seconds of a result seen late, as a share of the median run time:
+# higher means fewer looks that find a prediction still running, lower means results seen
+# sooner. (At 0.22, run times of 2 s ± 25% are looked at 1.29 times each.)
+WORTH = 0.22
+# The looks are planned again after this many new run times (each plan is O(WINDOW²)).
+REPLAN = 8
+# The latest next look, as a multiple of the prediction's age (of the median run time, for a
+# young one): a long tail in the run times seen is followed, not jumped to, in case it is gone
+# (a model that warmed up), and no result is seen later than twice its age.
+REACH = 3.0
 # Predictions of a job that poll fast while it has no run time yet; the others wait for theirs.
 SCOUTS = 4
 
@@ -57,6 +67,51 @@ class _Job:
         self.times: deque[float] = deque(maxlen=WINDOW)
         self.scouts = 0
         self.learned = anyio.Event()
+        self._plan: tuple[list[float], list[int]] | None = None
+        self._new = 0  # run times learned since the plan was drawn
+
+    def observe(self, seconds: float) -> None:
+        self.times.append(seconds)
+        self._new += 1
+        self.learned.set()
+
+    def plan(self, worth: float) -> tuple[list[float], list[int]]:
+        """The run times seen, sorted, and for each count of them a prediction has outlived, the
+        index of the one to look at next (drawn again after REPLAN new ones, or every one while
+        the window fills)."""
+        if self._plan is None or self._new >= REPLAN or (len(self.times) < WINDOW and self._new):
+            times = sorted(self.times)
+            self._plan, self._new = (times, looks(times, worth * times[len(times) // 2])), 0
+        return self._plan
+
+
+def looks(times: list[float], worth: float) -> list[int]:
+    """For each i (a prediction known to outlive the first i of the sorted `times`), the index of
+    the run time to look at next, so that the looks cost the least: the seconds by which each
+    run time is seen late, plus `worth` seconds for each look made by a prediction not yet done.
+
+    A look at one of the run times seen is never worse than one between two of them (later
+    sees no more, earlier sees fewer), so these are the only candidates: dynamic programming
+    over the n + 1 states, O(n²).
+    """
+    n = len(times)
+    prefix = [0.0]
+    for seconds in times:
+        prefix.append(prefix[-1] + seconds)
+    # Candidates: the last of each run of equal times (a look at a time sees all of them).
+    ends = [j for j in range(1, n + 1) if j == n or times[j] > times[j - 1]]
+    cost = [0.0] * (n + 1)
+    best = [n] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        fixed = worth * (n - i) + prefix[i]
+        least, choice = float("inf"), n
+        for j in ends[bisect.bisect_right(ends, i) :]:
+            # times[j - 1] is the j-th run time: looking then sees those from i + 1 to j.
+            found = fixed + (j - i) * times[j - 1] - prefix[j] + cost[j]
+            if found < least:
+                least, choice = found, j
+        cost[i], best[i] = least, choice - 1
+    return best
 
 
 class PollSchedule:
@@ -65,18 +120,18 @@ class PollSchedule:
     def __init__(
         self,
         *,
-        first: float = 0.5,
+        first: float = 0.25,
         factor: float = 1.5,
         cap: float = 10.0,
         floor: float = 0.2,
-        quantile: float = QUANTILE,
+        worth: float = WORTH,
         scouts: int = SCOUTS,
     ) -> None:
         self._first = first
         self._factor = factor
         self._cap = cap
         self._floor = floor
-        self._quantile = quantile
+        self._worth = worth
         self._scouts = scouts
         self._jobs: dict[str, _Job] = {}
 
@@ -88,9 +143,7 @@ class PollSchedule:
 
     def observe(self, job: str, seconds: float) -> None:
         """Learn from one finished prediction of `job`."""
-        known = self._job(job)
-        known.times.append(seconds)
-        known.learned.set()
+        self._job(job).observe(seconds)
 
     @contextlib.contextmanager
     def poller(self, job: str, elapsed: float) -> Iterator[Poller]:
@@ -107,7 +160,7 @@ class PollSchedule:
 
     def next_delay(
         self, known: _Job, age: float, step: float | None, *, scout: bool = True
-    ) -> tuple[float, float]:
+    ) -> tuple[float, float | None]:
         """Seconds until the next poll of a prediction `age` seconds old, and the step after it.
 
         `step` is None before the first poll by the learned schedule; after it, each poll comes
@@ -117,21 +170,16 @@ class PollSchedule:
             step = self._first if step is None else min(self._cap, step * self._factor)
             # Not a scout: poll seldom until a scout's prediction ends and the job learns.
             return (step if scout else max(step, self._cap)), step
-        times = sorted(known.times)
+        times, nexts = known.plan(self._worth)
+        seen = bisect.bisect_right(times, age)
+        if seen < len(times):  # within the spread seen: the cheapest next look, within REACH
+            reach = REACH * max(age, times[len(times) // 2])
+            return max(self._floor, min(times[nexts[seen]], reach) - age), None
+        # Older than every run time seen: followed a growing step at a time, not jumped ahead.
         if step is None:
-            # The first look by what was learned: when QUANTILE of the run times seen are over,
-            # but no later than FIRST_LOOK × their median (where a long tail holds the quantile).
-            median = times[len(times) // 2]
-            first = min(times[int(self._quantile * (len(times) - 1))], FIRST_LOOK * median)
-            step = max(self._floor, median * 0.1)
-            if first > age:
-                return max(self._floor, first - age), step
-            step /= self._factor  # older already: the next looks come a step apart
-        # Then when QUANTILE of those older than this one are over, at most a step later.
+            step = max(self._floor, times[len(times) // 2] * 0.1) / self._factor
         step = min(self._cap, step * self._factor)
-        longer = times[bisect.bisect_right(times, age) :]
-        target = longer[int(self._quantile * (len(longer) - 1))] - age if longer else step
-        return max(self._floor, min(target, step)), step
+        return step, step
 
 
 class Poller:
