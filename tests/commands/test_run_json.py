@@ -29,9 +29,13 @@ SPEC = """
     """
 
 # A child that sends itself SIGINT as `batchrun.commands.run.load_spec` is called: Ctrl-C
-# before the run began.
+# before the run began. It first takes SIGINT's default handling, as a command started in the
+# foreground of a terminal has: a test run started in the background by a non-interactive shell
+# (`pytest &` in a script) hands its children SIGINT ignored (POSIX), Python then leaves it
+# ignored, and the signal would be discarded before it reached batchrun.
 CTRL_C_BEFORE_THE_RUN = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import batchrun.commands.run as target
 
 real = target.load_spec
