@@ -22,7 +22,6 @@ import functools
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -50,6 +49,7 @@ from batchrun.api.objects import (
 from batchrun.api.pool import async_client
 from batchrun.api.ratelimit import RateLimiter, polite
 from batchrun.api.retry import Retryable, RetryPolicy, with_retries
+from batchrun.api.stats import ClientStats
 from batchrun.errors import (
     BatchrunError,
     InvalidRequestError,
@@ -92,23 +92,6 @@ CALL_DEADLINE = 120.0
 # 20,000 predictions back from `created_after`): a server that hands out endless fresh `next`
 # links is not an answer that ends.
 MAX_LIST_PAGES = 200
-
-
-@dataclass(slots=True)
-class ClientStats:
-    """Requests sent per kind (every attempt counts), retries, and failures seen on the way."""
-
-    creates: int = 0
-    gets: int = 0
-    lists: int = 0
-    cancels: int = 0
-    models: int = 0
-    uploads: int = 0
-    downloads: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    server_errors: int = 0
-    network_errors: int = 0
 
 
 class Client:

@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from batchrun import safefs
-from batchrun.api.client import Client
 from batchrun.api.objects import Prediction
 from batchrun.api.ratelimit import Withdrawn
 from batchrun.api.retry import Retryable, RetryPolicy, with_retries
@@ -48,6 +48,9 @@ from batchrun.planner.expand import PlannedPrediction
 from batchrun.planner.lock import Lock
 from batchrun.planner.naming import JobNamers, NamingError, output_names
 from batchrun.spec.target import Target
+
+if TYPE_CHECKING:  # the HTTP stack loads with the client the runner makes (engine/runner.py)
+    from batchrun.api.client import Client
 
 # The statuses of the API's predictions a record keeps as they are.
 _BY_VALUE = {status.value: status for status in API_STATUSES}

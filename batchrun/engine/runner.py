@@ -24,15 +24,15 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.lowlevel
 
-from batchrun.api.client import Client, ClientStats, Transport
 from batchrun.api.endpoint import DEFAULT_BASE_URL, normalize_base_url, resolve_token
 from batchrun.api.ratelimit import Withdrawn, polite
 from batchrun.api.retry import RetryPolicy
+from batchrun.api.stats import ClientStats
 from batchrun.cost import ESTIMATED, SchemaCount, bounds, money
 from batchrun.engine import signals
 from batchrun.engine.budget import Budget
@@ -65,6 +65,11 @@ from batchrun.spec.jobs import Job
 from batchrun.spec.load import DEFAULT_TOKEN_ENV, Spec
 from batchrun.spec.rate import Rate
 
+if TYPE_CHECKING:
+    # Loaded where a client is made (`_client`, `_asked_api`, `_preflight`): a run that finds
+    # nothing to send never loads the HTTP stack (issue 22: httpx was a quarter of a no-op run).
+    from batchrun.api.client import Client, Transport
+
 DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
 # The pre-flight's questions are retried a little (a blip), never for long: an API that keeps
@@ -92,7 +97,8 @@ class RunOptions(RunChoices):
     # Ask the API about each target (and check inputs against its schema) before creating.
     preflight: bool = True
     # Whether base_url is the sandbox (`--sandbox`: True); None asks the API once, before the
-    # survey (`Client.is_sandbox`), except api.replicate.com, which never is.
+    # survey (`Client.is_sandbox`), except api.replicate.com, which never is, and a run whose
+    # journal already names the URL as a real API's, until it finds something to send.
     sandbox: bool | None = None
 
 
@@ -245,53 +251,50 @@ class _Runner:
 
     async def _run(self, began: float, path: Path) -> RunSummary:
         with self.stopper.phase(leave_on_first=True) as early:
-            self.api = api = await self._which_api()
+            known = self._known_api()
+            recorded = None if known is not None else self._recorded_api(path)
+            self.api = api = known or recorded or await self._asked_api()
             self._note_a_long_load()
             index = await anyio.to_thread.run_sync(
                 functools.partial(load_index, self.run_dir, save=True), abandon_on_cancel=True
             )
             lock = read_lock(self.spec.path)
             hashed = HashedFiles(self.run_dir, deep=self.options.deep)
-            # A result of the other kind (the sandbox's, for a run on a real API) is new here.
-            self.survey = await anyio.to_thread.run_sync(
-                survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
-                api.sandbox, hashed, abandon_on_cancel=True,
-            )  # fmt: skip
+            self.survey = await self._survey(index, lock, hashed, api)
+            if recorded is not None and self.survey.total_work:
+                # Something to send: the journal's word is not taken for it. The API is asked,
+                # and if it is the sandbox now, every key is placed again for the sandbox.
+                self.api = api = await self._asked_api()
+                if api.sandbox:
+                    self.survey = await self._survey(index, lock, hashed, api)
             self.budget.spent = index.spent  # the folder's budget counts every run's spending
         tally = Tally(total=self.survey.total_work, skipped=self.survey.done)
-        client = self._client()
         if early.cancel_called:  # stopped before anything was sent
-            summary = self._summary(began, path, tally, client)
+            summary = self._summary(began, path, tally, ClientStats())
             summary.surveyed = False
             return summary
         if api.sandbox and self.survey.real_replaced:
-            await client.aclose()
             raise UsageError(
                 f"{shown_path(self.run_dir)} holds {self.survey.real_replaced:,} results of a "
                 "real API that this sandbox run would replace; give the sandbox run another "
                 "--out (`run --sandbox` writes to its own folder by default)"
             )
+        header = self._header(api)
+        if not self.survey.total_work and says_already(path, header):
+            # Nothing to do, and the journal already says what this run would write first:
+            # it stays as it is (a no-op rerun of a large folder reads, writes and sends
+            # nothing, and makes no client).
+            self.progress.start(tally)
+            self.progress.close()
+            await anyio.to_thread.run_sync(hashed.save)
+            return self._summary(began, path, tally, ClientStats())
+        client = self._client()
         if self.options.preflight and self.survey.total_work:
             try:
                 await self._preflight(client, lock)
             except BaseException:
                 await client.aclose()
                 raise
-        header = new_header(
-            spec_path=self.spec.path,
-            spec_sha256=self.spec.sha256,
-            name=self.spec.name,
-            shard=self.options.shard,
-            api=api,
-        )
-        if not self.survey.total_work and says_already(path, header):
-            # Nothing to do, and the journal already says what this run would write first:
-            # it stays as it is (a no-op rerun of a large folder reads, and writes nothing).
-            await client.aclose()
-            self.progress.start(tally)
-            self.progress.close()
-            await anyio.to_thread.run_sync(hashed.save)
-            return self._summary(began, path, tally, client)
         self.counts = await anyio.to_thread.run_sync(schema_counts, self.spec, self.run_dir)
         writer = ManifestWriter.open(path, header, index)
         index = writer.index  # compaction moved the lines: read records back through this one
@@ -357,25 +360,59 @@ class _Runner:
                 await anyio.to_thread.run_sync(hashed.save)
         if fatal is not None:
             raise _first_batchrun_error(fatal)
-        return self._summary(began, path, tally, client)
+        return self._summary(began, path, tally, client.stats)
 
-    async def _which_api(self) -> Api:
-        """The API this run talks to, and whether it is the sandbox (see `RunOptions.sandbox`)."""
+    def _known_api(self) -> Api | None:
+        """The API this run talks to when that is known without asking: `--sandbox`, or
+        api.replicate.com, which never is the sandbox (see `RunOptions.sandbox`)."""
         url = normalize_base_url(self.options.base_url)
-        sandbox = self.options.sandbox
-        if sandbox is None and url == DEFAULT_BASE_URL:
-            sandbox = False
-        if sandbox is None:
-            # A client of its own, as the pre-flight's: the run's counts stay the predictions'.
-            async with Client(
-                url,
-                self.options.token,
-                request_limiter=polite(self.requests.per_second),
-                transport=self.options.transport,
-                token_env=self.spec.token_env,
-            ) as asking:
-                sandbox = await asking.is_sandbox()
-        return Api(url=url, sandbox=sandbox)
+        if self.options.sandbox is not None:
+            return Api(url=url, sandbox=self.options.sandbox)
+        if url == DEFAULT_BASE_URL:
+            return Api(url=url, sandbox=False)
+        return None
+
+    def _recorded_api(self, path: Path) -> Api | None:
+        """A real API at this run's URL, when the journal already starts with the header this
+        run would write for it (a run that asked the API wrote it): taken until the run finds
+        something to send, so that a no-op rerun sends nothing. A journal that says the
+        sandbox is not taken at its word: a real API at that URL now would redo its keys."""
+        api = Api(url=normalize_base_url(self.options.base_url), sandbox=False)
+        return api if says_already(path, self._header(api)) else None
+
+    async def _asked_api(self) -> Api:
+        """The API this run talks to, asked whether it is the sandbox (`Client.is_sandbox`)."""
+        from batchrun.api.client import Client
+
+        url = normalize_base_url(self.options.base_url)
+        # A client of its own, as the pre-flight's: the run's counts stay the predictions'.
+        async with Client(
+            url,
+            self.options.token,
+            request_limiter=polite(self.requests.per_second),
+            transport=self.options.transport,
+            token_env=self.spec.token_env,
+        ) as asking:
+            return Api(url=url, sandbox=await asking.is_sandbox())
+
+    async def _survey(
+        self, index: ManifestIndex, lock: Lock | None, hashed: HashedFiles, api: Api
+    ) -> Survey:
+        # A result of the other kind (the sandbox's, for a run on a real API) is new here.
+        return await anyio.to_thread.run_sync(
+            survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
+            api.sandbox, hashed, abandon_on_cancel=True,
+        )  # fmt: skip
+
+    def _header(self, api: Api) -> dict[str, Any]:
+        """The first line this run writes in its journal."""
+        return new_header(
+            spec_path=self.spec.path,
+            spec_sha256=self.spec.sha256,
+            name=self.spec.name,
+            shard=self.options.shard,
+            api=api,
+        )
 
     async def _preflight(self, client: Client, lock: Lock | None) -> None:
         """The online pre-flight (see batchrun.engine.preflight), unless this run folder
@@ -388,6 +425,8 @@ class _Runner:
         if known is not None:
             self.confirmed = known
             return
+        from batchrun.api.client import Client
+
         # A client of its own: the run's request counts stay the predictions' own, and a few
         # quick retries do (the pre-flight only asks what the creates would learn anyway).
         async with Client(
@@ -419,7 +458,7 @@ class _Runner:
             shown = f"{human_bytes(size)} of manifest in {shown_path(self.run_dir)}"
             self.progress.message(f"batchrun: reading {shown}...")
 
-    def _summary(self, began: float, path: Path, tally: Tally, client: Client) -> RunSummary:
+    def _summary(self, began: float, path: Path, tally: Tally, stats: ClientStats) -> RunSummary:
         return RunSummary(
             run_dir=self.run_dir,
             manifest=path,
@@ -427,7 +466,7 @@ class _Runner:
             tally=tally,
             wall_time=time.monotonic() - began,
             interrupted=self.stopper.stopping,
-            client=client.stats,
+            client=stats,
             download=self.options.download,
             left=self.survey.total_work - self.started + tally.retracted,
             rate=self.rate,
@@ -440,6 +479,8 @@ class _Runner:
         )
 
     def _client(self) -> Client:
+        from batchrun.api.client import Client
+
         return Client(
             self.options.base_url,
             self.options.token,

@@ -5,13 +5,17 @@ The time itself is measured by bench/startup.py (issue 22); this checks what it 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from runs import TOKEN, RunCli
 
 from batchrun.frontend.options import ARGS_OF
+from batchrun.sandbox import Sandbox
 
 SPEC = """\
 batchrun: 1
@@ -108,3 +112,26 @@ def test_validate_of_a_valid_spec_does_not_import_jsonschema(tmp_path: Path) -> 
     ]
     assert [done.returncode for done in answers] == [0, 2]
     assert [done.stderr.splitlines()[-1] for done in answers] == ["loaded: ", "loaded: jsonschema"]
+
+
+def test_a_run_with_nothing_to_do_does_not_import_the_http_stack(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox], run_cli: RunCli
+) -> None:
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    real = make_sandbox(announce=False)  # any API that is not the sandbox
+    argv = ["run", str(spec), "--base-url", real.base_url]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("REPLICATE_API_TOKEN", TOKEN)
+        assert run_cli(*argv)[0] == 0
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "REPLICATE_API_TOKEN": TOKEN},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "  predictions: nothing to do; 2 already done" in done.stderr.splitlines()
+    # anyio runs the run's steps; httpx, its transports and its CLI's rich are not loaded.
+    assert done.stderr.splitlines()[-1] == "loaded: anyio"

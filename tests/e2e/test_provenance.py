@@ -192,3 +192,81 @@ def test_a_real_run_after_the_sandbox_shows_what_is_left_in_plan_and_status(
     shown = {r.key: f'id="k-{r.key}"' in page for r in records(folder).values()}
     assert sorted(shown.values()) == [False] * 4 + [True] * 2
     assert all(shown[r.key] != r.sandbox for r in records(folder).values())
+
+
+# `GET /v1/account`, the question whether an API is the sandbox, as the sandbox counts it: it
+# has no such route, and its 404 carries its marker header as every answer does.
+ASKED = "GET (no route)"
+
+
+def sent(server: Sandbox) -> Counter[str]:
+    """The requests a server has answered, by route."""
+    return Counter(server.state.stats.requests)
+
+
+def test_a_run_with_nothing_to_do_takes_the_journals_word_for_a_real_api_and_sends_nothing(
+    tmp_path: Path,
+    quickstart: Path,
+    make_sandbox: Callable[..., Sandbox],
+    run_cli: RunCli,
+) -> None:
+    real = make_sandbox(announce=False)
+    run_dir = tmp_path / "run"
+    argv = ["run", str(quickstart), "--base-url", real.base_url, "--out", str(run_dir)]
+    assert run_cli(*argv, "--limit", "5")[0] == 0
+    # One key left: the API is asked which it is, and its model checked, before the create.
+    before = sent(real)
+    code, _, err = run_cli(*argv)
+    assert code == 0, err
+    asked = sent(real) - before
+    assert asked[ASKED] == 1
+    assert asked["GET /v1/models/{owner}/{name}"] == 1
+    assert creates(real) == 6
+    # Nothing left: the journal's header already names this URL as a real API's; nothing is sent.
+    before, journal = sent(real), (run_dir / "manifest.jsonl").read_bytes()
+    code, _, err = run_cli(*argv)
+    assert code == 0, err
+    assert "  predictions: nothing to do; 6 already done" in err.splitlines()
+    assert sent(real) == before
+    assert (run_dir / "manifest.jsonl").read_bytes() == journal
+
+
+def test_a_journal_that_names_the_sandbox_is_asked_about_again(
+    tmp_path: Path,
+    quickstart: Path,
+    make_sandbox: Callable[..., Sandbox],
+    run_cli: RunCli,
+) -> None:
+    served = make_sandbox()
+    run_dir = tmp_path / "run"
+    argv = ["run", str(quickstart), "--base-url", served.base_url, "--out", str(run_dir)]
+    assert run_cli(*argv)[0] == 0
+    before = sent(served)
+    assert run_cli(*argv)[0] == 0
+    assert sent(served) - before == {ASKED: 1}
+    # A real API at that URL now: the sandbox's results are not its own, and it makes all six.
+    served.configure(announce=False)
+    code, _, err = run_cli(*argv)
+    assert code == 0, err
+    assert creates(served) == 12
+    assert not any(record.sandbox for record in records(run_dir).values())
+
+
+def test_a_run_with_something_to_send_asks_although_the_journal_names_a_real_api(
+    tmp_path: Path,
+    quickstart: Path,
+    make_sandbox: Callable[..., Sandbox],
+    run_cli: RunCli,
+) -> None:
+    real = make_sandbox(announce=False)
+    run_dir = tmp_path / "run"
+    argv = ["run", str(quickstart), "--base-url", real.base_url, "--out", str(run_dir)]
+    assert run_cli(*argv, "--limit", "5")[0] == 0
+    journal = (run_dir / "manifest.jsonl").read_bytes()
+    # The same URL is a sandbox now: asked, it says so, and the keys are placed again for it.
+    real.configure(announce=True)
+    code, _, err = run_cli(*argv)
+    assert code == 2
+    assert "holds 5 results of a real API that this sandbox run would replace" in err
+    assert creates(real) == 5
+    assert (run_dir / "manifest.jsonl").read_bytes() == journal
