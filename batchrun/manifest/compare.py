@@ -15,6 +15,7 @@ succeeded keys are read to check them.
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from batchrun.planner import plancache
 from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import JobNamers
-from batchrun.planner.plancache import PlanRecorder
+from batchrun.planner.plancache import PlanKeys, PlanRecorder
 from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
@@ -73,6 +74,11 @@ class PlanComparison:
         return sum(job.total for job in self.jobs)
 
 
+# New predictions whose inputs a walk of the plan cache renders again (`plan`'s examples and
+# estimate); with more, the plan is walked whole: they are held until their keys are checked.
+REDERIVED_MOST = 10_000
+
+
 def compare(
     spec: Spec,
     *,
@@ -93,19 +99,46 @@ def compare(
     `selection`: only what `--sample` and `--limit` (and its shard) select; it replaces
     `shard`. `hashed`: the folder's files as last hashed (manifest/filestat.py); the default
     reads the index but never writes it, as `plan` sends and writes nothing. `on_new`: called
-    with each planned prediction `run` would create (new), in plan order, as the walk meets it
-    (`plan`'s estimate, `manifest.estimate.Estimator`: no second walk).
+    with each planned prediction `run` would create (new), in plan order (`plan`'s estimate,
+    `manifest.estimate.Estimator`: no second walk).
 
-    With no examples to keep and no `on_new`, only keys and jobs are needed: the plan's keys
-    are taken from the run folder's plan cache when it is this spec's (planner/plancache.py).
+    The keys and jobs come from the run folder's plan cache when it holds this spec's plan
+    (planner/plancache.py; not for `--sample`, whose ranking reads every row): the inputs of
+    the new predictions (for `examples` and `on_new`) are rendered again, each checked against
+    its kept key, and the plan is walked whole when they are too many or one differs.
     `keep_plan`: write that cache after a walk of the whole plan (`status` does; `plan`
     writes nothing).
     """
     selection = selection or Selection(shard)
-    shard = selection.shard
     run_dir = output or spec.output
     table = table if table is not None else load_table(run_dir)
     hashed = hashed or HashedFiles(run_dir)
+    cached = plancache.read(run_dir, spec) if selection.sample is None else None
+    if cached is not None:
+        walked = _placed_keys(spec, selection, run_dir, table, hashed, examples, on_new, cached)
+        if walked is not None:
+            return walked
+    kept = plancache.recorder(spec, selection) if keep_plan else None
+    compared = _placed_keys(spec, selection, run_dir, table, hashed, examples, on_new, kept)
+    assert compared is not None  # a walk of the plan places every key
+    return compared
+
+
+Walked = Iterator[tuple[str, str, PlannedPrediction | int]]
+
+
+def _placed_keys(
+    spec: Spec,
+    selection: Selection,
+    run_dir: Path,
+    table: KeyTable,
+    hashed: HashedFiles,
+    examples: int,
+    on_new: Callable[[PlannedPrediction], None] | None,
+    plan: PlanKeys | PlanRecorder | None,
+) -> PlanComparison | None:
+    """`compare`, walking the plan (`plan`: None, or a recorder that keeps it) or the plan
+    cache's keys (`plan`: the cache; None when the new keys' inputs cannot be had from it)."""
     lock = read_lock(spec.path)
     pinned = pinned_versions(spec, lock)
     namers = JobNamers.of_spec(spec)
@@ -118,8 +151,22 @@ def compare(
     # loop runs once per key of the plan, and a Counter per job costs more.
     counted: dict[tuple[str, State], int] = {}
     get_row, mark, placed = table.rows.get, table.mark_planned, table.place
-    keys_only = examples == 0 and on_new is None
-    walk, kept = _walk(spec, selection, run_dir, keys_only=keys_only, keep=keep_plan)
+    inputs = examples > 0 or on_new is not None
+    new_at: array[int] = array("Q")  # from the cache: the places of new keys, for their inputs
+
+    def meet(planned: PlannedPrediction) -> None:
+        if len(jobs[planned.job].new_examples) < examples:
+            jobs[planned.job].new_examples.append(planned)
+        if on_new is not None:
+            on_new(planned)
+
+    walk: Walked
+    if isinstance(plan, PlanKeys):
+        walk = plan.walk(selection)
+    elif plan is not None:
+        walk = _recorded(iter_selected(spec, selection), plan)
+    else:
+        walk = ((p.key, p.job, p) for p in iter_selected(spec, selection))
     for key, job_id, planned in walk:
         row = get_row(key)
         if row is None:
@@ -133,13 +180,21 @@ def compare(
             placed(row, where)
         tally = (job_id, where)
         counted[tally] = counted.get(tally, 0) + 1
-        if where is State.NEW and planned is not None:
-            if len(jobs[job_id].new_examples) < examples:
-                jobs[job_id].new_examples.append(planned)
-            if on_new is not None:
-                on_new(planned)
-    if kept is not None:  # the walk went to its end: the spec planned without an error
-        kept.save(run_dir)
+        if where is State.NEW and inputs:
+            if isinstance(planned, int):
+                new_at.append(planned)
+                if len(new_at) > REDERIVED_MOST:
+                    return None
+            else:
+                meet(planned)
+    if isinstance(plan, PlanKeys) and new_at:
+        again = plan.rendered(spec, new_at)
+        if again is None:
+            return None
+        for planned in again:
+            meet(planned)
+    if isinstance(plan, PlanRecorder):  # the walk went to its end: the spec planned
+        plan.save(run_dir)
     for (job_id, where), count in counted.items():
         jobs[job_id].counts[where] += count
     not_in_spec: Counter[str] = Counter()
@@ -152,7 +207,7 @@ def compare(
         name=spec.name,
         spec=spec.path,
         output=run_dir,
-        shard=shard,
+        shard=selection.shard,
         manifests=table.paths,
         recorded=recorded,
         jobs=list(jobs.values()),
@@ -161,27 +216,6 @@ def compare(
         sandbox=sandbox,
         other_api=other_api,
     )
-
-
-Walked = Iterator[tuple[str, str, PlannedPrediction | None]]
-
-
-def _walk(
-    spec: Spec, selection: Selection, run_dir: Path, *, keys_only: bool, keep: bool
-) -> tuple[Walked, PlanRecorder | None]:
-    """(key, job, planned prediction) of what `selection` keeps, in plan order; the prediction
-    is None where only keys were asked for and the run folder's plan cache gave them. With
-    `keep`, the recorder that keeps a whole walk, to be saved once it is over."""
-    if keys_only:
-        cached = plancache.read(run_dir, spec)
-        walked = cached.walk(selection) if cached is not None else None
-        if walked is not None:
-            return ((key, job, None) for key, job in walked), None
-    plan = iter_selected(spec, selection)
-    kept = plancache.recorder(spec, selection) if keep else None
-    if kept is None:
-        return ((planned.key, planned.job, planned) for planned in plan), None
-    return _recorded(plan, kept), kept
 
 
 def _recorded(plan: Iterator[PlannedPrediction], kept: PlanRecorder) -> Walked:

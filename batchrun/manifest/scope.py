@@ -17,6 +17,7 @@ from batchrun.humanize import counted
 from batchrun.manifest.records import Record
 from batchrun.manifest.table import KeyTable
 from batchrun.planner.expand import iter_plan
+from batchrun.planner.plancache import planned_keys
 from batchrun.spec.load import Spec, load_spec
 
 
@@ -130,13 +131,16 @@ def scope_table(
 def _mark_planned(table: KeyTable, spec: Spec, unrecorded: list[tuple[str, str]]) -> int:
     rows = table.rows
     count = 0
-    for planned in iter_plan(spec):
+    # Only keys and jobs: from the plan cache of the folder the table was read from, when it
+    # holds this spec's plan (planner/plancache.py), else by a walk of the plan.
+    run_dir = table.paths[0].parent if table.paths else None
+    for key, job in planned_keys(spec, run_dir):
         count += 1
-        row = rows.get(planned.key)
+        row = rows.get(key)
         if row is not None:
             table.mark_planned(row)
         if row is None or table.not_created(row):
-            unrecorded.append((planned.key, planned.job))
+            unrecorded.append((key, job))
     return count
 
 

@@ -16,7 +16,7 @@ its line in the value file it came from, when it came from one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from batchrun.cost import IMAGE_COUNT_INPUTS
@@ -210,7 +210,9 @@ def _job_plan(
     report: Report,
     naming: _Naming | None = None,
     duplicates: list[tuple[dict[str, Any], int | None, str]] | None = None,
+    rows: Iterable[tuple[dict[str, Any], int | None]] | None = None,
 ) -> Iterator[PlannedPrediction]:
+    """The predictions of one job; `rows`: only these of its matrix rows (`plan_at`)."""
     try:
         compiled = compile_value(dict(job.input), wraps={"file": files.make}, encode=key_json)
     except RenderError as error:  # a file named without a template: found once, here
@@ -225,7 +227,7 @@ def _job_plan(
     tails = [key_tail(r, target_json) for r in range(job.repeat)]
     name = naming.for_job(job) if naming is not None else None
     count = failed = 0
-    for row, origin in job.matrix.rows():
+    for row, origin in job.matrix.rows() if rows is None else rows:
         context = {**row, "job": job_id} if with_job else row
         for repeat, tail in enumerate(tails):
             if per_repeat or repeat == 0:
@@ -252,6 +254,32 @@ def _job_plan(
     if count == 0 and not failed:
         message = "the matrix expands to no predictions"
         report(spec.issue(job.path, message), ("empty", job.id))
+
+
+def plan_at(
+    spec: Spec, places: Mapping[str, Sequence[int]]
+) -> Iterator[tuple[int, PlannedPrediction]]:
+    """(place, prediction) at these places of each job's plan (0-based, increasing), jobs in
+    spec order: what a walk of the whole plan makes there, rendering only their rows.
+
+    Only for a plan a whole walk made without an error, where each row makes `repeat`
+    predictions (the plan cache's, planner/plancache.py): the caller checks each key against
+    the one it expects there."""
+    files = FileHasher(spec.folder, spec.allow)
+    for job in spec.jobs:
+        wanted = places.get(job.id)
+        if not wanted:
+            continue
+        per_row = job.repeat
+        chosen = sorted({place // per_row for place in wanted})
+        taken = set(chosen)
+        picked = (row for index, row in enumerate(job.matrix.rows()) if index in taken)
+        keep = set(wanted)
+        made = _job_plan(spec, job, files, KeySet(), None, _raise, rows=picked)
+        for count, planned in enumerate(made):
+            place = chosen[count // per_row] * per_row + count % per_row
+            if place in keep:
+                yield place, planned
 
 
 def _row_place(job: Job, origin: int | None) -> KeyPath:

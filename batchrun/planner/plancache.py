@@ -10,8 +10,11 @@ is now (`plan_digest`: the spec file's sha256 and path, batchrun's version and `
 Another spec, an edit, another version, a file cut short or changed anywhere (its arrays'
 sha256 is checked): the file is not used, and the plan is walked.
 
-The file says which keys the spec plans, no more: anything that needs a planned input (`plan`'s
-examples and estimate, the pre-flight, `run`) walks the plan. It is plain data, never pickle:
+The file says which keys the spec plans, no more. What needs a few planned inputs (`plan`'s
+examples, the estimate of the new predictions) renders again only their rows (`PlanKeys.rendered`,
+each key checked against the one kept); the pre-flight and `run` walk the plan. `status` and
+`plan` (manifest/compare.py) and the scope of `report` and `export` (manifest/scope.py) read
+it; only `status` writes it. It is plain data, never pickle:
 
     MAGIC, one JSON line (`version`, `byteorder`, `digest`, `jobs`, `count`, `sha256`), then
     `count` keys (unsigned 64-bit) and `count` job places (unsigned 16-bit), native byte order
@@ -19,12 +22,15 @@ examples and estimate, the pre-flight, `run`) walks the plan. It is plain data, 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import json
+import operator
 import os
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 from batchrun import safefs
 from batchrun._version import __version__
 from batchrun.errors import StorageError
+from batchrun.planner.expand import PlannedPrediction, iter_plan, plan_at
 from batchrun.planner.sample import Selection
 from batchrun.spec.load import Spec
 from batchrun.spec.readers import sends_files
@@ -73,25 +80,49 @@ class PlanKeys:
     numbers: array[int]
     places: array[int]  # per key, its job's place in `jobs`
 
-    def walk(self, selection: Selection) -> Iterator[tuple[str, str]] | None:
-        """(key, job) of what `selection` keeps, in plan order, as `iter_selected` walks it;
-        None for a sample (its ranking reads each prediction's variables)."""
+    def walk(self, selection: Selection) -> Iterator[tuple[str, str, int]]:
+        """(key, job, place in the whole plan) of what `selection` keeps, in plan order, as
+        `iter_selected` walks it. Not for a sample (its ranking reads each row's variables)."""
         if selection.sample is not None:
-            return None
-        return self._walk(selection)
-
-    def _walk(self, selection: Selection) -> Iterator[tuple[str, str]]:
+            raise ValueError("a sample is ranked by each row's variables: walk the plan")
         jobs, shard, left = self.jobs, selection.shard, selection.limit
-        pairs: Iterable[tuple[int, int]] = zip(self.numbers, self.places, strict=True)
+        found: Iterable[tuple[int, tuple[int, int]]] = enumerate(
+            zip(self.numbers, self.places, strict=True)
+        )
         if shard is not None:
             total, wanted = shard.total, shard.number - 1
-            pairs = ((number, at) for number, at in pairs if number % total == wanted)
-        for number, at in pairs:
+            found = ((at, pair) for at, pair in found if pair[0] % total == wanted)
+        for at, (number, job) in found:
             if left is not None:
                 if left <= 0:
                     return
                 left -= 1
-            yield f"{number:016x}", jobs[at]
+            yield f"{number:016x}", jobs[job], at
+
+    def rendered(self, spec: Spec, wanted: Sequence[int]) -> list[PlannedPrediction] | None:
+        """The predictions at these places of the plan (increasing), their inputs rendered
+        again (`expand.plan_at`); None when one's key is not the one kept there."""
+        # A job's place in `jobs` → where its keys start (each job's keys are together).
+        first = {job: bisect.bisect_left(self.places, job) for job in range(len(self.jobs))}
+        by_job: dict[str, list[int]] = {}
+        for at in wanted:
+            job = self.places[at]
+            by_job.setdefault(self.jobs[job], []).append(at - first[job])
+        made = []
+        for (place, planned), at in zip(plan_at(spec, by_job), wanted, strict=False):
+            if first[self.places[at]] + place != at or int(planned.key, 16) != self.numbers[at]:
+                return None
+            made.append(planned)
+        return made if len(made) == len(wanted) else None
+
+
+def planned_keys(spec: Spec, run_dir: Path | None) -> Iterator[tuple[str, str]]:
+    """(key, job) of the spec's whole plan, in plan order: from `run_dir`'s cache when it is
+    this spec's, else by a walk of the plan (SpecError where a row cannot be planned)."""
+    cached = read(run_dir, spec) if run_dir is not None else None
+    if cached is not None:
+        return ((key, job) for key, job, _ in cached.walk(Selection()))
+    return ((planned.key, planned.job) for planned in iter_plan(spec))
 
 
 class PlanRecorder:
@@ -188,6 +219,9 @@ def _parse(read_bytes: Any, size: int, spec: Spec) -> PlanKeys | None:
     if len(places) != count or _arrays_sha256(numbers, places) != meta.get("sha256"):
         return None
     if count and max(places) >= len(jobs):
+        return None
+    # A plan walks its jobs in spec order, each job's keys together.
+    if any(map(operator.gt, places, itertools.islice(places, 1, None))):
         return None
     return PlanKeys(jobs, numbers, places)
 

@@ -26,17 +26,19 @@ output: run
 jobs:
   - id: grid
     model: acme/flux
+    price: {per_prediction: 0.013}
     input: {prompt: "${animal} at ${hour}", seed: "${seed}"}
     matrix:
       animal: [cat, dog, owl]
       hour: {range: [0, 24, 5]}
       seed: [1, 2]
-      exclude: [{animal: owl, seed: 2}]
-      include: [{animal: fox, hour: 3, seed: 9}]
+    exclude: [{animal: owl, seed: 2}]
+    include: [{animal: fox, hour: 3, seed: 9}, {animal: cat, hour: 5, seed: 1, extra: yes}]
   - id: again
     model: acme/flux
     repeat: 3
-    input: {prompt: "the same ${n}"}
+    price: {per_image: 0.003}
+    input: {prompt: "the same ${n}", num_outputs: "${n}"}
     matrix: {n: {range: [0, 7]}}
   - id: single
     model: acme/other
@@ -72,16 +74,28 @@ def test_the_cached_walk_is_the_walk(spec: Spec) -> None:
     kept(spec)
     cached = plancache.read(spec.output, spec)
     assert cached is not None
+    whole = list(iter_plan(spec))
     for selection in SELECTIONS:
-        walked = cached.walk(selection)
-        assert walked is not None
         fresh = [(planned.key, planned.job) for planned in iter_selected(spec, selection)]
-        assert list(walked) == fresh, selection
-    assert cached.walk(Selection(sample=3)) is None  # a sample ranks by each row's variables
+        walked = list(cached.walk(selection))
+        assert [(key, job) for key, job, _ in walked] == fresh, selection
+        assert all(whole[at].key == key for key, _, at in walked)
+    with pytest.raises(ValueError, match="sample"):
+        next(cached.walk(Selection(sample=3)))  # a sample ranks by each row's variables
+    # The inputs of any places, rendered again: those of the walk.
+    for wanted in ([0], [len(whole) - 1], [1, 2, 3, 27, 28, 29, 41], list(range(len(whole)))):
+        again = cached.rendered(spec, wanted)
+        assert again is not None
+        assert again == [whole[at] for at in wanted]
 
 
 def _status(spec: Spec, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
     main(["status", str(spec.path), *extra])
+    return capsys.readouterr().out
+
+
+def _plan(spec: Spec, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    assert main(["plan", str(spec.path), *extra]) == 0
     return capsys.readouterr().out
 
 
@@ -122,12 +136,17 @@ def test_status_counts_the_same_from_the_cache(
         monkeypatch.undo()
         assert outputs[extra] == fresh
         (spec.output / PLAN_CACHE).unlink()
-    # `plan` shows each new prediction's input: it walks the plan, and writes nothing.
-    _status(spec, capsys)
-    walks = _no_walk(monkeypatch)
-    main(["plan", str(spec.path)])
-    assert len(walks) == 1
-    assert "9 done" in capsys.readouterr().out
+    # `plan` takes the keys from the cache too, and renders again only the new keys' inputs
+    # (its examples, its estimate): what it prints is what a walk of the plan gives. A
+    # sample's ranking reads every row: it walks the plan.
+    for extra in ((), ("--limit", "7"), ("--shard", "2/3"), ("--sample", "4")):
+        fresh = _plan(spec, capsys, *extra)
+        _status(spec, capsys)
+        walks = _no_walk(monkeypatch)
+        assert _plan(spec, capsys, *extra) == fresh
+        assert bool(walks) == (extra[:1] == ("--sample",)), extra
+        monkeypatch.undo()
+        (spec.output / PLAN_CACHE).unlink()
     data = json.loads(outputs[("--json",)])
     assert data["planned"] == len(list(iter_plan(spec)))
 
@@ -144,9 +163,9 @@ def test_an_edit_of_the_spec_is_a_new_plan(
     assert after["planned"] == len(list(iter_plan(edited))) > before["planned"]
     cached = plancache.read(edited.output, edited)  # written anew for the spec as it is now
     assert cached is not None
-    walked = cached.walk(Selection())
-    assert walked is not None
-    assert list(walked) == [(p.key, p.job) for p in iter_plan(edited)]
+    assert [(k, j) for k, j, _ in cached.walk(Selection())] == [
+        (p.key, p.job) for p in iter_plan(edited)
+    ]
     # Another batchrun version, another plan format: not this plan's cache.
     monkeypatch.setattr(plancache, "__version__", "0.0.0+other")
     assert plancache.read(edited.output, edited) is None
@@ -206,3 +225,30 @@ def test_a_plan_that_reads_a_file_is_never_kept(
     write_run(spec.output, [rec(p.key, job=p.job) for p in iter_plan(spec)], spec=spec.path)
     _status(spec, capsys)
     assert not (spec.output / PLAN_CACHE).exists()
+
+
+def test_export_and_report_scope_the_records_by_the_cache(
+    spec: Spec, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """They read the cache `status` wrote (and never write it): the same rows, no walk."""
+    _recorded(spec)
+    exported = tmp_path / "rows.jsonl"
+
+    def export() -> tuple[str, bytes]:
+        assert main(["export", str(spec.path), "--format", "jsonl", "--to", str(exported)]) == 0
+        return capsys.readouterr().err, exported.read_bytes()
+
+    fresh = export()
+    assert not (spec.output / PLAN_CACHE).exists()
+    assert fresh[1].count(b"\n") == 12  # the 13 recorded but the one no longer planned
+    _status(spec, capsys)
+    walks: list[object] = []
+    walk = plancache.iter_plan
+
+    def counted(*args: Any, **kwargs: Any) -> Iterator[PlannedPrediction]:
+        walks.append(args)
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(plancache, "iter_plan", counted)
+    assert export() == fresh
+    assert not walks
