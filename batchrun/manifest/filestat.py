@@ -9,8 +9,9 @@ file whatever the index says.
 
 A file changed within the same clock tick as its hashing may keep its mtime (git's "racily
 clean" entries): an entry is trusted only when the file was last changed RACY_NS before the
-index itself was written. The index is a cache: a missing, unreadable or foreign one is an empty
-one, and it never decides anything the files themselves would not.
+index itself was written. The index is a cache: a missing or unreadable one is an empty one, a
+line not as this code writes it counts for no file, and it never decides anything the files
+themselves would not.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -34,12 +36,38 @@ RACY_NS = 2_000_000_000
 STALE_LINES_KEPT = 10_000
 
 _Stat = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, inode, device
-_Entry = tuple[_Stat, str]  # the stat when hashed, the sha256 it hashed to
+
+# A line read back is split after its path, and the rest kept as text: an entry counts only when
+# that text is what the file's stat and sha256 would write now (`_tail`), so no number is parsed
+# (50,000 lines of JSON were a tenth of a no-op `status`). A path that needs no escape is the
+# text between its quotes; a line whose path has one is parsed whole (`_ESCAPED`).
+_PLAIN = re.compile(r'^\["([^"\\\n]*)",(.*)$', re.MULTILINE)
+_ESCAPED = re.compile(r'^\["[^"\n]*\\.*$', re.MULTILINE)
 
 
-def _line(relative: str, found: _Stat, sha256: str) -> bytes:
+def _tail(found: _Stat, sha256: str) -> str:
+    """What follows the path in an index line: `size,mtime_ns,ctime_ns,inode,device,"sha256"]`,
+    as json.dumps writes it (a sha256 kept here is what a file hashed to: hex digits)."""
+    return f'{found[0]},{found[1]},{found[2]},{found[3]},{found[4]},"{sha256}"]'
+
+
+def _line(relative: str, tail: str) -> bytes:
     """One line of the index: [path, size, mtime_ns, ctime_ns, inode, device, sha256]."""
-    return (json.dumps([relative, *found, sha256], separators=(",", ":")) + "\n").encode()
+    return f"[{json.dumps(relative)},{tail}\n".encode()
+
+
+def _entries_of(text: str) -> dict[str, str]:
+    """Each path of an index's lines, and the text after it on its last line."""
+    entries = dict(_PLAIN.findall(text))
+    # Searched for only when there is one: a multiline pattern tries every offset of the text.
+    for line in _ESCAPED.findall(text) if "\\" in text else ():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a torn last line
+            continue
+        if type(row) is list and len(row) == 7 and type(row[0]) is str:
+            entries[row[0]] = json.dumps(row[1:], separators=(",", ":"))[1:]
+    return entries
 
 
 def _stat_of(found: os.stat_result) -> _Stat:
@@ -54,7 +82,7 @@ class HashedFiles:
         self.deep = deep
         self.hashed = 0  # files read and hashed
         self.trusted = 0  # files taken as unchanged by their stat
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, str] = {}  # path → the text after it on its index line
         self._written_ns = 0
         self._changed = False  # entries learned by hashing, for `save` to write
         self._appender: BinaryIO | None = None  # where `note` appends (opened on first use)
@@ -70,20 +98,16 @@ class HashedFiles:
         try:
             with safefs.open_regular(path, self.run_dir) as handle:
                 self._written_ns = os.fstat(handle.fileno()).st_mtime_ns
-                # One JSON array of every line: a single parse, not one call per line (no
-                # line holds a newline: json.dumps escapes them).
-                rows = json.loads(b"[" + b",".join(handle.read().splitlines()) + b"]")
-            # Taken as they parsed, unconverted: an entry only ever counts when it equals a
-            # file's stat and sha256 (`difference`), which a value of another type never does
-            # but by having the same meaning (1.0 for 1). A row of the wrong shape loses the
-            # whole index.
-            self._entries = {row[0]: (tuple(row[1:6]), row[6]) for row in rows if len(row) == 7}
-        except (OSError, ValueError, TypeError, KeyError, IndexError):
+                text = handle.read().decode("ascii")  # json.dumps escapes all else
+            # A line not as this code writes it (a number as 1.0, a torn last line) matches no
+            # file's stat, which is then hashed, and the next `save` writes its line anew.
+            self._entries = _entries_of(text)
+        except (OSError, ValueError):
             self._entries = {}  # no index, or not one this code wrote: hash what is asked
             return
         # Downloads append their lines (`note`); a file fetched again leaves an older line
         # behind. Once those outnumber the live ones, the next `save` writes the index anew.
-        self._changed = len(rows) > 2 * len(self._entries) + STALE_LINES_KEPT
+        self._changed = text.count("\n") > 2 * len(self._entries) + STALE_LINES_KEPT
 
     def difference(self, relative: str, size: int, sha256: str) -> str | None:
         """How a recorded file differs from the record, in words; None when it is as recorded
@@ -92,27 +116,25 @@ class HashedFiles:
         # same inode, device, size and times are the very file hashed (inside) before. A link
         # is no regular file here (lstat), so it is judged by file_difference, which refuses
         # it, as it checks every file it reads (with the root resolved once).
-        before: _Stat | None = None
         try:
             # os.path.join's meaning (an absolute path stands alone), at a third of its cost.
             found = os.lstat(relative if relative[:1] == "/" else self._prefix + relative)
         except (OSError, ValueError):
             found = None
-        if found is not None and stat.S_ISREG(found.st_mode):
-            before = (
-                found.st_size,
-                found.st_mtime_ns,
-                found.st_ctime_ns,
-                found.st_ino,
-                found.st_dev,
-            )  # _stat_of, inline: once per file of a folder of 50,000
+        if found is not None and not stat.S_ISREG(found.st_mode):
+            found = None  # a link or a folder: never kept (file_difference refuses it)
+        if found is not None:
             # Unchanged: the stat and sha256 the entry holds, and not racy (see RACY_NS).
             entry = self._entries.get(relative)
             if (
-                before[0] == size
-                and entry is not None
-                and entry == (before, sha256)
-                and max(before[1], before[2]) + RACY_NS < self._written_ns
+                entry is not None
+                and found.st_size == size
+                and max(found.st_mtime_ns, found.st_ctime_ns) + RACY_NS < self._written_ns
+                and entry
+                == (  # _tail, inline: once per file of a folder of 50,000
+                    f"{found.st_size},{found.st_mtime_ns},{found.st_ctime_ns},"
+                    f'{found.st_ino},{found.st_dev},"{sha256}"]'
+                )
             ):
                 self.trusted += 1
                 return None
@@ -120,8 +142,8 @@ class HashedFiles:
         difference = file_difference(
             self.run_dir, relative, size, sha256, real_root=self._real_root
         )
-        if difference is None and before is not None:
-            self._entries[relative] = (before, sha256)
+        if difference is None and found is not None:
+            self._entries[relative] = _tail(_stat_of(found), sha256)
             self._changed = True
         return difference
 
@@ -135,7 +157,7 @@ class HashedFiles:
             found = os.lstat(os.path.join(self._root, relative))
             if self._appender is None:
                 self._appender = safefs.open_append(self.run_dir / FILES_INDEX, self.run_dir)
-            self._appender.write(_line(relative, _stat_of(found), sha256))
+            self._appender.write(_line(relative, _tail(_stat_of(found), sha256)))
         except (OSError, StorageError):
             return  # a cache: the file is hashed next time instead
         self._noted = True
@@ -150,7 +172,7 @@ class HashedFiles:
         entries = self._entries
         if self._noted:  # lines on disk that memory does not hold
             entries = {**HashedFiles(self.run_dir)._entries, **entries}
-        lines = (_line(relative, found, sha256) for relative, (found, sha256) in entries.items())
+        lines = (_line(relative, tail) for relative, tail in entries.items())
         try:
             safefs.write_atomically(self.run_dir / FILES_INDEX, b"".join(lines), self.run_dir)
         except (OSError, StorageError):

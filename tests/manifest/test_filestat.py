@@ -173,3 +173,49 @@ def test_hashing_after_downloads_writes_one_line_per_path_keeping_both(tmp_path:
     files.save()
     lines = [json.loads(line) for line in (run / FILES_INDEX).read_text().splitlines()]
     assert sorted(line[0] for line in lines) == ["fetched.png", "hashed.png"]
+
+
+def test_paths_written_with_escapes_are_trusted_as_the_others(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    names = ['a "quoted" name.png', "back\\slash.png", "café.png", "plain.png"]
+    files = filestat.HashedFiles(run)
+    for name in names:
+        (run / name).write_bytes(name.encode())
+        assert (
+            files.difference(name, len(name.encode()), hashlib.sha256(name.encode()).hexdigest())
+            is None
+        )
+    files.save()
+    text = (run / FILES_INDEX).read_text()
+    assert [json.loads(line)[0] for line in text.splitlines()] == names  # the documented format
+    assert text.isascii()  # json.dumps escapes the rest, which `_ESCAPED` reads back
+    age_index(run)
+    again = filestat.HashedFiles(run)
+    for name in names:
+        assert (
+            again.difference(name, len(name.encode()), hashlib.sha256(name.encode()).hexdigest())
+            is None
+        )
+    assert (again.trusted, again.hashed) == (4, 0)
+
+
+def test_a_line_not_as_written_costs_only_its_own_file(
+    run_dir: Path, hashes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Its numbers spelled otherwise (a float), a torn line (a run killed while it appended):
+    # each of those files is hashed again; the other entries are still trusted.
+    lines = (run_dir / FILES_INDEX).read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    lines[0] = json.dumps([rows[0][0], float(rows[0][1]), *rows[0][2:]], separators=(",", ":"))
+    lines[1] = lines[1][:-30]
+    (run_dir / FILES_INDEX).write_text("\n".join(lines) + "\n")
+    age_index(run_dir)
+    assert main(["status", str(run_dir)]) == 0
+    assert sorted(hashes) == sorted(Path(row[0]).name for row in rows[:2])
+    # That status wrote the two lines anew: the next reads no file.
+    hashes.clear()
+    age_index(run_dir)
+    assert main(["status", str(run_dir)]) == 0
+    assert hashes == []
+    capsys.readouterr()
