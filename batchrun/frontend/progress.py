@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, NamedTuple
 
-from tqdm import tqdm
-
 from batchrun.cost import ESTIMATED, money
 from batchrun.engine.collector import Tally
 from batchrun.engine.runner import Progress, RunSummary
@@ -176,6 +174,10 @@ class BarProgress:
 
     def start(self, tally: Tally) -> None:
         if self._bar_enabled and tally.total:
+            # Imported here: a run with nothing to do draws no bar (tqdm was a tenth of its
+            # imports), and neither does one whose progress goes to a log as lines.
+            from tqdm import tqdm
+
             self._bar = tqdm(
                 total=tally.total,
                 unit="pred",

@@ -124,8 +124,9 @@ def test_a_run_with_nothing_to_do_does_not_import_the_http_stack(
     with pytest.MonkeyPatch.context() as env:
         env.setenv("REPLICATE_API_TOKEN", TOKEN)
         assert run_cli(*argv)[0] == 0
+    probe = PROBE.replace(repr(set(HTTP_STACK)), repr({*HTTP_STACK, "tqdm"}))
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv],
+        [sys.executable, "-c", probe, *argv, "--progress", "bar"],
         capture_output=True,
         text=True,
         check=False,
@@ -133,5 +134,6 @@ def test_a_run_with_nothing_to_do_does_not_import_the_http_stack(
     )
     assert done.returncode == 0, done.stderr
     assert "  predictions: nothing to do; 2 already done" in done.stderr.splitlines()
-    # anyio runs the run's steps; httpx, its transports and its CLI's rich are not loaded.
+    # anyio runs the run's steps; httpx, its transports and its CLI's rich are not loaded, nor
+    # tqdm for a bar with nothing to count.
     assert done.stderr.splitlines()[-1] == "loaded: anyio"
