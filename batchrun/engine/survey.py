@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.manifest.table import TableStates
+from batchrun.planner import plancache
 from batchrun.planner.expand import PlannedPrediction, Shard, in_shard
 from batchrun.planner.lock import Lock
 from batchrun.planner.naming import JobNamers
@@ -156,24 +157,24 @@ def survey(
         )
     quota = found.quota
     get_row = table.rows.get if table is not None else None
-    for planned in iter_selected(spec, selection, sampled=found.sample):
-        quota[planned.job] += 1
+    for key, job_id in _planned_keys(spec, selection, found.sample, run_dir):
+        quota[job_id] += 1
         if get_row is not None:
-            row = get_row(planned.key)
-            where = State.NEW if row is None else place(planned.key, row, planned.job)
+            row = get_row(key)
+            where = State.NEW if row is None else place(key, row, job_id)
             if where is State.DONE:  # the common case, once per key of a large folder
                 done += 1
                 continue
-            state = None if row is None else states.get(planned.key)
+            state = None if row is None else states.get(key)
         else:
-            state = states.get(planned.key)
+            state = states.get(key)
             where = key_state(
                 state,
                 run_dir,
-                found.pinned[planned.job],
+                found.pinned[job_id],
                 intact=intact,
-                namer=namers(planned.job) if namers is not None else None,
-                read=_reader(read, planned.key),
+                namer=namers(job_id) if namers is not None else None,
+                read=_reader(read, key),
                 sandbox=sandbox,
                 hashed=hashed,
             )
@@ -181,9 +182,9 @@ def survey(
         if sandbox and where is State.NEW and real:
             found.real_replaced += 1  # (a record that says none was created replaces nothing)
         if where is State.DOWNLOAD and state is not None and not state.missing:
-            found.broken.add(planned.key)
+            found.broken.add(key)
         if where is State.MOVE:
-            found.moving.add(planned.key)
+            found.moving.add(key)
         action = classify(where, state, scope)
         if action is None:
             if where is State.FAILED:
@@ -193,10 +194,23 @@ def survey(
             else:
                 done += 1
             continue
-        found.work[planned.job] += 1
+        found.work[job_id] += 1
     found.done = done
     found.planned = sum(quota.values())
     return found
+
+
+def _planned_keys(
+    spec: Spec, selection: Selection, sample: frozenset[str] | None, run_dir: Path
+) -> Iterator[tuple[str, str]]:
+    """(key, job) of what the run acts on, in plan order: from the plan kept in the run folder
+    (planner/plancache.py, which checks it is this spec's as it is now) when there is one and
+    no sample ranks the rows, else from a walk of the plan. The survey needs no input: what
+    the run sends, its producers render."""
+    kept = plancache.read(run_dir, spec) if sample is None and selection.sample is None else None
+    if kept is not None:
+        return ((key, job) for key, job, _ in kept.walk(selection))
+    return ((p.key, p.job) for p in iter_selected(spec, selection, sampled=sample))
 
 
 def _reader(read: Callable[[str], Record] | None, key: str) -> Callable[[], Record] | None:

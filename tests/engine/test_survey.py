@@ -13,8 +13,10 @@ from batchrun.engine.lifecycle import Action
 from batchrun.engine.survey import survey
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Status
+from batchrun.planner import sample
 from batchrun.planner.expand import in_shard, iter_plan
 from batchrun.planner.lock import Lock, Pin
+from batchrun.planner.plancache import PLAN_CACHE, PlanRecorder
 from batchrun.spec.load import Spec, load_spec
 
 V1, V2 = "1" * 64, "2" * 64
@@ -117,3 +119,44 @@ def test_without_downloads_no_file_is_read(spec: Spec, tmp_path: Path) -> None:
     found = survey(spec, states, tmp_path, RunChoices(download=False))
     assert found.broken == set()
     assert found.done == 1
+
+
+def test_the_plan_kept_in_the_run_folder_counts_as_its_walk(
+    spec: Spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the plan's keys kept in the run folder (planner/plancache.py, as `status` writes
+    them), the survey counts the same without walking the plan; a sample still walks it."""
+    (tmp_path / "a.png").write_bytes(PNG)
+    img, chat = keys(spec, "img"), keys(spec, "chat")
+    states = {
+        img[0]: state(Status.SUCCEEDED),
+        img[1]: state(Status.SUCCEEDED, sha="ff" * 32),
+        img[2]: state(Status.FAILED),
+        chat[1]: state(Status.PROCESSING, job="chat"),
+    }
+    scopes = [
+        RunChoices(),
+        RunChoices(limit=3),
+        RunChoices(shard=(2, 2)),
+        RunChoices(retry_failed=True),
+        RunChoices(sample=4),
+    ]
+    walked = [survey(spec, states, tmp_path, scope) for scope in scopes]
+    recorder = PlanRecorder(spec)
+    for planned in iter_plan(spec):
+        recorder.add(planned.key, planned.job)
+    recorder.save(tmp_path)
+    assert (tmp_path / PLAN_CACHE).exists()
+    walks: list[object] = []
+    real_walk = sample.iter_plan
+
+    def counted(*args: object, **kwargs: object) -> object:
+        walks.append(args)
+        return real_walk(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sample, "iter_plan", counted)
+    for scope, before in zip(scopes, walked, strict=True):
+        del walks[:]
+        found = survey(spec, states, tmp_path, scope)
+        assert found == before, scope
+        assert bool(walks) == (scope.sample is not None), scope
