@@ -7,7 +7,7 @@ the server's clock) and plans its looks on them: of all the ways to look at a pr
 as this one, the one that costs least, counting each second a result waits unseen and, for each
 look that finds it still running, WORTH times the median run time. The looks fall on run times
 seen (dynamic programming over them, `looks`): with run times of 2 s ± 25% the first comes when
-about 70% of them are over, the second at the longest, about 1.3 looks per prediction, each
+about 75% of them are over, the second at the longest, about 1.25 looks per prediction, each
 result seen about 0.3 s after it finished; a job whose run times fall in two groups is looked at
 as the first group ends, then as the second does. No look comes later than REACH times the
 prediction's age (a long tail that may be gone is followed, not jumped to), and one older than
@@ -39,8 +39,8 @@ from batchrun.api.objects import parse_time
 WINDOW = 64
 # What one look is worth, in seconds of a result seen late, as a share of the median run time:
 # higher means fewer looks that find a prediction still running, lower means results seen
-# sooner. (At 0.22, run times of 2 s ± 25% are looked at 1.29 times each.)
-WORTH = 0.22
+# sooner. (At 0.26, run times of 2 s ± 25% are looked at 1.25 times each.)
+WORTH = 0.26
 # The looks are planned again after this many new run times (each plan is O(WINDOW²)).
 REPLAN = 8
 # The latest next look, as a multiple of the prediction's age (of the median run time, for a
