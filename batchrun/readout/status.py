@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from batchrun.humanize import counted
 from batchrun.manifest.compare import PlanComparison
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
-from batchrun.manifest.state import STATES, State, counts_as_sandbox, key_state
+from batchrun.manifest.state import STATES, State, counts_as_sandbox
 from batchrun.manifest.table import NO_TIME, KeyTable
 from batchrun.planner.columns import flat_vars
 from batchrun.readout import sheet
@@ -38,6 +38,10 @@ SUCCEEDED = frozenset({State.DONE, State.STALE, State.MOVE})
 
 # A variable with more values than this gets no cost table in `report`: it would not be read.
 MAX_COST_VALUES = 20
+# The text of each value of a variable with at most this many is kept while costs are added up
+# (a few hundred kB at most); one whose values are more (a seed per key) is shown row by row,
+# or a million keys would keep a million texts.
+SHOWN_VALUES_KEPT = 4096
 
 
 @dataclass
@@ -213,14 +217,14 @@ def summarize_table(
     files_of, bytes_of, missing_of = table.files, table.bytes, table.missing
     files = size = missing = duplicates = 0
     predict_time = 0.0
+    # `key_state` asked once per kind of row, not once per key (each key's files still looked at)
+    place = table.placer(run_dir, pinned, sandbox=status.sandbox, hashed=hashed)
+    key_of, state_of = table.rows.key_of, table.state_of
     for row in rows:
         job = jobs_at[row]
-        state = table.state_of(row) if plan is not None else None
+        state = state_of(row) if plan is not None else None
         if state is None:
-            recorded = table.key_state(table.rows.key_of(row), row)
-            state = key_state(
-                recorded, run_dir, pinned.get(job_names[job]), sandbox=status.sandbox, hashed=hashed
-            )
+            state = place(key_of(row), row, job_names[job])
             status.states[state] += 1  # a planned key is counted with the plan's counts below
         kinds[job, said_at[row], api_at[row]] += 1
         files += files_of[row]
@@ -257,8 +261,10 @@ def summarize_table(
         status.first_created = parse_time(table.record_at(first).created_at)
     if last >= 0:
         status.last_completed = parse_time(table.record_at(last).completed_at)
+    # Each value of each variable shown as text once, not once per priced key.
+    shown_at: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for row in priced:
-        _add_value_costs(status, spent_of[row], table.vars_of(row))
+        _add_value_costs(status, spent_of[row], _shown_vars(table, row, shown_at))
     if plan is not None:
         status.planned = plan.total
         for state in STATES:
@@ -277,16 +283,34 @@ def failure_reason(record: Record) -> str:
     return record.status
 
 
-def _add_value_costs(status: RunStatus, spent: float, variables: dict[str, Any]) -> None:
-    for name, value in flat_vars(variables).items():
+def _shown_vars(
+    table: KeyTable, row: int, shown_at: dict[tuple[str, int], list[tuple[str, str]]]
+) -> Iterator[tuple[str, str]]:
+    """The row's variables as `flat_vars` flattens them, each value as the cost table shows
+    it (`_shown_value`); `shown_at` keeps each (variable, place in its column) made once."""
+    for name in table.names.values[table.columns[row]]:
+        values = table.variables[name]
+        place = values.places[row]
+        found = shown_at.get((name, place))
+        if found is None:
+            flat = flat_vars({name: values.raws[place]})
+            found = [(flat_name, _shown_value(value)) for flat_name, value in flat.items()]
+            if len(values.raws) <= SHOWN_VALUES_KEPT:
+                shown_at[name, place] = found
+        yield from found
+
+
+def _add_value_costs(status: RunStatus, spent: float, shown: Iterable[tuple[str, str]]) -> None:
+    for name, value in shown:
         values = status.var_spent.setdefault(name, {})
-        if len(values) > MAX_COST_VALUES and _shown_value(value) not in values:
+        if len(values) > MAX_COST_VALUES and value not in values:
             continue  # too many values to show: stop growing (the table leaves it out)
-        shown = _shown_value(value)
-        values[shown] = values.get(shown, 0.0) + spent
+        values[value] = values.get(value, 0.0) + spent
 
 
 def _shown_value(value: Any) -> str:
+    if type(value) is int:
+        return str(value)  # what json.dumps writes for an int, at a fraction of its cost
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
