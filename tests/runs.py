@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run
@@ -194,3 +195,20 @@ def manifest_lines(run_dir: Path) -> list[dict[str, object]]:
 def ids_recorded(run_dir: Path) -> int:
     """How many distinct prediction ids the manifest knows so far."""
     return len({line["prediction_id"] for line in manifest_lines(run_dir) if line["prediction_id"]})
+
+
+def count_walks(monkeypatch: Any, module: ModuleType | None = None) -> list[object]:
+    """Count the walks of the plan from here on: each call of `iter_plan` as `module` (the
+    planner's `sample`, which every selected walk goes through, unless named) makes it."""
+    from batchrun.planner import sample
+
+    where = module if module is not None else sample
+    walks: list[object] = []
+    walk = where.iter_plan
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        walks.append(args)
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(where, "iter_plan", counted)
+    return walks

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from runs import TOKEN, Git, records, run_spec, write_spec
+from runs import TOKEN, Git, count_walks, records, run_spec, write_spec
 
 from batchrun.cli import main
 from batchrun.cost import Price, SchemaCount, money
 from batchrun.manifest.estimate import JobEstimate, add
-from batchrun.planner import sample
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.sandbox import Sandbox
 from batchrun.spec.target import Target
@@ -103,14 +100,7 @@ def test_plan_walks_the_plan_once_for_its_counts_and_its_estimate(
     """The estimate counts what run would create during the walk that counts the plan (the
     summary's, or the comparison's against a manifest), not in a walk of its own."""
     spec = write_spec(tmp_path, SPEC)
-    walks: list[object] = []
-    walk = sample.iter_plan
-
-    def counted(*args: Any, **kwargs: Any) -> Iterator[PlannedPrediction]:
-        walks.append(args)
-        return walk(*args, **kwargs)
-
-    monkeypatch.setattr(sample, "iter_plan", counted)
+    walks = count_walks(monkeypatch)
     fresh = _plan(spec, capsys)
     assert "  painter: $1.20 for 200 predictions:" in fresh
     assert len(walks) == 1

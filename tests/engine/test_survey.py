@@ -6,14 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from runs import write_spec
+from runs import count_walks, write_spec
 
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
 from batchrun.engine.survey import survey
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Status
-from batchrun.planner import sample
 from batchrun.planner.expand import in_shard, iter_plan
 from batchrun.planner.lock import Lock, Pin
 from batchrun.planner.plancache import PLAN_CACHE, PlanRecorder
@@ -147,14 +146,7 @@ def test_the_plan_kept_in_the_run_folder_counts_as_its_walk(
         recorder.add(planned.key, planned.job)
     recorder.save(tmp_path)
     assert (tmp_path / PLAN_CACHE).exists()
-    walks: list[object] = []
-    real_walk = sample.iter_plan
-
-    def counted(*args: object, **kwargs: object) -> object:
-        walks.append(args)
-        return real_walk(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sample, "iter_plan", counted)
+    walks = count_walks(monkeypatch)
     for scope, before in zip(scopes, walked, strict=True):
         del walks[:]
         found = survey(spec, states, tmp_path, scope)

@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from runfolder import rec, write_run
-from runs import write_spec
+from runs import count_walks, write_spec
 
 from batchrun.cli import main
-from batchrun.planner import plancache, sample
-from batchrun.planner.expand import PlannedPrediction, Shard, iter_plan
+from batchrun.planner import plancache
+from batchrun.planner.expand import Shard, iter_plan
 from batchrun.planner.plancache import PLAN_CACHE, PlanRecorder
 from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec, load_spec
@@ -109,19 +108,6 @@ def _recorded(spec: Spec) -> None:
     write_run(spec.output, records, spec=spec.path)
 
 
-def _no_walk(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Count the walks of the plan from here on."""
-    walks: list[object] = []
-    walk = sample.iter_plan
-
-    def counted(*args: Any, **kwargs: Any) -> Iterator[PlannedPrediction]:
-        walks.append(args)
-        return walk(*args, **kwargs)
-
-    monkeypatch.setattr(sample, "iter_plan", counted)
-    return walks
-
-
 def test_status_counts_the_same_from_the_cache(
     spec: Spec, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,7 +116,7 @@ def test_status_counts_the_same_from_the_cache(
     for extra in ((), ("--json",), ("--all",)):
         fresh = _status(spec, capsys, *extra)
         assert (spec.output / PLAN_CACHE).exists()
-        walks = _no_walk(monkeypatch)
+        walks = count_walks(monkeypatch)
         outputs[extra] = _status(spec, capsys, *extra)
         assert not walks  # the keys came from the cache
         monkeypatch.undo()
@@ -142,7 +128,7 @@ def test_status_counts_the_same_from_the_cache(
     for extra in ((), ("--limit", "7"), ("--shard", "2/3"), ("--sample", "4")):
         fresh = _plan(spec, capsys, *extra)
         _status(spec, capsys)
-        walks = _no_walk(monkeypatch)
+        walks = count_walks(monkeypatch)
         assert _plan(spec, capsys, *extra) == fresh
         assert bool(walks) == (extra[:1] == ("--sample",)), extra
         monkeypatch.undo()
@@ -242,13 +228,6 @@ def test_export_and_report_scope_the_records_by_the_cache(
     assert not (spec.output / PLAN_CACHE).exists()
     assert fresh[1].count(b"\n") == 12  # the 13 recorded but the one no longer planned
     _status(spec, capsys)
-    walks: list[object] = []
-    walk = plancache.iter_plan
-
-    def counted(*args: Any, **kwargs: Any) -> Iterator[PlannedPrediction]:
-        walks.append(args)
-        return walk(*args, **kwargs)
-
-    monkeypatch.setattr(plancache, "iter_plan", counted)
+    walks = count_walks(monkeypatch, plancache)
     assert export() == fresh
     assert not walks
