@@ -12,7 +12,6 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from batchrun.engine.runner import Progress, RunOptions, RunSummary, run
@@ -197,18 +196,17 @@ def ids_recorded(run_dir: Path) -> int:
     return len({line["prediction_id"] for line in manifest_lines(run_dir) if line["prediction_id"]})
 
 
-def count_walks(monkeypatch: Any, module: ModuleType | None = None) -> list[object]:
-    """Count the walks of the plan from here on: each call of `iter_plan` as `module` (the
-    planner's `sample`, which every selected walk goes through, unless named) makes it."""
+def count_walks(monkeypatch: Any) -> list[object]:
+    """Count the walks of the plan from here on: each call of `iter_plan` by the planner's
+    `sample`, which every walk of a selection goes through."""
     from batchrun.planner import sample
 
-    where = module if module is not None else sample
     walks: list[object] = []
-    walk = where.iter_plan
+    walk = sample.iter_plan
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         walks.append(args)
         return walk(*args, **kwargs)
 
-    monkeypatch.setattr(where, "iter_plan", counted)
+    monkeypatch.setattr(sample, "iter_plan", counted)
     return walks

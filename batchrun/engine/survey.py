@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -28,11 +28,11 @@ from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Record, Status
 from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.manifest.table import TableStates
-from batchrun.planner import plancache
 from batchrun.planner.expand import PlannedPrediction, Shard, in_shard
 from batchrun.planner.lock import Lock
 from batchrun.planner.naming import JobNamers
-from batchrun.planner.sample import Selection, iter_selected, sample_keys
+from batchrun.planner.plancache import planned_keys
+from batchrun.planner.sample import Selection, sample_keys
 from batchrun.spec.load import Spec
 
 URL_LIFETIME = timedelta(hours=1)  # how long Replicate's output links live
@@ -157,7 +157,9 @@ def survey(
         )
     quota = found.quota
     get_row = table.rows.get if table is not None else None
-    for key, job_id in _planned_keys(spec, selection, found.sample, run_dir):
+    # Keys and jobs only (what the run sends, its producers render): from the plan kept in the
+    # run folder when it holds this spec's plan (planner/plancache.py), else a walk of the plan.
+    for key, job_id in planned_keys(spec, run_dir, selection, sampled=found.sample):
         quota[job_id] += 1
         if get_row is not None:
             row = get_row(key)
@@ -198,19 +200,6 @@ def survey(
     found.done = done
     found.planned = sum(quota.values())
     return found
-
-
-def _planned_keys(
-    spec: Spec, selection: Selection, sample: frozenset[str] | None, run_dir: Path
-) -> Iterator[tuple[str, str]]:
-    """(key, job) of what the run acts on, in plan order: from the plan kept in the run folder
-    (planner/plancache.py, which checks it is this spec's as it is now) when there is one and
-    no sample ranks the rows, else from a walk of the plan. The survey needs no input: what
-    the run sends, its producers render."""
-    kept = plancache.read(run_dir, spec) if sample is None and selection.sample is None else None
-    if kept is not None:
-        return ((key, job) for key, job, _ in kept.walk(selection))
-    return ((p.key, p.job) for p in iter_selected(spec, selection, sampled=sample))
 
 
 def _reader(read: Callable[[str], Record] | None, key: str) -> Callable[[], Record] | None:

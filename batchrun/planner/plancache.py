@@ -38,8 +38,8 @@ from typing import Any
 from batchrun import safefs
 from batchrun._version import __version__
 from batchrun.errors import StorageError
-from batchrun.planner.expand import PlannedPrediction, iter_plan, plan_at
-from batchrun.planner.sample import Selection
+from batchrun.planner.expand import PlannedPrediction, plan_at
+from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
 from batchrun.spec.readers import sends_files
 from batchrun.spec.sources import ListSource, RangeSource
@@ -116,13 +116,22 @@ class PlanKeys:
         return made if len(made) == len(wanted) else None
 
 
-def planned_keys(spec: Spec, run_dir: Path | None) -> Iterator[tuple[str, str]]:
-    """(key, job) of the spec's whole plan, in plan order: from `run_dir`'s cache when it is
-    this spec's, else by a walk of the plan (SpecError where a row cannot be planned)."""
-    cached = read(run_dir, spec) if run_dir is not None else None
+def planned_keys(
+    spec: Spec,
+    run_dir: Path | None,
+    selection: Selection | None = None,
+    *,
+    sampled: frozenset[str] | None = None,
+) -> Iterator[tuple[str, str]]:
+    """(key, job) of what `selection` keeps of the spec's plan (by default all of it), in plan
+    order: from `run_dir`'s cache when it is this spec's and no sample ranks the rows, else by
+    a walk of the plan (`iter_selected`; SpecError where a row cannot be planned)."""
+    selection = selection or Selection()
+    ranked = selection.sample is not None or sampled is not None
+    cached = read(run_dir, spec) if run_dir is not None and not ranked else None
     if cached is not None:
-        return ((key, job) for key, job, _ in cached.walk(Selection()))
-    return ((planned.key, planned.job) for planned in iter_plan(spec))
+        return ((key, job) for key, job, _ in cached.walk(selection))
+    return ((p.key, p.job) for p in iter_selected(spec, selection, sampled=sampled))
 
 
 class PlanRecorder:

@@ -228,6 +228,6 @@ def test_export_and_report_scope_the_records_by_the_cache(
     assert not (spec.output / PLAN_CACHE).exists()
     assert fresh[1].count(b"\n") == 12  # the 13 recorded but the one no longer planned
     _status(spec, capsys)
-    walks = count_walks(monkeypatch, plancache)
+    walks = count_walks(monkeypatch)
     assert export() == fresh
     assert not walks
