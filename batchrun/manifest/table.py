@@ -309,11 +309,15 @@ class KeyTable:
     def vars_of(self, row: int) -> dict[str, Any]:
         """The key's variables, as its line gives them (loaded with `variables=True`; a value
         equal to one an earlier line gave, as JSON, is that line's)."""
-        found = {}
+        return {name: raw for name, _, raw in self.var_places(row)}
+
+    def var_places(self, row: int) -> Iterator[tuple[str, int, Any]]:
+        """(name, place in its column, value) of each of the key's variables, in its line's
+        order (loaded with `variables=True`): equal places, equal values."""
         for name in self.names.values[self.columns[row]]:
             values = self.variables[name]
-            found[name] = values.raws[values.places[row]]
-        return found
+            place = values.places[row]
+            yield name, place, values.raws[place]
 
     def placer(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -264,7 +264,9 @@ def summarize_table(
     # Each value of each variable shown as text once, not once per priced key.
     shown_at: dict[tuple[str, int], list[tuple[str, str]]] = {}
     for row in priced:
-        _add_value_costs(status, spent_of[row], _shown_vars(table, row, shown_at))
+        spent = spent_of[row]
+        for name, at, raw in table.var_places(row):
+            _add_value_costs(status, spent, _shown(table, name, at, raw, shown_at))
     if plan is not None:
         status.planned = plan.total
         for state in STATES:
@@ -283,21 +285,22 @@ def failure_reason(record: Record) -> str:
     return record.status
 
 
-def _shown_vars(
-    table: KeyTable, row: int, shown_at: dict[tuple[str, int], list[tuple[str, str]]]
-) -> Iterator[tuple[str, str]]:
-    """The row's variables as `flat_vars` flattens them, each value as the cost table shows
-    it (`_shown_value`); `shown_at` keeps each (variable, place in its column) made once."""
-    for name in table.names.values[table.columns[row]]:
-        values = table.variables[name]
-        place = values.places[row]
-        found = shown_at.get((name, place))
-        if found is None:
-            flat = flat_vars({name: values.raws[place]})
-            found = [(flat_name, _shown_value(value)) for flat_name, value in flat.items()]
-            if len(values.raws) <= SHOWN_VALUES_KEPT:
-                shown_at[name, place] = found
-        yield from found
+def _shown(
+    table: KeyTable,
+    name: str,
+    place: int,
+    raw: Any,
+    shown_at: dict[tuple[str, int], list[tuple[str, str]]],
+) -> list[tuple[str, str]]:
+    """A variable's value (`KeyTable.var_places`) as `flat_vars` flattens it, each part as the
+    cost table shows it (`_shown_value`); `shown_at` keeps each (variable, place) made once."""
+    found = shown_at.get((name, place))
+    if found is None:
+        flat = flat_vars({name: raw})
+        found = [(flat_name, _shown_value(value)) for flat_name, value in flat.items()]
+        if len(table.variables[name].raws) <= SHOWN_VALUES_KEPT:
+            shown_at[name, place] = found
+    return found
 
 
 def _add_value_costs(status: RunStatus, spent: float, shown: Iterable[tuple[str, str]]) -> None:
