@@ -50,8 +50,14 @@ class ValueSource(ABC):
 
     __slots__: tuple[str, ...] = ()
 
+    def _names(self) -> tuple[str, ...]:
+        """Every field of the source: the slots of its class and of the classes it extends
+        (a `LinesSource` is a `FileSource`'s path and name, though it adds none)."""
+        mro = reversed(type(self).__mro__)
+        return tuple(name for klass in mro for name in vars(klass).get("__slots__", ()))
+
     def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._names())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ValueSource) or type(other) is not type(self):
@@ -62,7 +68,7 @@ class ValueSource(ABC):
         return hash((type(self), self._fields()))
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names())
         return f"{type(self).__name__}({shown})"
 
     @abstractmethod

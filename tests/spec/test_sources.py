@@ -188,3 +188,20 @@ def test_file_sources_stream_instead_of_holding(tmp_path: Path) -> None:
     values = LinesSource(path, "n.txt").values()
     assert inspect.isgenerator(values)
     assert next(values) == "0"
+
+
+def test_a_source_is_its_fields_those_it_inherits_too() -> None:
+    """Compared, hashed and shown by every field, as a frozen record: two value files of one
+    kind at different paths are two sources, though their class adds no field of its own."""
+    kinds = (LinesSource, JsonlSource, JsonSource, CsvSource)
+    for kind in kinds:
+        one, same = kind(Path("/s/a.txt"), "a.txt"), kind(Path("/s/a.txt"), "a.txt")
+        other = kind(Path("/s/b.txt"), "b.txt")
+        assert one == same
+        assert hash(one) == hash(same)
+        assert one != other
+        assert len({one, other}) == 2
+        assert repr(one) == f"{kind.__name__}(path={Path('/s/a.txt')!r}, written='a.txt')"
+    assert LinesSource(Path("/s/a.txt"), "a.txt") != CsvSource(Path("/s/a.txt"), "a.txt")
+    assert RangeSource(0, 3) == RangeSource(0, 3, 1) != RangeSource(0, 4)
+    assert ListSource((1, 2)) != ListSource((1, 3))
