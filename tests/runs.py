@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -138,9 +139,15 @@ def assert_files_intact(run_dir: Path) -> int:
 
 
 def start(
-    spec: Path, sandbox: Sandbox, *extra: str, out: Path | None = None, quiet: bool = True
+    spec: Path,
+    sandbox: Sandbox,
+    *extra: str,
+    out: Path | None = None,
+    quiet: bool = True,
+    sigint: signal.Handlers = signal.SIG_DFL,
 ) -> subprocess.Popen[str]:
-    """`batchrun run SPEC` against the sandbox in a child process (stderr captured)."""
+    """`batchrun run SPEC` against the sandbox in a child process (stderr captured), started
+    with SIGINT as `sigint` says: by default as a terminal's foreground job has it."""
     env = {**os.environ, "REPLICATE_API_TOKEN": TOKEN}
     env.pop("BATCHRUN_DEBUG", None)
     argv = run_argv(
@@ -152,7 +159,15 @@ def start(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_at_start(sigint),
     )
+
+
+def sigint_at_start(handling: signal.Handlers) -> Callable[[], None]:
+    """A child's `preexec_fn`: SIGINT as `handling` says when it starts, whatever this process
+    has. A test run started in the background by a shell without job control (`pytest &` in a
+    script) has SIGINT ignored and would hand that on; batchrun keeps an ignored SIGINT ignored."""
+    return lambda: signal.signal(signal.SIGINT, handling)
 
 
 def finish(child: subprocess.Popen[str], timeout: float = 60.0) -> tuple[int, str]:

@@ -13,6 +13,10 @@ exit 130 and one line, never a traceback nor a silent death by the default actio
 - The run itself (`receiving`, the runner's watcher): anyio delivers both signals to the runner,
   which stops (SIGINT) or leaves at once (SIGTERM), resumably.
 
+A SIGINT ignored when the run begins stays ignored, as Python and asyncio leave it: a shell
+without job control starts `batchrun run ... &` with SIGINT ignored, for a Ctrl-C at the terminal
+is meant for the job in the foreground. SIGTERM is handled either way.
+
 asyncio sets a signal back to its default action when a receiver closes, whatever was there
 before; `receiving` puts back the handler it found. (Between the two lie a few bytecodes, in
 which the default action still applies: the one gap left, microseconds wide.)
@@ -95,9 +99,14 @@ def receiving() -> Iterator[tuple[list[signal.Signals], AsyncIterator[signal.Sig
         raise RuntimeError("a run can watch signals only in the main thread")
     import anyio  # here: cli.py imports this module for every command, most of which never run
 
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    watched = [
+        sig
+        for sig in STOP_SIGNALS
+        if sig != signal.SIGINT or signal.getsignal(sig) is not signal.SIG_IGN
+    ]
+    previous = {sig: signal.getsignal(sig) for sig in watched}
     try:
-        with anyio.open_signal_receiver(*STOP_SIGNALS) as live:
+        with anyio.open_signal_receiver(*watched) as live:
             earlier = list(_noted.signals)
             _noted.signals.clear()
             yield earlier, live

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runs import TOKEN, ids_recorded, wait_for, write_spec
+from runs import TOKEN, ids_recorded, sigint_at_start, wait_for, write_spec
 
 from batchrun.cli import main
 from batchrun.sandbox import Sandbox
@@ -29,13 +29,9 @@ SPEC = """
     """
 
 # A child that sends itself SIGINT as `batchrun.commands.run.load_spec` is called: Ctrl-C
-# before the run began. It first takes SIGINT's default handling, as a command started in the
-# foreground of a terminal has: a test run started in the background by a non-interactive shell
-# (`pytest &` in a script) hands its children SIGINT ignored (POSIX), Python then leaves it
-# ignored, and the signal would be discarded before it reached batchrun.
+# before the run began (started with SIGINT's default handling: see `runs.sigint_at_start`).
 CTRL_C_BEFORE_THE_RUN = """
 import os, signal, sys
-signal.signal(signal.SIGINT, signal.default_int_handler)
 import batchrun.commands.run as target
 
 real = target.load_spec
@@ -119,6 +115,7 @@ def test_ctrl_c_before_the_run_began_prints_a_json_object(tmp_path: Path) -> Non
         capture_output=True,
         text=True,
         timeout=60,
+        preexec_fn=sigint_at_start(signal.SIG_DFL),
     )
     assert child.returncode == 130, child.stderr
     data = one_object(child.stdout)
@@ -164,6 +161,7 @@ def test_ctrl_c_mid_run_says_what_was_stopped(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_at_start(signal.SIG_DFL),
     )
     wait_for(lambda: ids_recorded(run_dir) >= 2, "the first predictions")
     child.send_signal(signal.SIGINT)

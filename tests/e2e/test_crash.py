@@ -160,6 +160,28 @@ def test_one_ctrl_c_lets_what_is_in_flight_finish(
     finish_and_check(spec, sandbox)
 
 
+@pytest.mark.parametrize(
+    ("sigint", "code"), [(signal.SIG_IGN, 0), (signal.SIG_DFL, 130)], ids=["ignored", "default"]
+)
+def test_a_run_started_with_sigint_ignored_goes_on_through_ctrl_c(
+    tmp_path: Path, make_sandbox: Callable[..., Sandbox], sigint: signal.Handlers, code: int
+) -> None:
+    # A shell without job control starts `batchrun run ... &` with SIGINT ignored: a Ctrl-C at
+    # the terminal is for the foreground job, and the run in the background goes on. Started as
+    # a foreground job is, the same run stops.
+    sandbox = make_sandbox(latency=0.3)
+    spec = spec_for(tmp_path, concurrency=3)
+    child = start(spec, sandbox, sigint=sigint)
+    wait_for(lambda: sandbox.state.snapshot()["held"] == 3, "three creates in flight")
+    child.send_signal(signal.SIGINT)
+    finished, err = finish(child, timeout=30)
+    assert finished == code, err
+    found = records(tmp_path / "run")
+    assert {r.status for r in found.values()} == {"succeeded"}
+    assert (len(found) == KEYS) == (sigint == signal.SIG_IGN)
+    finish_and_check(spec, sandbox)
+
+
 def test_a_second_ctrl_c_leaves_at_once(
     tmp_path: Path, make_sandbox: Callable[..., Sandbox]
 ) -> None:
