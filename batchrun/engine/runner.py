@@ -280,10 +280,11 @@ class _Runner:
                 "--out (`run --sandbox` writes to its own folder by default)"
             )
         header = self._header(api)
-        if not self.survey.total_work and says_already(path, header):
-            # Nothing to do, and the journal already says what this run would write first:
-            # it stays as it is (a no-op rerun of a large folder reads, writes and sends
-            # nothing, and makes no client).
+        if not self.survey.total_work and (api is recorded or says_already(path, header)):
+            # Nothing to do, and the journal already says what this run would write first
+            # (one whose word was taken for the API was read for it already): it stays as it
+            # is (a no-op rerun of a large folder reads, writes and sends nothing, and makes
+            # no client).
             self.progress.start(tally)
             self.progress.close()
             await anyio.to_thread.run_sync(hashed.save)
@@ -362,10 +363,15 @@ class _Runner:
             raise _first_batchrun_error(fatal)
         return self._summary(began, path, tally, client.stats)
 
+    @functools.cached_property
+    def base_url(self) -> str:
+        """The run's base URL as the API is known by (a UsageError if it is no http(s) URL)."""
+        return normalize_base_url(self.options.base_url)
+
     def _known_api(self) -> Api | None:
         """The API this run talks to when that is known without asking: `--sandbox`, or
         api.replicate.com, which never is the sandbox (see `RunOptions.sandbox`)."""
-        url = normalize_base_url(self.options.base_url)
+        url = self.base_url
         if self.options.sandbox is not None:
             return Api(url=url, sandbox=self.options.sandbox)
         if url == DEFAULT_BASE_URL:
@@ -377,14 +383,14 @@ class _Runner:
         run would write for it (a run that asked the API wrote it): taken until the run finds
         something to send, so that a no-op rerun sends nothing. A journal that says the
         sandbox is not taken at its word: a real API at that URL now would redo its keys."""
-        api = Api(url=normalize_base_url(self.options.base_url), sandbox=False)
+        api = Api(url=self.base_url, sandbox=False)
         return api if says_already(path, self._header(api)) else None
 
     async def _asked_api(self) -> Api:
         """The API this run talks to, asked whether it is the sandbox (`Client.is_sandbox`)."""
         from batchrun.api.client import Client
 
-        url = normalize_base_url(self.options.base_url)
+        url = self.base_url
         # A client of its own, as the pre-flight's: the run's counts stay the predictions'.
         async with Client(
             url,

@@ -19,6 +19,7 @@ import pytest
 from runs import TOKEN, RunCli, records
 
 from batchrun.api import client
+from batchrun.engine import runner
 from batchrun.manifest.reader import load_records
 from batchrun.sandbox import Sandbox, app
 
@@ -209,6 +210,7 @@ def test_a_run_with_nothing_to_do_takes_the_journals_word_for_a_real_api_and_sen
     quickstart: Path,
     make_sandbox: Callable[..., Sandbox],
     run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = make_sandbox(announce=False)
     run_dir = tmp_path / "run"
@@ -222,10 +224,15 @@ def test_a_run_with_nothing_to_do_takes_the_journals_word_for_a_real_api_and_sen
     assert asked[ASKED] == 1
     assert asked["GET /v1/models/{owner}/{name}"] == 1
     assert creates(real) == 6
-    # Nothing left: the journal's header already names this URL as a real API's; nothing is sent.
+    # Nothing left: the journal's header already names this URL as a real API's; nothing is
+    # sent, and the header is read once.
     before, journal = sent(real), (run_dir / "manifest.jsonl").read_bytes()
+    read: list[object] = []
+    says_already = runner.says_already
+    monkeypatch.setattr(runner, "says_already", lambda *a: read.append(a) or says_already(*a))
     code, _, err = run_cli(*argv)
     assert code == 0, err
+    assert len(read) == 1
     assert "  predictions: nothing to do; 6 already done" in err.splitlines()
     assert sent(real) == before
     assert (run_dir / "manifest.jsonl").read_bytes() == journal
