@@ -24,7 +24,7 @@ resume with real files to check.
 
 Part `resume`: a synthetic manifest of N lines (one succeeded key each, text outputs, so no files
 to check) for a spec that plans exactly those N keys, then, each in a child process:
-    load_index     the runner's resume load (`batchrun.manifest.reader.load_index`)
+    load_index     the runner's resume load (`batchrun.manifest.table.load_index`)
     survey         load_index + `batchrun.engine.survey.survey` (what `run` does before creating)
     plan CLI       `batchrun plan SPEC --out RUN` end to end: the comparison a user sees
 """
@@ -114,7 +114,7 @@ def child_resume(folder: Path, what: str) -> dict[str, Any]:
     from batchrun.cli import main as batchrun
     from batchrun.engine.choices import RunChoices
     from batchrun.engine.survey import survey
-    from batchrun.manifest.reader import load_index
+    from batchrun.manifest.table import load_index
     from batchrun.spec.load import load_spec
 
     if what == "plan":

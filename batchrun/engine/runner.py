@@ -56,7 +56,7 @@ from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import ManifestIndex, manifest_name, manifest_paths
 from batchrun.manifest.records import Api
 from batchrun.manifest.state import State
-from batchrun.manifest.table import load_index
+from batchrun.manifest.table import TableStates, load_index
 from batchrun.manifest.writer import ManifestWriter, exclusive, new_header, says_already
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
@@ -404,10 +404,12 @@ class _Runner:
     async def _survey(
         self, index: ManifestIndex, lock: Lock | None, hashed: HashedFiles, api: Api
     ) -> Survey:
+        states = index.states
+        assert isinstance(states, TableStates)  # the index `load_index` draws from the table
         # A result of the other kind (the sandbox's, for a run on a real API) is new here.
         return await anyio.to_thread.run_sync(
-            survey, self.spec, index.states, self.run_dir, self.options, lock, index.record,
-            api.sandbox, hashed, abandon_on_cancel=True,
+            survey, self.spec, states, self.run_dir, self.options, lock, api.sandbox, hashed,
+            abandon_on_cancel=True,
         )  # fmt: skip
 
     def _header(self, api: Api) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import KeyState
-from batchrun.manifest.records import Record, Status
+from batchrun.manifest.records import Status
 from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.manifest.table import TableStates
 from batchrun.planner.expand import PlannedPrediction, Shard, in_shard
@@ -124,23 +123,21 @@ def selection_of(scope: RunChoices) -> Selection:
 
 def survey(
     spec: Spec,
-    states: Mapping[str, KeyState],
+    states: TableStates,
     run_dir: Path,
     scope: RunChoices,
     lock: Lock | None = None,
-    read: Callable[[str], Record] | None = None,
     sandbox: bool = False,
     hashed: HashedFiles | None = None,
 ) -> Survey:
     """Walk the plan once and count what the run will do (reads the files of done keys).
 
-    `read` gives a key's full record (`ManifestIndex.record`): without it, files never move.
+    `states`: the run folder's keys as its table has them (`manifest.table.load_index`).
     `sandbox`: the run is on the sandbox, so only the sandbox's results count (and the other
     way round): a record of the other kind is new (manifest/state.py). `hashed`: the folder's
     files as last hashed, so that unchanged ones are not read (manifest/filestat.py).
     """
     found = Survey(pinned=pinned_versions(spec, lock), sandbox=sandbox)
-    namers = JobNamers.of_spec(spec) if read is not None else None
     for job in spec.jobs:
         found.quota[job.id] = 0
     selection = selection_of(scope)
@@ -149,37 +146,28 @@ def survey(
     # Without downloads, what is on disk changes nothing: its files are not read.
     intact = None if scope.download else True
     done = 0
-    # A run's index drawn from its table places keys by kind of row (`KeyTable.placer`).
-    table = states.table if isinstance(states, TableStates) else None
-    if table is not None:
-        place = table.placer(
-            run_dir, found.pinned, namers, sandbox=sandbox, hashed=hashed, intact=intact
-        )
+    # Keys are placed by kind of row (`KeyTable.placer`), not one by one.
+    table = states.table
+    place = table.placer(
+        run_dir,
+        found.pinned,
+        JobNamers.of_spec(spec),
+        sandbox=sandbox,
+        hashed=hashed,
+        intact=intact,
+    )
     quota = found.quota
-    get_row = table.rows.get if table is not None else None
+    get_row = table.rows.get
     # Keys and jobs only (what the run sends, its producers render): from the plan kept in the
     # run folder when it holds this spec's plan (planner/plancache.py), else a walk of the plan.
     for key, job_id in planned_keys(spec, run_dir, selection, sampled=found.sample):
         quota[job_id] += 1
-        if get_row is not None:
-            row = get_row(key)
-            where = State.NEW if row is None else place(key, row, job_id)
-            if where is State.DONE:  # the common case, once per key of a large folder
-                done += 1
-                continue
-            state = None if row is None else states.get(key)
-        else:
-            state = states.get(key)
-            where = key_state(
-                state,
-                run_dir,
-                found.pinned[job_id],
-                intact=intact,
-                namer=namers(job_id) if namers is not None else None,
-                read=_reader(read, key),
-                sandbox=sandbox,
-                hashed=hashed,
-            )
+        row = get_row(key)
+        where = State.NEW if row is None else place(key, row, job_id)
+        if where is State.DONE:  # the common case, once per key of a large folder
+            done += 1
+            continue
+        state = None if row is None else states.get(key)
         real = state is not None and state.sandbox is False and not state.not_created
         if sandbox and where is State.NEW and real:
             found.real_replaced += 1  # (a record that says none was created replaces nothing)
@@ -200,7 +188,3 @@ def survey(
     found.done = done
     found.planned = sum(quota.values())
     return found
-
-
-def _reader(read: Callable[[str], Record] | None, key: str) -> Callable[[], Record] | None:
-    return None if read is None else lambda: read(key)

@@ -6,17 +6,18 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from runfolder import rec, write_run
 from runs import count_walks, write_spec
 
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.lifecycle import Action
 from batchrun.engine.survey import survey
-from batchrun.manifest.reader import KeyState
-from batchrun.manifest.records import Status
+from batchrun.manifest.records import FileRecord, Record, Status
+from batchrun.manifest.table import TableStates, load_index
 from batchrun.planner.expand import in_shard, iter_plan
 from batchrun.planner.lock import Lock, Pin
 from batchrun.planner.plancache import PLAN_CACHE, PlanRecorder
-from batchrun.spec.load import Spec, load_spec
+from batchrun.spec.load import DEFAULT_FILES, Spec, load_spec
 
 V1, V2 = "1" * 64, "2" * 64
 PNG = b"png bytes"
@@ -42,20 +43,30 @@ def spec(tmp_path: Path) -> Spec:
     return load_spec(path)
 
 
-def state(status: Status, *, job: str = "img", sha: str = "", version: str = V1) -> KeyState:
-    files = (("a.png", len(PNG), sha or hashlib.sha256(PNG).hexdigest()),)
-    return KeyState(
-        status=status,
-        job=job,
-        prediction_id="p" if status != Status.SUBMITTING else None,
-        completed=None,
+def record(
+    key: str, status: Status, *, job: str = "img", sha: str = "", version: str = V1
+) -> Record:
+    """A record of `key` whose file (if it succeeded) is `a.png`, said to be named by the
+    `files` template the spec has: it stays where it is."""
+    sha = sha or hashlib.sha256(PNG).hexdigest()
+    files = (FileRecord(f"https://files.example/{key}.png", "a.png", sha, len(PNG)),)
+    return rec(
+        key,
+        status,
+        job,
+        prediction_id=f"p{key[:8]}" if status != Status.SUBMITTING else None,
         files=files if status == Status.SUCCEEDED else (),
-        missing=False,
-        source=0,
-        offset=0,
-        length=0,
         version=version,
+        files_template=DEFAULT_FILES,
     )
+
+
+def table(run_dir: Path, *records: Record) -> TableStates:
+    """The keys of a run folder holding `records`, as a run reads them (its table)."""
+    write_run(run_dir, records)
+    states = load_index(run_dir).states
+    assert isinstance(states, TableStates)
+    return states
 
 
 def keys(spec: Spec, job: str) -> list[str]:
@@ -65,14 +76,15 @@ def keys(spec: Spec, job: str) -> list[str]:
 def test_each_key_is_counted_once_by_what_it_needs(spec: Spec, tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(PNG)
     img, chat = keys(spec, "img"), keys(spec, "chat")
-    states = {
-        img[0]: state(Status.SUCCEEDED),  # done
-        img[1]: state(Status.SUCCEEDED, sha="ff" * 32),  # changed on disk: download
-        img[2]: state(Status.FAILED),  # failed before, not retried
-        img[3]: state(Status.SUCCEEDED, version=V2),  # stale against the lock below
-        img[4]: state(Status.PROCESSING),  # poll
-        chat[0]: state(Status.SUCCEEDED, job="chat", version=V2),  # not pinned: never stale
-    }
+    states = table(
+        tmp_path,
+        record(img[0], Status.SUCCEEDED),  # done
+        record(img[1], Status.SUCCEEDED, sha="ff" * 32),  # changed on disk: download
+        record(img[2], Status.FAILED),  # failed before, not retried
+        record(img[3], Status.SUCCEEDED, version=V2),  # stale against the lock below
+        record(img[4], Status.PROCESSING),  # poll
+        record(chat[0], Status.SUCCEEDED, job="chat", version=V2),  # not pinned: never stale
+    )
     lock = Lock(tmp_path / "spec.yaml.lock", {"acme/painter": Pin("acme/painter", V1, None)})
     found = survey(spec, states, tmp_path, RunChoices(), lock)
     assert (found.planned, found.done, found.failed_before, found.stale_kept) == (8, 2, 1, 1)
@@ -105,16 +117,17 @@ def test_each_key_is_counted_once_by_what_it_needs(spec: Spec, tmp_path: Path) -
 
 
 def test_limit_and_shard_bound_the_keys_counted(spec: Spec, tmp_path: Path) -> None:
-    limited = survey(spec, {}, tmp_path, RunChoices(limit=7))
+    empty = table(tmp_path)
+    limited = survey(spec, empty, tmp_path, RunChoices(limit=7))
     assert (limited.planned, limited.quota) == (7, {"img": 6, "chat": 1})
-    sharded = survey(spec, {}, tmp_path, RunChoices(shard=(1, 2)))
+    sharded = survey(spec, empty, tmp_path, RunChoices(shard=(1, 2)))
     in_first = [p.key for p in iter_plan(spec) if in_shard(p.key, (1, 2))]
     assert sharded.planned == len(in_first) == sharded.total_work
 
 
 def test_without_downloads_no_file_is_read(spec: Spec, tmp_path: Path) -> None:
     img = keys(spec, "img")
-    states = {img[0]: state(Status.SUCCEEDED)}  # its file does not exist
+    states = table(tmp_path, record(img[0], Status.SUCCEEDED))  # its file does not exist
     found = survey(spec, states, tmp_path, RunChoices(download=False))
     assert found.broken == set()
     assert found.done == 1
@@ -127,12 +140,13 @@ def test_the_plan_kept_in_the_run_folder_counts_as_its_walk(
     them), the survey counts the same without walking the plan; a sample still walks it."""
     (tmp_path / "a.png").write_bytes(PNG)
     img, chat = keys(spec, "img"), keys(spec, "chat")
-    states = {
-        img[0]: state(Status.SUCCEEDED),
-        img[1]: state(Status.SUCCEEDED, sha="ff" * 32),
-        img[2]: state(Status.FAILED),
-        chat[1]: state(Status.PROCESSING, job="chat"),
-    }
+    states = table(
+        tmp_path,
+        record(img[0], Status.SUCCEEDED),
+        record(img[1], Status.SUCCEEDED, sha="ff" * 32),
+        record(img[2], Status.FAILED),
+        record(chat[1], Status.PROCESSING, job="chat"),
+    )
     scopes = [
         RunChoices(),
         RunChoices(limit=3),
