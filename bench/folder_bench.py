@@ -2,19 +2,24 @@
 
     python bench/folder_bench.py                 # 50,000 keys, one PNG file each
     python bench/folder_bench.py --keys 5000     # smaller, to try it
+    python bench/folder_bench.py --keep /tmp/f50k --only run status   # build once, keep it
 
 A synthetic run folder: a spec of N image predictions, a manifest with each of them succeeded
 and its file on disk (the same small PNG under N names: 1.2 kB each), as if the API at the
 base URL had made them. A stub API on loopback answers the one request a no-op `run` sends
 (whether the API is the sandbox: a real API's answer, without the sandbox's header), as a
 reachable API would; nothing listening there would add the retries of a refused connection.
-Then, each a fresh process timed from the outside:
+Then, each a fresh process timed from the outside (`--only` some of them, in its order):
 
-    status (first)  `batchrun status SPEC`, no `.batchrun-files.jsonl` yet: every file hashed
+    status-first    `batchrun status SPEC`, no `.batchrun-files.jsonl` yet: every file hashed
     status          again: the files' stats are as the index recorded, none is read
-    status --deep   every file hashed, whatever the index says
+    status-deep     `status --deep`: every file hashed, whatever the index says
     run             `batchrun run SPEC`: nothing to do, no file read
     verify          `batchrun verify SPEC`
+
+Each step finds the folder as the steps before it left it (and, with `--keep`, the bench's
+earlier runs): `status-first` is first only on a new folder. The stub API of a kept folder
+listens on the port its journal names.
 
 Goal (issue 22): the no-op `run` and `status` of 50,000 files in at most 1.5 s.
 """
@@ -28,10 +33,12 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from kept import add_keep_and_only, bench_folder, built, mark_built
 
 from batchrun.api.endpoint import normalize_base_url
 from batchrun.manifest.records import Api, FileRecord, Record
@@ -53,6 +60,14 @@ PNG = bytes.fromhex(  # a 1 × 1 PNG, padded to a typical small image's size by 
     "1f15c4890000000d49444154789c6300010000050001d50d0a2d0000000049454e44ae426082"
 )
 GOAL_S = 1.5
+# Each step as the command line takes it: {spec} and {api} are filled in.
+STEPS: dict[str, list[str]] = {
+    "status-first": ["status", "{spec}"],
+    "status": ["status", "{spec}"],
+    "status-deep": ["status", "{spec}", "--deep"],
+    "run": ["run", "{spec}", "--base-url", "{api}"],
+    "verify": ["verify", "{spec}", "--allow-sandbox"],
+}
 
 
 def build(folder: Path, keys: int, api: str = BASE_URL) -> Path:
@@ -114,11 +129,21 @@ class _StubApi(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def stub_api() -> tuple[http.server.ThreadingHTTPServer, str]:
-    """A stub API on a free loopback port, serving in a thread, and its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubApi)
+def stub_api(port: int = 0) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """A stub API on a loopback port (0: a free one), serving in a thread, and its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _StubApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def recorded_port(folder: Path) -> int:
+    """The port of the API a built folder's journal names (its stub listened there)."""
+    run_dir = load_spec(folder / "spec.yaml").output
+    with (run_dir / "manifest.jsonl").open(encoding="utf-8") as journal:
+        header = json.loads(journal.readline())
+    port = urlsplit(header["api"]["url"]).port
+    assert port is not None
+    return port
 
 
 def timed(*argv: str) -> tuple[float, float, int]:
@@ -146,28 +171,27 @@ def timed(*argv: str) -> tuple[float, float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=50_000, help="keys, one file each")
+    add_keep_and_only(parser, list(STEPS))
     parser.add_argument("--json", type=Path, help="where to write the figures")
     args = parser.parse_args()
-    server, api = stub_api()
-    with tempfile.TemporaryDirectory(prefix="folder-") as name:
-        spec = str(build(Path(name), args.keys, api))
-        # The index trusts only files changed over 2 s before it was written (racy entries).
-        time.sleep(2.5)
+    with bench_folder(args.keep, "folder-") as folder:
+        fresh = not built(folder, args.keys)
+        server, api = stub_api(0 if fresh else recorded_port(folder))
+        if fresh:
+            build(folder, args.keys, api)
+            mark_built(folder, args.keys)
+            # The index trusts only files changed over 2 s before it was written (racy entries).
+            time.sleep(2.5)
+        fill = {"spec": str(folder / "spec.yaml"), "api": api}
+        steps = args.only or list(STEPS)
         load = os.getloadavg()[0]
-        steps = [
-            ("status (first)", ["status", spec]),
-            ("status", ["status", spec]),
-            ("status --deep", ["status", spec, "--deep"]),
-            ("run", ["run", spec, "--base-url", api]),
-            ("verify", ["verify", spec, "--allow-sandbox"]),
-        ]
         figures: dict[str, float | int] = {"keys": args.keys}
         print("wall s (CPU s) of each step:")
-        print(f"| keys | {' | '.join(step for step, _ in steps)} | load |")
+        print(f"| keys | {' | '.join(steps)} | load |")
         print(f"|---|{'---|' * len(steps)}---|")
         cells = []
-        for step, argv in steps:
-            seconds, cpu, code = timed(*argv)
+        for step in steps:
+            seconds, cpu, code = timed(*(arg.format(**fill) for arg in STEPS[step]))
             figures[f"{step} s"] = round(seconds, 2)
             figures[f"{step} cpu s"] = round(cpu, 2)
             cells.append(f"{seconds:.2f} ({cpu:.2f})" + ("" if code == 0 else f" exit {code}"))

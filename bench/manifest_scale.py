@@ -22,10 +22,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from kept import add_keep_and_only, bench_folder, built, mark_built
 
 SPEC = """\
 batchrun: 1
@@ -154,16 +155,14 @@ def measure(folder: Path, name: str) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
-    parser.add_argument("--only", nargs="+", choices=sorted(COMMANDS), help="these commands")
-    parser.add_argument("--keep", type=Path, help="build here (once) and keep it")
+    add_keep_and_only(parser, list(COMMANDS))
     parser.add_argument("--json", type=Path, help="where to write the figures")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="manifest-scale-") as temporary:
-        folder = args.keep or Path(temporary)
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "spec.yaml").exists():
+    with bench_folder(args.keep, "manifest-scale-") as folder:
+        if not built(folder, args.keys):
             print(f"writing a manifest of {args.keys:,} keys...", file=sys.stderr, flush=True)
             print(f"  {build(folder, args.keys):.1f} s", file=sys.stderr)
+            mark_built(folder, args.keys)
         runs = folder / "runs"
         size = sum(p.stat().st_size for p in runs.rglob("manifest*.jsonl"))
         rows = []
