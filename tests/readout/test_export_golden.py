@@ -1,0 +1,284 @@
+"""`batchrun export` of one varied run folder, byte for byte as the code of commit 5e6682e wrote
+it (before export took its columns from the table kept on disk and its rows from each line
+without a `Record`: issue 22).
+
+The folder has three jobs with different variables (a matrix of text, unicode, a variable named
+like a fixed column, `status`, and values of every kind: an integer beyond 64 bits, a float,
+true, null, a list, the text "10" beside 10; a JSON Lines source of mappings, flattened, one
+nested and one empty; a job with none), two journals, retried keys, failed, canceled, in-flight
+and not-created keys, images with files, token lists, JSON outputs, formulas, costs with and
+without a price and an earlier attempt's, lines without an API and the sandbox's, and keys the
+spec no longer plans (one not a key batchrun makes, one whose mapping value has its fields in
+another order than a planned key's equal value). Each export is run twice (the second reads the
+table the first kept), with and without `--all`, and once more after the spec is gone.
+
+An output that changes on purpose is written again with
+`BATCHRUN_GOLDEN=write pytest THIS_FILE`, and the diff is reviewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runfolder import png
+from runs import RunCli
+
+from batchrun.manifest.records import Record
+from batchrun.manifest.writer import new_header
+from batchrun.planner.expand import iter_plan
+from batchrun.spec.load import load_spec
+
+GOLDEN = Path(__file__).parent / "golden"
+SPEC = """\
+batchrun: 1
+name: golden-export
+price: {per_second: 0.0014}
+jobs:
+  - id: flux
+    model: acme/flux
+    input: {prompt: "${subject}, ${status}", seed: "${seed}"}
+    matrix:
+      subject: ["un renard roux", "日本語の猫", "-minus"]
+      status: [draft, final]
+      seed: [10, "10", 1.5, true, 1180591620717411303424, null, [1, "two"]]
+  - id: chat
+    model: acme/chat
+    input: {prompt: "${row.q}"}
+    matrix:
+      row: {jsonl: rows.jsonl}
+  - id: plain
+    model: acme/plain
+    input: {prompt: "no variables here"}
+"""
+ROWS = [
+    {"q": "why is the sky blue?", "lang": "en"},
+    {"q": "pourquoi le ciel est-il bleu ? — ç", "lang": "fr", "meta": {"level": 2, "tags": ["a"]}},
+    {"q": "=1+1", "lang": "en", "meta": {}},
+    {"q": "wie?\ttab", "lang": "de", "extra": "ü"},
+]
+REAL = {"url": "https://api.replicate.com", "sandbox": False}
+SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
+VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
+
+
+def stamp(second: int) -> str:
+    return f"2024-05-06T07:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
+
+
+def _line(n: int, record: Record, run: Path) -> dict[str, Any]:
+    """The record of the plan's `n`th key as a line, in one of many shapes."""
+    if record.job == "flux":
+        path = f"flux/{record.key}.png"
+        (run / "flux").mkdir(exist_ok=True)
+        data = png(4 + n % 3, 3)
+        (run / path).write_bytes(data)
+        url = f"https://files.example/{record.key}.png"
+        line = record.replace(output=[url]).to_json()
+        sha256 = hashlib.sha256(data).hexdigest()
+        line["files"] = [{"url": url, "path": path, "sha256": sha256, "bytes": len(data)}]
+    elif record.job == "chat":
+        outputs: list[Any] = [["Hel", "lo ", "wörld"], {"text": "ok", "n": n}, "=cmd|' /C calc'!A0"]
+        line = record.replace(output=outputs[n % 3]).to_json()
+    else:
+        line = record.replace(output={"answer": 42, "list": [1.0, 2, None]}).to_json()
+    line["api"] = SANDBOX if n % 9 == 2 else REAL
+    metrics: list[Any] = [
+        {"predict_time": 0.5 + n / 8},
+        {"predict_time": 3, "input_token_count": 12, "output_token_count": 40},
+        {"predict_time": True, "input_token_count": "12"},
+        {},
+    ]
+    line["metrics"] = metrics[n % 4]
+    if n % 7 == 3:
+        line.update(status="failed", error=f"@CUDA out of memory <{n}> ü", output=None, files=[])
+    elif n % 11 == 4:
+        line.update(status="processing", output=None, completed_at=None, files=[])
+    elif n % 10 == 6:
+        line.update(status="canceled", output=None, files=[], error="-canceled")
+    elif n % 17 == 8:
+        line.update(status="error", not_created=True, output=None, files=[], error="refused")
+    elif n % 13 == 5 and line["files"]:
+        line["missing"] = [line["files"][0]["url"]]
+        line["files"] = []
+    if n % 6 == 1:
+        del line["api"]  # written before records kept it
+    if n % 5 == 2:
+        line.pop("cost", None)
+        line.pop("price", None)
+        line["version"] = None
+    elif n % 5 == 3:
+        line["cost"] = 0.0000000014 * n
+        line["cost_before"] = 0.0000000016
+    return line
+
+
+def write_folder(root: Path) -> Path:
+    """The spec and its run folder (see the module's docstring); returns the spec's path."""
+    (root / "rows.jsonl").write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in ROWS), encoding="utf-8"
+    )
+    (root / "spec.yaml").write_text(SPEC, encoding="utf-8")
+    spec = load_spec(root / "spec.yaml")
+    run = spec.output
+    run.mkdir(parents=True)
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    main = [new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=None)]
+    shard = [new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=(2, 2))]
+    for header in (main[0], shard[0]):
+        header["written_at"] = stamp(0)
+    # A key the spec no longer plans, first in the journal: its row value equals the first
+    # exported chat key's, its fields in the other order.
+    turned = dict(reversed(ROWS[1].items()))
+    main.append(
+        {
+            **Record(
+                key="00000000000000bb",
+                job="chat",
+                target={"model": "acme/chat"},
+                input={"prompt": "old"},
+                vars={"row": turned},
+                repeat=0,
+                status="succeeded",
+                output="old answer",
+            ).to_json(),
+            "written_ns": 900,
+        }
+    )
+    retried: list[dict[str, Any]] = []
+    written = 1_000
+    for n, planned in enumerate(iter_plan(spec)):
+        written += 1
+        record = Record.planned(planned, "succeeded").replace(
+            prediction_id=f"p{n:04d}",
+            version=VERSION,
+            created_at=stamp(2 * n),
+            started_at=stamp(2 * n),
+            completed_at=stamp(2 * n + 1),
+            attempts=1,
+            cost=0.0007 + n / 10_000,
+            price={"per_second": 0.0014},
+        )
+        line = _line(n, record, run)
+        journal = shard if n % 5 == 4 else main
+        if n % 8 == 1:  # failed once, retried at the end of the journal
+            journal.append({**line, "status": "failed", "error": "timeout", "written_ns": written})
+            retried.append(line)
+            continue
+        journal.append({**line, "written_ns": written})
+    for line in retried:
+        written += 1
+        main.append({**line, "attempts": 2, "cost_before": 0.0005, "written_ns": written})
+    for key, variables in (
+        ("00000000000000aa", {"subject": "an old subject", "old_axis": 3, "status": "x"}),
+        ("legacy_key_1", {"input": "a variable named input", "row": {"q": "gone", "z": 1}}),
+    ):
+        gone = Record(
+            key=key,
+            job="flux",
+            target={"model": "acme/flux"},
+            input={"prompt": "an old prompt"},
+            vars=variables,
+            repeat=0,
+            status="succeeded",
+            output="gone",
+            created_at=stamp(300),
+            completed_at=stamp(301),
+        ).to_json()
+        written += 1
+        main.append({**gone, "api": REAL, "written_ns": written})
+    (run / "manifest.jsonl").write_text(
+        "".join(dumps(line) + "\n" for line in main), encoding="utf-8"
+    )
+    (run / "manifest.shard-2-of-2.jsonl").write_text(
+        "".join(dumps(line) + "\n" for line in shard), encoding="utf-8"
+    )
+    return spec.path
+
+
+def exports(root: Path, run_cli: RunCli) -> dict[str, bytes]:
+    """Every export of the folder, by name: jsonl and csv, with and without --all, each twice
+    (the second from the table the first kept); the `hf` folder's row files; then, once the
+    spec is gone, every record."""
+    spec = write_folder(root)
+    run = load_spec(spec).output
+    out = root / "out"
+    out.mkdir()
+    written: dict[str, bytes] = {}
+
+    def export(name: str, target: Path, fmt: str, *more: str) -> None:
+        dest = out / f"{name}.{fmt}"
+        code, _, err = run_cli("export", str(target), "--format", fmt, "--to", str(dest), *more)
+        assert code == 0, err
+        written[f"{name}.{fmt}"] = dest.read_bytes()
+
+    for fmt in ("jsonl", "csv"):
+        export("plan", spec, fmt)
+        export("plan-again", spec, fmt)
+        export("all", spec, fmt, "--all")
+        export("all-again", run, fmt, "--all")
+    code, _, err = run_cli("export", str(spec), "--format", "hf", "--to", str(out / "hf"))
+    assert code == 0, err
+    for path in sorted((out / "hf").rglob("*.jsonl")):
+        if path.name != "batchrun-export.jsonl":
+            written[f"hf-{path.parent.name}-{path.name}"] = path.read_bytes()
+    spec.unlink()
+    for fmt in ("jsonl", "csv"):
+        export("no-spec", run, fmt)
+    return written
+
+
+AGAIN = {"plan-again": "plan", "all-again": "all"}
+
+
+def test_exports_are_as_before(tmp_path: Path, run_cli: RunCli) -> None:
+    made = exports(tmp_path, run_cli)
+    for name, data in made.items():
+        stem, _, fmt = name.partition(".")
+        if stem in AGAIN:
+            assert data == made[f"{AGAIN[stem]}.{fmt}"], name
+            continue
+        golden = GOLDEN / f"export-{name}"
+        if os.environ.get("BATCHRUN_GOLDEN") == "write":
+            golden.parent.mkdir(exist_ok=True)
+            golden.write_bytes(data)
+        assert data == golden.read_bytes(), name
+    assert len(made) == 12
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_the_golden_folder_is_varied(tmp_path: Path, run_cli: RunCli, fmt: str) -> None:
+    """What the golden files must hold for the test above to mean something."""
+    spec = write_folder(tmp_path)
+    dest = tmp_path / f"rows.{fmt}"
+    assert run_cli("export", str(spec), "--format", fmt, "--to", str(dest), "--all")[0] == 0
+    if fmt == "csv":
+        return
+    rows = [json.loads(line) for line in dest.read_text(encoding="utf-8").splitlines()]
+    assert list(rows[0])[:9] == [
+        "key",
+        "job",
+        "subject",
+        "var.status",
+        "seed",
+        "row.q",
+        "row.lang",
+        "row.meta.level",
+        "row.meta.tags",
+    ]
+    assert {"var.input", "old_axis", "row.z", "row.extra", "row.meta"} <= set(rows[0])
+    assert {row["status"] for row in rows} == {
+        "succeeded",
+        "failed",
+        "canceled",
+        "processing",
+    }
+    assert {type(row["seed"]).__name__ for row in rows} >= {"int", "str", "float", "bool", "list"}
+    assert any(row["api"] is None for row in rows)
+    assert any(row["cost"] is None for row in rows)
+    assert any(row["files"] for row in rows)
+    assert {row["key"] for row in rows} >= {"00000000000000aa", "00000000000000bb", "legacy_key_1"}
