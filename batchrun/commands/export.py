@@ -27,7 +27,6 @@ from batchrun.readout.export import (
     export_row,
     provenance,
     table_columns,
-    variable_columns,
     write_csv,
     write_hf,
     write_jsonl,
@@ -37,8 +36,9 @@ from batchrun.readout.export import (
 def main(args: ExportArgs) -> int:
     """Write the export and say on stderr what went in and what was left out."""
     run_dir, spec = run_and_spec(args.target)
-    # A few numbers per key (and its variables' columns); each record is read back as written.
-    table = load_table(run_dir, columns=variable_columns)
+    # A few numbers per key and its variables (kept on disk, as the report keeps them); each
+    # record is read back as written.
+    table = load_table(run_dir, variables=True, save=True)
     scoped, why_unscoped = spec_to_scope(spec or spec_of_run(table.headers))
     split = scope_table(table, scoped, why_unscoped, keep_gone=args.all)
     chosen = array("I", split.chosen_rows(args.all))  # 4 bytes a row

@@ -226,7 +226,7 @@ class KeyTable:
     created: array[int] = field(default_factory=lambda: array("q"))  # see NO_TIME, aware()
     completed: array[int] = field(default_factory=lambda: array("q"))
     state: array[int] = field(default_factory=lambda: array("B"))  # NO_STATE until placed
-    columns: array[int] = field(default_factory=lambda: array("I"))  # `columns=`, `variables`
+    columns: array[int] = field(default_factory=lambda: array("I"))  # with `variables`
     jobs: Interned[str] = field(default_factory=lambda: Interned(""))
     apis: Interned[Api | None] = field(default_factory=lambda: Interned(None))
     versions: Interned[str | None] = field(default_factory=lambda: Interned(None))
@@ -302,8 +302,8 @@ class KeyTable:
         return None if api is None else api.sandbox
 
     def columns_of(self, row: int) -> tuple[str, ...]:
-        """The export columns of the key's variables (loaded with `columns=`); with
-        `variables=True`, the names of its variables, in the order its line gives them."""
+        """The names of the key's variables, in the order its line gives them (loaded with
+        `variables=True`)."""
         return self.names.values[self.columns[row]]
 
     def vars_of(self, row: int) -> dict[str, Any]:
@@ -663,38 +663,33 @@ _HEX_KEY = re.compile(r"[0-9a-f]{16}")
 def load_table(
     run_dir: Path,
     *,
-    columns: Callable[[dict[str, Any]], tuple[str, ...]] | None = None,
     variables: bool = False,
     files_kept: int | None = FILES_KEPT,
     save: bool = False,
     prove: bool = False,
 ) -> KeyTable:
     """Read every journal of a run folder into a `KeyTable`: a row per line, then each key's
-    newest (`reader.supersedes`). `columns`: also keep, per key, the columns it gives of the
-    key's line (the export's variable columns), shared between keys. `variables`: also keep
-    each key's variables (`KeyTable.variables`) and repeat; its columns are then the names of
-    its variables. `files_kept`: how many keys' files the table keeps (None: every key's;
+    newest (`reader.supersedes`). `variables`: also keep each key's variables
+    (`KeyTable.variables`) and repeat, and the names of its variables (`columns_of`), shared
+    between keys. `files_kept`: how many keys' files the table keeps (None: every key's;
     beyond, they are read back when checked).
 
     The table kept on disk (`manifest/tablecache.py`) stands for the lines it read when the
     journals are still those it read: only the lines appended since are parsed. `save`: write
     it anew when lines were parsed (the commands that write the files' stat index do, and the
-    report). It keeps no export columns: a table with them reads every line; with `variables`,
-    it is taken only when it keeps them too (the report wrote it). `prove`: take it only when
+    report and export). With `variables`, it is taken only when it keeps them too (the report
+    or export wrote it). `prove`: take it only when
     every journal's bytes it was parsed from hash as they did then (`verify`, whose word is a
     proof: the cache's other checks look at each journal's identity and ends, not every byte);
     else read every line."""
-    if variables:
-        if columns is not None:
-            raise ValueError("load_table: `columns` or `variables`, not both")
-        columns = _variable_names
+    columns = _variable_names if variables else None
     paths = manifest_paths(run_dir)
     handles: list[BinaryIO] = []
     try:
         for path in paths:
             handles.append(open_journal(path))
         found = None
-        if (columns is None or variables) and paths:
+        if paths:
             found = _from_cache(run_dir, paths, handles, files_kept, prove, variables)
         cached = found is not None
         table, pieces = found or (KeyTable(paths=paths, files_kept=files_kept), [()] * len(paths))
@@ -727,8 +722,7 @@ def load_table(
             table.headers += journals.headers
         table.lines, table.torn_lines = len(table.status), journals.torn
         table.resume_at = list(zip(journals.ends, journals.lines_before, strict=True))
-        kept = columns is None or variables
-        if save and paths and kept and (parsed or table.resume_at != starts):
+        if save and paths and (parsed or table.resume_at != starts):
             # Marked through the handles read: a journal compacted since is not this one.
             begun = starts or [(0, 0)] * len(paths)
             pieces = [

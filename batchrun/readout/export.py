@@ -130,18 +130,38 @@ def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
 
 
-def variable_columns(data: Mapping[str, Any]) -> tuple[str, ...]:
-    """The variable columns of the row of one manifest line (`load_table(columns=...)`): what
-    `columns_of` finds in it, known without reading the record again."""
-    return tuple(variable_column(name) for name in flat_vars(dict(data.get("vars") or {})))
-
-
 def table_columns(table: KeyTable, rows: Iterable[int]) -> list[str]:
-    """`columns_of` the rows of these table rows (loaded with `columns=variable_columns`)."""
+    """`columns_of` the rows of these table rows (loaded with `variables=True`), from the names
+    of each row's variables, shared by many rows: a row's line is read again only where a
+    variable's value is a mapping (its fields are columns) that brings a column no row before
+    it had. That column's place comes from the line itself: a mapping equal to another as JSON,
+    whose value the table keeps once, may list its fields in another order."""
+    names = table.names.values
+    mappings = {name for name, values in table.variables.items() if _holds_mapping(values.raws)}
     variables: dict[str, None] = {}
-    for group in dict.fromkeys(table.columns[row] for row in rows):
-        variables.update(dict.fromkeys(table.names.values[group]))
+    if not mappings:  # each set of names once, in the order rows first show it
+        for group in dict.fromkeys(table.columns[row] for row in rows):
+            variables.update(dict.fromkeys(map(variable_column, names[group])))
+        return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
+    plain: set[int] = set()  # sets of names without a mapping-valued variable, seen already
+    for row in rows:
+        group = table.columns[row]
+        if group in plain:
+            continue
+        if mappings.isdisjoint(names[group]):
+            plain.add(group)
+            variables.update(dict.fromkeys(map(variable_column, names[group])))
+            continue
+        if all(variable_column(name) in variables for name in flat_vars(table.vars_of(row))):
+            continue
+        for name in flat_vars(table.record_at(row).vars):
+            variables.setdefault(variable_column(name), None)
     return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
+
+
+def _holds_mapping(raws: Sequence[Any]) -> bool:
+    """Whether a variable takes a value `flat_vars` spreads over columns (a mapping, not empty)."""
+    return not isinstance(raws, array) and any(isinstance(raw, Mapping) and raw for raw in raws)
 
 
 def write_jsonl(
@@ -348,7 +368,7 @@ def write_hf(
     force: bool = False,
 ) -> list[HfJob]:
     """The `hf` folder at `dest` of the records of these table rows (loaded with
-    `columns=variable_columns`), built beside it and then renamed into place, so a reader never
+    `variables=True`), built beside it and then renamed into place, so a reader never
     sees half a dataset. `dest` must not exist or be empty; with `force` it may hold an earlier
     export, which the new one replaces in one step. The records stream, read back from the
     journals twice: once to check and count them all, then a job at a time to write; the

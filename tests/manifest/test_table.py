@@ -69,5 +69,3 @@ def test_malformed_variables_are_a_manifest_error(tmp_path: Path) -> None:
         journal.write('{"key": "b", "job": "flux", "status": "succeeded", "vars": 7}\n')
     with pytest.raises(ManifestError, match="a malformed record for key 'b'"):
         load_table(tmp_path, variables=True)
-    with pytest.raises(ValueError, match="not both"):
-        load_table(tmp_path, variables=True, columns=lambda data: ())

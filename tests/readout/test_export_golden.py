@@ -28,7 +28,9 @@ import pytest
 from runfolder import png
 from runs import RunCli
 
+from batchrun.manifest import table as table_module
 from batchrun.manifest.records import Record
+from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.writer import new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.spec.load import load_spec
@@ -218,6 +220,7 @@ def exports(root: Path, run_cli: RunCli) -> dict[str, bytes]:
 
     for fmt in ("jsonl", "csv"):
         export("plan", spec, fmt)
+        assert (run / TABLE_CACHE).exists()  # with the variables: the next export parses none
         export("plan-again", spec, fmt)
         export("all", spec, fmt, "--all")
         export("all-again", run, fmt, "--all")
@@ -282,3 +285,19 @@ def test_the_golden_folder_is_varied(tmp_path: Path, run_cli: RunCli, fmt: str) 
     assert any(row["cost"] is None for row in rows)
     assert any(row["files"] for row in rows)
     assert {row["key"] for row in rows} >= {"00000000000000aa", "00000000000000bb", "legacy_key_1"}
+
+
+def test_an_export_from_the_table_kept_on_disk_parses_no_line(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Export keeps its table, variables and all, on disk (.batchrun-table.bin), as the report
+    does; the next export (or report) parses no line to know its columns."""
+    spec = write_folder(tmp_path)
+    first, again = tmp_path / "first.jsonl", tmp_path / "again.jsonl"
+    assert run_cli("export", str(spec), "--format", "jsonl", "--to", str(first))[0] == 0
+    parsed: list[int] = []
+    real = table_module._append
+    monkeypatch.setattr(table_module, "_append", lambda *args: parsed.append(1) or real(*args))
+    assert run_cli("export", str(spec), "--format", "jsonl", "--to", str(again))[0] == 0
+    assert again.read_bytes() == first.read_bytes()
+    assert parsed == []
