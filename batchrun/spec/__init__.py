@@ -10,4 +10,11 @@ this layer are NamedTuples too (`SpecIssue`, `Price`, `PlannedPrediction`, `Endp
 record that may sit inside an input's values (`planner.keys.FileInput`) or that extends a base
 class (the value sources) is a plain class with `__slots__` instead: a tuple there would be
 walked as a list, or written as a JSON array.
+
+Being tuples, they are more than a dataclass: equal to a plain tuple (or another record) of the
+same values, ordered, iterable, and written by `json.dumps` as an array, not refused. So a
+record is compared only with its own kind, and reaches JSON or a walk of values only through
+its `to_json()` (`Target`, `Price`, `SchemaCount`) or `str()` (`Rate`, `SpecIssue`). No field
+is named `count` or `index`, which would hide a tuple's method: hence `Job.position` and
+`Rate.number`.
 """
