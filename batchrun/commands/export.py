@@ -68,7 +68,7 @@ def main(args: ExportArgs) -> int:
             )
     else:
         columns = table_columns(table, chosen)
-        rows_out = (export_row(record) for record in table.records(chosen))
+        rows_out = (export_row(line) for _, line in table.lines_of(chosen))
         write = write_jsonl if args.format == "jsonl" else write_csv
         with output_stream(args.to) as stream:
             count = write(rows_out, stream, columns)

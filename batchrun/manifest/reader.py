@@ -114,7 +114,11 @@ def line_read_back(path: Path, key: str, raw: bytes) -> dict[str, Any]:
 
 def record_read_back(path: Path, key: str, raw: bytes) -> Record:
     """`line_read_back`, as the key's `Record`."""
-    data = line_read_back(path, key, raw)
+    return record_of_line(path, key, line_read_back(path, key, raw))
+
+
+def record_of_line(path: Path, key: str, data: Mapping[str, Any]) -> Record:
+    """The `Record` of `key`'s line read back from `path` (`line_read_back`)."""
     try:
         return Record.from_json(data)
     except (ValueError, KeyError, TypeError) as error:

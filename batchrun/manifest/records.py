@@ -72,7 +72,11 @@ class Api:
     @classmethod
     def from_json(cls, data: object) -> Api | None:
         """The `api` field of a record or header line; None when absent (origin unknown)."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("url"), str):
+        # A dict is a Mapping, asked first: the abstract class's check costs 20 times more, and
+        # an export asks for every record it writes.
+        if not (type(data) is dict or isinstance(data, Mapping)):
+            return None
+        if not isinstance(data.get("url"), str):
             return None
         return cls(url=data["url"], sandbox=data.get("sandbox") is True)
 
@@ -184,9 +188,7 @@ class Record:
     def estimated_cost(self) -> float | None:
         """`spent` as the CSVs show it (USD, estimated from the user's prices); None when no
         prediction of this key was priced (the job has no price, or none has ended yet)."""
-        if self.cost is None and not self.cost_before:
-            return None
-        return round(self.spent, COST_PLACES)
+        return estimated_cost(self.cost, self.cost_before)
 
     @property
     def terminal(self) -> bool:
@@ -296,6 +298,18 @@ def _price(value: object) -> dict[str, float] | None:
     if not isinstance(value, dict):
         return None
     return {str(name): float(amount) for name, amount in value.items() if _usd(amount) is not None}
+
+
+def estimated_cost(cost: float | None, cost_before: float) -> float | None:
+    """What a key's predictions cost as the CSVs show it (`Record.estimated_cost`)."""
+    if cost is None and not cost_before:
+        return None
+    return round((cost or 0.0) + cost_before, COST_PLACES)
+
+
+def estimated_cost_of(data: Mapping[str, Any]) -> float | None:
+    """`Record.estimated_cost` of a record line, read as `Record.from_json` reads it."""
+    return estimated_cost(_usd(data.get("cost")), _usd(data.get("cost_before")) or 0.0)
 
 
 def spent_of(data: Mapping[str, Any]) -> float:

@@ -46,6 +46,7 @@ from batchrun.manifest.reader import (
     line_read_back,
     manifest_paths,
     open_journal,
+    record_of_line,
     record_read_back,
     supersedes,
 )
@@ -83,6 +84,7 @@ _NAIVE_COMPLETED = 64
 # together cost one read between them.
 READ_WINDOW = 1 << 20
 LINE_READ = 1 << 13  # a line read alone: most records are under 8 kB
+PARSE_BATCH = 512  # lines read back parsed together (`lines_of`)
 # The files (path, size, sha256) of this many keys are kept with the table, so checking them
 # (`status`, `plan`: does each succeeded key's file still match?) reads no line again; beyond
 # it a key's files are read back from its line. About 300 bytes a file: 100,000 keys of one
@@ -426,7 +428,7 @@ class KeyTable:
         if self._lines is None:
             self._lines = _Lines(self.paths)  # closed when the process ends
         source = self.source[row]
-        raw = self._lines.line(source, self.offset[row])
+        raw = self._lines.line(source, self.offset[row], self.length[row])
         return record_read_back(self.paths[source], self.rows.key_of(row), raw)
 
     def key_state(self, key: str, row: int, *, every_file: bool = False) -> KeyState:
@@ -471,17 +473,47 @@ class KeyTable:
         if self._lines is None:
             self._lines = _Lines(self.paths)  # closed when the process ends
         source = self.source[row]
-        raw = self._lines.line(source, self.offset[row])
+        raw = self._lines.line(source, self.offset[row], self.length[row])
         return line_read_back(self.paths[source], self.rows.key_of(row), raw)
 
+    def lines_of(self, rows: Iterable[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(row, the object of its line) of `rows`, in the order given, each line read back
+        from its journal (checked to be the row's key's) one at a time: nothing is kept. What
+        a reader that shows a few fields of every record reads; `records` makes each whole."""
+        paths, source_of, offset_of, length_of = self.paths, self.source, self.offset, self.length
+        key_of = self.rows.key_of
+        rows = iter(rows)
+        with _Lines(paths) as lines:
+            read = lines.line
+            while batch := list(itertools.islice(rows, PARSE_BATCH)):
+                raws = [read(source_of[row], offset_of[row], length_of[row]) for row in batch]
+                parsed = _parse_together(raws)
+                for row, raw, data in zip(batch, raws, parsed, strict=True):
+                    key = key_of(row)
+                    found = data.get("key") if type(data) is dict else None
+                    if found is None or str(found) != key:  # as `line_read_back` finds it
+                        data = line_read_back(paths[source_of[row]], key, raw)
+                    yield row, data
+
     def records(self, rows: Iterable[int]) -> Iterator[Record]:
-        """The full records of `rows`, in the order given, each read back from its journal
-        (one at a time: nothing is kept)."""
-        with _Lines(self.paths) as lines:
-            for row in rows:
-                source = self.source[row]
-                raw = lines.line(source, self.offset[row])
-                yield record_read_back(self.paths[source], self.rows.key_of(row), raw)
+        """The full records of `rows`, in the order given (`lines_of`)."""
+        for row, line in self.lines_of(rows):
+            yield self.record_of(row, line)
+
+    def record_of(self, row: int, line: dict[str, Any]) -> Record:
+        """The full record of a row's line (`lines_of`)."""
+        return record_of_line(self.paths[self.source[row]], self.rows.key_of(row), line)
+
+
+def _parse_together(raws: list[bytes]) -> list[Any]:
+    """Each line's JSON value, the lines parsed as one array: one call, and each field name
+    made once for all of them. Where that does not give one value a line (a line that is not
+    one value, or does not parse), None for each, for `line_read_back` to read alone."""
+    try:
+        parsed = json.loads(b"[" + b",".join(raws) + b"]")
+    except ValueError:
+        return [None] * len(raws)
+    return parsed if len(parsed) == len(raws) else [None] * len(raws)
 
 
 class _Lines:
@@ -500,20 +532,20 @@ class _Lines:
         for handle in self.handles.values():
             os.close(handle)
 
-    def line(self, source: int, offset: int) -> bytes:
+    def line(self, source: int, offset: int, length: int) -> bytes:
+        """The `length` bytes of the line at `offset` of journal `source`."""
         start, data = self.windows.get(source, (0, b""))
-        if start <= offset < start + len(data):
-            end = data.find(b"\n", offset - start)
-            if end >= 0:
-                return data[offset - start : end + 1]
+        at = offset - start
+        if at >= 0 and at + length <= len(data):
+            return data[at : at + length]
         ahead = start <= offset < start + len(data) + READ_WINDOW
         # Reading on (the next lines, in the order they were written): a new window. A line
         # far away (a retry's, written later) is read alone, and the window stays.
-        data = self._read(source, offset, READ_WINDOW if ahead or not data else LINE_READ)
+        size = max(length, READ_WINDOW if ahead or not data else LINE_READ)
+        data = self._read(source, offset, size)
         if ahead or source not in self.windows:
             self.windows[source] = (offset, data)
-        end = data.find(b"\n")
-        return data if end < 0 else data[: end + 1]
+        return data[:length]
 
     def _read(self, source: int, offset: int, size: int) -> bytes:
         handle = self.handles.get(source)
@@ -523,13 +555,7 @@ class _Lines:
             except OSError as error:
                 path = self.paths[source]
                 raise ManifestError(f"cannot read {path} again: {error.strerror}") from None
-        data = os.pread(handle, size, offset)
-        while b"\n" not in data:  # a line longer than what was read
-            more = os.pread(handle, max(size, len(data)), offset + len(data))
-            if not more:
-                break
-            data += more
-        return data
+        return os.pread(handle, size, offset)
 
 
 class KeyRows(Mapping[str, int]):

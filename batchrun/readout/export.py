@@ -1,6 +1,6 @@
 """A run as a dataset: one row per prediction, as JSON Lines, CSV or a Hugging Face folder.
 
-    rows = [export_row(record) for record in records]   # flat dicts, one per prediction
+    rows = [export_row(line) for line in lines]         # flat dicts, one per record line
     write_jsonl(rows, handle); write_csv(rows, handle)   # to a stream `commands/` opened
     write_hf(table, rows, run_dir, dest, card)           # a folder `datasets` loads as it is
 
@@ -21,6 +21,7 @@ many planned predictions are missing and why. `batchrun-export.jsonl` records wh
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import posixpath
@@ -29,10 +30,10 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import yaml
 
@@ -45,14 +46,25 @@ from batchrun.errors import (
     secrets_in_use,
 )
 from batchrun.humanize import printable
-from batchrun.manifest.records import UNKNOWN_API, Record, Status, utcnow
+from batchrun.manifest.records import (
+    UNKNOWN_API,
+    Api,
+    Record,
+    Status,
+    estimated_cost_of,
+    parse_status,
+    utcnow,
+)
 from batchrun.manifest.state import State, key_state
 from batchrun.manifest.table import KeyTable
+from batchrun.output_files import joined_output
 from batchrun.planner.columns import flat_vars
 from batchrun.planner.lock import lock_path, read_lock
 from batchrun.readout import sheet
 from batchrun.spec.load import Spec
 from batchrun.spec.revision import GitState, git_state
+
+T = TypeVar("T")
 
 # The columns every row has, in this order; variables come after `job`.
 HEAD_COLUMNS = ("key", "job")
@@ -83,29 +95,34 @@ def variable_column(name: str) -> str:
     return f"var.{name}" if name in FIXED_COLUMNS else name
 
 
-def export_row(record: Record) -> dict[str, Any]:
-    """One prediction as a flat row (see the module docstring)."""
-    row: dict[str, Any] = {"key": record.key, "job": record.job}
-    for name, value in flat_vars(record.vars).items():
+def export_row(line: Mapping[str, Any]) -> dict[str, Any]:
+    """One prediction as a flat row (see the module docstring), from its record's line in the
+    manifest (read back, `KeyTable.lines_of`), each field read as `Record.from_json` reads it:
+    a million rows are made without a `Record` each."""
+    get = line.get
+    row: dict[str, Any] = {"key": str(line["key"]), "job": str(line["job"])}
+    for name, value in flat_vars(dict(get("vars") or {})).items():
         row[variable_column(name)] = value
-    predict_time = record.metrics.get("predict_time")
+    metrics = dict(get("metrics") or {})
+    predict_time = metrics.get("predict_time")
+    api = Api.from_json(get("api"))
     row.update(
-        input=record.input,
-        status=record.status,
-        output=output_text(record.shown_output),
-        files=[file.path for file in record.files],
-        version=record.version,
-        prediction_id=record.prediction_id,
+        input=dict(get("input") or {}),
+        status=parse_status(line["status"]),
+        output=output_text(joined_output(get("output"))),
+        files=[str(file["path"]) for file in get("files") or ()],
+        version=get("version"),
+        prediction_id=get("prediction_id"),
         # {url, sandbox}, as status --csv has it; None: written before records kept it.
-        api=record.api.to_json() if record.api is not None else None,
+        api=api.to_json() if api is not None else None,
         predict_time=predict_time if _is_number(predict_time) else None,
     )
     for name in TOKEN_METRICS:
-        value = record.metrics.get(name)
+        value = metrics.get(name)
         row[name] = value if _is_number(value) else None
     # USD, estimated from the user's prices (docs/cost.md); None for a job without a price.
-    row["cost"] = record.estimated_cost
-    row["error"] = record.error
+    row["cost"] = estimated_cost_of(line)
+    row["error"] = get("error")
     return row
 
 
@@ -117,7 +134,8 @@ def output_text(output: Any) -> str | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    kind = type(value)
+    return kind is float or kind is int or (isinstance(value, int | float) and kind is not bool)
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -173,10 +191,36 @@ def write_jsonl(
         rows = list(rows)
         columns = columns_of(rows)
     count = 0
-    for row in rows:
-        handle.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
-        count += 1
+    for lines in _batches(map(_jsonl_line(columns), rows)):
+        handle.write("".join(lines))  # one write a batch: each is redacted, a system call...
+        count += len(lines)
     return count
+
+
+# json.dumps(row, ensure_ascii=False)'s text, its encoder made once (json.dumps makes one a
+# call); rows read from JSON hold no cycle to look for.
+_ROW_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+BATCH = 1000  # rows a write
+
+
+def _jsonl_line(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], str]:
+    """A row as its JSON line: every column, in order, None where the row has none."""
+    blank = dict.fromkeys(columns)
+
+    def line(row: Mapping[str, Any]) -> str:
+        full = blank.copy()
+        full.update(row)  # the columns keep their places
+        if len(full) != len(blank):  # a column the row has and `columns` not: left out
+            full = {column: full[column] for column in columns}
+        return _ROW_JSON(full) + "\n"
+
+    return line
+
+
+def _batches(items: Iterable[T]) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, BATCH)):
+        yield batch
 
 
 def write_csv(
@@ -516,16 +560,19 @@ def _write_job(
         table, with_rows
     )
 
+    to_line = _jsonl_line(columns)
+
     def lines() -> Iterator[str]:
-        for record in table.records(rows):
+        for at, line in table.lines_of(rows):
+            record = table.record_of(at, line)
             done.predictions += 1
             done.targets.add(_target_text(record.target))
             if record.version:
                 done.versions[record.version] += 1
-            row = export_row(record)
+            row = export_row(line)
             if kind == "json":
                 done.rows += 1
-                yield json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n"
+                yield to_line(row)
                 continue
             for index, file in enumerate(record.files):
                 name = f"{record.key}-{index}{posixpath.splitext(file.path)[1].lower()}"
@@ -533,8 +580,7 @@ def _write_job(
                 # As recorded: `left_out_reason` has just checked the bytes against the record.
                 sums.add(FileSum(f"{folder.name}/{name}", file.bytes, file.sha256))
                 done.rows += 1
-                item = {"file_name": name, "file_index": index, **row}
-                yield json.dumps({c: item.get(c) for c in columns}, ensure_ascii=False) + "\n"
+                yield to_line({"file_name": name, "file_index": index, **row})
 
     sums.add(_write_lines(folder, _data_file(kind), lines(), root))
     return done

@@ -9,32 +9,41 @@ text (an error, an output) and a spec's values stay text when the file is opened
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")), its encoder made once.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Text gathered before one write to the handle (each write is redacted, maybe a system call).
+WRITE_CHUNK = 64 * 1024
 
 
 def cell(value: Any) -> str:
     """One value as the text of its cell."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        text = value
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = value if isinstance(value, str) else _COMPACT_JSON(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_csv(handle: IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Write the header and the rows (each value through `cell`); return the row count."""
-    writer = csv.writer(handle)
+    """Write the header and the rows (each value through `cell`); return the row count. The
+    lines are gathered and written a chunk of whole rows at a time."""
+    chunk = io.StringIO(newline="")
+    writer = csv.writer(chunk)
     # Header cells too: a variable's name is the spec's text, `=HYPERLINK(...)` included.
     writer.writerow([cell(name) for name in header])
     count = 0
     for row in rows:
         writer.writerow([cell(value) for value in row])
         count += 1
+        if chunk.tell() >= WRITE_CHUNK:
+            handle.write(chunk.getvalue())
+            chunk.seek(0)
+            chunk.truncate()
+    handle.write(chunk.getvalue())
     return count
