@@ -9,6 +9,7 @@ card that says how much of the plan it holds and where it came from.
 
 from __future__ import annotations
 
+import os
 import sys
 from array import array
 from pathlib import Path
@@ -24,12 +25,10 @@ from batchrun.manifest.scope import scope_table, spec_of_run, spec_to_scope
 from batchrun.manifest.table import load_table
 from batchrun.readout.export import (
     Card,
-    export_row,
     provenance,
     table_columns,
-    write_csv,
+    write_export,
     write_hf,
-    write_jsonl,
 )
 
 
@@ -68,10 +67,9 @@ def main(args: ExportArgs) -> int:
             )
     else:
         columns = table_columns(table, chosen)
-        rows_out = (export_row(line) for _, line in table.lines_of(chosen))
-        write = write_jsonl if args.format == "jsonl" else write_csv
         with output_stream(args.to) as stream:
-            count = write(rows_out, stream, columns)
+            spool_in = None if stdout else Path(os.path.abspath(args.to)).parent
+            count = write_export(table, chosen, stream, columns, args.format, spool_in)
         said = counted(count, "row")
         if split.unrecorded:
             not_started = counted(len(split.unrecorded), "planned prediction")

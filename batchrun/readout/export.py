@@ -2,6 +2,7 @@
 
     rows = [export_row(line) for line in lines]         # flat dicts, one per record line
     write_jsonl(rows, handle); write_csv(rows, handle)   # to a stream `commands/` opened
+    write_export(table, rows, handle, columns, "jsonl")  # a table's rows, on two cores
     write_hf(table, rows, run_dir, dest, card)           # a folder `datasets` loads as it is
 
 Each row: key, job, every variable as a column of its own (a row value's fields as `row.prompt`),
@@ -20,6 +21,7 @@ many planned predictions are missing and why. `batchrun-export.jsonl` records wh
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
@@ -27,13 +29,15 @@ import os
 import posixpath
 import re
 import shutil
+import signal
 import tempfile
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import IO, Any, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
 import yaml
 
@@ -224,14 +228,123 @@ def _batches(items: Iterable[T]) -> Iterator[list[T]]:
 
 
 def write_csv(
-    rows: Iterable[Mapping[str, Any]], handle: IO[str], columns: Sequence[str] | None = None
+    rows: Iterable[Mapping[str, Any]],
+    handle: IO[str],
+    columns: Sequence[str] | None = None,
+    *,
+    header: bool = True,
 ) -> int:
     """A header and one line per row; nested values (and the list of files, whose paths may
-    hold spaces) as JSON. `columns` as for `write_jsonl`."""
+    hold spaces) as JSON. `columns` as for `write_jsonl`; `header`: False for rows that go on
+    from rows written before."""
     if columns is None:
         rows = list(rows)
         columns = columns_of(rows)
-    return sheet.write_csv(handle, columns, ([row.get(c) for c in columns] for row in rows))
+    lines = ([row.get(c) for c in columns] for row in rows)
+    return sheet.write_csv(handle, columns if header else None, lines)
+
+
+# From how many rows an export writes on two cores (`write_export`): below, a worker costs more
+# than it saves.
+TWO_CORES_FROM = 20_000
+COPY_CHUNK = 1 << 20
+
+
+def write_export(
+    table: KeyTable,
+    rows: Sequence[int],
+    handle: IO[str],
+    columns: Sequence[str],
+    fmt: str,
+    spool_in: Path | None = None,
+) -> int:
+    """The rows of these table rows (`export_row` of each record's line) as JSON Lines or CSV
+    (`fmt`) with these columns; how many. Where the system forks (Linux) and this process
+    has a second core and no thread, a worker process writes the second half of the rows to a
+    temporary file (in `spool_in`: the destination's folder, not a /tmp that may be memory)
+    while this one writes the first; that is copied after it (the same bytes, in the same
+    order, redacted by `handle` as the rest). Should the worker not finish, this process
+    writes its half itself (an error in a record then shows as it would)."""
+    half = len(rows) // 2
+    spool = _spool(spool_in) if len(rows) >= TWO_CORES_FROM and _second_core() else None
+    if spool is None:
+        return _write_part(table, rows, handle, columns, fmt, first=True)
+    with spool:
+        worker = os.fork()
+        if worker == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
+            _work(table, rows[half:], spool, columns, fmt)
+        try:
+            count = _write_part(table, rows[:half], handle, columns, fmt, first=True)
+            _, status = os.waitpid(worker, 0)
+            worker = 0
+            if status != 0:
+                return count + _write_part(table, rows[half:], handle, columns, fmt, first=False)
+            spool.seek(0)
+            _copy_lines(spool, handle)
+            return count + len(rows) - half
+        finally:
+            if worker:  # Ctrl-C, or an error here: the worker ends with this process
+                os.kill(worker, signal.SIGKILL)
+                os.waitpid(worker, 0)
+
+
+def _spool(folder: Path | None) -> IO[bytes] | None:
+    try:
+        return tempfile.TemporaryFile(dir=folder)
+    except OSError:  # a folder that takes no file (a special file's): one process does it all
+        return None
+
+
+def _second_core() -> bool:
+    return (
+        hasattr(os, "sched_getaffinity")
+        and hasattr(os, "fork")
+        and len(os.sched_getaffinity(0)) > 1
+        and threading.active_count() == 1
+    )
+
+
+def _work(
+    table: KeyTable, rows: Sequence[int], spool: IO[bytes], columns: Sequence[str], fmt: str
+) -> NoReturn:
+    """The worker's part: write its rows to `spool`, then end (never return to the command)."""
+    code = 1
+    try:
+        gc.freeze()  # the objects it inherits are never collected: their pages stay shared
+        with open(spool.fileno(), "w", encoding="utf-8", newline="", closefd=False) as out:
+            _write_part(table, rows, out, columns, fmt, first=False)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _write_part(
+    table: KeyTable,
+    rows: Sequence[int],
+    handle: IO[str],
+    columns: Sequence[str],
+    fmt: str,
+    *,
+    first: bool,
+) -> int:
+    made = (export_row(line) for _, line in table.lines_of(rows))
+    if fmt == "jsonl":
+        return write_jsonl(made, handle, columns)
+    return write_csv(made, handle, columns, header=first)
+
+
+def _copy_lines(spool: IO[bytes], handle: IO[str]) -> None:
+    """The spool's text into `handle`, whole lines a write (a secret spans no line, so each
+    write is redacted whole)."""
+    rest = b""
+    while data := spool.read(COPY_CHUNK):
+        data = rest + data
+        end = data.rfind(b"\n") + 1
+        if end:
+            handle.write(data[:end].decode("utf-8"))
+        rest = data[end:]
+    if rest:
+        handle.write(rest.decode("utf-8"))
 
 
 # The file of an `hf` export that `batchrun verify` checks it against: a header line (counts and

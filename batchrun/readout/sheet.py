@@ -30,13 +30,15 @@ def cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def write_csv(handle: IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Write the header and the rows (each value through `cell`); return the row count. The
-    lines are gathered and written a chunk of whole rows at a time."""
+def write_csv(handle: IO[str], header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> int:
+    """Write the header (None: none, the rows go on from rows written before) and the rows
+    (each value through `cell`); return the row count. The lines are gathered and written a
+    chunk of whole rows at a time."""
     chunk = io.StringIO(newline="")
     writer = csv.writer(chunk)
-    # Header cells too: a variable's name is the spec's text, `=HYPERLINK(...)` included.
-    writer.writerow([cell(name) for name in header])
+    if header is not None:
+        # Header cells too: a variable's name is the spec's text, `=HYPERLINK(...)` included.
+        writer.writerow([cell(name) for name in header])
     count = 0
     for row in rows:
         writer.writerow([cell(value) for value in row])

@@ -33,6 +33,7 @@ from batchrun.manifest.records import Record
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.writer import new_header
 from batchrun.planner.expand import iter_plan
+from batchrun.readout import export as export_module
 from batchrun.spec.load import load_spec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -301,3 +302,76 @@ def test_an_export_from_the_table_kept_on_disk_parses_no_line(
     assert run_cli("export", str(spec), "--format", "jsonl", "--to", str(again))[0] == 0
     assert again.read_bytes() == first.read_bytes()
     assert parsed == []
+
+
+@pytest.fixture
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every export of rows on two cores (the worker's pids, as forked), however few rows."""
+    monkeypatch.setattr(export_module, "TWO_CORES_FROM", 2)
+    monkeypatch.setattr(export_module, "_second_core", lambda: True)
+    forked: list[int] = []
+    real = os.fork
+
+    def fork() -> int:
+        pid = real()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forked
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_on_two_cores_the_export_is_the_same(
+    tmp_path: Path, run_cli: RunCli, two_cores: list[int], fmt: str
+) -> None:
+    spec = write_folder(tmp_path)
+    for name, more in (("plan", ()), ("all", ("--all",))):
+        dest = tmp_path / f"{name}.{fmt}"
+        code, _, err = run_cli("export", str(spec), "--format", fmt, "--to", str(dest), *more)
+        assert code == 0, err
+        assert dest.read_bytes() == (GOLDEN / f"export-{name}.{fmt}").read_bytes()
+    assert len(two_cores) == 2
+    # The worker's temporary file is gone with it.
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["all." + fmt, "plan." + fmt, "rows.jsonl", "runs", "spec.yaml"]
+    )
+
+
+def test_a_worker_that_fails_leaves_its_half_to_the_command(
+    tmp_path: Path, run_cli: RunCli, two_cores: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> None:  # the worker's first step: it ends at once, with 1
+        raise RuntimeError("the worker fails")
+
+    monkeypatch.setattr(export_module.gc, "freeze", broken)
+    dest = tmp_path / "plan.jsonl"
+    code, _, err = run_cli(
+        "export", str(write_folder(tmp_path)), "--format", "jsonl", "--to", str(dest)
+    )
+    assert code == 0, err
+    assert dest.read_bytes() == (GOLDEN / "export-plan.jsonl").read_bytes()
+    assert len(two_cores) == 1
+
+
+def test_ctrl_c_ends_the_worker_and_writes_nothing(
+    tmp_path: Path, run_cli: RunCli, two_cores: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = export_module._write_part
+
+    def interrupted(*args: Any, first: bool) -> int:
+        if first:  # this process's half; the worker's goes on
+            raise KeyboardInterrupt
+        return real(*args, first=first)
+
+    monkeypatch.setattr(export_module, "_write_part", interrupted)
+    spec = write_folder(tmp_path)
+    dest = tmp_path / "plan.jsonl"
+    code, _, err = run_cli("export", str(spec), "--format", "jsonl", "--to", str(dest))
+    assert (code, err) == (130, "batchrun: interrupted\n")
+    assert not dest.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    (worker,) = two_cores
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(worker, 0)
