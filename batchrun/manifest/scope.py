@@ -17,7 +17,7 @@ from batchrun.humanize import counted
 from batchrun.manifest.records import Record
 from batchrun.manifest.table import KeyTable
 from batchrun.planner.expand import iter_plan
-from batchrun.planner.plancache import planned_keys
+from batchrun.planner.plancache import planned_numbers
 from batchrun.spec.load import Spec, load_spec
 
 
@@ -117,31 +117,20 @@ def scope_table(
         except BatchrunError:
             return TableScope(table, why_unscoped=f"its spec {spec.path} does not plan")
     split.planned = planned
-    gone = [
-        key
-        for key, row in table.rows.items()
-        if not table.not_created(row) and not table.planned(row)
-    ]
-    split.gone = len(gone)
+    gone = table.counted_rows(planned=False)  # predictions the plan did not mark
     if keep_gone:
-        split.gone_keys = frozenset(gone)
+        split.gone_keys = frozenset(map(table.rows.key_of, gone))
+        split.gone = len(split.gone_keys)
+    else:
+        split.gone = sum(1 for _ in gone)
     return split
 
 
 def _mark_planned(table: KeyTable, spec: Spec, unrecorded: list[tuple[str, str]]) -> int:
-    rows = table.rows
-    count = 0
     # Only keys and jobs: from the plan cache of the folder the table was read from, when it
     # holds this spec's plan (planner/plancache.py), else by a walk of the plan.
     run_dir = table.paths[0].parent if table.paths else None
-    for key, job in planned_keys(spec, run_dir):
-        count += 1
-        row = rows.get(key)
-        if row is not None:
-            table.mark_planned(row)
-        if row is None or table.not_created(row):
-            unrecorded.append((key, job))
-    return count
+    return table.mark_plan(planned_numbers(spec, run_dir), unrecorded)
 
 
 def spec_of_run(headers: Iterable[Mapping[str, Any]]) -> Path | None:

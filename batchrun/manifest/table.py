@@ -272,6 +272,26 @@ class KeyTable:
     def mark_planned(self, row: int) -> None:
         self.flags[row] |= _PLANNED
 
+    def mark_plan(
+        self, planned: Iterable[tuple[int, str]], unrecorded: list[tuple[str, str]]
+    ) -> int:
+        """Mark the rows of a plan's keys planned (`planned`: each key as the number its hex
+        digits spell, and its job, as `plancache.planned_numbers` gives them), add to
+        `unrecorded` (key, job) of each key no row records as a prediction (none, or one
+        `not_created`), and return how many keys the plan has. A million keys cost a bisection
+        each, not a string."""
+        flags, row_of = self.flags, self.rows.row_of_number
+        count = 0
+        for number, job in planned:
+            count += 1
+            row = row_of(number)
+            if row is not None:
+                flags[row] |= _PLANNED
+                if not flags[row] & _NOT_CREATED:
+                    continue
+            unrecorded.append((f"{number:016x}", job))
+        return count
+
     def counted_rows(self, planned: bool | None) -> Iterator[int]:
         """Each key's newest row, in first-seen order, that is a prediction (not
         `not_created`); `planned`: only those a walk of the plan marked planned (True) or
@@ -570,6 +590,7 @@ class KeyRows(Mapping[str, int]):
     def __init__(self) -> None:
         self.numbers: array[int] = array("Q")  # each row's key, as a number (0: an odd key)
         self._sorted: array[int] = array("Q")  # the keys' numbers, ascending
+        self._starts: array[int] | None = None  # where each run of 16 top bits starts in it
         self._rows: array[int] = array("I")  # the newest row of each, in the same order
         self._order: array[int] = array("I")  # the newest rows, keys in first-seen order
         self._odd: dict[str, int] = {}  # a key batchrun does not make → its newest row
@@ -587,7 +608,7 @@ class KeyRows(Mapping[str, int]):
         """Each key's newest row (`wins(known, row)`: the later row supersedes), and the
         first-seen order, once every line is read."""
         numbers, odd = self.numbers, self._odd_key
-        self._sorted, self._rows, self._odd = array("Q"), array("I"), {}
+        self._sorted, self._rows, self._odd, self._starts = array("Q"), array("I"), {}, None
         first_seen = array("i", [-1]) * len(numbers)  # first row of a key → its newest row
         order = sorted((r for r in range(len(numbers)) if r not in odd), key=numbers.__getitem__)
         at = 0
@@ -642,6 +663,7 @@ class KeyRows(Mapping[str, int]):
         if not all(map(operator.eq, map(numbers.__getitem__, rows), ordered)):
             return False
         self.numbers, self._sorted, self._rows, self._order = numbers, ordered, rows, order
+        self._starts = None
         self._odd, self._odd_key = dict(odd), odd_key
         return True
 
@@ -654,11 +676,27 @@ class KeyRows(Mapping[str, int]):
             return self._odd[key]
         if not _HEX_KEY.fullmatch(key):
             return default
-        number = int(key, 16)
-        place = bisect.bisect_left(self._sorted, number)
-        if place < len(self._sorted) and self._sorted[place] == number:
+        row = self.row_of_number(int(key, 16))
+        return default if row is None else row
+
+    def row_of_number(self, number: int) -> int | None:
+        """The newest row of the key whose 16 hex digits spell `number`; None: no such key.
+
+        Bisection in an array makes a Python int of each number it compares (20 for a
+        million keys): first the keys whose top 16 bits are the number's are found (the
+        first time, where each such run starts), then only they are bisected."""
+        starts = self._starts
+        if starts is None:
+            ordered = self._sorted
+            starts = array("I", (bisect.bisect_left(ordered, top << 48) for top in range(1 << 16)))
+            starts.append(len(ordered))
+            self._starts = starts
+        top = number >> 48
+        ordered = self._sorted
+        place = bisect.bisect_left(ordered, number, starts[top], starts[top + 1])
+        if place < len(ordered) and ordered[place] == number:
             return self._rows[place]
-        return default
+        return None
 
     def __getitem__(self, key: str) -> int:
         row: int | None = self.get(key)

@@ -134,6 +134,15 @@ def planned_keys(
     return ((p.key, p.job) for p in iter_selected(spec, selection, sampled=sampled))
 
 
+def planned_numbers(spec: Spec, run_dir: Path | None) -> Iterator[tuple[int, str]]:
+    """`planned_keys` of the whole plan, each key as the number its 16 hex digits spell
+    (planner/keys.py): a million keys are looked up in a table without a string each."""
+    cached = read(run_dir, spec) if run_dir is not None else None
+    if cached is not None:
+        return zip(cached.numbers, map(cached.jobs.__getitem__, cached.places), strict=True)
+    return ((int(key, 16), job) for key, job in planned_keys(spec, None))
+
+
 class PlanRecorder:
     """A whole walk of the plan, kept as it goes, then written as the run folder's cache."""
 

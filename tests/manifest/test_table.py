@@ -69,3 +69,33 @@ def test_malformed_variables_are_a_manifest_error(tmp_path: Path) -> None:
         journal.write('{"key": "b", "job": "flux", "status": "succeeded", "vars": 7}\n')
     with pytest.raises(ManifestError, match="a malformed record for key 'b'"):
         load_table(tmp_path, variables=True)
+
+
+def test_keys_are_found_by_number_at_every_edge(tmp_path: Path) -> None:
+    """`KeyRows` finds a key's row by the number its hex digits spell (the keys whose top 16
+    bits match, then a bisection among them): at both ends of the range, in one run of top
+    bits and across one, and not a number it lacks; `mark_plan` marks what a plan names."""
+    keys = [
+        "0000000000000000",
+        "0000000000000001",
+        "0000ffffffffffff",
+        "0001000000000000",
+        "7fff000000000000",
+        "7fffffffffffffff",
+        "ffff000000000000",
+        "ffffffffffffffff",
+    ]
+    write(tmp_path, [record(key, {}) for key in [*reversed(keys), "an-odd-key"]])
+    table = load_table(tmp_path)
+    rows = table.rows
+    for key in keys:
+        assert rows.row_of_number(int(key, 16)) == rows[key] == rows.get(key)
+    for absent in (2, 0x0000FFFFFFFFFFFE, 0x8000000000000000, 0xFFFFFFFFFFFFFFFE):
+        assert rows.row_of_number(absent) is None
+        assert rows.get(f"{absent:016x}") is None
+    assert rows["an-odd-key"] == len(keys)
+    unrecorded: list[tuple[str, str]] = []
+    planned = [(int(keys[0], 16), "flux"), (2, "flux"), (int(keys[-1], 16), "flux")]
+    assert table.mark_plan(planned, unrecorded) == 3
+    assert unrecorded == [("0000000000000002", "flux")]
+    assert [table.planned(rows[key]) for key in keys] == [True, *[False] * 6, True]
