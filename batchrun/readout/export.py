@@ -245,6 +245,7 @@ def write_csv(
     return sheet.write_csv(handle, columns if header else None, lines)
 
 
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
 # From how many rows an export writes on two cores (`write_export`): below, a worker costs more
 # than it saves.
 TWO_CORES_FROM = 20_000
@@ -283,10 +284,18 @@ def _write_halves(
     spool: IO[bytes],
 ) -> int:
     half = len(rows) // 2
-    worker = os.fork()
-    if worker == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
-        _work(table, rows[half:], spool, columns, fmt)
+    # Ctrl-C and SIGTERM wait until each process is where it handles them: the worker in
+    # `_work`, this one in the `try` that ends the worker with it.
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
     try:
+        worker = os.fork()
+    except OSError:  # no process to spare: this one writes them all
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        return _write_part(table, rows, handle, columns, fmt, first=True)
+    if worker == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
+        _work(table, rows[half:], spool, columns, fmt, unblocked)
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         count = _write_part(table, rows[:half], handle, columns, fmt, first=True)
         _, status = os.waitpid(worker, 0)
         worker = 0
@@ -333,11 +342,18 @@ def _second_core() -> bool:
 
 
 def _work(
-    table: KeyTable, rows: Sequence[int], spool: IO[bytes], columns: Sequence[str], fmt: str
+    table: KeyTable,
+    rows: Sequence[int],
+    spool: IO[bytes],
+    columns: Sequence[str],
+    fmt: str,
+    unblocked: Iterable[int],
 ) -> NoReturn:
-    """The worker's part: write its rows to `spool`, then end (never return to the command)."""
+    """The worker's part: write its rows to `spool`, then end (never return to the command,
+    whatever happens: Ctrl-C too)."""
     code = 1
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         gc.freeze()  # the objects it inherits are never collected: their pages stay shared
         with open(spool.fileno(), "w", encoding="utf-8", newline="", closefd=False) as out:
             _write_part(table, rows, out, columns, fmt, first=False)

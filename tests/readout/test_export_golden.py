@@ -21,12 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from runfolder import png
-from runs import RunCli
+from runs import RunCli, sigint_at_start
 
 from batchrun.manifest import table as table_module
 from batchrun.manifest.records import Record
@@ -375,3 +378,43 @@ def test_ctrl_c_ends_the_worker_and_writes_nothing(
     (worker,) = two_cores
     with pytest.raises(ProcessLookupError):  # killed and reaped
         os.kill(worker, 0)
+
+
+# A child that exports on two cores, however few rows, and sends Ctrl-C to its process group (as
+# a terminal does: to the command and its worker) once the worker is forked.
+CTRL_C = """
+import os, signal, sys
+from batchrun.readout import export
+
+export.TWO_CORES_FROM = 2
+export._second_core = lambda: True
+real = export._write_part
+
+def write_part(*args, first):
+    if first:
+        os.killpg(0, signal.SIGINT)
+    return real(*args, first=first)
+
+export._write_part = write_part
+from batchrun.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("to", ["file", "-"])
+def test_ctrl_c_in_a_terminal_stops_the_command_and_its_worker(tmp_path: Path, to: str) -> None:
+    spec = write_folder(tmp_path)
+    dest = str(tmp_path / "export.jsonl") if to == "file" else "-"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C, "export", str(spec), "--format", "jsonl", "--to", dest],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=sigint_at_start(signal.SIG_DFL),
+    )
+    out, err = child.communicate(timeout=60)
+    assert (child.returncode, out, err) == (130, "", "batchrun: interrupted\n")
+    assert sorted(os.listdir(tmp_path)) == ["rows.jsonl", "runs", "spec.yaml"]  # no export
+    with pytest.raises(ProcessLookupError):  # nothing of its group is left: the worker is gone
+        os.killpg(child.pid, 0)
