@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 from runs import TOKEN, RunCli, write_spec
 
+from batchrun.engine import preflight
 from batchrun.engine.modelschema import FieldChecker
 from batchrun.engine.preflight import check_inputs
 from batchrun.planner.expand import Shard
@@ -102,3 +104,57 @@ def test_check_inputs_checks_what_the_selection_selects(
     found, _, _ = check_inputs(spec, spec.jobs[0], schema, selection=selection)
     expected = checked if checked is not None else sum(1 for _ in iter_selected(spec, selection))
     assert 0 < found == expected
+
+
+# Each row's prompt is its own; steps 1 to 8 come back in every `r`, those over 4 refused.
+MANY = """
+batchrun: 1
+jobs:
+  - model: acme/painter
+    input: {{prompt: "p${{i}} ${{r}}", steps: "${{i}}"}}
+    matrix: {{r: {{range: [0, {rows}]}}, i: {{range: [1, 9]}}}}
+"""
+
+
+def _peak_of_check(tmp_path: Path, rows: int) -> int:
+    folder = tmp_path / str(rows)
+    folder.mkdir()
+    spec = load_spec(write_spec(folder, MANY.format(rows=rows)))
+    tracemalloc.start()
+    try:
+        check_inputs(spec, spec.jobs[0], {"components": COMPONENTS})
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_checking_a_prompt_per_row_keeps_no_answer_per_row(tmp_path: Path) -> None:
+    # 2,000 and 3,000 planned inputs (each a prompt of its own): the walk's table of keys is
+    # of one size for both, so what grows with the rows is what the check keeps of them.
+    # Keeping every answer held about 90 bytes a row here. (The first check imports what
+    # checks a schema: it is not measured.)
+    _peak_of_check(tmp_path, 1)
+    small, large = _peak_of_check(tmp_path, 250), _peak_of_check(tmp_path, 375)
+    assert (large - small) / 1000 < 20
+
+
+def test_answers_forgotten_are_given_again_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load_spec(write_spec(tmp_path, MANY.format(rows=3)))
+    checks = 0
+    check = FieldChecker.check
+
+    def counted(self: FieldChecker, name: str, value: Any) -> Any:
+        nonlocal checks
+        checks += 1
+        return check(self, name, value)
+
+    monkeypatch.setattr(FieldChecker, "check", counted)
+    said = check_inputs(spec, spec.jobs[0], {"components": COMPONENTS})
+    kept_all = checks
+    monkeypatch.setattr(preflight, "ANSWERS_KEPT", 2)
+    checks = 0
+    assert check_inputs(spec, spec.jobs[0], {"components": COMPONENTS}) == said
+    assert "in the row {r: 0, i: 5} and 11 more" in str(said[1][0])
+    assert checks > kept_all  # values met again after the memo was cleared were checked again
