@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sys
+from pathlib import PurePosixPath
+
 import pytest
 
 from batchrun.errors import DownloadError
@@ -45,6 +48,30 @@ def test_urls_are_found_in_every_output_shape_in_order_once() -> None:
 )
 def test_extensions_come_only_from_safe_suffixes(url: str, ext: str) -> None:
     assert extension(url) == ext
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/a/b.png", "/a/b.png/", "/a/b.png/.", "//a//b.PNG", "/.png", "/a/..", "/a.", "/", "",
+     "/a/.b.jpg", "/a/b..png", "/x/y.tar.gz//", "/a/./b.webp/./", "/%2E%2E/c.gif"],
+)  # fmt: skip
+def test_an_extension_is_the_suffix_pathlib_reads_and_interns_nothing(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Interned, each URL's new parts left a dead entry in the interpreter's table of interned
+    # strings, which a long run rebuilt again and again (issue 22).
+    interned: list[str] = []
+
+    def recording(text: str) -> str:
+        interned.append(text)
+        return text
+
+    monkeypatch.setattr(sys, "intern", recording)
+    found = extension(f"https://h{path}?x=1")
+    monkeypatch.undo()
+    suffix = PurePosixPath(PurePosixPath(path.replace("%2E", ".")).name).suffix.lower()
+    assert found == (suffix if suffix in (".png", ".jpg", ".gz", ".webp", ".gif") else "")
+    assert interned == []
 
 
 @pytest.mark.parametrize(
