@@ -51,7 +51,7 @@ _TEMPORARY_HEX_BYTES = 6
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.(?:tmp|part)")
 
 
-def storage_error(error: OSError, path: Path, what: str = "") -> StorageError:
+def storage_error(error: OSError, path: Path | str, what: str = "") -> StorageError:
     """The one wording of a refused write: the disk is full, or the OS's reason.
 
     `what` names the file for people ("the manifest "), before its path.
@@ -61,7 +61,7 @@ def storage_error(error: OSError, path: Path, what: str = "") -> StorageError:
     return StorageError(f"cannot write {what}{path}: {error.strerror or error}")
 
 
-def is_inside(path: Path, root: Path, *, real_root: str | None = None) -> bool:
+def is_inside(path: Path | str, root: Path, *, real_root: str | None = None) -> bool:
     """Whether `path`, links followed, is `root` or under it (links in root itself followed too).
 
     `real_root` is `os.path.realpath(root)` when the caller has it: a check per file of a
@@ -72,16 +72,16 @@ def is_inside(path: Path, root: Path, *, real_root: str | None = None) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def check_inside(path: Path, root: Path | None) -> None:
+def check_inside(path: Path | str, root: Path | None) -> None:
     """StorageError unless the folder `path` is written into resolves inside `root`."""
-    if root is not None and not is_inside(path.parent, root):
+    if root is not None and not is_inside(os.path.dirname(path) or ".", root):
         raise StorageError(
             f"cannot write {path}: it leads outside {root} (through a link or `..`); "
             "batchrun writes only inside the run folder"
         )
 
 
-def ensure_folder(folder: Path, root: Path | None, *, what: str = "") -> None:
+def ensure_folder(folder: Path | str, root: Path | None, *, what: str = "") -> None:
     """Make `folder` (and its parents), then check it resolves inside `root`."""
     if root is not None and not is_inside(folder, root):
         # Checked before mkdir too, so a linked folder never gets new subfolders made in it.
@@ -90,14 +90,14 @@ def ensure_folder(folder: Path, root: Path | None, *, what: str = "") -> None:
             "batchrun writes only inside the run folder"
         )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
     except OSError as error:
         raise storage_error(error, folder, what) from None
     if root is not None and not is_inside(folder, root):
         raise StorageError(f"cannot write into {folder}: it leads outside {root}")
 
 
-def create_new(path: Path, root: Path | None) -> BinaryIO:
+def create_new(path: Path | str, root: Path | None) -> BinaryIO:
     """Open `path` to write, as a new file: whatever is at that name (a link, a stale `.part`)
     is removed first, not followed."""
     check_inside(path, root)
@@ -124,7 +124,12 @@ def open_append(path: Path, root: Path | None, *, what: str = "") -> BinaryIO:
 def temporary_for(dest: Path, suffix: str = ".tmp") -> Path:
     """A new temporary's path beside `dest`: `.NAME.<12 hex>.tmp` (`suffix` `.part` for a
     download), random so that two writers never share one, and recognisable afterwards."""
-    return dest.with_name(f".{dest.name}.{_random_hex()}{suffix}")
+    return dest.with_name(temporary_name(dest.name, suffix))
+
+
+def temporary_name(name: str, suffix: str = ".tmp") -> str:
+    """The name `temporary_for` gives a new temporary of the file called `name`."""
+    return f".{name}.{_random_hex()}{suffix}"
 
 
 def _random_hex() -> str:

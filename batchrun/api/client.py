@@ -364,7 +364,7 @@ class Client:
         return self._parse(UploadedFile.from_json, data, "POST", url)
 
     async def download(
-        self, url: str, dest: Path, *, max_bytes: int | None = None, root: Path | None = None
+        self, url: str, dest: Path | str, *, max_bytes: int | None = None, root: Path | None = None
     ) -> Downloaded:
         """Stream an output file into `dest` atomically; the token goes only to the API origin.
 

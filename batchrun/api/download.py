@@ -21,6 +21,7 @@ actually connected to in the transport); files are written only inside the run f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -126,10 +127,10 @@ class FileFetcher:
         self._on_retry = on_retry
         self._max_redirects = max_redirects
         self._chunk_size = chunk_size
-        self._folders: dict[Path, None] = {}  # folders known to exist, oldest first
+        self._folders: dict[str, None] = {}  # folders known to exist, oldest first
 
     async def fetch(
-        self, url: str, dest: Path, *, max_bytes: int | None = None, root: Path | None = None
+        self, url: str, dest: Path | str, *, max_bytes: int | None = None, root: Path | None = None
     ) -> Downloaded:
         """Stream `url` into `dest` atomically; retry transient failures from the start.
 
@@ -137,16 +138,21 @@ class FileFetcher:
         """
         shown = redact(url, self._secrets)
         start = _checked_url(url, shown)
-        dest = Path(dest)
-        if dest.parent not in self._folders:
-            safefs.ensure_folder(dest.parent, root)
-            self._folders[dest.parent] = None
+        # Paths as text, never a Path per file: pathlib interns every part it parses, and each
+        # file's name and its `.part`'s are new, so each download left two dead entries in the
+        # interpreter's table of interned strings, which a long run rebuilt again and again
+        # (a new table of 1.9 MB beside the old one: the peak of a run's resident set).
+        dest = os.fspath(dest)
+        folder, name = os.path.split(dest)
+        if folder not in self._folders:
+            safefs.ensure_folder(folder or ".", root)
+            self._folders[folder] = None
             if len(self._folders) > FOLDERS_KEPT:
                 del self._folders[next(iter(self._folders))]
         else:
             safefs.check_inside(dest, root)
         # `.NAME.<hex>.part`: a run that was killed leaves one a next run recognises (safefs).
-        part = safefs.temporary_for(dest, ".part")
+        part = os.path.join(folder, safefs.temporary_name(name, ".part"))
         try:
             # A total deadline over every attempt: a host that keeps just above the minimum
             # rate (or answers each retry slowly) still ends.
@@ -162,15 +168,16 @@ class FileFetcher:
             )
         except BaseException:
             # On success the .part was renamed away; on any failure (or cancellation) it must go.
-            part.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(part)
             raise
 
     async def _attempt(
         self,
         url: httpx.URL,
         shown: str,
-        dest: Path,
-        part: Path,
+        dest: str,
+        part: str,
         max_bytes: int | None,
         root: Path | None,
     ) -> Downloaded:
@@ -187,8 +194,8 @@ class FileFetcher:
         self,
         url: httpx.URL,
         shown: str,
-        dest: Path,
-        part: Path,
+        dest: str,
+        part: str,
         max_bytes: int | None,
         root: Path | None,
         pace: anyio.CancelScope,
@@ -231,8 +238,8 @@ class FileFetcher:
         self,
         response: httpx.Response,
         shown: str,
-        dest: Path,
-        part: Path,
+        dest: str,
+        part: str,
         max_bytes: int | None,
         root: Path | None,
         pace: anyio.CancelScope,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from batchrun.errors import ServerError
@@ -225,7 +224,7 @@ class UploadedFile:
 class Downloaded:
     """A file fetched into place: where it is, its sha256 and size, and what the host called it."""
 
-    path: Path
+    path: str
     sha256: str
     bytes: int
     content_type: str | None

@@ -9,6 +9,7 @@ already holds everything needed to resume.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -706,13 +707,14 @@ class Lifecycle:
             output=name,
         )
         self.claims.claim(relative, record.key, index, keyed="key" in namer.variables)
-        dest = self.settings.run_dir / relative
         if is_data_uri(url):
             data = decode_data_uri(url)
             digest = await anyio.to_thread.run_sync(
-                _write_atomically, dest, self.settings.run_dir, data
+                _write_atomically, self.settings.run_dir / relative, self.settings.run_dir, data
             )
             return FileRecord(url=recorded_url(url), path=relative, sha256=digest, bytes=len(data))
+        # As text: a Path would intern the file's name (see `Downloader.fetch`).
+        dest = os.path.join(self.settings.run_dir, relative)
         got = await self.client.download(
             url, dest, max_bytes=self.settings.max_file_bytes, root=self.settings.run_dir
         )

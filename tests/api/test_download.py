@@ -56,7 +56,7 @@ async def test_a_file_is_streamed_into_place_with_its_hash(tmp_path: Path) -> No
     async with files_client(script) as client:
         got = await client.download("https://replicate.delivery/x/out-0.png", dest)
     assert dest.read_bytes() == PNG
-    assert got.path == dest
+    assert got.path == str(dest)
     assert got.sha256 == hashlib.sha256(PNG).hexdigest()
     assert got.bytes == len(PNG)
     assert got.content_type == "image/png"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import shutil
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -626,3 +628,38 @@ def test_an_upload_the_api_refuses_fails_only_its_key(
     assert by_file["big.bin"].error.startswith(f"POST {sandbox.base_url}/v1/files: 413")
     assert not summary.ok
     assert summary.tally.finished == {"succeeded": 1, "error": 1}
+
+
+def test_a_run_interns_no_name_of_its_files(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 22: pathlib interns each part it parses, so a Path per downloaded file (its name,
+    # its `.part`, its URL's parts for the extension) left dead entries in the interpreter's
+    # table of interned strings, which a long run then rebuilt again and again.
+    interned: list[str] = []
+    runner_thread = threading.current_thread()
+    intern = sys.intern
+
+    def recording(text: str) -> str:
+        if threading.current_thread() is runner_thread:  # not the sandbox's
+            interned.append(text)
+        return intern(text)
+
+    spec = write_spec(
+        tmp_path,
+        """
+        batchrun: 1
+        jobs:
+          - model: acme/painter
+            input: {prompt: "fox ${i}"}
+            matrix: {i: {range: [0, 3]}}
+        """,
+    )
+    monkeypatch.setattr(sys, "intern", recording)
+    summary = run_spec(spec, sandbox)
+    monkeypatch.undo()
+    assert (summary.ok, summary.tally.files) == (True, 3)
+    files = {file.path for record in records(tmp_path / "run").values() for file in record.files}
+    names = {Path(path).stem for path in files} | {Path(path).name for path in files}
+    assert len(names) == 6
+    assert [text for text in interned if any(name in text for name in names)] == []
