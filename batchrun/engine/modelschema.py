@@ -272,14 +272,19 @@ class FieldChecker:
         )
         self._error = jsonschema.ValidationError
 
-    def check(self, name: str, value: Any) -> Any:
-        """The first of the ValidationErrors of `value` for the field `name` (by path), or None."""
+    def fits(self, name: str, value: Any) -> bool:
+        """Whether the field `name` certainly accepts `value`, known without jsonschema (its
+        type, bounds or enum); False says nothing."""
         if name not in self._fits:
             properties = _lookup(self._root, ("components", "schemas", "Input", "properties"))
             found = properties.get(name) if isinstance(properties, Mapping) else None
             self._fits[name] = _fits(self._root, found)
         fits = self._fits[name]
-        if fits is not None and fits(value):
+        return fits is not None and fits(value)
+
+    def check(self, name: str, value: Any) -> Any:
+        """The first of the ValidationErrors of `value` for the field `name` (by path), or None."""
+        if self.fits(name, value):
             return None
         validator = self._validators.get(name)
         if validator is None:

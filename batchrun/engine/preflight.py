@@ -68,11 +68,12 @@ NAMES_SHOWN = 20
 SCHEMA_TEXT_SHOWN = 200
 # A local file is sent as a URL or a data URI: a string, as far as a schema can tell.
 FILE_STAND_IN = "data:application/octet-stream;base64,"
-# Answers the pre-flight keeps, by (field, value), before it forgets them all and starts again.
-# Values repeat across rows (an axis of a few) or never do (a prompt per row): keeping every
-# answer held about 170 bytes a row until the last input was checked (8.7 MB of a run of 50,000:
-# its peak resident set), and 1,024 keep every axis of a few values answered once.
-ANSWERS_KEPT = 1024
+# Answers jsonschema gave that the pre-flight keeps, by (field, value), before it forgets them
+# all and starts again: a value that fits its field's type or bounds at a glance (a prompt per
+# row) is never kept (every answer kept held about 170 bytes a row until the last input was
+# checked: 8.7 MB of a run of 50,000, its peak resident set); the others are the few values of
+# an axis, or new in each row (floats, patterns), where keeping them all would grow as much.
+ANSWERS_KEPT = 4096
 
 
 class ModelApi(Protocol):
@@ -431,8 +432,8 @@ def _issue(
 
 
 class _FieldValidator:
-    """Each input field against its property schema, each distinct value once (of the last
-    `ANSWERS_KEPT` distinct values)."""
+    """Each input field against its property schema: a value that fits at a glance at once,
+    any other by jsonschema once (of the last `ANSWERS_KEPT` distinct ones)."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         # Cog puts enums in components and points at them with $ref: keep the components
@@ -444,6 +445,8 @@ class _FieldValidator:
         """(the rule broken, a sentence saying how), or None if the value fits."""
         key: tuple[str, Any, Any]
         if type(value) in _PLAIN:
+            if self.fields.fits(name, value):
+                return None  # quicker than the memo, and nothing kept
             # A plain value is its own key (with its type: True == 1 and 1 == 1.0 in Python).
             key = (name, type(value), value)
         else:
