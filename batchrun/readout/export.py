@@ -197,7 +197,7 @@ def write_jsonl(
         columns = columns_of(rows)
     count = 0
     for lines in _batches(map(_jsonl_line(columns), rows)):
-        handle.write("".join(lines))  # one write a batch: each is redacted, a system call...
+        handle.write("".join(lines))  # one write a batch (each is redacted, a system call)
         count += len(lines)
     return count
 
