@@ -4,12 +4,16 @@ against a synthetic manifest of a million keys, each in a child process of its o
     python bench/manifest_scale.py                      # 1,000,000 keys, every command
     python bench/manifest_scale.py --keys 100000 --only status export-csv
     python bench/manifest_scale.py --keep /tmp/m1m      # build once, keep it, run again later
+    python bench/manifest_scale.py --text 200 --only report export-jsonl   # a text per key
 
 The manifest (text outputs: no files to check, so what is measured is reading the journal) is
 shaped like a real one: two jobs, priced; 2% of keys failed once and were retried (two lines,
 the later one succeeded), 1% failed for good, 0.5% still in flight, 1% made by the sandbox,
-and a second journal (a shard) holding 5% of the keys. Each command's peak RSS comes from
-`os.wait4` (the child's own `ru_maxrss`), with its user + system CPU seconds and wall time.
+and a second journal (a shard) holding 5% of the keys. With `--text N`, every key also has a
+variable of its own, a text of N characters (a prompt read from a file, as a dataset's spec
+has it): what `report` and `export`, which keep each variable's values, hold grows with it.
+Each command's peak RSS comes from `os.wait4` (the child's own `ru_maxrss`), with its user +
+system CPU seconds and wall time.
 
 Goals (issue 22): at 1,000,000 keys each of `status`, `report`, `export` and `verify` in at most
 300 MB and 20 s, and `plan` in at most 300 MB.
@@ -44,8 +48,11 @@ jobs:
     matrix: {{i: {{range: [0, {rest}]}}}}
 """
 GOAL_MB = 300
+TEXT_MARK = ".bench-text"  # the --text a kept folder was built with
 GOAL_S = 20.0
 STAMP = "2026-01-01T00:00:00.000Z"
+# What `--text` fills each key's own text with, after its number.
+FILLER = "a prompt of its own for this row, "
 REAL = {"url": "https://api.replicate.com", "sandbox": False}
 SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
 
@@ -63,7 +70,7 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-def build(folder: Path, keys: int) -> float:
+def build(folder: Path, keys: int, text: int = 0) -> float:
     """The spec and a run folder whose manifests record every planned key (see the docstring)."""
     from batchrun.manifest.records import Record
     from batchrun.manifest.writer import new_header
@@ -108,6 +115,8 @@ def build(folder: Path, keys: int) -> float:
                 .to_json()
             )
             done["api"] = SANDBOX if number % 100 == 3 else REAL
+            if text:  # a text of its own per key, `text` characters long
+                done["vars"]["note"] = f"{number} {FILLER * (text // len(FILLER) + 1)}"[:text]
             if number % 100 == 5:  # failed for good
                 done.update(status="failed", error="CUDA out of memory", output=None)
             elif number % 200 == 9:  # still running when the run stopped
@@ -157,12 +166,19 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=1_000_000)
     add_keep_and_only(parser, list(COMMANDS))
     parser.add_argument("--json", type=Path, help="where to write the figures")
+    parser.add_argument(
+        "--text", type=int, default=0, metavar="N", help="give each key a text of N characters"
+    )
     args = parser.parse_args()
     with bench_folder(args.keep, "manifest-scale-") as folder:
+        texts = folder / TEXT_MARK
         if not built(folder, args.keys):
             print(f"writing a manifest of {args.keys:,} keys...", file=sys.stderr, flush=True)
-            print(f"  {build(folder, args.keys):.1f} s", file=sys.stderr)
+            print(f"  {build(folder, args.keys, args.text):.1f} s", file=sys.stderr)
+            texts.write_text(f"{args.text}\n")
             mark_built(folder, args.keys)
+        elif int(texts.read_text() if texts.exists() else 0) != args.text:
+            raise SystemExit(f"{folder} was built with another --text than {args.text}")
         runs = folder / "runs"
         size = sum(p.stat().st_size for p in runs.rglob("manifest*.jsonl"))
         rows = []
@@ -170,7 +186,9 @@ def main() -> int:
             print(f"{name}...", file=sys.stderr, flush=True)
             rows.append(measure(folder, name))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
-    print(f"{args.keys:,} keys, manifests {size / 2**20:.0f} MB; goal ≤ {GOAL_MB} MB, ≤ {GOAL_S} s")
+    texts = f", a text of {args.text} characters each" if args.text else ""
+    goal = f"goal ≤ {GOAL_MB} MB, ≤ {GOAL_S} s"
+    print(f"{args.keys:,} keys{texts}, manifests {size / 2**20:.0f} MB; {goal}")
     print("| command | exit | wall s | CPU s | peak RSS MB | load |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -179,7 +197,8 @@ def main() -> int:
             f"| {r['peak_rss_mb']:.0f} | {r['load_before']:.2f} |"
         )
     if args.json:
-        args.json.write_text(json.dumps({"keys": args.keys, "rows": rows}, indent=2) + "\n")
+        figures = {"keys": args.keys, "text": args.text, "rows": rows}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 
