@@ -1,7 +1,7 @@
 """`batchrun export RUN_OR_SPEC --format jsonl|csv|hf --to PATH [--all] [--force]`: a run as a
 dataset.
 
-One row per prediction of the current spec (see batchrun/readout/export.py for the columns);
+One row per prediction of the current spec (see batchrun/readout/export/rows.py for the columns);
 with `--all`, the recorded predictions the spec no longer plans too. `--to -` writes JSON Lines
 or CSV to stdout; `hf` writes a folder the Hugging Face `datasets` library loads as it is, with a
 card that says how much of the plan it holds and where it came from.
@@ -23,13 +23,11 @@ from batchrun.frontend.run_target import run_and_spec
 from batchrun.humanize import counted, shown_path
 from batchrun.manifest.scope import scope_table, spec_of_run, spec_to_scope
 from batchrun.manifest.table import load_table
-from batchrun.readout.export import (
-    Card,
-    provenance,
-    table_columns,
-    write_export,
-    write_hf,
-)
+from batchrun.readout.export.card import Card
+from batchrun.readout.export.hf import write_hf
+from batchrun.readout.export.origin import provenance
+from batchrun.readout.export.rows import table_columns
+from batchrun.readout.export.twocores import write_export
 
 
 def main(args: ExportArgs) -> int:

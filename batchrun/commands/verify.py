@@ -20,7 +20,7 @@ from batchrun.frontend.run_target import sandbox_output
 from batchrun.humanize import counted, human_bytes, printable, shown_path
 from batchrun.manifest.reader import iter_journal, manifest_paths
 from batchrun.manifest.scope import spec_of_run
-from batchrun.readout.export import EXPORT_RECORD
+from batchrun.readout.export.layout import EXPORT_RECORD
 from batchrun.readout.verify import Verification, verify_dataset, verify_run
 from batchrun.spec.load import Spec, load_spec
 

@@ -32,7 +32,7 @@ from batchrun.manifest.state import State, key_state, pinned_versions
 from batchrun.manifest.table import KeyTable, load_table
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import read_lock
-from batchrun.readout.export import EXPORT_FORMAT, EXPORT_RECORD
+from batchrun.readout.export.layout import EXPORT_FORMAT, EXPORT_RECORD
 from batchrun.spec.load import Spec
 
 # What git and huggingface_hub add to a dataset folder once it is cloned or downloaded (a

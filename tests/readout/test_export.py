@@ -18,7 +18,8 @@ from runs import TOKEN, Git, RunCli, run_spec, write_spec
 from batchrun import safefs
 from batchrun._version import __version__
 from batchrun.planner.lock import read_lock
-from batchrun.readout.export import Card, HfJob, Provenance, dataset_card
+from batchrun.readout.export.card import Card, HfJob, dataset_card
+from batchrun.readout.export.origin import Provenance
 from batchrun.sandbox import Sandbox
 from batchrun.spec.load import load_spec
 

@@ -36,7 +36,7 @@ from batchrun.manifest.records import Record
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.writer import new_header
 from batchrun.planner.expand import iter_plan
-from batchrun.readout import export as export_module
+from batchrun.readout.export import twocores
 from batchrun.spec.load import load_spec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -310,8 +310,8 @@ def test_an_export_from_the_table_kept_on_disk_parses_no_line(
 @pytest.fixture
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every export of rows on two cores (the worker's pids, as forked), however few rows."""
-    monkeypatch.setattr(export_module, "TWO_CORES_FROM", 2)
-    monkeypatch.setattr(export_module, "_second_core", lambda: True)
+    monkeypatch.setattr(twocores, "TWO_CORES_FROM", 2)
+    monkeypatch.setattr(twocores, "_second_core", lambda: True)
     forked: list[int] = []
     real = os.fork
 
@@ -348,7 +348,7 @@ def test_a_worker_that_fails_leaves_its_half_to_the_command(
     def broken() -> None:  # the worker's first step: it ends at once, with 1
         raise RuntimeError("the worker fails")
 
-    monkeypatch.setattr(export_module.gc, "freeze", broken)
+    monkeypatch.setattr(twocores.gc, "freeze", broken)
     dest = tmp_path / "plan.jsonl"
     code, _, err = run_cli(
         "export", str(write_folder(tmp_path)), "--format", "jsonl", "--to", str(dest)
@@ -361,14 +361,14 @@ def test_a_worker_that_fails_leaves_its_half_to_the_command(
 def test_ctrl_c_ends_the_worker_and_writes_nothing(
     tmp_path: Path, run_cli: RunCli, two_cores: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = export_module._write_part
+    real = twocores._write_part
 
     def interrupted(*args: Any, first: bool) -> int:
         if first:  # this process's half; the worker's goes on
             raise KeyboardInterrupt
         return real(*args, first=first)
 
-    monkeypatch.setattr(export_module, "_write_part", interrupted)
+    monkeypatch.setattr(twocores, "_write_part", interrupted)
     spec = write_folder(tmp_path)
     dest = tmp_path / "plan.jsonl"
     code, _, err = run_cli("export", str(spec), "--format", "jsonl", "--to", str(dest))
@@ -384,18 +384,18 @@ def test_ctrl_c_ends_the_worker_and_writes_nothing(
 # a terminal does: to the command and its worker) once the worker is forked.
 CTRL_C = """
 import os, signal, sys
-from batchrun.readout import export
+from batchrun.readout.export import twocores
 
-export.TWO_CORES_FROM = 2
-export._second_core = lambda: True
-real = export._write_part
+twocores.TWO_CORES_FROM = 2
+twocores._second_core = lambda: True
+real = twocores._write_part
 
 def write_part(*args, first):
     if first:
         os.killpg(0, signal.SIGINT)
     return real(*args, first=first)
 
-export._write_part = write_part
+twocores._write_part = write_part
 from batchrun.cli import main
 sys.exit(main(sys.argv[1:]))
 """

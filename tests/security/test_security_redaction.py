@@ -221,7 +221,7 @@ def test_text_cut_for_the_terminal_leaves_no_start_of_the_token() -> None:
 
 def test_the_dataset_card_redacts_before_it_escapes() -> None:
     # Escaped for Markdown first, `r8_...` would be `r8\\_...`, which no search for the token finds.
-    from batchrun.readout.export import card_markdown
+    from batchrun.readout.export.card import card_markdown
 
     shown = card_markdown(f"version {TOKEN}")
     assert "r8" not in shown

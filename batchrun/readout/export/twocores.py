@@ -1,0 +1,162 @@
+"""A table's rows as JSON Lines or CSV on two cores: a forked worker writes the second half."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, NoReturn
+
+from batchrun.manifest.table import KeyTable
+from batchrun.readout.export.formats import write_csv, write_jsonl
+from batchrun.readout.export.rows import export_row
+
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+# From how many rows an export writes on two cores (`write_export`): below, a worker costs more
+# than it saves.
+TWO_CORES_FROM = 20_000
+COPY_CHUNK = 1 << 20
+
+
+def write_export(
+    table: KeyTable,
+    rows: Sequence[int],
+    handle: IO[str],
+    columns: Sequence[str],
+    fmt: str,
+    spool_in: Path | None = None,
+) -> int:
+    """The rows of these table rows (`export_row` of each record's line) as JSON Lines or CSV
+    (`fmt`) with these columns; how many. Where the system forks (Linux) and this process
+    has a second core and no thread, a worker process writes the second half of the rows to a
+    temporary file (in `spool_in`: the destination's folder, not a /tmp that may be memory)
+    while this one writes the first; that is copied after it (the same bytes, in the same
+    order, redacted by `handle` as the rest). Should the worker not finish, this process
+    writes its half itself (an error in a record then shows as it would)."""
+    spool = _spool(spool_in) if len(rows) >= TWO_CORES_FROM and _second_core() else None
+    with _collector_paused():
+        if spool is None:
+            return _write_part(table, rows, handle, columns, fmt, first=True)
+        with spool:
+            return _write_halves(table, rows, handle, columns, fmt, spool)
+
+
+def _write_halves(
+    table: KeyTable,
+    rows: Sequence[int],
+    handle: IO[str],
+    columns: Sequence[str],
+    fmt: str,
+    spool: IO[bytes],
+) -> int:
+    half = len(rows) // 2
+    # Ctrl-C and SIGTERM wait until each process is where it handles them: the worker in
+    # `_work`, this one in the `try` that ends the worker with it.
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        worker = os.fork()
+    except OSError:  # no process to spare: this one writes them all
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        return _write_part(table, rows, handle, columns, fmt, first=True)
+    if worker == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
+        _work(table, rows[half:], spool, columns, fmt, unblocked)
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        count = _write_part(table, rows[:half], handle, columns, fmt, first=True)
+        _, status = os.waitpid(worker, 0)
+        worker = 0
+        if status != 0:
+            return count + _write_part(table, rows[half:], handle, columns, fmt, first=False)
+        spool.seek(0)
+        _copy_lines(spool, handle)
+        return count + len(rows) - half
+    finally:
+        if worker:  # Ctrl-C, or an error here: the worker ends with this process
+            os.kill(worker, signal.SIGKILL)
+            os.waitpid(worker, 0)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cycle collector paused while rows are made (in the worker too, which inherits it):
+    what a row made from JSON leaves holds no cycle, so it is freed as it goes, and the passes
+    the collector would make over a million rows' objects (a tenth of an export) are saved."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _spool(folder: Path | None) -> IO[bytes] | None:
+    try:
+        return tempfile.TemporaryFile(dir=folder)
+    except OSError:  # a folder that takes no file (a special file's): one process does it all
+        return None
+
+
+def _second_core() -> bool:
+    return (
+        hasattr(os, "sched_getaffinity")
+        and hasattr(os, "fork")
+        and len(os.sched_getaffinity(0)) > 1
+        and threading.active_count() == 1
+    )
+
+
+def _work(
+    table: KeyTable,
+    rows: Sequence[int],
+    spool: IO[bytes],
+    columns: Sequence[str],
+    fmt: str,
+    unblocked: Iterable[int],
+) -> NoReturn:
+    """The worker's part: write its rows to `spool`, then end (never return to the command,
+    whatever happens: Ctrl-C too)."""
+    code = 1
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        gc.freeze()  # the objects it inherits are never collected: their pages stay shared
+        with open(spool.fileno(), "w", encoding="utf-8", newline="", closefd=False) as out:
+            _write_part(table, rows, out, columns, fmt, first=False)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _write_part(
+    table: KeyTable,
+    rows: Sequence[int],
+    handle: IO[str],
+    columns: Sequence[str],
+    fmt: str,
+    *,
+    first: bool,
+) -> int:
+    made = (export_row(line) for _, line in table.lines_of(rows))
+    if fmt == "jsonl":
+        return write_jsonl(made, handle, columns)
+    return write_csv(made, handle, columns, header=first)
+
+
+def _copy_lines(spool: IO[bytes], handle: IO[str]) -> None:
+    """The spool's text into `handle`, whole lines a write (a secret spans no line, so each
+    write is redacted whole)."""
+    rest = b""
+    while data := spool.read(COPY_CHUNK):
+        data = rest + data
+        end = data.rfind(b"\n") + 1
+        if end:
+            handle.write(data[:end].decode("utf-8"))
+        rest = data[end:]
+    if rest:
+        handle.write(rest.decode("utf-8"))
