@@ -46,10 +46,11 @@ from batchrun.manifest.estimate import (
     learned,
     money_changes,
 )
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.state import STATES, State
-from batchrun.manifest.table import KeyTable, load_table
+from batchrun.manifest.table import load_table
 from batchrun.manifest.timing import recorded
 from batchrun.planner.diff import PlanDiff, diff_plans
 from batchrun.planner.expand import FileInput, PlannedPrediction, Shard, parse_shard

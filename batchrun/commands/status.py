@@ -22,11 +22,12 @@ from batchrun.frontend.run_target import run_and_spec, sandbox_hint
 from batchrun.humanize import human_bytes, human_seconds, printable, shown_path
 from batchrun.manifest.compare import PlanComparison, compare
 from batchrun.manifest.filestat import HashedFiles
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, Status
 from batchrun.manifest.scope import scope_table, spec_of_run, spec_to_scope
 from batchrun.manifest.state import State, pins_for_reading
-from batchrun.manifest.table import KeyTable, load_table
+from batchrun.manifest.table import load_table
 from batchrun.readout.status import (
     SANDBOX_NOTE,
     RunStatus,

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchrun.manifest.filestat import HashedFiles
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.state import State, counts_as_sandbox, pinned_versions
-from batchrun.manifest.table import KeyTable, load_table
+from batchrun.manifest.table import load_table
 from batchrun.planner import plancache
 from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock

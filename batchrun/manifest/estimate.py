@@ -28,10 +28,11 @@ from batchrun.cost import (
     signed_money,
 )
 from batchrun.humanize import human_seconds
+from batchrun.manifest.keytable import NO_TIME, KeyTable
 from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import manifest_paths
 from batchrun.manifest.records import ALL_STATUSES, Status
-from batchrun.manifest.table import NO_TIME, KeyTable, load_table
+from batchrun.manifest.table import load_table
 from batchrun.planner.expand import PlannedPrediction
 from batchrun.spec.load import Spec
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from batchrun.errors import BatchrunError
 from batchrun.humanize import counted
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import Record
-from batchrun.manifest.table import KeyTable
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.plancache import planned_numbers
 from batchrun.spec.load import Spec, load_spec

@@ -21,7 +21,7 @@ every piece is the same: the table is then the parse of exactly those bytes.
 
 The run folder may come from anyone, so the file is plain data, never pickle: a JSON line and
 arrays of numbers. One that does not parse, or that holds a number out of its bounds, is
-ignored as if it were not there (`table.py` checks the bounds); it is a cache, never more
+ignored as if it were not there (`tablestore.py` checks the bounds); it is a cache, never more
 trusted than the journal it describes, and a record read back whose key is not the one asked
 for is an error (`KeyTable.record_at`).
 

@@ -24,9 +24,9 @@ from batchrun.api.objects import parse_time
 from batchrun.humanize import counted
 from batchrun.manifest.compare import PlanComparison
 from batchrun.manifest.filestat import HashedFiles
+from batchrun.manifest.keytable import NO_TIME, KeyTable
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox
-from batchrun.manifest.table import NO_TIME, KeyTable
 from batchrun.planner.columns import flat_vars
 from batchrun.readout import sheet
 

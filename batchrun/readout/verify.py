@@ -27,9 +27,10 @@ from batchrun import safefs
 from batchrun.errors import ManifestError, UsageError
 from batchrun.humanize import printable
 from batchrun.manifest.filestat import HashedFiles, file_difference
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.state import State, key_state, pinned_versions
-from batchrun.manifest.table import KeyTable, load_table
+from batchrun.manifest.table import load_table
 from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import read_lock
 from batchrun.readout.export.layout import EXPORT_FORMAT, EXPORT_RECORD

@@ -31,10 +31,11 @@ from urllib.parse import quote
 from batchrun import safefs
 from batchrun.errors import BatchrunError
 from batchrun.humanize import human_bytes
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import ALL_STATUSES, Record
 from batchrun.manifest.scope import scope_table, spec_to_scope
 from batchrun.manifest.state import counts_as_sandbox, pins_for_reading
-from batchrun.manifest.table import KeyTable, load_table
+from batchrun.manifest.table import load_table
 from batchrun.readout.status import summarize_table
 from batchrun.report.cells import Href
 from batchrun.report.grid import DEFAULT_LIMITS, Gallery, Limits, build_gallery

@@ -22,7 +22,7 @@ The default layout, when neither `--rows` nor `--cols` is given:
    columns, which puts the models side by side for each row of a dataset.
 
 A run may have a million records, so none is held: the layout reads `Placings`, per record a few
-numbers (its job's and each variable's place among their values, as `manifest.table.Values`
+numbers (its job's and each variable's place among their values, as `manifest.tablevalues.Values`
 keeps them), and a `Value` is made only for what the page shows.
 """
 
@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from batchrun.errors import UsageError
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import Record
-from batchrun.manifest.table import UNSET, KeyTable, Values
+from batchrun.manifest.tablevalues import UNSET, Values
 
 JOB = "job"
 MISSING_LABEL = "—"

@@ -7,7 +7,8 @@ import pytest
 
 from batchrun.errors import ManifestError
 from batchrun.manifest.records import Record
-from batchrun.manifest.table import UNSET, Values, load_index, load_table, value_key
+from batchrun.manifest.table import load_index, load_table
+from batchrun.manifest.tablevalues import UNSET, Values, value_key
 from batchrun.manifest.writer import ManifestWriter, new_header
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from batchrun.errors import ManifestError
-from batchrun.manifest import table as table_module
-from batchrun.manifest import tablecache
+from batchrun.manifest import tablecache, tablerow
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import WRITTEN, FileRecord, Record
-from batchrun.manifest.table import _ROW_COLUMNS, KeyTable, load_index, load_table
+from batchrun.manifest.table import load_index, load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
+from batchrun.manifest.tablestore import _ROW_COLUMNS
 from batchrun.manifest.writer import ManifestWriter, encode_line, new_header
 
 
@@ -241,8 +242,8 @@ def test_a_cache_larger_than_its_journals_could_make_is_not_read(
 def parsed_lines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the record lines the next reads parse (one `_append` each)."""
     counted: list[int] = []
-    real = table_module._append
-    monkeypatch.setattr(table_module, "_append", lambda *args: counted.append(1) or real(*args))
+    real = tablerow.append
+    monkeypatch.setattr(tablerow, "append", lambda *args: counted.append(1) or real(*args))
     return counted
 
 

@@ -31,7 +31,7 @@ import pytest
 from runfolder import png
 from runs import RunCli, sigint_at_start
 
-from batchrun.manifest import table as table_module
+from batchrun.manifest import tablerow
 from batchrun.manifest.records import Record
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.writer import new_header
@@ -300,8 +300,8 @@ def test_an_export_from_the_table_kept_on_disk_parses_no_line(
     first, again = tmp_path / "first.jsonl", tmp_path / "again.jsonl"
     assert run_cli("export", str(spec), "--format", "jsonl", "--to", str(first))[0] == 0
     parsed: list[int] = []
-    real = table_module._append
-    monkeypatch.setattr(table_module, "_append", lambda *args: parsed.append(1) or real(*args))
+    real = tablerow.append
+    monkeypatch.setattr(tablerow, "append", lambda *args: parsed.append(1) or real(*args))
     assert run_cli("export", str(spec), "--format", "jsonl", "--to", str(again))[0] == 0
     assert again.read_bytes() == first.read_bytes()
     assert parsed == []

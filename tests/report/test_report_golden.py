@@ -22,7 +22,7 @@ import pytest
 from runfolder import NOW, png
 
 from batchrun._version import __version__
-from batchrun.manifest import table as table_module
+from batchrun.manifest import tablerow
 from batchrun.manifest.records import Record
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.writer import new_header
@@ -190,7 +190,7 @@ def test_a_page_from_the_table_kept_on_disk_is_the_same(
     first = build_report(run, now=NOW, everything=True)
     assert (run / TABLE_CACHE).exists()
     parsed: list[int] = []
-    real = table_module._append
-    monkeypatch.setattr(table_module, "_append", lambda *args: parsed.append(1) or real(*args))
+    real = tablerow.append
+    monkeypatch.setattr(tablerow, "append", lambda *args: parsed.append(1) or real(*args))
     assert build_report(run, now=NOW, everything=True) == first
     assert parsed == []

@@ -23,13 +23,13 @@ from batchrun.errors import (
     UsageError,
     secrets_in_use,
 )
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import (
     UNKNOWN_API,
     Record,
     Status,
 )
 from batchrun.manifest.state import State, key_state
-from batchrun.manifest.table import KeyTable
 from batchrun.readout.export import layout
 from batchrun.readout.export.card import Card, HfJob, dataset_card
 from batchrun.readout.export.formats import jsonl_line

@@ -7,12 +7,12 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import (
     Api,
     estimated_cost_of,
     parse_status,
 )
-from batchrun.manifest.table import KeyTable
 from batchrun.output_files import joined_output
 from batchrun.planner.columns import flat_vars
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, NoReturn
 
-from batchrun.manifest.table import KeyTable
+from batchrun.manifest.keytable import KeyTable
 from batchrun.readout.export.formats import write_csv, write_jsonl
 from batchrun.readout.export.rows import export_row
 
