@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from collections.abc import Iterable
@@ -13,8 +14,61 @@ from typing import Any
 from batchrun.manifest.records import FileRecord, Record
 from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
+from batchrun.spec.load import Spec
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+# Where the golden folders' journals say their records came from.
+REAL = {"url": "https://api.replicate.com", "sandbox": False}
+SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
+
+
+def stamp(second: int) -> str:
+    """A golden folder's time: `second` seconds into one fixed hour."""
+    return f"2024-05-06T07:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
+
+
+class GoldenJournals:
+    """The two journals of a golden run folder (the report's and the export's), as lines: the
+    main one and shard 2 of 2, which takes every fifth key of the plan; every eighth key failed
+    once, its retry at the end of the main journal (`retry`). Each line is stamped with the
+    next `written_ns` as it is added."""
+
+    def __init__(self, spec: Spec) -> None:
+        made = {"spec_path": spec.path, "spec_sha256": spec.sha256, "name": spec.name}
+        self.main: list[dict[str, Any]] = [new_header(**made, shard=None)]
+        self.shard: list[dict[str, Any]] = [new_header(**made, shard=(2, 2))]
+        for header in (self.main[0], self.shard[0]):
+            header["written_at"] = stamp(0)
+        self.retried: list[dict[str, Any]] = []
+        self.written = 1_000
+
+    def add(self, n: int, line: dict[str, Any]) -> None:
+        """The line of the plan's `n`th key, in its journal (failed first, if it is retried)."""
+        self.written += 1
+        journal = self.shard if n % 5 == 4 else self.main
+        if n % 8 == 1:
+            failed = {**line, "status": "failed", "error": "timeout", "written_ns": self.written}
+            journal.append(failed)
+            self.retried.append(line)
+            return
+        journal.append({**line, "written_ns": self.written})
+
+    def retry(self) -> None:
+        """The retried keys' lines, at the end of the main journal."""
+        for line in self.retried:
+            self.written += 1
+            self.main.append(
+                {**line, "attempts": 2, "cost_before": 0.0005, "written_ns": self.written}
+            )
+
+    def write(self, run: Path) -> None:
+        """Both journals into the run folder."""
+        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+        for name, lines in (
+            ("manifest.jsonl", self.main),
+            ("manifest.shard-2-of-2.jsonl", self.shard),
+        ):
+            (run / name).write_text("".join(dumps(line) + "\n" for line in lines), encoding="utf-8")
 
 
 def png(width: int = 4, height: int = 3) -> bytes:

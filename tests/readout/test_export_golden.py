@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runfolder import png
+from runfolder import REAL, SANDBOX, GoldenJournals, png, stamp
 from runs import RunCli, sigint_at_start
 
 from batchrun.manifest import tablerow
 from batchrun.manifest.records import Record
 from batchrun.manifest.tablecache import TABLE_CACHE
-from batchrun.manifest.writer import new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.readout.export import twocores
 from batchrun.spec.load import load_spec
@@ -67,13 +66,7 @@ ROWS = [
     {"q": "=1+1", "lang": "en", "meta": {}},
     {"q": "wie?\ttab", "lang": "de", "extra": "ü"},
 ]
-REAL = {"url": "https://api.replicate.com", "sandbox": False}
-SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
 VERSION = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
-
-
-def stamp(second: int) -> str:
-    return f"2024-05-06T07:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
 
 
 def _line(n: int, record: Record, run: Path) -> dict[str, Any]:
@@ -132,11 +125,8 @@ def write_folder(root: Path) -> Path:
     spec = load_spec(root / "spec.yaml")
     run = spec.output
     run.mkdir(parents=True)
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    main = [new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=None)]
-    shard = [new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=(2, 2))]
-    for header in (main[0], shard[0]):
-        header["written_at"] = stamp(0)
+    journals = GoldenJournals(spec)
+    main = journals.main
     # A key the spec no longer plans, first in the journal: its row value equals the first
     # exported chat key's, its fields in the other order.
     turned = dict(reversed(ROWS[1].items()))
@@ -155,10 +145,7 @@ def write_folder(root: Path) -> Path:
             "written_ns": 900,
         }
     )
-    retried: list[dict[str, Any]] = []
-    written = 1_000
     for n, planned in enumerate(iter_plan(spec)):
-        written += 1
         record = Record.planned(planned, "succeeded").replace(
             prediction_id=f"p{n:04d}",
             version=VERSION,
@@ -169,16 +156,8 @@ def write_folder(root: Path) -> Path:
             cost=0.0007 + n / 10_000,
             price={"per_second": 0.0014},
         )
-        line = _line(n, record, run)
-        journal = shard if n % 5 == 4 else main
-        if n % 8 == 1:  # failed once, retried at the end of the journal
-            journal.append({**line, "status": "failed", "error": "timeout", "written_ns": written})
-            retried.append(line)
-            continue
-        journal.append({**line, "written_ns": written})
-    for line in retried:
-        written += 1
-        main.append({**line, "attempts": 2, "cost_before": 0.0005, "written_ns": written})
+        journals.add(n, _line(n, record, run))
+    journals.retry()
     for key, variables in (
         ("00000000000000aa", {"subject": "an old subject", "old_axis": 3, "status": "x"}),
         ("legacy_key_1", {"input": "a variable named input", "row": {"q": "gone", "z": 1}}),
@@ -195,14 +174,9 @@ def write_folder(root: Path) -> Path:
             created_at=stamp(300),
             completed_at=stamp(301),
         ).to_json()
-        written += 1
-        main.append({**gone, "api": REAL, "written_ns": written})
-    (run / "manifest.jsonl").write_text(
-        "".join(dumps(line) + "\n" for line in main), encoding="utf-8"
-    )
-    (run / "manifest.shard-2-of-2.jsonl").write_text(
-        "".join(dumps(line) + "\n" for line in shard), encoding="utf-8"
-    )
+        journals.written += 1
+        main.append({**gone, "api": REAL, "written_ns": journals.written})
+    journals.write(run)
     return spec.path
 
 

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runfolder import NOW, png
+from runfolder import NOW, REAL, SANDBOX, GoldenJournals, png, stamp
 
 from batchrun._version import __version__
 from batchrun.manifest import tablerow
 from batchrun.manifest.records import Record
 from batchrun.manifest.tablecache import TABLE_CACHE
-from batchrun.manifest.writer import new_header
 from batchrun.planner.expand import iter_plan
 from batchrun.report.build import build_report
 from batchrun.report.grid import Limits
@@ -60,12 +59,6 @@ ROWS = [
     {"q": 'a question with <html> & "quotes"', "lang": "en"},
     {"lang": "de", "q": "warum ist der Himmel blau?"},
 ]
-REAL = {"url": "https://api.replicate.com", "sandbox": False}
-SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
-
-
-def stamp(second: int) -> str:
-    return f"2024-05-06T07:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
 
 
 def write_folder(root: Path) -> Path:
@@ -75,15 +68,8 @@ def write_folder(root: Path) -> Path:
     spec = load_spec(root / "spec.yaml")
     run = spec.output
     run.mkdir(parents=True)
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    main = [new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=None)]
-    shard = [new_header(spec_path=spec.path, spec_sha256=spec.sha256, name=spec.name, shard=(2, 2))]
-    for header in (main[0], shard[0]):
-        header["written_at"] = stamp(0)
-    retried: list[dict[str, Any]] = []
-    written = 1_000
+    journals = GoldenJournals(spec)
     for n, planned in enumerate(iter_plan(spec)):
-        written += 1
         record = Record.planned(planned, "succeeded").replace(
             prediction_id=f"p{n:04d}",
             version="5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
@@ -121,15 +107,8 @@ def write_folder(root: Path) -> Path:
         elif n % 13 == 5 and data["files"]:
             data["missing"] = [data["files"][0]["url"]]
             data["files"] = []
-        journal = shard if n % 5 == 4 else main
-        if n % 8 == 1:  # failed once, retried at the end of the journal
-            journal.append({**data, "status": "failed", "error": "timeout", "written_ns": written})
-            retried.append(data)
-            continue
-        journal.append({**data, "written_ns": written})
-    for data in retried:
-        written += 1
-        main.append({**data, "attempts": 2, "cost_before": 0.0005, "written_ns": written})
+        journals.add(n, data)
+    journals.retry()
     gone = Record(
         key="00000000000000aa",
         job="flux",
@@ -142,9 +121,8 @@ def write_folder(root: Path) -> Path:
         created_at=stamp(300),
         completed_at=stamp(301),
     ).to_json()
-    main.append({**gone, "api": REAL, "written_ns": written + 1})
-    (run / "manifest.jsonl").write_text("".join(dumps(line) + "\n" for line in main))
-    (run / "manifest.shard-2-of-2.jsonl").write_text("".join(dumps(line) + "\n" for line in shard))
+    journals.main.append({**gone, "api": REAL, "written_ns": journals.written + 1})
+    journals.write(run)
     return spec.path
 
 
