@@ -332,6 +332,93 @@ def test_a_worker_that_fails_leaves_its_half_to_the_command(
     assert len(two_cores) == 1
 
 
+def test_without_room_to_copy_the_command_writes_the_half_after_freeing_the_spool(
+    tmp_path: Path, run_cli: RunCli, two_cores: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Copying the worker's half needs its size free again beside the spool: where that is not
+    # there, the spool is emptied (its space given back) before this process writes the half.
+    spools: list[Any] = []
+    temporary = twocores.tempfile.TemporaryFile
+
+    def spool(*args: Any, **kwargs: Any) -> Any:
+        spools.append(temporary(*args, **kwargs))
+        return spools[-1]
+
+    sizes: dict[str, int] = {}
+
+    def no_room(held: Any) -> bool:
+        sizes["when checked"] = os.fstat(held.fileno()).st_size
+        return False
+
+    real = twocores._write_part
+
+    def write_part(*args: Any, first: bool) -> int:
+        if not first:  # in this process: the worker's half, written again
+            sizes["when written again"] = os.fstat(spools[0].fileno()).st_size
+        return real(*args, first=first)
+
+    monkeypatch.setattr(twocores.tempfile, "TemporaryFile", spool)
+    monkeypatch.setattr(twocores, "_room_to_copy", no_room)
+    dest = tmp_path / "plan.jsonl"
+    spec = write_folder(tmp_path)
+    monkeypatch.setattr(twocores, "_write_part", write_part)  # after the fork's import, here
+    code, _, err = run_cli("export", str(spec), "--format", "jsonl", "--to", str(dest))
+    assert code == 0, err
+    assert dest.read_bytes() == (GOLDEN / "export-plan.jsonl").read_bytes()
+    assert sizes["when checked"] > 0  # the worker wrote its half
+    assert sizes["when written again"] == 0
+    assert len(two_cores) == 1
+
+
+def test_the_room_to_copy_is_the_spool_size_again() -> None:
+    import tempfile
+
+    with tempfile.TemporaryFile() as held:
+        held.write(b"x" * 1000)
+        held.flush()
+        free = os.fstatvfs(held.fileno())
+        room = free.f_bavail * free.f_frsize
+        assert twocores._room_to_copy(held) is (room >= 1000 + twocores.COPY_SLACK)
+
+
+def test_a_ctrl_c_as_the_worker_is_reaped_is_an_interruption(
+    tmp_path: Path, run_cli: RunCli, two_cores: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C arrives the moment the worker is reaped: the command stops as interrupted, and
+    # never kills the process id it has just reaped (which another process may take next).
+    real_waitpid = os.waitpid
+    reaped: list[int] = []
+
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        done = real_waitpid(pid, options)
+        if done[0] and pid in two_cores and not reaped:
+            reaped.append(pid)
+            os.kill(os.getpid(), signal.SIGINT)
+        return done
+
+    killed: list[int] = []
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:
+        if sig == signal.SIGKILL:
+            killed.append(pid)
+        real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "waitpid", waitpid)
+    monkeypatch.setattr(os, "kill", kill)
+    spec = write_folder(tmp_path)
+    dest = tmp_path / "plan.jsonl"
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, _, err = run_cli("export", str(spec), "--format", "jsonl", "--to", str(dest))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert reaped == two_cores
+    assert (code, err) == (130, "batchrun: interrupted\n")
+    assert killed == []
+    assert not dest.exists()
+
+
 def test_ctrl_c_ends_the_worker_and_writes_nothing(
     tmp_path: Path, run_cli: RunCli, two_cores: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, NoReturn
@@ -21,6 +22,12 @@ _STOPPING = {signal.SIGINT, signal.SIGTERM}
 # than it saves.
 TWO_CORES_FROM = 20_000
 COPY_CHUNK = 1 << 20
+# Free space kept beyond the worker's half before it is copied: what the command's own writes
+# may still hold in buffers, and a little for the filesystem's own blocks.
+COPY_SLACK = 8 << 20
+# How often the command looks whether its worker has ended (each look with Ctrl-C and SIGTERM
+# held): a worker writes for seconds; an export waits at most this much more.
+REAP_EVERY = 0.02
 
 
 def write_export(
@@ -68,17 +75,45 @@ def _write_halves(
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         count = _write_part(table, rows[:half], handle, columns, fmt, first=True)
-        _, status = os.waitpid(worker, 0)
-        worker = 0
-        if status != 0:
+        status = 0
+        while worker:  # looked at with Ctrl-C and SIGTERM held: see below
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+            try:
+                done, status = os.waitpid(worker, os.WNOHANG)
+                if done:
+                    worker = 0  # known reaped before a signal held meanwhile is taken
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+            if worker:
+                time.sleep(REAP_EVERY)
+        if status != 0 or not _room_to_copy(spool):
+            # The worker failed (a full disk, an error in a record), or copying its half would
+            # need its size again beside the spool: the spool's space is given back, and this
+            # process writes that half itself (an error in a record then shows as it would).
+            spool.truncate(0)
             return count + _write_part(table, rows[half:], handle, columns, fmt, first=False)
         spool.seek(0)
         _copy_lines(spool, handle)
         return count + len(rows) - half
     finally:
-        if worker:  # Ctrl-C, or an error here: the worker ends with this process
+        # Ctrl-C, or an error here: the worker ends with this process. A signal is taken only
+        # between looks at the worker, never once it is reaped and before `worker` says so
+        # (this would kill a process id no longer the worker's).
+        if worker:
             os.kill(worker, signal.SIGKILL)
             os.waitpid(worker, 0)
+
+
+def _room_to_copy(spool: IO[bytes]) -> bool:
+    """Whether the spool's filesystem (the destination's, or the temporary folder's for stdout)
+    has room for the spool's bytes again: the copy writes them while the spool still holds
+    them."""
+    try:
+        free = os.fstatvfs(spool.fileno())
+        size = os.fstat(spool.fileno()).st_size
+    except OSError:
+        return False
+    return free.f_bavail * free.f_frsize >= size + COPY_SLACK
 
 
 @contextlib.contextmanager
