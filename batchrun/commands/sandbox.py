@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import Any
 
+from batchrun.engine.signals import stop_signals_taken
 from batchrun.errors import UsageError
 from batchrun.frontend.options.sandbox import SandboxArgs
 from batchrun.sandbox import Sandbox, SandboxConfig
@@ -54,7 +55,7 @@ def _raise_open_file_limit() -> None:
 
 
 def main(args: SandboxArgs) -> int:
-    """Serve until Ctrl-C (or SIGTERM); exit 0."""
+    """Serve until Ctrl-C (unless started with SIGINT ignored) or SIGTERM; exit 0."""
     config = SandboxConfig().updated(**settings_from(args))
     _raise_open_file_limit()
     stop = threading.Event()
@@ -65,7 +66,8 @@ def main(args: SandboxArgs) -> int:
         second_origin=args.second_origin,
         access_log=args.access_log,
     ).start()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
+    # Uvicorn serves in a thread and installs no handler; these are the only ones.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in stop_signals_taken()}
     try:
         print(
             f"batchrun sandbox: a Replicate-compatible API at {sandbox.base_url}; point batchrun "
@@ -78,6 +80,3 @@ def main(args: SandboxArgs) -> int:
             signal.signal(sig, handler)
         sandbox.stop()
     return 0
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

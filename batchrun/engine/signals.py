@@ -15,7 +15,8 @@ exit 130 and one line, never a traceback nor a silent death by the default actio
 
 A SIGINT ignored when the run begins stays ignored, as Python and asyncio leave it: a shell
 without job control starts `batchrun run ... &` with SIGINT ignored, for a Ctrl-C at the terminal
-is meant for the job in the foreground. SIGTERM is handled either way.
+is meant for the job in the foreground. SIGTERM is handled either way. `batchrun sandbox` keeps
+it ignored too (`stop_signals_taken`).
 
 asyncio sets a signal back to its default action when a receiver closes, whatever was there
 before; `receiving` puts back the handler it found. (Between the two lie a few bytecodes, in
@@ -92,6 +93,16 @@ def holding() -> Iterator[list[signal.Signals]]:
             _noted.signals.clear()  # this run's: the next command in this process starts afresh
 
 
+def stop_signals_taken() -> list[signal.Signals]:
+    """The stop signals a command handles: both, but SIGINT not when it is ignored (as it was
+    when the command began: nothing in batchrun ignores it)."""
+    return [
+        sig
+        for sig in STOP_SIGNALS
+        if sig != signal.SIGINT or signal.getsignal(sig) is not signal.SIG_IGN
+    ]
+
+
 @contextlib.contextmanager
 def receiving() -> Iterator[tuple[list[signal.Signals], AsyncIterator[signal.Signals]]]:
     """The run's watcher: (signals noted before it began, the signals as they come)."""
@@ -99,11 +110,7 @@ def receiving() -> Iterator[tuple[list[signal.Signals], AsyncIterator[signal.Sig
         raise RuntimeError("a run can watch signals only in the main thread")
     import anyio  # here: cli.py imports this module for every command, most of which never run
 
-    watched = [
-        sig
-        for sig in STOP_SIGNALS
-        if sig != signal.SIGINT or signal.getsignal(sig) is not signal.SIG_IGN
-    ]
+    watched = stop_signals_taken()
     previous = {sig: signal.getsignal(sig) for sig in watched}
     try:
         with anyio.open_signal_receiver(*watched) as live:
