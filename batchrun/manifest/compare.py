@@ -29,7 +29,7 @@ from batchrun.planner import plancache
 from batchrun.planner.expand import PlannedPrediction, Shard
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import JobNamers
-from batchrun.planner.plancache import PlanKeys, PlanRecorder
+from batchrun.planner.plancache import PlanKeys
 from batchrun.planner.sample import Selection, iter_selected
 from batchrun.spec.load import Spec
 from batchrun.spec.target import Target
@@ -107,8 +107,8 @@ def compare(
     (planner/plancache.py; not for `--sample`, whose ranking reads every row): the inputs of
     the new predictions (for `examples` and `on_new`) are rendered again, each checked against
     its kept key, and the plan is walked whole when they are too many or one differs.
-    `keep_plan`: write that cache after a walk of the whole plan (`status` does; `plan`
-    writes nothing).
+    `keep_plan`: write that cache after a walk of the whole plan (`status` does, through
+    `plancache.kept_walk` as `report` and `export` do; `plan` writes nothing).
     """
     selection = selection or Selection(shard)
     run_dir = output or spec.output
@@ -119,7 +119,7 @@ def compare(
         walked = _placed_keys(spec, selection, run_dir, table, hashed, examples, on_new, cached)
         if walked is not None:
             return walked
-    kept = plancache.recorder(spec, selection) if keep_plan else None
+    kept = plancache.kept_walk(spec, selection, run_dir) if keep_plan else None
     compared = _placed_keys(spec, selection, run_dir, table, hashed, examples, on_new, kept)
     assert compared is not None  # a walk of the plan places every key
     return compared
@@ -136,10 +136,10 @@ def _placed_keys(
     hashed: HashedFiles,
     examples: int,
     on_new: Callable[[PlannedPrediction], None] | None,
-    plan: PlanKeys | PlanRecorder | None,
+    plan: PlanKeys | Iterator[PlannedPrediction] | None,
 ) -> PlanComparison | None:
-    """`compare`, walking the plan (`plan`: None, or a recorder that keeps it) or the plan
-    cache's keys (`plan`: the cache; None when the new keys' inputs cannot be had from it)."""
+    """`compare`, walking the plan (`plan`: None, or a walk that keeps it, `kept_walk`) or the
+    plan cache's keys (`plan`: the cache; None when the new keys' inputs cannot be had from it)."""
     lock = read_lock(spec.path)
     pinned = pinned_versions(spec, lock)
     namers = JobNamers.of_spec(spec)
@@ -164,10 +164,9 @@ def _placed_keys(
     walk: Walked
     if isinstance(plan, PlanKeys):
         walk = plan.walk(selection)
-    elif plan is not None:
-        walk = _recorded(iter_selected(spec, selection), plan)
     else:
-        walk = ((p.key, p.job, p) for p in iter_selected(spec, selection))
+        walked = plan if plan is not None else iter_selected(spec, selection)
+        walk = ((p.key, p.job, p) for p in walked)
     for key, job_id, planned in walk:
         row = get_row(key)
         if row is None:
@@ -194,8 +193,6 @@ def _placed_keys(
             return None
         for planned in again:
             meet(planned)
-    if isinstance(plan, PlanRecorder):  # the walk went to its end: the spec planned
-        plan.save(run_dir)
     for (job_id, where), count in counted.items():
         jobs[job_id].counts[where] += count
     not_in_spec: Counter[str] = Counter()
@@ -217,13 +214,6 @@ def _placed_keys(
         sandbox=sandbox,
         other_api=other_api,
     )
-
-
-def _recorded(plan: Iterator[PlannedPrediction], kept: PlanRecorder) -> Walked:
-    add = kept.add
-    for planned in plan:
-        add(planned.key, planned.job)
-        yield planned.key, planned.job, planned
 
 
 def iter_states(

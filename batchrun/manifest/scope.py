@@ -128,9 +128,10 @@ def scope_table(
 
 def _mark_planned(table: KeyTable, spec: Spec, unrecorded: list[tuple[str, str]]) -> int:
     # Only keys and jobs: from the plan cache of the folder the table was read from, when it
-    # holds this spec's plan (planner/plancache.py), else by a walk of the plan.
+    # holds this spec's plan (planner/plancache.py), else by a walk of the plan, which writes
+    # that cache as `status`'s does (a folder with no journal gets none).
     run_dir = table.paths[0].parent if table.paths else None
-    return table.mark_plan(planned_numbers(spec, run_dir), unrecorded)
+    return table.mark_plan(planned_numbers(spec, run_dir, keep=True), unrecorded)
 
 
 def spec_of_run(headers: Iterable[Mapping[str, Any]]) -> Path | None:

@@ -3,10 +3,11 @@
 Walking the plan renders every input and hashes every key: about 1.2 CPU s per 100,000 keys.
 `status` needs only each planned key and its job, in order. For a spec whose plan is a pure
 function of its own bytes (every matrix axis a list or a range written in the spec, no local
-file sent: `reads_nothing`), `status` writes, after a whole walk, `PLAN_CACHE` beside the
-journals: per planned prediction in plan order its key (8 bytes) and its job's place in the
-spec (2 bytes). A later reader takes the keys from it when its digest is that of the spec as it
-is now (`plan_digest`: the spec file's sha256 and path, batchrun's version and `PLAN_FORMAT`).
+file sent: `reads_nothing`), `status` writes, after a whole walk (as `report` and `export`
+do), `PLAN_CACHE` beside the journals: per planned prediction in plan order its key (8 bytes)
+and its job's place in the spec (2 bytes). A later reader takes the keys from it when its
+digest is that of the spec as it is now (`plan_digest`: the spec file's sha256 and path,
+batchrun's version and `PLAN_FORMAT`).
 Another spec, an edit, another version, a file cut short or changed anywhere (its arrays'
 sha256 is checked): the file is not used, and the plan is walked.
 
@@ -14,7 +15,8 @@ The file says which keys the spec plans, no more. What needs a few planned input
 examples, the estimate of the new predictions) renders again only their rows (`PlanKeys.rendered`,
 each key checked against the one kept); the pre-flight and `run` walk the plan. `status` and
 `plan` (manifest/compare.py) and the scope of `report` and `export` (manifest/scope.py) read
-it; only `status` writes it. It is plain data, never pickle:
+it; `status`, `report` and `export` write it after a whole walk (`kept_walk`), `plan` and `run`
+never. It is plain data, never pickle:
 
     MAGIC, one JSON line (`version`, `byteorder`, `digest`, `jobs`, `count`, `sha256`), then
     `count` keys (unsigned 64-bit) and `count` job places (unsigned 16-bit), native byte order
@@ -134,13 +136,41 @@ def planned_keys(
     return ((p.key, p.job) for p in iter_selected(spec, selection, sampled=sampled))
 
 
-def planned_numbers(spec: Spec, run_dir: Path | None) -> Iterator[tuple[int, str]]:
+def planned_numbers(
+    spec: Spec, run_dir: Path | None, *, keep: bool = False
+) -> Iterator[tuple[int, str]]:
     """`planned_keys` of the whole plan, each key as the number its 16 hex digits spell
-    (planner/keys.py): a million keys are looked up in a table without a string each."""
+    (planner/keys.py): a million keys are looked up in a table without a string each.
+    `keep`: a walk of the plan writes `run_dir`'s cache (`kept_walk`)."""
     cached = read(run_dir, spec) if run_dir is not None else None
     if cached is not None:
         return zip(cached.numbers, map(cached.jobs.__getitem__, cached.places), strict=True)
-    return ((int(key, 16), job) for key, job in planned_keys(spec, None))
+    walk = kept_walk(spec, Selection(), run_dir) if keep and run_dir is not None else None
+    planned = walk if walk is not None else iter_selected(spec, Selection())
+    return ((int(p.key, 16), p.job) for p in planned)
+
+
+def kept_walk(
+    spec: Spec, selection: Selection, run_dir: Path
+) -> Iterator[PlannedPrediction] | None:
+    """`iter_selected(spec, selection)`, writing `run_dir`'s cache once the walk reaches its
+    end; None where no cache is kept (`recorder`: a selection, or a spec that reads files).
+    The one way a walk writes the cache: `status` (manifest/compare.py), `export` and `report`
+    (manifest/scope.py) take it."""
+    kept = recorder(spec, selection)
+    if kept is None:
+        return None
+    return _walked_and_kept(iter_selected(spec, selection), kept, run_dir)
+
+
+def _walked_and_kept(
+    walk: Iterator[PlannedPrediction], kept: PlanRecorder, run_dir: Path
+) -> Iterator[PlannedPrediction]:
+    add = kept.add
+    for planned in walk:
+        add(planned.key, planned.job)
+        yield planned
+    kept.save(run_dir)  # not reached when the walk stops short: only a whole plan is kept
 
 
 class PlanRecorder:

@@ -55,7 +55,7 @@ SELECTIONS = [
 
 
 def kept(spec: Spec) -> None:
-    """The plan cache written from a whole walk, as `status` writes it."""
+    """The plan cache written from a whole walk, as `status`, `export` and `report` write it."""
     recorder = PlanRecorder(spec)
     for planned in iter_plan(spec):
         recorder.add(planned.key, planned.job)
@@ -216,18 +216,46 @@ def test_a_plan_that_reads_a_file_is_never_kept(
 def test_export_and_report_scope_the_records_by_the_cache(
     spec: Spec, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """They read the cache `status` wrote (and never write it): the same rows, no walk."""
+    """An export on a folder `status` never saw walks the plan and keeps it as `status` does
+    (the same bytes); the next export reads it: the same rows, no walk."""
     _recorded(spec)
     exported = tmp_path / "rows.jsonl"
+    path = spec.output / PLAN_CACHE
 
     def export() -> tuple[str, bytes]:
         assert main(["export", str(spec.path), "--format", "jsonl", "--to", str(exported)]) == 0
         return capsys.readouterr().err, exported.read_bytes()
 
+    assert not path.exists()
     fresh = export()
-    assert not (spec.output / PLAN_CACHE).exists()
     assert fresh[1].count(b"\n") == 12  # the 13 recorded but the one no longer planned
-    _status(spec, capsys)
+    kept_by_export = path.read_bytes()
     walks = count_walks(monkeypatch)
     assert export() == fresh
     assert not walks
+    monkeypatch.undo()
+    path.unlink()
+    _status(spec, capsys)
+    assert path.read_bytes() == kept_by_export
+
+
+def test_a_report_keeps_the_plan_as_status_does(
+    spec: Spec, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _recorded(spec)
+    page = tmp_path / "report.html"
+    path = spec.output / PLAN_CACHE
+
+    def report() -> None:
+        assert main(["report", str(spec.path), "--output", str(page)]) == 0
+        capsys.readouterr()
+
+    report()
+    kept_by_report = path.read_bytes()
+    walks = count_walks(monkeypatch)
+    report()
+    assert not walks
+    monkeypatch.undo()
+    path.unlink()
+    _status(spec, capsys)
+    assert path.read_bytes() == kept_by_report
