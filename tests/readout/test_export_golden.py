@@ -24,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -393,7 +394,10 @@ def test_a_ctrl_c_as_the_worker_is_reaped_is_an_interruption(
         done = real_waitpid(pid, options)
         if done[0] and pid in two_cores and not reaped:
             reaped.append(pid)
-            os.kill(os.getpid(), signal.SIGINT)
+            # To this thread, as a terminal's Ctrl-C reaches a command that forks only with no
+            # other thread (`_second_core`); a pytest-xdist worker has others, and a signal to
+            # the process would be taken by one of them at once, not held.
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         return done
 
     killed: list[int] = []
