@@ -145,6 +145,17 @@ def test_two_real_apis_share_a_folder_and_each_result_keeps_its_origin(
     assert Counter(json.loads(row["api"])["url"] for row in rows) == origins
 
 
+def refused_to_replace(run_cli: RunCli, argv: list[str], real_results: int) -> None:
+    """A sandbox run into a folder of a real API's results: refused (exit 2, saying how many it
+    would replace) before it writes anything to the folder's journal (`--out`, last in argv)."""
+    journal = Path(argv[argv.index("--out") + 1]) / "manifest.jsonl"
+    before = journal.read_bytes()
+    code, _, err = run_cli(*argv)
+    assert code == 2
+    assert f"holds {real_results} results of a real API that this sandbox run would replace" in err
+    assert journal.read_bytes() == before
+
+
 def test_a_sandbox_run_never_replaces_a_real_apis_results(
     tmp_path: Path,
     quickstart: Path,
@@ -156,11 +167,7 @@ def test_a_sandbox_run_never_replaces_a_real_apis_results(
     assert (
         run_cli("run", str(quickstart), "--base-url", real.base_url, "--out", str(run_dir))[0] == 0
     )
-    before = (run_dir / "manifest.jsonl").read_bytes()
-    code, _, err = run_cli("run", str(quickstart), "--sandbox", "--out", str(run_dir))
-    assert code == 2
-    assert "holds 6 results of a real API that this sandbox run would replace" in err
-    assert (run_dir / "manifest.jsonl").read_bytes() == before
+    refused_to_replace(run_cli, ["run", str(quickstart), "--sandbox", "--out", str(run_dir)], 6)
 
 
 def test_a_real_run_after_the_sandbox_shows_what_is_left_in_plan_and_status(
@@ -269,11 +276,7 @@ def test_a_run_with_something_to_send_asks_although_the_journal_names_a_real_api
     run_dir = tmp_path / "run"
     argv = ["run", str(quickstart), "--base-url", real.base_url, "--out", str(run_dir)]
     assert run_cli(*argv, "--limit", "5")[0] == 0
-    journal = (run_dir / "manifest.jsonl").read_bytes()
     # The same URL is a sandbox now: asked, it says so, and the keys are placed again for it.
     real.configure(announce=True)
-    code, _, err = run_cli(*argv)
-    assert code == 2
-    assert "holds 5 results of a real API that this sandbox run would replace" in err
+    refused_to_replace(run_cli, argv, 5)
     assert creates(real) == 5
-    assert (run_dir / "manifest.jsonl").read_bytes() == journal
