@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
@@ -24,9 +25,18 @@ WRITE_CHUNK = 64 * 1024
 
 def cell(value: Any) -> str:
     """One value as the text of its cell."""
-    if value is None:
+    kind = type(value)
+    text: str
+    if kind is str:
+        text = value
+    elif value is None:
         return ""
-    text = value if isinstance(value, str) else _COMPACT_JSON(value)
+    elif kind is int:  # what the JSON encoder writes for a number, without its generic walk
+        text = int.__repr__(value)
+    elif kind is float and math.isfinite(value):
+        text = float.__repr__(value)
+    else:
+        text = value if isinstance(value, str) else _COMPACT_JSON(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
@@ -41,7 +51,7 @@ def write_csv(handle: IO[str], header: Sequence[str] | None, rows: Iterable[Sequ
         writer.writerow([cell(name) for name in header])
     count = 0
     for row in rows:
-        writer.writerow([cell(value) for value in row])
+        writer.writerow(map(cell, row))
         count += 1
         if chunk.tell() >= WRITE_CHUNK:
             handle.write(chunk.getvalue())
