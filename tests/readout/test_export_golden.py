@@ -36,7 +36,7 @@ from batchrun.manifest import tablerow
 from batchrun.manifest.records import Record
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.planner.expand import iter_plan
-from batchrun.readout.export import twocores
+from batchrun.readout.export import origin, twocores
 from batchrun.spec.load import load_spec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -315,6 +315,61 @@ def test_on_two_cores_the_export_is_the_same(
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["all." + fmt, "plan." + fmt, "rows.jsonl", "runs", "spec.yaml"]
     )
+
+
+def _hf_folder(root: Path, spec: Path, name: str, run_cli: RunCli) -> dict[str, bytes]:
+    """`export --format hf` of the folder: each file's bytes by its path in the dataset."""
+    dest = root / name
+    code, _, err = run_cli("export", str(spec), "--format", "hf", "--to", str(dest))
+    assert code == 0, err
+    _, out, _ = run_cli("verify", str(dest), "--allow-sandbox", "--json")
+    # Every file as its record lists it; what verify finds is only what the plan misses.
+    problems = json.loads(out)["problems"]
+    assert {problem["kind"] for problem in problems} == {"missing"}
+    return {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("worker", ["writes", "fails"])
+def test_on_two_cores_the_hf_export_is_the_same(
+    tmp_path: Path,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+    worker: str,
+) -> None:
+    # The card and the export record say when: one moment for both exports.
+    monkeypatch.setattr(origin, "utcnow", lambda: "2026-01-02T03:04:05.678Z")
+    spec = write_folder(tmp_path)
+    one = _hf_folder(tmp_path, spec, "one", run_cli)
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(twocores, "TWO_CORES_FROM", 2)
+    monkeypatch.setattr(twocores, "_second_core", lambda: True)
+    monkeypatch.setattr(os, "fork", fork)
+    if worker == "fails":  # the worker's first step: it ends at once, with 1
+
+        def broken() -> None:
+            raise RuntimeError("the worker fails")
+
+        monkeypatch.setattr(twocores.gc, "freeze", broken)
+    two = _hf_folder(tmp_path, spec, "two", run_cli)
+    assert two == one
+    # The job of text on two cores (the job of images stays on one: its files' sums are this
+    # process's); the row files are the golden ones.
+    assert len(forked) == 1
+    assert sorted(name for name in two if name.endswith("data.jsonl")) == [
+        "chat/data.jsonl",
+        "flux/metadata.jsonl",
+    ]
+    for name in ("chat/data.jsonl", "flux/metadata.jsonl"):
+        golden = GOLDEN / f"export-hf-{name.replace('/', '-')}"
+        assert two[name] == golden.read_bytes()
 
 
 def test_a_worker_that_fails_leaves_its_half_to_the_command(

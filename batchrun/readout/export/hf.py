@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,10 +12,10 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from batchrun import safefs
 from batchrun.errors import (
@@ -23,18 +24,21 @@ from batchrun.errors import (
     UsageError,
     secrets_in_use,
 )
-from batchrun.manifest.keytable import KeyTable
+from batchrun.manifest.keytable import KeyTable, file_checks
+from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import (
     UNKNOWN_API,
+    Api,
     Record,
     Status,
 )
 from batchrun.manifest.state import State, key_state
 from batchrun.readout.export import layout
 from batchrun.readout.export.card import Card, HfJob, dataset_card
-from batchrun.readout.export.formats import jsonl_line
+from batchrun.readout.export.formats import BATCH, jsonl_line
 from batchrun.readout.export.layout import EXPORT_FORMAT, EXPORT_RECORD
 from batchrun.readout.export.rows import export_row, table_columns
+from batchrun.readout.export.twocores import write_parts
 
 # Why a planned prediction is not in a dataset, besides its status when it failed.
 NOT_STARTED = "not started"
@@ -54,15 +58,15 @@ class FileSum:
         return {"file": self.path, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def api_of(record: Record) -> tuple[str, bool | None]:
+def api_of(api: Api | None) -> tuple[str, bool | None]:
     """The API a record says it ran on, and whether that was the sandbox (None: not known, for
     a record written before batchrun kept it: shown as "unknown", never guessed)."""
-    if record.api is None:
+    if api is None:
         return UNKNOWN_API, None
-    return record.api.url, record.api.sandbox
+    return api.url, api.sandbox
 
 
-def left_out_reason(record: Record, run_dir: Path) -> str | None:
+def left_out_reason(recorded: KeyState | Record, run_dir: Path) -> str | None:
     """Why a recorded prediction stays out of a dataset; None when it goes in.
 
     `key_state`'s rule: only a succeeded prediction whose files are all as recorded (size and
@@ -70,11 +74,11 @@ def left_out_reason(record: Record, run_dir: Path) -> str | None:
     """
     # Judged as the kind of API that made it: a sandbox result's files are checked too (the
     # card and `verify` say it is the sandbox's).
-    state = key_state(record, run_dir, sandbox=record.sandbox)
+    state = key_state(recorded, run_dir, sandbox=bool(recorded.sandbox))
     if state is State.IN_FLIGHT:
         return STILL_IN_FLIGHT
     if state is State.FAILED:
-        return str(record.status)
+        return str(recorded.status)
     if state is State.DOWNLOAD:
         return FILES_CHANGED
     return None
@@ -92,9 +96,10 @@ def write_hf(
     """The `hf` folder at `dest` of the records of these table rows (loaded with
     `variables=True`), built beside it and then renamed into place, so a reader never
     sees half a dataset. `dest` must not exist or be empty; with `force` it may hold an earlier
-    export, which the new one replaces in one step. The records stream, read back from the
-    journals twice: once to check and count them all, then a job at a time to write; the
-    files' sums spooled to disk until the export record is written."""
+    export, which the new one replaces in one step. The rows are checked and counted from the
+    table (`_sort_out`), then each record's line is read back to write its job's rows (on two
+    cores for a job of text: `twocores.write_parts`); the files' sums spooled to disk until the
+    export record is written."""
     dest = Path(os.path.abspath(dest))
     replacing = _replaceable(dest, force)
     by_job = _sort_out(table, rows, run_dir, card)  # before anything is written
@@ -150,22 +155,22 @@ def _replaceable(dest: Path, force: bool) -> bool:
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
-def _files_inside(record: Record, run_dir: Path) -> None:
+def _files_inside(key: str, recorded: KeyState, run_dir: Path) -> None:
     """A manifest someone edited may name /home/me/.ssh/id_rsa as an output file: a dataset
     (often uploaded) takes only regular files inside the run folder (docs/SECURITY.md)."""
-    if record.status != Status.SUCCEEDED or record.missing:
+    if recorded.status != Status.SUCCEEDED or recorded.missing:
         return  # left out of the dataset anyway
-    if not _KEY_NAME.fullmatch(record.key):
+    if not _KEY_NAME.fullmatch(key):
         # The key names the dataset's files: `../../../outside/x` would leave `--to`.
         raise ManifestError(
-            f"{run_dir}: the manifest names the key {record.key[:80]!r}, which is not a key"
+            f"{run_dir}: the manifest names the key {key[:80]!r}, which is not a key"
             " batchrun makes; nothing was exported"
         )
-    for file in record.files:
-        source = run_dir / file.path
+    for path, _, _ in recorded.files:
+        source = run_dir / path
         if not safefs.is_inside(source, run_dir) or not source.is_file():
             raise ManifestError(
-                f"{run_dir}: the manifest names {file.path!r} for key {record.key}, "
+                f"{run_dir}: the manifest names {path!r} for key {key}, "
                 "which is not a file inside the run folder; nothing was exported"
             )
 
@@ -191,31 +196,35 @@ class _Sums:
 def _sort_out(
     table: KeyTable, rows: Sequence[int], run_dir: Path, card: Card
 ) -> dict[str, tuple[array[int], Counter[str]]]:
-    """One pass over the records: each checked (`_files_inside`: a ManifestError before
-    anything is written), counted on the card, and, if it goes in, its row and the kinds of its
-    files kept under its job."""
+    """One pass over the rows, from the table (a line is read back only for the files of a key
+    beyond those it keeps): each checked (`_files_inside`: a ManifestError before anything is
+    written), counted on the card, and, if it goes in, its row and the kinds of its files kept
+    under its job."""
     card.missing = [(key, job, NOT_STARTED) for key, job in card.not_started]
     by_job: dict[str, tuple[array[int], Counter[str]]] = {}
-    for row, record in zip(rows, table.records(rows), strict=True):
-        _files_inside(record, run_dir)
-        reason = left_out_reason(record, run_dir)
-        gone = record.key in card.gone
+    key_of = table.rows.key_of
+    for row in rows:
+        key = key_of(row)
+        recorded = table.key_state(key, row)  # a succeeded key's files with it
+        _files_inside(key, recorded, run_dir)
+        reason = left_out_reason(recorded, run_dir)
+        gone = key in card.gone
         if reason is not None:
             card.left_out[reason] += 1
             if not gone:
-                card.missing.append((record.key, record.job, reason))
+                card.missing.append((key, recorded.job, reason))
             continue
         if gone:
             card.here_gone += 1
         else:
             card.here += 1
-        url, sandbox = api_of(record)
+        url, sandbox = api_of(table.api_of(row))
         card.apis[url, sandbox] += 1
         if sandbox:
-            card.sandbox.append((record.key, record.job, url))
-        kept, kinds = by_job.setdefault(record.job, (array("I"), Counter()))
+            card.sandbox.append((key, recorded.job, url))
+        kept, kinds = by_job.setdefault(recorded.job, (array("I"), Counter()))
         kept.append(row)
-        kinds.update(posixpath.splitext(file.path)[1].lower() for file in record.files)
+        kinds.update(posixpath.splitext(path)[1].lower() for path, _, _ in recorded.files)
     return by_job
 
 
@@ -231,60 +240,107 @@ def _write_job(
     folder = root / layout.folder_name(job)
     folder.mkdir()
     kind = layout.kind(extensions)
-    done = HfJob(job, kind)
     # The rows' columns: a key without files makes no row of a job of files.
     with_rows = rows if kind == "json" else [row for row in rows if table.files[row]]
     columns = (["file_name", "file_index"] if kind != "json" else []) + table_columns(
         table, with_rows
     )
-
     to_line = jsonl_line(columns)
 
-    def lines() -> Iterator[str]:
-        for at, line in table.lines_of(rows):
-            record = table.record_of(at, line)
+    def part(some: Sequence[int], out: IO[str], first: bool) -> HfJob:
+        """Some of the job's rows written to `out`: what they hold, counted."""
+        done = HfJob(job, kind)
+        lines: list[str] = []
+        for at, line in table.lines_of(some):
+            target, version, files = _fields(table, at, line)
             done.predictions += 1
-            done.targets.add(_target_text(record.target))
-            if record.version:
-                done.versions[record.version] += 1
+            done.targets.add(_target_text(target))
+            if version:
+                done.versions[version] += 1
             row = export_row(line)
             if kind == "json":
                 done.rows += 1
-                yield to_line(row)
-                continue
-            for index, file in enumerate(record.files):
-                name = f"{record.key}-{index}{posixpath.splitext(file.path)[1].lower()}"
-                _link(run_dir / file.path, folder / name, root)
+                lines.append(to_line(row))
+            for index, (path, size, sha256) in enumerate(files if kind != "json" else ()):
+                name = f"{table.rows.key_of(at)}-{index}{posixpath.splitext(path)[1].lower()}"
+                _link(run_dir / path, folder / name, root)
                 # As recorded: `left_out_reason` has just checked the bytes against the record.
-                sums.add(FileSum(f"{folder.name}/{name}", file.bytes, file.sha256))
+                sums.add(FileSum(f"{folder.name}/{name}", size, sha256))
                 done.rows += 1
-                yield to_line({"file_name": name, "file_index": index, **row})
+                lines.append(to_line({"file_name": name, "file_index": index, **row}))
+            if len(lines) >= BATCH:
+                out.write("".join(lines))  # one write a batch (each is redacted, a system call)
+                lines.clear()
+        out.write("".join(lines))
+        return done
 
-    sums.add(_write_lines(folder, layout.data_file(kind), lines(), root))
+    with _new_file(folder, layout.data_file(kind), root) as out:
+        if kind == "json":
+            # A worker may write part of it: only a job of text, whose rows add nothing but
+            # their text (a job of files adds each file's sum, kept by this process; it is
+            # bound by hashing its files, `_sort_out`, not by making its rows).
+            parts = write_parts(rows, cast(IO[str], out), part, root.parent)
+        else:
+            parts = [part(rows, cast(IO[str], out), True)]
+    sums.add(out.file_sum())
+    done = HfJob(job, kind)
+    for counted in parts:
+        done.rows += counted.rows
+        done.predictions += counted.predictions
+        done.versions.update(counted.versions)  # in the order they first came
+        done.targets |= counted.targets
     return done
 
 
-def _write_text(folder: Path, name: str, text: str, root: Path | None = None) -> FileSum:
-    return _write_lines(folder, name, [text], root)
+def _fields(table: KeyTable, row: int, line: dict[str, Any]) -> tuple[dict[str, str], Any, Any]:
+    """A row's target, version and files (path, size, sha256) from its line, read as
+    `Record.from_json` reads them (a malformed one: the error reading it back gives)."""
+    try:
+        return (
+            dict(line.get("target") or {}),
+            line.get("version"),
+            file_checks(line.get("files") or ()),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        path, key = table.paths[table.source[row]], table.rows.key_of(row)
+        raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
 
 
-def _write_lines(
-    folder: Path, name: str, lines: Iterable[str], root: Path | None = None
-) -> FileSum:
-    """Write `lines` to a new file (through safefs, like every write: docs/SECURITY.md, though
-    the folder is new), hashing them as they go. A sink (docs/SECURITY.md): a record may quote
-    a server that echoed the token, so each line is redacted (no secret spans a line)."""
-    redact = secrets_in_use().document
-    digest = hashlib.sha256()
-    size = 0
-    with safefs.create_new(folder / name, root or folder) as out:
-        for line in lines:
-            data = redact(line).encode("utf-8")
-            out.write(data)
-            digest.update(data)
-            size += len(data)
-    path = (folder / name).relative_to(root or folder).as_posix()
-    return FileSum(path, size, digest.hexdigest())
+class _Sink:
+    """A new file of the export, written as text: each write redacted (a sink, docs/SECURITY.md:
+    a record may quote a server that echoed the token; writes are of whole lines, and no secret
+    spans a line), then hashed and counted as it goes."""
+
+    def __init__(self, out: BinaryIO, path: str) -> None:
+        self.out = out
+        self.path = path
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        data = secrets_in_use().document(text).encode("utf-8")
+        self.out.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(text)
+
+    def file_sum(self) -> FileSum:
+        return FileSum(self.path, self.size, self.digest.hexdigest())
+
+
+@contextlib.contextmanager
+def _new_file(folder: Path, name: str, root: Path | None = None) -> Iterator[_Sink]:
+    """A new file of the export (through safefs, like every write: docs/SECURITY.md, though
+    the folder is new); its path in `EXPORT_RECORD` is relative to `root`."""
+    path = folder / name
+    with safefs.create_new(path, root or folder) as out:
+        yield _Sink(out, path.relative_to(root or folder).as_posix())
+
+
+def _write_text(folder: Path, name: str, text: str) -> FileSum:
+    with _new_file(folder, name) as out:
+        out.write(text)
+    return out.file_sum()
 
 
 def _write_export_record(path: Path, card: Card, sums: _Sums) -> None:

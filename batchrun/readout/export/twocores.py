@@ -1,24 +1,33 @@
-"""A table's rows as JSON Lines or CSV on two cores: a forked worker writes the second half."""
+"""Rows on two cores, for export: a forked worker writes the second half, the command the first.
+
+`write_parts` is the one place that forks for it; JSON Lines and CSV exports (`write_export`)
+and the row files of an `hf` export's jobs of text go through it."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import os
+import pickle
 import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn, TypeVar
 
 from batchrun.manifest.keytable import KeyTable
 from batchrun.readout.export.formats import write_csv, write_jsonl
 from batchrun.readout.export.rows import export_row
 
+R = TypeVar("R")
+# What writes some rows as text to a stream: (those rows, the stream, whether they are the
+# first) → what it counted of them (pickled, from the worker).
+Part = Callable[[Sequence[int], IO[str], bool], R]
+
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
-# From how many rows an export writes on two cores (`write_export`): below, a worker costs more
+# From how many rows an export writes on two cores (`write_parts`): below, a worker costs more
 # than it saves.
 TWO_CORES_FROM = 20_000
 COPY_CHUNK = 1 << 20
@@ -39,28 +48,36 @@ def write_export(
     spool_in: Path | None = None,
 ) -> int:
     """The rows of these table rows (`export_row` of each record's line) as JSON Lines or CSV
-    (`fmt`) with these columns; how many. Where the system forks (Linux) and this process
-    has a second core and no thread, a worker process writes the second half of the rows to a
-    temporary file (in `spool_in`: the destination's folder, not a /tmp that may be memory)
-    while this one writes the first; that is copied after it (the same bytes, in the same
-    order, redacted by `handle` as the rest). Should the worker not finish, this process
-    writes its half itself (an error in a record then shows as it would)."""
-    spool = _spool(spool_in) if len(rows) >= TWO_CORES_FROM and _second_core() else None
+    (`fmt`) with these columns, through `write_parts`; how many."""
+
+    def part(some: Sequence[int], out: IO[str], first: bool) -> int:
+        return _write_part(table, some, out, columns, fmt, first=first)
+
+    return sum(write_parts(rows, handle, part, spool_in))
+
+
+def write_parts(
+    rows: Sequence[int], handle: IO[str], part: Part[R], spool_in: Path | None = None
+) -> list[R]:
+    """`part` of the rows into `handle`, in their order; what each part counted, in order.
+    Where the system forks (Linux) and this process has a second core and no thread, a worker
+    process writes the second half of the rows to a temporary file (in `spool_in`: the
+    destination's folder, not a /tmp that may be memory) while this one writes the first; that
+    is copied after it (the same bytes, in the same order, redacted by `handle` as the rest).
+    Should the worker not finish, this process writes its half itself (an error in a record
+    then shows as it would)."""
+    spools = _spools(spool_in) if len(rows) >= TWO_CORES_FROM and _second_core() else None
     with _collector_paused():
-        if spool is None:
-            return _write_part(table, rows, handle, columns, fmt, first=True)
-        with spool:
-            return _write_halves(table, rows, handle, columns, fmt, spool)
+        if spools is None:
+            return [part(rows, handle, True)]
+        spool, counted = spools
+        with spool, counted:
+            return _write_halves(rows, handle, part, spool, counted)
 
 
 def _write_halves(
-    table: KeyTable,
-    rows: Sequence[int],
-    handle: IO[str],
-    columns: Sequence[str],
-    fmt: str,
-    spool: IO[bytes],
-) -> int:
+    rows: Sequence[int], handle: IO[str], part: Part[R], spool: IO[bytes], counted: IO[bytes]
+) -> list[R]:
     half = len(rows) // 2
     # Ctrl-C and SIGTERM wait until each process is where it handles them: the worker in
     # `_work`, this one in the `try` that ends the worker with it.
@@ -69,12 +86,12 @@ def _write_halves(
         worker = os.fork()
     except OSError:  # no process to spare: this one writes them all
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        return _write_part(table, rows, handle, columns, fmt, first=True)
+        return [part(rows, handle, True)]
     if worker == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
-        _work(table, rows[half:], spool, columns, fmt, unblocked)
+        _work(rows[half:], part, spool, counted, unblocked)
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        count = _write_part(table, rows[:half], handle, columns, fmt, first=True)
+        first = part(rows[:half], handle, True)
         status = 0
         while worker:  # looked at with Ctrl-C and SIGTERM held: see below
             signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
@@ -86,15 +103,16 @@ def _write_halves(
                 signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
             if worker:
                 time.sleep(REAP_EVERY)
-        if status != 0 or not _room_to_copy(spool):
+        second = _counted(counted) if status == 0 and _room_to_copy(spool) else None
+        if second is None:
             # The worker failed (a full disk, an error in a record), or copying its half would
             # need its size again beside the spool: the spool's space is given back, and this
             # process writes that half itself (an error in a record then shows as it would).
             spool.truncate(0)
-            return count + _write_part(table, rows[half:], handle, columns, fmt, first=False)
+            return [first, part(rows[half:], handle, False)]
         spool.seek(0)
         _copy_lines(spool, handle)
-        return count + len(rows) - half
+        return [first, second[0]]
     finally:
         # Ctrl-C, or an error here: the worker ends with this process. A signal is taken only
         # between looks at the worker, never once it is reaped and before `worker` says so
@@ -102,6 +120,16 @@ def _write_halves(
         if worker:
             os.kill(worker, signal.SIGKILL)
             os.waitpid(worker, 0)
+
+
+def _counted(counted: IO[bytes]) -> tuple[Any] | None:
+    """What the worker's part counted, as it wrote it; None when it wrote nothing whole."""
+    counted.seek(0)
+    try:
+        found = pickle.load(counted)  # written by this process's own fork, read once
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        return None
+    return found if isinstance(found, tuple) and len(found) == 1 else None
 
 
 def _room_to_copy(spool: IO[bytes]) -> bool:
@@ -131,6 +159,17 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _spools(folder: Path | None) -> tuple[IO[bytes], IO[bytes]] | None:
+    """The worker's two temporary files: its rows' text, and what its part counted."""
+    spool = _spool(folder)
+    counted = _spool(folder) if spool is not None else None
+    if spool is None or counted is None:
+        if spool is not None:
+            spool.close()
+        return None
+    return spool, counted
+
+
 def _spool(folder: Path | None) -> IO[bytes] | None:
     try:
         return tempfile.TemporaryFile(dir=folder)
@@ -148,21 +187,22 @@ def _second_core() -> bool:
 
 
 def _work(
-    table: KeyTable,
     rows: Sequence[int],
+    part: Part[R],
     spool: IO[bytes],
-    columns: Sequence[str],
-    fmt: str,
+    counted: IO[bytes],
     unblocked: Iterable[int],
 ) -> NoReturn:
-    """The worker's part: write its rows to `spool`, then end (never return to the command,
-    whatever happens: Ctrl-C too)."""
+    """The worker's part: write its rows to `spool` and what it counted to `counted`, then end
+    (never return to the command, whatever happens: Ctrl-C too)."""
     code = 1
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
         gc.freeze()  # the objects it inherits are never collected: their pages stay shared
         with open(spool.fileno(), "w", encoding="utf-8", newline="", closefd=False) as out:
-            _write_part(table, rows, out, columns, fmt, first=False)
+            found = part(rows, out, False)
+        pickle.dump((found,), counted)
+        counted.flush()
         code = 0
     finally:
         os._exit(code)
