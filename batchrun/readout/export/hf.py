@@ -24,7 +24,7 @@ from batchrun.errors import (
     UsageError,
     secrets_in_use,
 )
-from batchrun.manifest.keytable import KeyTable, file_checks
+from batchrun.manifest.keytable import MISSING, NOT_CREATED, KeyTable, file_checks
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import (
     UNKNOWN_API,
@@ -44,6 +44,8 @@ from batchrun.readout.export.twocores import write_parts
 NOT_STARTED = "not started"
 STILL_IN_FLIGHT = "in flight"
 FILES_CHANGED = "files missing or changed"
+# The flags of a table row that `key_state` reads (with its status, API and files).
+JUDGED_FLAGS = MISSING | NOT_CREATED
 
 
 @dataclass(frozen=True)
@@ -202,17 +204,28 @@ def _sort_out(
     under its job."""
     card.missing = [(key, job, NOT_STARTED) for key, job in card.not_started]
     by_job: dict[str, tuple[array[int], Counter[str]]] = {}
-    key_of = table.rows.key_of
+    key_of, job_of, files, gone_keys = table.rows.key_of, table.job_of, table.files, card.gone
+    # A key without files is judged by its status, its flags and its API alone (`key_state`:
+    # nothing else of it is read), so by one KeyState of its kind, asked once.
+    fileless: dict[tuple[int, int, int], tuple[KeyState, str | None]] = {}
     for row in rows:
         key = key_of(row)
-        recorded = table.key_state(key, row)  # a succeeded key's files with it
+        if files[row]:
+            recorded = table.key_state(key, row)  # a succeeded key's files with it
+            reason = left_out_reason(recorded, run_dir)
+        else:
+            kind = (table.status[row], table.flags[row] & JUDGED_FLAGS, table.api[row])
+            known = fileless.get(kind)
+            if known is None:
+                recorded = table.key_state(key, row)
+                known = fileless[kind] = (recorded, left_out_reason(recorded, run_dir))
+            recorded, reason = known
         _files_inside(key, recorded, run_dir)
-        reason = left_out_reason(recorded, run_dir)
-        gone = key in card.gone
+        gone = key in gone_keys
         if reason is not None:
             card.left_out[reason] += 1
             if not gone:
-                card.missing.append((key, recorded.job, reason))
+                card.missing.append((key, job_of(row), reason))
             continue
         if gone:
             card.here_gone += 1
@@ -221,10 +234,11 @@ def _sort_out(
         url, sandbox = api_of(table.api_of(row))
         card.apis[url, sandbox] += 1
         if sandbox:
-            card.sandbox.append((key, recorded.job, url))
-        kept, kinds = by_job.setdefault(recorded.job, (array("I"), Counter()))
+            card.sandbox.append((key, job_of(row), url))
+        kept, kinds = by_job.setdefault(job_of(row), (array("I"), Counter()))
         kept.append(row)
-        kinds.update(posixpath.splitext(path)[1].lower() for path, _, _ in recorded.files)
+        if recorded.files:
+            kinds.update(posixpath.splitext(path)[1].lower() for path, _, _ in recorded.files)
     return by_job
 
 
