@@ -203,18 +203,24 @@ def _sort_out(
     written), counted on the card, and, if it goes in, its row and the kinds of its files kept
     under its job."""
     card.missing = [(key, job, NOT_STARTED) for key, job in card.not_started]
-    by_job: dict[str, tuple[array[int], Counter[str]]] = {}
-    key_of, job_of, files, gone_keys = table.rows.key_of, table.job_of, table.files, card.gone
+    key_of, job_of, gone_keys = table.rows.key_of, table.job_of, card.gone
+    status, flags, api, job, files = table.status, table.flags, table.api, table.job, table.files
+    # Counted by the table's numbers for an API and a job, in the order rows first show them,
+    # and named at the end (one API, one job a number: `KeyTable.apis`, `jobs`).
+    apis: Counter[int] = Counter()
+    by_job: dict[int, tuple[array[int], Counter[str]]] = {}
+    sandbox = [bool(made and made.sandbox) for made in table.apis.values]
     # A key without files is judged by its status, its flags and its API alone (`key_state`:
     # nothing else of it is read), so by one KeyState of its kind, asked once.
     fileless: dict[tuple[int, int, int], tuple[KeyState, str | None]] = {}
+    here = here_gone = 0
     for row in rows:
         key = key_of(row)
         if files[row]:
             recorded = table.key_state(key, row)  # a succeeded key's files with it
             reason = left_out_reason(recorded, run_dir)
         else:
-            kind = (table.status[row], table.flags[row] & JUDGED_FLAGS, table.api[row])
+            kind = (status[row], flags[row] & JUDGED_FLAGS, api[row])
             known = fileless.get(kind)
             if known is None:
                 recorded = table.key_state(key, row)
@@ -228,18 +234,23 @@ def _sort_out(
                 card.missing.append((key, job_of(row), reason))
             continue
         if gone:
-            card.here_gone += 1
+            here_gone += 1
         else:
-            card.here += 1
-        url, sandbox = api_of(table.api_of(row))
-        card.apis[url, sandbox] += 1
-        if sandbox:
-            card.sandbox.append((key, job_of(row), url))
-        kept, kinds = by_job.setdefault(job_of(row), (array("I"), Counter()))
-        kept.append(row)
+            here += 1
+        apis[api[row]] += 1
+        if sandbox[api[row]]:
+            card.sandbox.append((key, job_of(row), api_of(table.api_of(row))[0]))
+        kept = by_job.get(job[row])
+        if kept is None:
+            kept = by_job[job[row]] = (array("I"), Counter())
+        kept[0].append(row)
         if recorded.files:
-            kinds.update(posixpath.splitext(path)[1].lower() for path, _, _ in recorded.files)
-    return by_job
+            kept[1].update(posixpath.splitext(path)[1].lower() for path, _, _ in recorded.files)
+    card.here += here
+    card.here_gone += here_gone
+    for place, count in apis.items():
+        card.apis[api_of(table.apis.values[place])] += count
+    return {table.jobs.values[place]: kept for place, kept in by_job.items()}
 
 
 def _write_job(
