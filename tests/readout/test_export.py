@@ -296,6 +296,28 @@ def test_a_file_changed_after_the_run_is_not_exported_as_the_models(
     assert len(list((dest / "pics").glob("*.png"))) == 3
 
 
+def test_a_record_that_does_not_read_back_leaves_no_dataset(
+    run_folder: Path, run_cli: RunCli
+) -> None:
+    # Found as its row is written (the table is read first): the half-built folder goes too.
+    journal = load_spec(run_folder / "spec.yaml").output / "manifest.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    last = max(at for at, line in enumerate(lines) if at and json.loads(line)["job"] == "words")
+    record = json.loads(lines[last])
+    lines[last] = json.dumps({**record, "target": 5}) + "\n"
+    journal.write_text("".join(lines))
+    dest = run_folder / "out" / "dataset"
+    code, out, err = run_cli(
+        "export", str(run_folder / "spec.yaml"), "--format", "hf", "--to", str(dest)
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        f"batchrun: {journal}: cannot read the record of {record['key']} again: "
+        "'int' object is not iterable\n"
+    )
+    assert list((run_folder / "out").iterdir()) == []
+
+
 def test_card_metadata_holds_the_provenance(
     tmp_path: Path,
     sandbox: Sandbox,

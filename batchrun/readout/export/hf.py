@@ -127,6 +127,9 @@ def write_hf(
     except OSError as error:
         shutil.rmtree(building, ignore_errors=True)
         raise StorageError(f"cannot write {dest}: {error.strerror or error}") from None
+    except BaseException:  # a record that does not read back, Ctrl-C: no half dataset is left
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     return jobs
 
 
@@ -319,16 +322,16 @@ def _write_job(
 
 def _fields(table: KeyTable, row: int, line: dict[str, Any]) -> tuple[dict[str, str], Any, Any]:
     """A row's target, version and files (path, size, sha256) from its line, read as
-    `Record.from_json` reads them (a malformed one: the error reading it back gives)."""
+    `Record.from_json` reads them."""
     try:
         return (
             dict(line.get("target") or {}),
             line.get("version"),
             file_checks(line.get("files") or ()),
         )
-    except (ValueError, KeyError, TypeError) as error:
-        path, key = table.paths[table.source[row]], table.rows.key_of(row)
-        raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
+    except (ValueError, KeyError, TypeError):
+        table.record_of(row, line)  # malformed: the ManifestError reading it back gives
+        raise
 
 
 class _Sink:
