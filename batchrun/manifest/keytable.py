@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.keyrows import KeyRows
@@ -15,7 +15,7 @@ from batchrun.manifest.readback import Lines, parse_together
 from batchrun.manifest.reader import KeyState, line_read_back, record_of_line, record_read_back
 from batchrun.manifest.records import ALL_STATUSES, Api, Record, Status
 from batchrun.manifest.state import STATES, State, files_intact, key_state, may_move
-from batchrun.manifest.tablevalues import Interned, Values
+from batchrun.manifest.tablevalues import UNSET, Interned, Values, Wide
 from batchrun.planner.naming import JobNamers
 
 # A timestamp column holds microseconds since the epoch (exact, unlike a float's seconds);
@@ -38,6 +38,7 @@ PARSE_BATCH = 512  # lines read back parsed together (`lines_of`)
 # it a key's files are read back from its line. About 300 bytes a file: 100,000 keys of one
 # file each hold 30 MB, while a million keys stay within the readers' memory.
 FILES_KEPT = 100_000
+_NO_ROW = 0xFFFFFFFF
 
 
 @dataclass
@@ -79,7 +80,7 @@ class KeyTable:
     names: Interned[tuple[str, ...]] = field(default_factory=lambda: Interned(()))
     # With `variables=True` only: each variable's column, and each row's repeat.
     variables: dict[str, Values] = field(default_factory=dict)
-    repeat: Values = field(default_factory=lambda: Values())
+    repeat: Values = field(default_factory=lambda: Values(keep_all=True))
     _lines: Lines | None = field(default=None, repr=False)
     # Row → its files, for the first `files_kept` keys with files (None: every key's).
     checks: dict[int, tuple[tuple[str, int, str], ...]] = field(default_factory=dict)
@@ -88,6 +89,7 @@ class KeyTable:
     resume_at: list[tuple[int, int]] = field(default_factory=list)
     _apis_at: dict[tuple[object, bool], int] = field(default_factory=dict, repr=False)
     _named: int = field(default=0, repr=False)  # of `names`, those whose variables have columns
+    _first_rows: dict[str, array[int]] = field(default_factory=dict, repr=False)
 
     # --- one row's fields ---------------------------------------------------------------
 
@@ -180,9 +182,36 @@ class KeyTable:
         """(name, place in its column, value) of each of the key's variables, in its line's
         order (loaded with `variables=True`): equal places, equal values."""
         for name in self.names.values[self.columns[row]]:
+            place = self.variables[name].places[row]
+            yield name, place, self.value_at(name, place)
+
+    def value_at(self, name: str, place: int) -> Any:
+        """The value at `place` of variable `name`: kept, or (a `Wide` variable's) read back
+        from the line of the first row holding it, which is the value a kept one would be."""
+        values = self.variables[name]
+        if not values.wide:
+            return values.kept()[place]
+        if not place:
+            return UNSET
+        return vars_of_line(self._line_of(self.first_rows(name)[place]))[name]
+
+    def raws_of(self, name: str) -> Sequence[Any]:
+        """A variable's values by place: those kept, or a `Wide` one's read back when asked."""
+        raws = self.variables[name].raws
+        if isinstance(raws, Wide):
+            return ReadBack(self, name, raws)
+        return raws
+
+    def first_rows(self, name: str) -> array[int]:
+        """Per place of a variable, the first row holding it (made once: 4 bytes a value)."""
+        found = self._first_rows.get(name)
+        if found is None:
             values = self.variables[name]
-            place = values.places[row]
-            yield name, place, values.raws[place]
+            found = self._first_rows[name] = array("I", [_NO_ROW]) * len(values.raws)
+            for row, place in enumerate(values.places):
+                if found[place] == _NO_ROW:
+                    found[place] = row
+        return found
 
     def placer(
         self,
@@ -372,3 +401,36 @@ def file_checks(files: Iterable[Any]) -> tuple[tuple[str, int, str], ...]:
     """A record line's files as `manifest.state.key_state` checks them (as `FileRecord` reads
     them: KeyError, TypeError or ValueError when malformed)."""
     return tuple((str(f["path"]), int(f["bytes"]), str(f["sha256"])) for f in files)
+
+
+def vars_of_line(line: dict[str, Any]) -> dict[str, Any]:
+    """A line's variables as `Record.from_json` reads them."""
+    found = line.get("vars") or {}
+    return found if type(found) is dict else dict(found)
+
+
+class ReadBack(Sequence[Any]):
+    """A `Wide` variable's values by place, each read back from its line when asked
+    (`KeyTable.value_at`) and kept once read: a page asks for the few it shows."""
+
+    def __init__(self, table: KeyTable, name: str, wide: Wide) -> None:
+        self.wide = wide
+        self._table, self._name = table, name
+        self._read: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.wide)
+
+    @overload
+    def __getitem__(self, place: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, place: slice) -> Sequence[Any]: ...
+
+    def __getitem__(self, place: int | slice) -> Any:
+        if isinstance(place, slice):
+            return [self[at] for at in range(*place.indices(len(self)))]
+        found = self._read.get(place, UNSET)
+        if found is UNSET:
+            found = self._read[place] = self._table.value_at(self._name, place)
+        return found

@@ -20,6 +20,7 @@ from batchrun.manifest.keytable import (
     STATUS_AT,
     KeyTable,
     file_checks,
+    vars_of_line,
 )
 from batchrun.manifest.records import Api, parse_status, spent_of
 from batchrun.manifest.tablevalues import UNSET, Values
@@ -97,20 +98,14 @@ def append(
     return row
 
 
-def _vars(data: dict[str, Any]) -> dict[str, Any]:
-    """A line's variables as `Record.from_json` reads them (TypeError, ValueError: malformed)."""
-    found = data.get("vars") or {}
-    return found if type(found) is dict else dict(found)
-
-
 def variable_names(data: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(_vars(data))
+    return tuple(vars_of_line(data))
 
 
 def keep_variables(table: KeyTable, data: dict[str, Any]) -> None:
     """The line's variables and repeat, in the row `append` just added (and its `columns`,
     the names of its variables: a new set of names may bring a variable no line had)."""
-    found = _vars(data)
+    found = vars_of_line(data)
     table.repeat.append(int(data.get("repeat") or 0))
     if len(table.names.values) > table._named:  # names as no line before: maybe a new one
         row = len(table.repeat.places) - 1

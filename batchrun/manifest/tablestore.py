@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 from batchrun.manifest import tablecache
 from batchrun.manifest.keytable import NO_STATE, KeyTable
 from batchrun.manifest.records import ALL_STATUSES, Api
-from batchrun.manifest.tablevalues import UNSET, WIDEST, Interned, Values
+from batchrun.manifest.tablevalues import UNSET, WIDEST, Interned, Values, Wide
 
 # The table's columns a cache keeps, with their typecodes (`state` is set by each walk).
 _ROW_COLUMNS = (
@@ -172,22 +172,32 @@ def _cached_table(
 
 # The table's variables in the cache: their JSON (names, and each value not in an array) as the
 # bytes of one array, read only by a reader that wants them; then the arrays below, by number.
+# A `Wide` variable's values are not in it (nor anywhere): its digests, numbers and whether
+# each is one are arrays, so the JSON holds at most WIDE_VALUES values of each variable.
 _VARIABLES = "variables"
+_WIDE = "wide"  # a `Wide` variable's entry in the JSON: [name, "wide", whether it has mappings]
 
 
 def _variables_to_cache(table: KeyTable) -> dict[str, array[Any]]:
     """A table's variables (`load_table(variables=True)`) as arrays of the cache: the names of
     each row's variables (`columns`), and per variable (the repeat last) the place of each
-    row's value and its values (an array of int64, or a list in the JSON)."""
+    row's value and its values (an array of int64, a list in the JSON, or a `Wide`'s
+    arrays)."""
     arrays: dict[str, array[Any]] = {"columns": table.columns}
     listed: list[list[Any]] = []
     for number, (name, values) in enumerate([*table.variables.items(), (None, table.repeat)]):
         arrays[f"places:{number}"] = values.places
-        if isinstance(values.raws, array):
-            arrays[f"raws:{number}"] = values.raws
+        raws = values.raws
+        if isinstance(raws, Wide):
+            arrays[f"digests:{number}"] = raws.digests
+            arrays[f"numbers:{number}"] = raws.numbers
+            arrays[f"numeric:{number}"] = raws.numeric
+            listed.append([name, _WIDE, raws.mapping])
+        elif isinstance(raws, array):
+            arrays[f"raws:{number}"] = raws
             listed.append([name, None])
         else:
-            listed.append([name, [None, *values.raws[1:]]])  # place 0 is UNSET
+            listed.append([name, [None, *raws[1:]]])  # place 0 is UNSET
     found = {"names": table.names.values, "variables": listed}
     arrays[_VARIABLES] = array("B", json.dumps(found, separators=(",", ":")).encode())
     return arrays
@@ -211,18 +221,24 @@ def _cached_variables(table: KeyTable, arrays: Mapping[str, array[Any]]) -> bool
         return False
     listed = data["variables"]
     made: list[tuple[str | None, Values]] = []
-    for number, (name, raws) in enumerate(listed):
-        values = Values()
+    for number, (name, raws, *rest) in enumerate(listed):
+        values = Values(keep_all=name is None)  # the repeat: integers, kept
         places = arrays[f"places:{number}"]
         if places.typecode not in WIDEST or len(places) != count:
             return False
-        if raws is None:
+        if raws == _WIDE:
+            raws = _cached_wide(arrays, number, *rest)
+            if raws is None:
+                return False
+        elif raws is None:
             raws = arrays[f"raws:{number}"]
             if raws.typecode != "q":
                 return False
         elif type(raws) is list:
             raws = [UNSET, *raws[1:]]
-        if not raws or (count and max(places) >= len(raws)):
+        else:
+            return False
+        if not len(raws) or (count and max(places) >= len(raws)):
             return False
         values.raws, values.places, values._at = raws, places, None
         made.append((name, values))
@@ -234,6 +250,21 @@ def _cached_variables(table: KeyTable, arrays: Mapping[str, array[Any]]) -> bool
     table.variables, table.repeat = variables, made[-1][1]
     table.names, table.columns, table._named = Interned.of(names), columns, len(names)
     return True
+
+
+def _cached_wide(arrays: Mapping[str, array[Any]], number: int, mapping: Any) -> Wide | None:
+    """A `Wide` variable's arrays as `_variables_to_cache` wrote them; None when they are not."""
+    wide = Wide()
+    wide.digests = arrays[f"digests:{number}"]
+    wide.numbers = arrays[f"numbers:{number}"]
+    wide.numeric = arrays[f"numeric:{number}"]
+    wide.mapping = mapping
+    kinds = (wide.digests.typecode, wide.numbers.typecode, wide.numeric.typecode)
+    if kinds != ("q", "d", "B") or type(mapping) is not bool:
+        return None
+    if not len(wide.digests) == len(wide.numbers) == len(wide.numeric):
+        return None
+    return wide
 
 
 def _strings(values: Any, *, none: bool) -> list[Any]:

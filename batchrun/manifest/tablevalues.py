@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from array import array
-from collections.abc import Hashable
-from typing import Any, Generic, TypeVar
+from collections.abc import Hashable, Mapping
+from typing import Any, Generic, TypeVar, cast
 
 H = TypeVar("H", bound=Hashable)
 
@@ -72,6 +74,75 @@ def value_key(raw: Any) -> Hashable:
 
 _INT64 = (-(2**63), 2**63 - 1)
 WIDEST = {"B": 0xFF, "H": 0xFFFF, "I": 0xFFFFFFFF}  # the largest place each array holds
+# A variable with more distinct values than this keeps none of them (`Wide`): a page of the
+# report shows at most 2,000 records (`report.grid.Limits.items`) and a filter menu 60 values,
+# so no page shows them side by side, and a text of its own per key (a prompt per row of a
+# dataset) would otherwise keep a million texts in every reader. Integers (a seed per key)
+# stay an array of int64 however many, as cheap as their digests and in number order.
+WIDE_VALUES = 4096
+
+
+def digest(key: Hashable) -> int:
+    """A value's `value_key` as 64 bits (signed, for an int64 array): what tells a `Wide`
+    variable's values apart. Two of a million values share one with odds of 1 in 30 million."""
+    if type(key) is str:
+        data = b"s" + key.encode("utf-8", "surrogatepass")
+    elif type(key) is int:
+        data = b"i" + str(key).encode()
+    else:
+        tag, text = cast(tuple[str, Any], key)  # ("b", a bool) or (tag, a text)
+        data = tag.encode() + str(text).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
+
+
+def is_number(raw: Any) -> bool:
+    """Whether the report orders a value as a number (`report.layout.all_values`)."""
+    return isinstance(raw, int | float) and not isinstance(raw, bool)
+
+
+def holds_mapping(raw: Any) -> bool:
+    """Whether a value is a mapping `flat_vars` spreads over columns (not empty)."""
+    return isinstance(raw, Mapping) and bool(raw)
+
+
+class Wide:
+    """The values of a variable with more than WIDE_VALUES of them, not kept: per place (the
+    place 0, UNSET, a stand-in) the digest of the value, the number it sorts as and whether it
+    is one, and whether any value is a mapping. A value shown is read back from the line of the
+    first row holding it (`KeyTable.value_at`)."""
+
+    def __init__(self) -> None:
+        self.digests = array("q", [0])
+        self.numbers = array("d", [0.0])
+        self.numeric = array("B", [0])
+        self.mapping = False
+
+    @classmethod
+    def of(cls, raws: list[Any] | array[int]) -> Wide:
+        """The values kept until now (place 0 UNSET, or a stand-in), as digests."""
+        made = cls()
+        for raw in raws[1:]:
+            made.add(raw, digest(value_key(raw)))
+        return made
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def add(self, raw: Any, digested: int) -> None:
+        self.digests.append(digested)
+        number = is_number(raw)
+        self.numeric.append(number)
+        self.numbers.append(_float(raw) if number else 0.0)
+        self.mapping = self.mapping or holds_mapping(raw)
+
+
+def _float(raw: int | float) -> float:
+    """What a number sorts as (`float`, as the report sorts it); past a float's range, its
+    infinity."""
+    try:
+        return float(raw)
+    except OverflowError:
+        return math.inf if raw > 0 else -math.inf
 
 
 class Values:
@@ -82,33 +153,62 @@ class Values:
     then two bytes, then four. A variable that takes a value of its own in each of a million
     keys (a seed, an index) keeps a million values: while they are all integers, in an array
     of 8 bytes each (`raws` is then an array, its place 0 a stand-in), not as a list of 36-byte
-    int objects.
+    int objects. Past WIDE_VALUES values of other kinds, `raws` is a `Wide`: the values'
+    digests, not the values (`widest`: None keeps every value, for records in memory).
     """
 
-    def __init__(self, rows: int = 0) -> None:
-        self.raws: list[Any] | array[int] = array("q", [0])
+    def __init__(self, rows: int = 0, *, keep_all: bool = False) -> None:
+        self.raws: list[Any] | array[int] | Wide = array("q", [0])
         self.places: array[int] = array("B", bytes(rows))  # the rows before it appeared
         self._at: dict[Hashable, int] | None = {}  # None: made again when a row comes
+        self._keep_all = keep_all
+
+    @property
+    def wide(self) -> bool:
+        return type(self.raws) is Wide
+
+    def kept(self) -> list[Any] | array[int]:
+        """The values by place, of a variable that keeps them (not `wide`)."""
+        if isinstance(self.raws, Wide):
+            raise TypeError("a wide variable keeps no values")
+        return self.raws
 
     def append(self, raw: Any) -> None:
         """The next row's value (UNSET: the row does not set the variable)."""
         if raw is UNSET:
             self.places.append(0)
             return
-        key = value_key(raw)
+        raws = self.raws
+        key = value_key(raw) if not isinstance(raws, Wide) else digest(value_key(raw))
         at = self._at
         if at is None:  # settled, or read from the table kept on disk: rows appended after
-            at = self._at = {value_key(raw): place for place, raw in enumerate(self.raws) if place}
+            at = self._at = self._lookup()
         place = at.get(key)
         if place is None:
-            place = at[key] = len(self.raws)
-            raws = self.raws
-            if type(raws) is array and not (type(raw) is int and _INT64[0] <= raw <= _INT64[1]):
-                raws = self.raws = [UNSET, *raws[1:]]  # the first value that is not an int64
-            raws.append(raw)
+            place = len(raws)
+            int64 = type(raw) is int and _INT64[0] <= raw <= _INT64[1]
+            if not isinstance(raws, Wide) and not (isinstance(raws, array) and int64):
+                if place > WIDE_VALUES and not self._keep_all:  # too many to keep: digests
+                    raws = self.raws = Wide.of(raws)
+                    at = self._at = self._lookup()
+                    key = digest(key)
+                elif isinstance(raws, array):
+                    raws = self.raws = [UNSET, *raws[1:]]  # the first value not an int64
+            if isinstance(raws, Wide):
+                raws.add(raw, cast(int, key))
+            else:
+                raws.append(raw)
+            at[key] = place
             if place > WIDEST[self.places.typecode]:
                 self.places = array("I" if place > WIDEST["H"] else "H", self.places)
         self.places.append(place)
+
+    def _lookup(self) -> dict[Hashable, int]:
+        """Value (its key, or for `Wide` its digest) → place, of every value kept."""
+        raws = self.raws
+        if isinstance(raws, Wide):
+            return {digested: place for place, digested in enumerate(raws.digests) if place}
+        return {value_key(raw): place for place, raw in enumerate(raws) if place}
 
     def settle(self) -> None:
         """Every row is in: the lookup from value to place is no longer needed."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.keytable import NO_TIME, KeyTable
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox
+from batchrun.manifest.tablevalues import Wide
 from batchrun.planner.columns import flat_vars
 from batchrun.readout import sheet
 
@@ -73,6 +74,9 @@ class RunStatus:
     spent: float = 0.0
     job_spent: dict[str, float] = field(default_factory=dict)
     var_spent: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Variables with more values priced than a cost table shows, found without their values
+    # (`_crowded`): their values are not added to `var_spent`, and their tables left out.
+    crowded: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -163,7 +167,7 @@ class RunStatus:
         return {
             name: sorted(values.items(), key=lambda item: -item[1])
             for name, values in self.var_spent.items()
-            if 1 < len(values) <= MAX_COST_VALUES
+            if 1 < len(values) <= MAX_COST_VALUES and name not in self.crowded
         }
 
 
@@ -263,10 +267,14 @@ def summarize_table(
         status.last_completed = parse_time(table.record_at(last).completed_at)
     # Each value of each variable shown as text once, not once per priced key.
     shown_at: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    status.crowded = _crowded(table, priced)
+    names, columns, variables = table.names.values, table.columns, table.variables
     for row in priced:
         spent = spent_of[row]
-        for name, at, raw in table.var_places(row):
-            _add_value_costs(status, spent, _shown(table, name, at, raw, shown_at))
+        for name in names[columns[row]]:
+            if name not in status.crowded:
+                at = variables[name].places[row]
+                _add_value_costs(status, spent, _shown(table, name, at, shown_at))
     if plan is not None:
         status.planned = plan.total
         for state in STATES:
@@ -289,18 +297,41 @@ def _shown(
     table: KeyTable,
     name: str,
     place: int,
-    raw: Any,
     shown_at: dict[tuple[str, int], list[tuple[str, str]]],
 ) -> list[tuple[str, str]]:
-    """A variable's value (`KeyTable.var_places`) as `flat_vars` flattens it, each part as the
-    cost table shows it (`_shown_value`); `shown_at` keeps each (variable, place) made once."""
+    """A variable's value (`KeyTable.value_at`) as `flat_vars` flattens it, each part as the
+    cost table shows it (`_shown_value`); `shown_at` keeps each (variable, place) made once,
+    but of a variable with more values than SHOWN_VALUES_KEPT, or a `Wide` one's mappings
+    (each read back from its line)."""
     found = shown_at.get((name, place))
     if found is None:
-        flat = flat_vars({name: raw})
+        flat = flat_vars({name: table.value_at(name, place)})
         found = [(flat_name, _shown_value(value)) for flat_name, value in flat.items()]
-        if len(table.variables[name].raws) <= SHOWN_VALUES_KEPT:
+        raws = table.variables[name].raws
+        few = not raws.mapping if isinstance(raws, Wide) else len(raws) <= SHOWN_VALUES_KEPT
+        if few:  # a `Wide` variable without mappings: not `_crowded`, so few values priced
             shown_at[name, place] = found
     return found
+
+
+def _crowded(table: KeyTable, priced: Sequence[int]) -> set[str]:
+    """The variables whose values the table does not keep (`Wide`, none a mapping) that take
+    more than twice MAX_COST_VALUES of them in the `priced` rows: each shows as one text (at
+    most two values as the same, `1` and `"1"`), so their cost tables would be left out, which
+    is known from their places, without reading a value back."""
+    crowded = set()
+    for name, values in table.variables.items():
+        raws, places = values.raws, values.places
+        if not isinstance(raws, Wide) or raws.mapping:
+            continue
+        seen: set[int] = set()
+        for row in priced:
+            if places[row]:  # 0: the row does not set it
+                seen.add(places[row])
+                if len(seen) > 2 * MAX_COST_VALUES:
+                    crowded.add(name)
+                    break
+    return crowded
 
 
 def _add_value_costs(status: RunStatus, spent: float, shown: Iterable[tuple[str, str]]) -> None:

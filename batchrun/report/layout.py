@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from batchrun.errors import UsageError
-from batchrun.manifest.keytable import KeyTable
+from batchrun.manifest.keytable import KeyTable, ReadBack
 from batchrun.manifest.records import Record
-from batchrun.manifest.tablevalues import UNSET, Values
+from batchrun.manifest.tablevalues import UNSET, Values, is_number
 
 JOB = "job"
 MISSING_LABEL = "—"
@@ -91,12 +91,12 @@ class Placings:
             names.update(dict.fromkeys(table.names.values[group]))
         columns: dict[str, tuple[Sequence[Any], array[int]]] = {}
         for name in names:
-            values = table.variables[name]
-            columns[name] = (values.raws, array("I", map(values.places.__getitem__, rows)))
+            places = table.variables[name].places
+            columns[name] = (table.raws_of(name), array("I", map(places.__getitem__, rows)))
         # A table's job places start at 0: shifted by one, as 0 means "not set" here.
         jobs = (None, *table.jobs.values)
         columns[JOB] = (jobs, array("I", (table.job[row] + 1 for row in rows)))
-        repeats, repeat, key_of = table.repeat.raws, table.repeat.places, table.rows.key_of
+        repeats, repeat, key_of = table.repeat.kept(), table.repeat.places, table.rows.key_of
 
         def order(index: int) -> tuple[int, str]:
             row = rows[index]
@@ -112,13 +112,13 @@ class Placings:
             names.update(dict.fromkeys(record.vars))
         columns: dict[str, tuple[Sequence[Any], array[int]]] = {}
         for name in [*names, JOB]:
-            values = Values()
+            values = Values(keep_all=True)
             for record in records:
                 if name == JOB:
                     values.append(record.job)
                 else:
                     values.append(record.vars.get(name, UNSET))
-            columns[name] = (values.raws, values.places)
+            columns[name] = (values.kept(), values.places)
 
         def order(index: int) -> tuple[int, str]:
             return records[index].repeat, records[index].key
@@ -207,15 +207,15 @@ def all_values(raws: Sequence[Any], places: array[int]) -> array[int]:
             seen[place] = 1
             found.append(place)
     present = [place for place in found if place]
-    if present and all(_is_number(raws[place]) for place in present):
+    if isinstance(raws, ReadBack):  # values not kept: whether each is a number is
+        wide = raws.wide
+        if present and all(map(wide.numeric.__getitem__, present)):
+            present.sort(key=wide.numbers.__getitem__)
+    elif present and all(is_number(raws[place]) for place in present):
         present.sort(key=lambda place: float(raws[place]))
     if seen[0]:
         present.append(0)
     return array("I", present)
-
-
-def _is_number(raw: Any) -> bool:
-    return isinstance(raw, int | float) and not isinstance(raw, bool)
 
 
 def _determined(placings: Placings, name: str, by: Sequence[str]) -> bool:

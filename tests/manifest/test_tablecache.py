@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from batchrun.errors import ManifestError
-from batchrun.manifest import tablecache, tablerow
+from batchrun.manifest import tablecache, tablerow, tablevalues
 from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import WRITTEN, FileRecord, Record
 from batchrun.manifest.table import load_index, load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.tablestore import _ROW_COLUMNS
+from batchrun.manifest.tablevalues import Wide
 from batchrun.manifest.writer import ManifestWriter, encode_line, new_header
 
 
@@ -326,10 +329,16 @@ def test_a_cache_of_an_older_format_is_ignored_and_written_anew(
 def variables_shape(table: KeyTable) -> object:
     """What the report takes from a table loaded with `variables=True`."""
     columns = {
-        name: (type(values.raws), list(values.raws[1:]), values.places.tobytes())
+        name: (type(values.raws), kept(values.raws), values.places.tobytes())
         for name, values in [*table.variables.items(), ("", table.repeat)]
     }
     return (shape(table), columns, table.names.values, table.columns.tobytes())
+
+
+def kept(raws: list[Any] | array[int] | Wide) -> object:
+    if isinstance(raws, Wide):
+        return (raws.digests.tobytes(), raws.numbers.tobytes(), raws.numeric, raws.mapping)
+    return list(raws[1:])
 
 
 def test_the_variables_the_report_reads_are_kept_and_only_lines_appended_parsed(
@@ -364,3 +373,58 @@ def test_a_reader_without_variables_passes_them_over(
     assert counted == []
     assert table.variables == {}
     assert shape(table) == shape(fresh(tmp_path))
+
+
+def test_a_variable_of_more_values_than_kept_is_kept_as_digests_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WIDE_VALUES values (a text of its own per key) a variable keeps their digests, not
+    the values, and so does the table file: a reader takes them from it and reads the values
+    it shows back from their lines; lines appended after are placed among them."""
+    monkeypatch.setattr(tablevalues, "WIDE_VALUES", 3)
+    texts = [f"needle {number}" for number in range(8)]
+    numbers = [3, 2.5, -1, 10**30, 7, 2.5, 0, 1]
+    path = journal(
+        tmp_path,
+        [
+            record(key, vars={"text": text, "n": number, "row": {"q": text}, "few": number % 2})
+            for key, text, number in zip(keys(8), texts, numbers, strict=True)
+        ],
+    )
+    table = load_table(tmp_path, variables=True, save=True)
+    wide = {name for name, values in table.variables.items() if values.wide}
+    assert wide == {"text", "n", "row"}
+    assert b"needle" not in (tmp_path / TABLE_CACHE).read_bytes()  # nor any other value
+    append(path, [record(key, vars={"text": "needle 1", "n": 2.5}) for key in keys(2, 100)])
+    counted = parsed_lines(monkeypatch)
+    again = load_table(tmp_path, variables=True, save=True)
+    assert len(counted) == 2  # the lines appended; the others from the file
+    (tmp_path / TABLE_CACHE).unlink()
+    assert variables_shape(again) == variables_shape(load_table(tmp_path, variables=True))
+    row = again.rows[keys(2, 100)[0]]
+    assert again.variables["text"].places[row] == again.variables["text"].places[1]
+    assert again.vars_of(row) == {"text": "needle 1", "n": 2.5}
+    assert again.vars_of(again.rows[keys(8)[4]]) == {
+        "text": "needle 4",
+        "n": 7,
+        "row": {"q": "needle 4"},
+        "few": 1,
+    }
+    assert again.raws_of("row")[3] == {"q": "needle 2"}  # place 0 is UNSET
+
+
+def test_a_table_file_of_the_format_before_wide_values_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The format before (3: every value of every variable in its JSON) is read by no reader:
+    the journals are read whole, and the file written anew in this format."""
+    journal(tmp_path, [record(key, vars={"text": key}) for key in keys(10)])
+    load_table(tmp_path, variables=True, save=True)
+    cache = tmp_path / TABLE_CACHE
+    data = cache.read_bytes()
+    assert tablecache.MAGIC == b"batchrun-table 4\n"
+    cache.write_bytes(b"batchrun-table 3\n" + data[len(tablecache.MAGIC) :])
+    counted = parsed_lines(monkeypatch)
+    load_table(tmp_path, variables=True, save=True)
+    assert len(counted) == 10
+    assert cache.read_bytes() == data

@@ -32,8 +32,9 @@ import pytest
 from runfolder import REAL, SANDBOX, GoldenJournals, png, stamp
 from runs import RunCli, sigint_at_start
 
-from batchrun.manifest import tablerow
+from batchrun.manifest import tablerow, tablevalues
 from batchrun.manifest.records import Record
+from batchrun.manifest.table import load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.planner.expand import iter_plan
 from batchrun.readout.export import origin, twocores
@@ -218,7 +219,26 @@ AGAIN = {"plan-again": "plan", "all-again": "all"}
 
 
 def test_exports_are_as_before(tmp_path: Path, run_cli: RunCli) -> None:
-    made = exports(tmp_path, run_cli)
+    assert_as_before(exports(tmp_path, run_cli))
+
+
+def test_exports_are_as_before_when_no_variable_keeps_its_values(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WIDE_VALUES distinct values a variable keeps their digests, not the values (a text
+    of its own per key), and whether any is a mapping: with the limit at 1, every variable of
+    the folder with values of more than one kind or not integers is such a one, one of
+    mappings among them, and every export is the same."""
+    monkeypatch.setattr(tablevalues, "WIDE_VALUES", 1)
+    assert_as_before(exports(tmp_path, run_cli))
+    table = load_table(tmp_path / "runs" / "golden-export", variables=True)
+    wide = [values for values in table.variables.values() if values.wide]
+    assert len(wide) > 1  # every variable of more than one value, ints aside
+    assert any(isinstance(values.raws, tablevalues.Wide) and values.raws.mapping for values in wide)
+
+
+def assert_as_before(made: dict[str, bytes]) -> None:
+    """Each export `exports` made is its golden file (or, read again, the first export's)."""
     for name, data in made.items():
         stem, _, fmt = name.partition(".")
         if stem in AGAIN:

@@ -22,8 +22,9 @@ import pytest
 from runfolder import NOW, REAL, SANDBOX, GoldenJournals, png, stamp
 
 from batchrun._version import __version__
-from batchrun.manifest import tablerow
+from batchrun.manifest import tablerow, tablevalues
 from batchrun.manifest.records import Record
+from batchrun.manifest.table import load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.planner.expand import iter_plan
 from batchrun.report.build import build_report
@@ -157,6 +158,20 @@ def test_page_is_as_before(tmp_path: Path, name: str) -> None:
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(page, encoding="utf-8")
     assert page == golden.read_text(encoding="utf-8")
+
+
+def test_pages_are_as_before_when_no_variable_keeps_its_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WIDE_VALUES distinct values a variable keeps their digests, not the values (a text
+    of its own per key): with the limit at 1, every variable of the folder is such a one (the
+    seeds, 10, 2 and 1.5, still in number order; the rows, mappings, still in the cost
+    tables), and each value a page shows is read back from its line."""
+    monkeypatch.setattr(tablevalues, "WIDE_VALUES", 1)
+    for name, page in pages(tmp_path).items():
+        assert page == (GOLDEN / f"{name}.html").read_text(encoding="utf-8"), name
+    table = load_table(tmp_path / "runs" / "golden-report", variables=True)
+    assert all(table.variables[name].wide for name in ("subject", "style", "seed", "row"))
 
 
 def test_a_page_from_the_table_kept_on_disk_is_the_same(
