@@ -105,35 +105,78 @@ def holds_mapping(raw: Any) -> bool:
     return isinstance(raw, Mapping) and bool(raw)
 
 
+# A `Wide` variable's rows appended are placed among its values once all are in, a bucket of
+# digests at a time: a dict of this many, not of a million (100 MB).
+SETTLED_PER_BUCKET = 1 << 17
+
+
 class Wide:
     """The values of a variable with more than WIDE_VALUES of them, not kept: per place (the
     place 0, UNSET, a stand-in) the digest of the value, the number it sorts as and whether it
     is one, and whether any value is a mapping. A value shown is read back from the line of the
-    first row holding it (`KeyTable.value_at`)."""
+    first row holding it (`KeyTable.value_at`).
+
+    Rows appended are held (`hold`: the digest, number and kind of each row's value) and
+    placed once all are in (`settle`), a bucket of digests at a time, so that no dict of every
+    value is kept while a million lines are parsed."""
 
     def __init__(self) -> None:
         self.digests = array("q", [0])
         self.numbers = array("d", [0.0])
         self.numeric = array("B", [0])
         self.mapping = False
+        self._held = (array("q"), array("d"), array("B"))  # per row held, not yet placed
 
     @classmethod
     def of(cls, raws: list[Any] | array[int]) -> Wide:
         """The values kept until now (place 0 UNSET, or a stand-in), as digests."""
         made = cls()
         for raw in raws[1:]:
-            made.add(raw, digest(value_key(raw)))
+            made.hold(raw)
+        made.settle()
         return made
 
     def __len__(self) -> int:
         return len(self.digests)
 
-    def add(self, raw: Any, digested: int) -> None:
-        self.digests.append(digested)
+    def hold(self, raw: Any) -> None:
+        """The value of the next row that sets the variable, placed by `settle`."""
+        digests, numbers, numeric = self._held
+        digests.append(digest(value_key(raw)))
         number = is_number(raw)
-        self.numeric.append(number)
-        self.numbers.append(_float(raw) if number else 0.0)
-        self.mapping = self.mapping or holds_mapping(raw)
+        numeric.append(number)
+        numbers.append(_float(raw) if number else 0.0)
+        if not self.mapping and holds_mapping(raw):
+            self.mapping = True
+
+    def settle(self) -> array[int]:
+        """The place of each value held, in order (a value first held: a new place, after
+        those before), and none held any longer."""
+        held, numbers, numeric = self._held
+        self._held = (array("q"), array("d"), array("B"))
+        known = self.digests
+        buckets = max(1, (len(known) + len(held)) // SETTLED_PER_BUCKET)
+        # Per value held: its place among those known (> 0), or -(1 + the first held like it).
+        found = array("q", bytes(8 * len(held)))
+        known_in: list[array[int]] = [array("I") for _ in range(buckets)]
+        held_in: list[array[int]] = [array("I") for _ in range(buckets)]
+        for place in range(1, len(known)):
+            known_in[known[place] % buckets].append(place)
+        for at, digested in enumerate(held):
+            held_in[digested % buckets].append(at)
+        for bucket in range(buckets):
+            first: dict[int, int] = {known[place]: place for place in known_in[bucket]}
+            for at in held_in[bucket]:
+                found[at] = first.setdefault(held[at], -1 - at)
+        for at, place in enumerate(found):
+            if place == -1 - at:  # the first of its value: a new place
+                found[at] = len(known)
+                known.append(held[at])
+                self.numbers.append(numbers[at])
+                self.numeric.append(numeric[at])
+            elif place < 0:  # the first like it was placed above
+                found[at] = found[-1 - place]
+        return found
 
 
 def _float(raw: int | float) -> float:
@@ -154,7 +197,7 @@ class Values:
     keys (a seed, an index) keeps a million values: while they are all integers, in an array
     of 8 bytes each (`raws` is then an array, its place 0 a stand-in), not as a list of 36-byte
     int objects. Past WIDE_VALUES values of other kinds, `raws` is a `Wide`: the values'
-    digests, not the values (`widest`: None keeps every value, for records in memory).
+    digests, not the values (`keep_all`: every value kept, for records in memory).
     """
 
     def __init__(self, rows: int = 0, *, keep_all: bool = False) -> None:
@@ -162,6 +205,7 @@ class Values:
         self.places: array[int] = array("B", bytes(rows))  # the rows before it appeared
         self._at: dict[Hashable, int] | None = {}  # None: made again when a row comes
         self._keep_all = keep_all
+        self._held_from = -1  # the first row a `Wide` holds, not yet placed (-1: none)
 
     @property
     def wide(self) -> bool:
@@ -174,42 +218,53 @@ class Values:
         return self.raws
 
     def append(self, raw: Any) -> None:
-        """The next row's value (UNSET: the row does not set the variable)."""
+        """The next row's value (UNSET: the row does not set the variable); the places of a
+        `Wide` variable's rows are known once `settle`d."""
         if raw is UNSET:
             self.places.append(0)
             return
         raws = self.raws
-        key = value_key(raw) if not isinstance(raws, Wide) else digest(value_key(raw))
+        if isinstance(raws, Wide):
+            raws.hold(raw)
+            if self._held_from < 0:
+                self._held_from = len(self.places)
+            self.places.append(1)  # a stand-in, placed by `settle`
+            return
+        key = value_key(raw)
         at = self._at
         if at is None:  # settled, or read from the table kept on disk: rows appended after
-            at = self._at = self._lookup()
+            at = self._at = {value_key(raw): place for place, raw in enumerate(raws) if place}
         place = at.get(key)
         if place is None:
             place = len(raws)
             int64 = type(raw) is int and _INT64[0] <= raw <= _INT64[1]
-            if not isinstance(raws, Wide) and not (isinstance(raws, array) and int64):
+            if not (isinstance(raws, array) and int64):
                 if place > WIDE_VALUES and not self._keep_all:  # too many to keep: digests
-                    raws = self.raws = Wide.of(raws)
-                    at = self._at = self._lookup()
-                    key = digest(key)
-                elif isinstance(raws, array):
+                    self.raws, self._at = Wide.of(raws), None
+                    self.append(raw)
+                    return
+                if isinstance(raws, array):
                     raws = self.raws = [UNSET, *raws[1:]]  # the first value not an int64
-            if isinstance(raws, Wide):
-                raws.add(raw, cast(int, key))
-            else:
-                raws.append(raw)
+            raws.append(raw)
             at[key] = place
-            if place > WIDEST[self.places.typecode]:
-                self.places = array("I" if place > WIDEST["H"] else "H", self.places)
+            self._widen(place)
         self.places.append(place)
 
-    def _lookup(self) -> dict[Hashable, int]:
-        """Value (its key, or for `Wide` its digest) → place, of every value kept."""
-        raws = self.raws
-        if isinstance(raws, Wide):
-            return {digested: place for place, digested in enumerate(raws.digests) if place}
-        return {value_key(raw): place for place, raw in enumerate(raws) if place}
+    def _widen(self, place: int) -> None:
+        """Room in `places` for `place`."""
+        if place > WIDEST[self.places.typecode]:
+            self.places = array("I" if place > WIDEST["H"] else "H", self.places)
 
     def settle(self) -> None:
-        """Every row is in: the lookup from value to place is no longer needed."""
+        """Every row is in: a `Wide` variable's rows appended are placed, and the lookup from
+        value to place is no longer needed."""
         self._at = None
+        raws, start = self.raws, self._held_from
+        if isinstance(raws, Wide) and start >= 0:
+            found = raws.settle()
+            self._widen(len(raws) - 1)
+            places, held = self.places, iter(found)
+            for row in range(start, len(places)):
+                if places[row]:
+                    places[row] = next(held)
+            self._held_from = -1

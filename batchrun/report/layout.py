@@ -29,6 +29,7 @@ keeps them), and a `Value` is made only for what the page shows.
 from __future__ import annotations
 
 import json
+import math
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ from batchrun.manifest.tablevalues import UNSET, Values, is_number
 JOB = "job"
 MISSING_LABEL = "—"
 COLS_THAT_FIT = 8
+# Whether one variable's values fix another's is asked of each combination of their values: an
+# array of them (8 bytes each) while they are at most this many per record (a million keys,
+# each its own combination of two axes: 3 × 500,001), else a dict of those the records hold.
+DENSE_GROUPS_PER_RECORD = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,14 +225,26 @@ def all_values(raws: Sequence[Any], places: array[int]) -> array[int]:
 
 def _determined(placings: Placings, name: str, by: Sequence[str]) -> bool:
     """True when the values of `by` fix the value of `name` in every record."""
-    seen: dict[int, int] = {}
     places = placings.columns[name][1]
     others = [(len(raws), column) for raws, column in (placings.columns[o] for o in by)]
+    groups = math.prod(radix for radix, _ in others)
+    dense = array("q")  # the place each combination takes (-1: none yet)
+    seen: dict[int, int] | None = None
+    if groups <= DENSE_GROUPS_PER_RECORD * len(places) + DENSE_GROUPS_PER_RECORD:
+        dense = array("q", [-1]) * groups  # not a dict of a million entries (100 MB)
+    else:
+        seen = {}
     for index, place in enumerate(places):
         group = 0
         for radix, column in others:
             group = group * radix + column[index]
-        if seen.setdefault(group, place) != place:
+        if seen is not None:
+            found = seen.setdefault(group, place)
+        else:
+            found = dense[group]
+            if found < 0:
+                dense[group] = found = place
+        if found != place:
             return False
     return True
 

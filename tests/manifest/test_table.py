@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from array import array
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from batchrun.errors import ManifestError
+from batchrun.manifest import tablevalues
 from batchrun.manifest.records import Record
 from batchrun.manifest.table import load_index, load_table
-from batchrun.manifest.tablevalues import UNSET, Values, value_key
+from batchrun.manifest.tablevalues import UNSET, Values, Wide, is_number, value_key
 from batchrun.manifest.writer import ManifestWriter, new_header
 
 
@@ -40,6 +42,35 @@ def test_values_are_told_apart_by_their_json() -> None:
     assert values.raws == [UNSET, 1, 1.0, True, "1", {"a": 1, "b": 2}, None, -0.0, 0.0]
     assert list(values.places) == [1, 2, 3, 4, 1, 5, 5, 6, 7, 8, 0]
     assert len({value_key(raw) for raw in values.raws[1:]}) == 8
+
+
+@pytest.mark.parametrize("bucket", [1, 2, 1 << 17])
+def test_a_variable_of_too_many_values_keeps_digests_in_the_same_places(
+    monkeypatch: pytest.MonkeyPatch, bucket: int
+) -> None:
+    """Past WIDE_VALUES values a variable keeps a digest of each, not the values, its rows
+    placed once all are in (`settle`, a bucket of digests at a time): each row's place is the
+    one it has when every value is kept, whether the rows came before it was wide, between
+    settles, or after; and what sorts its values as numbers is kept."""
+    monkeypatch.setattr(tablevalues, "WIDE_VALUES", 3)
+    monkeypatch.setattr(tablevalues, "SETTLED_PER_BUCKET", bucket)
+    raws: list[Any] = [5, 6, 5, 7, "a", 2.5, {"a": 1, "b": 2}, UNSET, "a", {"b": 2, "a": 1}, 8]
+    raws += [f"t{n % 7}" for n in range(40)] + [10**30, -1, True, 1, 1.0, "1", UNSET, 2.5]
+    for split in (0, 3, 20, len(raws)):  # where a settle comes between rows
+        wide, kept = Values(), Values(keep_all=True)
+        for at, raw in enumerate(raws):
+            if at == split:
+                wide.settle()
+            wide.append(raw)
+            kept.append(raw)
+        wide.settle()
+        assert isinstance(wide.raws, Wide)
+        assert not isinstance(kept.raws, Wide)
+        assert list(wide.places) == list(kept.places)
+        numbers = [float(raw) if is_number(raw) else 0.0 for raw in kept.raws[1:]]
+        assert list(wide.raws.numbers[1:]) == numbers
+        assert list(wide.raws.numeric[1:]) == [is_number(raw) for raw in kept.raws[1:]]
+        assert wide.raws.mapping
 
 
 def test_variables_in_columns_a_place_per_row(tmp_path: Path) -> None:

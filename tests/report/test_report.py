@@ -12,6 +12,7 @@ from batchrun.frontend.options.report import ReportArgs
 from batchrun.manifest.records import Record
 from batchrun.manifest.table import load_index
 from batchrun.manifest.writer import ManifestWriter, new_header
+from batchrun.report import layout as layout_module
 from batchrun.report.build import build_report, declared_axes, relative_href
 from batchrun.report.grid import Limits
 from batchrun.report.layout import JOB, Placings, choose_layout
@@ -78,6 +79,26 @@ def test_columns_are_the_widest_axis_up_to_8_values_else_the_narrowest() -> None
         for c in range(12)
     ]
     assert choose_layout(Placings.of_records(both_wide)).cols == "b"  # neither fits: the narrower
+
+
+@pytest.mark.parametrize("dense", [4, 0])
+def test_a_variable_that_others_fix_is_a_caption_whether_combinations_are_few_or_many(
+    monkeypatch: pytest.MonkeyPatch, dense: int
+) -> None:
+    """Whether the others fix a variable is asked of each combination of their values, in an
+    array while they are few for the records (0: never), else a dict: the same answer."""
+    monkeypatch.setattr(layout_module, "DENSE_GROUPS_PER_RECORD", dense)
+    records = [
+        rec(f"k{a}-{b}", vars={"a": a, "b": b, "c": f"{a}-{b}", "d": (a * b) % 3})
+        for a in range(4)
+        for b in range(5)
+    ]
+    layout = choose_layout(Placings.of_records(records), ("a", "b"))
+    assert layout.captions == ("c", "d")  # each a function of (a, b)
+    records.append(rec("again", vars={"a": 0, "b": 0, "c": "other", "d": 0}))
+    layout = choose_layout(Placings.of_records(records), ("a", "b"))
+    assert layout.captions == ("d",)  # (0, 0) has two values of c now: a dimension
+    assert "c" in (layout.cols, *layout.sections)
 
 
 def test_several_jobs_with_one_variable_put_jobs_side_by_side() -> None:
