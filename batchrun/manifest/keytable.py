@@ -7,7 +7,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.keyrows import KeyRows
@@ -15,7 +15,7 @@ from batchrun.manifest.readback import Lines, parse_together
 from batchrun.manifest.reader import KeyState, line_read_back, record_of_line, record_read_back
 from batchrun.manifest.records import ALL_STATUSES, Api, Record, Status
 from batchrun.manifest.state import STATES, State, files_intact, key_state, may_move
-from batchrun.manifest.tablevalues import UNSET, Interned, Values, Wide
+from batchrun.manifest.tablevalues import UNSET, Interned, ReadBack, Values, Wide, vars_of_line
 from batchrun.planner.naming import JobNamers
 
 # A timestamp column holds microseconds since the epoch (exact, unlike a float's seconds);
@@ -199,7 +199,7 @@ class KeyTable:
         """A variable's values by place: those kept, or a `Wide` one's read back when asked."""
         raws = self.variables[name].raws
         if isinstance(raws, Wide):
-            return ReadBack(self, name, raws)
+            return ReadBack(raws, lambda place: self.value_at(name, place))
         return raws
 
     def first_rows(self, name: str) -> array[int]:
@@ -401,36 +401,3 @@ def file_checks(files: Iterable[Any]) -> tuple[tuple[str, int, str], ...]:
     """A record line's files as `manifest.state.key_state` checks them (as `FileRecord` reads
     them: KeyError, TypeError or ValueError when malformed)."""
     return tuple((str(f["path"]), int(f["bytes"]), str(f["sha256"])) for f in files)
-
-
-def vars_of_line(line: dict[str, Any]) -> dict[str, Any]:
-    """A line's variables as `Record.from_json` reads them."""
-    found = line.get("vars") or {}
-    return found if type(found) is dict else dict(found)
-
-
-class ReadBack(Sequence[Any]):
-    """A `Wide` variable's values by place, each read back from its line when asked
-    (`KeyTable.value_at`) and kept once read: a page asks for the few it shows."""
-
-    def __init__(self, table: KeyTable, name: str, wide: Wide) -> None:
-        self.wide = wide
-        self._table, self._name = table, name
-        self._read: dict[int, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.wide)
-
-    @overload
-    def __getitem__(self, place: int) -> Any: ...
-
-    @overload
-    def __getitem__(self, place: slice) -> Sequence[Any]: ...
-
-    def __getitem__(self, place: int | slice) -> Any:
-        if isinstance(place, slice):
-            return [self[at] for at in range(*place.indices(len(self)))]
-        found = self._read.get(place, UNSET)
-        if found is UNSET:
-            found = self._read[place] = self._table.value_at(self._name, place)
-        return found

@@ -20,10 +20,9 @@ from batchrun.manifest.keytable import (
     STATUS_AT,
     KeyTable,
     file_checks,
-    vars_of_line,
 )
 from batchrun.manifest.records import Api, parse_status, spent_of
-from batchrun.manifest.tablevalues import UNSET, Values
+from batchrun.manifest.tablevalues import UNSET, Values, vars_of_line
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

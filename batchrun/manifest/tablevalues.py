@@ -6,8 +6,8 @@ import hashlib
 import json
 import math
 from array import array
-from collections.abc import Hashable, Mapping
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, cast, overload
 
 H = TypeVar("H", bound=Hashable)
 
@@ -268,3 +268,37 @@ class Values:
                 if places[row]:
                     places[row] = next(held)
             self._held_from = -1
+
+
+class ReadBack(Sequence[Any]):
+    """A `Wide` variable's values by place, each read when asked (`read`: from the line of the
+    first row holding it, `KeyTable.value_at`) and kept once read: a page asks for the few it
+    shows."""
+
+    def __init__(self, wide: Wide, read: Callable[[int], Any]) -> None:
+        self.wide = wide
+        self._read = read
+        self._known: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.wide)
+
+    @overload
+    def __getitem__(self, place: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, place: slice) -> Sequence[Any]: ...
+
+    def __getitem__(self, place: int | slice) -> Any:
+        if isinstance(place, slice):
+            return [self[at] for at in range(*place.indices(len(self)))]
+        found = self._known.get(place, UNSET)
+        if found is UNSET:
+            found = self._known[place] = self._read(place)
+        return found
+
+
+def vars_of_line(line: dict[str, Any]) -> dict[str, Any]:
+    """A line's variables as `Record.from_json` reads them (TypeError, ValueError: malformed)."""
+    found = line.get("vars") or {}
+    return found if type(found) is dict else dict(found)

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from batchrun.errors import UsageError
-from batchrun.manifest.keytable import KeyTable, ReadBack
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import Record
-from batchrun.manifest.tablevalues import UNSET, Values, is_number
+from batchrun.manifest.tablevalues import UNSET, ReadBack, Values, is_number
 
 JOB = "job"
 MISSING_LABEL = "—"

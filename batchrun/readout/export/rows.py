@@ -8,13 +8,13 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from batchrun.manifest.keytable import PARSE_BATCH, KeyTable, vars_of_line
+from batchrun.manifest.keytable import PARSE_BATCH, KeyTable
 from batchrun.manifest.records import (
     Api,
     estimated_cost_of,
     parse_status,
 )
-from batchrun.manifest.tablevalues import Wide, holds_mapping
+from batchrun.manifest.tablevalues import Wide, holds_mapping, vars_of_line
 from batchrun.output_files import joined_output
 from batchrun.planner.columns import flat_vars
 
