@@ -139,8 +139,9 @@ def _number(value: object) -> float:
 
 def _micros(text: Any) -> tuple[int, bool]:
     """A timestamp as microseconds since the epoch (NO_TIME: none), and whether it was naive
-    (no time zone: counted as if UTC)."""
-    moment = parse_time(text)
+    (no time zone: counted as if UTC). A value that is not a text (`Record.from_json` takes
+    any) is none, as `parse_time` has a text that does not parse."""
+    moment = parse_time(text) if type(text) is str else None
     if moment is None:
         return NO_TIME, False
     if moment.tzinfo is None:
