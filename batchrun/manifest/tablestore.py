@@ -185,8 +185,12 @@ def _variables_to_cache(table: KeyTable) -> dict[str, array[Any]]:
     arrays)."""
     arrays: dict[str, array[Any]] = {"columns": table.columns}
     listed: list[list[Any]] = []
+    shapes: dict[int, list[tuple[str, ...]]] = {}  # of the variables with mapping values
     for number, (name, values) in enumerate([*table.variables.items(), (None, table.repeat)]):
         arrays[f"places:{number}"] = values.places
+        if values.shapes is not None:
+            shapes[number] = values.shapes.values
+            arrays[f"shapes:{number}"] = values.shape_places
         raws = values.raws
         if isinstance(raws, Wide):
             arrays[f"digests:{number}"] = raws.digests
@@ -198,7 +202,7 @@ def _variables_to_cache(table: KeyTable) -> dict[str, array[Any]]:
             listed.append([name, None])
         else:
             listed.append([name, [None, *raws[1:]]])  # place 0 is UNSET
-    found = {"names": table.names.values, "variables": listed}
+    found = {"names": table.names.values, "variables": listed, "shapes": list(shapes.items())}
     arrays[_VARIABLES] = array("B", json.dumps(found, separators=(",", ":")).encode())
     return arrays
 
@@ -242,6 +246,9 @@ def _cached_variables(table: KeyTable, arrays: Mapping[str, array[Any]]) -> bool
             return False
         values.raws, values.places, values._at = raws, places, None
         made.append((name, values))
+    for number, shapes in data["shapes"]:
+        if not _cached_shapes(made[number][1], shapes, arrays[f"shapes:{number}"], count):
+            return False
     variables = {name: values for name, values in made[:-1] if type(name) is str}
     if not made or made[-1][0] is not None or len(variables) != len(made) - 1:
         return False
@@ -249,6 +256,20 @@ def _cached_variables(table: KeyTable, arrays: Mapping[str, array[Any]]) -> bool
         return False
     table.variables, table.repeat = variables, made[-1][1]
     table.names, table.columns, table._named = Interned.of(names), columns, len(names)
+    return True
+
+
+def _cached_shapes(values: Values, shapes: Any, places: array[int], count: int) -> bool:
+    """Take a variable's `shapes` (its mappings' fields) as `_variables_to_cache` wrote them;
+    False when they are not that."""
+    fields = [tuple(item) for item in shapes]
+    if not fields or fields[0] != () or not all(type(f) is str for item in fields for f in item):
+        return False
+    if places.typecode not in WIDEST or len(places) != count:
+        return False
+    if count and max(places) >= len(fields):
+        return False
+    values.shapes, values.shape_places = Interned.of(fields), places
     return True
 
 

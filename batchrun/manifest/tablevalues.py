@@ -9,6 +9,8 @@ from array import array
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
 
+from batchrun.planner.columns import flat_vars
+
 H = TypeVar("H", bound=Hashable)
 
 
@@ -203,6 +205,11 @@ class Values:
     def __init__(self, rows: int = 0, *, keep_all: bool = False) -> None:
         self.raws: list[Any] | array[int] | Wide = array("q", [0])
         self.places: array[int] = array("B", bytes(rows))  # the rows before it appeared
+        # Once a value is a mapping (not empty): the fields each row's own value spreads over
+        # (`flat_vars`, in its order: an export's columns), interned, and per row their place
+        # (0: the row's value is no mapping). None while no value is one.
+        self.shapes: Interned[tuple[str, ...]] | None = None
+        self.shape_places = array("B")
         self._at: dict[Hashable, int] | None = {}  # None: made again when a row comes
         self._keep_all = keep_all
         self._held_from = -1  # the first row a `Wide` holds, not yet placed (-1: none)
@@ -220,15 +227,18 @@ class Values:
     def append(self, raw: Any) -> None:
         """The next row's value (UNSET: the row does not set the variable); the places of a
         `Wide` variable's rows are known once `settle`d."""
+        if self.shapes is not None:
+            self._shape(raw)
+        elif type(raw) is not str and holds_mapping(raw):  # the first: the rows before, none
+            self.shapes = Interned(())
+            self.shape_places = array("B", bytes(len(self.places)))
+            self._shape(raw)
         if raw is UNSET:
             self.places.append(0)
             return
         raws = self.raws
         if isinstance(raws, Wide):
-            raws.hold(raw)
-            if self._held_from < 0:
-                self._held_from = len(self.places)
-            self.places.append(1)  # a stand-in, placed by `settle`
+            self._hold(raws, raw)
             return
         key = value_key(raw)
         at = self._at
@@ -241,7 +251,7 @@ class Values:
             if not (isinstance(raws, array) and int64):
                 if place > WIDE_VALUES and not self._keep_all:  # too many to keep: digests
                     self.raws, self._at = Wide.of(raws), None
-                    self.append(raw)
+                    self._hold(self.raws, raw)
                     return
                 if isinstance(raws, array):
                     raws = self.raws = [UNSET, *raws[1:]]  # the first value not an int64
@@ -249,6 +259,31 @@ class Values:
             at[key] = place
             self._widen(place)
         self.places.append(place)
+
+    def _hold(self, wide: Wide, raw: Any) -> None:
+        """The row's value, held by `wide` to be placed when all rows are in (`settle`)."""
+        wide.hold(raw)
+        if self._held_from < 0:
+            self._held_from = len(self.places)
+        self.places.append(1)  # a stand-in, placed by `settle`
+
+    def _shape(self, raw: Any) -> None:
+        """The row's place among `shapes`."""
+        shapes = self.shapes
+        assert shapes is not None
+        if type(raw) is str or raw is UNSET or not holds_mapping(raw):
+            self.shape_places.append(0)
+            return
+        place = shapes.place(tuple(flat_vars(raw)))
+        if place > WIDEST[self.shape_places.typecode]:
+            self.shape_places = array("I" if place > WIDEST["H"] else "H", self.shape_places)
+        self.shape_places.append(place)
+
+    def fields_of(self, row: int) -> tuple[str, ...]:
+        """The fields the row's value spreads over (`flat_vars`), () when it is no mapping."""
+        if self.shapes is None:
+            return ()
+        return self.shapes.values[self.shape_places[row]]
 
     def _widen(self, place: int) -> None:
         """Room in `places` for `place`."""

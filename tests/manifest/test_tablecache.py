@@ -329,7 +329,13 @@ def test_a_cache_of_an_older_format_is_ignored_and_written_anew(
 def variables_shape(table: KeyTable) -> object:
     """What the report takes from a table loaded with `variables=True`."""
     columns = {
-        name: (type(values.raws), kept(values.raws), values.places.tobytes())
+        name: (
+            type(values.raws),
+            kept(values.raws),
+            values.places.tobytes(),
+            values.shapes and values.shapes.values,
+            values.shape_places.tobytes(),
+        )
         for name, values in [*table.variables.items(), ("", table.repeat)]
     }
     return (shape(table), columns, table.names.values, table.columns.tobytes())
@@ -411,19 +417,23 @@ def test_a_variable_of_more_values_than_kept_is_kept_as_digests_and_read_back(
         "few": 1,
     }
     assert again.raws_of("row")[3] == {"q": "needle 2"}  # place 0 is UNSET
+    assert again.variables["row"].fields_of(3) == ("q",)
+    assert again.variables["row"].fields_of(row) == ()  # the line appended sets no row
 
 
-def test_a_table_file_of_the_format_before_wide_values_is_not_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("older", [b"batchrun-table 3\n", b"batchrun-table 4\n"])
+def test_a_table_file_of_a_format_before_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, older: bytes
 ) -> None:
-    """The format before (3: every value of every variable in its JSON) is read by no reader:
-    the journals are read whole, and the file written anew in this format."""
-    journal(tmp_path, [record(key, vars={"text": key}) for key in keys(10)])
+    """The formats before (3: every value of every variable in its JSON; 4: without the fields
+    of each key's mapping) are read by no reader: the journals are read whole, and the file is
+    written anew in this format."""
+    journal(tmp_path, [record(key, vars={"text": key, "row": {"a": 1}}) for key in keys(10)])
     load_table(tmp_path, variables=True, save=True)
     cache = tmp_path / TABLE_CACHE
     data = cache.read_bytes()
-    assert tablecache.MAGIC == b"batchrun-table 4\n"
-    cache.write_bytes(b"batchrun-table 3\n" + data[len(tablecache.MAGIC) :])
+    assert tablecache.MAGIC == b"batchrun-table 5\n"
+    cache.write_bytes(older + data[len(tablecache.MAGIC) :])
     counted = parsed_lines(monkeypatch)
     load_table(tmp_path, variables=True, save=True)
     assert len(counted) == 10

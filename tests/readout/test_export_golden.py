@@ -38,6 +38,7 @@ from batchrun.manifest.table import load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.planner.expand import iter_plan
 from batchrun.readout.export import origin, twocores
+from batchrun.readout.export.rows import table_columns
 from batchrun.spec.load import load_spec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -235,6 +236,25 @@ def test_exports_are_as_before_when_no_variable_keeps_its_values(
     wide = [values for values in table.variables.values() if values.wide]
     assert len(wide) > 1  # every variable of more than one value, ints aside
     assert any(isinstance(values.raws, tablevalues.Wide) and values.raws.mapping for values in wide)
+
+
+def test_the_columns_of_mappings_come_from_the_table_without_reading_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table keeps the fields of each key's own mapping, in its order (the golden rows list
+    theirs in two orders), so an export's columns read no line, wide variables or not."""
+    run = load_spec(write_folder(tmp_path)).output
+    rows = list(load_table(run, variables=True).rows.values())
+    expected = table_columns(load_table(run, variables=True), rows)
+    assert "row.lang" in expected
+    for wide in (False, True):
+        monkeypatch.setattr(tablevalues, "WIDE_VALUES", 1 if wide else 4096)
+        table = load_table(run, variables=True)
+        assert table.variables["row"].wide == wide
+        monkeypatch.setattr(table, "lines_of", None)  # called: a TypeError
+        monkeypatch.setattr(table, "record_at", None)
+        monkeypatch.setattr(table, "_line_of", None)
+        assert table_columns(table, rows) == expected
 
 
 def assert_as_before(made: dict[str, bytes]) -> None:

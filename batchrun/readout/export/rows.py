@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from batchrun.manifest.keytable import PARSE_BATCH, KeyTable
+from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import (
     Api,
     estimated_cost_of,
     parse_status,
 )
-from batchrun.manifest.tablevalues import Wide, holds_mapping, vars_of_line
+from batchrun.manifest.tablevalues import Values
 from batchrun.output_files import joined_output
 from batchrun.planner.columns import flat_vars
 
@@ -99,63 +97,32 @@ def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def table_columns(table: KeyTable, rows: Iterable[int]) -> list[str]:
     """`columns_of` the rows of these table rows (loaded with `variables=True`), from the names
-    of each row's variables, shared by many rows: a row's line is read again only where a
-    variable's value is a mapping (its fields are columns) that brings a column no row before
-    it had, or where the variable keeps no values (`Wide`: every such row's line is read). That
-    column's place comes from the line itself: a mapping equal to another as JSON, whose value
-    the table keeps once, may list its fields in another order."""
-    names = table.names.values
-    mappings = {name for name, values in table.variables.items() if _holds_mapping(values.raws)}
+    of each row's variables, shared by many rows, and for a variable whose values are mappings
+    the fields of each row's own value (`Values.fields_of`, in its order: what its line
+    flattens to); no line is read again. Each set of names, with the fields of its mappings,
+    is looked at once."""
+    names, columns = table.names.values, table.columns
+    shaped = {name: values for name, values in table.variables.items() if values.shapes is not None}
     variables: dict[str, None] = {}
-    if not mappings:  # each set of names once, in the order rows first show it
-        for group in dict.fromkeys(table.columns[row] for row in rows):
+    if not shaped:  # each set of names once, in the order rows first show it
+        for group in dict.fromkeys(columns[row] for row in rows):
             variables.update(dict.fromkeys(map(variable_column, names[group])))
         return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
-    wide = {name for name in mappings if table.variables[name].wide}
-    plain: set[int] = set()  # sets of names without a mapping-valued variable, seen already
-    for row, line in _lines_where(table, rows, lambda group: not wide.isdisjoint(names[group])):
-        group = table.columns[row]
-        if group in plain:
+    among: dict[int, list[Values]] = {}  # per set of names, its variables with mappings
+    seen: set[tuple[int, ...]] = set()
+    for row in rows:
+        group = columns[row]
+        mapped = among.get(group)
+        if mapped is None:
+            mapped = among[group] = [shaped[name] for name in names[group] if name in shaped]
+        kind = (group, *[values.shape_places[row] for values in mapped])
+        if kind in seen:
             continue
-        if mappings.isdisjoint(names[group]):
-            plain.add(group)
-            variables.update(dict.fromkeys(map(variable_column, names[group])))
-            continue
-        if line is not None:  # its values are not kept: the names its line spreads them over
-            found = flat_vars(vars_of_line(line))
-        elif all(variable_column(name) in variables for name in flat_vars(table.vars_of(row))):
-            continue
-        else:
-            found = flat_vars(table.record_at(row).vars)
-        for name in found:
-            variables.setdefault(variable_column(name), None)
+        seen.add(kind)
+        for name in names[group]:
+            fields = shaped[name].fields_of(row) if name in shaped else ()
+            if not fields:
+                variables.setdefault(variable_column(name), None)
+            for field in fields:
+                variables.setdefault(variable_column(f"{name}.{field}"), None)
     return [*HEAD_COLUMNS, *variables, *TAIL_COLUMNS]
-
-
-def _lines_where(
-    table: KeyTable, rows: Iterable[int], wanted: Callable[[int], bool]
-) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    """(row, the object of its line) of each of `rows`, in order, the line read back only for
-    the rows whose set of names (`KeyTable.columns`) is `wanted` (else None), a batch at a
-    time (`KeyTable.lines_of`)."""
-    asked: dict[int, bool] = {}
-    rows = iter(rows)
-    while batch := list(itertools.islice(rows, PARSE_BATCH)):
-        reading = []
-        for row in batch:
-            group = table.columns[row]
-            read = asked.get(group)
-            if read is None:
-                read = asked[group] = wanted(group)
-            if read:
-                reading.append(row)
-        lines = dict(table.lines_of(reading)) if reading else {}
-        for row in batch:
-            yield row, lines.get(row)
-
-
-def _holds_mapping(raws: Sequence[Any] | Wide) -> bool:
-    """Whether a variable takes a value `flat_vars` spreads over columns (a mapping, not empty)."""
-    if isinstance(raws, Wide):
-        return raws.mapping
-    return not isinstance(raws, array) and any(map(holds_mapping, raws))
