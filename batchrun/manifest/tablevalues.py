@@ -107,9 +107,40 @@ def holds_mapping(raw: Any) -> bool:
     return isinstance(raw, Mapping) and bool(raw)
 
 
-# A `Wide` variable's rows appended are placed among its values once all are in, a bucket of
-# digests at a time: a dict of this many, not of a million (100 MB).
+# The rows appended to a variable of many values (`Wide`, or more than WIDE_VALUES integers)
+# are placed among its values once all are in, a bucket of values at a time: a dict of this
+# many, not of a million (100 MB while a million lines are parsed).
 SETTLED_PER_BUCKET = 1 << 17
+
+
+def place_held(known: array[int], held: array[int]) -> tuple[array[int], array[int]]:
+    """The place of each value `held` (an int64: an integer itself, or a digest) among those
+    `known` (place → value; place 0 a stand-in), in order, a value not known appended to
+    `known` as it is first held; and the positions in `held` of those appended. A bucket of
+    SETTLED_PER_BUCKET values at a time (by the value modulo the buckets)."""
+    buckets = max(1, (len(known) + len(held)) // SETTLED_PER_BUCKET)
+    # Per value held: its place among those known (> 0), or -(1 + the first held like it).
+    found = array("q", bytes(8 * len(held)))
+    known_in: list[array[int]] = [array("I") for _ in range(buckets)]
+    held_in: list[array[int]] = [array("I") for _ in range(buckets)]
+    for place in range(1, len(known)):
+        known_in[known[place] % buckets].append(place)
+    for at, value in enumerate(held):
+        held_in[value % buckets].append(at)
+    for bucket in range(buckets):
+        first: dict[int, int] = {known[place]: place for place in known_in[bucket]}
+        for at in held_in[bucket]:
+            found[at] = first.setdefault(held[at], -1 - at)
+    del known_in, held_in
+    appended = array("I")
+    for at, place in enumerate(found):
+        if place == -1 - at:  # the first of its value: a new place
+            found[at] = len(known)
+            known.append(held[at])
+            appended.append(at)
+        elif place < 0:  # the first like it was placed above
+            found[at] = found[-1 - place]
+    return found, appended
 
 
 class Wide:
@@ -156,28 +187,10 @@ class Wide:
         those before), and none held any longer."""
         held, numbers, numeric = self._held
         self._held = (array("q"), array("d"), array("B"))
-        known = self.digests
-        buckets = max(1, (len(known) + len(held)) // SETTLED_PER_BUCKET)
-        # Per value held: its place among those known (> 0), or -(1 + the first held like it).
-        found = array("q", bytes(8 * len(held)))
-        known_in: list[array[int]] = [array("I") for _ in range(buckets)]
-        held_in: list[array[int]] = [array("I") for _ in range(buckets)]
-        for place in range(1, len(known)):
-            known_in[known[place] % buckets].append(place)
-        for at, digested in enumerate(held):
-            held_in[digested % buckets].append(at)
-        for bucket in range(buckets):
-            first: dict[int, int] = {known[place]: place for place in known_in[bucket]}
-            for at in held_in[bucket]:
-                found[at] = first.setdefault(held[at], -1 - at)
-        for at, place in enumerate(found):
-            if place == -1 - at:  # the first of its value: a new place
-                found[at] = len(known)
-                known.append(held[at])
-                self.numbers.append(numbers[at])
-                self.numeric.append(numeric[at])
-            elif place < 0:  # the first like it was placed above
-                found[at] = found[-1 - place]
+        found, appended = place_held(self.digests, held)
+        for at in appended:
+            self.numbers.append(numbers[at])
+            self.numeric.append(numeric[at])
         return found
 
 
@@ -199,7 +212,9 @@ class Values:
     keys (a seed, an index) keeps a million values: while they are all integers, in an array
     of 8 bytes each (`raws` is then an array, its place 0 a stand-in), not as a list of 36-byte
     int objects. Past WIDE_VALUES values of other kinds, `raws` is a `Wide`: the values'
-    digests, not the values (`keep_all`: every value kept, for records in memory).
+    digests, not the values (`keep_all`: every value kept, for records in memory). Past
+    WIDE_VALUES values, the rows appended are held and placed once all are in (`settle`): read
+    `places` only after it.
     """
 
     def __init__(self, rows: int = 0, *, keep_all: bool = False) -> None:
@@ -212,7 +227,8 @@ class Values:
         self.shape_places = array("B")
         self._at: dict[Hashable, int] | None = {}  # None: made again when a row comes
         self._keep_all = keep_all
-        self._held_from = -1  # the first row a `Wide` holds, not yet placed (-1: none)
+        self._held_from = -1  # the first row held, not yet placed (-1: none)
+        self._ints = array("q")  # held, of more than WIDE_VALUES integers
 
     @property
     def wide(self) -> bool:
@@ -240,6 +256,15 @@ class Values:
         if isinstance(raws, Wide):
             self._hold(raws, raw)
             return
+        int64 = type(raw) is int and _INT64[0] <= raw <= _INT64[1]
+        if isinstance(raws, array) and len(raws) > WIDE_VALUES and not self._keep_all:
+            if int64:  # one of many integers: placed among them at `settle`, as a Wide's
+                self._hold(self._ints, raw)
+                return
+            self.settle()  # the integers held placed: then their digests
+            self.raws, self._at = Wide.of(self.kept()), None
+            self._hold(self.raws, raw)
+            return
         key = value_key(raw)
         at = self._at
         if at is None:  # settled, or read from the table kept on disk: rows appended after
@@ -247,7 +272,6 @@ class Values:
         place = at.get(key)
         if place is None:
             place = len(raws)
-            int64 = type(raw) is int and _INT64[0] <= raw <= _INT64[1]
             if not (isinstance(raws, array) and int64):
                 if place > WIDE_VALUES and not self._keep_all:  # too many to keep: digests
                     self.raws, self._at = Wide.of(raws), None
@@ -260,11 +284,15 @@ class Values:
             self._widen(place)
         self.places.append(place)
 
-    def _hold(self, wide: Wide, raw: Any) -> None:
-        """The row's value, held by `wide` to be placed when all rows are in (`settle`)."""
-        wide.hold(raw)
+    def _hold(self, held: Wide | array[int], raw: Any) -> None:
+        """The row's value, held (by a `Wide`, or in the integers held) to be placed when all
+        rows are in (`settle`)."""
+        if isinstance(held, Wide):
+            held.hold(raw)
+        else:
+            held.append(raw)
         if self._held_from < 0:
-            self._held_from = len(self.places)
+            self._held_from, self._at = len(self.places), None
         self.places.append(1)  # a stand-in, placed by `settle`
 
     def _shape(self, raw: Any) -> None:
@@ -295,14 +323,19 @@ class Values:
         value to place is no longer needed."""
         self._at = None
         raws, start = self.raws, self._held_from
-        if isinstance(raws, Wide) and start >= 0:
+        if start < 0:
+            return
+        if isinstance(raws, Wide):
             found = raws.settle()
-            self._widen(len(raws) - 1)
-            places, held = self.places, iter(found)
-            for row in range(start, len(places)):
-                if places[row]:
-                    places[row] = next(held)
-            self._held_from = -1
+        else:
+            found, _ = place_held(cast("array[int]", raws), self._ints)  # integers held
+            self._ints = array("q")
+        self._widen(len(raws) - 1)
+        places, held = self.places, iter(found)
+        for row in range(start, len(places)):
+            if places[row]:
+                places[row] = next(held)
+        self._held_from = -1
 
 
 class ReadBack(Sequence[Any]):

@@ -57,20 +57,36 @@ def test_a_variable_of_too_many_values_keeps_digests_in_the_same_places(
     raws: list[Any] = [5, 6, 5, 7, "a", 2.5, {"a": 1, "b": 2}, UNSET, "a", {"b": 2, "a": 1}, 8]
     raws += [f"t{n % 7}" for n in range(40)] + [10**30, -1, True, 1, 1.0, "1", UNSET, 2.5]
     for split in (0, 3, 20, len(raws)):  # where a settle comes between rows
-        wide, kept = Values(), Values(keep_all=True)
-        for at, raw in enumerate(raws):
-            if at == split:
-                wide.settle()
-            wide.append(raw)
-            kept.append(raw)
-        wide.settle()
+        wide, kept = placed(raws, split)
         assert isinstance(wide.raws, Wide)
         assert not isinstance(kept.raws, Wide)
-        assert list(wide.places) == list(kept.places)
         numbers = [float(raw) if is_number(raw) else 0.0 for raw in kept.raws[1:]]
         assert list(wide.raws.numbers[1:]) == numbers
         assert list(wide.raws.numeric[1:]) == [is_number(raw) for raw in kept.raws[1:]]
         assert wide.raws.mapping
+    # Integers stay integers however many, in an array, placed as a Wide's are; until the
+    # first value of another kind.
+    ints: list[Any] = [n * 7 % 11 - 5 for n in range(30)] + [UNSET, 2**63 - 1, -(2**63), 3]
+    for split in (0, 4, 20, len(ints)):
+        wide, kept = placed(ints, split)
+        assert isinstance(wide.raws, array)
+        assert list(wide.raws) == list(kept.raws)
+        wide, kept = placed([*ints, 2**63, *ints], split)
+        assert isinstance(wide.raws, Wide)
+
+
+def placed(raws: list[Any], split: int) -> tuple[Values, Values]:
+    """`raws` appended to a Values and settled (once more before `split`), and to one that
+    keeps every value: their places are the same."""
+    wide, kept = Values(), Values(keep_all=True)
+    for at, raw in enumerate(raws):
+        if at == split:
+            wide.settle()
+        wide.append(raw)
+        kept.append(raw)
+    wide.settle()
+    assert list(wide.places) == list(kept.places)
+    return wide, kept
 
 
 def test_variables_in_columns_a_place_per_row(tmp_path: Path) -> None:
