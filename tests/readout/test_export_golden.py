@@ -32,6 +32,7 @@ import pytest
 from runfolder import REAL, SANDBOX, GoldenJournals, png, stamp
 from runs import RunCli, sigint_at_start
 
+from batchrun import secondcore
 from batchrun.manifest import tablerow, tablevalues
 from batchrun.manifest.records import Record
 from batchrun.manifest.table import load_table
@@ -326,7 +327,7 @@ def test_an_export_from_the_table_kept_on_disk_parses_no_line(
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every export of rows on two cores (the worker's pids, as forked), however few rows."""
     monkeypatch.setattr(twocores, "TWO_CORES_FROM", 2)
-    monkeypatch.setattr(twocores, "_second_core", lambda: True)
+    monkeypatch.setattr(secondcore, "available", lambda: True)
     forked: list[int] = []
     real = os.fork
 
@@ -390,14 +391,14 @@ def test_on_two_cores_the_hf_export_is_the_same(
         return pid
 
     monkeypatch.setattr(twocores, "TWO_CORES_FROM", 2)
-    monkeypatch.setattr(twocores, "_second_core", lambda: True)
+    monkeypatch.setattr(secondcore, "available", lambda: True)
     monkeypatch.setattr(os, "fork", fork)
     if worker == "fails":  # the worker's first step: it ends at once, with 1
 
         def broken() -> None:
             raise RuntimeError("the worker fails")
 
-        monkeypatch.setattr(twocores.gc, "freeze", broken)
+        monkeypatch.setattr(secondcore.gc, "freeze", broken)
     two = _hf_folder(tmp_path, spec, "two", run_cli)
     assert two == one
     # The job of text on two cores (the job of images stays on one: its files' sums are this
@@ -418,7 +419,7 @@ def test_a_worker_that_fails_leaves_its_half_to_the_command(
     def broken() -> None:  # the worker's first step: it ends at once, with 1
         raise RuntimeError("the worker fails")
 
-    monkeypatch.setattr(twocores.gc, "freeze", broken)
+    monkeypatch.setattr(secondcore.gc, "freeze", broken)
     dest = tmp_path / "plan.jsonl"
     code, _, err = run_cli(
         "export", str(write_folder(tmp_path)), "--format", "jsonl", "--to", str(dest)
@@ -490,8 +491,8 @@ def test_a_ctrl_c_as_the_worker_is_reaped_is_an_interruption(
         if done[0] and pid in two_cores and not reaped:
             reaped.append(pid)
             # To this thread, as a terminal's Ctrl-C reaches a command that forks only with no
-            # other thread (`_second_core`); a pytest-xdist worker has others, and a signal to
-            # the process would be taken by one of them at once, not held.
+            # other thread (`secondcore.available`); a pytest-xdist worker has others, and a
+            # signal to the process would be taken by one of them at once, not held.
             signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         return done
 
@@ -544,10 +545,11 @@ def test_ctrl_c_ends_the_worker_and_writes_nothing(
 # a terminal does: to the command and its worker) once the worker is forked.
 CTRL_C = """
 import os, signal, sys
+from batchrun import secondcore
 from batchrun.readout.export import twocores
 
 twocores.TWO_CORES_FROM = 2
-twocores._second_core = lambda: True
+secondcore.available = lambda: True
 real = twocores._write_part
 
 def write_part(*args, first):

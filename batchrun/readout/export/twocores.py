@@ -5,18 +5,14 @@ and the row files of an `hf` export's jobs of text go through it."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import pickle
-import signal
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, Any, TypeVar
 
+from batchrun import secondcore
 from batchrun.manifest.keytable import KeyTable
 from batchrun.readout.export.formats import write_csv, write_jsonl
 from batchrun.readout.export.rows import export_row
@@ -26,7 +22,6 @@ R = TypeVar("R")
 # first) → what it counted of them (pickled, from the worker).
 Part = Callable[[Sequence[int], IO[str], bool], R]
 
-_STOPPING = {signal.SIGINT, signal.SIGTERM}
 # From how many rows an export writes on two cores (`write_parts`): below, a worker costs more
 # than it saves.
 TWO_CORES_FROM = 20_000
@@ -34,9 +29,6 @@ COPY_CHUNK = 1 << 20
 # Free space kept beyond the worker's half before it is copied: what the command's own writes
 # may still hold in buffers, and a little for the filesystem's own blocks.
 COPY_SLACK = 8 << 20
-# How often the command looks whether its worker has ended (each look with Ctrl-C and SIGTERM
-# held): a worker writes for seconds; an export waits at most this much more.
-REAP_EVERY = 0.02
 
 
 def write_export(
@@ -66,8 +58,8 @@ def write_parts(
     is copied after it (the same bytes, in the same order, redacted by `handle` as the rest).
     Should the worker not finish, this process writes its half itself (an error in a record
     then shows as it would)."""
-    spools = _spools(spool_in) if len(rows) >= TWO_CORES_FROM and _second_core() else None
-    with _collector_paused():
+    spools = _spools(spool_in) if len(rows) >= TWO_CORES_FROM and secondcore.available() else None
+    with secondcore.collector_paused():
         if spools is None:
             return [part(rows, handle, True)]
         spool, counted = spools
@@ -79,47 +71,21 @@ def _write_halves(
     rows: Sequence[int], handle: IO[str], part: Part[R], spool: IO[bytes], counted: IO[bytes]
 ) -> list[R]:
     half = len(rows) // 2
-    # Ctrl-C and SIGTERM wait until each process is where it handles them: the worker in
-    # `_work`, this one in the `try` that ends the worker with it.
-    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
-    try:
-        worker = os.fork()
-    except OSError:  # no process to spare: this one writes them all
-        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        return [part(rows, handle, True)]
-    if worker == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
-        _work(rows[half:], part, spool, counted, unblocked)
-    try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+    with secondcore.forked(lambda: _work(rows[half:], part, spool, counted)) as worker:
+        if worker is None:  # no process to spare: this one writes them all
+            return [part(rows, handle, True)]
         first = part(rows[:half], handle, True)
-        status = 0
-        while worker:  # looked at with Ctrl-C and SIGTERM held: see below
-            signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
-            try:
-                done, status = os.waitpid(worker, os.WNOHANG)
-                if done:
-                    worker = 0  # known reaped before a signal held meanwhile is taken
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-            if worker:
-                time.sleep(REAP_EVERY)
-        second = _counted(counted) if status == 0 and _room_to_copy(spool) else None
-        if second is None:
-            # The worker failed (a full disk, an error in a record), or copying its half would
-            # need its size again beside the spool: the spool's space is given back, and this
-            # process writes that half itself (an error in a record then shows as it would).
-            spool.truncate(0)
-            return [first, part(rows[half:], handle, False)]
-        spool.seek(0)
-        _copy_lines(spool, handle)
-        return [first, second[0]]
-    finally:
-        # Ctrl-C, or an error here: the worker ends with this process. A signal is taken only
-        # between looks at the worker, never once it is reaped and before `worker` says so
-        # (this would kill a process id no longer the worker's).
-        if worker:
-            os.kill(worker, signal.SIGKILL)
-            os.waitpid(worker, 0)
+        done = worker.wait()
+    second = _counted(counted) if done and _room_to_copy(spool) else None
+    if second is None:
+        # The worker failed (a full disk, an error in a record), or copying its half would
+        # need its size again beside the spool: the spool's space is given back, and this
+        # process writes that half itself (an error in a record then shows as it would).
+        spool.truncate(0)
+        return [first, part(rows[half:], handle, False)]
+    spool.seek(0)
+    _copy_lines(spool, handle)
+    return [first, second[0]]
 
 
 def _counted(counted: IO[bytes]) -> tuple[Any] | None:
@@ -144,21 +110,6 @@ def _room_to_copy(spool: IO[bytes]) -> bool:
     return free.f_bavail * free.f_frsize >= size + COPY_SLACK
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cycle collector paused while rows are made (in the worker too, which inherits it):
-    what a row made from JSON leaves holds no cycle, so it is freed as it goes, and the passes
-    the collector would make over a million rows' objects (a tenth of an export) are saved."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def _spools(folder: Path | None) -> tuple[IO[bytes], IO[bytes]] | None:
     """The worker's two temporary files: its rows' text, and what its part counted."""
     spool = _spool(folder)
@@ -177,35 +128,12 @@ def _spool(folder: Path | None) -> IO[bytes] | None:
         return None
 
 
-def _second_core() -> bool:
-    return (
-        hasattr(os, "sched_getaffinity")
-        and hasattr(os, "fork")
-        and len(os.sched_getaffinity(0)) > 1
-        and threading.active_count() == 1
-    )
-
-
-def _work(
-    rows: Sequence[int],
-    part: Part[R],
-    spool: IO[bytes],
-    counted: IO[bytes],
-    unblocked: Iterable[int],
-) -> NoReturn:
-    """The worker's part: write its rows to `spool` and what it counted to `counted`, then end
-    (never return to the command, whatever happens: Ctrl-C too)."""
-    code = 1
-    try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        gc.freeze()  # the objects it inherits are never collected: their pages stay shared
-        with open(spool.fileno(), "w", encoding="utf-8", newline="", closefd=False) as out:
-            found = part(rows, out, False)
-        pickle.dump((found,), counted)
-        counted.flush()
-        code = 0
-    finally:
-        os._exit(code)
+def _work(rows: Sequence[int], part: Part[R], spool: IO[bytes], counted: IO[bytes]) -> None:
+    """The worker's part: write its rows to `spool` and what it counted to `counted`."""
+    with open(spool.fileno(), "w", encoding="utf-8", newline="", closefd=False) as out:
+        found = part(rows, out, False)
+    pickle.dump((found,), counted)
+    counted.flush()
 
 
 def _write_part(

@@ -1,0 +1,125 @@
+"""Work on a second core: a forked worker process, and the one set of rules it is forked by.
+
+Export writes half its rows in a worker (`readout/export/twocores.py`), and the table's first
+read parses half its journal lines in one (`manifest/twoparse.py`). Both fork through `forked`:
+
+    if secondcore.available():
+        with secondcore.forked(lambda: work_of_the_worker()) as worker:
+            if worker is None: ...          # no process to spare: this one does it all
+            ...this process's half...
+            done = worker.wait()            # True: the worker's work returned
+        # here the worker has ended, whatever happened (Ctrl-C too)
+
+The rules: only where the system forks (Linux), with a second core, and with no other thread
+(a thread holding a lock at the fork would leave it held in the worker forever). Ctrl-C and
+SIGTERM are held across the fork, so each process takes them only where it handles them: the
+worker in its work (it then ends), this one in the `with`, which kills and reaps its worker on
+any error. The worker is looked at with them held, and marked reaped before they are taken, so
+a Ctrl-C never kills a process id no longer the worker's. The worker never returns to the
+command: it ends with `os._exit` (0 when its work returned), whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import NoReturn
+
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+# How often the command looks whether its worker has ended (each look with Ctrl-C and SIGTERM
+# held): a worker works for seconds; the command waits at most this much more.
+REAP_EVERY = 0.02
+
+
+def available() -> bool:
+    """Whether this process may fork a worker to a second core (see the module's rules)."""
+    return (
+        hasattr(os, "sched_getaffinity")
+        and hasattr(os, "fork")
+        and len(os.sched_getaffinity(0)) > 1
+        and threading.active_count() == 1
+    )
+
+
+class Worker:
+    """A forked worker, as the command sees it: waited for once (`wait`)."""
+
+    def __init__(self, pid: int, unblocked: Iterable[int]) -> None:
+        self.pid = pid  # 0 once reaped
+        self._unblocked = unblocked
+
+    def wait(self) -> bool:
+        """Wait for the worker to end; whether its work returned (it exited with 0)."""
+        status = 0
+        while self.pid:  # looked at with Ctrl-C and SIGTERM held: see the module
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+            try:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+                if done:
+                    self.pid = 0  # known reaped before a signal held meanwhile is taken
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, self._unblocked)
+            if self.pid:
+                time.sleep(REAP_EVERY)
+        return status == 0
+
+    def end(self) -> None:
+        """Kill and reap the worker, unless it is reaped already."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+
+
+@contextlib.contextmanager
+def forked(work: Callable[[], object]) -> Iterator[Worker | None]:
+    """A worker forked to run `work` (None: no process to spare), ended with the `with`."""
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        yield None
+        return
+    if pid == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
+        _work(work, unblocked)
+    worker = Worker(pid, unblocked)
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        yield worker
+    finally:
+        # Ctrl-C, or an error here: the worker ends with this process. A signal is taken only
+        # between looks at the worker, never once it is reaped and before `Worker.pid` says so.
+        worker.end()
+
+
+def _work(work: Callable[[], object], unblocked: Iterable[int]) -> NoReturn:
+    """The worker: `work`, then the end (never a return to the command: Ctrl-C too)."""
+    code = 1
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        gc.freeze()  # the objects it inherits are never collected: their pages stay shared
+        work()
+        code = 0
+    finally:
+        os._exit(code)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cycle collector paused while rows are made (in a worker too, which inherits it):
+    what a row made from JSON leaves holds no cycle, so it is freed as it goes, and the passes
+    the collector would make over a million rows' objects (a tenth of an export) are saved."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
