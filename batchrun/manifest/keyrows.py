@@ -40,6 +40,17 @@ class KeyRows(Mapping[str, int]):
             self._odd_key[len(self.numbers)] = key
             self.numbers.append(0)
 
+    def odd_keys(self) -> dict[int, str]:
+        """Row → key, of the rows whose key batchrun did not make (not yet settled)."""
+        return self._odd_key
+
+    def extend(self, numbers: array[int], odd_keys: Mapping[int, str]) -> None:
+        """The keys of rows added after these (`numbers`, `odd_keys`: as `add` made them in
+        another process, counting its rows from 0), not yet settled."""
+        base = len(self.numbers)
+        self.numbers.extend(numbers)
+        self._odd_key.update((base + row, key) for row, key in odd_keys.items())
+
     def settle(self, wins: Callable[[int, int], bool]) -> None:
         """Each key's newest row (`wins(known, row)`: the later row supersedes), and the
         first-seen order, once every line is read."""

@@ -161,6 +161,7 @@ def iter_journal(
     start: int = 0,
     number: int = 0,
     digest: Digest | None = None,
+    stop: int | None = None,
 ) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """(offset, length, object) for each line of one journal, its header first (checked).
 
@@ -177,6 +178,8 @@ def iter_journal(
         handle.seek(start)
         offset = start
         for raw in handle:
+            if stop is not None and offset >= stop:
+                break
             number += 1
             start, offset = offset, offset + len(raw)
             try:
@@ -226,7 +229,12 @@ class Journals:
     one aside), and `lines_before` how many lines that is. (A last line whose newline was never
     written but which parses is read as whole: nothing is appended after it before the next
     run's compaction rewrites the journal, newline included.) `digests`: one per journal, fed
-    the bytes of the lines read from it (`iter_journal`)."""
+    the bytes of the lines read from it (`iter_journal`).
+
+    Two processes read one folder's lines in two halves (`twoparse.py`): `stop`, (journal,
+    offset of a line), ends the first before that line (no later journal read); `first`, the
+    journal the second begins with (its start in `starts` is that line's, and the lines before
+    it). `ends` and `lines_before` then hold the journals read, from `first` on."""
 
     paths: list[Path]
     headers: list[dict[str, Any]] = field(default_factory=list)
@@ -237,10 +245,15 @@ class Journals:
     digests: Sequence[Digest] | None = None
     ends: list[int] = field(default_factory=list)
     lines_before: list[int] = field(default_factory=list)
+    first: int = 0
+    stop: tuple[int, int] | None = None
     _opened: list[BinaryIO] = field(default_factory=list, repr=False)
 
     def __iter__(self) -> Iterator[tuple[int, int, int, dict[str, Any], int]]:
-        for source, path in enumerate(self.paths):
+        last, stop_at = self.stop if self.stop is not None else (len(self.paths) - 1, None)
+        for source in range(self.first, last + 1):
+            path = self.paths[source]
+            stop = stop_at if source == last else None
             if self.handles is not None:
                 handle = self.handles[source]
             else:
@@ -251,7 +264,8 @@ class Journals:
             read_up_to = start
             try:
                 digest = self.digests[source] if self.digests is not None else None
-                for offset, length, data in iter_journal(path, handle, start, number, digest):
+                lines = iter_journal(path, handle, start, number, digest, stop)
+                for offset, length, data in lines:
                     read_up_to = offset + length
                     number += 1
                     if "batchrun_manifest" in data:
@@ -263,7 +277,7 @@ class Journals:
                 for opened in self._opened:
                     opened.close()
                 self._opened.clear()
-            if read_up_to < size:
+            if read_up_to < (size if stop is None else stop):
                 self.torn += 1
             self.ends.append(read_up_to)
             self.lines_before.append(number)

@@ -20,17 +20,14 @@ and its repeat, so the page is laid out without reading every record again.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from batchrun.errors import ManifestError
-from batchrun.manifest import tablecache, tablerow, tablestore
+from batchrun.manifest import tablecache, tablestore, twoparse
 from batchrun.manifest.keytable import FILES_KEPT, KeyTable
 from batchrun.manifest.reader import (
-    Journals,
     KeyState,
     ManifestIndex,
     manifest_paths,
@@ -62,7 +59,6 @@ def load_table(
     every journal's bytes it was parsed from hash as they did then (`verify`, whose word is a
     proof: the cache's other checks look at each journal's identity and ends, not every byte);
     else read every line."""
-    columns = tablerow.variable_names if variables else None
     paths = manifest_paths(run_dir)
     handles: list[BinaryIO] = []
     try:
@@ -74,21 +70,8 @@ def load_table(
         cached = found is not None
         table, pieces = found or (KeyTable(paths=paths, files_kept=files_kept), [()] * len(paths))
         starts = table.resume_at if cached else None
-        digests = [hashlib.sha256() for _ in paths]  # of the lines this read parses
-        journals = Journals(paths, handles=handles, starts=starts, digests=digests)
-        for source, offset, length, data, written in journals:
-            key = str(data["key"])
-            try:
-                tablerow.append(table, data, source, offset, length, written, columns)
-                if variables:
-                    tablerow.keep_variables(table, data)
-            except (KeyError, TypeError, ValueError):
-                path = table.paths[source]
-                raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
-            table.rows.add(key)
-        for column in (*table.variables.values(), table.repeat):
-            column.settle()  # before `settle` below sorts the keys: the lookups' memory is free
-        parsed = journals.lines > 0 or not cached
+        read = twoparse.parse(table, handles, starts, variables)
+        parsed = read.lines > 0 or not cached
         if parsed:
 
             def wins(known: int, row: int) -> bool:
@@ -99,23 +82,32 @@ def load_table(
                 )
 
             table.rows.settle(wins)
-            table.headers += journals.headers
-        table.lines, table.torn_lines = len(table.status), journals.torn
-        table.resume_at = list(zip(journals.ends, journals.lines_before, strict=True))
+            table.headers += read.headers
+        table.lines, table.torn_lines = len(table.status), read.torn
+        table.resume_at = list(zip(read.ends, read.lines_before, strict=True))
         if save and paths and (parsed or table.resume_at != starts):
             # Marked through the handles read: a journal compacted since is not this one.
             begun = starts or [(0, 0)] * len(paths)
             pieces = [
-                tablecache.pieces_after(known, start, end, digest.hexdigest())
-                for known, (start, _), end, digest in zip(
-                    pieces, begun, journals.ends, digests, strict=True
-                )
+                _pieces(known, start, stretches)
+                for known, (start, _), stretches in zip(pieces, begun, read.hashed, strict=True)
             ]
             tablestore.to_cache(run_dir, table, paths, handles, pieces, variables)
     finally:
         for handle in handles:
             handle.close()
     return table
+
+
+def _pieces(
+    known: tuple[tuple[int, str], ...], start: int, stretches: list[tuple[int, str]]
+) -> tuple[tuple[int, str], ...]:
+    """A journal's pieces of digest once the stretches of lines from `start` are parsed (one,
+    or two where two processes parsed it: `twoparse.py`), each a piece of its own."""
+    for end, digest in stretches:
+        known = tablecache.pieces_after(known, start, end, digest)
+        start = end
+    return known
 
 
 def load_index(run_dir: Path, *, save: bool = False) -> ManifestIndex:

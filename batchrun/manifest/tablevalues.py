@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 from array import array
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
@@ -182,6 +183,14 @@ class Wide:
         if not self.mapping and holds_mapping(raw):
             self.mapping = True
 
+    def hold_digest(self, digested: int, number: float, numeric: int) -> None:
+        """A value held as its digest, the number it sorts as and whether it is one (another
+        `Wide`'s, merged: `Values.extend`)."""
+        digests, numbers, kinds = self._held
+        digests.append(digested)
+        numbers.append(number)
+        kinds.append(numeric)
+
     def settle(self) -> array[int]:
         """The place of each value held, in order (a value first held: a new place, after
         those before), and none held any longer."""
@@ -249,6 +258,10 @@ class Values:
             self.shapes = Interned(())
             self.shape_places = array("B", bytes(len(self.places)))
             self._shape(raw)
+        self._append_value(raw)
+
+    def _append_value(self, raw: Any) -> None:
+        """`append` of the row's value, its fields aside."""
         if raw is UNSET:
             self.places.append(0)
             return
@@ -291,9 +304,58 @@ class Values:
             held.hold(raw)
         else:
             held.append(raw)
+        self._stand_in()
+
+    def _stand_in(self) -> None:
+        """A row held, its place a stand-in until `settle` places it."""
         if self._held_from < 0:
             self._held_from, self._at = len(self.places), None
-        self.places.append(1)  # a stand-in, placed by `settle`
+        self.places.append(1)
+
+    def extend(self, other: Values) -> None:
+        """The rows of `other` after these (both settled), as if appended one by one: its
+        values placed among these in the order its rows first show them, which is the order of
+        its places (the second half of a table, parsed by another process: `twoparse.py`)."""
+        rows = len(self.places)
+        theirs = other.raws
+        if isinstance(theirs, Wide):  # past WIDE_VALUES there: past it here too
+            if not isinstance(self.raws, Wide):
+                self.settle()
+                self.raws, self._at = Wide.of(self.kept()), None
+            wide = self.raws
+            wide.mapping = wide.mapping or theirs.mapping
+            for place in range(1, len(theirs)):
+                wide.hold_digest(
+                    theirs.digests[place], theirs.numbers[place], theirs.numeric[place]
+                )
+                self._stand_in()
+        else:
+            for raw in theirs[1:]:  # each value once, a row each, in the order of its places
+                self._append_value(raw)
+        self.settle()
+        remap = array("q", [0, *self.places[rows:]])  # other's place → this one's
+        del self.places[rows:]
+        if all(map(operator.eq, remap, range(len(remap)))):
+            self.places.extend(array(self.places.typecode, other.places))
+        else:
+            self.places.extend(array(self.places.typecode, map(remap.__getitem__, other.places)))
+        self._extend_shapes(rows, other)
+
+    def _extend_shapes(self, rows: int, other: Values) -> None:
+        """The fields of `other`'s rows after these `rows` (`extend`)."""
+        if other.shapes is None:
+            if self.shapes is not None:
+                self.shape_places.extend(array(self.shape_places.typecode, [0]) * len(other.places))
+            return
+        if self.shapes is None:
+            self.shapes, self.shape_places = Interned(()), array("B", bytes(rows))
+        shapes = self.shapes
+        remap = array("q", map(shapes.place, other.shapes.values))
+        widest = len(shapes.values) - 1
+        if widest > WIDEST[self.shape_places.typecode]:
+            self.shape_places = array("I" if widest > WIDEST["H"] else "H", self.shape_places)
+        typecode = self.shape_places.typecode
+        self.shape_places.extend(array(typecode, map(remap.__getitem__, other.shape_places)))
 
     def _shape(self, raw: Any) -> None:
         """The row's place among `shapes`."""
