@@ -5,6 +5,7 @@ against a synthetic manifest of a million keys, each in a child process of its o
     python bench/manifest_scale.py --keys 100000 --only status export-csv
     python bench/manifest_scale.py --keep /tmp/m1m      # build once, keep it, run again later
     python bench/manifest_scale.py --text 200 --only report export-jsonl   # a text per key
+    python bench/manifest_scale.py --text 200 --in-row --only report   # ... in a CSV row
 
 The manifest (text outputs: no files to check, so what is measured is reading the journal) is
 shaped like a real one: two jobs, priced; 2% of keys failed once and were retried (two lines,
@@ -12,6 +13,8 @@ the later one succeeded), 1% failed for good, 0.5% still in flight, 1% made by t
 and a second journal (a shard) holding 5% of the keys. With `--text N`, every key also has a
 variable of its own, a text of N characters (a prompt read from a file, as a dataset's spec
 has it): what `report` and `export`, which keep each variable's values, hold grows with it.
+With `--in-row` too, that text is a field of a mapping, `row: {prompt, lang}` (a row of a CSV
+file, `lang` one of three), whose fields `export` spreads over columns and `report` shows.
 Each command's peak RSS comes from `os.wait4` (the child's own `ru_maxrss`), with its user +
 system CPU seconds and wall time.
 
@@ -53,6 +56,7 @@ GOAL_S = 20.0
 STAMP = "2026-01-01T00:00:00.000Z"
 # What `--text` fills each key's own text with, after its number.
 FILLER = "a prompt of its own for this row, "
+LANGS = ("en", "fr", "de")  # a CSV row's second field (`--in-row`)
 REAL = {"url": "https://api.replicate.com", "sandbox": False}
 SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
 
@@ -70,7 +74,7 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 
-def build(folder: Path, keys: int, text: int = 0) -> float:
+def build(folder: Path, keys: int, text: int = 0, in_row: bool = False) -> float:
     """The spec and a run folder whose manifests record every planned key (see the docstring)."""
     from batchrun.manifest.records import Record
     from batchrun.manifest.writer import new_header
@@ -116,7 +120,11 @@ def build(folder: Path, keys: int, text: int = 0) -> float:
             )
             done["api"] = SANDBOX if number % 100 == 3 else REAL
             if text:  # a text of its own per key, `text` characters long
-                done["vars"]["note"] = f"{number} {FILLER * (text // len(FILLER) + 1)}"[:text]
+                note = f"{number} {FILLER * (text // len(FILLER) + 1)}"[:text]
+                if in_row:
+                    done["vars"]["row"] = {"prompt": note, "lang": LANGS[number % len(LANGS)]}
+                else:
+                    done["vars"]["note"] = note
             if number % 100 == 5:  # failed for good
                 done.update(status="failed", error="CUDA out of memory", output=None)
             elif number % 200 == 9:  # still running when the run stopped
@@ -169,16 +177,21 @@ def main() -> int:
     parser.add_argument(
         "--text", type=int, default=0, metavar="N", help="give each key a text of N characters"
     )
+    parser.add_argument(
+        "--in-row", action="store_true", help="with --text: the text is a field of a CSV row"
+    )
     args = parser.parse_args()
     with bench_folder(args.keep, "manifest-scale-") as folder:
-        texts = folder / TEXT_MARK
+        if args.in_row and not args.text:
+            parser.error("--in-row needs --text")
+        texts, shape = folder / TEXT_MARK, f"{args.text}{' in a row' if args.in_row else ''}"
         if not built(folder, args.keys):
             print(f"writing a manifest of {args.keys:,} keys...", file=sys.stderr, flush=True)
-            print(f"  {build(folder, args.keys, args.text):.1f} s", file=sys.stderr)
-            texts.write_text(f"{args.text}\n")
+            print(f"  {build(folder, args.keys, args.text, args.in_row):.1f} s", file=sys.stderr)
+            texts.write_text(f"{shape}\n")
             mark_built(folder, args.keys)
-        elif int(texts.read_text() if texts.exists() else 0) != args.text:
-            raise SystemExit(f"{folder} was built with another --text than {args.text}")
+        elif (texts.read_text().strip() if texts.exists() else "0") != shape:
+            raise SystemExit(f"{folder} was built with another --text or --in-row")
         runs = folder / "runs"
         size = sum(p.stat().st_size for p in runs.rglob("manifest*.jsonl"))
         rows = []
@@ -187,6 +200,7 @@ def main() -> int:
             rows.append(measure(folder, name))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     texts = f", a text of {args.text} characters each" if args.text else ""
+    texts += " in a CSV row" if args.in_row else ""
     goal = f"goal ≤ {GOAL_MB} MB, ≤ {GOAL_S} s"
     print(f"{args.keys:,} keys{texts}, manifests {size / 2**20:.0f} MB; {goal}")
     print("| command | exit | wall s | CPU s | peak RSS MB | load |")
@@ -197,7 +211,7 @@ def main() -> int:
             f"| {r['peak_rss_mb']:.0f} | {r['load_before']:.2f} |"
         )
     if args.json:
-        figures = {"keys": args.keys, "text": args.text, "rows": rows}
+        figures = {"keys": args.keys, "text": args.text, "in_row": args.in_row, "rows": rows}
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
