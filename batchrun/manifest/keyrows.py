@@ -12,6 +12,11 @@ from typing import Any
 
 # The keys batchrun makes (planner/keys.py): 16 lowercase hex digits, kept as numbers.
 _HEX_KEY = re.compile(r"[0-9a-f]{16}")
+# `settle` sorts the rows by key a bucket at a time, a bucket per value of the keys' top bits:
+# one sort of every row made a list of a million row numbers and another of their keys, about
+# 60 MB at once (the peak of a first read); keys are sha256 prefixes, spread evenly, so each of
+# 256 buckets holds about a 256th of the rows (4 bytes each while they wait).
+SORT_BUCKET_BITS = 8
 
 
 class KeyRows(Mapping[str, int]):
@@ -57,20 +62,19 @@ class KeyRows(Mapping[str, int]):
         numbers, odd = self.numbers, self._odd_key
         self._sorted, self._rows, self._odd, self._starts = array("Q"), array("I"), {}, None
         first_seen = array("i", [-1]) * len(numbers)  # first row of a key → its newest row
-        order = sorted((r for r in range(len(numbers)) if r not in odd), key=numbers.__getitem__)
-        at = 0
-        while at < len(order):
-            first = newest = order[at]
-            number = numbers[first]
-            at += 1
-            while at < len(order) and numbers[order[at]] == number:
-                if wins(newest, order[at]):
-                    newest = order[at]
+        for order in _in_order(numbers, odd):
+            at = 0
+            while at < len(order):
+                first = newest = order[at]
+                number = numbers[first]
                 at += 1
-            self._sorted.append(number)
-            self._rows.append(newest)
-            first_seen[first] = newest
-        del order
+                while at < len(order) and numbers[order[at]] == number:
+                    if wins(newest, order[at]):
+                        newest = order[at]
+                    at += 1
+                self._sorted.append(number)
+                self._rows.append(newest)
+                first_seen[first] = newest
         firsts: dict[str, int] = {}
         for row, key in odd.items():
             first = firsts.setdefault(key, row)
@@ -165,3 +169,16 @@ class KeyRows(Mapping[str, int]):
 
     def items(self) -> Iterator[tuple[str, int]]:  # type: ignore[override]
         return ((self.key_of(row), row) for row in self._order)
+
+
+def _in_order(numbers: array[int], odd: Mapping[int, str]) -> Iterator[list[int]]:
+    """The rows of keys batchrun made (not `odd`), by key number and, of one key, by row: a
+    bucket of rows at a time (`SORT_BUCKET_BITS`), in order."""
+    shift = 64 - SORT_BUCKET_BITS
+    buckets = [array("I") for _ in range(1 << SORT_BUCKET_BITS)]
+    for row, number in enumerate(numbers):
+        if number >> shift or row not in odd:  # an odd key's number is 0
+            buckets[number >> shift].append(row)
+    for at, bucket in enumerate(buckets):
+        buckets[at] = array("I")  # each bucket's memory given back once sorted
+        yield sorted(bucket, key=numbers.__getitem__)  # stable: a key's rows stay in row order
