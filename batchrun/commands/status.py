@@ -45,7 +45,9 @@ def main(args: StatusArgs) -> int:
     run_dir, spec = run_and_spec(args.target, ran=False)
     never_ran = not manifest_paths(run_dir)  # only a spec's folder (run_and_spec checks others)
     # Read once, a few numbers per key: a manifest may be hundreds of megabytes.
-    table = load_table(run_dir, save=not never_ran)  # kept on disk: see manifest/tablecache.py
+    # Kept on disk (manifest/tablecache.py), with the variables when every line is read: the
+    # report or export after it takes its table from there.
+    table = load_table(run_dir, save=not never_ran, variables_if_read=True)
     scoped, why_unscoped = spec_to_scope(spec or spec_of_run(table.headers))
     # Files whose size, mtime and inode are as when last hashed are not read (unless --deep).
     hashed = HashedFiles(run_dir, deep=args.deep)

@@ -44,6 +44,7 @@ def load_table(
     files_kept: int | None = FILES_KEPT,
     save: bool = False,
     prove: bool = False,
+    variables_if_read: bool = False,
 ) -> KeyTable:
     """Read every journal of a run folder into a `KeyTable`: a row per line, then each key's
     newest (`reader.supersedes`). `variables`: also keep each key's variables
@@ -54,11 +55,16 @@ def load_table(
     The table kept on disk (`manifest/tablecache.py`) stands for the lines it read when the
     journals are still those it read: only the lines appended since are parsed. `save`: write
     it anew when lines were parsed (the commands that write the files' stat index do, and the
-    report and export). With `variables`, it is taken only when it keeps them too (the report
-    or export wrote it). `prove`: take it only when
+    report and export). With `variables`, it is taken only when it keeps them too (the report,
+    export or status wrote it). `prove`: take it only when
     every journal's bytes it was parsed from hash as they did then (`verify`, whose word is a
     proof: the cache's other checks look at each journal's identity and ends, not every byte);
-    else read every line."""
+    else read every line.
+
+    `variables_if_read`: keep the variables where that costs no more reading (`status`, so
+    that the `report` or `export` after it takes its table from disk): when every line is
+    read, or when the table on disk keeps them; a table on disk without them is taken as it
+    is, and only the lines appended since are read."""
     paths = manifest_paths(run_dir)
     handles: list[BinaryIO] = []
     try:
@@ -66,7 +72,13 @@ def load_table(
             handles.append(open_journal(path))
         found = None
         if paths:
-            found = tablestore.from_cache(run_dir, paths, handles, files_kept, prove, variables)
+            wanted = variables or variables_if_read
+            found = tablestore.from_cache(run_dir, paths, handles, files_kept, prove, wanted)
+            if found is None and variables_if_read and not variables:
+                found = tablestore.from_cache(run_dir, paths, handles, files_kept, prove, False)
+                variables = found is None  # else taken without them, as it is
+            else:
+                variables = wanted
         cached = found is not None
         table, pieces = found or (KeyTable(paths=paths, files_kept=files_kept), [()] * len(paths))
         starts = table.resume_at if cached else None

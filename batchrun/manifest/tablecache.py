@@ -4,7 +4,8 @@ Reading 50,000 journal lines (one `json.loads` each, a row built from each) was 
 no-op `run` or `status` did. The journals are append-only between compactions, so a table read
 from a journal's first N bytes still says what those N bytes say while the journal is the same
 file and only grew. `status`, `verify`, `run` and `report` (with the variables' columns it
-needs, which the others pass over) write the table they read into `TABLE_CACHE`,
+needs, which `status` keeps where that reads no more lines: `table.load_table`, and the others
+pass over) write the table they read into `TABLE_CACHE`,
 with, per journal, its name, identity (device, inode), the end it was read up to, the lines
 before that end, and the sha256 of its first `HEAD_CHECKED` bytes (the header) and of the
 `TAIL_CHECKED` bytes before that end. The next reader takes the table from it when each journal

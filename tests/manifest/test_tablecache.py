@@ -369,6 +369,40 @@ def test_the_variables_the_report_reads_are_kept_and_only_lines_appended_parsed(
     assert variables_shape(table) == variables_shape(load_table(tmp_path, variables=True))
 
 
+def test_status_keeps_the_variables_where_that_reads_no_more_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`variables_if_read` (status): reading every line, the variables are kept, so the report
+    after it parses no line; lines appended are parsed with theirs; a table on disk without
+    them (a run's, verify's) is taken as it is, only the lines appended since parsed."""
+    items = [record(key, vars={"n": number}) for number, key in enumerate(keys(20))]
+    path = journal(tmp_path, items)
+    counted = parsed_lines(monkeypatch)
+    status = load_table(tmp_path, save=True, variables_if_read=True)
+    assert len(counted) == 20
+    counted.clear()
+    report = load_table(tmp_path, variables=True, save=True)
+    assert counted == []
+    assert variables_shape(status) == variables_shape(report)
+    append(path, [record(key, vars={"n": 7, "new": 1}) for key in keys(3, 200)])
+    load_table(tmp_path, save=True, variables_if_read=True)
+    assert len(counted) == 3
+    counted.clear()
+    report = load_table(tmp_path, variables=True)
+    assert counted == []
+    assert report.vars_of(report.rows[keys(3, 200)[0]]) == {"n": 7, "new": 1}
+    (tmp_path / TABLE_CACHE).unlink()
+    assert variables_shape(report) == variables_shape(load_table(tmp_path, variables=True))
+
+    load_table(tmp_path, save=True)  # as a run or verify keeps it: no variables
+    append(path, [record(key) for key in keys(2, 300)])
+    counted.clear()
+    status = load_table(tmp_path, save=True, variables_if_read=True)
+    assert len(counted) == 2  # not every line again for the variables
+    assert status.variables == {}
+    assert shape(status) == shape(fresh(tmp_path))
+
+
 def test_a_reader_without_variables_passes_them_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

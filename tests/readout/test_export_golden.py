@@ -323,6 +323,24 @@ def test_an_export_from_the_table_kept_on_disk_parses_no_line(
     assert parsed == []
 
 
+def test_an_export_after_a_first_status_parses_no_line(
+    tmp_path: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first `status` of a folder reads every line, and keeps the table with its
+    variables: the export after it parses no line, and writes what it writes alone."""
+    spec = write_folder(tmp_path)
+    alone, after = tmp_path / "alone.jsonl", tmp_path / "after.jsonl"
+    assert run_cli("export", str(spec), "--format", "jsonl", "--to", str(alone))[0] == 0
+    (load_spec(spec).output / TABLE_CACHE).unlink()
+    assert run_cli("status", str(spec))[0] in (0, 1)
+    parsed: list[int] = []
+    real = tablerow.append
+    monkeypatch.setattr(tablerow, "append", lambda *args: parsed.append(1) or real(*args))
+    assert run_cli("export", str(spec), "--format", "jsonl", "--to", str(after))[0] == 0
+    assert after.read_bytes() == alone.read_bytes()
+    assert parsed == []
+
+
 @pytest.fixture
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every export of rows on two cores (the worker's pids, as forked), however few rows."""
