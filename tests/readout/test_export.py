@@ -296,25 +296,32 @@ def test_a_file_changed_after_the_run_is_not_exported_as_the_models(
     assert len(list((dest / "pics").glob("*.png"))) == 3
 
 
-def test_a_record_that_does_not_read_back_leaves_no_dataset(
-    run_folder: Path, run_cli: RunCli
+WHY = "'int' object is not iterable"
+
+
+# A field the table never reads (`input`), or one only the hf layout does (`target`, its
+# folders), malformed: found as its row is written, and said as every reader of whole records
+# says it (the journal, the key, why), not as an internal error.
+@pytest.mark.parametrize(
+    ("fmt", "field"), [("hf", "target"), ("hf", "input"), ("jsonl", "input"), ("csv", "input")]
+)
+def test_a_record_that_does_not_read_back_leaves_no_export(
+    run_folder: Path, run_cli: RunCli, fmt: str, field: str
 ) -> None:
     # Found as its row is written (the table is read first): the half-built folder goes too.
     journal = load_spec(run_folder / "spec.yaml").output / "manifest.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
     last = max(at for at, line in enumerate(lines) if at and json.loads(line)["job"] == "words")
     record = json.loads(lines[last])
-    lines[last] = json.dumps({**record, "target": 5}) + "\n"
+    lines[last] = json.dumps({**record, field: 5}) + "\n"
     journal.write_text("".join(lines))
-    dest = run_folder / "out" / "dataset"
+    (run_folder / "out").mkdir()
+    dest = run_folder / "out" / ("dataset" if fmt == "hf" else f"rows.{fmt}")
     code, out, err = run_cli(
-        "export", str(run_folder / "spec.yaml"), "--format", "hf", "--to", str(dest)
+        "export", str(run_folder / "spec.yaml"), "--format", fmt, "--to", str(dest)
     )
     assert (code, out) == (1, "")
-    assert err == (
-        f"batchrun: {journal}: cannot read the record of {record['key']} again: "
-        "'int' object is not iterable\n"
-    )
+    assert err == f"batchrun: {journal}: cannot read the record of {record['key']} again: {WHY}\n"
     assert list((run_folder / "out").iterdir()) == []
 
 

@@ -37,7 +37,7 @@ from batchrun.readout.export import layout
 from batchrun.readout.export.card import Card, HfJob, dataset_card
 from batchrun.readout.export.formats import BATCH, jsonl_line
 from batchrun.readout.export.layout import EXPORT_FORMAT, EXPORT_RECORD
-from batchrun.readout.export.rows import export_row, table_columns
+from batchrun.readout.export.rows import row_of, table_columns
 from batchrun.readout.export.twocores import write_parts
 
 # Why a planned prediction is not in a dataset, besides its status when it failed.
@@ -285,7 +285,7 @@ def _write_job(
             done.targets.add(_target_text(target))
             if version:
                 done.versions[version] += 1
-            row = export_row(line)
+            row = row_of(table, at, line)
             if kind == "json":
                 done.rows += 1
                 lines.append(to_line(row))

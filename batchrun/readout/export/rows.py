@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from batchrun.errors import ManifestError
 from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import (
     Api,
@@ -71,6 +72,21 @@ def export_row(line: Mapping[str, Any]) -> dict[str, Any]:
     row["cost"] = estimated_cost_of(line)
     row["error"] = get("error")
     return row
+
+
+def row_of(table: KeyTable, row: int, line: dict[str, Any]) -> dict[str, Any]:
+    """`export_row` of a table row's line (`KeyTable.lines_of`). The table reads only some of
+    a line's fields, so one it did not read may be malformed (an `input` that is a number):
+    that is the ManifestError reading its record back gives, naming the journal and the key,
+    as every other reader of whole records says it."""
+    try:
+        return export_row(line)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        table.record_of(row, line)  # raises: Record.from_json refuses what export_row does
+        raise ManifestError(
+            f"{table.paths[table.source[row]]}: the record of {table.rows.key_of(row)} "
+            "cannot be exported"
+        ) from None
 
 
 def output_text(output: Any) -> str | None:

@@ -15,7 +15,7 @@ from typing import IO, Any, TypeVar
 from batchrun import secondcore
 from batchrun.manifest.keytable import KeyTable
 from batchrun.readout.export.formats import write_csv, write_jsonl
-from batchrun.readout.export.rows import export_row
+from batchrun.readout.export.rows import row_of
 
 R = TypeVar("R")
 # What writes some rows as text to a stream: (those rows, the stream, whether they are the
@@ -39,7 +39,7 @@ def write_export(
     fmt: str,
     spool_in: Path | None = None,
 ) -> int:
-    """The rows of these table rows (`export_row` of each record's line) as JSON Lines or CSV
+    """The rows of these table rows (`row_of` each record's line) as JSON Lines or CSV
     (`fmt`) with these columns, through `write_parts`; how many."""
 
     def part(some: Sequence[int], out: IO[str], first: bool) -> int:
@@ -145,7 +145,7 @@ def _write_part(
     *,
     first: bool,
 ) -> int:
-    made = (export_row(line) for _, line in table.lines_of(rows))
+    made = (row_of(table, at, line) for at, line in table.lines_of(rows))
     if fmt == "jsonl":
         return write_jsonl(made, handle, columns)
     return write_csv(made, handle, columns, header=first)
