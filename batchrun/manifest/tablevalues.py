@@ -162,13 +162,14 @@ class Wide:
         self._held = (array("q"), array("d"), array("B"))  # per row held, not yet placed
 
     @classmethod
-    def of(cls, raws: list[Any] | array[int]) -> Wide:
-        """The values kept until now (place 0 UNSET, or a stand-in), as digests."""
+    def of(cls, raws: list[Any] | array[int]) -> tuple[Wide, array[int]]:
+        """The values kept until now (place 0 UNSET, or a stand-in), as digests; and where
+        each now is (of place 1 on): its place, but for two that share a digest (`digest`'s
+        odds), which become one, and every value after them a place lower."""
         made = cls()
         for raw in raws[1:]:
             made.hold(raw)
-        made.settle()
-        return made
+        return made, made.settle()
 
     def __len__(self) -> int:
         return len(self.digests)
@@ -275,8 +276,7 @@ class Values:
                 self._hold(self._ints, raw)
                 return
             self.settle()  # the integers held placed: then their digests
-            self.raws, self._at = Wide.of(self.kept()), None
-            self._hold(self.raws, raw)
+            self._hold(self._become_wide(), raw)
             return
         key = value_key(raw)
         at = self._at
@@ -287,8 +287,7 @@ class Values:
             place = len(raws)
             if not (isinstance(raws, array) and int64):
                 if place > WIDE_VALUES and not self._keep_all:  # too many to keep: digests
-                    self.raws, self._at = Wide.of(raws), None
-                    self._hold(self.raws, raw)
+                    self._hold(self._become_wide(), raw)
                     return
                 if isinstance(raws, array):
                     raws = self.raws = [UNSET, *raws[1:]]  # the first value not an int64
@@ -296,6 +295,16 @@ class Values:
             at[key] = place
             self._widen(place)
         self.places.append(place)
+
+    def _become_wide(self) -> Wide:
+        """Past WIDE_VALUES (every row placed, none held): the values kept become their
+        digests, and each row's place follows its value's."""
+        wide, found = Wide.of(self.kept())
+        self.raws, self._at = wide, None
+        if any(place != at for at, place in enumerate(found, 1)):  # a digest shared
+            moved = array("I", [0, *found])
+            self.places = array(self.places.typecode, map(moved.__getitem__, self.places))
+        return wide
 
     def _hold(self, held: Wide | array[int], raw: Any) -> None:
         """The row's value, held (by a `Wide`, or in the integers held) to be placed when all
@@ -319,10 +328,11 @@ class Values:
         rows = len(self.places)
         theirs = other.raws
         if isinstance(theirs, Wide):  # past WIDE_VALUES there: past it here too
-            if not isinstance(self.raws, Wide):
+            if isinstance(self.raws, Wide):
+                wide = self.raws
+            else:
                 self.settle()
-                self.raws, self._at = Wide.of(self.kept()), None
-            wide = self.raws
+                wide = self._become_wide()
             wide.mapping = wide.mapping or theirs.mapping
             for place in range(1, len(theirs)):
                 wide.hold_digest(

@@ -75,6 +75,30 @@ def test_a_variable_of_too_many_values_keeps_digests_in_the_same_places(
         assert isinstance(wide.raws, Wide)
 
 
+@pytest.mark.parametrize("ints", [False, True])
+def test_two_values_that_share_a_digest_become_one_and_no_other_moves(
+    monkeypatch: pytest.MonkeyPatch, ints: bool
+) -> None:
+    """A digest shared by two values kept before the variable turned wide (odds in
+    `tablevalues.digest`) makes them one value; the rows of every other value keep theirs,
+    as do rows appended after (a row of 6 is not put with a row of "x")."""
+    shared = tablevalues.digest(value_key(2))
+    real = tablevalues.digest
+    monkeypatch.setattr(tablevalues, "digest", lambda key: shared if key == 3 else real(key))
+    monkeypatch.setattr(tablevalues, "WIDE_VALUES", 5)
+    first = [1, 2, 3, 4, 5, 6] if ints else ["1", 2, 3, "4", "5", "6"]
+    column = Values()
+    for raw in [*first, "x", first[5], "x", first[0]]:
+        column.append(raw)
+    column.settle()
+    assert isinstance(column.raws, Wide)
+    # 2 and 3 share a place; each other value its own, rows after it included.
+    places = list(column.places)
+    assert places[1] == places[2]
+    assert len({places[0], places[1], *places[3:7]}) == 6
+    assert places[7:] == [places[5], places[6], places[0]]
+
+
 def placed(raws: list[Any], split: int) -> tuple[Values, Values]:
     """`raws` appended to a Values and settled (once more before `split`), and to one that
     keeps every value: their places are the same."""
