@@ -27,6 +27,7 @@ import tempfile
 from array import array
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar
 
 from batchrun import secondcore
@@ -104,7 +105,7 @@ def parse(
     pays; the rows' variables too with `variables`. Rows' keys not yet settled."""
     begun = starts or [(0, 0)] * len(handles)
     split = split_point(handles, begun) if secondcore.available() else None
-    spool = _spool() if split is not None else None
+    spool = _spool(table.paths[split[0]].parent) if split is not None else None
     if split is None or spool is None:
         return _one_core(table, handles, starts, variables)
     paths = table.paths
@@ -194,11 +195,16 @@ def _line_from(handle: BinaryIO, at: int, size: int) -> int:
     return size
 
 
-def _spool() -> IO[bytes] | None:
-    try:
-        return tempfile.TemporaryFile()
-    except OSError:  # no temporary file to be had: one process parses it all
-        return None
+def _spool(folder: Path) -> IO[bytes] | None:
+    """Where the worker sends its rows (tens of megabytes at a million lines): the run folder,
+    beside its journals, as `/tmp` may be held in memory; else the system's temporary folder
+    (a folder this process may not write in: a run read, not written)."""
+    for where in (folder, None):
+        try:
+            return tempfile.TemporaryFile(dir=where)
+        except OSError:
+            continue
+    return None  # no temporary file to be had: one process parses it all
 
 
 def _worker(

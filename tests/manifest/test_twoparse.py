@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from array import array
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from runs import sigint_at_start
@@ -421,3 +422,27 @@ def test_ctrl_c_in_this_half_kills_and_reaps_the_worker(
     with pytest.raises(ProcessLookupError):  # killed and reaped
         os.kill(worker, 0)
     assert not (tmp_path / TABLE_CACHE).exists()
+
+
+def test_the_worker_sends_its_rows_through_the_run_folder(
+    tmp_path: Path, forks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beside the journals, not in the system's temporary folder (often held in memory); a
+    folder this process may not write in sends them through that one, still on two cores."""
+    folders(tmp_path, "plain")
+    made: list[object] = []
+    real = tempfile.TemporaryFile
+
+    def temporary(dir: Path | None = None) -> IO[bytes]:
+        made.append(dir)
+        if dir is not None and refused:
+            raise PermissionError(13, "Permission denied")
+        return real(dir=dir)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary)
+    for refused in (False, True):
+        made.clear()
+        expected = shape(one_core(tmp_path))
+        assert shape(load_table(tmp_path)) == expected
+        assert made == ([tmp_path, None] if refused else [tmp_path])
+    assert len(forks) == 2
