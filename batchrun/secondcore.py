@@ -69,11 +69,18 @@ class Worker:
         return status == 0
 
     def end(self) -> None:
-        """Kill and reap the worker, unless it is reaped already."""
-        if self.pid:
+        """Kill and reap the worker, unless it is reaped already: with Ctrl-C and SIGTERM held,
+        as a signal taken between the kill and the reaping would leave it unreaped, and one
+        taken before the kill would leave it running to its end."""
+        if not self.pid:
+            return
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        try:
             os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
             self.pid = 0
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._unblocked)
 
 
 @contextlib.contextmanager
