@@ -386,7 +386,7 @@ def _write_export_record(path: Path, card: Card, sums: _Sums) -> None:
         "files": sums.count,
         "provenance": card.provenance.to_json(),
     }
-    redact = secrets_in_use().document  # a sink, like `_write_lines`, line by line
+    redact = secrets_in_use().document  # a sink, as `_Sink` is, line by line
     with safefs.create_new(path, path.parent) as out:
         out.write(redact(json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
         for line in sums.lines():
