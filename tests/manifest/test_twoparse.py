@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from forks import forks_recorded
 from runs import sigint_at_start
 
-from batchrun import secondcore
 from batchrun.errors import ManifestError
 from batchrun.manifest import tablerow, tablevalues, twoparse
 from batchrun.manifest.keytable import KeyTable
@@ -29,18 +29,7 @@ from batchrun.manifest.writer import encode_line, new_header
 def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every table parsed on two cores, however few its lines (the workers' pids, as forked)."""
     monkeypatch.setattr(twoparse, "TWO_CORES_FROM", 1)
-    monkeypatch.setattr(secondcore, "available", lambda: True)
-    forked: list[int] = []
-    real = os.fork
-
-    def fork() -> int:
-        pid = real()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
-    return forked
+    return forks_recorded(monkeypatch)
 
 
 def one_core(run: Path, **options: Any) -> KeyTable:

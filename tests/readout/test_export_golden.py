@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from forks import forks_recorded
 from runfolder import REAL, SANDBOX, GoldenJournals, png, stamp
 from runs import RunCli, sigint_at_start
 
@@ -345,18 +346,7 @@ def test_an_export_after_a_first_status_parses_no_line(
 def two_cores(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every export of rows on two cores (the worker's pids, as forked), however few rows."""
     monkeypatch.setattr(twocores, "TWO_CORES_FROM", 2)
-    monkeypatch.setattr(secondcore, "available", lambda: True)
-    forked: list[int] = []
-    real = os.fork
-
-    def fork() -> int:
-        pid = real()
-        if pid:
-            forked.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", fork)
-    return forked
+    return forks_recorded(monkeypatch)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -399,18 +389,8 @@ def test_on_two_cores_the_hf_export_is_the_same(
     monkeypatch.setattr(origin, "utcnow", lambda: "2026-01-02T03:04:05.678Z")
     spec = write_folder(tmp_path)
     one = _hf_folder(tmp_path, spec, "one", run_cli)
-    forked: list[int] = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            forked.append(pid)
-        return pid
-
     monkeypatch.setattr(twocores, "TWO_CORES_FROM", 2)
-    monkeypatch.setattr(secondcore, "available", lambda: True)
-    monkeypatch.setattr(os, "fork", fork)
+    forked = forks_recorded(monkeypatch)
     if worker == "fails":  # the worker's first step: it ends at once, with 1
 
         def broken() -> None:
