@@ -32,6 +32,9 @@ PRICED = 8  # some prediction of the key has a cost (Record.estimated_cost is no
 PLANNED = 16  # the spec as it is now plans the key (set by a walk of the plan)
 NAIVE_CREATED = 32  # its `created_at` has no time zone (the column holds it as if UTC)
 NAIVE_COMPLETED = 64
+# The flags of a row that `manifest.state.key_state` reads (with its status, API and files):
+# rows alike in these are judged alike.
+JUDGED_FLAGS = MISSING | NOT_CREATED
 PARSE_BATCH = 512  # lines read back parsed together (`lines_of`)
 # The files (path, size, sha256) of this many keys are kept with the table, so checking them
 # (`status`, `plan`: does each succeeded key's file still match?) reads no line again; beyond
@@ -242,7 +245,6 @@ class KeyTable:
             self.template,
             self.files,
         )
-        decides = MISSING | NOT_CREATED
 
         def alone(key: str, row: int, job: str) -> State:
             return key_state(
@@ -259,7 +261,7 @@ class KeyTable:
         def place(key: str, row: int, job: str) -> State:
             kind = (
                 status[row],
-                flags[row] & decides,
+                flags[row] & JUDGED_FLAGS,
                 api[row],
                 version[row],
                 template[row],

@@ -24,7 +24,7 @@ from batchrun.errors import (
     UsageError,
     secrets_in_use,
 )
-from batchrun.manifest.keytable import MISSING, NOT_CREATED, KeyTable, file_checks
+from batchrun.manifest.keytable import JUDGED_FLAGS, KeyTable, file_checks
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import (
     UNKNOWN_API,
@@ -44,8 +44,6 @@ from batchrun.readout.export.twocores import write_parts
 NOT_STARTED = "not started"
 STILL_IN_FLIGHT = "in flight"
 FILES_CHANGED = "files missing or changed"
-# The flags of a table row that `key_state` reads (with its status, API and files).
-JUDGED_FLAGS = MISSING | NOT_CREATED
 
 
 @dataclass(frozen=True)
