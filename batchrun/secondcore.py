@@ -24,11 +24,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import pickle
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import NoReturn
+from typing import IO, NoReturn
 
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
 # How often the command looks whether its worker has ended (each look with Ctrl-C and SIGTERM
@@ -115,6 +116,18 @@ def _work(work: Callable[[], object], unblocked: Iterable[int]) -> NoReturn:
         code = 0
     finally:
         os._exit(code)
+
+
+def received(spool: IO[bytes]) -> object | None:
+    """What the worker pickled first into `spool` (a file it shares with this process), read
+    from the start and left at the end of it; None when it wrote nothing whole (it died, or
+    failed before). Only a worker this process forked writes it, so it is unpickled."""
+    spool.seek(0)
+    try:
+        found: object = pickle.load(spool)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+        return None
+    return found
 
 
 @contextlib.contextmanager

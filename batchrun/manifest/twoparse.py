@@ -293,11 +293,7 @@ def _send(table: KeyTable, parsed: Parsed, spool: IO[bytes]) -> None:
 def _sent(spool: IO[bytes]) -> dict[str, Any] | str | None:
     """What the worker sent first: its shared values, or its error's message; None when it
     wrote nothing whole."""
-    spool.seek(0)
-    try:
-        found = pickle.load(spool)  # written by this process's own fork
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
-        return None
+    found = secondcore.received(spool)
     return found if isinstance(found, dict | str) else None
 
 

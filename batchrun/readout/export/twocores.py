@@ -90,11 +90,7 @@ def _write_halves(
 
 def _counted(counted: IO[bytes]) -> tuple[Any] | None:
     """What the worker's part counted, as it wrote it; None when it wrote nothing whole."""
-    counted.seek(0)
-    try:
-        found = pickle.load(counted)  # written by this process's own fork, read once
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
-        return None
+    found = secondcore.received(counted)
     return found if isinstance(found, tuple) and len(found) == 1 else None
 
 
