@@ -26,6 +26,7 @@ from batchrun import safefs
 from batchrun.errors import ManifestError
 from batchrun.manifest.records import (
     FORMAT,
+    MALFORMED,
     WRITTEN,
     Record,
     Status,
@@ -105,7 +106,7 @@ def line_read_back(path: Path, key: str, raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
         found = data["key"]
-    except (ValueError, KeyError, TypeError) as error:
+    except MALFORMED as error:
         raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
     if str(found) != key:
         raise ManifestError(f"{path}: cannot read the record of {key} again: moved")
@@ -121,7 +122,7 @@ def record_of_line(path: Path, key: str, data: Mapping[str, Any]) -> Record:
     """The `Record` of `key`'s line read back from `path` (`line_read_back`)."""
     try:
         return Record.from_json(data)
-    except (ValueError, KeyError, TypeError) as error:
+    except MALFORMED as error:
         raise ManifestError(f"{path}: cannot read the record of {key} again: {error}") from None
 
 
@@ -301,7 +302,7 @@ def read_newest(
             continue
         try:
             kept[key] = keep(data, source, offset, length, written)
-        except (KeyError, TypeError, ValueError):
+        except MALFORMED:
             path = paths[source]
             raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
     return journals.headers, kept, journals.lines, journals.torn

@@ -88,7 +88,16 @@ class Api:
 # A cost's decimal places in a CSV: below a billionth of a dollar is a sum's float noise
 # (0.01 + 0.02 = 0.030000000000000002), which a spreadsheet would show as it is.
 COST_PLACES = 9
-UNKNOWN_API = "unknown"  # how a record written before `api` existed shows its origin
+UNKNOWN_API = "unknown"
+# What reading a malformed record line raises (`Record.from_json`, and each reader that keeps
+# its meaning): a field missing or of the wrong shape, and an integer field that holds an
+# infinity (JSON's 1e999), which `int` refuses with an OverflowError.
+MALFORMED = (
+    KeyError,
+    TypeError,
+    ValueError,
+    OverflowError,
+)  # how a record written before `api` existed shows its origin
 
 
 def sandbox_of(data: Mapping[str, Any]) -> bool | None:
@@ -249,7 +258,7 @@ class Record:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Record:
-        """Read a record line; raises KeyError/TypeError/ValueError on a malformed one."""
+        """Read a record line; raises one of MALFORMED on a malformed one."""
         files = tuple(
             FileRecord(str(f["url"]), str(f["path"]), str(f["sha256"]), int(f["bytes"]))
             for f in data.get("files") or ()

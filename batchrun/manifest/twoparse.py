@@ -35,6 +35,7 @@ from batchrun.errors import ManifestError
 from batchrun.manifest import tablerow
 from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.reader import Journals
+from batchrun.manifest.records import MALFORMED
 from batchrun.manifest.tablevalues import Interned, Values
 
 # From how many bytes of lines a table's parse takes a second core. A line is about 800
@@ -149,7 +150,7 @@ def rows_from(table: KeyTable, journals: Journals, variables: bool) -> None:
             tablerow.append(table, data, source, offset, length, written, columns)
             if variables:
                 tablerow.keep_variables(table, data)
-        except (KeyError, TypeError, ValueError):
+        except MALFORMED:
             path = table.paths[source]
             raise ManifestError(f"{path}: a malformed record for key {key!r}") from None
         table.rows.add(key)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from batchrun.api.objects import parse_time
 from batchrun.errors import ManifestError
 from batchrun.manifest.keytable import KeyTable
-from batchrun.manifest.records import ALL_STATUSES, Record
+from batchrun.manifest.records import ALL_STATUSES, MALFORMED, Record
 from batchrun.manifest.table import load_table
 from batchrun.manifest.writer import encode_line, new_header
 
@@ -120,6 +120,7 @@ def _same(a: float, b: float) -> bool:
 @example(line={"key": KEY, "status": "succeeded", "job": "j", "metrics": "x"})
 @example(line={"key": KEY, "status": "succeeded", "job": "j", "cost": 0})
 @example(line={"key": KEY, "status": "failed", "job": "j", "metrics": {"predict_time": True}})
+@example(line={"key": KEY, "status": "submitting", "job": "j", "repeat": math.inf})
 def test_a_row_says_what_the_record_says(tmp_path: Path, line: dict[str, Any]) -> None:
     header = new_header(spec_path=tmp_path / "s.yaml", spec_sha256="ab" * 32, name="t", shard=None)
     text = encode_line(header) + json.dumps(line, allow_nan=True).encode() + b"\n"
@@ -130,7 +131,7 @@ def test_a_row_says_what_the_record_says(tmp_path: Path, line: dict[str, Any]) -
     for variables, read in ((False, fixed), (True, line)):
         try:
             record = Record.from_json(read)
-        except (KeyError, TypeError, ValueError):
+        except MALFORMED:
             with pytest.raises(ManifestError, match=f"a malformed record for key '{KEY}'"):
                 load_table(tmp_path, variables=variables)
             continue

@@ -27,6 +27,7 @@ from batchrun.errors import (
 from batchrun.manifest.keytable import JUDGED_FLAGS, KeyTable, file_checks
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import (
+    MALFORMED,
     UNKNOWN_API,
     Api,
     Record,
@@ -327,7 +328,7 @@ def _fields(table: KeyTable, row: int, line: dict[str, Any]) -> tuple[dict[str, 
             line.get("version"),
             file_checks(line.get("files") or ()),
         )
-    except (ValueError, KeyError, TypeError):
+    except MALFORMED:
         table.record_of(row, line)  # malformed: the ManifestError reading it back gives
         raise
 

@@ -9,6 +9,7 @@ from typing import Any
 from batchrun.errors import ManifestError
 from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import (
+    MALFORMED,
     Api,
     estimated_cost_of,
     parse_status,
@@ -81,7 +82,7 @@ def row_of(table: KeyTable, row: int, line: dict[str, Any]) -> dict[str, Any]:
     as every other reader of whole records says it."""
     try:
         return export_row(line)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (*MALFORMED, AttributeError):
         table.record_of(row, line)  # raises: Record.from_json refuses what export_row does
         raise ManifestError(
             f"{table.paths[table.source[row]]}: the record of {table.rows.key_of(row)} "
