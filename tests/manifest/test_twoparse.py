@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 from array import array
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from forks import forks_recorded
-from runs import sigint_at_start
+from forks import forks_recorded, stopped_by_ctrl_c
 
 from batchrun.errors import ManifestError
 from batchrun.manifest import tablerow, tablevalues, twoparse
@@ -370,18 +367,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_ctrl_c_during_the_parse_stops_the_command_and_its_worker(tmp_path: Path) -> None:
     journal(tmp_path, [record(n) for n in range(1, 201)])
-    child = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C, "status", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-        preexec_fn=sigint_at_start(signal.SIG_DFL),
-    )
-    out, err = child.communicate(timeout=60)
-    assert (child.returncode, out, err) == (130, "", "batchrun: interrupted\n")
-    with pytest.raises(ProcessLookupError):  # nothing of its group is left: the worker is gone
-        os.killpg(child.pid, 0)
+    stopped_by_ctrl_c(CTRL_C, "status", str(tmp_path))
     assert not (tmp_path / TABLE_CACHE).exists()
 
 

@@ -22,16 +22,14 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from forks import forks_recorded
+from forks import forks_recorded, stopped_by_ctrl_c
 from runfolder import REAL, SANDBOX, GoldenJournals, png, stamp
-from runs import RunCli, sigint_at_start
+from runs import RunCli
 
 from batchrun import secondcore
 from batchrun.manifest import tablerow, tablevalues
@@ -565,16 +563,5 @@ sys.exit(main(sys.argv[1:]))
 def test_ctrl_c_in_a_terminal_stops_the_command_and_its_worker(tmp_path: Path, to: str) -> None:
     spec = write_folder(tmp_path)
     dest = str(tmp_path / "export.jsonl") if to == "file" else "-"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C, "export", str(spec), "--format", "jsonl", "--to", dest],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-        preexec_fn=sigint_at_start(signal.SIG_DFL),
-    )
-    out, err = child.communicate(timeout=60)
-    assert (child.returncode, out, err) == (130, "", "batchrun: interrupted\n")
+    stopped_by_ctrl_c(CTRL_C, "export", str(spec), "--format", "jsonl", "--to", dest)
     assert sorted(os.listdir(tmp_path)) == ["rows.jsonl", "runs", "spec.yaml"]  # no export
-    with pytest.raises(ProcessLookupError):  # nothing of its group is left: the worker is gone
-        os.killpg(child.pid, 0)
