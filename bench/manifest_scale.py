@@ -17,10 +17,11 @@ With `--in-row` too, that text is a field of a mapping, `row: {prompt, lang}` (a
 file, `lang` one of three), whose fields `export` spreads over columns and `report` shows.
 Each command's peak RSS comes from `os.wait4`: the `ru_maxrss` of the command or of the worker
 it forks to a second core (the first parse past 32 MiB, exports), the larger of the two, not
-their sum. So "tree MB" is the sum too: the RSS of the command and every process under it, read
-from /proc every TREE_SAMPLE_S while it runs (Linux; the peak of the samples, so a peak shorter
-than a sample may be missed; pages a fork shares are counted in each process that maps them, so
-the sum is on the high side). With its user + system CPU seconds (both processes) and wall time.
+their sum. So "tree MB" is the sum: the proportional set size (PSS: a page two processes share
+counts half in each, so the sum is the memory the two hold together, no page counted twice) of
+the command and every process under it, read from /proc every TREE_SAMPLE_S while it runs
+(Linux; the peak of the samples, so a peak shorter than a sample may be missed). With its
+user + system CPU seconds (both processes) and wall time.
 
 Goals (issue 22): at 1,000,000 keys each of `status`, `report`, `export` and `verify` in at most
 300 MB and 20 s, and `plan` in at most 300 MB.
@@ -63,7 +64,7 @@ STAMP = "2026-01-01T00:00:00.000Z"
 # What `--text` fills each key's own text with, after its number.
 FILLER = "a prompt of its own for this row, "
 LANGS = ("en", "fr", "de")  # a CSV row's second field (`--in-row`)
-TREE_SAMPLE_S = 0.02  # how often the process tree's RSS is summed: often, and cheap to read
+TREE_SAMPLE_S = 0.02  # how often the process tree's PSS is summed: often, and cheap to read
 REAL = {"url": "https://api.replicate.com", "sandbox": False}
 SANDBOX = {"url": "http://127.0.0.1:8765", "sandbox": True}
 
@@ -180,7 +181,7 @@ def measure(folder: Path, name: str) -> dict[str, Any]:
 
 
 class _TreeRss:
-    """The peak, over samples every TREE_SAMPLE_S, of the summed RSS of a process and the
+    """The peak, over samples every TREE_SAMPLE_S, of the summed PSS of a process and the
     processes under it (0 where /proc cannot tell: not Linux)."""
 
     def __init__(self, pid: int) -> None:
@@ -195,7 +196,7 @@ class _TreeRss:
 
     def _sample(self) -> None:
         while not self._done.wait(TREE_SAMPLE_S):
-            self.peak = max(self.peak, sum(map(_rss, _tree(self.pid))))
+            self.peak = max(self.peak, sum(map(_pss, _tree(self.pid))))
 
 
 def _tree(pid: int) -> list[int]:
@@ -210,13 +211,16 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _rss(pid: int) -> int:
-    """A process's resident bytes now; 0 once it is gone."""
+def _pss(pid: int) -> int:
+    """A process's proportional set size now, in bytes; 0 once it is gone."""
     try:
-        with open(f"/proc/{pid}/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024  # kB
     except (OSError, IndexError, ValueError):
-        return 0
+        pass
+    return 0
 
 
 def main() -> int:
