@@ -33,8 +33,8 @@ import anyio
 from trio._core import _run as trio_run
 from trio.testing import MockClock
 
-from batchrun.engine.lifecycle import ROUND_TRIP
 from batchrun.engine.polling import PollSchedule
+from batchrun.engine.timing import ROUND_TRIP
 
 Draw = Callable[[random.Random], float]
 

@@ -38,11 +38,12 @@ from batchrun.engine import signals
 from batchrun.engine.budget import Budget
 from batchrun.engine.choices import RunChoices
 from batchrun.engine.collector import Collector, Tally, open_journal
-from batchrun.engine.lifecycle import Action, Lifecycle, Settings, Work
+from batchrun.engine.lifecycle import Lifecycle
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
 from batchrun.engine.reconcile import Reconciler
 from batchrun.engine.signals import Stopper
 from batchrun.engine.survey import Survey, classify, in_scope, selection_of, survey
+from batchrun.engine.work import Action, Settings, Work
 from batchrun.errors import (
     AuthenticationError,
     BatchrunError,

@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from batchrun.engine.choices import RunChoices
-from batchrun.engine.lifecycle import Action
+from batchrun.engine.work import Action
 from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import Status

@@ -17,18 +17,13 @@ import pytest
 from runs import write_spec
 
 from batchrun.api.client import Client
+from batchrun.engine.claims import PathClaims
 from batchrun.engine.collector import FINAL, PROGRESS, open_journal
-from batchrun.engine.lifecycle import (
-    DATA_REMOVED,
-    ROUND_TRIP,
-    Action,
-    Lifecycle,
-    PathClaims,
-    Settings,
-    Work,
-)
+from batchrun.engine.lifecycle import DATA_REMOVED, Lifecycle
 from batchrun.engine.polling import Poller, PollSchedule
 from batchrun.engine.reconcile import Reconciler
+from batchrun.engine.timing import ROUND_TRIP
+from batchrun.engine.work import Action, Settings, Work
 from batchrun.manifest.records import FileRecord, Record, Status
 from batchrun.planner.expand import PlannedPrediction, iter_plan
 from batchrun.planner.naming import JobNamers, NamingError

@@ -10,8 +10,8 @@ from runfolder import rec, write_run
 from runs import count_walks, write_spec
 
 from batchrun.engine.choices import RunChoices
-from batchrun.engine.lifecycle import Action
 from batchrun.engine.survey import survey
+from batchrun.engine.work import Action
 from batchrun.manifest.records import FileRecord, Record, Status
 from batchrun.manifest.table import TableStates, load_index
 from batchrun.planner.expand import in_shard, iter_plan

@@ -13,9 +13,9 @@ from runs import TOKEN, records, run_spec, write_spec
 from batchrun.api.client import Client
 from batchrun.cli import main
 from batchrun.engine.choices import RunChoices
-from batchrun.engine.lifecycle import Action
 from batchrun.engine.pins import resolve_pins
 from batchrun.engine.survey import classify
+from batchrun.engine.work import Action
 from batchrun.manifest.compare import compare
 from batchrun.manifest.reader import KeyState
 from batchrun.manifest.records import FileRecord, Record, Status
