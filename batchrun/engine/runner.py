@@ -22,30 +22,28 @@ import contextlib
 import functools
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 
 from batchrun.api.endpoint import DEFAULT_BASE_URL, normalize_base_url, resolve_token
-from batchrun.api.ratelimit import Withdrawn, polite
+from batchrun.api.ratelimit import polite
 from batchrun.api.retry import RetryPolicy
 from batchrun.api.stats import ClientStats
-from batchrun.cost import ESTIMATED, SchemaCount, bounds, money
 from batchrun.engine import signals
 from batchrun.engine.budget import Budget
-from batchrun.engine.choices import RunChoices
 from batchrun.engine.collector import Collector, Tally, open_journal
 from batchrun.engine.lifecycle import Lifecycle
 from batchrun.engine.preflight import fingerprint, preflight, record, recorded
+from batchrun.engine.producers import Producers
 from batchrun.engine.reconcile import Reconciler
+from batchrun.engine.runtypes import NoProgress, Progress, RunOptions, RunSummary
 from batchrun.engine.signals import Stopper
-from batchrun.engine.survey import Survey, classify, in_scope, selection_of, survey
-from batchrun.engine.work import Action, Settings, Work
+from batchrun.engine.survey import Survey, selection_of, survey
+from batchrun.engine.work import Action, Settings
 from batchrun.errors import (
-    AuthenticationError,
     BatchrunError,
     SpecError,
     StorageError,
@@ -56,113 +54,23 @@ from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.preflight import schema_counts
 from batchrun.manifest.reader import ManifestIndex, manifest_name, manifest_paths
 from batchrun.manifest.records import Api
-from batchrun.manifest.state import State
 from batchrun.manifest.table import TableStates, load_index
 from batchrun.manifest.writer import ManifestWriter, exclusive, new_header, says_already
-from batchrun.planner.expand import iter_plan
 from batchrun.planner.lock import Lock, read_lock
 from batchrun.planner.naming import JobNamers
-from batchrun.spec.jobs import Job
-from batchrun.spec.load import DEFAULT_TOKEN_ENV, Spec
-from batchrun.spec.rate import Rate
+from batchrun.spec.load import Spec
 
 if TYPE_CHECKING:
     # Loaded where a client is made (`_client`, `_asked_api`, `_preflight`): a run that finds
     # nothing to send never loads the HTTP stack (issue 22: httpx was a quarter of a no-op run).
-    from batchrun.api.client import Client, Transport
+    from batchrun.api.client import Client
 
-DEFAULT_MAX_FILE_BYTES = 4 << 30  # no output file of a sane model is larger than 4 GiB
 RETRY_NOTE_EVERY = 10.0  # seconds between two "retrying" notes on the progress display
 # The pre-flight's questions are retried a little (a blip), never for long: an API that keeps
 # failing them is told by the creates, with the run's full patience.
 PREFLIGHT_RETRIES = RetryPolicy(attempts=3, backoff_base=0.25, backoff_cap=2.0)
 # A manifest this large takes a second or more to read (about 28 MB/s here): say so first.
 LOAD_NOTE_BYTES = 32 << 20
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunOptions(RunChoices):
-    """How to run a spec: what a person chose (`RunChoices`) and what the caller sets up."""
-
-    base_url: str
-    token: str
-    # The variable the token came from, for hints ("check the API token in $NAME"); None when
-    # it was handed over directly (the Python API's `token=`).
-    token_env: str | None = DEFAULT_TOKEN_ENV
-    requests: Rate | None = None
-    wait: int | None = None
-    max_file_bytes: int | None = DEFAULT_MAX_FILE_BYTES
-    handle_signals: bool = False
-    recreate_delay: float = 1.0
-    transport: Transport | None = None
-    # Ask the API about each target (and check inputs against its schema) before creating.
-    preflight: bool = True
-    # Whether base_url is the sandbox (`--sandbox`: True); None asks the API once, before the
-    # survey (`Client.is_sandbox`), except api.replicate.com, which never is, and a run whose
-    # journal already names the URL as a real API's, until it finds something to send.
-    sandbox: bool | None = None
-
-
-class Progress(Protocol):
-    """What the runner tells a progress display; the CLI draws it, the library never prints."""
-
-    def start(self, tally: Tally) -> None: ...
-
-    def update(self, tally: Tally) -> None: ...
-
-    def message(self, text: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _NoProgress:
-    def start(self, tally: Tally) -> None:
-        pass
-
-    def update(self, tally: Tally) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class RunSummary:
-    """What a run did."""
-
-    run_dir: Path
-    manifest: Path
-    survey: Survey
-    tally: Tally
-    wall_time: float
-    interrupted: bool
-    client: ClientStats
-    download: bool = True
-    left: int = field(default=0)  # keys that needed work but were not started (stopped)
-    rate: Rate | None = None  # the create rate this process kept to
-    account_rate: Rate | None = None  # the spec's (or --rate's), before shards divided it
-    rate_shared_by: int = 1  # shards that rate was divided among
-    shard: tuple[int, int] | None = None
-    # Jobs whose creates the API's answers stopped (no such model, the same 422 each time).
-    stopped_jobs: dict[str, str] = field(default_factory=dict)
-    api: Api | None = None  # the API this run talked to (None: stopped before it knew)
-    # False when a stop came before the plan was compared with the manifest: nothing is known
-    # of what was left, and nothing was sent.
-    surveyed: bool = True
-    budget: Budget = field(default_factory=Budget)  # spent, reserved, and whether it was reached
-
-    @property
-    def ok(self) -> bool:
-        """True when every planned prediction in scope succeeded with its files."""
-        return (
-            not self.interrupted
-            and self.left == 0
-            and self.tally.failure_count == 0
-            and self.survey.failed_before == 0
-        )
 
 
 def run(spec: Spec, options: RunOptions, *, progress: Progress | None = None) -> RunSummary:
@@ -189,7 +97,7 @@ async def run_async(
     stopper: Stopper | None = None,
 ) -> RunSummary:
     """Run what the plan says is left, and return what happened."""
-    runner = _Runner(spec, options, progress or _NoProgress(), stopper or Stopper())
+    runner = _Runner(spec, options, progress or NoProgress(), stopper or Stopper())
     return await runner.run()
 
 
@@ -207,18 +115,12 @@ class _Runner:
         self.account_rate = options.rate or spec.rate
         self.rate = self.account_rate.shared_by(self.rate_shared_by)
         self.requests = (options.requests or spec.requests).shared_by(self.rate_shared_by)
-        # Predictions that are over and only downloading: as many as may be in flight.
-        self._downloads = anyio.CapacityLimiter(self.concurrency)
-        self.started = 0
         self.survey = Survey()
         self._last_retry_note = float("-inf")
         self.lifecycle: Lifecycle | None = None
         self.confirmed: set[str] = set()  # jobs whose target the pre-flight confirmed
-        # Per job, what its model's schema says of num_outputs (the pre-flight's record): the
-        # images a prediction without num_outputs makes, which the budget reserves for.
-        self.counts: dict[str, SchemaCount | None] = {}
         self.api: Api | None = None  # known before the survey: it decides what counts as done
-        self._said_budget = False
+        self.producers: Producers | None = None  # once the run knows what is left to do
         self.budget = Budget(options.budget if options.budget is not None else spec.budget)
         self.timeouts = {
             job.id: timeout
@@ -297,7 +199,7 @@ class _Runner:
             except BaseException:
                 await client.aclose()
                 raise
-        self.counts = await anyio.to_thread.run_sync(schema_counts, self.spec, self.run_dir)
+        counts = await anyio.to_thread.run_sync(schema_counts, self.spec, self.run_dir)
         writer = ManifestWriter.open(path, header, index)
         index = writer.index  # compaction moved the lines: read records back through this one
         journal, receive = open_journal()
@@ -330,6 +232,10 @@ class _Runner:
         )
         self.lifecycle = lifecycle
         lifecycle.confirmed = self.confirmed
+        self.producers = producers = Producers(
+            self.spec, self.options, self.run_dir, self.survey, self.concurrency, self.stopper,
+            self.budget, self.timeouts, counts, self.progress,
+        )  # fmt: skip
         fatal: BaseException | None = None
         self.progress.start(tally)
         try:
@@ -339,7 +245,7 @@ class _Runner:
                 group.start_soon(collector.sync_periodically, syncing)
                 try:
                     with self.stopper.on_first_request(lambda: self._stopping(client)):
-                        await self._work(lifecycle, index)
+                        await producers.work(lifecycle, index)
                     if lifecycle.halted is not None:
                         raise lifecycle.halted  # the token was refused; every key is recorded
                 except Exception as error:
@@ -468,6 +374,7 @@ class _Runner:
             self.progress.message(f"batchrun: reading {shown}...")
 
     def _summary(self, began: float, path: Path, tally: Tally, stats: ClientStats) -> RunSummary:
+        started = self.producers.started if self.producers else 0
         return RunSummary(
             run_dir=self.run_dir,
             manifest=path,
@@ -477,7 +384,7 @@ class _Runner:
             interrupted=self.stopper.stopping,
             client=stats,
             download=self.options.download,
-            left=self.survey.total_work - self.started + tally.retracted,
+            left=self.survey.total_work - started + tally.retracted,
             rate=self.rate,
             account_rate=self.account_rate,
             rate_shared_by=self.rate_shared_by,
@@ -521,139 +428,6 @@ class _Runner:
             self.progress.message("batchrun: the API says slow down (429); creating more slowly")
         else:
             self.progress.message(f"batchrun: {error}; retrying")
-
-    async def _work(self, lifecycle: Lifecycle, index: ManifestIndex) -> None:
-        overall = anyio.CapacityLimiter(self.concurrency)
-        with self.stopper.phase(leave_on_first=False):
-            async with anyio.create_task_group() as tasks:
-                for job in self.spec.jobs:
-                    if self.survey.work[job.id]:
-                        tasks.start_soon(self._produce, job, lifecycle, index, overall, tasks)
-
-    async def _produce(
-        self,
-        job: Job,
-        lifecycle: Lifecycle,
-        index: ManifestIndex,
-        overall: anyio.CapacityLimiter,
-        tasks: anyio.abc.TaskGroup,
-    ) -> None:
-        try:
-            await self._produce_job(job, lifecycle, index, overall, tasks)
-        except SpecError as error:
-            # The plan was checked whole before anything was sent; a value file or an input
-            # file that changes during the run can still break it here, after creates went out.
-            raise BatchrunError(
-                f"the spec's files changed while it ran: {error.issues[0]}; "
-                "everything done so far is in the manifest"
-            ) from None
-
-    async def _produce_job(
-        self,
-        job: Job,
-        lifecycle: Lifecycle,
-        index: ManifestIndex,
-        overall: anyio.CapacityLimiter,
-        tasks: anyio.abc.TaskGroup,
-    ) -> None:
-        own = anyio.CapacityLimiter(min(job.concurrency or self.concurrency, self.concurrency))
-        quota = self.survey.quota[job.id]
-        for count, planned in enumerate(iter_plan(self.spec, jobs=[job.id])):
-            if quota <= 0 or self._no_more(lifecycle, job):
-                return
-            if self.budget.reached:
-                return
-            if count % 512 == 511:
-                await (
-                    anyio.lowlevel.checkpoint()
-                )  # a long walk past done keys must not starve others
-            if not in_scope(planned, self.options) or not self.survey.sampled(planned.key):
-                continue
-            quota -= 1
-            state = index.states.get(planned.key)
-            where = self.survey.state(planned, state, self.run_dir)
-            action = classify(where, state, self.options)
-            if action is None:
-                continue
-            # A key new to this run carries nothing over: a record another kind of API made
-            # (the sandbox's, for a run on a real API) is no history of this run's prediction.
-            previous = index.record(planned.key) if state and where is not State.NEW else None
-            work = Work(planned, action, previous)
-            await own.acquire_on_behalf_of(work)
-            await overall.acquire_on_behalf_of(work)
-            if self._no_more(lifecycle, job) or not self._reserve(job, work):
-                overall.release_on_behalf_of(work)
-                own.release_on_behalf_of(work)
-                return
-            self.started += 1
-            if action in (Action.CREATE, Action.RECONCILE):
-                lifecycle.creates_first.starting(planned.key)
-            tasks.start_soon(self._one, work, lifecycle, own, overall)
-
-    def _no_more(self, lifecycle: Lifecycle, job: Job) -> bool:
-        """Whether the job starts no more keys: the run is stopping, the API refused the
-        token, or its answers stopped the job."""
-        return (
-            self.stopper.stopping
-            or lifecycle.halted is not None
-            or lifecycle.gate(job.id).stopped is not None
-        )
-
-    def _reserve(self, job: Job, work: Work) -> bool:
-        """Hold the most this key's prediction can cost; False when the budget has no room."""
-        if work.action not in (Action.CREATE, Action.RECONCILE, Action.POLL) or job.price is None:
-            return True
-        limits = bounds(work.planned.input, self.timeouts.get(job.id), self.counts.get(job.id))
-        ceiling = job.price.ceiling(limits)
-        if self.budget.reserve(work, ceiling):
-            return True
-        if self.budget.refused_at is not None and not self._said_budget:
-            self._said_budget = True
-            spent, reserved, _ = self.budget.refused_at
-            self.progress.message(
-                f"batchrun: the budget of {money(self.budget.limit or 0)} is reached"
-                f" ({money(spent)} spent, {money(reserved)} reserved by predictions in flight,"
-                f" {ESTIMATED}): no more predictions are created"
-            )
-        return False
-
-    async def _one(
-        self,
-        work: Work,
-        lifecycle: Lifecycle,
-        own: anyio.CapacityLimiter,
-        overall: anyio.CapacityLimiter,
-    ) -> None:
-        downloading = False
-
-        async def settled() -> None:
-            # The prediction is over; its files are not. Free its place in flight for the next
-            # create once a download place is free: downloads never hold up predictions, and a
-            # slow file host still slows creates down before links can pile up and expire.
-            nonlocal downloading
-            await self._downloads.acquire_on_behalf_of(work)
-            downloading = True
-            overall.release_on_behalf_of(work)
-            own.release_on_behalf_of(work)
-
-        try:
-            await lifecycle.process(work, settled)
-        except Withdrawn:
-            # Never sent, or refused outright (NotCreated): nothing was created, and the key
-            # is left for the next run, like those never started.
-            self.started -= 1
-        except AuthenticationError as error:
-            # A poll, a lookup or an upload refused the token: no key is cancelled half-way;
-            # the run ends with this error once the others have their answers.
-            lifecycle.halt(error)
-        finally:
-            self.budget.release(work)  # ended without a cost (refused, withdrawn, failed)
-            lifecycle.creates_first.sent(work.planned.key)
-            if downloading:
-                self._downloads.release_on_behalf_of(work)
-            else:
-                overall.release_on_behalf_of(work)
-                own.release_on_behalf_of(work)
 
     async def _watch_signals(
         self,
