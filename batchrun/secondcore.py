@@ -17,6 +17,12 @@ worker in its work (it then ends), this one in the `with`, which kills and reaps
 any error. The worker is looked at with them held, and marked reaped before they are taken, so
 a Ctrl-C never kills a process id no longer the worker's. The worker never returns to the
 command: it ends with `os._exit` (0 when its work returned), whatever happens.
+
+A command that dies without its cleanup (SIGKILL, the OOM killer) takes its worker with it: the
+worker asks the kernel for SIGKILL when its parent ends (`PR_SET_PDEATHSIG`, Linux's, hence
+"only on Linux") before it works, so no worker runs on alone, holding its temporary files
+(nameless, their space given back when the last process holding them ends). A worker that
+cannot ask, or whose parent is gone already, does no work: the command, if alive, does its half.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ import gc
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, NoReturn
 
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: the signal a process gets when its parent ends
 # How often the command looks whether its worker has ended (each look with Ctrl-C and SIGTERM
 # held): a worker works for seconds; the command waits at most this much more.
 REAP_EVERY = 0.02
@@ -40,7 +48,8 @@ REAP_EVERY = 0.02
 def available() -> bool:
     """Whether this process may fork a worker to a second core (see the module's rules)."""
     return (
-        hasattr(os, "sched_getaffinity")
+        sys.platform == "linux"  # where a worker can be made to die with the command
+        and hasattr(os, "sched_getaffinity")
         and hasattr(os, "fork")
         and len(os.sched_getaffinity(0)) > 1
         and threading.active_count() == 1
@@ -88,6 +97,7 @@ class Worker:
 def forked(work: Callable[[], object]) -> Iterator[Worker | None]:
     """A worker forked to run `work` (None: no process to spare), ended with the `with`."""
     unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
@@ -95,7 +105,7 @@ def forked(work: Callable[[], object]) -> Iterator[Worker | None]:
         yield None
         return
     if pid == 0:  # pragma: no cover (the worker: coverage does not follow a fork)
-        _work(work, unblocked)
+        _work(work, unblocked, parent)
     worker = Worker(pid, unblocked)
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
@@ -106,16 +116,31 @@ def forked(work: Callable[[], object]) -> Iterator[Worker | None]:
         worker.end()
 
 
-def _work(work: Callable[[], object], unblocked: Iterable[int]) -> NoReturn:
+def _work(work: Callable[[], object], unblocked: Iterable[int], parent: int) -> NoReturn:
     """The worker: `work`, then the end (never a return to the command: Ctrl-C too)."""
     code = 1
     try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-        gc.freeze()  # the objects it inherits are never collected: their pages stay shared
-        work()
-        code = 0
+        if _dies_with(parent):  # else it does nothing: it could outlive the command
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+            gc.freeze()  # the objects it inherits are never collected: their pages stay shared
+            work()
+            code = 0
     finally:
         os._exit(code)
+
+
+def _dies_with(parent: int) -> bool:
+    """Whether this worker is now killed when its parent (the process `parent`) ends: asked of
+    the kernel, then the parent checked, as it may have ended before it was asked (the worker
+    is then another's child already)."""
+    import ctypes  # here: only a worker needs it, and only once it is forked
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        asked = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no C library to ask, or no prctl in it
+        return False
+    return asked and os.getppid() == parent
 
 
 def received(spool: IO[bytes]) -> object | None:
