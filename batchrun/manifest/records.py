@@ -293,6 +293,27 @@ class Record:
         )
 
 
+def check_unread(data: Mapping[str, Any]) -> None:
+    """Raise what `Record.from_json` raises (one of MALFORMED) for a malformed field among
+    those a table row does not keep (target, input, vars, repeat, attempts, price), so that a
+    line one command finds malformed every command does, whichever fields it reads. A field of
+    its usual shape costs a type check: the conversion runs only for one of another."""
+    get = data.get
+    for name in ("target", "input", "vars"):
+        value = get(name)
+        if value and type(value) is not dict:
+            dict(value)
+    for name in ("repeat", "attempts"):
+        value = get(name)
+        if value and type(value) is not int:
+            int(value)
+    price = get("price")
+    if type(price) is dict:
+        for amount in price.values():
+            if type(amount) is int:
+                _usd(amount)  # past a float's range: an OverflowError, as `_price` has
+
+
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 

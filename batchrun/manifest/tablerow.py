@@ -21,7 +21,7 @@ from batchrun.manifest.keytable import (
     KeyTable,
     file_checks,
 )
-from batchrun.manifest.records import Api, parse_status, spent_of
+from batchrun.manifest.records import Api, check_unread, parse_status, spent_of
 from batchrun.manifest.tablevalues import UNSET, Values, vars_of_line
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -37,10 +37,12 @@ def append(
     written: int,
     columns: Callable[[dict[str, Any]], tuple[str, ...]] | None,
 ) -> int:
-    """One line as a new row. Malformed where `Record.from_json` would find it so (KeyError,
-    TypeError, ValueError), so a manifest `status` reads is one `report` reads. Run for every
-    line of a journal: each step is the cheapest that keeps `Record.from_json`'s meaning."""
+    """One line as a new row. Malformed (one of MALFORMED) where `Record.from_json` would find
+    it so, in any field (`check_unread` for those the row does not keep), so a manifest one
+    command reads is one every command reads. Run for every line of a journal: each step is
+    the cheapest that keeps `Record.from_json`'s meaning."""
     get = data.get
+    check_unread(data)
     status = STATUS_AT[parse_status(data["status"])]
     job = str(data["job"])
     files = get("files") or ()

@@ -296,19 +296,15 @@ def test_a_file_changed_after_the_run_is_not_exported_as_the_models(
     assert len(list((dest / "pics").glob("*.png"))) == 3
 
 
-WHY = "'int' object is not iterable"
-
-
-# A field the table never reads (`input`), or one only the hf layout does (`target`, its
-# folders), malformed: found as its row is written, and said as every reader of whole records
-# says it (the journal, the key, why), not as an internal error.
+# A field no table row keeps (`input`), or one only the hf layout reads (`target`, its
+# folders), malformed: found as the table is read (as `status` and `report` find it), said as
+# they say it (the journal, the key), not as an internal error, and nothing is written.
 @pytest.mark.parametrize(
     ("fmt", "field"), [("hf", "target"), ("hf", "input"), ("jsonl", "input"), ("csv", "input")]
 )
-def test_a_record_that_does_not_read_back_leaves_no_export(
+def test_a_malformed_record_leaves_no_export(
     run_folder: Path, run_cli: RunCli, fmt: str, field: str
 ) -> None:
-    # Found as its row is written (the table is read first): the half-built folder goes too.
     journal = load_spec(run_folder / "spec.yaml").output / "manifest.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
     last = max(at for at, line in enumerate(lines) if at and json.loads(line)["job"] == "words")
@@ -321,7 +317,7 @@ def test_a_record_that_does_not_read_back_leaves_no_export(
         "export", str(run_folder / "spec.yaml"), "--format", fmt, "--to", str(dest)
     )
     assert (code, out) == (1, "")
-    assert err == f"batchrun: {journal}: cannot read the record of {record['key']} again: {WHY}\n"
+    assert err == f"batchrun: {journal}: a malformed record for key {record['key']!r}\n"
     assert list((run_folder / "out").iterdir()) == []
 
 
