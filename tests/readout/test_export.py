@@ -321,6 +321,39 @@ def test_a_malformed_record_leaves_no_export(
     assert list((run_folder / "out").iterdir()) == []
 
 
+def test_a_record_edited_in_place_after_the_table_was_kept_is_said_so(
+    run_folder: Path, run_cli: RunCli
+) -> None:
+    # The table kept from an earlier export is taken again (the journal's size and the bytes
+    # its hashes cover are the same), so the line changed in the middle is first read as its
+    # row is written: said as a record that does not read back, not as an internal error.
+    spec = str(run_folder / "spec.yaml")
+    assert run_cli("export", spec, "--format", "jsonl", "--to", str(run_folder / "a.jsonl"))[0] == 0
+    journal = load_spec(run_folder / "spec.yaml").output / "manifest.jsonl"
+    text = journal.read_bytes()
+    starts, at = [], 0
+    for line in text.splitlines(keepends=True):
+        starts.append((at, line.rstrip(b"\n")))
+        at += len(line)
+    newest = {json.loads(line).get("key"): (start, line) for start, line in starts[1:]}
+    # The newest line of a key (the one exported), 4 kB or more from either end of the journal
+    start, line = next(
+        (start, line)
+        for start, line in newest.values()
+        if start >= 4096 and len(text) - start - len(line) >= 4096
+    )
+    record = json.loads(line)
+    bare = json.dumps({**record, "input": 5}, separators=(",", ":")).encode()
+    edited = bare[:-1] + b" " * (len(line) - len(bare)) + b"}"  # the same length
+    journal.write_bytes(text[:start] + edited + text[start + len(line) :])
+    code, out, err = run_cli("export", spec, "--format", "jsonl", "--to", str(run_folder / "b"))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"batchrun: {journal}: cannot read the record of {record['key']} again: "
+        "'int' object is not iterable\n"
+    )
+
+
 def test_card_metadata_holds_the_provenance(
     tmp_path: Path,
     sandbox: Sandbox,
