@@ -133,8 +133,8 @@ class Producers:
         token, or its answers stopped the job."""
         return (
             self.stopper.stopping
-            or lifecycle.halted is not None
-            or lifecycle.gate(job.id).stopped is not None
+            or lifecycle.creates.halted is not None
+            or lifecycle.creates.gate(job.id).stopped is not None
         )
 
     def _reserve(self, job: Job, work: Work) -> bool:
@@ -183,7 +183,7 @@ class Producers:
         except AuthenticationError as error:
             # A poll, a lookup or an upload refused the token: no key is cancelled half-way;
             # the run ends with this error once the others have their answers.
-            lifecycle.halt(error)
+            lifecycle.creates.halt(error)
         finally:
             self.budget.release(work)  # ended without a cost (refused, withdrawn, failed)
             lifecycle.creates_first.sent(work.planned.key)

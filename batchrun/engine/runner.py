@@ -231,7 +231,7 @@ class _Runner:
             budget=self.budget,
         )
         self.lifecycle = lifecycle
-        lifecycle.confirmed = self.confirmed
+        lifecycle.creates.confirmed = self.confirmed
         self.producers = producers = Producers(
             self.spec, self.options, self.run_dir, self.survey, self.concurrency, self.stopper,
             self.budget, self.timeouts, counts, self.progress,
@@ -246,8 +246,9 @@ class _Runner:
                 try:
                     with self.stopper.on_first_request(lambda: self._stopping(client)):
                         await producers.work(lifecycle, index)
-                    if lifecycle.halted is not None:
-                        raise lifecycle.halted  # the token was refused; every key is recorded
+                    if lifecycle.creates.halted is not None:
+                        # The token was refused; every key is recorded.
+                        raise lifecycle.creates.halted
                 except Exception as error:
                     fatal = error
                 finally:
@@ -389,7 +390,7 @@ class _Runner:
             account_rate=self.account_rate,
             rate_shared_by=self.rate_shared_by,
             shard=self.options.shard,
-            stopped_jobs=self.lifecycle.stopped_jobs() if self.lifecycle else {},
+            stopped_jobs=self.lifecycle.creates.stopped_jobs() if self.lifecycle else {},
             api=self.api,
             budget=self.budget,
         )

@@ -4,10 +4,13 @@ By the event loop's clock; and whether a canceled prediction was ended by its ti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import anyio
 
 from batchrun.api.objects import Prediction
-from batchrun.manifest.records import Status
+from batchrun.engine.polling import run_seconds
+from batchrun.manifest.records import Record, Status, utcnow
 
 # Replicate refuses a Cancel-After shorter than this; a shorter timeout is kept by a cancel only.
 CANCEL_AFTER_MIN = 5.0
@@ -44,3 +47,13 @@ def timed_out(prediction: Prediction, deadline: float | None) -> bool:
     if prediction.status != Status.CANCELED or deadline is None:
         return False
     return anyio.current_time() >= deadline
+
+
+def deadline_of(record: Record, timeouts: Mapping[str, float]) -> float | None:
+    """When a prediction created earlier (by the API's clock) runs past its job's timeout,
+    on this run's clock."""
+    timeout = timeouts.get(record.job)
+    if timeout is None:
+        return None
+    age = run_seconds(record.created_at, utcnow()) or 0.0
+    return anyio.current_time() + max(0.0, timeout - age)
