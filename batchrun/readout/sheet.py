@@ -4,23 +4,40 @@
 per row, nested values (lists, mappings) as compact JSON, None as an empty cell. A cell that a
 spreadsheet would take for a formula gets a leading `'` (OWASP's advice on CSV injection): server
 text (an error, an output) and a spec's values stay text when the file is opened.
+
+The lines are those the csv module's writer writes (its `excel` dialect: a field in double
+quotes where it holds a comma, a double quote or a line break; `\\r\\n` after each line), made
+a batch of rows at a time, column by column: where a column's values are all text, numbers or
+None, one look at the whole column finds whether any cell needs a `'` or a field quotes, instead
+of a Python call a value (an export may write a million rows of some twenty values each).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
+from _json import make_encoder
 from collections.abc import Iterable, Sequence
+from itertools import islice
+from json.encoder import encode_basestring
 from typing import IO, Any
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# json.dumps(value, ensure_ascii=False, separators=(",", ":")), its encoder made once.
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# Text gathered before one write to the handle (each write is redacted, maybe a system call).
-WRITE_CHUNK = 64 * 1024
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")) of a list or mapping: the C
+# encoder json.dumps ends in, made once and called as it is (the Python layers around it cost
+# as much as the encoding). A cell's value is read from JSON, so holds no cycle to look for.
+_COMPACT_JSON_PARTS = make_encoder(
+    None, json.JSONEncoder().default, encode_basestring, None, ":", ",", False, False, True
+)
+# Rows a write to the handle (each write is redacted, maybe a system call): about 100 kB.
+WRITE_ROWS = 256
+# The types of a column whose cells `cells` finds with no Python call a value.
+_NONE = type(None)
+_TEXT = frozenset((str, _NONE))
+_NUMBERS = frozenset((int, float, _NONE))
+_LIST = frozenset((list,))
+_FORMULA_MARKS = tuple("\n" + start for start in FORMULA_STARTS)
 
 
 def cell(value: Any) -> str:
@@ -36,26 +53,78 @@ def cell(value: Any) -> str:
     elif kind is float and math.isfinite(value):
         text = float.__repr__(value)
     else:
-        text = value if isinstance(value, str) else _COMPACT_JSON(value)
+        text = value if isinstance(value, str) else "".join(_COMPACT_JSON_PARTS(value, 0))
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def field(text: str) -> str:
+    """A cell's text as a field of a CSV line, as the csv module's writer (its `excel` dialect)
+    writes it: in double quotes, each one inside doubled, where the text holds a comma, a double
+    quote or a line break; else as it is."""
+    if '"' in text or "," in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def cells(values: Sequence[Any]) -> list[str]:
+    """`cell` of each value of a column (one value a row): the same texts, with no Python call a
+    value where the column's values are all text or None (or all numbers or None), or all empty
+    lists; a column of other values (mappings, lists, booleans) takes `cell` one by one."""
+    kinds = set(map(type, values))
+    texts: list[str]
+    if kinds <= _TEXT:
+        texts = (
+            ["" if value is None else value for value in values] if _NONE in kinds else [*values]
+        )
+    elif kinds <= _NUMBERS:
+        # repr is what int.__repr__ and float.__repr__ write for these exact types; an infinity
+        # or NaN (JSON's words for them differ) takes `cell`, as any value of another type.
+        texts = ["" if value is None else repr(value) for value in values]
+        if "n" in "".join(texts):
+            return list(map(cell, values))
+    elif kinds == _LIST and not any(values):
+        return ["[]"] * len(values)
+    else:
+        return list(map(cell, values))
+    # Each text's start follows a line break here: one look at them all finds a formula's.
+    joined = "\n" + "\n".join(texts)
+    if any(mark in joined for mark in _FORMULA_MARKS):
+        return ["'" + text if text.startswith(FORMULA_STARTS) else text for text in texts]
+    return texts
+
+
+def fields(texts: list[str]) -> list[str]:
+    """`field` of each text of a column: where none needs quotes, one look at them all says so."""
+    joined = "".join(texts)
+    if '"' in joined or "," in joined or "\n" in joined or "\r" in joined:
+        return list(map(field, texts))
+    return texts
+
+
+def lines(rows: Sequence[Sequence[Any]]) -> str:
+    """The rows as CSV lines, each as `csv.writer(...).writerow(map(cell, row))` writes it:
+    column by column (`cells`, `fields`), then a comma between the fields of a row and `\\r\\n`
+    after it; a row of one empty field is `""` (else it would read back as no field at all)."""
+    widths = set(map(len, rows))
+    if len(widths) > 1:  # rows of unlike lengths: one at a time
+        return "".join(lines([row]) for row in rows)
+    if not rows or not widths.pop():
+        return "\r\n" * len(rows)
+    columns = [fields(cells(column)) for column in zip(*rows, strict=True)]
+    if len(columns) == 1:
+        columns[0] = [text or '""' for text in columns[0]]
+    return "\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
 
 
 def write_csv(handle: IO[str], header: Sequence[str] | None, rows: Iterable[Sequence[Any]]) -> int:
     """Write the header (None: none, the rows go on from rows written before) and the rows
-    (each value through `cell`); return the row count. The lines are gathered and written a
-    chunk of whole rows at a time."""
-    chunk = io.StringIO(newline="")
-    writer = csv.writer(chunk)
+    (`lines`); return the row count. The lines are written a batch of whole rows at a time."""
     if header is not None:
         # Header cells too: a variable's name is the spec's text, `=HYPERLINK(...)` included.
-        writer.writerow([cell(name) for name in header])
+        handle.write(lines([header]))
     count = 0
-    for row in rows:
-        writer.writerow(map(cell, row))
-        count += 1
-        if chunk.tell() >= WRITE_CHUNK:
-            handle.write(chunk.getvalue())
-            chunk.seek(0)
-            chunk.truncate()
-    handle.write(chunk.getvalue())
+    it = iter(rows)
+    while batch := list(islice(it, WRITE_ROWS)):
+        handle.write(lines(batch))
+        count += len(batch)
     return count

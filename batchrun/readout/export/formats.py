@@ -67,5 +67,5 @@ def write_csv(
     if columns is None:
         rows = list(rows)
         columns = columns_of(rows)
-    lines = ([row.get(c) for c in columns] for row in rows)
+    lines = (list(map(row.get, columns)) for row in rows)
     return sheet.write_csv(handle, columns if header else None, lines)
