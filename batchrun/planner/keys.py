@@ -10,11 +10,11 @@ that change how a spec runs (concurrency, rate, output) are not in the key.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from batchrun import jsontext
 from batchrun.safefs import is_inside, open_regular
 from batchrun.spec.allow import Allowances, outside_message
 from batchrun.spec.describe import show
@@ -82,36 +82,9 @@ def _as_key_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-_OPTIONS: dict[str, Any] = {
-    "sort_keys": True,
-    "separators": (",", ":"),
-    "ensure_ascii": False,
-    "allow_nan": False,
-}
-
-
 def _encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
-    """json.dumps with _OPTIONS, minus the cost of building an encoder on every call."""
-    encoder = json.JSONEncoder(default=default, **_OPTIONS)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or basestring is None:
-        return encoder.encode
-    # The same C encoder json.dumps builds per call; no cycle check (markers=None): specs
-    # are trees, since the YAML loader refuses aliases that contain themselves.
-    iterencode = make(None, default, basestring, None, ":", ",", True, False, False)
-
-    def encode(value: Any) -> str:
-        kind = value.__class__
-        if kind is str:
-            return basestring(value)  # type: ignore[no-any-return]
-        if kind is int:
-            return int.__repr__(value)
-        if kind is dict or kind is list:
-            return "".join(iterencode(value, 0))
-        return encoder.encode(value)
-
-    return encode
+    """Sorted keys, no spaces, UTF-8 as is, no NaN; what `default` makes of other values."""
+    return jsontext.encoder(separators=(",", ":"), sort_keys=True, allow_nan=False, default=default)
 
 
 _canonical = _encoder(_as_json)

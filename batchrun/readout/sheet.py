@@ -14,22 +14,17 @@ of a Python call a value (an export may write a million rows of some twenty valu
 
 from __future__ import annotations
 
-import json
 import math
-from _json import make_encoder
 from collections.abc import Iterable, Sequence
 from itertools import islice
-from json.encoder import encode_basestring
 from typing import IO, Any
+
+from batchrun import jsontext
 
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# json.dumps(value, ensure_ascii=False, separators=(",", ":")) of a list or mapping: the C
-# encoder json.dumps ends in, made once and called as it is (the Python layers around it cost
-# as much as the encoding). A cell's value is read from JSON, so holds no cycle to look for.
-_COMPACT_JSON_PARTS = make_encoder(
-    None, json.JSONEncoder().default, encode_basestring, None, ":", ",", False, False, True
-)
+# json.dumps(value, ensure_ascii=False, separators=(",", ":")), its encoder made once.
+_COMPACT_JSON = jsontext.encoder(separators=(",", ":"))
 # Rows a write to the handle (each write is redacted, maybe a system call): about 100 kB.
 WRITE_ROWS = 256
 # The types of a column whose cells `cells` finds with no Python call a value.
@@ -53,7 +48,7 @@ def cell(value: Any) -> str:
     elif kind is float and math.isfinite(value):
         text = float.__repr__(value)
     else:
-        text = value if isinstance(value, str) else "".join(_COMPACT_JSON_PARTS(value, 0))
+        text = value if isinstance(value, str) else _COMPACT_JSON(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
+from batchrun import jsontext
 from batchrun.readout import sheet
 from batchrun.readout.export.rows import columns_of
 
@@ -30,7 +30,7 @@ def write_jsonl(
 
 # json.dumps(row, ensure_ascii=False)'s text, its encoder made once (json.dumps makes one a
 # call); rows read from JSON hold no cycle to look for.
-_ROW_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_ROW_JSON = jsontext.encoder()
 BATCH = 1000  # rows a write
 
 
