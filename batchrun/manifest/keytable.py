@@ -16,7 +16,6 @@ from batchrun.manifest.reader import KeyState, line_read_back, record_of_line, r
 from batchrun.manifest.records import ALL_STATUSES, Api, Record, Status
 from batchrun.manifest.state import STATES, State, files_intact, key_state, may_move
 from batchrun.manifest.tablevalues import UNSET, Interned, ReadBack, Values, Wide, vars_of_line
-from batchrun.planner.columns import flat_vars
 from batchrun.planner.naming import JobNamers
 
 # A timestamp column holds microseconds since the epoch (exact, unlike a float's seconds);
@@ -93,7 +92,7 @@ class KeyTable:
     resume_at: list[tuple[int, int]] = field(default_factory=list)
     _apis_at: dict[tuple[object, bool], int] = field(default_factory=dict, repr=False)
     _named: int = field(default=0, repr=False)  # of `names`, those whose variables have columns
-    _first_rows: dict[str | tuple[str, str], array[int]] = field(default_factory=dict, repr=False)
+    _first_rows: dict[str, array[int]] = field(default_factory=dict, repr=False)
 
     # --- one row's fields ---------------------------------------------------------------
 
@@ -199,17 +198,6 @@ class KeyTable:
             return UNSET
         return vars_of_line(self._line_of(self.first_rows(name)[place]))[name]
 
-    def field_at(self, name: str, field: str, place: int) -> Any:
-        """The value at `place` of a field of variable `name`'s mappings (`Values.fields`):
-        kept, or (a `Wide` one's) read back from the line of the first row holding it."""
-        values = self.variables[name].fields[field]
-        if not values.wide:
-            return values.kept()[place]
-        if not place:
-            return UNSET
-        row = self._first_of((name, field), values)[place]
-        return flat_vars(vars_of_line(self._line_of(row))[name])[field]
-
     def raws_of(self, name: str) -> Sequence[Any]:
         """A variable's values by place: those kept, or a `Wide` one's read back when asked."""
         raws = self.variables[name].raws
@@ -219,13 +207,10 @@ class KeyTable:
 
     def first_rows(self, name: str) -> array[int]:
         """Per place of a variable, the first row holding it (made once: 4 bytes a value)."""
-        return self._first_of(name, self.variables[name])
-
-    def _first_of(self, column: str | tuple[str, str], values: Values) -> array[int]:
-        """`first_rows` of a variable's column, or of a field's ((variable, field))."""
-        found = self._first_rows.get(column)
+        found = self._first_rows.get(name)
         if found is None:
-            found = self._first_rows[column] = array("I", [_NO_ROW]) * len(values.raws)
+            values = self.variables[name]
+            found = self._first_rows[name] = array("I", [_NO_ROW]) * len(values.raws)
             for row, place in enumerate(values.places):
                 if found[place] == _NO_ROW:
                     found[place] = row

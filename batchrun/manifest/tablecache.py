@@ -46,7 +46,7 @@ from batchrun._version import __version__
 from batchrun.errors import StorageError
 
 TABLE_CACHE = ".batchrun-table.bin"
-MAGIC = b"batchrun-table 6\n"
+MAGIC = b"batchrun-table 5\n"
 # The header (the first line) is hashed whole in all but odd journals: about 300 bytes.
 HEAD_CHECKED = 4096
 # A table holds about 110 bytes a line and its files' paths and sha256s, less than the line

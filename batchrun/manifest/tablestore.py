@@ -182,46 +182,29 @@ def _variables_to_cache(table: KeyTable) -> dict[str, array[Any]]:
     """A table's variables (`load_table(variables=True)`) as arrays of the cache: the names of
     each row's variables (`columns`), and per variable (the repeat last) the place of each
     row's value and its values (an array of int64, a list in the JSON, or a `Wide`'s
-    arrays); of one with mapping values, the fields of each row's (`shapes`), and each field's
-    column as a variable's (numbered after the variables, `fields` in the JSON)."""
+    arrays)."""
     arrays: dict[str, array[Any]] = {"columns": table.columns}
     listed: list[list[Any]] = []
     shapes: dict[int, list[tuple[str, ...]]] = {}  # of the variables with mapping values
-    fields: list[list[Any]] = []  # [variable's number, field, its column's entry]
-    columns = [*table.variables.items(), (None, table.repeat)]
-    for number, (name, values) in enumerate(columns):
-        listed.append(_values_to_cache(values, name, str(number), arrays))
+    for number, (name, values) in enumerate([*table.variables.items(), (None, table.repeat)]):
+        arrays[f"places:{number}"] = values.places
         if values.shapes is not None:
             shapes[number] = values.shapes.values
             arrays[f"shapes:{number}"] = values.shape_places
-        for field, column in values.fields.items():
-            entry = _values_to_cache(column, field, f"f{len(fields)}", arrays)
-            fields.append([number, *entry])
-    found = {
-        "names": table.names.values,
-        "variables": listed,
-        "shapes": list(shapes.items()),
-        "fields": fields,
-    }
+        raws = values.raws
+        if isinstance(raws, Wide):
+            arrays[f"digests:{number}"] = raws.digests
+            arrays[f"numbers:{number}"] = raws.numbers
+            arrays[f"numeric:{number}"] = raws.numeric
+            listed.append([name, _WIDE, raws.mapping])
+        elif isinstance(raws, array):
+            arrays[f"raws:{number}"] = raws
+            listed.append([name, None])
+        else:
+            listed.append([name, [None, *raws[1:]]])  # place 0 is UNSET
+    found = {"names": table.names.values, "variables": listed, "shapes": list(shapes.items())}
     arrays[_VARIABLES] = array("B", json.dumps(found, separators=(",", ":")).encode())
     return arrays
-
-
-def _values_to_cache(
-    values: Values, name: str | None, number: str, arrays: dict[str, array[Any]]
-) -> list[Any]:
-    """One column's arrays into `arrays` (by `number`), and its entry in the JSON."""
-    arrays[f"places:{number}"] = values.places
-    raws = values.raws
-    if isinstance(raws, Wide):
-        arrays[f"digests:{number}"] = raws.digests
-        arrays[f"numbers:{number}"] = raws.numbers
-        arrays[f"numeric:{number}"] = raws.numeric
-        return [name, _WIDE, raws.mapping]
-    if isinstance(raws, array):
-        arrays[f"raws:{number}"] = raws
-        return [name, None]
-    return [name, [None, *raws[1:]]]  # place 0 is UNSET
 
 
 def _cached_variables(table: KeyTable, arrays: Mapping[str, array[Any]]) -> bool:
@@ -243,68 +226,37 @@ def _cached_variables(table: KeyTable, arrays: Mapping[str, array[Any]]) -> bool
     listed = data["variables"]
     made: list[tuple[str | None, Values]] = []
     for number, (name, raws, *rest) in enumerate(listed):
-        values = _cached_values(arrays, str(number), raws, rest, count, keep_all=name is None)
-        if values is None:
+        values = Values(keep_all=name is None)  # the repeat: integers, kept
+        places = arrays[f"places:{number}"]
+        if places.typecode not in WIDEST or len(places) != count:
             return False
+        if raws == _WIDE:
+            raws = _cached_wide(arrays, number, *rest)
+            if raws is None:
+                return False
+        elif raws is None:
+            raws = arrays[f"raws:{number}"]
+            if raws.typecode != "q":
+                return False
+        elif type(raws) is list:
+            raws = [UNSET, *raws[1:]]
+        else:
+            return False
+        if not len(raws) or (count and max(places) >= len(raws)):
+            return False
+        values.raws, values.places, values._at = raws, places, None
         made.append((name, values))
     for number, shapes in data["shapes"]:
         if not _cached_shapes(made[number][1], shapes, arrays[f"shapes:{number}"], count):
             return False
-    for at, (number, field, raws, *rest) in enumerate(data["fields"]):
-        values = _cached_values(arrays, f"f{at}", raws, rest, count, keep_all=False)
-        owner = made[number][1]
-        if values is None or type(field) is not str or owner.shapes is None:
-            return False
-        owner.fields[field] = values
     variables = {name: values for name, values in made[:-1] if type(name) is str}
     if not made or made[-1][0] is not None or len(variables) != len(made) - 1:
         return False
     if not all(name in variables for item in names for name in item):
         return False
-    if not all(_fields_known(values) for values in variables.values()):
-        return False
     table.variables, table.repeat = variables, made[-1][1]
     table.names, table.columns, table._named = Interned.of(names), columns, len(names)
     return True
-
-
-def _cached_values(
-    arrays: Mapping[str, array[Any]],
-    number: str,
-    raws: Any,
-    rest: list[Any],
-    count: int,
-    *,
-    keep_all: bool,
-) -> Values | None:
-    """One column as `_values_to_cache` wrote it; None when it is not that."""
-    values = Values(keep_all=keep_all)  # the repeat: integers, kept
-    places = arrays[f"places:{number}"]
-    if places.typecode not in WIDEST or len(places) != count:
-        return None
-    if raws == _WIDE:
-        raws = _cached_wide(arrays, number, *rest)
-        if raws is None:
-            return None
-    elif raws is None:
-        raws = arrays[f"raws:{number}"]
-        if raws.typecode != "q":
-            return None
-    elif type(raws) is list:
-        raws = [UNSET, *raws[1:]]
-    else:
-        return None
-    if not len(raws) or (count and max(places) >= len(raws)):
-        return None
-    values.raws, values.places, values._at = raws, places, None
-    return values
-
-
-def _fields_known(values: Values) -> bool:
-    """Whether a variable's mappings' fields (`shapes`) each have their column."""
-    if values.shapes is None:
-        return not values.fields
-    return all(field in values.fields for shape in values.shapes.values for field in shape)
 
 
 def _cached_shapes(values: Values, shapes: Any, places: array[int], count: int) -> bool:
@@ -321,7 +273,7 @@ def _cached_shapes(values: Values, shapes: Any, places: array[int], count: int) 
     return True
 
 
-def _cached_wide(arrays: Mapping[str, array[Any]], number: str, mapping: Any) -> Wide | None:
+def _cached_wide(arrays: Mapping[str, array[Any]], number: int, mapping: Any) -> Wide | None:
     """A `Wide` variable's arrays as `_variables_to_cache` wrote them; None when they are not."""
     wide = Wide()
     wide.digests = arrays[f"digests:{number}"]
@@ -331,7 +283,7 @@ def _cached_wide(arrays: Mapping[str, array[Any]], number: str, mapping: Any) ->
     kinds = (wide.digests.typecode, wide.numbers.typecode, wide.numeric.typecode)
     if kinds != ("q", "d", "B") or type(mapping) is not bool:
         return None
-    if not len(wide.numbers) == len(wide.numeric) in (0, len(wide.digests)):
+    if not len(wide.digests) == len(wide.numbers) == len(wide.numeric):
         return None
     return wide
 

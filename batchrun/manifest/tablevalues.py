@@ -71,11 +71,8 @@ def value_key(raw: Any) -> Hashable:
         return int(raw)
     if isinstance(raw, float):  # 1.0 equals 1: its repr tells them (and -0.0) apart
         return ("f", repr(raw))
-    return ("j", _canonical(raw))
-
-
-# `json.dumps` with these options, without making an encoder per value (a mapping per row).
-_canonical = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+    canonical = json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return ("j", canonical)
 
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -151,8 +148,7 @@ class Wide:
     """The values of a variable with more than WIDE_VALUES of them, not kept: per place (the
     place 0, UNSET, a stand-in) the digest of the value, the number it sorts as and whether it
     is one, and whether any value is a mapping. A value shown is read back from the line of the
-    first row holding it (`KeyTable.value_at`). While no value is a number (a text of its own
-    per key, a row of a CSV file) `numbers` and `numeric` are empty: 9 bytes a value not kept.
+    first row holding it (`KeyTable.value_at`).
 
     Rows appended are held (`hold`: the digest, number and kind of each row's value) and
     placed once all are in (`settle`), a bucket of digests at a time, so that no dict of every
@@ -160,12 +156,10 @@ class Wide:
 
     def __init__(self) -> None:
         self.digests = array("q", [0])
-        self.numbers = array("d")  # empty, or one a place (see the class)
-        self.numeric = array("B")
+        self.numbers = array("d", [0.0])
+        self.numeric = array("B", [0])
         self.mapping = False
-        # Per row held, not yet placed: its value's digest; its number and whether it is one,
-        # empty until a value held is one.
-        self._held = (array("q"), array("d"), array("B"))
+        self._held = (array("q"), array("d"), array("B"))  # per row held, not yet placed
 
     @classmethod
     def of(cls, raws: list[Any] | array[int]) -> tuple[Wide, array[int]]:
@@ -182,37 +176,21 @@ class Wide:
 
     def hold(self, raw: Any) -> None:
         """The value of the next row that sets the variable, placed by `settle`."""
-        self._held[0].append(digest(value_key(raw)))
-        if type(raw) is str:  # most values held: a text of its own per key
-            self._hold_number(0.0, 0)
-            return
+        digests, numbers, numeric = self._held
+        digests.append(digest(value_key(raw)))
         number = is_number(raw)
-        self._hold_number(_float(raw) if number else 0.0, number)
+        numeric.append(number)
+        numbers.append(_float(raw) if number else 0.0)
         if not self.mapping and holds_mapping(raw):
             self.mapping = True
 
     def hold_digest(self, digested: int, number: float, numeric: int) -> None:
         """A value held as its digest, the number it sorts as and whether it is one (another
         `Wide`'s, merged: `Values.extend`)."""
-        self._held[0].append(digested)
-        self._hold_number(number, numeric)
-
-    def _hold_number(self, number: float, numeric: int) -> None:
-        """The number the value held last sorts as, and whether it is one: from the first
-        that is one on (those before it, none)."""
         digests, numbers, kinds = self._held
-        if not kinds:
-            if not numeric:
-                return
-            _pad(numbers, kinds, len(digests) - 1)
+        digests.append(digested)
         numbers.append(number)
         kinds.append(numeric)
-
-    def number_of(self, place: int) -> tuple[float, int]:
-        """The number the value at `place` sorts as, and whether it is one."""
-        if not self.numeric:
-            return 0.0, 0
-        return self.numbers[place], self.numeric[place]
 
     def settle(self) -> array[int]:
         """The place of each value held, in order (a value first held: a new place, after
@@ -220,23 +198,10 @@ class Wide:
         held, numbers, numeric = self._held
         self._held = (array("q"), array("d"), array("B"))
         found, appended = place_held(self.digests, held)
-        if not self.numeric and numeric and any(map(numeric.__getitem__, appended)):
-            _pad(self.numbers, self.numeric, len(self.digests) - len(appended))
-        if not self.numeric:
-            return found
-        if not numeric:
-            _pad(self.numbers, self.numeric, len(appended))
-            return found
         for at in appended:
             self.numbers.append(numbers[at])
             self.numeric.append(numeric[at])
         return found
-
-
-def _pad(numbers: array[float], numeric: array[int], count: int) -> None:
-    """`count` values that are no number appended to a `Wide`'s numbers and kinds."""
-    numbers.frombytes(bytes(8 * count))
-    numeric.frombytes(bytes(count))
 
 
 def _float(raw: int | float) -> float:
@@ -259,9 +224,7 @@ class Values:
     int objects. Past WIDE_VALUES values of other kinds, `raws` is a `Wide`: the values'
     digests, not the values (`keep_all`: every value kept, for records in memory). Past
     WIDE_VALUES values, the rows appended are held and placed once all are in (`settle`): read
-    `places` only after it. A variable whose values are mappings (a row of a CSV file) also
-    keeps each field they spread over (`row.prompt`, `row.lang`) as a `Values` of its own
-    (`fields`), so a reader of one field reads its places, not the lines of a wide mapping.
+    `places` only after it.
     """
 
     def __init__(self, rows: int = 0, *, keep_all: bool = False) -> None:
@@ -272,12 +235,6 @@ class Values:
         # (0: the row's value is no mapping). None while no value is one.
         self.shapes: Interned[tuple[str, ...]] | None = None
         self.shape_places = array("B")
-        # With `shapes`: each field a mapping spreads over (`flat_vars`'s name, after the
-        # variable's: `prompt` of `row.prompt`) as a variable of its own, its value in each row
-        # (UNSET: the row's value is no mapping, or not one with that field), so what reads a
-        # field (the report's cost by value) reads places, not lines.
-        self.fields: dict[str, Values] = {}
-        self._fielded = 0  # of `shapes`, those whose fields have their columns
         self._at: dict[Hashable, int] | None = {}  # None: made again when a row comes
         self._keep_all = keep_all
         self._held_from = -1  # the first row held, not yet placed (-1: none)
@@ -318,7 +275,7 @@ class Values:
             if int64:  # one of many integers: placed among them at `settle`, as a Wide's
                 self._hold(self._ints, raw)
                 return
-            self._settle()  # the integers held placed: then their digests
+            self.settle()  # the integers held placed: then their digests
             self._hold(self._become_wide(), raw)
             return
         key = value_key(raw)
@@ -378,14 +335,15 @@ class Values:
                 wide = self._become_wide()
             wide.mapping = wide.mapping or theirs.mapping
             for place in range(1, len(theirs)):
-                wide.hold_digest(theirs.digests[place], *theirs.number_of(place))
+                wide.hold_digest(
+                    theirs.digests[place], theirs.numbers[place], theirs.numeric[place]
+                )
                 self._stand_in()
         else:
             for raw in theirs[1:]:  # each value once, a row each, in the order of its places
                 self._append_value(raw)
         self.settle()
-        remap = array("q", [0])  # other's place → this one's (no list of a million ints)
-        remap.extend(iter(self.places[rows:]))
+        remap = array("q", [0, *self.places[rows:]])  # other's place → this one's
         del self.places[rows:]
         if all(map(operator.eq, remap, range(len(remap)))):
             self.places.extend(array(self.places.typecode, other.places))
@@ -398,8 +356,6 @@ class Values:
         if other.shapes is None:
             if self.shapes is not None:
                 self.shape_places.extend(array(self.shape_places.typecode, [0]) * len(other.places))
-                for column in self.fields.values():
-                    column.extend(Values(len(other.places)))
             return
         if self.shapes is None:
             self.shapes, self.shape_places = Interned(()), array("B", bytes(rows))
@@ -410,35 +366,18 @@ class Values:
             self.shape_places = array("I" if widest > WIDEST["H"] else "H", self.shape_places)
         typecode = self.shape_places.typecode
         self.shape_places.extend(array(typecode, map(remap.__getitem__, other.shape_places)))
-        theirs = len(other.places)
-        for name in other.fields:
-            if name not in self.fields:
-                self.fields[name] = Values(rows)
-        for name, column in self.fields.items():
-            column.extend(other.fields.get(name) or Values(theirs))
 
     def _shape(self, raw: Any) -> None:
-        """The row's place among `shapes`, and its value of each of `fields`."""
-        shapes, fields = self.shapes, self.fields
+        """The row's place among `shapes`."""
+        shapes = self.shapes
         assert shapes is not None
         if type(raw) is str or raw is UNSET or not holds_mapping(raw):
             self.shape_places.append(0)
-            for column in fields.values():
-                column._append_value(UNSET)
             return
-        flat = flat_vars(raw)
-        place = shapes.place(tuple(flat))
+        place = shapes.place(tuple(flat_vars(raw)))
         if place > WIDEST[self.shape_places.typecode]:
             self.shape_places = array("I" if place > WIDEST["H"] else "H", self.shape_places)
         self.shape_places.append(place)
-        if place >= self._fielded:  # a shape no row before had: maybe a field none had
-            rows = len(self.shape_places) - 1
-            for name in flat:
-                if name not in fields:  # unset in the rows before
-                    fields[name] = Values(rows, keep_all=self._keep_all)
-            self._fielded = len(shapes.values)
-        for name, column in fields.items():  # a field's value is no mapping (`flat_vars`)
-            column._append_value(flat.get(name, UNSET))
 
     def fields_of(self, row: int) -> tuple[str, ...]:
         """The fields the row's value spreads over (`flat_vars`), () when it is no mapping."""
@@ -453,14 +392,7 @@ class Values:
 
     def settle(self) -> None:
         """Every row is in: a `Wide` variable's rows appended are placed, and the lookup from
-        value to place is no longer needed (and so of each of its `fields`, once its own rows
-        held are free)."""
-        self._settle()
-        for column in self.fields.values():
-            column.settle()
-
-    def _settle(self) -> None:
-        """`settle` of the variable's own values."""
+        value to place is no longer needed."""
         self._at = None
         raws, start = self.raws, self._held_from
         if start < 0:

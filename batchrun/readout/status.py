@@ -27,7 +27,7 @@ from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.keytable import NO_TIME, KeyTable
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox
-from batchrun.manifest.tablevalues import Values, Wide
+from batchrun.manifest.tablevalues import Wide
 from batchrun.planner.columns import flat_vars
 from batchrun.readout import sheet
 
@@ -267,17 +267,14 @@ def summarize_table(
         status.last_completed = parse_time(table.record_at(last).completed_at)
     # Each value of each variable shown as text once, not once per priced key.
     shown_at: dict[tuple[str, int], list[tuple[str, str]]] = {}
-    status.crowded = crowded = _crowded(table, priced)
-    parts = _Parts(table, crowded)
+    status.crowded = _crowded(table, priced)
     names, columns, variables = table.names.values, table.columns, table.variables
     for row in priced:
         spent = spent_of[row]
         for name in names[columns[row]]:
-            values = variables[name]
-            if values.shapes is not None and values.shape_places[row]:  # a mapping: its fields
-                _add_value_costs(status, spent, parts.shown(name, values, row))
-            elif name not in crowded:
-                _add_value_costs(status, spent, _shown(table, name, values.places[row], shown_at))
+            if name not in status.crowded:
+                at = variables[name].places[row]
+                _add_value_costs(status, spent, _shown(table, name, at, shown_at))
     if plan is not None:
         status.planned = plan.total
         for state in STATES:
@@ -302,81 +299,38 @@ def _shown(
     place: int,
     shown_at: dict[tuple[str, int], list[tuple[str, str]]],
 ) -> list[tuple[str, str]]:
-    """A variable's value (`KeyTable.value_at`), of a row whose value is no mapping (a
-    mapping's fields are `_Parts`), as the cost table shows it (`_shown_value`), in a list as
-    `flat_vars` gives it; `shown_at` keeps each (variable, place) made once, but of a variable
-    of more than SHOWN_VALUES_KEPT integers (a `Wide` one not `_crowded` shows few)."""
+    """A variable's value (`KeyTable.value_at`) as `flat_vars` flattens it, each part as the
+    cost table shows it (`_shown_value`); `shown_at` keeps each (variable, place) made once,
+    but of a variable with more values than SHOWN_VALUES_KEPT, or a `Wide` one's mappings
+    (each read back from its line)."""
     found = shown_at.get((name, place))
     if found is None:
         flat = flat_vars({name: table.value_at(name, place)})
         found = [(flat_name, _shown_value(value)) for flat_name, value in flat.items()]
         raws = table.variables[name].raws
-        if isinstance(raws, Wide) or len(raws) <= SHOWN_VALUES_KEPT:
+        few = not raws.mapping if isinstance(raws, Wide) else len(raws) <= SHOWN_VALUES_KEPT
+        if few:  # a `Wide` variable without mappings: not `_crowded`, so few values priced
             shown_at[name, place] = found
     return found
 
 
-class _Parts:
-    """The fields of a variable's mapping values (`Values.fields`) as the cost table shows
-    them, `flat_vars`'s names (`row.prompt`) and each value's text, from the fields' places:
-    no line is read but for a `Wide` field's value first shown. Each value's text is made
-    once (but of a field of more than SHOWN_VALUES_KEPT integers)."""
-
-    def __init__(self, table: KeyTable, crowded: set[str]) -> None:
-        self._table = table
-        self._crowded = crowded
-        # Per (variable, place of a row's fields among its `shapes`): (shown name, field,
-        # its column) of each field not crowded, in the mapping's order.
-        self._of: dict[tuple[str, int], list[tuple[str, str, Values]]] = {}
-        self._text: dict[tuple[str, str, int], str] = {}  # per (variable, field, place)
-
-    def shown(self, name: str, values: Values, row: int) -> list[tuple[str, str]]:
-        """(name as `flat_vars` gives it, the value's text) of each field of the row's value."""
-        shape = values.shape_places[row]
-        parts = self._of.get((name, shape))
-        if parts is None:
-            parts = self._of[name, shape] = [
-                (f"{name}.{inner}", inner, values.fields[inner])
-                for inner in values.fields_of(row)
-                if f"{name}.{inner}" not in self._crowded
-            ]
-        found = []
-        for shown_name, inner, column in parts:
-            place = column.places[row]
-            text = self._text.get((name, inner, place))
-            if text is None:
-                text = _shown_value(self._table.field_at(name, inner, place))
-                raws = column.raws
-                if isinstance(raws, Wide) or len(raws) <= SHOWN_VALUES_KEPT:  # few shown
-                    self._text[name, inner, place] = text
-            found.append((shown_name, text))
-        return found
-
-
 def _crowded(table: KeyTable, priced: Sequence[int]) -> set[str]:
-    """The variables, and fields of variables' mappings (`row.prompt`: `Values.fields`),
-    whose values the table does not keep (`Wide`) that take more than twice MAX_COST_VALUES
-    of them in the `priced` rows (of a variable with mapping values, in the rows whose value
-    is no mapping: the others show as their fields): each shows as one text (at most two
-    values as the same, `1` and `"1"`), so their cost tables would be left out, which is known
-    from their places, without reading a value back."""
+    """The variables whose values the table does not keep (`Wide`, none a mapping) that take
+    more than twice MAX_COST_VALUES of them in the `priced` rows: each shows as one text (at
+    most two values as the same, `1` and `"1"`), so their cost tables would be left out, which
+    is known from their places, without reading a value back."""
     crowded = set()
     for name, values in table.variables.items():
-        columns = [(name, values), *((f"{name}.{f}", v) for f, v in values.fields.items())]
-        for shown_name, column in columns:
-            raws, places = column.raws, column.places
-            if not isinstance(raws, Wide):
-                continue
-            rows: Iterable[int] = priced
-            if column.shapes is not None:  # the rows whose value is no mapping
-                rows = (row for row in priced if not column.shape_places[row])
-            seen: set[int] = set()
-            for row in rows:
-                if places[row]:  # 0: the row does not set it
-                    seen.add(places[row])
-                    if len(seen) > 2 * MAX_COST_VALUES:
-                        crowded.add(shown_name)
-                        break
+        raws, places = values.raws, values.places
+        if not isinstance(raws, Wide) or raws.mapping:
+            continue
+        seen: set[int] = set()
+        for row in priced:
+            if places[row]:  # 0: the row does not set it
+                seen.add(places[row])
+                if len(seen) > 2 * MAX_COST_VALUES:
+                    crowded.add(name)
+                    break
     return crowded
 
 

@@ -214,7 +214,7 @@ def all_values(raws: Sequence[Any], places: array[int]) -> array[int]:
     present = [place for place in found if place]
     if isinstance(raws, ReadBack):  # values not kept: whether each is a number is
         wide = raws.wide
-        if present and wide.numeric and all(map(wide.numeric.__getitem__, present)):
+        if present and all(map(wide.numeric.__getitem__, present)):
             present.sort(key=wide.numbers.__getitem__)
     elif present and all(is_number(raws[place]) for place in present):
         present.sort(key=lambda place: float(raws[place]))

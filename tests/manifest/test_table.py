@@ -44,28 +44,6 @@ def test_values_are_told_apart_by_their_json() -> None:
     assert len({value_key(raw) for raw in values.raws[1:]}) == 8
 
 
-def test_a_wide_variable_keeps_what_sorts_its_values_once_one_is_a_number(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A `Wide` of texts and mappings (a text of its own per key, a CSV row) keeps no number
-    per value (8 bytes a value, not 17); from the first that is a number on, each value's, the
-    values before it none."""
-    monkeypatch.setattr(tablevalues, "WIDE_VALUES", 3)
-    values = Values()
-    for raw in [*(f"t{n}" for n in range(10)), {"a": 1}, UNSET]:
-        values.append(raw)
-    values.settle()
-    wide = values.raws
-    assert isinstance(wide, Wide)
-    assert (len(wide), len(wide.numbers), len(wide.numeric)) == (12, 0, 0)
-    for raw in ("t3", 2.5, "x"):
-        values.append(raw)
-    values.settle()
-    assert list(wide.numeric) == [0] * 12 + [1, 0]
-    assert list(wide.numbers) == [0.0] * 12 + [2.5, 0.0]
-    assert list(values.places) == [*range(1, 12), 0, 4, 12, 13]
-
-
 @pytest.mark.parametrize("bucket", [1, 2, 1 << 17])
 def test_a_variable_of_too_many_values_keeps_digests_in_the_same_places(
     monkeypatch: pytest.MonkeyPatch, bucket: int

@@ -66,9 +66,8 @@ def test_a_variable_that_keeps_no_values_costs_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past WIDE_VALUES values a variable keeps their digests (a text of its own per key): its
-    cost tables are the same, a mapping's fields taken from their own columns (`row.prompt`, a
-    text of its own in a CSV row, and `row.size`), and one with more values priced than a table
-    shows is left out without reading any."""
+    cost tables are the same, a mapping's fields read back from the lines, and one with more
+    values priced than a table shows is left out without reading any."""
     variables = [
         {
             "text": f"text {i}",  # a text of its own: no table
@@ -90,11 +89,10 @@ def test_a_variable_that_keeps_no_values_costs_the_same(
     table = load_table(tmp_path, variables=True)
     assert all(values.wide for values in table.variables.values())
     read: list[int] = []
-    line_of = table._line_of
-    monkeypatch.setattr(table, "_line_of", lambda row: read.append(row) or line_of(row))
+    value_at = table.value_at
+    monkeypatch.setattr(table, "value_at", lambda name, at: read.append(at) or value_at(name, at))
     status = summarize_table(table, rows, run_dir=tmp_path, costs_by_value=True)
     assert status.costliest() == costs
-    assert status.crowded == {"text", "row.prompt"}  # known from their places
-    # A mapping's fields are columns of their own: no row's line is read for them, and each
-    # value shown is read once: style's eight that are no mapping, few's three, row.size's.
-    assert len(read) == 8 + 3 + 3
+    assert status.crowded == {"text"}
+    # Each row's value of the two that take mappings (row, style); each of `few`'s once.
+    assert len(read) == 2 * len(rows) + 3
