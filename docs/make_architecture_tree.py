@@ -76,7 +76,8 @@ def render() -> str:
 def _package(folder: Path, indent: str) -> list[str]:
     """A subpackage's line, its modules', then its own subpackages' (`frontend/options/`)."""
     width = 19 - len(indent)
-    lines = [f"{indent}{folder.name + '/':<{width}}{_summary(folder / '__init__.py')}"]
+    # A space after the name, however long: no name runs into its summary.
+    lines = [f"{indent}{folder.name + '/':<{width - 1}} {_summary(folder / '__init__.py')}"]
     lines += [_line(path, indent + "  ") for path in _modules(folder)]
     for inner in sorted(p for p in folder.iterdir() if (p / "__init__.py").exists()):
         lines += _package(inner, indent + "  ")
@@ -89,7 +90,7 @@ def _modules(folder: Path) -> list[Path]:
 
 def _line(path: Path, indent: str) -> str:
     width = 19 - len(indent)
-    return f"{indent}{path.name:<{width}}{_summary(path)}".rstrip()
+    return f"{indent}{path.name:<{width - 1}} {_summary(path)}".rstrip()
 
 
 def _summary(path: Path) -> str:
