@@ -490,3 +490,36 @@ def test_force_swaps_whole_folders_with_or_without_an_atomic_exchange(
     assert (aside / "README.md").read_text() == "old"
     assert aside.parent == tmp_path
     assert not new.exists()
+
+
+def test_hf_makes_a_key_as_text_only_for_a_row_its_card_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At a million keys, making each key's text to judge its row was a second of an export:
+    # a row of text that goes in is judged by its kind, and its key's name needs no check.
+    from array import array
+
+    from runfolder import rec, write_run
+
+    from batchrun.manifest.keyrows import KeyRows
+    from batchrun.manifest.table import load_table
+    from batchrun.readout.export.inclusion import sort_out
+
+    run = tmp_path / "run"
+    run.mkdir()
+    done = [rec(f"{n:016x}", output=f"text {n}") for n in range(1, 7)]
+    write_run(run, [*done, rec("00000000000000ff", status="failed", error="no")])
+    table = load_table(run, variables=True)
+    rows = array("I", table.rows.values())
+    made: list[str] = []
+    key_of = KeyRows.key_of
+    monkeypatch.setattr(
+        KeyRows, "key_of", lambda self, row: made.append(key_of(self, row)) or made[-1]
+    )
+    card = Card(name="sweep", provenance=Provenance(None, None, None, None, None, "0", "now"))
+    by_job = sort_out(table, rows, run, card)
+    assert list(by_job) == ["flux"]
+    assert list(by_job["flux"][0]) == [table.rows[record.key] for record in done]
+    assert card.missing == [("00000000000000ff", "flux", "failed")]
+    # Each kind of row judged once by a key of it, and the row the card names
+    assert made == ["0000000000000001", "00000000000000ff", "00000000000000ff"]

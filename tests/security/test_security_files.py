@@ -282,6 +282,28 @@ def test_a_key_that_is_a_path_cannot_put_an_export_file_outside_to(
     assert not dest.exists()
 
 
+@pytest.mark.parametrize("key", ["../../../outside/victim", "a b"])
+def test_a_key_that_is_not_a_key_is_refused_for_a_text_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], key: str
+) -> None:
+    # A prediction of text has no file to check: its key's name is checked all the same (it
+    # is the one not among the 16 hex digits batchrun makes), after keys that are.
+    from runfolder import rec, write_run
+
+    from batchrun.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_run(run, [rec("00000000000000aa", output="a"), rec(key, output="b")])
+    dest = tmp_path / "dataset"
+    assert main(["export", str(run), "--format", "hf", "--to", str(dest)]) == 1
+    assert capsys.readouterr().err == (
+        f"batchrun: {run}: the manifest names the key {key!r}, which is"
+        " not a key batchrun makes; nothing was exported\n"
+    )
+    assert not dest.exists()
+
+
 def test_a_link_planted_at_the_preflight_records_temporary_is_not_written_through(
     tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:

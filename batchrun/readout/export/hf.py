@@ -123,16 +123,21 @@ def _write_job(
     def part(some: Sequence[int], out: IO[str], first: bool) -> HfJob:
         """Some of the job's rows written to `out`: what they hold, counted."""
         done = HfJob(job, kind)
+        targets, versions = done.targets, done.versions
         lines: list[str] = []
         for at, line in table.lines_of(some):
-            target, version, files = _fields(table, at, line)
-            done.predictions += 1
-            done.targets.add(_target_text(target))
+            get = line.get
+            target, files = get("target"), get("files") or ()
+            if files or (target and type(target) is not dict):
+                # Files to check, or a target not of its usual shape: read as a record reads
+                # them. A row of text with its target (most rows) needs neither copied.
+                target, _, files = _fields(table, at, line)
+            targets.add(_target_text(target) if target else "?")
+            version = get("version")
             if version:
-                done.versions[version] += 1
+                versions[version] += 1
             row = row_of(table, at, line)
             if kind == "json":
-                done.rows += 1
                 lines.append(to_line(row))
             for index, (path, size, sha256) in enumerate(files if kind != "json" else ()):
                 name = f"{table.rows.key_of(at)}-{index}{posixpath.splitext(path)[1].lower()}"
@@ -145,6 +150,9 @@ def _write_job(
                 out.write("".join(lines))  # one write a batch (each is redacted, a system call)
                 lines.clear()
         out.write("".join(lines))
+        done.predictions = len(some)
+        if kind == "json":
+            done.rows = len(some)
         return done
 
     with new_file(folder, layout.data_file(kind), root) as out:
