@@ -139,13 +139,14 @@ def _write_job(
             row = row_of(table, at, line)
             if kind == "json":
                 lines.append(to_line(row))
-            for index, (path, size, sha256) in enumerate(files if kind != "json" else ()):
-                name = f"{table.rows.key_of(at)}-{index}{posixpath.splitext(path)[1].lower()}"
-                link(run_dir / path, folder / name, root)
-                # As recorded: `left_out_reason` has just checked the bytes against the record.
-                sums.add(FileSum(f"{folder.name}/{name}", size, sha256))
-                done.rows += 1
-                lines.append(to_line({"file_name": name, "file_index": index, **row}))
+            else:
+                for index, (path, size, sha256) in enumerate(files):
+                    name = f"{table.rows.key_of(at)}-{index}{posixpath.splitext(path)[1].lower()}"
+                    link(run_dir / path, folder / name, root)
+                    # As recorded: `left_out_reason` has just checked the bytes against the record.
+                    sums.add(FileSum(f"{folder.name}/{name}", size, sha256))
+                    done.rows += 1
+                    lines.append(to_line({"file_name": name, "file_index": index, **row}))
             if len(lines) >= BATCH:
                 out.write("".join(lines))  # one write a batch (each is redacted, a system call)
                 lines.clear()
