@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import operator
 from array import array
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
 
+from batchrun import jsontext
 from batchrun.planner.columns import flat_vars
 
 H = TypeVar("H", bound=Hashable)
@@ -31,6 +31,11 @@ class Interned(Generic[H]):
         made.values = list(values)
         made._places = {value: place for place, value in enumerate(values)}
         return made
+
+    @property
+    def last(self) -> tuple[H, int]:
+        """The value placed last, and its place."""
+        return self._last
 
     def place(self, value: H) -> int:
         last, place = self._last
@@ -71,8 +76,12 @@ def value_key(raw: Any) -> Hashable:
         return int(raw)
     if isinstance(raw, float):  # 1.0 equals 1: its repr tells them (and -0.0) apart
         return ("f", repr(raw))
-    canonical = json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return ("j", canonical)
+    return ("j", _canonical(raw))
+
+
+# `json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"))`, its encoder
+# built once, not per value (a mapping per row).
+_canonical = jsontext.encoder(separators=(",", ":"), sort_keys=True)
 
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -89,12 +98,15 @@ def digest(key: Hashable) -> int:
     """A value's `value_key` as 64 bits (signed, for an int64 array): what tells a `Wide`
     variable's values apart. Two of a million values share one with odds of 1 in 30 million."""
     if type(key) is str:
-        data = b"s" + key.encode("utf-8", "surrogatepass")
-    elif type(key) is int:
-        data = b"i" + str(key).encode()
-    else:
-        tag, text = cast(tuple[str, Any], key)  # ("b", a bool) or (tag, a text)
-        data = tag.encode() + str(text).encode("utf-8", "surrogatepass")
+        return digest_of(b"s" + key.encode("utf-8", "surrogatepass"))
+    if type(key) is int:
+        return digest_of(b"i" + str(key).encode())
+    tag, text = cast(tuple[str, Any], key)  # ("b", a bool) or (tag, a text)
+    return digest_of(tag.encode() + str(text).encode("utf-8", "surrogatepass"))
+
+
+def digest_of(data: bytes) -> int:
+    """`digest` of a `value_key`'s bytes."""
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
@@ -177,6 +189,17 @@ class Wide:
     def hold(self, raw: Any) -> None:
         """The value of the next row that sets the variable, placed by `settle`."""
         digests, numbers, numeric = self._held
+        kind = type(raw)
+        if kind is str or kind is dict:  # most values held: a text or a row of its own per key
+            if kind is str:  # `digest(value_key(raw))`, without the steps between
+                digests.append(digest_of(b"s" + raw.encode("utf-8", "surrogatepass")))
+            else:
+                digests.append(digest_of(b"j" + _canonical(raw).encode("utf-8", "surrogatepass")))
+                if raw:
+                    self.mapping = True
+            numeric.append(0)
+            numbers.append(0.0)
+            return
         digests.append(digest(value_key(raw)))
         number = is_number(raw)
         numeric.append(number)
@@ -211,6 +234,10 @@ def _float(raw: int | float) -> float:
         return float(raw)
     except OverflowError:
         return math.inf if raw > 0 else -math.inf
+
+
+# Types whose values `flat_vars` does not spread (`planner.columns._NOT_MAPPINGS`).
+_PLAIN = frozenset((str, int, float, bool, list, type(None)))
 
 
 class Values:
@@ -255,7 +282,7 @@ class Values:
         `Wide` variable's rows are known once `settle`d."""
         if self.shapes is not None:
             self._shape(raw)
-        elif type(raw) is not str and holds_mapping(raw):  # the first: the rows before, none
+        elif type(raw) not in _PLAIN and holds_mapping(raw):  # the first: the rows before, none
             self.shapes = Interned(())
             self.shape_places = array("B", bytes(len(self.places)))
             self._shape(raw)
@@ -266,10 +293,25 @@ class Values:
         if raw is UNSET:
             self.places.append(0)
             return
-        raws = self.raws
+        raws, at = self.raws, self._at
         if isinstance(raws, Wide):
-            self._hold(raws, raw)
+            raws.hold(raw)
+            self._stand_in()
             return
+        kind = type(raw)
+        ints = self._ints
+        if ints and kind is int and _INT64[0] <= raw <= _INT64[1]:  # of many integers, held
+            ints.append(raw)
+            self.places.append(1)  # `_stand_in`, of a row after the first held
+            return
+        if (kind is str or kind is int) and at is not None:  # a value known (their own key)
+            place = at.get(raw)
+            # Of an array of more than WIDE_VALUES integers, an integer is held (below).
+            if place is not None and (
+                len(raws) <= WIDE_VALUES or type(raws) is list or self._keep_all
+            ):
+                self.places.append(place)
+                return
         int64 = type(raw) is int and _INT64[0] <= raw <= _INT64[1]
         if isinstance(raws, array) and len(raws) > WIDE_VALUES and not self._keep_all:
             if int64:  # one of many integers: placed among them at `settle`, as a Wide's
@@ -279,7 +321,6 @@ class Values:
             self._hold(self._become_wide(), raw)
             return
         key = value_key(raw)
-        at = self._at
         if at is None:  # settled, or read from the table kept on disk: rows appended after
             at = self._at = {value_key(raw): place for place, raw in enumerate(raws) if place}
         place = at.get(key)
@@ -371,10 +412,25 @@ class Values:
         """The row's place among `shapes`."""
         shapes = self.shapes
         assert shapes is not None
-        if type(raw) is str or raw is UNSET or not holds_mapping(raw):
+        kind = type(raw)
+        if kind is dict:
+            if not raw:  # {}: no mapping `flat_vars` spreads
+                self.shape_places.append(0)
+                return
+            if _PLAIN.issuperset(map(type, raw.values())):  # flat already (most rows)
+                names = tuple(raw)
+                last, place = shapes.last
+                if names == last:  # the shape of the row before: its place fits already
+                    self.shape_places.append(place)
+                    return
+            else:
+                names = tuple(flat_vars(raw))
+        elif kind in _PLAIN or raw is UNSET or not holds_mapping(raw):
             self.shape_places.append(0)
             return
-        place = shapes.place(tuple(flat_vars(raw)))
+        else:
+            names = tuple(flat_vars(raw))
+        place = shapes.place(names)
         if place > WIDEST[self.shape_places.typecode]:
             self.shape_places = array("I" if place > WIDEST["H"] else "H", self.shape_places)
         self.shape_places.append(place)

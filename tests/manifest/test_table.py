@@ -12,6 +12,7 @@ from batchrun.manifest.records import Record
 from batchrun.manifest.table import load_index, load_table
 from batchrun.manifest.tablevalues import UNSET, Values, Wide, is_number, value_key
 from batchrun.manifest.writer import ManifestWriter, new_header
+from batchrun.planner.columns import flat_vars
 
 
 def record(key: str, variables: dict[str, object], repeat: int = 0) -> Record:
@@ -97,6 +98,47 @@ def test_two_values_that_share_a_digest_become_one_and_no_other_moves(
     assert places[1] == places[2]
     assert len({places[0], places[1], *places[3:7]}) == 6
     assert places[7:] == [places[5], places[6], places[0]]
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_a_rows_shape_is_flat_vars_of_its_own_value_whatever_the_row_before(
+    monkeypatch: pytest.MonkeyPatch, wide: bool
+) -> None:
+    """Each row's fields are `flat_vars`'s of its own value, in its order, whether it has the
+    top-level names of the row before (a mapping inside one of them, or in another order) or
+    none (a text, an empty mapping, no value); a known integer or text keeps its place, and
+    integers held past WIDE_VALUES take theirs at `settle`."""
+    monkeypatch.setattr(tablevalues, "WIDE_VALUES", 3 if wide else 4096)
+    rows: list[Any] = [
+        {"a": 1, "b": "x"},
+        {"a": 2, "b": "x"},
+        {"a": {"c": 1}, "b": "x"},
+        {"a": {"c": 2}, "b": "y"},
+        {"b": "x", "a": 1},
+        {"a": 1, "b": "x"},
+        {},
+        "x",
+        UNSET,
+        {"a": [1], "b": None},
+        {"a": 1, "b": "x"},
+        {"a": {"c": {"d": 3}}, "b": 1.5},
+    ]
+    column, ints, texts = Values(), Values(), Values()
+    numbers = [0, 7, 0, 7, 40, 50, 60, 70, 80, 90, 40, 7]
+    for raw, number in zip(rows, numbers, strict=True):
+        column.append(raw)
+        ints.append(number)
+        texts.append(str(number))
+    for each in (column, ints, texts):
+        each.settle()
+    for row, raw in enumerate(rows):
+        flat = flat_vars(raw) if isinstance(raw, dict) else {}
+        assert column.fields_of(row) == tuple(flat)
+    assert [column.places[at] for at in (4, 5, 10)] == [column.places[0]] * 3  # one value
+    for each in (ints, texts):
+        places = list(each.places)
+        assert [places[at] for at in (2, 3, 10, 11)] == [places[at] for at in (0, 1, 4, 1)]
+        assert len(set(places)) == 8
 
 
 def placed(raws: list[Any], split: int) -> tuple[Values, Values]:
