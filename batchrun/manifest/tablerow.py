@@ -130,10 +130,16 @@ def _api_place(table: KeyTable, data: object) -> int:
 
 
 def _is_usd(value: object) -> bool:
+    if type(value) is float:  # most lines: a check, not two of a union
+        return value >= 0
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def _number(value: object) -> float:
+    if type(value) is float:  # most lines: a float, or none
+        return value
+    if value is None:
+        return math.nan
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return math.nan
