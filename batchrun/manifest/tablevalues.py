@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast, overload
 
 from batchrun import jsontext
-from batchrun.planner.columns import flat_vars
+from batchrun.planner.columns import NOT_MAPPINGS, flat_vars
 
 H = TypeVar("H", bound=Hashable)
 
@@ -236,8 +236,8 @@ def _float(raw: int | float) -> float:
         return math.inf if raw > 0 else -math.inf
 
 
-# Types whose values `flat_vars` does not spread (`planner.columns._NOT_MAPPINGS`).
-_PLAIN = frozenset((str, int, float, bool, list, type(None)))
+# Types whose values `flat_vars` does not spread.
+_PLAIN = NOT_MAPPINGS
 
 
 class Values:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_NOT_MAPPINGS = frozenset((str, int, float, bool, list, type(None)))
+# The types whose values are never a mapping to spread: a type check, not an isinstance.
+NOT_MAPPINGS = frozenset((str, int, float, bool, list, type(None)))
 
 
 def flat_vars(variables: Mapping[str, Any]) -> dict[str, Any]:
@@ -19,7 +20,7 @@ def flat_vars(variables: Mapping[str, Any]) -> dict[str, Any]:
         # What JSON makes is asked about before the abstract class, whose check costs 20 times
         # more: an export flattens every row's variables.
         kind = type(value)
-        mapping = kind is dict or (kind not in _NOT_MAPPINGS and isinstance(value, Mapping))
+        mapping = kind is dict or (kind not in NOT_MAPPINGS and isinstance(value, Mapping))
         if mapping and value:
             for inner, item in flat_vars(value).items():
                 flat[f"{name}.{inner}"] = item
