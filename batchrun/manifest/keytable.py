@@ -15,7 +15,8 @@ from batchrun.manifest.readback import Lines, parse_together
 from batchrun.manifest.reader import KeyState, line_read_back, record_of_line, record_read_back
 from batchrun.manifest.records import ALL_STATUSES, Api, Record, Status
 from batchrun.manifest.state import STATES, State, files_intact, key_state, may_move
-from batchrun.manifest.tablevalues import UNSET, Interned, ReadBack, Values, Wide, vars_of_line
+from batchrun.manifest.tablevalues import UNSET, Interned, ReadBack, Values, vars_of_line
+from batchrun.manifest.widevalues import Wide
 from batchrun.planner.naming import JobNamers
 
 # A timestamp column holds microseconds since the epoch (exact, unlike a float's seconds);

@@ -13,7 +13,8 @@ from typing import Any, BinaryIO
 from batchrun.manifest import tablecache
 from batchrun.manifest.keytable import NO_STATE, KeyTable
 from batchrun.manifest.records import ALL_STATUSES, Api
-from batchrun.manifest.tablevalues import UNSET, WIDEST, Interned, Values, Wide
+from batchrun.manifest.tablevalues import UNSET, WIDEST, Interned, Values
+from batchrun.manifest.widevalues import Wide
 
 # The table's columns a cache keeps, with their typecodes (`state` is set by each walk).
 _ROW_COLUMNS = (

@@ -27,7 +27,7 @@ from batchrun.manifest.filestat import HashedFiles
 from batchrun.manifest.keytable import NO_TIME, KeyTable
 from batchrun.manifest.records import ALL_STATUSES, IN_FLIGHT, UNKNOWN_API, Api, Record, Status
 from batchrun.manifest.state import STATES, State, counts_as_sandbox
-from batchrun.manifest.tablevalues import Wide
+from batchrun.manifest.widevalues import Wide
 from batchrun.planner.columns import flat_vars
 from batchrun.readout import sheet
 

@@ -38,7 +38,8 @@ from typing import Any, overload
 from batchrun.errors import UsageError
 from batchrun.manifest.keytable import KeyTable
 from batchrun.manifest.records import Record
-from batchrun.manifest.tablevalues import UNSET, ReadBack, Values, is_number
+from batchrun.manifest.tablevalues import UNSET, ReadBack, Values
+from batchrun.manifest.widevalues import is_number
 
 JOB = "job"
 MISSING_LABEL = "—"

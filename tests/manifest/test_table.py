@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from batchrun.errors import ManifestError
-from batchrun.manifest import tablevalues
+from batchrun.manifest import tablevalues, widevalues
 from batchrun.manifest.records import Record
 from batchrun.manifest.table import load_index, load_table
-from batchrun.manifest.tablevalues import UNSET, Values, Wide, is_number, value_key
+from batchrun.manifest.tablevalues import UNSET, Values
+from batchrun.manifest.widevalues import Wide, is_number, value_key
 from batchrun.manifest.writer import ManifestWriter, new_header
 from batchrun.planner.columns import flat_vars
 
@@ -54,7 +55,7 @@ def test_a_variable_of_too_many_values_keeps_digests_in_the_same_places(
     one it has when every value is kept, whether the rows came before it was wide, between
     settles, or after; and what sorts its values as numbers is kept."""
     monkeypatch.setattr(tablevalues, "WIDE_VALUES", 3)
-    monkeypatch.setattr(tablevalues, "SETTLED_PER_BUCKET", bucket)
+    monkeypatch.setattr(widevalues, "SETTLED_PER_BUCKET", bucket)
     raws: list[Any] = [5, 6, 5, 7, "a", 2.5, {"a": 1, "b": 2}, UNSET, "a", {"b": 2, "a": 1}, 8]
     raws += [f"t{n % 7}" for n in range(40)] + [10**30, -1, True, 1, 1.0, "1", UNSET, 2.5]
     for split in (0, 3, 20, len(raws)):  # where a settle comes between rows
@@ -81,11 +82,11 @@ def test_two_values_that_share_a_digest_become_one_and_no_other_moves(
     monkeypatch: pytest.MonkeyPatch, ints: bool
 ) -> None:
     """A digest shared by two values kept before the variable turned wide (odds in
-    `tablevalues.digest`) makes them one value; the rows of every other value keep theirs,
+    `widevalues.digest`) makes them one value; the rows of every other value keep theirs,
     as do rows appended after (a row of 6 is not put with a row of "x")."""
-    shared = tablevalues.digest(value_key(2))
-    real = tablevalues.digest
-    monkeypatch.setattr(tablevalues, "digest", lambda key: shared if key == 3 else real(key))
+    shared = widevalues.digest(value_key(2))
+    real = widevalues.digest
+    monkeypatch.setattr(widevalues, "digest", lambda key: shared if key == 3 else real(key))
     monkeypatch.setattr(tablevalues, "WIDE_VALUES", 5)
     first = [1, 2, 3, 4, 5, 6] if ints else ["1", 2, 3, "4", "5", "6"]
     column = Values()

@@ -18,7 +18,7 @@ from batchrun.manifest.records import WRITTEN, FileRecord, Record
 from batchrun.manifest.table import load_index, load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
 from batchrun.manifest.tablestore import _ROW_COLUMNS
-from batchrun.manifest.tablevalues import Wide
+from batchrun.manifest.widevalues import Wide
 from batchrun.manifest.writer import ManifestWriter, encode_line, new_header
 
 

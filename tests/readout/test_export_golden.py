@@ -36,6 +36,7 @@ from batchrun.manifest import tablerow, tablevalues
 from batchrun.manifest.records import Record
 from batchrun.manifest.table import load_table
 from batchrun.manifest.tablecache import TABLE_CACHE
+from batchrun.manifest.widevalues import Wide
 from batchrun.planner.expand import iter_plan
 from batchrun.readout.export import origin, twocores
 from batchrun.readout.export.rows import table_columns
@@ -235,7 +236,7 @@ def test_exports_are_as_before_when_no_variable_keeps_its_values(
     table = load_table(tmp_path / "runs" / "golden-export", variables=True)
     wide = [values for values in table.variables.values() if values.wide]
     assert len(wide) > 1  # every variable of more than one value, ints aside
-    assert any(isinstance(values.raws, tablevalues.Wide) and values.raws.mapping for values in wide)
+    assert any(isinstance(values.raws, Wide) and values.raws.mapping for values in wide)
 
 
 def test_the_columns_of_mappings_come_from_the_table_without_reading_a_line(
