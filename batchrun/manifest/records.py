@@ -287,9 +287,9 @@ class Record:
             files_template=_text_or_none(data.get("files_template")),
             api=Api.from_json(data.get("api")),
             not_created=data.get("not_created") is True,
-            cost=_usd(data.get("cost")),
+            cost=usd(data.get("cost")),
             price=_price(data.get("price")),
-            cost_before=_usd(data.get("cost_before")) or 0.0,
+            cost_before=usd(data.get("cost_before")) or 0.0,
         )
 
 
@@ -311,14 +311,19 @@ def check_unread(data: Mapping[str, Any]) -> None:
     if type(price) is dict:
         for amount in price.values():
             if type(amount) is int:
-                _usd(amount)  # past a float's range: an OverflowError, as `_price` has
+                usd(amount)  # past a float's range: an OverflowError, as `_price` has
 
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _usd(value: object) -> float | None:
+def usd(value: object) -> float | None:
+    """A record's amount of USD (`cost`, `cost_before`, a price): a number not below 0, as a
+    float; None for anything else (a bool, a text, a negative number). Past a float's range:
+    an OverflowError (one of MALFORMED)."""
+    if type(value) is float:  # most lines: a check, not two of a union
+        return value if value >= 0 else None
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return float(value)
     return None
@@ -327,7 +332,7 @@ def _usd(value: object) -> float | None:
 def _price(value: object) -> dict[str, float] | None:
     if not isinstance(value, dict):
         return None
-    return {str(name): float(amount) for name, amount in value.items() if _usd(amount) is not None}
+    return {str(name): float(amount) for name, amount in value.items() if usd(amount) is not None}
 
 
 def estimated_cost(cost: float | None, cost_before: float) -> float | None:
@@ -339,9 +344,9 @@ def estimated_cost(cost: float | None, cost_before: float) -> float | None:
 
 def estimated_cost_of(data: Mapping[str, Any]) -> float | None:
     """`Record.estimated_cost` of a record line, read as `Record.from_json` reads it."""
-    return estimated_cost(_usd(data.get("cost")), _usd(data.get("cost_before")) or 0.0)
+    return estimated_cost(usd(data.get("cost")), usd(data.get("cost_before")) or 0.0)
 
 
 def spent_of(data: Mapping[str, Any]) -> float:
     """What a record line says its key's predictions cost (USD), without reading it whole."""
-    return (_usd(data.get("cost")) or 0.0) + (_usd(data.get("cost_before")) or 0.0)
+    return (usd(data.get("cost")) or 0.0) + (usd(data.get("cost_before")) or 0.0)

@@ -21,7 +21,7 @@ from batchrun.manifest.keytable import (
     KeyTable,
     file_checks,
 )
-from batchrun.manifest.records import Api, check_unread, parse_status, spent_of
+from batchrun.manifest.records import Api, check_unread, parse_status, spent_of, usd
 from batchrun.manifest.tablevalues import UNSET, Values, vars_of_line
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,7 +67,7 @@ def append(
         (MISSING if missing else 0)
         | (NOT_CREATED if get("not_created") is True else 0)
         | (DUPLICATE if get("possible_duplicate") else 0)
-        | (PRICED if spent or _is_usd(cost) else 0)
+        | (PRICED if spent or usd(cost) is not None else 0)
         | (NAIVE_CREATED if naive_created else 0)
         | (NAIVE_COMPLETED if naive_completed else 0)
     )
@@ -127,12 +127,6 @@ def _api_place(table: KeyTable, data: object) -> int:
     if place is None:
         place = table._apis_at[said] = table.apis.place(Api.from_json(data))
     return place
-
-
-def _is_usd(value: object) -> bool:
-    if type(value) is float:  # most lines: a check, not two of a union
-        return value >= 0
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def _number(value: object) -> float:
