@@ -54,8 +54,10 @@ def digest_of(data: bytes) -> int:
 
 
 def is_number(raw: Any) -> bool:
-    """Whether the report orders a value as a number (`report.layout.all_values`)."""
-    return isinstance(raw, int | float) and not isinstance(raw, bool)
+    """Whether a value is a JSON number (an int or a float, not a bool): what the report orders
+    as a number (`report.layout.all_values`), and a metric an export takes."""
+    kind = type(raw)
+    return kind is float or kind is int or (isinstance(raw, int | float) and kind is not bool)
 
 
 def holds_mapping(raw: Any) -> bool:

@@ -15,6 +15,7 @@ from batchrun.manifest.records import (
     parse_status,
 )
 from batchrun.manifest.tablevalues import Values
+from batchrun.manifest.widevalues import is_number
 from batchrun.output_files import joined_output
 from batchrun.planner.columns import flat_vars
 
@@ -64,11 +65,11 @@ def export_row(line: Mapping[str, Any]) -> dict[str, Any]:
         prediction_id=get("prediction_id"),
         # {url, sandbox}, as status --csv has it; None: written before records kept it.
         api=api.to_json() if api is not None else None,
-        predict_time=predict_time if _is_number(predict_time) else None,
+        predict_time=predict_time if is_number(predict_time) else None,
     )
     for name in TOKEN_METRICS:
         value = metrics.get(name)
-        row[name] = value if _is_number(value) else None
+        row[name] = value if is_number(value) else None
     # USD, estimated from the user's prices (docs/cost.md); None for a job without a price.
     row["cost"] = estimated_cost_of(line)
     row["error"] = get("error")
@@ -95,11 +96,6 @@ def output_text(output: Any) -> str | None:
     if output is None or isinstance(output, str):
         return output
     return json.dumps(output, ensure_ascii=False, separators=(",", ":"))
-
-
-def _is_number(value: Any) -> bool:
-    kind = type(value)
-    return kind is float or kind is int or (isinstance(value, int | float) and kind is not bool)
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
