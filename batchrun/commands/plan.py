@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from batchrun import jsontext
 from batchrun.cost import ESTIMATED, Learned, SchemaCount, bounds, count_from, money
 from batchrun.errors import SpecError, UsageError
 from batchrun.exitcodes import ExitCode
@@ -262,7 +263,7 @@ def render_estimate(found: PlanEstimate) -> list[str]:
 
 def _write_lines(lines: Iterator[dict[str, Any]]) -> int:
     # A reader that stops early (`| head`) ends this with BrokenPipeError; cli.py ends quietly.
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    dumps = jsontext.encoder(separators=(",", ":"))
     write_lines(map(dumps, lines), sys.stdout)
     return ExitCode.OK
 

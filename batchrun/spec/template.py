@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from batchrun import jsontext
+
 KeyPath = tuple[str | int, ...]
 Vars = Mapping[str, Any]
 
@@ -97,7 +99,7 @@ _SCALAR_TEXT: dict[type, Callable[[Any], str]] = {
     bool: lambda value: "true" if value else "false",
     type(None): lambda value: "null",
 }
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_compact = jsontext.encoder(separators=(",", ":"))
 
 
 def as_text(value: Any) -> str:
