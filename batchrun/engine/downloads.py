@@ -137,15 +137,7 @@ class Downloads:
         self, record: Record, index: int, url: str, name: str | None = None
     ) -> FileRecord:
         namer = self.namers(record.job)
-        relative = namer.path_for(
-            job=record.job,
-            key=record.key,
-            index=index,
-            url=url,
-            repeat=record.repeat,
-            vars=record.vars,
-            output=name,
-        )
+        relative = record.file_path(namer, index, url, name)
         self.claims.claim(relative, record.key, index, keyed="key" in namer.variables)
         if is_data_uri(url):
             data = decode_data_uri(url)

@@ -12,6 +12,7 @@ from typing import Any
 
 from batchrun.output_files import joined_output
 from batchrun.planner.expand import PlannedPrediction
+from batchrun.planner.naming import FileNamer
 
 FORMAT = 1
 WRITTEN = "written_ns"  # on every record line: when it was written (ns since the epoch)
@@ -202,6 +203,19 @@ class Record:
     @property
     def terminal(self) -> bool:
         return self.status not in IN_FLIGHT
+
+    def file_path(self, namer: FileNamer, index: int, url: str, output: str | None) -> str:
+        """Where `namer` (a job's `files` template) puts this key's output file `index`,
+        fetched from `url` (`output`: the name the output gives it); NamingError if it cannot."""
+        return namer.path_for(
+            job=self.job,
+            key=self.key,
+            index=index,
+            url=url,
+            repeat=self.repeat,
+            vars=self.vars,
+            output=output,
+        )
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -122,15 +122,7 @@ def moves(record: Record, namer: FileNamer) -> dict[int, str]:
         found = urls.get(file.url)
         index, url = found if found is not None else (place, file.url)
         try:
-            path = namer.path_for(
-                job=record.job,
-                key=record.key,
-                index=index,
-                url=url,
-                repeat=record.repeat,
-                vars=record.vars,
-                output=names.get(url),
-            )
+            path = record.file_path(namer, index, url, names.get(url))
         except NamingError:
             continue
         if path != file.path:
